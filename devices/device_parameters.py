@@ -1,0 +1,122 @@
+"""Type-specific device parameters: one schema per device type, units in the names."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+
+@dataclass(frozen=True)
+class Param:
+    kind: type | tuple[type, ...]
+    required: bool = False
+    default: Any = None
+    min: float | None = None
+    max: float | None = None
+    choices: tuple | None = None
+
+
+_NUM = (int, float)
+_SHIFTABLE = {"max_power_w": Param(_NUM, default=None, min=1, max=10_000)}
+DEVICE_PARAMETERS: dict[str, dict[str, Param]] = {
+    "dishwasher": _SHIFTABLE,
+    "washing_machine": _SHIFTABLE,
+    "dryer": _SHIFTABLE,
+    "ev_charger": {
+        "min_power_kw": Param(_NUM, default=1.38, min=0, max=350),
+        "max_power_kw": Param(_NUM, required=True, min=0.5, max=350),
+        "phases": Param(int, default=1, choices=(1, 3)),
+        "voltage_v": Param(_NUM, default=230, min=100, max=480),
+        "current_steps_a": Param(list, default=None),
+        "efficiency": Param(_NUM, default=0.92, min=0.5, max=1.0),
+    },
+    "battery": {
+        "capacity_kwh": Param(_NUM, required=True, min=0.1, max=1000),
+        "max_charge_kw": Param(_NUM, required=True, min=0.1, max=500),
+        "max_discharge_kw": Param(_NUM, required=True, min=0.1, max=500),
+        "charge_efficiency": Param(_NUM, default=0.95, min=0.5, max=1.0),
+        "discharge_efficiency": Param(_NUM, default=0.95, min=0.5, max=1.0),
+        "min_soc_pct": Param(_NUM, default=10, min=0, max=100),
+        "initial_soc_pct": Param(_NUM, default=50, min=0, max=100),
+    },
+    "pv": {
+        "peak_power_kw": Param(_NUM, required=True, min=0.1, max=1000),
+        "curtailable": Param(bool, default=False),
+    },
+    "water_heater": {
+        "electric_power_kw": Param(_NUM, required=True, min=0.1, max=30),
+        "tank_volume_l": Param(_NUM, required=True, min=10, max=2000),
+        "cop": Param(_NUM, default=1.0, min=0.5, max=8),
+        "temperature_min_c": Param(_NUM, default=45, min=5, max=95),
+        "temperature_max_c": Param(_NUM, default=65, min=5, max=95),
+        "initial_temperature_c": Param(_NUM, default=55, min=5, max=95),
+        "modulating": Param(bool, default=False),
+        "standing_loss_w": Param(_NUM, default=50, min=0, max=2000),
+    },
+    "heat_pump": {
+        "electric_power_kw": Param(_NUM, required=True, min=0.1, max=50),
+        "tank_volume_l": Param(_NUM, required=True, min=10, max=5000),
+        "cop": Param(_NUM, default=3.0, min=0.5, max=8),
+        "temperature_min_c": Param(_NUM, default=40, min=5, max=95),
+        "temperature_max_c": Param(_NUM, default=55, min=5, max=95),
+        "initial_temperature_c": Param(_NUM, default=48, min=5, max=95),
+        "modulating": Param(bool, default=True),
+        "standing_loss_w": Param(_NUM, default=80, min=0, max=5000),
+    },
+}
+
+
+def validate_device_parameters(device_type: str, parameters: dict) -> dict:
+    """Validate and complete `parameters` for `device_type`; errors name `parameters.<field>`."""
+    schema = DEVICE_PARAMETERS.get(device_type)
+    if schema is None:
+        raise ValidationError({"device_type": f"Unknown device type '{device_type}'."})
+    if not isinstance(parameters, dict):
+        raise ValidationError({"parameters": "Must be an object."})
+    errors: dict[str, str] = {}
+    unknown = sorted(set(parameters) - set(schema))
+    for name in unknown:
+        errors[f"parameters.{name}"] = f"Unknown parameter for a {device_type}."
+    out: dict[str, Any] = {}
+    for name, p in schema.items():
+        value = parameters.get(name, p.default)
+        if value is None:
+            if p.required:
+                errors[f"parameters.{name}"] = "This parameter is required."
+            continue
+        if isinstance(value, bool) and p.kind is not bool:
+            errors[f"parameters.{name}"] = "Must be a number."
+            continue
+        if not isinstance(value, p.kind):
+            errors[f"parameters.{name}"] = f"Must be of type {getattr(p.kind, '__name__', 'number')}."
+            continue
+        if p.min is not None and value < p.min or p.max is not None and value > p.max:
+            errors[f"parameters.{name}"] = f"Must be between {p.min} and {p.max}."
+            continue
+        if p.choices and value not in p.choices:
+            errors[f"parameters.{name}"] = f"Must be one of {list(p.choices)}."
+            continue
+        out[name] = value
+    if not errors:
+        _check_cross_fields(device_type, out, errors)
+    if errors:
+        raise ValidationError(errors)
+    return out
+
+
+def _check_cross_fields(device_type: str, p: dict, errors: dict[str, str]) -> None:
+    if device_type == "ev_charger":
+        if p["min_power_kw"] > p["max_power_kw"]:
+            errors["parameters.min_power_kw"] = "Must not exceed max_power_kw."
+        steps = p.get("current_steps_a")
+        if steps is not None:
+            if not steps or any(isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 < a <= 500 for a in steps):
+                errors["parameters.current_steps_a"] = "Must be a non-empty list of currents in A (0-500]."
+            elif sorted(steps) != list(steps):
+                errors["parameters.current_steps_a"] = "Must be in increasing order."
+    if device_type in ("water_heater", "heat_pump"):
+        if p["temperature_max_c"] <= p["temperature_min_c"]:
+            errors["parameters.temperature_max_c"] = "Must be above temperature_min_c."
+    if device_type == "battery" and p["initial_soc_pct"] < p["min_soc_pct"]:
+        errors["parameters.initial_soc_pct"] = "Must not be below min_soc_pct."

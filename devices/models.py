@@ -1,0 +1,414 @@
+"""Households, hubs, DERs, cycles, comfort preferences, signals and telemetry.
+
+Models hold data and their invariants (clean()); actions that write live in
+services.py, queries in selectors.py.
+"""
+from __future__ import annotations
+
+import zoneinfo
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from .device_parameters import validate_device_parameters
+from .power_profiles import profile_duration_minutes, validate_power_profile
+
+# Standard contracted-power steps (kVA) offered to households (Portugal/Iberia).
+CONTRACTED_POWER_STEPS_KVA = (
+    "1.15", "2.30", "3.45", "4.60", "5.75", "6.90", "10.35", "13.80",
+    "17.25", "20.70", "27.60", "34.50", "41.40",
+)
+CONTRACTED_POWER_CHOICES = [(Decimal(v), f"{Decimal(v).normalize()} kVA") for v in CONTRACTED_POWER_STEPS_KVA]
+
+
+def validate_timezone(value: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ValidationError(f"'{value}' is not an IANA time zone.", code="invalid_timezone")
+
+
+def require_aware(name: str, value) -> None:
+    if value is not None and timezone.is_naive(value):
+        raise ValidationError({name: "Must include a time zone offset."})
+
+
+class TimeStampedModel(models.Model):
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class TariffKind(models.TextChoices):
+    SIMPLE = "simple", "Simple (flat)"
+    BI_HOURLY = "bi_hourly", "Bi-hourly time of use"
+    TRI_HOURLY = "tri_hourly", "Tri-hourly time of use"
+    DYNAMIC = "dynamic", "Dynamic price series"
+
+
+class Objective(models.TextChoices):
+    ECONOMIC = "economic", "Economic (cost)"
+    ECOLOGIC = "ecologic", "Ecologic (CO2)"
+    MIXED = "mixed", "Mixed (weighted)"
+
+
+class Tariff(TimeStampedModel):
+    """A time-of-use tariff calendar: prices per local period (EUR/kWh).
+
+    `periods` is a list of {"days": [0..6], "start": "HH:MM", "end": "HH:MM",
+    "price_eur_per_kwh": float}; weekday 0 is Monday; "end" "24:00" closes the day.
+    """
+
+    code = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=120)
+    kind = models.CharField(max_length=16, choices=TariffKind.choices)
+    country = models.CharField(max_length=2, default="PT")
+    periods = models.JSONField()
+    export_price_eur_per_kwh = models.DecimalField(max_digits=8, decimal_places=5, default=Decimal("0"))
+    source = models.TextField(blank=True, help_text="Where these prices come from.")
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from .tariffs import validate_periods
+
+        validate_periods(self.periods)
+
+
+class Home(TimeStampedModel):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="homes")
+    name = models.CharField(max_length=120)
+    timezone = models.CharField(max_length=64, default="Europe/Lisbon", validators=[validate_timezone])
+    country = models.CharField(max_length=2, default="PT")
+    contracted_power_kva = models.DecimalField(
+        max_digits=5, decimal_places=2, choices=CONTRACTED_POWER_CHOICES, default=Decimal("6.90")
+    )
+    export_limit_kw = models.DecimalField(
+        max_digits=6, decimal_places=2, default=Decimal("0"), validators=[MinValueValidator(Decimal("0"))]
+    )
+    tariff_kind = models.CharField(max_length=16, choices=TariffKind.choices, default=TariffKind.TRI_HOURLY)
+    tariff = models.ForeignKey(Tariff, null=True, blank=True, on_delete=models.PROTECT, related_name="homes")
+    objective = models.CharField(max_length=16, choices=Objective.choices, default=Objective.ECONOMIC)
+    objective_cost_weight = models.FloatField(
+        default=0.5,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Mixed objective only: weight on normalized cost (the rest goes to CO2).",
+    )
+    global_optimizer_opt_in = models.BooleanField(
+        default=False, help_text="Take part in day-ahead runs and grid flexibility offers."
+    )
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def import_limit_kw(self) -> float:
+        # Contracted apparent power taken at unity power factor.
+        return float(self.contracted_power_kva)
+
+    @property
+    def tzinfo(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+    def clean(self) -> None:
+        if self.tariff_id and self.tariff.kind != self.tariff_kind:
+            raise ValidationError({"tariff": f"Tariff kind '{self.tariff.kind}' does not match '{self.tariff_kind}'."})
+
+
+class DoNotDisturbWindow(models.Model):
+    """Local-time window on a weekday when noisy appliances must not run."""
+
+    home = models.ForeignKey(Home, on_delete=models.CASCADE, related_name="do_not_disturb_windows")
+    weekday = models.PositiveSmallIntegerField(validators=[MaxValueValidator(6)], help_text="0 = Monday")
+    start_time = models.TimeField()
+    end_time = models.TimeField(help_text="May be earlier than start: the window then runs past midnight.")
+
+    class Meta:
+        ordering = ["home_id", "weekday", "start_time"]
+
+    def clean(self) -> None:
+        if self.start_time == self.end_time:
+            raise ValidationError({"end_time": "Must differ from start_time."})
+
+
+class Hub(TimeStampedModel):
+    hub_id = models.CharField(max_length=64, unique=True, help_text="Public identifier printed on the hub.")
+    home = models.ForeignKey(Home, null=True, blank=True, on_delete=models.SET_NULL, related_name="hubs")
+    mqtt_username = models.CharField(max_length=80, unique=True)
+    mqtt_password_hash = models.CharField(max_length=256, blank=True)
+    online = models.BooleanField(default=False)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    firmware_version = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.hub_id
+
+
+class DeviceType(models.TextChoices):
+    DISHWASHER = "dishwasher", "Dishwasher"
+    WASHING_MACHINE = "washing_machine", "Washing machine"
+    DRYER = "dryer", "Dryer"
+    EV_CHARGER = "ev_charger", "EV charger"
+    BATTERY = "battery", "Home battery"
+    PV = "pv", "PV system"
+    WATER_HEATER = "water_heater", "Water heater"
+    HEAT_PUMP = "heat_pump", "Heat pump"
+
+
+SHIFTABLE_TYPES = {DeviceType.DISHWASHER, DeviceType.WASHING_MACHINE, DeviceType.DRYER}
+THERMAL_TYPES = {DeviceType.WATER_HEATER, DeviceType.HEAT_PUMP}
+
+
+class Device(TimeStampedModel):
+    """A distributed energy resource behind a hub."""
+
+    home = models.ForeignKey(Home, on_delete=models.CASCADE, related_name="devices")
+    hub = models.ForeignKey(Hub, null=True, blank=True, on_delete=models.SET_NULL, related_name="devices")
+    serial_number = models.CharField(max_length=80)
+    name = models.CharField(max_length=120)
+    brand = models.CharField(max_length=80, blank=True)
+    device_type = models.CharField(max_length=24, choices=DeviceType.choices)
+    allow_hems = models.BooleanField(default=True, help_text="The household lets the HEMS plan this device.")
+    automatic_management = models.BooleanField(
+        default=False, help_text="Plans are sent to the hub as commands without asking the household."
+    )
+    parameters = models.JSONField(default=dict, blank=True, help_text="Type-specific parameters (units in names).")
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["home", "serial_number"], name="device_serial_unique_per_home")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.serial_number})"
+
+    def clean(self) -> None:
+        if self.hub_id and self.home_id and self.hub.home_id != self.home_id:
+            raise ValidationError({"hub": "The hub belongs to another home."})
+        if self.device_type not in DeviceType.values:
+            raise ValidationError({"device_type": f"Unknown device type '{self.device_type}'."})
+        self.parameters = validate_device_parameters(self.device_type, self.parameters or {})
+
+
+class CycleState(models.TextChoices):
+    SCHEDULED = "scheduled", "Scheduled"
+    RUNNING = "running", "Running"
+    PAUSED = "paused", "Paused"
+    COMPLETED = "completed", "Completed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Cycle(TimeStampedModel):
+    """A power sequence of a shiftable appliance (SAREF4ENER-like).
+
+    `power_profile` is a list of phases in execution order:
+    {"duration_min": float, "expected_power_w": float | null, "max_power_w": float}.
+    """
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="cycles")
+    sequence_id = models.CharField(max_length=80)
+    program = models.CharField(max_length=120, blank=True)
+    earliest_start = models.DateTimeField()
+    latest_end = models.DateTimeField()
+    scheduled_start = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=16, choices=CycleState.choices, default=CycleState.SCHEDULED)
+    power_profile = models.JSONField()
+
+    class Meta:
+        ordering = ["earliest_start", "id"]
+        constraints = [models.UniqueConstraint(fields=["device", "sequence_id"], name="cycle_sequence_unique_per_device")]
+        indexes = [models.Index(fields=["state", "latest_end"])]
+
+    def __str__(self) -> str:
+        return f"{self.device.name} {self.program or self.sequence_id}"
+
+    @property
+    def duration(self) -> timedelta:
+        return timedelta(minutes=profile_duration_minutes(self.power_profile))
+
+    def clean(self) -> None:
+        for name in ("earliest_start", "latest_end", "scheduled_start"):
+            require_aware(name, getattr(self, name))
+        if self.device_id and self.device.device_type not in SHIFTABLE_TYPES:
+            raise ValidationError({"device": "Cycles belong to dishwashers, washing machines and dryers."})
+        self.power_profile = validate_power_profile(self.power_profile)
+        if self.earliest_start and self.latest_end:
+            if self.latest_end <= self.earliest_start:
+                raise ValidationError({"latest_end": "Must be after earliest_start."})
+            if self.earliest_start + self.duration > self.latest_end:
+                raise ValidationError(
+                    {"power_profile": f"The profile lasts {self.duration} but the window is only "
+                     f"{self.latest_end - self.earliest_start} long."}
+                )
+            if self.scheduled_start and not (
+                self.earliest_start <= self.scheduled_start <= self.latest_end - self.duration
+            ):
+                raise ValidationError({"scheduled_start": "Must let the cycle run inside its window."})
+
+
+class ComfortPreference(TimeStampedModel):
+    """Per-device comfort: battery reserve and temperature band."""
+
+    device = models.OneToOneField(Device, on_delete=models.CASCADE, related_name="comfort")
+    battery_reserve_pct = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(100)],
+        help_text="Battery: state of charge (%) always kept in reserve.",
+    )
+    temperature_min_c = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(95)])
+    temperature_max_c = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(95)])
+
+    def clean(self) -> None:
+        if (self.temperature_min_c is None) != (self.temperature_max_c is None):
+            raise ValidationError({"temperature_max_c": "Give both ends of the temperature band."})
+        if self.temperature_min_c is not None and self.temperature_max_c <= self.temperature_min_c:
+            raise ValidationError({"temperature_max_c": "Must be above temperature_min_c."})
+        if self.device_id:
+            dtype = self.device.device_type
+            if self.battery_reserve_pct is not None and dtype != DeviceType.BATTERY:
+                raise ValidationError({"battery_reserve_pct": "Only batteries have a reserve."})
+            if self.temperature_min_c is not None and dtype not in THERMAL_TYPES:
+                raise ValidationError({"temperature_min_c": "Only water heaters and heat pumps have a temperature band."})
+
+
+class EVSession(TimeStampedModel):
+    """An EV charging session: plugged in at arrival, must have its energy by departure."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="ev_sessions")
+    arrival = models.DateTimeField()
+    departure = models.DateTimeField()
+    energy_kwh = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(200)])
+    target_soc_pct = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(100)])
+    initial_soc_pct = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(100)])
+    vehicle_capacity_kwh = models.FloatField(null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(250)])
+    vehicle_name = models.CharField(max_length=80, blank=True)
+
+    class Meta:
+        ordering = ["arrival", "id"]
+        indexes = [models.Index(fields=["device", "departure"])]
+
+    def clean(self) -> None:
+        require_aware("arrival", self.arrival)
+        require_aware("departure", self.departure)
+        if self.device_id and self.device.device_type != DeviceType.EV_CHARGER:
+            raise ValidationError({"device": "EV sessions belong to EV chargers."})
+        if self.arrival and self.departure and self.departure <= self.arrival:
+            raise ValidationError({"departure": "Must be after arrival."})
+        if self.energy_kwh is None:
+            missing = [n for n in ("target_soc_pct", "initial_soc_pct", "vehicle_capacity_kwh") if getattr(self, n) is None]
+            if missing:
+                raise ValidationError({"energy_kwh": "Give energy_kwh, or target_soc_pct with initial_soc_pct and vehicle_capacity_kwh."})
+            if self.target_soc_pct < self.initial_soc_pct:
+                raise ValidationError({"target_soc_pct": "Must not be below initial_soc_pct."})
+
+    @property
+    def required_energy_kwh(self) -> float:
+        if self.energy_kwh is not None:
+            return self.energy_kwh
+        return (self.target_soc_pct - self.initial_soc_pct) / 100.0 * self.vehicle_capacity_kwh
+
+
+class SignalKind(models.TextChoices):
+    IMPORT_PRICE = "import_price", "Import price (EUR/kWh)"
+    EXPORT_PRICE = "export_price", "Export price (EUR/kWh)"
+    CO2_INTENSITY = "co2_intensity", "CO2 intensity (g/kWh)"
+    LOAD_FORECAST = "load_forecast", "Base load forecast (W)"
+    PV_FORECAST = "pv_forecast", "PV forecast (W)"
+    HEAT_DEMAND = "heat_demand", "Heat demand forecast (W thermal)"
+
+
+SIGNAL_UNITS = {
+    SignalKind.IMPORT_PRICE: "EUR/kWh",
+    SignalKind.EXPORT_PRICE: "EUR/kWh",
+    SignalKind.CO2_INTENSITY: "g/kWh",
+    SignalKind.LOAD_FORECAST: "W",
+    SignalKind.PV_FORECAST: "W",
+    SignalKind.HEAT_DEMAND: "W",
+}
+HOME_SIGNALS = {SignalKind.LOAD_FORECAST, SignalKind.PV_FORECAST, SignalKind.HEAT_DEMAND}
+
+
+class SignalSeries(TimeStampedModel):
+    """A regular time series: values[i] holds for [start + i*resolution, start + (i+1)*resolution).
+
+    Prices and CO2 are per area (home optional: a home-specific series wins);
+    forecasts are per home (and per device for PV and heat demand).
+    """
+
+    kind = models.CharField(max_length=24, choices=SignalKind.choices)
+    home = models.ForeignKey(Home, null=True, blank=True, on_delete=models.CASCADE, related_name="signals")
+    device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.CASCADE, related_name="signals")
+    area = models.CharField(max_length=32, blank=True, help_text="Bidding zone or country for area-wide signals.")
+    start = models.DateTimeField()
+    resolution_minutes = models.PositiveSmallIntegerField(choices=[(m, f"{m} min") for m in (5, 15, 30, 60)])
+    values = models.JSONField()
+    unit = models.CharField(max_length=16, editable=False)
+    source = models.CharField(max_length=120, blank=True)
+
+    class Meta:
+        ordering = ["-start", "id"]
+        indexes = [models.Index(fields=["kind", "area", "start"]), models.Index(fields=["home", "kind", "start"])]
+        verbose_name_plural = "signal series"
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.area or self.home_id} {self.start:%Y-%m-%d %H:%M}"
+
+    @property
+    def end(self):
+        return self.start + timedelta(minutes=self.resolution_minutes * len(self.values or []))
+
+    def save(self, *args, **kwargs):
+        self.unit = SIGNAL_UNITS[SignalKind(self.kind)]
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        require_aware("start", self.start)
+        if self.kind in HOME_SIGNALS and not self.home_id:
+            raise ValidationError({"home": f"A {self.kind} series belongs to a home."})
+        if self.kind not in HOME_SIGNALS and not (self.home_id or self.area):
+            raise ValidationError({"area": "Give an area (or a home) for prices and CO2."})
+        if not isinstance(self.values, list) or not self.values:
+            raise ValidationError({"values": "Must be a non-empty list of numbers."})
+        if len(self.values) > 7 * 24 * 60 // 5:
+            raise ValidationError({"values": "At most one week of values per series."})
+        for i, v in enumerate(self.values):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ValidationError({"values": f"values[{i}] is not a number."})
+            if self.kind in HOME_SIGNALS | {SignalKind.CO2_INTENSITY} and v < 0:
+                raise ValidationError({"values": f"values[{i}] must not be negative."})
+        if self.start and self.resolution_minutes:
+            epoch_minutes = int(self.start.timestamp()) // 60
+            if int(self.start.timestamp()) % 60 or epoch_minutes % self.resolution_minutes:
+                raise ValidationError({"start": "Must be aligned to the resolution."})
+
+
+class Measurement(models.Model):
+    """Telemetry: one measurement of a home (device null) or of one device.
+
+    Written in bulk by the hub listener; indexed for time-range queries.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    home = models.ForeignKey(Home, on_delete=models.CASCADE, related_name="measurements")
+    device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.CASCADE, related_name="measurements")
+    time = models.DateTimeField()
+    power_w = models.FloatField(null=True, blank=True)
+    energy_wh = models.FloatField(null=True, blank=True, help_text="Cumulative energy meter reading (Wh).")
+    soc_pct = models.FloatField(null=True, blank=True)
+    temperature_c = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["time"]
+        indexes = [models.Index(fields=["home", "time"]), models.Index(fields=["device", "time"])]

@@ -1,0 +1,106 @@
+"""Time-of-use tariff calendars and their expansion into per-slot price series.
+
+Built-in calendars follow the period boundaries of the Portuguese regulator
+ERSE's "ciclo diário" (daily cycle, winter hours) for low-voltage households:
+off-peak (vazio) 22:00-08:00; for tri-hourly, peak (ponta) 09:00-10:30 and
+18:00-20:30, mid (cheias) the rest. The EUR/kWh prices are the three levels of
+the FlexiHome Energy Manager default tri-hourly day (0.1044 / 0.1696 / 0.2337);
+the bi-hourly and simple prices are illustrative values between them. Operators
+edit or add tariffs in the admin.
+"""
+from __future__ import annotations
+
+import zoneinfo
+from datetime import datetime, time, timedelta
+
+from django.core.exceptions import ValidationError
+
+ALL_DAYS = [0, 1, 2, 3, 4, 5, 6]
+OFF_PEAK, MID, PEAK = 0.1044, 0.1696, 0.2337
+
+DEFAULT_TARIFFS = [
+    {
+        "code": "pt-simple",
+        "name": "Portugal simple (flat)",
+        "kind": "simple",
+        "periods": [{"days": ALL_DAYS, "start": "00:00", "end": "24:00", "price_eur_per_kwh": 0.1650}],
+    },
+    {
+        "code": "pt-bi-hourly-daily",
+        "name": "Portugal bi-hourly, daily cycle",
+        "kind": "bi_hourly",
+        "periods": [
+            {"days": ALL_DAYS, "start": "00:00", "end": "08:00", "price_eur_per_kwh": OFF_PEAK},
+            {"days": ALL_DAYS, "start": "08:00", "end": "22:00", "price_eur_per_kwh": 0.1950},
+            {"days": ALL_DAYS, "start": "22:00", "end": "24:00", "price_eur_per_kwh": OFF_PEAK},
+        ],
+    },
+    {
+        "code": "pt-tri-hourly-daily",
+        "name": "Portugal tri-hourly, daily cycle",
+        "kind": "tri_hourly",
+        "periods": [
+            {"days": ALL_DAYS, "start": "00:00", "end": "08:00", "price_eur_per_kwh": OFF_PEAK},
+            {"days": ALL_DAYS, "start": "08:00", "end": "09:00", "price_eur_per_kwh": MID},
+            {"days": ALL_DAYS, "start": "09:00", "end": "10:30", "price_eur_per_kwh": PEAK},
+            {"days": ALL_DAYS, "start": "10:30", "end": "18:00", "price_eur_per_kwh": MID},
+            {"days": ALL_DAYS, "start": "18:00", "end": "20:30", "price_eur_per_kwh": PEAK},
+            {"days": ALL_DAYS, "start": "20:30", "end": "22:00", "price_eur_per_kwh": MID},
+            {"days": ALL_DAYS, "start": "22:00", "end": "24:00", "price_eur_per_kwh": OFF_PEAK},
+        ],
+    },
+]
+TARIFF_SOURCE = __doc__.strip()
+
+
+def _minutes(hhmm: str) -> int:
+    if hhmm == "24:00":
+        return 24 * 60
+    t = time.fromisoformat(hhmm)
+    return t.hour * 60 + t.minute
+
+
+def validate_periods(periods) -> None:
+    """Each weekday's periods must tile 00:00-24:00 exactly once."""
+    if not isinstance(periods, list) or not periods:
+        raise ValidationError({"periods": "Must be a non-empty list."})
+    cover = {d: [] for d in range(7)}
+    for i, p in enumerate(periods):
+        try:
+            start, end = _minutes(p["start"]), _minutes(p["end"])
+            price = float(p["price_eur_per_kwh"])
+            days = p["days"]
+        except (KeyError, TypeError, ValueError):
+            raise ValidationError({f"periods[{i}]": "Needs days, start HH:MM, end HH:MM and price_eur_per_kwh."})
+        if end <= start:
+            raise ValidationError({f"periods[{i}].end": "Must be after start (use 24:00 for midnight)."})
+        if not -5 <= price <= 5:
+            raise ValidationError({f"periods[{i}].price_eur_per_kwh": "Must be within [-5, 5] EUR/kWh."})
+        for d in days:
+            if d not in cover:
+                raise ValidationError({f"periods[{i}].days": "Weekdays are 0 (Monday) to 6."})
+            cover[d].append((start, end))
+    for d, spans in cover.items():
+        spans.sort()
+        at = 0
+        for s, e in spans:
+            if s != at:
+                raise ValidationError({"periods": f"Weekday {d} is not covered exactly once around minute {at}."})
+            at = e
+        if at != 24 * 60:
+            raise ValidationError({"periods": f"Weekday {d} is not covered up to 24:00."})
+
+
+def price_at(periods: list[dict], local: datetime) -> float:
+    minute = local.hour * 60 + local.minute
+    for p in periods:
+        if local.weekday() in p["days"] and _minutes(p["start"]) <= minute < _minutes(p["end"]):
+            return float(p["price_eur_per_kwh"])
+    raise ValueError(f"No tariff period covers {local.isoformat()}")
+
+
+def price_series(periods: list[dict], start: datetime, slots: int, resolution_min: int, tz: str) -> list[float]:
+    """Price of each absolute slot, read at the slot's local start time (DST-safe)."""
+    zone = zoneinfo.ZoneInfo(tz)
+    step = timedelta(minutes=resolution_min)
+    return [price_at(periods, (start + i * step).astimezone(zone)) for i in range(slots)]

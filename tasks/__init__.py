@@ -1,0 +1,4 @@
+"""Celery tasks. Each module is a queue's worth of work; tasks call services.
+
+Importing this package registers every task with the project's Celery app.
+"""
