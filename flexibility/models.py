@@ -134,3 +134,6 @@ class FleetRun(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
+
+
+from .flex_models import *  # noqa: E402,F401,F403  grid flexibility models (issue 6)

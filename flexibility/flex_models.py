@@ -1,0 +1,1 @@
+"""Grid flexibility: portfolios, service accounts, offers, activations (issue 6)."""
