@@ -18,6 +18,8 @@ def _reachable(host: str, port: int) -> bool:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
+    if not settings.configured:  # pure-library runs (-p no:django) need no services
+        return
     engine = settings.DATABASES["default"]["ENGINE"]
     if "postgresql" not in engine:
         raise pytest.UsageError(
