@@ -1,0 +1,1 @@
+"""Household scheduler (pure Python, no Django): see README.md for the JSON contract."""

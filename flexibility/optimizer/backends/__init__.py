@@ -1,0 +1,1 @@
+"""Solver backends: `milp` (HiGHS, PuLP/CBC fallback) and `cpsat` (OR-Tools)."""

@@ -1,0 +1,71 @@
+"""The unoptimized plan savings are measured against.
+
+Cycles start when the user scheduled them (or as early as allowed), the EV
+charges at full power from arrival, batteries stay idle, PV is not curtailed
+and thermal stores are kept full by a plain thermostat.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from .compile import Compiled, compile_problem
+from .evaluate import evaluate
+from .problem import Problem
+from .result import Evaluation, Schedule
+
+
+def baseline_schedule(problem: Problem, compiled: Optional[Compiled] = None) -> Schedule:
+    cp = compiled or compile_problem(problem)
+    g = problem.grid
+    n, dt, res = g.slots, g.dt_h, g.resolution_min
+    sch = Schedule()
+    for cm in cp.cycles:
+        c = cm.cycle
+        if c.fixed_start is not None:
+            sch.cycle_start_min[c.id] = g.offset_min(c.fixed_start)
+            continue
+        want = c.scheduled_start or c.earliest_start or g.start
+        sm = max(0, round(g.offset_min(want) / res)) * res
+        sch.cycle_start_min[c.id] = float(sm)
+    for em in cp.evs:
+        e = em.ev
+        p = [0.0] * n
+        left = em.need_kwh
+        for t in em.slots:
+            if left <= 1e-9:
+                break
+            want = left / (e.efficiency * dt)
+            if em.levels_kw is not None:
+                ups = [x for x in em.levels_kw if x >= want - 1e-9]
+                x = min(ups) if ups else max(em.levels_kw)
+            else:
+                x = min(e.max_power_kw, max(want, e.min_power_kw))
+            p[t] = x
+            left -= x * e.efficiency * dt
+        sch.ev_kw[e.id] = p
+    for b in problem.batteries:
+        sch.battery_charge_kw[b.id] = [0.0] * n
+        sch.battery_discharge_kw[b.id] = [0.0] * n
+    for pv in problem.pv:
+        sch.pv_kw[pv.id] = list(pv.forecast_kw)
+    for th in problem.thermal_storages:
+        e = th.initial_energy_kwh
+        p = [0.0] * n
+        for t in range(n):
+            drain = (th.heat_demand_kw[t] + th.standing_loss_kw) * dt
+            room = th.max_energy_kwh - e + drain  # heat that fits this slot
+            full = th.cop * th.electric_power_kw * dt
+            if th.modulating:
+                x = max(0.0, min(th.electric_power_kw, room / (th.cop * dt)))
+            else:
+                x = th.electric_power_kw if full <= room + 1e-9 or e - drain < th.min_energy_kwh else 0.0
+            p[t] = x
+            e += th.cop * x * dt - drain
+        sch.thermal_kw[th.id] = p
+    return sch
+
+
+def baseline(problem: Problem, compiled: Optional[Compiled] = None) -> Evaluation:
+    """Evaluation (cost, CO2, violations) of the unoptimized plan."""
+    cp = compiled or compile_problem(problem)
+    return evaluate(problem, baseline_schedule(problem, cp), cp)

@@ -1,0 +1,194 @@
+"""Slot-level facts shared by both backends, the evaluator and the baseline.
+
+Turning instants into slot indices, resampling cycle profiles and choosing
+objective weights happens once, here, so that the MILP model, the CP-SAT model
+and the evaluator cannot disagree about what the problem means.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .problem import EVSession, Problem, ShiftableCycle, q_kw
+
+THROUGHPUT_EPS_PER_KWH = 1e-6  # objective units per kWh cycled through a battery (breaks c/d ties)
+EPS = 1e-9
+
+
+def resample_profile(cycle: ShiftableCycle, offset_min: float, res_min: int, n_slots: int) -> dict[int, float]:
+    """Average power (kW, 1 W resolution) per slot for a cycle starting `offset_min` after the grid start.
+
+    Resampling preserves energy (a 2.6 kW phase covering a third of a slot adds
+    0.867 kW to it), it does not spread the peak.
+    """
+    acc: dict[int, float] = {}
+    t = offset_min
+    for ph in cycle.phases:
+        a, b = t, t + ph.duration_min
+        t = b
+        if ph.power_w <= 0:
+            continue
+        k0 = max(0, int(math.floor(a / res_min + EPS)))
+        k1 = min(n_slots, int(math.ceil(b / res_min - EPS)))
+        for k in range(k0, k1):
+            lo, hi = max(a, k * res_min), min(b, (k + 1) * res_min)
+            if hi > lo:
+                acc[k] = acc.get(k, 0.0) + ph.power_w * (hi - lo)
+    return {k: q_kw(wmin / res_min / 1000.0) for k, wmin in sorted(acc.items())}
+
+
+@dataclass
+class CycleOption:
+    start_min: float  # minutes from the grid start (negative: started before the horizon)
+    first_slot: int
+    profile_kw: tuple[float, ...]  # power of slots first_slot, first_slot+1, ...
+    occupied: tuple[int, int]  # slots [a, b) the machine is busy (for no-overlap)
+    extra_cost: float  # tie-break + comfort penalty, objective units
+
+    def load(self) -> dict[int, float]:
+        return {self.first_slot + k: p for k, p in enumerate(self.profile_kw)}
+
+
+@dataclass
+class CycleModel:
+    cycle: ShiftableCycle
+    options: list[CycleOption]
+    fixed: bool
+    why_none: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EVModel:
+    ev: EVSession
+    slots: list[int]
+    need_kwh: float
+    max_kwh: Optional[float]
+    levels_kw: Optional[tuple[float, ...]]
+    semicontinuous: bool
+
+
+@dataclass
+class Compiled:
+    problem: Problem
+    n: int
+    dt_h: float
+    base_kw: list[float]
+    pv_fixed_kw: list[float]  # non-curtailable PV
+    w_imp: list[float]  # objective units per kWh imported
+    w_exp: list[float]  # objective units per kWh exported (usually <= 0)
+    cycles: list[CycleModel]
+    evs: list[EVModel]
+    exclusive_battery_slots: set[int]
+    exclusive_grid_slots: set[int]
+    may_export: list[bool]
+    cost_norm: float
+    co2_norm: float
+
+
+def option_extra_cost(p: Problem, c: ShiftableCycle, start_min: float, end_slot: int) -> float:
+    ref = c.scheduled_start or c.earliest_start
+    late = 0.0
+    if c.late_penalty_eur_per_h > 0 and ref is not None:
+        late = c.late_penalty_eur_per_h * max(0.0, start_min - p.grid.offset_min(ref)) / 60.0
+    return p.objective.early_finish_eur_per_slot * end_slot + late
+
+
+def cycle_model(p: Problem, c: ShiftableCycle, base_kw: list[float], max_relief_kw: list[float]) -> CycleModel:
+    g = p.grid
+    n, res = g.slots, g.resolution_min
+    dur = c.duration_min
+    if c.fixed_start is not None:
+        off = g.offset_min(c.fixed_start)
+        prof = resample_profile(c, off, res, n)
+        first = min(prof) if prof else max(0, min(n, int(math.floor(off / res))))
+        last = max(prof) + 1 if prof else first
+        profile = tuple(prof.get(k, 0.0) for k in range(first, last))
+        a = max(0, int(math.floor(off / res + EPS)))
+        b = min(n, int(math.ceil((off + dur) / res - EPS)))
+        opt = CycleOption(off, first, profile, (a, max(a, b)), option_extra_cost(p, c, off, last))
+        return CycleModel(c, [opt], True)
+    rel = resample_profile(c, 0.0, res, 10 ** 6)
+    dslots = max(rel) + 1 if rel else 1
+    profile = tuple(rel.get(k, 0.0) for k in range(dslots))
+    es = g.offset_min(c.earliest_start) if c.earliest_start else 0.0
+    le = g.offset_min(c.latest_end) if c.latest_end else n * res
+    le = min(le, n * res)
+    dnd = [(g.offset_min(i.start), g.offset_min(i.end)) for i in p.do_not_disturb] if c.respect_do_not_disturb else []
+    options = []
+    why = {"window": 0, "dnd": 0, "power": 0}
+    for s in range(max(0, int(math.ceil(es / res - EPS))), n):
+        sm = s * res
+        if sm + dur > le + EPS:
+            why["window"] += 1
+            break
+        if any(a < sm + dur - EPS and b > sm + EPS for a, b in dnd):
+            why["dnd"] += 1
+            continue
+        if any(base_kw[s + k] + pk - max_relief_kw[s + k] > p.site.import_limit_kw + EPS for k, pk in enumerate(profile)):
+            why["power"] += 1
+            continue
+        end_slot = s + dslots
+        options.append(CycleOption(sm, s, profile, (s, end_slot), option_extra_cost(p, c, sm, end_slot)))
+    reasons = []
+    if not options:
+        if c.earliest_start and c.latest_end and g.offset_min(c.latest_end) - es < dur - EPS:
+            reasons.append("window")
+        elif why["power"]:
+            reasons.append("power")
+        elif why["dnd"]:
+            reasons.append("dnd")
+        else:
+            reasons.append("horizon")
+    return CycleModel(c, options, False, reasons)
+
+
+def ev_model(p: Problem, e: EVSession) -> EVModel:
+    g = p.grid
+    res = g.resolution_min
+    a, b = g.offset_min(e.arrival), g.offset_min(e.departure)
+    slots = [t for t in range(g.slots) if t * res >= a - EPS and (t + 1) * res <= b + EPS]
+    levels = e.power_levels_kw()
+    return EVModel(e, slots, e.energy_kwh, e.max_energy_kwh, levels, levels is None and e.min_power_kw > 0)
+
+
+def compile_problem(p: Problem) -> Compiled:
+    g, s = p.grid, p.site
+    n = g.slots
+    base = list(s.base_load_kw)
+    pv_fixed = [0.0] * n
+    pv_max = [0.0] * n
+    for pv in p.pv:
+        for t in range(n):
+            pv_max[t] += pv.forecast_kw[t]
+            if not pv.curtailable:
+                pv_fixed[t] += pv.forecast_kw[t]
+    relief = [pv_max[t] + sum(b.max_discharge_kw for b in p.batteries) for t in range(n)]
+    obj = p.objective
+    pi, pe, co2 = s.import_price_eur_per_kwh, s.export_price_eur_per_kwh, s.co2_g_per_kwh
+    cost_norm = sum(abs(x) for x in pi) / n or 1.0
+    co2_norm = (sum(co2) / n / 1000.0) or 1.0
+    if obj.kind == "economic":
+        w_imp, w_exp = list(pi), [-x for x in pe]
+    elif obj.kind == "ecologic":
+        w_imp, w_exp = [c / 1000.0 for c in co2], [0.0] * n
+    else:
+        w = obj.cost_weight
+        w_imp = [w * pi[t] / cost_norm + (1 - w) * co2[t] / 1000.0 / co2_norm for t in range(n)]
+        w_exp = [-w * pe[t] / cost_norm for t in range(n)]
+    gr = p.grid_request
+    excl_bat = set()
+    for t in range(n):
+        if (w_imp[t] < 0 or w_exp[t] > 0 or (gr is not None and gr.min_net_import_kw[t] is not None)
+                or pv_fixed[t] - base[t] > s.export_limit_kw + EPS):
+            excl_bat.add(t)
+    excl_grid = {t for t in range(n) if w_imp[t] + w_exp[t] < -EPS}
+    has_flex_gen = bool(p.batteries) or bool(p.pv)
+    may_export = [has_flex_gen and (pv_max[t] > 0 or bool(p.batteries)) for t in range(n)]
+    for t in range(n):
+        if base[t] - pv_max[t] - sum(b.max_discharge_kw for b in p.batteries) >= 0:
+            may_export[t] = False
+    cycles = [cycle_model(p, c, base, relief) for c in p.cycles]
+    evs = [ev_model(p, e) for e in p.ev_sessions]
+    return Compiled(p, n, g.dt_h, base, pv_fixed, w_imp, w_exp, cycles, evs, excl_bat, excl_grid, may_export,
+                    cost_norm, co2_norm)

@@ -1,0 +1,172 @@
+"""Recompute cost/CO2/objective of a schedule from floats and list every violated requirement.
+
+Both backends report costs through this function, so they are compared on
+the same numbers, never on their internal (scaled, integer) objectives.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from .compile import THROUGHPUT_EPS_PER_KWH, Compiled, compile_problem, option_extra_cost, resample_profile
+from .problem import Problem
+from .result import Evaluation, Schedule, Violation
+
+TOL_KW = 1e-3
+TOL_KWH = 1e-3
+
+
+def evaluate(problem: Problem, schedule: Schedule, compiled: Optional[Compiled] = None) -> Evaluation:
+    cp = compiled or compile_problem(problem)
+    g, site = problem.grid, problem.site
+    n, dt, res = g.slots, g.dt_h, g.resolution_min
+    net = list(site.base_load_kw)
+    viol: list[Violation] = []
+    extra = 0.0
+
+    def v(device: str, req: str, amount: float, unit: str, msg: str, slot: Optional[int] = None) -> None:
+        viol.append(Violation(device, req, amount, unit, slot, msg))
+
+    # cycles
+    busy: dict[str, list[tuple[float, float, str]]] = {}
+    for cm in cp.cycles:
+        c = cm.cycle
+        if c.id not in schedule.cycle_start_min:
+            v(c.id, "scheduled", 1, "cycle", f"cycle '{c.name}' is not scheduled")
+            continue
+        sm = schedule.cycle_start_min[c.id]
+        dur = c.duration_min
+        if c.fixed_start is not None:
+            if abs(sm - g.offset_min(c.fixed_start)) > 1e-6:
+                v(c.id, "fixed_start", abs(sm - g.offset_min(c.fixed_start)), "min", f"'{c.name}' must keep its start")
+        else:
+            es = g.offset_min(c.earliest_start) if c.earliest_start else 0.0
+            le = min(g.offset_min(c.latest_end) if c.latest_end else n * res, n * res)
+            if abs(sm / res - round(sm / res)) > 1e-9:
+                v(c.id, "slot_aligned", sm, "min", f"'{c.name}' must start on a slot boundary")
+            if sm < es - 1e-6:
+                v(c.id, "window", es - sm, "min", f"'{c.name}' starts before its earliest start")
+            if sm + dur > le + 1e-6:
+                v(c.id, "window", sm + dur - le, "min", f"'{c.name}' ends after its latest end / the horizon")
+            if c.respect_do_not_disturb:
+                for iv in problem.do_not_disturb:
+                    a, b = g.offset_min(iv.start), g.offset_min(iv.end)
+                    if a < sm + dur - 1e-6 and b > sm + 1e-6:
+                        v(c.id, "do_not_disturb", min(b, sm + dur) - max(a, sm), "min", f"'{c.name}' runs in a do-not-disturb window")
+        busy.setdefault(c.device, []).append((sm, sm + dur, c.id))
+        prof = resample_profile(c, sm, res, n)
+        for k, pk in prof.items():
+            net[k] += pk
+        end_slot = (max(prof) + 1) if prof else 0
+        extra += option_extra_cost(problem, c, sm, end_slot)
+    for dev, ivs in busy.items():
+        ivs.sort()
+        for (a1, b1, i1), (a2, b2, i2) in zip(ivs, ivs[1:]):
+            if a2 < b1 - 1e-6:
+                v(i2, "no_overlap", b1 - a2, "min", f"cycles '{i1}' and '{i2}' of {dev} overlap")
+
+    # EVs
+    for em in cp.evs:
+        e = em.ev
+        p = schedule.ev_kw.get(e.id, [0.0] * n)
+        allowed = set(em.slots)
+        for t in range(n):
+            x = p[t]
+            if x < -TOL_KW:
+                v(e.id, "power", -x, "kW", f"EV '{e.name}' negative power", t)
+            if x > TOL_KW and t not in allowed:
+                v(e.id, "availability", x, "kW", f"EV '{e.name}' charges while away", t)
+            if x > TOL_KW:
+                if em.levels_kw is not None:
+                    if min(abs(x - lv) for lv in em.levels_kw) > TOL_KW:
+                        v(e.id, "current_step", x, "kW", f"EV '{e.name}' power not an allowed step", t)
+                elif x < e.min_power_kw - TOL_KW or x > e.max_power_kw + TOL_KW:
+                    v(e.id, "power", x, "kW", f"EV '{e.name}' power outside [min, max]", t)
+            net[t] += x
+        energy = sum(p) * dt * e.efficiency
+        if energy < em.need_kwh - TOL_KWH:
+            v(e.id, "energy", em.need_kwh - energy, "kWh", f"EV '{e.name}' gets {energy:.2f} of {em.need_kwh:.2f} kWh")
+        if em.max_kwh is not None and energy > em.max_kwh + TOL_KWH:
+            v(e.id, "capacity", energy - em.max_kwh, "kWh", f"EV '{e.name}' overfilled")
+
+    # batteries
+    soc: dict[str, list[float]] = {}
+    throughput = 0.0
+    for b in problem.batteries:
+        c = schedule.battery_charge_kw.get(b.id, [0.0] * n)
+        d = schedule.battery_discharge_kw.get(b.id, [0.0] * n)
+        e = b.initial_kwh
+        traj = [e]
+        for t in range(n):
+            if c[t] < -TOL_KW or c[t] > b.max_charge_kw + TOL_KW:
+                v(b.id, "charge_power", c[t], "kW", f"battery '{b.name}' charge power out of range", t)
+            if d[t] < -TOL_KW or d[t] > b.max_discharge_kw + TOL_KW:
+                v(b.id, "discharge_power", d[t], "kW", f"battery '{b.name}' discharge power out of range", t)
+            if t in cp.exclusive_battery_slots and c[t] > TOL_KW and d[t] > TOL_KW:
+                v(b.id, "exclusive", min(c[t], d[t]), "kW", f"battery '{b.name}' charges and discharges at once", t)
+            e += (b.charge_efficiency * c[t] - d[t] / b.discharge_efficiency) * dt
+            traj.append(e)
+            if e < min(b.min_kwh, b.initial_kwh) - TOL_KWH:
+                v(b.id, "min_soc", min(b.min_kwh, b.initial_kwh) - e, "kWh", f"battery '{b.name}' below its reserve", t)
+            if e > b.capacity_kwh + TOL_KWH:
+                v(b.id, "capacity", e - b.capacity_kwh, "kWh", f"battery '{b.name}' over capacity", t)
+            net[t] += c[t] - d[t]
+            throughput += (c[t] + d[t]) * dt
+        if b.final_kwh is not None and e < b.final_kwh - TOL_KWH:
+            v(b.id, "final_soc", b.final_kwh - e, "kWh", f"battery '{b.name}' ends below its final SoC")
+        soc[b.id] = traj
+    extra += THROUGHPUT_EPS_PER_KWH * throughput
+
+    # PV
+    for pv in problem.pv:
+        u = schedule.pv_kw.get(pv.id, list(pv.forecast_kw))
+        for t in range(n):
+            f = pv.forecast_kw[t]
+            if u[t] > f + TOL_KW or u[t] < -TOL_KW or (not pv.curtailable and u[t] < f - TOL_KW):
+                v(pv.id, "pv", u[t], "kW", f"PV '{pv.name}' output not allowed", t)
+            net[t] -= u[t]
+
+    # thermal
+    for th in problem.thermal_storages:
+        p = schedule.thermal_kw.get(th.id, [0.0] * n)
+        e = th.initial_energy_kwh
+        traj = [e]
+        for t in range(n):
+            x = p[t]
+            if x < -TOL_KW or x > th.electric_power_kw + TOL_KW:
+                v(th.id, "power", x, "kW", f"'{th.name}' power out of range", t)
+            elif not th.modulating and TOL_KW < x < th.electric_power_kw - TOL_KW:
+                v(th.id, "on_off", x, "kW", f"'{th.name}' is on/off", t)
+            e += (th.cop * x - th.heat_demand_kw[t] - th.standing_loss_kw) * dt
+            traj.append(e)
+            if e < th.min_energy_kwh - TOL_KWH:
+                v(th.id, "comfort_min", th.min_energy_kwh - e, "kWh", f"'{th.name}' below its comfort band", t)
+            if e > th.max_energy_kwh + TOL_KWH:
+                v(th.id, "comfort_max", e - th.max_energy_kwh, "kWh", f"'{th.name}' above its comfort band", t)
+            net[t] += x
+        if th.final_energy_kwh is not None and e < th.final_energy_kwh - TOL_KWH:
+            v(th.id, "final_energy", th.final_energy_kwh - e, "kWh", f"'{th.name}' ends below its final energy")
+        soc[th.id] = traj
+
+    # site
+    cost = co2 = pen = obj = 0.0
+    gr = problem.grid_request
+    for t in range(n):
+        x = net[t]
+        imp, exp = max(x, 0.0), max(-x, 0.0)
+        if imp > site.import_limit_kw + TOL_KW:
+            v("site", "import_limit", imp - site.import_limit_kw, "kW", "import above the contracted limit", t)
+        if exp > site.export_limit_kw + TOL_KW:
+            v("site", "export_limit", exp - site.export_limit_kw, "kW", "export above the limit", t)
+        cost += (imp * site.import_price_eur_per_kwh[t] - exp * site.export_price_eur_per_kwh[t]) * dt
+        co2 += imp * site.co2_g_per_kwh[t] * dt / 1000.0
+        obj += (imp * cp.w_imp[t] + exp * cp.w_exp[t]) * dt
+        if gr is not None:
+            lo, hi = gr.min_net_import_kw[t], gr.max_net_import_kw[t]
+            short = max(0.0, (lo - x) if lo is not None else 0.0, (x - hi) if hi is not None else 0.0)
+            if short > TOL_KW:
+                if gr.penalty_eur_per_kwh is None:
+                    v("site", "grid_request", short, "kW", "net import outside the grid request", t)
+            if gr.penalty_eur_per_kwh is not None:
+                pen += short * dt * gr.penalty_eur_per_kwh
+    obj += extra + pen
+    return Evaluation(cost, co2, pen, obj, net, soc, viol)
