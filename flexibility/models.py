@@ -50,6 +50,11 @@ class OptimizationRun(models.Model):
     solver_stats = models.JSONField(default=dict, blank=True)
     explanation = models.JSONField(default=list, blank=True, help_text="Why the problem is infeasible, in words.")
     error = models.TextField(blank=True)
+    last_enqueued_at = models.DateTimeField(null=True, blank=True, help_text="When a task for this run was last sent.")
+    requeues = models.PositiveIntegerField(default=0, help_text="Times the reaper sent the run again.")
+    fleet_run = models.ForeignKey(
+        "FleetRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
 
     class Meta:
         ordering = ["-queued_at", "-id"]
@@ -131,9 +136,14 @@ class FleetRun(models.Model):
     homes = models.PositiveIntegerField(default=0)
     counts = models.JSONField(default=dict, blank=True, help_text="Runs per status.")
     duration_s = models.FloatField(null=True, blank=True)
+    chunks_total = models.PositiveIntegerField(default=0)
+    chunks_done = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"Day-ahead {self.delivery_day} ({self.homes} homes)"
 
 
 from .flex_models import *  # noqa: E402,F401,F403  grid flexibility models (issue 6)
