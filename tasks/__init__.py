@@ -2,3 +2,4 @@
 
 Importing this package registers every task with the project's Celery app.
 """
+from . import flex  # noqa: E402,F401  grid flexibility (issue 6)
