@@ -1,0 +1,108 @@
+"""Operator / aggregator API: portfolios, offers, activations and their delivery."""
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from rest_framework import generics, status
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework_simplejwt.authentication import JWTAuthentication
+
+from devices.models import Home
+from energy_manager.api_errors import error_body
+
+from . import flex_selectors as sel
+from . import flex_services
+from .flex_serializers import (
+    ActivationDetailSerializer, ActivationRequestSerializer, ActivationSerializer, OfferQuerySerializer,
+    OfferSerializer, PortfolioSerializer,
+)
+from .service_auth import IsOperator, ServiceAccountAuthentication
+
+
+class OperatorView:
+    """Service accounts (API key) or staff; household tokens authenticate but are refused (403)."""
+
+    authentication_classes = [ServiceAccountAuthentication, JWTAuthentication, SessionAuthentication]
+    permission_classes = [IsOperator]
+
+
+class PortfolioListView(OperatorView, generics.ListAPIView):
+    serializer_class = PortfolioSerializer
+
+    def get_queryset(self):
+        return sel.portfolios_for(self.request.user).prefetch_related("homes")
+
+
+class PortfolioOfferView(OperatorView, APIView):
+    """The portfolio's aggregated offer: summed limits and a merit-order price curve per slot."""
+
+    def get(self, request, pk: int):
+        portfolio = get_object_or_404(sel.portfolios_for(request.user), pk=pk)
+        query = OfferQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        day = query.validated_data["delivery_day"]
+        offers = list(sel.offers_for(request.user, day, portfolio))
+        body = sel.portfolio_offer(portfolio, day, offers)
+        if body is None:
+            return Response(error_body("not_found", f"No offers for portfolio {portfolio.code} on {day}."), status=404)
+        return Response(body)
+
+
+class OfferListView(OperatorView, generics.ListAPIView):
+    serializer_class = OfferSerializer
+
+    def get_queryset(self):
+        query = OfferQuerySerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        portfolio = None
+        if "portfolio" in query.validated_data:
+            portfolio = get_object_or_404(sel.portfolios_for(self.request.user), pk=query.validated_data["portfolio"])
+        return sel.offers_for(self.request.user, query.validated_data["delivery_day"], portfolio)
+
+
+def beyond_offer_response(err: flex_services.ActivationBeyondOffer) -> Response:
+    body = error_body(err.default_code, str(err.detail))
+    body["error"]["available"] = err.available
+    return Response(body, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+
+
+class ActivationListView(OperatorView, generics.ListCreateAPIView):
+    serializer_class = ActivationSerializer
+
+    def get_queryset(self):
+        return sel.activations_for(self.request.user)
+
+    def create(self, request, *args, **kwargs):
+        data = ActivationRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        home = portfolio = None
+        if "home" in v:
+            home = get_object_or_404(sel.homes_for(request.user), pk=v["home"])
+        else:
+            portfolio = get_object_or_404(sel.portfolios_for(request.user), pk=v["portfolio"])
+        try:
+            activation = flex_services.create_activation(
+                request.user, start=v["start"], requested_min_kw=v["requested_min_kw"],
+                requested_max_kw=v["requested_max_kw"], mode=v["mode"], home=home, portfolio=portfolio,
+                external_id=v["external_id"],
+            )
+        except flex_services.ActivationBeyondOffer as err:
+            return beyond_offer_response(err)
+        return Response(ActivationDetailSerializer(activation).data, status=status.HTTP_201_CREATED)
+
+
+class ActivationDetailView(OperatorView, generics.RetrieveAPIView):
+    serializer_class = ActivationDetailSerializer
+
+    def get_queryset(self):
+        return sel.activations_for(self.request.user).prefetch_related("shares")
+
+
+class ActivationDeliveryView(OperatorView, APIView):
+    """Requested vs planned vs measured net import per slot."""
+
+    def get(self, request, pk: int):
+        activation = get_object_or_404(sel.activations_for(request.user), pk=pk)
+        return Response({"activation": activation.pk, "status": activation.status, **sel.delivery(activation)})
