@@ -154,6 +154,12 @@ FLEX_GATE_CLOSURE_LOCAL_TIME = env.str("FLEX_GATE_CLOSURE_LOCAL_TIME", default="
 # --- MQTT hub bridge --------------------------------------------------------
 MQTT_URL = env.str("MQTT_URL", default="")  # e.g. mqtt://bridge:secret@localhost:1883
 MQTT_TOPIC_PREFIX = env.str("MQTT_TOPIC_PREFIX", default="hems")
+MQTT_LISTENER_URL = env.str("MQTT_LISTENER_URL", default="")  # listener account; empty = MQTT_URL
+MQTT_LISTENER_GROUP = env.str("MQTT_LISTENER_GROUP", default="hems-listeners")  # shared-subscription group
+MQTT_COMMAND_RESEND_S = env.float("MQTT_COMMAND_RESEND_S", default=30.0)  # resend unacknowledged commands
+MQTT_PUBACK_TIMEOUT_S = env.float("MQTT_PUBACK_TIMEOUT_S", default=5.0)
+MQTT_MAX_PAYLOAD_BYTES = env.int("MQTT_MAX_PAYLOAD_BYTES", default=256 * 1024)
+MQTT_RELAY_BATCH = env.int("MQTT_RELAY_BATCH", default=2000)  # commands published per relay pass
 
 # --- Security -----------------------------------------------------------------
 if PRODUCTION:

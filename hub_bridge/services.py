@@ -1,13 +1,42 @@
-"""Actions on the command outbox. The relay worker (issue 5) sends what is queued here."""
+"""Actions on the command outbox and on what hubs report.
+
+The relay (tasks.hub.relay_commands) sends what is queued here; the listener
+(management command hub_listener) calls the `apply_*`/`record_*` functions with
+messages already validated against the protocol schemas.
+"""
 from __future__ import annotations
 
+import logging
+import uuid
+from collections import defaultdict
 from datetime import datetime
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
-from devices.models import Device
+from devices.models import Cycle, Device, Hub, Measurement
 
-from .models import CommandKind, HubCommand
+from . import protocol
+from .credentials import hub_username, mosquitto_hash, new_secret
+from .models import CommandKind, CommandState, HubCommand
+
+log = logging.getLogger(__name__)
+
+PRE_ACK_STATES = [CommandState.QUEUED, CommandState.SENT]
+ACK_TARGET = {
+    "accepted": (CommandState.ACKNOWLEDGED, PRE_ACK_STATES),
+    "executed": (CommandState.EXECUTED, PRE_ACK_STATES + [CommandState.ACKNOWLEDGED]),
+    "rejected": (CommandState.REJECTED, PRE_ACK_STATES + [CommandState.ACKNOWLEDGED]),
+    "failed": (CommandState.FAILED, PRE_ACK_STATES + [CommandState.ACKNOWLEDGED]),
+}
+
+
+def _jsonable(parameters: dict) -> dict:
+    return {k: protocol.iso(v) if isinstance(v, datetime) else v for k, v in parameters.items()}
 
 
 def enqueue_command(
@@ -19,11 +48,26 @@ def enqueue_command(
     run=None,
     recommendation=None,
 ) -> HubCommand:
-    """Record a command for the device's hub; it is relayed after the transaction commits."""
+    """Record a command for the device's hub; it is relayed after the transaction commits.
+
+    `parameters` follow PROTOCOL.md for `kind` (datetimes may be given as aware datetimes);
+    they are validated against the same schema the hub uses, so a bad command fails here.
+    """
     if kind not in CommandKind.values:
         raise ValueError(f"Unknown command kind '{kind}'")
     if device.hub_id is None:
         raise ValueError(f"Device {device.serial_number} has no hub")
+    if expires_at <= not_before:
+        raise ValueError("expires_at must be after not_before")
+    parameters = _jsonable(parameters or {})
+    try:
+        protocol.validate("command", {
+            "version": protocol.VERSION, "command_id": "00000000-0000-4000-8000-000000000000", "kind": kind,
+            "device_serial": device.serial_number, "parameters": parameters, "not_before": protocol.iso(not_before),
+            "expires_at": protocol.iso(expires_at), "issued_at": protocol.iso(timezone.now()),
+        })
+    except protocol.ProtocolError as exc:
+        raise ValueError(f"Invalid {kind} command: {exc.detail}") from None
     command = HubCommand.objects.create(
         hub_id=device.hub_id, device=device, kind=kind, parameters=parameters,
         not_before=not_before, expires_at=expires_at, run=run, recommendation=recommendation,
@@ -33,5 +77,258 @@ def enqueue_command(
 
 
 def _relay(command_pk: int) -> None:
-    """Hand the command to the relay worker (issue 5 wires the `hub` queue task here)."""
-    return None
+    """Hand the command to the relay worker (`hub` queue); the relay sends every due command."""
+    kick_relay()
+
+
+# --- relay scheduling -----------------------------------------------------------------
+_redis_client = None
+
+
+def _redis():
+    global _redis_client
+    if _redis_client is None:
+        import redis
+
+        _redis_client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=2)
+    return _redis_client
+
+
+def _key(name: str) -> str:
+    return f"hub_bridge:{settings.MQTT_TOPIC_PREFIX}:{name}"
+
+
+def kick_relay() -> None:
+    """Ask for a relay pass soon. At most one pass is pending at a time (a Redis flag that
+    the pass clears before it reads the outbox), so a burst of commands is one task."""
+    from tasks.hub import relay_commands
+
+    if not settings.MQTT_URL:
+        log.debug("MQTT_URL is not set: commands stay queued")
+        return
+    if settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        try:
+            if not _redis().set(_key("kick"), "1", nx=True, ex=10):
+                return
+        except Exception:  # Redis hiccup: sending a spare task is harmless
+            log.warning("relay kick flag unavailable; sending the task anyway", exc_info=True)
+    relay_commands.delay()
+
+
+def clear_relay_kick() -> None:
+    if settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        try:
+            _redis().delete(_key("kick"))
+        except Exception:
+            log.warning("could not clear the relay kick flag", exc_info=True)
+
+
+def schedule_relay_check(delay_s: float) -> None:
+    """A later pass for resends and expiry; at most one is scheduled at a time."""
+    from tasks.hub import relay_commands
+
+    if delay_s <= 0:
+        kick_relay()
+        return
+    if settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        try:
+            if not _redis().set(_key("check"), "1", nx=True, px=max(1, int(delay_s * 1000))):
+                return
+        except Exception:
+            log.warning("relay check flag unavailable", exc_info=True)
+    relay_commands.apply_async(countdown=delay_s)
+
+
+def expire_overdue_commands() -> int:
+    """Commands that never reached their hub in time: expired, and the household told (one
+    notification per home)."""
+    from flexibility.notifications import notify
+
+    now = timezone.now()
+    with transaction.atomic():
+        overdue = list(
+            HubCommand.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(state__in=PRE_ACK_STATES, expires_at__lte=now)
+            .select_related("device__home")
+        )
+        if not overdue:
+            return 0
+        HubCommand.objects.filter(id__in=[c.id for c in overdue]).update(
+            state=CommandState.EXPIRED, finished_at=now, message="Expired before the hub acknowledged it.",
+        )
+        by_home = defaultdict(list)
+        for c in overdue:
+            by_home[c.device.home].append(c)
+        for home, commands in by_home.items():
+            names = sorted({c.device.name for c in commands})
+            notify(
+                home, "command_expired",
+                f"{len(commands)} command(s) for {', '.join(names)} could not be delivered before they expired: "
+                "the hub was offline. The devices follow their own settings.",
+                {"command_ids": [str(c.command_id) for c in commands],
+                 "devices": sorted({c.device.serial_number for c in commands})},
+            )
+    return len(overdue)
+
+
+# --- what hubs report -----------------------------------------------------------------
+def hubs_by_id(hub_ids) -> dict[str, Hub]:
+    return {h.hub_id: h for h in Hub.objects.filter(hub_id__in=set(hub_ids))}
+
+
+def apply_acknowledgements(acks: list[tuple[Hub, dict]]) -> int:
+    """Move commands forward from hub acknowledgements; one UPDATE per status in the batch.
+
+    An acknowledgement for another hub's command, or one that would move a command
+    backwards, changes nothing.
+    """
+    if not acks:
+        return 0
+    now = timezone.now()
+    owner = dict(HubCommand.objects.filter(command_id__in=[a["command_id"] for _, a in acks])
+                 .values_list("command_id", "hub_id"))
+    by_status: dict[str, list] = defaultdict(list)
+    messages: list[tuple[str, dict]] = []
+    for hub, ack in acks:
+        cid = uuid.UUID(ack["command_id"])
+        if owner.get(cid) != hub.pk:
+            log.warning("ack from %s for a command it does not own: %s", hub.hub_id, cid)
+            continue
+        by_status[ack["status"]].append(cid)
+        if ack["status"] in ("rejected", "failed") and ack.get("message"):
+            messages.append((ack["status"], ack))
+    changed = 0
+    with transaction.atomic():
+        for status in ("accepted", "executed", "rejected", "failed"):  # in protocol order
+            ids = by_status.get(status)
+            if not ids:
+                continue
+            state, allowed = ACK_TARGET[status]
+            fields = {"state": state, "acknowledged_at": Coalesce("acknowledged_at", now)}
+            if state != CommandState.ACKNOWLEDGED:
+                fields["finished_at"] = now
+            changed += HubCommand.objects.filter(command_id__in=ids, state__in=allowed).update(**fields)
+        for status, ack in messages:
+            HubCommand.objects.filter(command_id=ack["command_id"], state=ACK_TARGET[status][0]).update(
+                message=ack["message"][:1000])
+    return changed
+
+
+def telemetry_rows(hub: Hub, message: dict) -> list[Measurement]:
+    """Measurements of one telemetry message; ValidationError (nothing kept) if any row names a
+    device the hub's home does not have."""
+    if hub.home_id is None:
+        raise ValidationError("The hub is not attached to a home.")
+    serials = {m.get("device_serial") for m in message["measurements"]} - {None}
+    devices = dict(Device.objects.filter(home_id=hub.home_id, serial_number__in=serials)
+                   .values_list("serial_number", "id")) if serials else {}
+    unknown = serials - set(devices)
+    if unknown:
+        raise ValidationError(f"Unknown device serial(s): {sorted(unknown)[:5]}")
+    return [
+        Measurement(home_id=hub.home_id, device_id=devices.get(m.get("device_serial")),
+                    time=protocol.parse_time(m["time"]), power_w=m.get("power_w"), energy_wh=m.get("energy_wh"),
+                    soc_pct=m.get("soc_pct"), temperature_c=m.get("temperature_c"))
+        for m in message["measurements"]
+    ]
+
+
+def record_telemetry(rows: list[Measurement]) -> int:
+    """Write measurements in bulk (devices.services.record_measurements when it exists)."""
+    if not rows:
+        return 0
+    try:
+        from devices.services import record_measurements  # type: ignore[attr-defined]
+    except ImportError:
+        record_measurements = None
+    if record_measurements is not None:
+        record_measurements(rows)
+    else:
+        Measurement.objects.bulk_create(rows, batch_size=2000)
+    return len(rows)
+
+
+PLANNING_FIELDS = ("earliest_start", "latest_end", "power_profile", "program", "state")
+
+
+def apply_cycle_report(hub: Hub, report: dict) -> tuple[Cycle, bool]:
+    """Create or update the cycle (device + sequence_id); returns (cycle, needs re-planning).
+
+    Validated with full_clean inside a savepoint: an invalid report writes nothing.
+    Re-optimization is requested on commit for a new cycle or a changed window, profile,
+    program or state — not for a moved scheduled_start (that is the hub following us).
+    """
+    with transaction.atomic():
+        try:
+            device = Device.objects.get(home_id=hub.home_id, serial_number=report["device_serial"])
+        except Device.DoesNotExist:
+            raise ValidationError(f"Unknown device serial {report['device_serial']!r}") from None
+        cycle = Cycle.objects.select_for_update().filter(device=device, sequence_id=report["sequence_id"]).first()
+        created = cycle is None
+        if created:
+            cycle = Cycle(device=device, sequence_id=report["sequence_id"])
+        before = {f: getattr(cycle, f) for f in PLANNING_FIELDS} if not created else None
+        cycle.program = report.get("program", cycle.program or "")
+        cycle.state = report["state"]
+        cycle.earliest_start = protocol.parse_time(report["earliest_start"])
+        cycle.latest_end = protocol.parse_time(report["latest_end"])
+        start = report.get("scheduled_start")
+        cycle.scheduled_start = protocol.parse_time(start) if start else None
+        cycle.power_profile = report["power_profile"]
+        cycle.full_clean()
+        changed = created or any(getattr(cycle, f) != before[f] for f in PLANNING_FIELDS)
+        cycle.save()
+        if changed:
+            home_id = hub.home_id
+            reason = f"cycle {cycle.sequence_id} of {device.serial_number} {'reported' if created else 'changed'}"
+            transaction.on_commit(lambda: _request_reoptimization(home_id, reason))
+    return cycle, changed
+
+
+def _request_reoptimization(home_id: int, reason: str) -> None:
+    from flexibility.reoptimize import request_reoptimization
+
+    try:
+        request_reoptimization(home_id, reason)
+    except Exception:  # re-planning is best effort; the report itself is stored
+        log.exception("re-optimization request for home %s failed", home_id)
+
+
+def apply_registry(hub: Hub, registry: dict) -> list[str]:
+    """Attach the home's devices the hub reports; returns serials the home does not have."""
+    serials = [d["device_serial"] for d in registry["devices"]]
+    with transaction.atomic():
+        if registry.get("firmware_version") and registry["firmware_version"] != hub.firmware_version:
+            Hub.objects.filter(pk=hub.pk).update(firmware_version=registry["firmware_version"])
+        known = set()
+        if hub.home_id is not None:
+            known = set(Device.objects.filter(home_id=hub.home_id, serial_number__in=serials)
+                        .values_list("serial_number", flat=True))
+            Device.objects.filter(home_id=hub.home_id, serial_number__in=known).filter(
+                Q(hub__isnull=True) | ~Q(hub=hub)).update(hub=hub)
+    return [s for s in serials if s not in known]
+
+
+def apply_status(hub: Hub, online: bool) -> bool:
+    """Record the hub's online state; coming online sends its waiting commands."""
+    now = timezone.now()
+    with transaction.atomic():
+        came_online = online and Hub.objects.filter(pk=hub.pk, online=False).exists()
+        Hub.objects.filter(pk=hub.pk).update(online=online, last_seen_at=now)
+        if came_online and HubCommand.objects.filter(hub=hub, state__in=PRE_ACK_STATES).exists():
+            transaction.on_commit(kick_relay)
+    return came_online
+
+
+def touch_hubs(hub_pks) -> None:
+    if hub_pks:
+        Hub.objects.filter(pk__in=set(hub_pks)).update(last_seen_at=timezone.now())
+
+
+def issue_hub_credentials(hub: Hub) -> str:
+    """Give the hub its own MQTT account; returns the secret, which is shown once and not stored."""
+    secret = new_secret()
+    hub.mqtt_username = hub_username(hub.hub_id)
+    hub.mqtt_password_hash = mosquitto_hash(secret)
+    hub.save(update_fields=["mqtt_username", "mqtt_password_hash", "updated_at"])
+    return secret
