@@ -51,9 +51,9 @@ def rotate_service_account_key(account: ServiceAccount) -> str:
 
 def delivery_window(home: Home, day: date) -> tuple[datetime, int]:
     """First slot (aware) and slot count of a local delivery day (92/96/100 on DST days)."""
-    tz = zoneinfo.ZoneInfo(home.timezone)
-    start = datetime.combine(day, time(0), tzinfo=tz).astimezone(zoneinfo.ZoneInfo("UTC"))
-    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz).astimezone(zoneinfo.ZoneInfo("UTC"))
+    from flexibility.problem_builder import local_day_horizon
+
+    start, end = local_day_horizon(home, day)
     return start, int((end - start).total_seconds() // (RESOLUTION_MIN * 60))
 
 
@@ -113,9 +113,14 @@ def save_offer(home: Home, day: date, envelope: dict, run=None, now: datetime | 
 
 
 def build_offer(home_id: int, day: date, now: datetime | None = None) -> FlexibilityOffer | None:
-    """Plan the delivery day's envelope for one home and store it as its offer (None: not eligible)."""
+    """Plan the delivery day's envelope for one home and store it as its offer.
+
+    None when the home does not contribute (not opted in, no device the HEMS may plan)
+    or its data cannot describe the day (problem_builder.MissingData, logged).
+    """
+    from flexibility.models import OptimizationRun, RunStatus, RunTrigger
     from flexibility.optimizer import envelope, problem_from_dict
-    from flexibility.problem_builder import build_problem
+    from flexibility.problem_builder import MissingData, build_problem
 
     home = Home.objects.get(pk=home_id)
     if not home_contributes(home):
@@ -124,9 +129,15 @@ def build_offer(home_id: int, day: date, now: datetime | None = None) -> Flexibi
     if existing is not None and (existing.frozen or (now or timezone.now()) >= existing.gate_closure):
         return save_offer(home, day, {}, now=now)
     start, slots = delivery_window(home, day)
-    problem = build_problem(home, start, start + timedelta(minutes=RESOLUTION_MIN * slots))
+    try:
+        problem = build_problem(home, start, start + timedelta(minutes=RESOLUTION_MIN * slots))
+    except MissingData as exc:
+        log.info("No offer for home %s on %s: %s", home_id, day, exc)
+        return None
     env = envelope(problem_from_dict(problem)).to_dict()
-    return save_offer(home, day, env, now=now)
+    run = (OptimizationRun.objects.filter(home=home, trigger=RunTrigger.DAY_AHEAD, status=RunStatus.SUCCEEDED,
+                                          horizon_start=start).order_by("-finished_at").first())
+    return save_offer(home, day, env, run=run, now=now)
 
 
 def enqueue_offer_builds(home_ids: list[int], day: date) -> int:
@@ -274,15 +285,42 @@ def share_grid_request(share: ActivationShare, offer: FlexibilityOffer) -> tuple
 
 
 def replan_share(share_id: int) -> ActivationShare:
-    """Re-optimize the share's home with its bounds as hard constraints; the run dispatches the plan."""
+    """Task body: re-optimize the share's home with its bounds as hard constraints.
+
+    The run is recorded through the runs service and solved right here (execute_run), so
+    the share is settled without waiting; the solve message submit_run also sends finds
+    the run final and does nothing. Storing the result dispatches the new plan: commands
+    for devices under automatic management, recommendations and a notification otherwise.
+    """
     from flexibility import services as runs
+    from flexibility.models import OptimizationRun, RunTrigger
+    from flexibility.problem_builder import MissingData
 
     share = ActivationShare.objects.select_related("activation", "home", "offer").get(pk=share_id)
     if share.status != ShareStatus.QUEUED:
         return share
-    start, end, grid_request = share_grid_request(share, share.offer)
-    run = runs.plan_now(share.home, start, end, trigger="activation", grid_request=grid_request)
-    return record_share_plan(share.pk, run)
+    if share.run_id is None:
+        start, end, grid_request = share_grid_request(share, share.offer)
+        try:
+            with transaction.atomic():
+                run, _ = runs.submit_run(share.home, trigger=RunTrigger.ACTIVATION, horizon_start=start,
+                                         horizon_end=end, grid_request=grid_request, force=True)
+                ActivationShare.objects.filter(pk=share.pk).update(run=run)
+        except MissingData as exc:
+            return record_share_failure(share.pk, str(exc))
+    else:
+        run = share.run
+    runs.execute_run(run.pk)
+    return record_share_plan(share.pk, OptimizationRun.objects.get(pk=run.pk))
+
+
+@transaction.atomic
+def record_share_failure(share_id: int, message: str) -> ActivationShare:
+    share = ActivationShare.objects.select_for_update().select_related("activation").get(pk=share_id)
+    share.status, share.message = ShareStatus.FAILED, message
+    share.save()
+    _settle(share.activation)
+    return share
 
 
 @transaction.atomic
@@ -292,6 +330,9 @@ def record_share_plan(share_id: int, run) -> ActivationShare:
 
     share = ActivationShare.objects.select_for_update().select_related("activation", "offer").get(pk=share_id)
     share.run = run
+    if run.status in (RunStatus.QUEUED, RunStatus.RUNNING):
+        share.save()
+        return share
     if run.status == RunStatus.SUCCEEDED and hasattr(run, "schedule"):
         act, schedule = share.activation, run.schedule
         first = int((act.start - schedule.start).total_seconds()) // (schedule.resolution_minutes * 60)
