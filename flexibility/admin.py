@@ -1,0 +1,69 @@
+"""Admin for optimization runs, schedules, recommendations, notifications and fleet runs."""
+from __future__ import annotations
+
+from django.contrib import admin
+
+from flexibility import services
+from flexibility.models import FleetRun, Notification, OptimizationRun, Recommendation, Schedule
+
+
+@admin.register(OptimizationRun)
+class OptimizationRunAdmin(admin.ModelAdmin):
+    list_display = ["id", "home", "status", "trigger", "solver_status", "attempts", "requeues", "queued_at",
+                    "started_at", "finished_at", "short_error"]
+    list_filter = ["status", "trigger", "solver_status", "backend"]
+    search_fields = ["=id", "home__name", "input_hash", "error"]
+    date_hierarchy = "queued_at"
+    raw_id_fields = ["home", "requested_by", "fleet_run"]
+    readonly_fields = [f.name for f in OptimizationRun._meta.fields]
+
+    @admin.display(description="error")
+    def short_error(self, run: OptimizationRun) -> str:
+        return (run.error[:120] + "...") if len(run.error) > 120 else run.error
+
+
+class RecommendationInline(admin.TabularInline):
+    model = Recommendation
+    extra = 0
+    fields = ["device", "cycle", "current_start", "recommended_start", "recommended_end", "saving_eur", "status"]
+    readonly_fields = fields
+    can_delete = False
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(admin.ModelAdmin):
+    list_display = ["id", "home", "run", "created_at", "start", "slots", "cost_eur", "baseline_cost_eur",
+                    "savings_eur", "co2_kg"]
+    search_fields = ["home__name", "=run__id"]
+    raw_id_fields = ["run", "home"]
+    date_hierarchy = "created_at"
+    inlines = [RecommendationInline]
+
+
+@admin.register(Recommendation)
+class RecommendationAdmin(admin.ModelAdmin):
+    list_display = ["id", "home", "device", "cycle", "current_start", "recommended_start", "saving_eur", "status"]
+    list_filter = ["status"]
+    raw_id_fields = ["schedule", "home", "device", "cycle"]
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    list_display = ["id", "user", "home", "kind", "created_at", "dismissed_at"]
+    list_filter = ["kind"]
+    search_fields = ["message", "user__username"]
+    raw_id_fields = ["user", "home"]
+
+
+@admin.register(FleetRun)
+class FleetRunAdmin(admin.ModelAdmin):
+    list_display = ["id", "delivery_day", "homes", "counts", "chunks_done", "chunks_total", "started_at",
+                    "finished_at", "duration_s"]
+    readonly_fields = [f.name for f in FleetRun._meta.fields]
+    actions = ["refresh"]
+
+    @admin.action(description="Refresh the counts per status")
+    def refresh(self, request, queryset):
+        services.refresh_fleet_summaries(list(queryset.values_list("pk", flat=True)))
+
+from .flex_admin import *  # noqa: E402,F401,F403  grid flexibility admin (issue 6)
