@@ -1,0 +1,346 @@
+"""CP-SAT backend: the same model as milp.py in integers.
+
+Units: power in W (inputs are quantized to 1 W, so the slot balance is exact),
+stored energy in Wh/S with S chosen per device so that the efficiency
+coefficients keep >= 5 significant digits (rounded conservatively: charging
+floors, discharging/draining ceils, so every integer solution is feasible in
+floats), objective in units of 1/K EUR with K chosen so that the largest
+price coefficient is ~1e6.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Optional
+
+from ortools.sat.python import cp_model
+
+from ..compile import THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel
+from ..problem import Battery, PV, ThermalStorage
+from ..result import Schedule, Status
+from .common import BackendResult, rel_gap
+
+W = 1000.0  # W per kW
+
+
+def _w(kw: float) -> int:
+    return int(round(kw * W))
+
+
+def _scale(coef_per_w: float) -> int:
+    """Energy scale S (units per Wh) so that a coefficient of `coef_per_w` Wh per W-slot is >= 1e5 units."""
+    return 10 ** max(0, math.ceil(math.log10(1e5 / max(coef_per_w, 1e-12))))
+
+
+class CpsatModel:
+    def __init__(self, cp: Compiled, symmetry: bool = True, hint: Optional[Schedule] = None):
+        self.cp = cp
+        self.md = cp_model.CpModel()
+        n = cp.n
+        self.loads: list[list[tuple[object, int]]] = [[] for _ in range(n)]
+        self.const = [_w(cp.base_kw[t]) - _w(cp.pv_fixed_kw[t]) for t in range(n)]
+        self.obj: list[tuple[object, float]] = []  # (var, objective units per unit of var)
+        self.offset = 0.0
+        self.busy: dict[str, list[list]] = {}
+        self.busy_fixed: dict[str, list[int]] = {}
+        self.cycle_x: dict[str, list[tuple[object, float]]] = {}
+        self.cycle_fixed: dict[str, float] = {}
+        self.ev_p: dict[str, list[tuple[int, list[tuple[object, int]]]]] = {}
+        self.bat: dict[str, tuple[list, list]] = {}
+        self.pv_u: dict[str, list] = {}
+        self.th_p: dict[str, list[tuple[object, int]]] = {}
+        self.imp: list = []
+        self.exp: list = []
+        self.symmetry = symmetry
+        for cm in cp.cycles:
+            _add_cycle(self, cm)
+        _add_no_overlap(self)
+        for em in cp.evs:
+            _add_ev(self, em)
+        for b in cp.problem.batteries:
+            _add_battery(self, b)
+        for pv in cp.problem.pv:
+            _add_pv(self, pv)
+        for th in cp.problem.thermal_storages:
+            _add_thermal(self, th)
+        _add_site(self)
+        self.K = _set_objective(self)
+        if hint is not None:
+            self.add_hint(hint)
+
+    def add_hint(self, sch: Schedule) -> None:
+        for cid, opts in self.cycle_x.items():
+            want = sch.cycle_start_min.get(cid)
+            for x, sm in opts:
+                self.md.add_hint(x, abs(sm - want) < 1e-6 if want is not None else False)
+
+    def extract(self, s: cp_model.CpSolver) -> Schedule:
+        cp, n = self.cp, self.cp.n
+        sch = Schedule()
+        for cid, opts in self.cycle_x.items():
+            for x, sm in opts:
+                if s.boolean_value(x):
+                    sch.cycle_start_min[cid] = sm
+                    break
+        sch.cycle_start_min.update(self.cycle_fixed)
+        for eid, slots in self.ev_p.items():
+            p = [0.0] * n
+            for t, terms in slots:
+                p[t] = sum(c * s.value(v) for v, c in terms) / W
+            sch.ev_kw[eid] = p
+        for bid, (c, d) in self.bat.items():
+            sch.battery_charge_kw[bid] = [s.value(v) / W for v in c]
+            sch.battery_discharge_kw[bid] = [s.value(v) / W for v in d]
+        for pv in cp.problem.pv:
+            cols = self.pv_u.get(pv.id)
+            sch.pv_kw[pv.id] = list(pv.forecast_kw) if cols is None else [s.value(v) / W for v in cols]
+        for tid, terms in self.th_p.items():
+            sch.thermal_kw[tid] = [c * s.value(v) / W for v, c in terms]
+        return sch
+
+
+def _add_cycle(mm: CpsatModel, cm: CycleModel) -> None:
+    """One Boolean per allowed start, exactly one true; its profile (W) adds to the slot loads."""
+    c, md, cp = cm.cycle, mm.md, mm.cp
+    busy = mm.busy.setdefault(c.device, [[] for _ in range(cp.n)])
+    fixed = mm.busy_fixed.setdefault(c.device, [0] * cp.n)
+    if cm.fixed:
+        o = cm.options[0]
+        for k, pk in enumerate(o.profile_kw):
+            mm.const[o.first_slot + k] += _w(pk)
+        for t in range(*o.occupied):
+            fixed[t] += 1
+        mm.cycle_fixed[c.id] = o.start_min
+        mm.offset += o.extra_cost
+        return
+    opts = []
+    for o in cm.options:
+        x = md.new_bool_var("")
+        opts.append((x, o.start_min))
+        if o.extra_cost:
+            mm.obj.append((x, o.extra_cost))
+        for k, pk in enumerate(o.profile_kw):
+            if pk:
+                mm.loads[o.first_slot + k].append((x, _w(pk)))
+        for t in range(*o.occupied):
+            busy[t].append(x)
+    md.add_exactly_one([x for x, _ in opts])
+    mm.cycle_x[c.id] = opts
+
+
+def _add_no_overlap(mm: CpsatModel) -> None:
+    """At most one busy cycle per appliance and slot; identical cycles run in list order."""
+    cp, md = mm.cp, mm.md
+    by_dev: dict[str, list[CycleModel]] = {}
+    for cm in cp.cycles:
+        by_dev.setdefault(cm.cycle.device, []).append(cm)
+    res = cp.problem.grid.resolution_min
+    for dev, cms in by_dev.items():
+        if len(cms) < 2:
+            continue
+        busy, fixed = mm.busy[dev], mm.busy_fixed[dev]
+        for t in range(cp.n):
+            if fixed[t]:
+                for x in busy[t]:
+                    md.add(x == 0)
+            elif len(busy[t]) > 1:
+                md.add_at_most_one(busy[t])
+        if not mm.symmetry:
+            continue
+        groups: dict[tuple, list[CycleModel]] = {}
+        for cm in cms:
+            if cm.fixed or not cm.options or cm.cycle.late_penalty_eur_per_h:
+                continue
+            groups.setdefault((cm.options[0].profile_kw, tuple(o.start_min for o in cm.options)), []).append(cm)
+        for same in groups.values():
+            for a, b in zip(same, same[1:]):
+                xa, xb = mm.cycle_x[a.cycle.id], mm.cycle_x[b.cycle.id]
+                occ = a.options[0].occupied[1] - a.options[0].occupied[0]
+                md.add(sum(int(round(s / res)) * x for x, s in xb) - sum(int(round(s / res)) * x for x, s in xa) >= occ)
+
+
+def _add_ev(mm: CpsatModel, em: EVModel) -> None:
+    """Power in W per available slot; steps as Booleans, semi-continuous via an on-literal."""
+    e, md, cp = em.ev, mm.md, mm.cp
+    dt = cp.dt_h
+    slots = []
+    total: list[tuple[object, int]] = []
+    for t in em.slots:
+        if em.levels_kw is not None:
+            ys = [md.new_bool_var("") for _ in em.levels_kw]
+            md.add_at_most_one(ys)
+            terms = [(y, _w(lv)) for y, lv in zip(ys, em.levels_kw)]
+        elif em.semicontinuous:
+            p = md.new_int_var(0, _w(e.max_power_kw), "")
+            on = md.new_bool_var("")
+            md.add(p >= _w(e.min_power_kw)).only_enforce_if(on)
+            md.add(p == 0).only_enforce_if(~on)
+            terms = [(p, 1)]
+        else:
+            terms = [(md.new_int_var(0, _w(e.max_power_kw), ""), 1)]
+        slots.append((t, terms))
+        mm.loads[t].extend(terms)
+        total.extend(terms)
+    mm.ev_p[e.id] = slots
+    per = e.efficiency * dt / W  # kWh delivered per W-slot
+    expr = sum(c * v for v, c in total)
+    md.add(expr >= math.ceil(em.need_kwh / per - 1e-6))
+    if em.max_kwh is not None:
+        md.add(expr <= math.floor(em.max_kwh / per + 1e-6))
+
+
+def _add_battery(mm: CpsatModel, b: Battery) -> None:
+    """SoC in Wh/S; charge coefficient floored, discharge ceiled (conservative)."""
+    md, cp = mm.md, mm.cp
+    n, dt = cp.n, cp.dt_h
+    S = _scale(min(b.charge_efficiency * dt, dt / b.discharge_efficiency))
+    kc = math.floor(b.charge_efficiency * dt * S)
+    kd = math.ceil(dt / b.discharge_efficiency * S)
+    E = W * S  # units per kWh
+    lo = math.ceil(min(b.min_kwh, b.initial_kwh) * E - 1e-6)
+    hi = math.floor(b.capacity_kwh * E + 1e-6)
+    ini = math.floor(b.initial_kwh * E + 1e-6)
+    lo = min(lo, ini)
+    c = [md.new_int_var(0, _w(b.max_charge_kw), "") for _ in range(n)]
+    d = [md.new_int_var(0, _w(b.max_discharge_kw), "") for _ in range(n)]
+    soc = [md.new_int_var(lo, hi, "") for _ in range(n)]
+    prev = ini
+    for t in range(n):
+        md.add(soc[t] == prev + kc * c[t] - kd * d[t])
+        prev = soc[t]
+        mm.loads[t].append((c[t], 1))
+        mm.loads[t].append((d[t], -1))
+        eps = THROUGHPUT_EPS_PER_KWH * dt / W
+        mm.obj.append((c[t], eps))
+        mm.obj.append((d[t], eps))
+        if t in cp.exclusive_battery_slots:
+            z = md.new_bool_var("")
+            md.add(c[t] == 0).only_enforce_if(~z)
+            md.add(d[t] == 0).only_enforce_if(z)
+    if b.final_kwh is not None:
+        md.add(soc[-1] >= math.ceil(b.final_kwh * E - 1e-6))
+    mm.bat[b.id] = (c, d)
+
+
+def _add_pv(mm: CpsatModel, pv: PV) -> None:
+    if not pv.curtailable:
+        return
+    cols = [mm.md.new_int_var(0, _w(pv.forecast_kw[t]), "") for t in range(mm.cp.n)]
+    for t, v in enumerate(cols):
+        mm.loads[t].append((v, -1))
+    mm.pv_u[pv.id] = cols
+
+
+def _add_thermal(mm: CpsatModel, th: ThermalStorage) -> None:
+    """Stored heat in Wh/S thermal; heating coefficient floored, draws ceiled."""
+    md, cp = mm.md, mm.cp
+    n, dt = cp.n, cp.dt_h
+    S = _scale(th.cop * dt)
+    kp = math.floor(th.cop * dt * S)
+    E = W * S
+    P = _w(th.electric_power_kw)
+    terms = []
+    for t in range(n):
+        if th.modulating:
+            terms.append((md.new_int_var(0, P, ""), 1))
+        else:
+            terms.append((md.new_bool_var(""), P))
+    lo = math.ceil(th.min_energy_kwh * E - 1e-6)
+    hi = math.floor(th.max_energy_kwh * E + 1e-6)
+    prev = math.floor(th.initial_energy_kwh * E + 1e-6)
+    e = [md.new_int_var(lo, hi, "") for _ in range(n)]
+    for t in range(n):
+        v, coef = terms[t]
+        drain = math.ceil((th.heat_demand_kw[t] + th.standing_loss_kw) * dt * E - 1e-6)
+        md.add(e[t] == prev + kp * coef * v - drain)
+        prev = e[t]
+        mm.loads[t].append((v, coef))
+    if th.final_energy_kwh is not None:
+        md.add(e[-1] >= math.ceil(th.final_energy_kwh * E - 1e-6))
+    mm.th_p[th.id] = terms
+
+
+def _add_site(mm: CpsatModel) -> None:
+    md, cp = mm.md, mm.cp
+    p = cp.problem
+    site, gr = p.site, p.grid_request
+    dt = cp.dt_h
+    L, X = _w(site.import_limit_kw), _w(site.export_limit_kw)
+    for t in range(cp.n):
+        imp = md.new_int_var(0, L, "")
+        exp = md.new_int_var(0, X, "") if cp.may_export[t] else None
+        mm.imp.append(imp)
+        mm.exp.append(exp)
+        net = imp - exp if exp is not None else imp
+        md.add(net == sum(c * v for v, c in mm.loads[t]) + mm.const[t])
+        mm.obj.append((imp, cp.w_imp[t] * dt / W))
+        if exp is not None:
+            mm.obj.append((exp, cp.w_exp[t] * dt / W))
+            if t in cp.exclusive_grid_slots:
+                z = md.new_bool_var("")
+                md.add(imp == 0).only_enforce_if(~z)
+                md.add(exp == 0).only_enforce_if(z)
+        if gr is None:
+            continue
+        lo, hi = gr.min_net_import_kw[t], gr.max_net_import_kw[t]
+        soft = gr.penalty_eur_per_kwh
+        if lo is not None:
+            if soft is None:
+                md.add(net >= math.ceil(lo * W - 1e-6))
+            else:
+                s = md.new_int_var(0, L + X + abs(_w(lo)), "")
+                md.add(net + s >= math.ceil(lo * W - 1e-6))
+                mm.obj.append((s, soft * dt / W))
+        if hi is not None:
+            if soft is None:
+                md.add(net <= math.floor(hi * W + 1e-6))
+            else:
+                s = md.new_int_var(0, L + X + abs(_w(hi)), "")
+                md.add(net - s <= math.floor(hi * W + 1e-6))
+                mm.obj.append((s, soft * dt / W))
+
+
+def _set_objective(mm: CpsatModel) -> float:
+    """Scale float coefficients to integers: the largest grid coefficient becomes ~1e6."""
+    cp = mm.cp
+    ref = max([abs(w) for w in cp.w_imp + cp.w_exp] + [1e-12]) * cp.dt_h / W
+    K = 1e6 / ref
+    terms = []
+    for v, c in mm.obj:
+        if c == 0:
+            continue
+        k = int(round(c * K))
+        if k == 0:
+            k = 1 if c > 0 else -1
+        terms.append((v, k))
+    mm.md.minimize(sum(k * v for v, k in terms))
+    return K
+
+
+def solve_cpsat(cp: Compiled, time_limit_s: float = 5.0, *, workers: int = 1, symmetry: bool = True,
+                hint: Optional[Schedule] = None, rel_gap_limit: float = 1e-6) -> BackendResult:
+    t0 = time.perf_counter()
+    mm = CpsatModel(cp, symmetry=symmetry, hint=hint)
+    build_ms = (time.perf_counter() - t0) * 1000
+    s = cp_model.CpSolver()
+    prm = s.parameters
+    prm.num_workers = max(1, int(workers))
+    prm.max_time_in_seconds = max(0.05, time_limit_s - build_ms / 1000)
+    prm.relative_gap_limit = rel_gap_limit
+    prm.random_seed = 0
+    t1 = time.perf_counter()
+    st = s.solve(mm.md)
+    solve_ms = (time.perf_counter() - t1) * 1000
+    detail = {"solver": "cp-sat", "cpsat_status": s.status_name(st), "booleans": s.num_booleans,
+              "branches": s.num_branches, "scale": mm.K}
+    if st == cp_model.INFEASIBLE:
+        return BackendResult(Status.INFEASIBLE, None, build_ms=build_ms, solve_ms=solve_ms, detail=detail)
+    if st not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        if st == cp_model.MODEL_INVALID:
+            raise RuntimeError(f"CP-SAT model invalid: {mm.md.validate()}")
+        return BackendResult(Status.NO_SOLUTION_IN_TIME, None, build_ms=build_ms, solve_ms=solve_ms, detail=detail)
+    obj = s.objective_value / mm.K + mm.offset
+    bound = s.best_objective_bound / mm.K + mm.offset
+    status = Status.OPTIMAL if st == cp_model.OPTIMAL else Status.FEASIBLE
+    gap = rel_gap(obj, bound)
+    return BackendResult(status, mm.extract(s), obj, bound, gap, build_ms, solve_ms, detail=detail)

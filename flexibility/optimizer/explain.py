@@ -1,0 +1,193 @@
+"""Why a problem is infeasible, in words a person understands.
+
+Two stages: cheap per-device pre-checks (each names the device and the
+requirement with numbers), then, if the solver still proves infeasibility,
+an elastic MILP where groups of requirements (import limit, EV energy,
+final SoC, comfort band, grid request, cycle placement) may be violated at a
+large penalty; the violations that remain are what must give.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Optional
+
+from .compile import Compiled
+from .problem import Problem
+from .result import Violation
+
+
+def _hm(p: Problem, when: datetime) -> str:
+    return p.grid.local(when).strftime("%H:%M")
+
+
+def _slot_hm(p: Problem, t: int) -> str:
+    return _hm(p, p.grid.slot_start(t))
+
+
+def _kwh(x: float) -> str:
+    return f"{x:.1f} kWh"
+
+
+def precheck(cp: Compiled) -> list[Violation]:
+    """Necessary conditions checked device by device, without a solver."""
+    p = cp.problem
+    g, site = p.grid, p.site
+    n, dt = cp.n, cp.dt_h
+    out: list[Violation] = []
+    relief = [sum(pv.forecast_kw[t] for pv in p.pv) + sum(b.max_discharge_kw for b in p.batteries) for t in range(n)]
+    headroom = [max(0.0, site.import_limit_kw - cp.base_kw[t] + relief[t]) for t in range(n)]
+
+    for t in range(n):
+        if cp.base_kw[t] - relief[t] > site.import_limit_kw + 1e-9:
+            out.append(Violation("site", "import_limit", cp.base_kw[t] - relief[t] - site.import_limit_kw, "kW", t,
+                                 f"The base load of {cp.base_kw[t]:.2f} kW at {_slot_hm(p, t)} exceeds the import "
+                                 f"limit of {site.import_limit_kw:.2f} kW even with all PV and battery output"))
+            break
+
+    for cm in cp.cycles:
+        if cm.options:
+            continue
+        c = cm.cycle
+        dur = c.duration_min
+        peak = max(ph.power_w for ph in c.phases) / 1000
+        why = cm.why_none[0] if cm.why_none else "horizon"
+        es = c.earliest_start or g.start
+        le = c.latest_end or g.end
+        if why == "window":
+            msg = (f"Cycle '{c.name}' needs {dur:.0f} min but its window {_hm(p, es)}-{_hm(p, le)} "
+                   f"is only {(le - es).total_seconds() / 60:.0f} min")
+        elif why == "power":
+            msg = (f"Cycle '{c.name}' draws up to {peak:.2f} kW but the import limit of {site.import_limit_kw:.2f} kW "
+                   f"leaves too little room above the base load at every start between {_hm(p, es)} and {_hm(p, le)}")
+        elif why == "dnd":
+            msg = f"Cycle '{c.name}' cannot run between {_hm(p, es)} and {_hm(p, le)} without entering a do-not-disturb window"
+        else:
+            msg = f"Cycle '{c.name}' ({dur:.0f} min) does not fit between {_hm(p, es)} and the end of the planning horizon"
+        out.append(Violation(c.id, why, 1, "cycle", None, msg))
+
+    for em in cp.evs:
+        e = em.ev
+        cap = 0.0
+        for t in em.slots:
+            room = min(e.max_power_kw, headroom[t])
+            if em.levels_kw is not None:
+                fit = [lv for lv in em.levels_kw if lv <= room + 1e-9]
+                room = max(fit) if fit else 0.0
+            elif room < e.min_power_kw - 1e-9:
+                room = 0.0
+            cap += room * dt * e.efficiency
+        if em.need_kwh > cap + 1e-6:
+            out.append(Violation(e.id, "energy", em.need_kwh - cap, "kWh", None,
+                                 f"EV '{e.name}' needs {_kwh(em.need_kwh)} before {_hm(p, e.departure)} "
+                                 f"but can take at most {_kwh(cap)}"))
+        if em.max_kwh is not None and em.need_kwh > em.max_kwh + 1e-6:
+            out.append(Violation(e.id, "capacity", em.need_kwh - em.max_kwh, "kWh", None,
+                                 f"EV '{e.name}' needs {_kwh(em.need_kwh)} but has room for only {_kwh(em.max_kwh)}"))
+
+    for b in p.batteries:
+        fin = b.final_kwh
+        if fin is None:
+            continue
+        reach = min(b.capacity_kwh, b.initial_kwh + b.max_charge_kw * b.charge_efficiency * dt * n)
+        if fin > reach + 1e-6:
+            out.append(Violation(b.id, "final_soc", fin - reach, "kWh", None,
+                                 f"Battery '{b.name}' must end at {b.final_soc_pct:.0f}% ({_kwh(fin)}) by "
+                                 f"{_hm(p, g.end)} but can reach at most {_kwh(reach)}"))
+
+    for th in p.thermal_storages:
+        e_hi = th.initial_energy_kwh
+        e_lo = th.initial_energy_kwh
+        bad = None
+        for t in range(n):
+            drain = (th.heat_demand_kw[t] + th.standing_loss_kw) * dt
+            e_hi = min(th.max_energy_kwh, e_hi + th.cop * th.electric_power_kw * dt - drain)
+            e_lo = max(th.min_energy_kwh, e_lo - drain)
+            if e_hi < th.min_energy_kwh - 1e-6:
+                bad = t
+                break
+            if e_lo > th.max_energy_kwh + 1e-6:
+                out.append(Violation(th.id, "comfort_max", e_lo - th.max_energy_kwh, "kWh", t,
+                                     f"'{th.name}' holds {_kwh(e_lo)} at {_slot_hm(p, t)}, above its maximum "
+                                     f"{_kwh(th.max_energy_kwh)}, even without heating"))
+                break
+        if bad is not None:
+            out.append(Violation(th.id, "comfort_min", th.min_energy_kwh - e_hi, "kWh", bad,
+                                 f"'{th.name}' cannot keep {_kwh(th.min_energy_kwh)} at {_slot_hm(p, bad)}: heating at "
+                                 f"{th.electric_power_kw:.1f} kW reaches only {_kwh(max(e_hi, 0.0))}"))
+        elif th.final_energy_kwh is not None and e_hi < th.final_energy_kwh - 1e-6:
+            out.append(Violation(th.id, "final_energy", th.final_energy_kwh - e_hi, "kWh", None,
+                                 f"'{th.name}' must end with {_kwh(th.final_energy_kwh)} but can reach at most "
+                                 f"{_kwh(e_hi)}"))
+
+    gr = p.grid_request
+    if gr is not None and gr.penalty_eur_per_kwh is None:
+        for t in range(n):
+            lo, hi = gr.min_net_import_kw[t], gr.max_net_import_kw[t]
+            if lo is not None and lo > site.import_limit_kw + 1e-9:
+                out.append(Violation("site", "grid_request", lo - site.import_limit_kw, "kW", t,
+                                     f"The grid request asks for at least {lo:.2f} kW at {_slot_hm(p, t)}, above the "
+                                     f"import limit of {site.import_limit_kw:.2f} kW"))
+                break
+            floor = cp.base_kw[t] - relief[t]
+            if hi is not None and hi < max(floor, -site.export_limit_kw) - 1e-9:
+                out.append(Violation("site", "grid_request", max(floor, -site.export_limit_kw) - hi, "kW", t,
+                                     f"The grid request allows at most {hi:.2f} kW at {_slot_hm(p, t)} but the home "
+                                     f"cannot go below {max(floor, -site.export_limit_kw):.2f} kW"))
+                break
+    return out
+
+
+def describe(cp: Compiled, violations: list[Violation]) -> list[str]:
+    """Summarize elastic-model violations per device and requirement."""
+    p = cp.problem
+    names = {d.id: d.name for grp in (p.cycles, p.ev_sessions, p.batteries, p.pv, p.thermal_storages) for d in grp}
+    by: dict[tuple[str, str], list[Violation]] = {}
+    for v in violations:
+        by.setdefault((v.device, v.requirement), []).append(v)
+    out = []
+    for (dev, req), vs in by.items():
+        worst = max(vs, key=lambda v: v.amount)
+        more = f" (and {len(vs) - 1} other slots)" if len(vs) > 1 else ""
+        at = f" at {_slot_hm(p, worst.slot)}" if worst.slot is not None else ""
+        if req == "import_limit":
+            out.append(f"The import limit of {p.site.import_limit_kw:.2f} kW is too low for all requirements together: "
+                       f"{worst.amount:.2f} kW more would be needed{at}{more}")
+        elif req == "energy":
+            e = next(x for x in p.ev_sessions if x.id == dev)
+            out.append(f"EV '{e.name}' needs {_kwh(e.energy_kwh)} before {_hm(p, e.departure)} but can take at most "
+                       f"{_kwh(e.energy_kwh - worst.amount)} alongside the other requirements")
+        elif req == "final_soc":
+            b = next(x for x in p.batteries if x.id == dev)
+            out.append(f"Battery '{b.name}' must end at {b.final_soc_pct:.0f}% but falls {_kwh(worst.amount)} short "
+                       f"alongside the other requirements")
+        elif req == "scheduled":
+            out.append(f"Cycle '{names.get(dev, dev)}' cannot be placed alongside the other requirements "
+                       f"(window, appliance busy, import limit)")
+        elif req == "grid_request":
+            out.append(f"The grid request cannot be met{at}: off by {worst.amount:.2f} kW{more}")
+        elif req in ("comfort_min", "comfort_max", "final_energy"):
+            what = {"comfort_min": "below its comfort band", "comfort_max": "above its comfort band",
+                    "final_energy": "short of its final energy"}[req]
+            out.append(f"'{names.get(dev, dev)}' would be {_kwh(worst.amount)} {what}{at}{more}")
+        else:
+            out.append(worst.message)
+    return out
+
+
+def explain_infeasible(cp: Compiled, time_limit_s: float) -> tuple[list[str], list[Violation], Optional[object]]:
+    """Pre-checks first; if they pass, relax requirement groups in an elastic MILP."""
+    pre = precheck(cp)
+    if pre:
+        return [v.message for v in pre], pre, None
+    from .backends.milp import solve_milp
+
+    r = solve_milp(cp, time_limit_s, elastic=True, mip_rel_gap=1e-3)
+    if r.schedule is None:
+        return ["The requirements cannot all be met (no relaxed plan found in time)"], [], None
+    if not r.violations:
+        return ["The solver reported infeasibility, but a plan meeting every requirement exists "
+                "(numerical issue); try another backend"], [], r.schedule
+    for v in r.violations:
+        if not v.message:
+            v.message = v.requirement
+    return describe(cp, r.violations), r.violations, r.schedule

@@ -1,0 +1,173 @@
+"""`solve()`: pre-checks, backend choice, time limit, evaluation and the result object."""
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any, Optional
+
+from .baseline import baseline as _baseline
+from .compile import Compiled, compile_problem, resample_profile
+from .evaluate import evaluate
+from .explain import explain_infeasible, precheck
+from .problem import Problem
+from .result import Evaluation, Schedule, SolveResult, SolveStats, Status
+
+BACKENDS = ("auto", "cpsat", "milp", "milp-pulp")
+
+
+def choose_backend(cp: Compiled) -> str:
+    """Pick by structure (see README "Choosing a backend" for the measurements behind this).
+
+    CP-SAT wins when start-time decisions dominate (cycles, on/off heaters);
+    HiGHS wins when the problem is (mostly) continuous: batteries, modulating
+    loads, long horizons with few discrete choices.
+    """
+    p = cp.problem
+    discrete_cycles = sum(len(cm.options) for cm in cp.cycles if not cm.fixed)
+    has_continuous_store = bool(p.batteries)
+    if discrete_cycles == 0 and not any(not th.modulating for th in p.thermal_storages) and not any(
+            em.levels_kw is not None or em.semicontinuous for em in cp.evs):
+        return "milp"
+    if has_continuous_store:
+        return "milp"
+    return "cpsat"
+
+
+def run_backend(cp: Compiled, backend: str, time_limit_s: float, threads: int = 1, **kw: Any):
+    if backend == "cpsat":
+        from .backends.cpsat import solve_cpsat
+
+        return solve_cpsat(cp, time_limit_s, workers=threads, **kw)
+    if backend in ("milp", "milp-pulp"):
+        from .backends.milp import solve_milp
+
+        return solve_milp(cp, time_limit_s, threads=threads, via_pulp=backend == "milp-pulp", **kw)
+    raise ValueError(f"backend: must be one of {', '.join(BACKENDS)}")
+
+
+def solve(problem: Problem, backend: str = "auto", time_limit_s: float = 5.0, *, threads: int = 1,
+          explain: bool = True, relaxed: bool = True, **backend_options: Any) -> SolveResult:
+    """Schedule every device; always returns (never raises for infeasible or slow problems).
+
+    `time_limit_s` bounds the whole call; an infeasible problem gets up to
+    another `min(time_limit_s, 2 s)` for its explanation.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: must be one of {', '.join(BACKENDS)}")
+    t0 = time.perf_counter()
+    cp = compile_problem(problem)
+    bl = _baseline(problem, cp)
+    chosen = choose_backend(cp) if backend == "auto" else backend
+    name = chosen if backend != "auto" else f"auto:{chosen}"
+
+    pre = precheck(cp)
+    if pre:
+        res = SolveResult(Status.INFEASIBLE, name, None, None, bl, SolveStats(name, build_ms=_ms(t0)),
+                          explanation=[v.message for v in pre], violations=pre)
+        if relaxed:
+            _attach_relaxed(res, cp, min(time_limit_s, 2.0), True)
+        return res
+
+    compile_ms = _ms(t0)
+    left = max(0.05, time_limit_s - compile_ms / 1000)
+    out = run_backend(cp, chosen, left, threads, **backend_options)
+    stats = SolveStats(name, compile_ms + out.build_ms, out.solve_ms, out.gap, out.bound, dict(out.detail))
+    if out.status == Status.INFEASIBLE:
+        res = SolveResult(Status.INFEASIBLE, name, None, None, bl, stats)
+        if explain:
+            _attach_relaxed(res, cp, min(time_limit_s, 2.0), relaxed)
+        stats.detail["total_ms"] = round(_ms(t0), 3)
+        return res
+    if out.schedule is None:
+        stats.detail["total_ms"] = round(_ms(t0), 3)
+        return SolveResult(out.status, name, None, None, bl, stats,
+                           explanation=[f"No plan found within the time limit of {time_limit_s:g} s"])
+    ev = evaluate(problem, out.schedule, cp)
+    res = SolveResult(out.status, name, out.schedule, ev, bl, stats, devices=devices_view(cp, out.schedule, ev))
+    if ev.violations:  # should not happen: report, never hide
+        res.violations = ev.violations
+        res.explanation = ["The solver's plan violates requirements after float re-evaluation"] + [
+            v.message for v in ev.violations[:5]]
+    stats.detail["total_ms"] = round(_ms(t0), 3)
+    return res
+
+
+def _attach_relaxed(res: SolveResult, cp: Compiled, budget_s: float, keep_schedule: bool) -> None:
+    """Explanation (pre-checks, else elastic MILP) and, optionally, the best relaxed plan."""
+    msgs, viol, sch = explain_infeasible(cp, budget_s)
+    if not res.explanation:
+        res.explanation = msgs
+        res.violations = viol
+    if sch is None and keep_schedule:
+        from .backends.milp import solve_milp
+
+        sch = solve_milp(cp, budget_s, elastic=True, mip_rel_gap=1e-3).schedule
+    if sch is not None and keep_schedule:
+        ev = evaluate(cp.problem, sch, cp)
+        res.schedule = sch
+        res.devices = devices_view(cp, sch, ev)
+        res.stats.detail["relaxed_plan"] = True
+        res.stats.detail["relaxed_violations"] = [v.to_dict() for v in ev.violations]
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000
+
+
+def devices_view(cp: Compiled, sch: Schedule, ev: Evaluation) -> dict[str, dict[str, Any]]:
+    """Per-device power (kW) per slot, start/end for cycles, energy trajectories (kWh)."""
+    p = cp.problem
+    g = p.grid
+    n, dt = cp.n, cp.dt_h
+    out: dict[str, dict[str, Any]] = {}
+    tz_local = g.local
+    for cm in cp.cycles:
+        c = cm.cycle
+        if c.id not in sch.cycle_start_min:
+            out[c.id] = {"kind": "cycle", "device": c.device, "name": c.name, "start": None, "end": None,
+                         "power_kw": [0.0] * n}
+            continue
+        sm = sch.cycle_start_min[c.id]
+        prof = resample_profile(c, sm, g.resolution_min, n)
+        start = g.start + timedelta(minutes=sm)
+        out[c.id] = {"kind": "cycle", "device": c.device, "name": c.name,
+                     "start": tz_local(start).isoformat(),
+                     "end": tz_local(start + timedelta(minutes=c.duration_min)).isoformat(),
+                     "power_kw": [prof.get(t, 0.0) for t in range(n)]}
+    for em in cp.evs:
+        e = em.ev
+        pw = [round(x, 4) for x in sch.ev_kw.get(e.id, [0.0] * n)]
+        acc, traj = 0.0, [0.0]
+        for x in pw:
+            acc += x * dt * e.efficiency
+            traj.append(round(acc, 4))
+        out[e.id] = {"kind": "ev", "device": e.device, "name": e.name, "power_kw": pw, "soc_kwh": traj,
+                     "energy_kwh": round(acc, 4)}
+    for b in p.batteries:
+        c = sch.battery_charge_kw.get(b.id, [0.0] * n)
+        d = sch.battery_discharge_kw.get(b.id, [0.0] * n)
+        out[b.id] = {"kind": "battery", "device": b.device, "name": b.name,
+                     "power_kw": [round(c[t] - d[t], 4) for t in range(n)],
+                     "charge_kw": [round(x, 4) for x in c], "discharge_kw": [round(x, 4) for x in d],
+                     "soc_kwh": [round(x, 4) for x in ev.soc_kwh.get(b.id, [])]}
+    for pv in p.pv:
+        u = sch.pv_kw.get(pv.id, list(pv.forecast_kw))
+        out[pv.id] = {"kind": "pv", "device": pv.device, "name": pv.name, "power_kw": [round(-x, 4) for x in u],
+                      "curtailed_kw": [round(pv.forecast_kw[t] - u[t], 4) for t in range(n)]}
+    for th in p.thermal_storages:
+        out[th.id] = {"kind": "thermal", "device": th.device, "name": th.name,
+                      "power_kw": [round(x, 4) for x in sch.thermal_kw.get(th.id, [0.0] * n)],
+                      "soc_kwh": [round(x, 4) for x in ev.soc_kwh.get(th.id, [])]}
+    return out
+
+
+def baseline(problem: Problem) -> Evaluation:
+    """Cost/CO2/violations of the unoptimized plan (see baseline.py)."""
+    return _baseline(problem)
+
+
+def is_optimal(res: SolveResult, tol: float = 1e-4) -> bool:
+    return res.status == Status.OPTIMAL or (res.status == Status.FEASIBLE and (res.stats.gap or 1) <= tol)
+
+
+__all__ = ["solve", "baseline", "choose_backend", "BACKENDS", "Optional"]
