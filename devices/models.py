@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -143,7 +143,10 @@ class DoNotDisturbWindow(models.Model):
 
 
 class Hub(TimeStampedModel):
-    hub_id = models.CharField(max_length=64, unique=True, help_text="Public identifier printed on the hub.")
+    hub_id = models.CharField(
+        max_length=64, unique=True, help_text="Public identifier printed on the hub (letters, digits, - and _).",
+        validators=[RegexValidator(r"^[A-Za-z0-9_-]{3,64}$", "Use 3-64 letters, digits, '-' or '_'.")],
+    )
     home = models.ForeignKey(Home, null=True, blank=True, on_delete=models.SET_NULL, related_name="hubs")
     mqtt_username = models.CharField(max_length=80, unique=True)
     mqtt_password_hash = models.CharField(max_length=256, blank=True)

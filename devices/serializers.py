@@ -1,0 +1,242 @@
+"""API shapes for the household/DER domain. Thin: rules live in the models, writes in services."""
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from .models import (
+    CONTRACTED_POWER_STEPS_KVA, ComfortPreference, Cycle, Device, DeviceType, DoNotDisturbWindow, EVSession, Home,
+    Hub, Measurement, SignalSeries, Tariff,
+)
+from .permissions import OwnedRelatedField
+from .power_profiles import profile_duration_minutes, profile_energy_wh
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """An instant: input without a UTC offset is rejected, not guessed."""
+
+    def enforce_timezone(self, value):
+        if timezone.is_naive(value):
+            raise serializers.ValidationError("Must include a time zone offset (e.g. 2026-05-01T08:00:00+01:00).")
+        return super().enforce_timezone(value)
+
+
+class StrictSerializerMixin:
+    """Reject fields the serializer does not know instead of silently ignoring them."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))  # type: ignore[attr-defined]
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)  # type: ignore[misc]
+
+
+class StrictModelSerializer(StrictSerializerMixin, serializers.ModelSerializer):
+    """Model serializer whose validation of the whole object is left to the model (via services).
+
+    `create_only_fields` may be given when creating and are read-only afterwards.
+    """
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        **{k: AwareDateTimeField for k, v in serializers.ModelSerializer.serializer_field_mapping.items()
+           if v is serializers.DateTimeField},
+    }
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        if self.instance is not None:
+            for name in getattr(self.Meta, "create_only_fields", ()):
+                fields[name].read_only = True
+        return fields
+
+
+class ObjectJSONField(serializers.JSONField):
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("Must be a JSON object.")
+        return super().to_internal_value(data)
+
+
+class ListJSONField(serializers.JSONField):
+    def to_internal_value(self, data):
+        if not isinstance(data, list):
+            raise serializers.ValidationError("Must be a JSON list.")
+        return super().to_internal_value(data)
+
+
+class ContractedPowerField(serializers.DecimalField):
+    """Contracted power in kVA: a number, one of the standard steps."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_digits=5, decimal_places=2, coerce_to_string=False, **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if value not in {Decimal(v) for v in CONTRACTED_POWER_STEPS_KVA}:
+            steps = ", ".join(str(Decimal(v).normalize()) for v in CONTRACTED_POWER_STEPS_KVA)
+            raise serializers.ValidationError(f"Must be one of the standard steps: {steps} kVA.")
+        return value
+
+
+# --- homes -----------------------------------------------------------------------
+
+class DoNotDisturbWindowSerializer(StrictModelSerializer):
+    class Meta:
+        model = DoNotDisturbWindow
+        fields = ["weekday", "start_time", "end_time"]
+
+
+class HomeSerializer(StrictModelSerializer):
+    contracted_power_kva = ContractedPowerField(required=False)
+    export_limit_kw = serializers.DecimalField(max_digits=6, decimal_places=2, coerce_to_string=False, required=False)
+    tariff = serializers.SlugRelatedField(slug_field="code", queryset=Tariff.objects.all(), required=False,
+                                          allow_null=True, help_text="Tariff code, e.g. pt-tri-hourly-daily.")
+    do_not_disturb_windows = DoNotDisturbWindowSerializer(many=True, required=False,
+                                                          help_text="Replaces all windows when given.")
+    owner = serializers.PrimaryKeyRelatedField(read_only=True)
+    import_limit_kw = serializers.FloatField(read_only=True)
+
+    class Meta:
+        model = Home
+        fields = [
+            "id", "owner", "name", "timezone", "country", "contracted_power_kva", "import_limit_kw", "export_limit_kw",
+            "tariff_kind", "tariff", "objective", "objective_cost_weight", "global_optimizer_opt_in",
+            "do_not_disturb_windows", "created_at", "updated_at",
+        ]
+        validators: list = []
+
+
+# --- hubs ------------------------------------------------------------------------
+
+class HubSerializer(StrictModelSerializer):
+    home = serializers.PrimaryKeyRelatedField(read_only=True)
+
+    class Meta:
+        model = Hub
+        fields = ["id", "hub_id", "home", "mqtt_username", "online", "last_seen_at", "firmware_version",
+                  "created_at", "updated_at"]
+        read_only_fields = ["hub_id", "mqtt_username", "online", "last_seen_at", "firmware_version"]
+
+
+class HubRegisterSerializer(StrictModelSerializer):
+    """Operators register a hub; the response carries its MQTT secret once."""
+
+    home = serializers.PrimaryKeyRelatedField(queryset=Home.objects.all(), required=False, allow_null=True)
+    mqtt_secret = serializers.CharField(read_only=True, help_text="Shown once; only its hash is stored.")
+
+    class Meta:
+        model = Hub
+        fields = ["id", "hub_id", "home", "firmware_version", "mqtt_username", "mqtt_secret", "created_at"]
+        read_only_fields = ["mqtt_username"]
+        validators: list = []
+
+
+class HubClaimSerializer(StrictSerializerMixin, serializers.Serializer):
+    hub_id = serializers.CharField(max_length=64)
+    home = OwnedRelatedField(queryset=Home.objects.all(), owner_path="owner")
+
+
+# --- devices ---------------------------------------------------------------------
+
+class DeviceSerializer(StrictModelSerializer):
+    home = OwnedRelatedField(queryset=Home.objects.all(), owner_path="owner")
+    hub = OwnedRelatedField(queryset=Hub.objects.all(), owner_path="home__owner", required=False, allow_null=True)
+    device_type = serializers.ChoiceField(choices=DeviceType.choices)
+    parameters = ObjectJSONField(required=False, help_text="Type-specific parameters; units in the names.")
+
+    class Meta:
+        model = Device
+        fields = ["id", "home", "hub", "serial_number", "name", "brand", "device_type", "allow_hems",
+                  "automatic_management", "parameters", "created_at", "updated_at"]
+        create_only_fields = ["home", "device_type"]
+        validators: list = []
+
+
+class ComfortPreferenceSerializer(StrictModelSerializer):
+    class Meta:
+        model = ComfortPreference
+        fields = ["device", "battery_reserve_pct", "temperature_min_c", "temperature_max_c", "updated_at"]
+        read_only_fields = ["device"]
+
+
+# --- cycles and EV sessions --------------------------------------------------------
+
+class PowerPhaseSerializer(serializers.Serializer):
+    """Documentation shape of one phase (validation is devices.power_profiles)."""
+
+    duration_min = serializers.FloatField()
+    expected_power_w = serializers.FloatField(allow_null=True, required=False)
+    max_power_w = serializers.FloatField()
+
+
+@extend_schema_field(PowerPhaseSerializer(many=True))
+class PowerProfileField(ListJSONField):
+    pass
+
+
+class CycleSerializer(StrictModelSerializer):
+    device = OwnedRelatedField(queryset=Device.objects.all(), owner_path="home__owner")
+    sequence_id = serializers.CharField(max_length=80, required=False,
+                                        help_text="Unique per device; generated when omitted.")
+    power_profile = PowerProfileField(help_text="Phases in execution order.")
+    duration_min = serializers.SerializerMethodField()
+    energy_wh = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Cycle
+        fields = ["id", "device", "sequence_id", "program", "earliest_start", "latest_end", "scheduled_start",
+                  "state", "power_profile", "duration_min", "energy_wh", "created_at", "updated_at"]
+        create_only_fields = ["device"]
+        validators: list = []
+
+    def get_duration_min(self, obj: Cycle) -> float:
+        return profile_duration_minutes(obj.power_profile)
+
+    def get_energy_wh(self, obj: Cycle) -> float:
+        return profile_energy_wh(obj.power_profile)
+
+
+class EVSessionSerializer(StrictModelSerializer):
+    device = OwnedRelatedField(queryset=Device.objects.all(), owner_path="home__owner")
+    required_energy_kwh = serializers.FloatField(read_only=True)
+
+    class Meta:
+        model = EVSession
+        fields = ["id", "device", "arrival", "departure", "energy_kwh", "target_soc_pct", "initial_soc_pct",
+                  "vehicle_capacity_kwh", "vehicle_name", "required_energy_kwh", "created_at", "updated_at"]
+        create_only_fields = ["device"]
+
+
+# --- read-only data ------------------------------------------------------------------
+
+class SignalSeriesSerializer(serializers.ModelSerializer):
+    end = serializers.DateTimeField(read_only=True)
+    values = serializers.ListField(child=serializers.FloatField(), read_only=True)
+
+    class Meta:
+        model = SignalSeries
+        fields = ["id", "kind", "unit", "area", "home", "device", "start", "end", "resolution_minutes", "values",
+                  "source", "created_at"]
+        read_only_fields = fields
+
+
+class MeasurementSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Measurement
+        fields = ["id", "home", "device", "time", "power_w", "energy_wh", "soc_pct", "temperature_c"]
+        read_only_fields = fields
+
+
+class TariffSerializer(serializers.ModelSerializer):
+    periods = serializers.JSONField(read_only=True, help_text="[{days, start, end, price_eur_per_kwh}], local time.")
+
+    class Meta:
+        model = Tariff
+        fields = ["id", "code", "name", "kind", "country", "periods", "export_price_eur_per_kwh", "source"]
+        read_only_fields = fields

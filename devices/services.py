@@ -1,0 +1,302 @@
+"""Actions that write the household/DER domain.
+
+Every action validates with the models' own rules (`full_clean`) inside a
+transaction, so a rejected request changes nothing; Django ValidationErrors
+become the API's 400 body (energy_manager.api_errors). Changes that make a
+home's plan stale ask for re-optimization after the transaction commits.
+"""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db import models, transaction
+from django.db.models import Q
+from django.http import Http404
+from django.utils import timezone
+
+from energy_manager.api_errors import Conflict
+from hub_bridge.credentials import hub_username, mosquitto_hash, new_secret
+
+from .models import (
+    HOME_SIGNALS, ComfortPreference, Cycle, Device, DoNotDisturbWindow, EVSession, Home, Hub, Measurement,
+    SignalSeries,
+)
+
+MEASUREMENT_BATCH = 2000
+
+
+# --- helpers -------------------------------------------------------------------
+
+def full_clean(instance: models.Model, exclude: list[str] | None = None, prefix: str = "") -> None:
+    """`instance.full_clean()`, with unique-together errors named after their distinguishing field.
+
+    Django reports a violated (home, serial_number) constraint under "__all__";
+    the API names "serial_number" instead. `prefix` names errors of nested objects
+    ("do_not_disturb_windows[2].end_time").
+    """
+    try:
+        instance.full_clean(exclude=exclude)
+    except ValidationError as exc:
+        named: dict[str, list] = {}
+        for field, errors in exc.error_dict.items():
+            for error in errors:
+                key = field
+                if field == NON_FIELD_ERRORS and error.code == "unique_together":
+                    key = error.params["unique_check"][-1]
+                if prefix:
+                    key = prefix if key == NON_FIELD_ERRORS else f"{prefix}.{key}"
+                named.setdefault(key, []).append(error)
+        raise ValidationError(named) from None
+
+
+def _assign(instance: models.Model, data: Mapping[str, Any]) -> None:
+    for name, value in data.items():
+        setattr(instance, name, value)
+
+
+def _reoptimize_on_commit(home_id: int, reason: str) -> None:
+    from flexibility.reoptimize import request_reoptimization
+
+    transaction.on_commit(lambda: request_reoptimization(home_id, reason))
+
+
+# --- accounts ------------------------------------------------------------------
+
+@transaction.atomic
+def user_register(*, email: str, password: str, first_name: str = "", last_name: str = ""):
+    """A new household account; the e-mail (lower-cased) is also the username."""
+    User = get_user_model()
+    email = email.strip().lower()
+    if User.objects.filter(Q(email__iexact=email) | Q(username__iexact=email)).exists():
+        raise ValidationError({"email": "An account with this e-mail already exists."})
+    user = User(username=email, email=email, first_name=first_name, last_name=last_name)
+    try:
+        validate_password(password, user)
+    except ValidationError as exc:
+        raise ValidationError({"password": exc.messages}) from None
+    user.set_password(password)
+    full_clean(user, exclude=["password"])
+    user.save()
+    return user
+
+
+# --- homes ---------------------------------------------------------------------
+
+@transaction.atomic
+def home_save(home: Home, data: Mapping[str, Any], do_not_disturb: list[Mapping[str, Any]] | None = None) -> Home:
+    """Create or update a home; `do_not_disturb` (if given) replaces all its windows."""
+    created = home.pk is None
+    _assign(home, data)
+    full_clean(home)
+    home.save()
+    if do_not_disturb is not None:
+        home_set_do_not_disturb(home, do_not_disturb)
+    if not created:
+        _reoptimize_on_commit(home.pk, "home_changed")
+    return home
+
+
+@transaction.atomic
+def home_set_do_not_disturb(home: Home, windows: list[Mapping[str, Any]]) -> list[DoNotDisturbWindow]:
+    home.do_not_disturb_windows.all().delete()
+    out = []
+    errors: dict[str, list] = {}
+    for i, window in enumerate(windows):
+        obj = DoNotDisturbWindow(home=home, **window)
+        try:
+            full_clean(obj, exclude=["home"], prefix=f"do_not_disturb_windows[{i}]")
+        except ValidationError as exc:
+            errors.update(exc.error_dict)
+            continue
+        out.append(obj)
+    if errors:
+        raise ValidationError(errors)
+    DoNotDisturbWindow.objects.bulk_create(out)
+    return out
+
+
+@transaction.atomic
+def home_delete(home: Home) -> None:
+    Hub.objects.filter(home=home).update(home=None, online=False)
+    home.delete()
+
+
+# --- hubs ----------------------------------------------------------------------
+
+@transaction.atomic
+def hub_register(*, hub_id: str, home: Home | None = None, firmware_version: str = "") -> tuple[Hub, str]:
+    """Operators register a hub; returns it with its MQTT secret, which is not stored and shown once."""
+    secret = new_secret()
+    hub = Hub(
+        hub_id=hub_id, home=home, firmware_version=firmware_version,
+        mqtt_username=hub_username(hub_id), mqtt_password_hash=mosquitto_hash(secret),
+    )
+    full_clean(hub)
+    hub.save()
+    return hub, secret
+
+
+@transaction.atomic
+def hub_reset_secret(hub: Hub) -> str:
+    """A new MQTT secret for the hub (the old one stops working); shown once."""
+    secret = new_secret()
+    hub.mqtt_password_hash = mosquitto_hash(secret)
+    hub.save(update_fields=["mqtt_password_hash", "updated_at"])
+    return secret
+
+
+@transaction.atomic
+def hub_claim(*, hub_id: str, home: Home) -> Hub:
+    """A household claims the hub printed `hub_id` for one of its homes.
+
+    Already claimed by another home: 409, without saying whose.
+    """
+    hub = Hub.objects.select_for_update().filter(hub_id=hub_id).first()
+    if hub is None:
+        raise Http404("No hub has this hub_id.")
+    if hub.home_id is not None and hub.home_id != home.pk:
+        raise Conflict("This hub is already claimed. Release it from its home first.")
+    hub.home = home
+    hub.save(update_fields=["home", "updated_at"])
+    return hub
+
+
+@transaction.atomic
+def hub_release(hub: Hub) -> Hub:
+    """The hub leaves its home; its devices stay in the home without a hub."""
+    home_id = hub.home_id
+    Device.objects.filter(hub=hub).update(hub=None)
+    hub.home = None
+    hub.online = False
+    hub.save(update_fields=["home", "online", "updated_at"])
+    if home_id:
+        _reoptimize_on_commit(home_id, "hub_released")
+    return hub
+
+
+# --- devices -------------------------------------------------------------------
+
+@transaction.atomic
+def device_save(device: Device, data: Mapping[str, Any]) -> Device:
+    _assign(device, data)
+    full_clean(device)
+    device.save()
+    _reoptimize_on_commit(device.home_id, "device_changed")
+    return device
+
+
+@transaction.atomic
+def device_delete(device: Device) -> None:
+    home_id = device.home_id
+    device.delete()
+    _reoptimize_on_commit(home_id, "device_deleted")
+
+
+@transaction.atomic
+def comfort_save(device: Device, data: Mapping[str, Any]) -> ComfortPreference:
+    """Replace the device's comfort preference (fields not given go back to their defaults)."""
+    comfort = ComfortPreference.objects.select_for_update().filter(device=device).first()
+    comfort = comfort or ComfortPreference(device=device)
+    for field in ("battery_reserve_pct", "temperature_min_c", "temperature_max_c"):
+        setattr(comfort, field, data.get(field))
+    full_clean(comfort, exclude=["device"])
+    comfort.save()
+    _reoptimize_on_commit(device.home_id, "comfort_changed")
+    return comfort
+
+
+# --- cycles and EV sessions ----------------------------------------------------
+
+@transaction.atomic
+def cycle_save(cycle: Cycle, data: Mapping[str, Any]) -> Cycle:
+    created = cycle.pk is None
+    _assign(cycle, data)
+    if not cycle.sequence_id:
+        cycle.sequence_id = uuid.uuid4().hex[:16]
+    full_clean(cycle)
+    cycle.save()
+    _reoptimize_on_commit(cycle.device.home_id, "cycle_created" if created else "cycle_changed")
+    return cycle
+
+
+@transaction.atomic
+def cycle_delete(cycle: Cycle) -> None:
+    home_id = cycle.device.home_id
+    cycle.delete()
+    _reoptimize_on_commit(home_id, "cycle_deleted")
+
+
+@transaction.atomic
+def ev_session_save(session: EVSession, data: Mapping[str, Any]) -> EVSession:
+    _assign(session, data)
+    full_clean(session)
+    session.save()
+    _reoptimize_on_commit(session.device.home_id, "ev_session_changed")
+    return session
+
+
+@transaction.atomic
+def ev_session_delete(session: EVSession) -> None:
+    home_id = session.device.home_id
+    session.delete()
+    _reoptimize_on_commit(home_id, "ev_session_deleted")
+
+
+# --- signals and telemetry -----------------------------------------------------
+
+@transaction.atomic
+def replace_signal(
+    kind: str,
+    start: datetime,
+    resolution_minutes: int,
+    values: list[float],
+    *,
+    area: str = "",
+    home: Home | None = None,
+    device: Device | None = None,
+    source: str = "",
+) -> SignalSeries:
+    """Store a series, deleting series of the same kind and scope that overlap it.
+
+    Scope is (area, home, device) exactly: an area-wide price never replaces a
+    home-specific one. Forecast changes ask for the home to be planned again.
+    """
+    series = SignalSeries(
+        kind=kind, start=start, resolution_minutes=resolution_minutes, values=list(values),
+        area=area, home=home, device=device, source=source,
+    )
+    full_clean(series)
+    end = series.end
+    same_scope = SignalSeries.objects.select_for_update().filter(
+        kind=kind, area=area, home=home, device=device, start__lt=end, start__gt=start - timedelta(days=7)
+    )
+    stale = [s.pk for s in same_scope.only("id", "start", "resolution_minutes", "values") if s.end > start]
+    SignalSeries.objects.filter(pk__in=stale).delete()
+    series.save()
+    if home is not None and kind in HOME_SIGNALS:
+        _reoptimize_on_commit(home.pk, f"{kind}_replaced")
+    return series
+
+
+def record_measurements(rows: Iterable[Mapping[str, Any] | Measurement]) -> int:
+    """Write telemetry in bulk (hub listener, seed). Rows need home (or home_id), an aware time.
+
+    Returns the number of rows written. Values are trusted to come from a hub of the home.
+    """
+    objs: list[Measurement] = []
+    for i, row in enumerate(rows):
+        m = row if isinstance(row, Measurement) else Measurement(**row)
+        if m.home_id is None:
+            raise ValidationError({f"rows[{i}].home": "Required."})
+        if m.time is None or timezone.is_naive(m.time):
+            raise ValidationError({f"rows[{i}].time": "Must be an aware datetime."})
+        objs.append(m)
+    with transaction.atomic():
+        Measurement.objects.bulk_create(objs, batch_size=MEASUREMENT_BATCH)
+    return len(objs)

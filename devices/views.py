@@ -1,0 +1,315 @@
+"""Household API: homes, hubs, devices, cycles, EV sessions, comfort; signals, telemetry and tariffs read-only.
+
+Views are thin: querysets come from selectors (scoped to the user, so another
+user's object is a 404) and writes go through services.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django.db import models
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from . import selectors, services
+from .models import (
+    Cycle, CycleState, Device, DeviceType, EVSession, Home, Hub, Measurement, SignalKind, SignalSeries,
+)
+from .permissions import IsStaff
+from .serializers import (
+    ComfortPreferenceSerializer, CycleSerializer, DeviceSerializer, EVSessionSerializer, HomeSerializer,
+    HubClaimSerializer, HubRegisterSerializer, HubSerializer, MeasurementSerializer, SignalSeriesSerializer,
+    TariffSerializer,
+)
+
+
+class ServiceModelViewSet(viewsets.ModelViewSet):
+    """ModelViewSet whose create/update/destroy call a service instead of `serializer.save()`."""
+
+    def new_instance(self, data: dict[str, Any]) -> models.Model:
+        return self.get_serializer().Meta.model()
+
+    def save_instance(self, instance: models.Model, data: dict[str, Any]) -> models.Model:
+        raise NotImplementedError
+
+    def perform_create(self, serializer) -> None:
+        serializer.instance = self.save_instance(self.new_instance(serializer.validated_data), serializer.validated_data)
+
+    def perform_update(self, serializer) -> None:
+        serializer.instance = self.save_instance(serializer.instance, serializer.validated_data)
+
+
+# --- filters -------------------------------------------------------------------------
+
+class WindowFilterSet(django_filters.FilterSet):
+    """?start=&end=: objects whose [window_start, window_end) overlaps [start, end)."""
+
+    window_fields: tuple[str, str] = ("", "")
+    start = django_filters.IsoDateTimeFilter(method="filter_start", help_text="Overlaps on or after this instant.")
+    end = django_filters.IsoDateTimeFilter(method="filter_end", help_text="Overlaps before this instant.")
+
+    def filter_start(self, qs, name, value):
+        return qs.filter(**{f"{self.window_fields[1]}__gt": value})
+
+    def filter_end(self, qs, name, value):
+        return qs.filter(**{f"{self.window_fields[0]}__lt": value})
+
+
+class HubFilter(django_filters.FilterSet):
+    home = django_filters.NumberFilter(field_name="home_id")
+
+    class Meta:
+        model = Hub
+        fields = ["home", "online"]
+
+
+class DeviceFilter(django_filters.FilterSet):
+    home = django_filters.NumberFilter(field_name="home_id")
+    hub = django_filters.NumberFilter(field_name="hub_id")
+    device_type = django_filters.ChoiceFilter(choices=DeviceType.choices)
+
+    class Meta:
+        model = Device
+        fields = ["home", "hub", "device_type", "allow_hems", "automatic_management"]
+
+
+class CycleFilter(WindowFilterSet):
+    window_fields = ("earliest_start", "latest_end")
+    device = django_filters.NumberFilter(field_name="device_id")
+    home = django_filters.NumberFilter(field_name="device__home_id")
+    state = django_filters.MultipleChoiceFilter(choices=CycleState.choices)
+
+    class Meta:
+        model = Cycle
+        fields = ["device", "home", "state", "start", "end"]
+
+
+class EVSessionFilter(WindowFilterSet):
+    window_fields = ("arrival", "departure")
+    device = django_filters.NumberFilter(field_name="device_id")
+    home = django_filters.NumberFilter(field_name="device__home_id")
+
+    class Meta:
+        model = EVSession
+        fields = ["device", "home", "start", "end"]
+
+
+class SignalFilter(django_filters.FilterSet):
+    kind = django_filters.MultipleChoiceFilter(choices=SignalKind.choices)
+    area = django_filters.CharFilter()
+    home = django_filters.NumberFilter(field_name="home_id")
+    device = django_filters.NumberFilter(field_name="device_id")
+    start = django_filters.IsoDateTimeFilter(method="filter_range", help_text="Series covering time after this.")
+    end = django_filters.IsoDateTimeFilter(method="filter_range", help_text="Series covering time before this.")
+
+    class Meta:
+        model = SignalSeries
+        fields = ["kind", "area", "home", "device", "start", "end"]
+
+    def filter_range(self, qs, name, value):
+        return qs  # applied together in filter_queryset, since a series' end is derived
+
+    def filter_queryset(self, queryset):
+        qs = super().filter_queryset(queryset)
+        return selectors.signals_overlapping(qs, self.form.cleaned_data.get("start"), self.form.cleaned_data.get("end"))
+
+
+class MeasurementFilter(django_filters.FilterSet):
+    home = django_filters.NumberFilter(field_name="home_id")
+    device = django_filters.NumberFilter(field_name="device_id")
+    start = django_filters.IsoDateTimeFilter(field_name="time", lookup_expr="gte")
+    end = django_filters.IsoDateTimeFilter(field_name="time", lookup_expr="lt")
+
+    class Meta:
+        model = Measurement
+        fields = ["home", "device", "start", "end"]
+
+
+# --- homes ---------------------------------------------------------------------------
+
+@extend_schema_view(
+    list=extend_schema(summary="The user's homes (staff: all)"),
+    create=extend_schema(summary="Create a home owned by the user"),
+)
+class HomeViewSet(ServiceModelViewSet):
+    serializer_class = HomeSerializer
+    filterset_fields = ["global_optimizer_opt_in", "tariff_kind"]
+    ordering_fields = ["id", "name", "created_at"]
+
+    def get_queryset(self):
+        return selectors.homes_for(self.request.user)
+
+    def new_instance(self, data):
+        return Home(owner=self.request.user)
+
+    def save_instance(self, instance, data):
+        data = dict(data)
+        windows = data.pop("do_not_disturb_windows", None)
+        return services.home_save(instance, data, windows)
+
+    def perform_destroy(self, instance):
+        services.home_delete(instance)
+
+
+# --- hubs ----------------------------------------------------------------------------
+
+class HubViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    """Households see and claim/release hubs; operators register, delete and reset hubs."""
+
+    serializer_class = HubSerializer
+    filterset_class = HubFilter
+    ordering_fields = ["id", "hub_id", "last_seen_at"]
+
+    def get_queryset(self):
+        return selectors.hubs_for(self.request.user)
+
+    def get_permissions(self):
+        if self.action in ("create", "destroy", "reset_secret"):
+            return [*super().get_permissions(), IsStaff()]
+        return super().get_permissions()
+
+    def get_serializer_class(self):
+        return {"create": HubRegisterSerializer, "claim": HubClaimSerializer}.get(self.action, HubSerializer)
+
+    @extend_schema(summary="Register a hub (operators); the response shows its MQTT secret once",
+                   responses={201: HubRegisterSerializer})
+    def create(self, request, *args, **kwargs):
+        serializer = HubRegisterSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        hub, secret = services.hub_register(**serializer.validated_data)
+        body = HubRegisterSerializer(hub, context=self.get_serializer_context()).data
+        body["mqtt_secret"] = secret
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Delete a hub (operators)")
+    def destroy(self, request, *args, **kwargs):
+        return super().destroy(request, *args, **kwargs)
+
+    @extend_schema(
+        summary="Claim a hub for one of the user's homes by its printed hub_id",
+        request=HubClaimSerializer,
+        responses={200: HubSerializer, 404: OpenApiResponse(description="No hub has this hub_id."),
+                   409: OpenApiResponse(description="Already claimed by another home.")},
+    )
+    @action(detail=False, methods=["post"])
+    def claim(self, request):
+        serializer = HubClaimSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        hub = services.hub_claim(**serializer.validated_data)
+        return Response(HubSerializer(hub).data)
+
+    @extend_schema(summary="Release the hub from its home (its devices stay, without hub)", request=None,
+                   responses={200: HubSerializer})
+    @action(detail=True, methods=["post"])
+    def release(self, request, pk=None):
+        hub = services.hub_release(self.get_object())
+        return Response(HubSerializer(hub).data)
+
+    @extend_schema(summary="New MQTT secret for the hub (operators); shown once", request=None,
+                   responses={200: HubRegisterSerializer})
+    @action(detail=True, methods=["post"], url_path="reset-secret")
+    def reset_secret(self, request, pk=None):
+        hub = self.get_object()
+        secret = services.hub_reset_secret(hub)
+        body = HubRegisterSerializer(hub).data
+        body["mqtt_secret"] = secret
+        return Response(body)
+
+
+# --- devices, cycles, EV sessions ----------------------------------------------------
+
+class DeviceViewSet(ServiceModelViewSet):
+    serializer_class = DeviceSerializer
+    filterset_class = DeviceFilter
+    ordering_fields = ["id", "name", "device_type", "created_at"]
+
+    def get_queryset(self):
+        return selectors.devices_for(self.request.user)
+
+    def save_instance(self, instance, data):
+        return services.device_save(instance, data)
+
+    def perform_destroy(self, instance):
+        services.device_delete(instance)
+
+    @extend_schema(methods=["GET"], summary="The device's comfort preference (defaults when never set)",
+                   responses={200: ComfortPreferenceSerializer})
+    @extend_schema(methods=["PUT"], summary="Replace the device's comfort preference",
+                   request=ComfortPreferenceSerializer, responses={200: ComfortPreferenceSerializer})
+    @action(detail=True, methods=["get", "put"], serializer_class=ComfortPreferenceSerializer, filterset_class=None)
+    def comfort(self, request, pk=None):
+        device = self.get_object()
+        if request.method == "GET":
+            return Response(ComfortPreferenceSerializer(selectors.comfort_for(device)).data)
+        serializer = ComfortPreferenceSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response(ComfortPreferenceSerializer(services.comfort_save(device, serializer.validated_data)).data)
+
+
+class CycleViewSet(ServiceModelViewSet):
+    serializer_class = CycleSerializer
+    filterset_class = CycleFilter
+    ordering_fields = ["earliest_start", "latest_end", "id"]
+
+    def get_queryset(self):
+        return selectors.cycles_for(self.request.user)
+
+    def save_instance(self, instance, data):
+        return services.cycle_save(instance, data)
+
+    def perform_destroy(self, instance):
+        services.cycle_delete(instance)
+
+
+class EVSessionViewSet(ServiceModelViewSet):
+    serializer_class = EVSessionSerializer
+    filterset_class = EVSessionFilter
+    ordering_fields = ["arrival", "departure", "id"]
+
+    def get_queryset(self):
+        return selectors.ev_sessions_for(self.request.user)
+
+    def save_instance(self, instance, data):
+        return services.ev_session_save(instance, data)
+
+    def perform_destroy(self, instance):
+        services.ev_session_delete(instance)
+
+
+# --- read-only -----------------------------------------------------------------------
+
+class SignalViewSet(viewsets.ReadOnlyModelViewSet):
+    """Prices, CO2 and forecasts: area-wide series plus the user's own homes' series."""
+
+    serializer_class = SignalSeriesSerializer
+    filterset_class = SignalFilter
+    ordering_fields = ["start", "id"]
+
+    def get_queryset(self):
+        return selectors.signals_for(self.request.user)
+
+
+class MeasurementViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Telemetry of the user's homes and devices, oldest first."""
+
+    serializer_class = MeasurementSerializer
+    filterset_class = MeasurementFilter
+    ordering_fields = ["time"]
+
+    def get_queryset(self):
+        return selectors.measurements_for(self.request.user)
+
+
+class TariffViewSet(viewsets.ReadOnlyModelViewSet):
+    """Time-of-use tariff calendars (built-in ones documented in their `source`)."""
+
+    serializer_class = TariffSerializer
+    pagination_class = None
+    filter_backends: list = []
+
+    def get_queryset(self):
+        return selectors.tariffs()
+
