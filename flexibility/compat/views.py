@@ -9,7 +9,7 @@ home is the HEMS.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone as dt_timezone
 
 from django.utils import timezone
 from rest_framework import exceptions, serializers, status
@@ -42,7 +42,7 @@ class CompatError(exceptions.APIException):
 
 
 def _iso(t: datetime) -> str:
-    return t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return t.astimezone(dt_timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 class CompatView(APIView):
