@@ -41,6 +41,9 @@ class MilpModel:
         self.exp: list[Optional[int]] = []
         self.net_rows: list[int] = []
         self.slacks: list[tuple[int, Callable[[float], Violation]]] = []
+        # integer columns: (col, slot or None, value in a given plan, value to push net import up, ... down)
+        self.int_rules: list[tuple[int, Optional[int], Callable[[Schedule, list[float]], float], Optional[float],
+                                   Optional[float], str]] = []
         self.symmetry = symmetry
         for cm in cp.cycles:
             _add_cycle(self, cm)
@@ -113,6 +116,8 @@ def _add_cycle(mm: MilpModel, cm: CycleModel) -> None:
     opts = []
     for o in cm.options:
         j = m.var(0.0, 1.0, o.extra_cost, integer=True)
+        mm.int_rules.append((j, None, lambda s, net, cid=c.id, sm=o.start_min: float(
+            abs(s.cycle_start_min.get(cid, -1e9) - sm) < 1e-6), None, None, c.id))
         cols.append(j)
         opts.append((j, o.start_min))
         for k, pk in enumerate(o.profile_kw):
@@ -175,11 +180,16 @@ def _add_ev(mm: MilpModel, em: EVModel) -> None:
     for t in em.slots:
         if em.levels_kw is not None:
             ys = [m.var(0.0, 1.0, 0.0, integer=True) for _ in em.levels_kw]
+            top = max(em.levels_kw)
+            for y, lv in zip(ys, em.levels_kw):
+                mm.int_rules.append((y, t, lambda s, net, t=t, lv=lv, eid=e.id: float(
+                    abs(s.ev_kw[eid][t] - lv) < 1e-4), float(lv == top), 0.0, e.id))
             m.row(ys, [1.0] * len(ys), -INF, 1.0)
             terms = list(zip(ys, em.levels_kw))
         elif em.semicontinuous:
             p = m.var(0.0, e.max_power_kw)
             on = m.var(0.0, 1.0, 0.0, integer=True)
+            mm.int_rules.append((on, t, lambda s, net, t=t, eid=e.id: float(s.ev_kw[eid][t] > 1e-6), 1.0, 0.0, e.id))
             m.row([p, on], [1.0, -e.max_power_kw], -INF, 0.0)
             m.row([p, on], [1.0, -e.min_power_kw], 0.0, INF)
             terms = [(p, 1.0)]
@@ -224,6 +234,8 @@ def _add_battery(mm: MilpModel, b: Battery) -> None:
         mm.loads[t].append((d[t], -1.0))
         if t in cp.exclusive_battery_slots:
             z = m.var(0.0, 1.0, 0.0, integer=True)
+            mm.int_rules.append((z, t, lambda s, net, t=t, bid=b.id: float(s.battery_charge_kw[bid][t] > 1e-9),
+                                 1.0, 0.0, b.id))
             m.row([c[t], z], [1.0, -b.max_charge_kw], -INF, 0.0)
             m.row([d[t], z], [1.0, b.max_discharge_kw], -INF, b.max_discharge_kw)
     if fin is not None and mm.elastic:
@@ -253,7 +265,9 @@ def _add_thermal(mm: MilpModel, th: ThermalStorage) -> None:
         if th.modulating:
             terms.append((m.var(0.0, P), 1.0))
         else:
-            terms.append((m.var(0.0, 1.0, 0.0, integer=True), P))
+            j = m.var(0.0, 1.0, 0.0, integer=True)
+            mm.int_rules.append((j, t, lambda s, net, t=t: float(s.thermal_kw[th.id][t] > 1e-6), 1.0, 0.0, th.id))
+            terms.append((j, P))
     lo, hi = (-INF, INF) if mm.elastic else (th.min_energy_kwh, th.max_energy_kwh)
     e = [m.var(lo, hi) for _ in range(n)]
     if th.final_energy_kwh is not None and not mm.elastic:
@@ -304,6 +318,7 @@ def _add_site(mm: MilpModel) -> None:
             m.row([imp, s], [1.0, -1.0], -INF, L)
         if exp is not None and t in cp.exclusive_grid_slots:
             z = m.var(0.0, 1.0, 0.0, integer=True)
+            mm.int_rules.append((z, t, lambda s, net, t=t: float(net[t] > 1e-9), 1.0, 0.0, "site"))
             m.row([imp, z], [1.0, -(L if not mm.elastic else 1e4)], -INF, 0.0)
             m.row([exp, z], [1.0, E], -INF, E)
         if gr is None:

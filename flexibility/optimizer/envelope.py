@@ -1,0 +1,145 @@
+"""Flexibility envelope: per slot, the lowest and highest net import the home can hold.
+
+Method (why it is cheap): solve the full problem once (any backend), then
+fix every discrete decision of that plan (cycle starts, EV steps, on/off
+states) and keep the continuous rest (battery, EV power within its on-state,
+PV curtailment, modulating heat) as one LP in HiGHS. For each slot and
+direction only that slot's discrete choices are moved to the favourable
+side (EV on at its top step, heater on, battery in charge mode, or all off),
+and the LP is re-solved warm-started with objective
+`cost -/+ W * net_import[t]`, W large, which gives the extreme value and the
+cheapest way to reach it in one solve. 2 x slots warm LP re-solves instead of
+2 x slots cold MILPs. Every reported limit is achievable (it comes from a
+feasible plan); moving whole appliance cycles into or out of a slot is not
+explored, so the envelope is an inner (safe) approximation.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Optional
+
+from .compile import compile_problem
+from .problem import Problem
+from .result import Envelope, EnvelopeSlot, Status
+from .solve import solve
+
+
+def envelope(problem: Problem, backend: str = "auto", time_limit_s: float = 10.0,
+             slots: Optional[list[int]] = None) -> Envelope:
+    """Per-slot baseline/min/max net import (kW) and the extra cost (EUR) of holding min or max."""
+    import highspy
+
+    from .backends.milp import MilpModel
+
+    t0 = time.perf_counter()
+    plan = solve(problem, backend=backend, time_limit_s=time_limit_s * 0.5, relaxed=False)
+    g = problem.grid
+    starts = [g.slot_start(t).isoformat() for t in range(g.slots)]
+    if plan.schedule is None or plan.evaluation is None or plan.status == Status.INFEASIBLE:
+        return Envelope(plan.status, [], None, {"plan_ms": round((time.perf_counter() - t0) * 1000, 3)},
+                        explanation=plan.explanation)
+    t_plan = time.perf_counter()
+    cp = compile_problem(problem)
+    ev = plan.evaluation
+    net_plan = ev.net_import_kw
+    mm = MilpModel(cp, symmetry=False)
+    h = mm.m.to_highs(time_limit_s, relax=True)
+    h.setOptionValue("mip_rel_gap", 1e-9)
+    plan_val = {r[0]: r[2](plan.schedule, net_plan) for r in mm.int_rules}
+    # per device: slot -> [(col, value pushing net up, value pushing net down)]
+    groups: dict[str, dict[int, list[tuple[int, Optional[float], Optional[float]]]]] = {}
+    for col, slot, _, up, down, key in mm.int_rules:
+        v = plan_val[col]
+        h.changeColBounds(col, v, v)
+        if slot is not None:
+            groups.setdefault(key, {}).setdefault(slot, []).append((col, up, down))
+    dt = cp.dt_h
+    pi = problem.site.import_price_eur_per_kwh
+    pe = problem.site.export_price_eur_per_kwh
+    base_cost = list(mm.m.cost)
+    gr = problem.grid_request
+    pen = gr.penalty_eur_per_kwh if gr is not None and gr.penalty_eur_per_kwh is not None else 0.0
+    W = 1e3 * (max(abs(w) for w in cp.w_imp + cp.w_exp) + pen + 1e-3) * dt
+
+    def econ_cost(x) -> float:
+        c = 0.0
+        for t in range(cp.n):
+            e = mm.exp[t]
+            c += (pi[t] * x[mm.imp[t]] - (pe[t] * x[e] if e is not None else 0.0)) * dt
+        return c
+
+    h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return Envelope(Status.NO_SOLUTION_IN_TIME, [], ev.cost_eur, {"note": "fixed-plan LP not solvable"},
+                        explanation=["The plan's continuous part could not be re-solved"])
+    x0 = h.getSolution().col_value
+    plan_cost = econ_cost(x0)
+    out: list[EnvelopeSlot] = []
+    todo = range(cp.n) if slots is None else slots
+    deadline = t0 + time_limit_s
+    solves = 0
+    status = Status.OPTIMAL
+    for t in todo:
+        imp, exp = mm.imp[t], mm.exp[t]
+        res = {}
+        for sign in (1.0, -1.0):
+            if time.perf_counter() > deadline:
+                status = Status.FEASIBLE
+                res[sign] = (net_plan[t], 0.0)
+                continue
+            h.changeColCost(imp, base_cost[imp] - sign * W)
+            if exp is not None:
+                h.changeColCost(exp, base_cost[exp] + sign * W)
+            best = None
+            for fixes in _attempts(groups, plan_val, t, sign):
+                for col, v in fixes:
+                    h.changeColBounds(col, v, v)
+                h.setOptionValue("time_limit", max(0.05, deadline - time.perf_counter()))
+                h.run()
+                solves += 1
+                if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+                    x = h.getSolution().col_value
+                    net = x[imp] - (x[exp] if exp is not None else 0.0)
+                    cand = (net, econ_cost(x) - plan_cost)
+                    if best is None or sign * cand[0] > sign * best[0] + 1e-9 or (
+                            abs(cand[0] - best[0]) <= 1e-9 and cand[1] < best[1]):
+                        best = cand
+                for col, _ in fixes:
+                    h.changeColBounds(col, plan_val[col], plan_val[col])
+            h.changeColCost(imp, base_cost[imp])
+            if exp is not None:
+                h.changeColCost(exp, base_cost[exp])
+            res[sign] = best if best is not None else (net_plan[t], 0.0)
+        hi, lo = res[1.0], res[-1.0]
+        # round inward to 1 W so that pinning the value is feasible
+        hi_kw = max(net_plan[t], math.floor(hi[0] * 1000 + 1e-6) / 1000)
+        lo_kw = min(net_plan[t], math.ceil(lo[0] * 1000 - 1e-6) / 1000)
+        out.append(EnvelopeSlot(starts[t], net_plan[t], lo_kw, hi_kw, max(0.0, lo[1]), max(0.0, hi[1])))
+    stats = {"plan_backend": plan.backend, "plan_status": plan.status.value,
+             "plan_ms": round((t_plan - t0) * 1000, 3), "envelope_ms": round((time.perf_counter() - t_plan) * 1000, 3),
+             "total_ms": round((time.perf_counter() - t0) * 1000, 3), "lp_solves": solves}
+    return Envelope(status, out, ev.cost_eur, stats)
+
+
+def _state(cells: list[tuple[int, Optional[float], Optional[float]]], plan_val: dict[int, float], up: bool) -> bool:
+    """Is the plan at this slot already where `up` (or down) would put it?"""
+    return all((u if up else d) is None or plan_val[c] == (u if up else d) for c, u, d in cells)
+
+
+def _attempts(groups, plan_val, t: int, sign: float):
+    """Discrete moves to try at slot t: the plan itself, then per device: flip t to the favourable
+    side, alone or compensated by the opposite flip at the nearest earlier/later slot."""
+    up = sign > 0
+    yield []
+    for slots in groups.values():
+        cells = slots.get(t)
+        if not cells or _state(cells, plan_val, up):
+            continue
+        flip = [(c, plan_val[c] if (u if up else d) is None else (u if up else d)) for c, u, d in cells]
+        yield flip
+        later = [s for s in slots if s > t and not _state(slots[s], plan_val, not up)]
+        earlier = [s for s in slots if s < t and not _state(slots[s], plan_val, not up)]
+        for s in ([min(later)] if later else []) + ([max(earlier)] if earlier else []):
+            comp = [(c, plan_val[c] if (d if up else u) is None else (d if up else u)) for c, u, d in slots[s]]
+            yield flip + comp
