@@ -85,13 +85,25 @@ def _relay(command_pk: int) -> None:
 _redis_client = None
 
 
+def _broker_url() -> str:
+    from energy_manager.celery import app
+
+    return app.conf.broker_url or ""
+
+
 def _redis():
+    """Flags live on the Celery broker's Redis (the one the relay tasks go through)."""
     global _redis_client
-    if _redis_client is None:
+    url = _broker_url()
+    if _redis_client is None or _redis_client[0] != url:
         import redis
 
-        _redis_client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=2)
-    return _redis_client
+        _redis_client = (url, redis.Redis.from_url(url, socket_timeout=2))
+    return _redis_client[1]
+
+
+def _use_flags() -> bool:
+    return _broker_url().startswith(("redis://", "rediss://"))
 
 
 def _key(name: str) -> str:
@@ -106,7 +118,7 @@ def kick_relay() -> None:
     if not settings.MQTT_URL:
         log.debug("MQTT_URL is not set: commands stay queued")
         return
-    if settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    if _use_flags():
         try:
             if not _redis().set(_key("kick"), "1", nx=True, ex=10):
                 return
@@ -116,7 +128,7 @@ def kick_relay() -> None:
 
 
 def clear_relay_kick() -> None:
-    if settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    if _use_flags():
         try:
             _redis().delete(_key("kick"))
         except Exception:
@@ -130,7 +142,7 @@ def schedule_relay_check(delay_s: float) -> None:
     if delay_s <= 0:
         kick_relay()
         return
-    if settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    if _use_flags():
         try:
             if not _redis().set(_key("check"), "1", nx=True, px=max(1, int(delay_s * 1000))):
                 return
