@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import date, datetime, timedelta
+from datetime import timezone as dt_timezone
 from typing import Any, Iterable, Optional
 
 from django.db.models import Q
@@ -41,7 +42,7 @@ def floor_to_slot(when: datetime, resolution_min: int = RESOLUTION_MIN) -> datet
     """The start of the absolute slot containing `when` (slots are aligned to the epoch)."""
     seconds = resolution_min * 60
     ts = int(when.timestamp())
-    return datetime.fromtimestamp(ts - ts % seconds, tz=timezone.utc)
+    return datetime.fromtimestamp(ts - ts % seconds, tz=dt_timezone.utc)
 
 
 def default_horizon(now: Optional[datetime] = None, hours: float = DEFAULT_HORIZON_H) -> tuple[datetime, datetime]:
@@ -55,8 +56,8 @@ def local_day_horizon(home: Home, day: date) -> tuple[datetime, datetime]:
     """Local midnight to next local midnight of `day` in the home's zone (92/96/100 quarter-hours)."""
     zone = home.tzinfo
     nxt = day + timedelta(days=1)
-    start = datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(timezone.utc)
-    end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=zone).astimezone(timezone.utc)
+    start = datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(dt_timezone.utc)
+    end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=zone).astimezone(dt_timezone.utc)
     return start, end
 
 
@@ -226,7 +227,7 @@ def do_not_disturb_intervals(home: Home, start: datetime, end: datetime) -> list
             a = datetime.combine(day, w.start_time, tzinfo=zone)
             end_day = day if w.end_time > w.start_time else day + timedelta(days=1)
             b = datetime.combine(end_day, w.end_time, tzinfo=zone)
-            a_utc, b_utc = max(a.astimezone(timezone.utc), start), min(b.astimezone(timezone.utc), end)
+            a_utc, b_utc = max(a.astimezone(dt_timezone.utc), start), min(b.astimezone(dt_timezone.utc), end)
             if a_utc < b_utc:
                 out.append({"start": a_utc.isoformat(), "end": b_utc.isoformat()})
         day += timedelta(days=1)
@@ -337,6 +338,15 @@ def thermal_energy_kwh(volume_l: float, temperature_c: float, temperature_min_c:
     return volume_l * WATER_KWH_PER_LITRE_KELVIN * (temperature_c - temperature_min_c)
 
 
+def thermal_band(d: Device) -> tuple[float, float]:
+    """The comfort temperature band (deg C) of a water heater / heat pump: preference, else parameters."""
+    p = d.parameters
+    comfort = getattr(d, "comfort", None)
+    if comfort is not None and comfort.temperature_min_c is not None:
+        return float(comfort.temperature_min_c), float(comfort.temperature_max_c)
+    return float(p["temperature_min_c"]), float(p["temperature_max_c"])
+
+
 def _thermal(home: Home, devices: Iterable[Device], start: datetime, slots: int, missing: list[str]) -> list[dict]:
     out = []
     end = start + timedelta(minutes=RESOLUTION_MIN * slots)
@@ -344,11 +354,7 @@ def _thermal(home: Home, devices: Iterable[Device], start: datetime, slots: int,
         if d.device_type not in THERMAL_TYPES:
             continue
         p = d.parameters
-        comfort = getattr(d, "comfort", None)
-        t_min = float(comfort.temperature_min_c if comfort and comfort.temperature_min_c is not None
-                      else p["temperature_min_c"])
-        t_max = float(comfort.temperature_max_c if comfort and comfort.temperature_max_c is not None
-                      else p["temperature_max_c"])
+        t_min, t_max = thermal_band(d)
         measured = _latest_measurement(d, "temperature_c")
         t_now = float(measured if measured is not None else p["initial_temperature_c"])
         volume = float(p["tank_volume_l"])

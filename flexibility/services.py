@@ -25,11 +25,11 @@ from flexibility.models import (
 )
 from flexibility.notifications import notify
 from flexibility import problem_builder
+from flexibility.optimizer import BACKENDS  # noqa: F401  re-exported for the API
 from flexibility.problem_builder import MissingData, object_pk
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "cpsat", "milp", "highs", "cbc", "linear")
 MAX_TIME_LIMIT_S = 120.0
 FLEET_CHUNK_SIZE = 500
 REOPTIMIZE_DEBOUNCE_S = int(getattr(settings, "OPTIMIZATION_REOPTIMIZE_DEBOUNCE_S", 60))
@@ -281,19 +281,39 @@ def _act_on_schedule(run: OptimizationRun, schedule: Schedule) -> None:
 
 
 def _send_setpoints(run: OptimizationRun, schedule: Schedule, device: Device, kind: str, planned: dict) -> None:
+    """One hub command per block of constant planned power, from the current slot for up to a day.
+
+    EV and battery: power_w until the block's end; thermal: heat to the top of the comfort band
+    while the plan heats, hold the bottom otherwise.
+    """
     from hub_bridge.models import CommandKind
 
-    command_kind = {"ev": CommandKind.SET_EV_POWER, "battery": CommandKind.SET_BATTERY_SETPOINT,
-                    "thermal": CommandKind.SET_THERMAL_SETPOINT}[kind]
     now = timezone.now()
     res = timedelta(minutes=schedule.resolution_minutes)
     first = max(0, int((problem_builder.floor_to_slot(now) - schedule.start) / res))
     power = [round(float(x), 3) for x in planned.get("power_kw", [])][first:first + COMMAND_SLOT_LIMIT]
-    if not power:
-        return
-    start = schedule.start + first * res
-    parameters = {"power_kw": power, "start": start.isoformat(), "resolution_min": schedule.resolution_minutes}
-    _command_or_notify(device, command_kind, parameters, not_before=now, expires_at=start + len(power) * res, run=run)
+    if kind == "thermal":
+        t_min, t_max = problem_builder.thermal_band(device)
+    t = 0
+    while t < len(power):
+        end = t
+        while end + 1 < len(power) and power[end + 1] == power[t]:
+            end += 1
+        block_start = schedule.start + (first + t) * res
+        block_end = schedule.start + (first + end + 1) * res
+        until = block_end.isoformat()
+        if kind == "ev":
+            command, parameters = CommandKind.SET_EV_POWER, {"power_w": round(power[t] * 1000.0), "until": until}
+        elif kind == "battery":
+            command, parameters = CommandKind.SET_BATTERY_SETPOINT, {"power_w": round(power[t] * 1000.0), "until": until}
+        else:
+            heating = power[t] > 0
+            command, parameters = CommandKind.SET_THERMAL_SETPOINT, {
+                "temperature_c": t_max if heating else t_min, "mode": "comfort" if heating else "eco", "until": until}
+        _command_or_notify(device, command, parameters, not_before=max(block_start, now), expires_at=block_end, run=run)
+        if device.hub_id is None:
+            return  # one notification is enough
+        t = end + 1
 
 
 def _command_or_notify(device: Device, kind: str, parameters: dict, not_before: datetime, expires_at: datetime,
@@ -317,7 +337,8 @@ def _accept(rec: Recommendation, automatic: bool = False) -> Recommendation:
     rec.decided_at = now
     rec.save(update_fields=["status", "decided_at"])
     Cycle.objects.filter(pk=rec.cycle_id).update(scheduled_start=rec.recommended_start, updated_at=now)
-    _command_or_notify(rec.device, CommandKind.START_CYCLE, {"start": rec.recommended_start.isoformat()},
+    _command_or_notify(rec.device, CommandKind.START_CYCLE,
+                       {"sequence_id": rec.cycle.sequence_id, "start": rec.recommended_start.isoformat()},
                        not_before=now, expires_at=rec.recommended_start, run=rec.schedule.run, recommendation=rec)
     return rec
 
@@ -325,7 +346,8 @@ def _accept(rec: Recommendation, automatic: bool = False) -> Recommendation:
 def _decidable(rec_pk: int) -> Recommendation:
     from energy_manager.api_errors import Conflict
 
-    rec = Recommendation.objects.select_for_update().select_related("device__home", "schedule__run").get(pk=rec_pk)
+    rec = (Recommendation.objects.select_for_update(of=("self",))
+           .select_related("device__home", "schedule__run", "cycle").get(pk=rec_pk))
     if rec.status != RecommendationStatus.PENDING:
         raise Conflict(f"The recommendation is already {rec.status}.")
     return rec
@@ -509,3 +531,8 @@ def reoptimize(home_id: int, reason: str) -> Optional[OptimizationRun]:
         notify(home, "plan_not_updated", f"Your plan could not be updated after {reason}: {exc}", {"reason": reason})
         return None
     return run
+
+
+def describe_exception(exc: BaseException) -> str:
+    """One line for a run's error field: the exception type and message."""
+    return f"{type(exc).__name__}: {exc}"[:2000]

@@ -1,17 +1,26 @@
-from django.urls import path
+"""Routes of optimization runs, schedules, recommendations and notifications (trailing slash optional)."""
+from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
 from flexibility import views
 
-router = SimpleRouter()
+
+class OptionalSlashRouter(SimpleRouter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.trailing_slash = "/?"
+
+
+router = OptionalSlashRouter()
 router.register("optimizations", views.RunViewSet, basename="optimization-run")
 router.register("recommendations", views.RecommendationViewSet, basename="recommendation")
 router.register("notifications", views.NotificationViewSet, basename="notification")
 
 urlpatterns = [
-    path("homes/<int:home_id>/optimizations", views.HomeOptimizationsView.as_view(), name="home-optimizations"),
-    path("homes/<int:home_id>/schedules", views.HomeSchedulesView.as_view(), name="home-schedules"),
-    path("homes/<int:home_id>/schedules/latest", views.HomeSchedulesView.as_view(latest=True),
-         name="home-schedule-latest"),
+    re_path(r"^homes/(?P<home_id>[0-9]+)/optimizations/?$", views.HomeOptimizationsView.as_view(),
+            name="home-optimizations"),
+    re_path(r"^homes/(?P<home_id>[0-9]+)/schedules/?$", views.HomeSchedulesView.as_view(), name="home-schedules"),
+    re_path(r"^homes/(?P<home_id>[0-9]+)/schedules/latest/?$", views.HomeSchedulesView.as_view(latest=True),
+            name="home-schedule-latest"),
     *router.urls,
 ]

@@ -9,10 +9,9 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-DEFAULT_QUEUE = {"queue": "default"}
 
 
-@shared_task(name="tasks.periodic.day_ahead", **DEFAULT_QUEUE)
+@shared_task(name="tasks.periodic.day_ahead")
 def day_ahead(delivery_day: str | None = None):
     """Fan the day-ahead run of every opted-in home out in chunks; returns the fleet run id."""
     from flexibility import services
@@ -23,7 +22,7 @@ def day_ahead(delivery_day: str | None = None):
     return services.start_day_ahead(day).pk
 
 
-@shared_task(name="tasks.periodic.day_ahead_chunk", bind=True, acks_late=True, max_retries=5, **DEFAULT_QUEUE)
+@shared_task(name="tasks.periodic.day_ahead_chunk", bind=True, acks_late=True, max_retries=5)
 def day_ahead_chunk(self, fleet_pk: int, home_ids: list[int]):
     """Submit one chunk of homes (each in its own transaction)."""
     from flexibility import services
@@ -34,7 +33,7 @@ def day_ahead_chunk(self, fleet_pk: int, home_ids: list[int]):
         raise self.retry(exc=exc, countdown=min(2 ** self.request.retries, 60))
 
 
-@shared_task(name="tasks.periodic.reap_stuck_runs", **DEFAULT_QUEUE)
+@shared_task(name="tasks.periodic.reap_stuck_runs")
 def reap_stuck_runs():
     """Re-send runs stuck in queued/running; fail those out of attempts; refresh fleet summaries."""
     from flexibility import services

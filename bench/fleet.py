@@ -1,0 +1,224 @@
+"""Fleet benchmark: N synthetic standard homes through the real stack.
+
+    DJANGO_ENV=test DATABASE_URL=postgres://postgres@127.0.0.1:5432/hems_bench \
+    CELERY_BROKER_URL=redis://127.0.0.1:6379/5 \
+        .venv/bin/python -m bench.fleet --homes 1000 --workers 2 --json
+
+Seeds the homes (tri-hourly tariff, load forecast, CO2, a washing machine and a
+dishwasher cycle, an EV session), starts `celery worker -Q optimization -c N`,
+submits every home through the run service (-> Redis -> worker processes ->
+PostgreSQL) and prints one JSON line: homes/s and p50/p95 submit-to-stored
+latency. `--compare` runs 1 worker process then N and adds the speed-up.
+The seeding helpers are also the fixtures of tests/runs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+from pathlib import Path
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "energy_manager.settings")
+
+
+# Hourly per-unit household load (FlexiHome default data; x contracted kVA gives kW), local hours 0..23.
+LOAD_PER_UNIT = [0.20832, 0.1056, 0.09792, 0.08736, 0.09696, 0.22176, 0.36672, 0.5808, 0.54432, 0.45408, 0.3744,
+                 0.38688, 0.44064, 0.44448, 0.30144, 0.28608, 0.40504, 0.4944, 0.60096, 0.5856, 0.5136, 0.42048,
+                 0.27936, 0.25152]
+# Washing machine "easy care" program (phases in execution order) and a typical dishwasher eco program.
+WASHER_PROFILE = [{"duration_min": 13, "max_power_w": 200}, {"duration_min": 47, "max_power_w": 1000},
+                  {"duration_min": 14, "max_power_w": 100}]
+DISHWASHER_PROFILE = [{"duration_min": 20, "max_power_w": 2000}, {"duration_min": 60, "max_power_w": 150},
+                      {"duration_min": 30, "max_power_w": 1800}]
+CO2_HOURLY = [58, 54, 56, 72, 56, 65, 64, 63, 52, 57, 54, 53, 49, 54, 67, 73, 80, 95, 110, 120, 105, 90, 75, 62]
+
+
+def _setup_django() -> None:
+    import django
+
+    django.setup()
+
+
+def hour_floor(when: datetime) -> datetime:
+    return when.replace(minute=0, second=0, microsecond=0)
+
+
+def seed_area_signals(start: datetime, hours: int = 72, area: str = "PT") -> None:
+    """Area CO2 intensity, hourly, from `start` (replaces nothing: newer series win)."""
+    from devices.models import SignalKind, SignalSeries
+    start = hour_floor(start)
+    SignalSeries.objects.create(
+        kind=SignalKind.CO2_INTENSITY, area=area, start=start, resolution_minutes=60,
+        values=[float(CO2_HOURLY[(start + timedelta(hours=h)).astimezone(dt_timezone.utc).hour]) for h in range(hours)],
+        source="bench: hourly CO2 shape",
+    )
+
+
+def seed_standard_home(owner, name: str, now: datetime, hub: bool = False, automatic: bool = False,
+                       ev_energy_kwh: float = 10.0, opt_in: bool = True, with_load: bool = True):
+    """One household: 6.9 kVA, tri-hourly tariff, 48 h load forecast, washer + dishwasher cycles, an EV session.
+
+    The user's cycle start is the first peak-price slot at least an hour from `now` (so a plan can always
+    save by moving it); the 13-hour windows start there and the EV session lies in the next 12 hours.
+    """
+    from decimal import Decimal
+
+    from devices.models import (
+        Cycle, Device, DeviceType, EVSession, Home, Hub, SignalKind, SignalSeries, Tariff, TariffKind,
+    )
+
+    tariff = Tariff.objects.get(code="pt-tri-hourly-daily")
+    home = Home.objects.create(owner=owner, name=name, tariff_kind=TariffKind.TRI_HOURLY, tariff=tariff,
+                               contracted_power_kva=Decimal("6.90"), global_optimizer_opt_in=opt_in)
+    hub_obj = None
+    if hub:
+        hub_obj = Hub.objects.create(hub_id=f"hub-{home.pk}", home=home, mqtt_username=f"hub-{home.pk}")
+    start = hour_floor(now) - timedelta(hours=1)
+    zone = home.tzinfo
+    if with_load:
+        SignalSeries.objects.create(
+            kind=SignalKind.LOAD_FORECAST, home=home, start=start, resolution_minutes=60,
+            values=[round(LOAD_PER_UNIT[(start + timedelta(hours=h)).astimezone(zone).hour] * 6900.0, 1)
+                    for h in range(72)],
+            source="bench: FlexiHome per-unit load x 6.9 kVA",
+        )
+    slot = now.replace(second=0, microsecond=0) - timedelta(minutes=now.minute % 15)
+    window_start = first_peak_slot(tariff.periods, slot + timedelta(hours=1), zone)
+    window_end = window_start + timedelta(hours=13)
+    devices = {}
+    for serial, dtype, profile in (("WM-1", DeviceType.WASHING_MACHINE, WASHER_PROFILE),
+                                   ("DW-1", DeviceType.DISHWASHER, DISHWASHER_PROFILE)):
+        device = Device.objects.create(home=home, hub=hub_obj, serial_number=serial, name=dtype.label,
+                                       device_type=dtype, automatic_management=automatic, parameters={})
+        cycle = Cycle(device=device, sequence_id=f"{serial}-1", program="standard", earliest_start=window_start,
+                      latest_end=window_end, scheduled_start=window_start, power_profile=profile)
+        cycle.full_clean()
+        cycle.save()
+        devices[serial] = device
+    ev = Device(home=home, hub=hub_obj, serial_number="EVC-1", name="EV charger", device_type=DeviceType.EV_CHARGER,
+                automatic_management=automatic, parameters={"max_power_kw": 7.4})
+    ev.full_clean()
+    ev.save()
+    EVSession.objects.create(device=ev, arrival=slot + timedelta(hours=2), departure=slot + timedelta(hours=12),
+                             energy_kwh=ev_energy_kwh, vehicle_name="Car")
+    devices["EVC-1"] = ev
+    return home
+
+
+def first_peak_slot(periods: list[dict], after: datetime, zone) -> datetime:
+    """The first 15-minute slot from `after` whose tariff price is the day's highest."""
+    from devices.tariffs import price_at
+
+    top = max(float(p["price_eur_per_kwh"]) for p in periods)
+    at = after
+    while price_at(periods, at.astimezone(zone)) < top:
+        at += timedelta(minutes=15)
+    return at
+
+
+def bench_user():
+    from django.contrib.auth import get_user_model
+
+    user, _ = get_user_model().objects.get_or_create(username="bench-fleet", defaults={"email": "bench@example.com"})
+    return user
+
+
+def _percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    k = max(0, min(len(values) - 1, int(round(q * (len(values) - 1)))))
+    return values[k]
+
+
+def run_once(homes: list, workers: int, timeout_s: float) -> dict:
+    """Submit every home with `workers` pool processes running; wait until every run is stored."""
+    from django.conf import settings
+    from django.db import connection
+
+    from flexibility import services
+    from flexibility.models import FINAL_RUN_STATUSES, OptimizationRun
+    from tests.plugins.celery_worker import CeleryWorker, purge_queues, use_broker
+
+    broker = settings.CELERY_BROKER_URL
+    purge_queues(["optimization", "default"], broker)
+    undo = use_broker(broker)
+    worker = CeleryWorker(["optimization"], concurrency=workers, name="bench",
+                          env={"DATABASE_URL": os.environ["DATABASE_URL"], "LOG_LEVEL": "WARNING"})
+    worker.start()
+    try:
+        t0 = time.time()
+        run_ids = []
+        for home in homes:
+            run, _ = services.submit_run(home, force=True)
+            run_ids.append(run.pk)
+        submit_s = time.time() - t0
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            open_runs = OptimizationRun.objects.filter(pk__in=run_ids).exclude(status__in=FINAL_RUN_STATUSES).count()
+            if open_runs == 0:
+                break
+            time.sleep(0.2)
+        runs = list(OptimizationRun.objects.filter(pk__in=run_ids).values("status", "queued_at", "finished_at"))
+    finally:
+        worker.stop()
+        undo()
+        connection.close()
+    done = [r for r in runs if r["finished_at"] is not None]
+    statuses: dict[str, int] = {}
+    for r in runs:
+        statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+    latencies = [(r["finished_at"] - r["queued_at"]).total_seconds() for r in done]
+    first = min(r["queued_at"] for r in runs)
+    last = max((r["finished_at"] for r in done), default=first)
+    elapsed = max((last - first).total_seconds(), 1e-9)
+    return {
+        "homes": len(homes), "workers": workers, "stored": len(done), "statuses": statuses,
+        "elapsed_s": round(elapsed, 2), "submit_s": round(submit_s, 2),
+        "homes_per_s": round(len(done) / elapsed, 2),
+        "latency_p50_s": round(statistics.median(latencies), 3) if latencies else None,
+        "latency_p95_s": round(_percentile(latencies, 0.95), 3) if latencies else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--homes", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=2, help="worker pool processes")
+    parser.add_argument("--compare", action="store_true", help="also run with 1 process and report the speed-up")
+    parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument("--json", action="store_true", help="print JSON lines only")
+    args = parser.parse_args(argv)
+    if not os.environ.get("CELERY_BROKER_URL"):
+        parser.error("set CELERY_BROKER_URL (the benchmark needs Redis and real worker processes)")
+    _setup_django()
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from devices.models import Home
+
+    call_command("migrate", verbosity=0)
+    user = bench_user()
+    Home.objects.filter(owner=user).delete()
+    now = timezone.now()
+    seed_area_signals(now - timedelta(hours=1))
+    t0 = time.time()
+    homes = [seed_standard_home(user, f"bench-{i}", now) for i in range(args.homes)]
+    if not args.json:
+        print(f"seeded {len(homes)} homes in {time.time() - t0:.1f} s", file=sys.stderr)
+    results = []
+    for workers in ([1, args.workers] if args.compare and args.workers != 1 else [args.workers]):
+        result = run_once(homes, workers, args.timeout)
+        results.append(result)
+        print(json.dumps({"bench": "fleet", **result}), flush=True)
+    if len(results) == 2:
+        speedup = results[1]["homes_per_s"] / max(results[0]["homes_per_s"], 1e-9)
+        print(json.dumps({"bench": "fleet", "speedup": round(speedup, 2), "workers": [1, args.workers]}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
