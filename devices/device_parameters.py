@@ -120,3 +120,18 @@ def _check_cross_fields(device_type: str, p: dict, errors: dict[str, str]) -> No
             errors["parameters.temperature_max_c"] = "Must be above temperature_min_c."
     if device_type == "battery" and p["initial_soc_pct"] < p["min_soc_pct"]:
         errors["parameters.initial_soc_pct"] = "Must not be below min_soc_pct."
+
+
+# A plausible parameter set per device type (demo seed, tests, API examples).
+EXAMPLE_PARAMETERS: dict[str, dict[str, Any]] = {
+    "dishwasher": {"max_power_w": 2000},
+    "washing_machine": {"max_power_w": 2200},
+    "dryer": {"max_power_w": 2500},
+    "ev_charger": {"min_power_kw": 1.38, "max_power_kw": 7.4, "phases": 1, "voltage_v": 230,
+                   "current_steps_a": [6, 8, 10, 13, 16, 20, 25, 32]},
+    "battery": {"capacity_kwh": 10.0, "max_charge_kw": 5.0, "max_discharge_kw": 5.0, "min_soc_pct": 10,
+                "initial_soc_pct": 50},
+    "pv": {"peak_power_kw": 4.0},
+    "water_heater": {"electric_power_kw": 2.0, "tank_volume_l": 200},
+    "heat_pump": {"electric_power_kw": 3.0, "tank_volume_l": 200},
+}

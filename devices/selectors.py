@@ -48,6 +48,8 @@ def comfort_for(device: Device) -> ComfortPreference:
 def signals_for(user: Any) -> QuerySet[SignalSeries]:
     """Area-wide series (no home) plus the series of the user's own homes."""
     qs = SignalSeries.objects.all()
+    if user is None or not user.is_authenticated:
+        return qs.none()
     if user.is_staff:
         return qs
     return qs.filter(Q(home__isnull=True) | Q(home__owner=user))

@@ -120,6 +120,12 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "SignalKindEnum": "devices.models.SignalKind",
+        "TariffKindEnum": "devices.models.TariffKind",
+        "DeviceTypeEnum": "devices.models.DeviceType",
+        "CycleStateEnum": "devices.models.CycleState",
+    },
 }
 
 # --- Celery ---------------------------------------------------------------
