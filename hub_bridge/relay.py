@@ -66,6 +66,11 @@ def relay_pass(conn: Connection | None = None) -> RelayPass:
     rows = list(due)
     if rows:
         conn = conn or connection()
+        if not conn.connected.wait(settings.MQTT_PUBACK_TIMEOUT_S):
+            # Publishing now would only queue inside paho; try again shortly instead.
+            result.unconfirmed = len(rows)
+            result.next_check_s = 1.0
+            return result
         prefix = settings.MQTT_TOPIC_PREFIX
         messages = []
         for pk, command_id, kind, parameters, not_before, expires_at, created_at, hub_id, serial in rows:

@@ -162,7 +162,7 @@ def test_a_hub_cannot_use_another_hubs_topics(mqtt_broker, sync_broker_credentia
     spy.subscribe(protocol.topic(prefix, b.hub_id, protocol.TELEMETRY), qos=1)
     wait_for(lambda: {mid_own, mid_other, mid_all} <= set(hub_a.suback) and len(spy.suback) == 1, message="SUBACKs")
     assert hub_a.suback[mid_own] == [1]
-    assert hub_a.suback[mid_other][0] >= 0x80 and hub_a.suback[mid_all][0] >= 0x80
+    # Mosquitto 2.0 grants denied MQTT 3.1.1 subscriptions but never delivers on them: checked below.
     # The relay publishes a command to B: B gets it, A does not.
     relay = _raw_client(mqtt_broker, *mqtt_broker.accounts["relay"])
     relay.publish(protocol.topic(prefix, b.hub_id, protocol.COMMANDS), b"for-b", qos=1).wait_for_publish(5)
@@ -172,7 +172,7 @@ def test_a_hub_cannot_use_another_hubs_topics(mqtt_broker, sync_broker_credentia
     hub_b.publish(protocol.topic(prefix, b.hub_id, protocol.TELEMETRY), b"genuine", qos=1).wait_for_publish(5)
     wait_for(lambda: spy.received, message="B's own telemetry")
     assert [p for _, p in spy.received] == [b"genuine"]
-    assert hub_a.received == []
+    assert hub_a.received == []  # neither B's command nor anything under the wildcard
     # Neither may publish commands, and a hub cannot log in with another's secret.
     assert not mqtt_broker.can_connect(a.username, b.secret)
     for c in (hub_a, hub_b, spy, relay):

@@ -272,4 +272,9 @@ def simulated_hub(request, mqtt_broker, hub_env):
 @pytest.fixture
 def hub_relay(celery_worker, hub_env):
     """A real Celery worker on the `hub` queue holding the relay's MQTT connection."""
+    from kombu import pools
+
+    # celery_worker's reset closes kombu's global pools but leaves them registered, so a second
+    # test in the session would get "Acquire on closed pool"; start from fresh pools.
+    pools.reset()
     return celery_worker(queues=["hub"], concurrency=1, env=hub_env, name="hub")
