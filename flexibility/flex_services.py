@@ -135,6 +135,10 @@ def build_offer(home_id: int, day: date, now: datetime | None = None) -> Flexibi
         log.info("No offer for home %s on %s: %s", home_id, day, exc)
         return None
     env = envelope(problem_from_dict(problem)).to_dict()
+    if env.get("status") not in ("OPTIMAL", "FEASIBLE") or not env.get("baseline_kw"):
+        log.warning("No offer for home %s on %s: envelope %s (%s)", home_id, day, env.get("status"),
+                    "; ".join(env.get("explanation") or []))
+        return None
     run = (OptimizationRun.objects.filter(home=home, trigger=RunTrigger.DAY_AHEAD, status=RunStatus.SUCCEEDED,
                                           horizon_start=start).order_by("-finished_at").first())
     return save_offer(home, day, env, run=run, now=now)
@@ -316,7 +320,7 @@ def replan_share(share_id: int) -> ActivationShare:
 
 @transaction.atomic
 def record_share_failure(share_id: int, message: str) -> ActivationShare:
-    share = ActivationShare.objects.select_for_update().select_related("activation").get(pk=share_id)
+    share = ActivationShare.objects.select_for_update(of=("self",)).select_related("activation").get(pk=share_id)
     share.status, share.message = ShareStatus.FAILED, message
     share.save()
     _settle(share.activation)
@@ -328,7 +332,7 @@ def record_share_plan(share_id: int, run) -> ActivationShare:
     """Store the outcome of the share's run and settle the activation once every share is done."""
     from flexibility.models import RunStatus
 
-    share = ActivationShare.objects.select_for_update().select_related("activation", "offer").get(pk=share_id)
+    share = ActivationShare.objects.select_for_update(of=("self",)).select_related("activation", "offer").get(pk=share_id)
     share.run = run
     if run.status in (RunStatus.QUEUED, RunStatus.RUNNING):
         share.save()

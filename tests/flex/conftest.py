@@ -29,6 +29,8 @@ def make_home(username: str, opt_in: bool = True, battery: bool = True, tz: str 
     slots = 4 * 24 * 4
     prices = [0.10 if (i // 4) % 24 < 8 else 0.25 if (i // 4) % 24 >= 18 else 0.16 for i in range(slots)]
     SignalSeries.objects.create(kind=SignalKind.IMPORT_PRICE, home=home, start=start, resolution_minutes=15, values=prices)
+    SignalSeries.objects.create(kind=SignalKind.CO2_INTENSITY, home=home, start=start, resolution_minutes=15,
+                                values=[200.0] * slots)
     SignalSeries.objects.create(kind=SignalKind.LOAD_FORECAST, home=home, start=start, resolution_minutes=15,
                                 values=[500.0] * slots)
     if battery:
