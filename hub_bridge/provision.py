@@ -29,6 +29,18 @@ def cycle_body(cycle: Cycle) -> dict:
             "power_profile": cycle.power_profile}
 
 
+def spec_for_hub(hub: Hub, secret: str) -> HubSpec:
+    """What a simulated hub needs to act as `hub`: its account and its devices with their cycles."""
+    devices = []
+    for device in hub.devices.order_by("id"):
+        spec = {"device_serial": device.serial_number, "device_type": device.device_type, "protocol": "vendor_api"}
+        cycles = [{"sequence_id": c.sequence_id, **cycle_body(c)} for c in device.cycles.order_by("id")]
+        if cycles:
+            spec["cycles"] = cycles
+        devices.append(spec)
+    return HubSpec(hub_id=hub.hub_id, username=hub.mqtt_username, secret=secret, devices=devices)
+
+
 @transaction.atomic
 def provision_simulated_hubs(count: int, tag: str | None = None, owner=None, with_cycle: bool = True) -> list[HubSpec]:
     tag = tag or uuid.uuid4().hex[:6]

@@ -198,7 +198,9 @@ class SimulatedHub:
             self.ack(cid, "accepted")
         delay = (protocol.parse_time(command["not_before"]) - utcnow()).total_seconds()
         if delay > 0:
-            threading.Timer(delay, self._execute, args=(command,)).start()
+            timer = threading.Timer(delay, self._execute, args=(command,))
+            timer.daemon = True
+            timer.start()
         else:
             self._execute(command)
 

@@ -206,3 +206,44 @@ def test_cycle_reports_create_and_update_cycles(one_home, hub_listener, simulate
     hub.publish_cycle(serial, "dry-1")
     wait_for(lambda: hub_listener.rejections("invalid_cycle") == 1, message="the invalid cycle report")
     assert Cycle.objects.get(pk=cycle.pk).latest_end == start + timedelta(hours=5)
+
+
+def test_optimization_run_commands_are_executed_by_the_hub(mqtt_broker, hub_env, sync_broker_credentials,
+                                                           hub_listener, celery_worker, simulated_hub):
+    """Optimization -> command -> simulator executes -> acknowledgement -> executed, cycle moved."""
+    from bench.fleet import seed_area_signals, seed_standard_home
+    from django.contrib.auth import get_user_model
+    from flexibility import services as runs
+    from flexibility.models import Recommendation, RunStatus
+    from hub_bridge.provision import spec_for_hub
+    from hub_bridge.services import issue_hub_credentials
+
+    now = timezone.now()
+    owner = get_user_model().objects.create_user("hub-e2e", "hub-e2e@example.com", "pw-hub-e2e-2026")
+    seed_area_signals(now - timedelta(hours=1))
+    home = seed_standard_home(owner, "Automatic home", now, hub=True, automatic=True)
+    hub_row = home.hubs.get()
+    spec = spec_for_hub(hub_row, issue_hub_credentials(hub_row))
+    sync_broker_credentials()
+    from kombu import pools
+
+    pools.reset()
+    celery_worker(queues=["optimization", "default", "hub"], concurrency=1, env=hub_env, name="hub-e2e")
+    hub = simulated_hub(spec)
+    wait_for(lambda: _online(spec.hub_id), message="hub online")
+    run, _ = runs.submit_run(home, force=True)
+    wait_for(lambda: type(run).objects.get(pk=run.pk).status not in (RunStatus.QUEUED, RunStatus.RUNNING),
+             timeout=90, message="the run to finish")
+    assert type(run).objects.get(pk=run.pk).status == RunStatus.SUCCEEDED
+    recs = list(Recommendation.objects.filter(schedule__run=run).select_related("cycle", "device"))
+    assert recs, "the plan moves at least one cycle (starts are set in peak hours)"
+    starts = HubCommand.objects.filter(run=run, kind="start_cycle")
+    assert starts.count() == len(recs)
+    wait_for(lambda: all(s == CommandState.EXECUTED for s in starts.values_list("state", flat=True)),
+             timeout=60, message="the run's start commands executed")
+    for rec in recs:
+        key = (rec.device.serial_number, rec.cycle.sequence_id)
+        assert protocol.parse_time(hub.cycles[key]["scheduled_start"]) == rec.recommended_start
+        wait_for(lambda: Cycle.objects.get(pk=rec.cycle_id).scheduled_start == rec.recommended_start,
+                 message="the cycle in the database at the new start")
+    assert all(n == 1 for n in hub.executions.values())
