@@ -39,6 +39,12 @@ WASHING_PROFILE = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings) -> None:
+    """PBKDF2's million iterations dominate fixture time; tests do not measure hashing strength."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def slot_start() -> datetime:
     now = datetime.now(dt_timezone.utc)
