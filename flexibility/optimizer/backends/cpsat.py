@@ -318,7 +318,7 @@ def _set_objective(mm: CpsatModel) -> float:
 
 
 def solve_cpsat(cp: Compiled, time_limit_s: float = 5.0, *, workers: int = 1, symmetry: bool = True,
-                hint: Optional[Schedule] = None, rel_gap_limit: float = 1e-6) -> BackendResult:
+                hint: Optional[Schedule] = None, rel_gap_limit: float = 5e-5) -> BackendResult:
     t0 = time.perf_counter()
     mm = CpsatModel(cp, symmetry=symmetry, hint=hint)
     build_ms = (time.perf_counter() - t0) * 1000
@@ -328,6 +328,7 @@ def solve_cpsat(cp: Compiled, time_limit_s: float = 5.0, *, workers: int = 1, sy
     prm.max_time_in_seconds = max(0.05, time_limit_s - build_ms / 1000)
     prm.relative_gap_limit = rel_gap_limit
     prm.random_seed = 0
+    prm.linearization_level = 2
     t1 = time.perf_counter()
     st = s.solve(mm.md)
     solve_ms = (time.perf_counter() - t1) * 1000

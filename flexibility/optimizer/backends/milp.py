@@ -348,7 +348,7 @@ def _add_site(mm: MilpModel) -> None:
 
 # ------------------------------------------------------------------ solve
 def solve_milp(cp: Compiled, time_limit_s: float = 5.0, *, elastic: bool = False, via_pulp: bool = False,
-               threads: int = 1, mip_rel_gap: float = 1e-6, symmetry: bool = True) -> BackendResult:
+               threads: int = 1, mip_rel_gap: float = 5e-5, symmetry: bool = True) -> BackendResult:
     t0 = time.perf_counter()
     mm = MilpModel(cp, elastic=elastic, symmetry=symmetry and not elastic)
     detail = {"columns": mm.m.num_cols, "rows": mm.m.num_rows, "integers": sum(mm.m.integer)}

@@ -1,0 +1,166 @@
+"""An independent re-check of a returned schedule, written from the JSON contract only.
+
+It reads the problem as a plain dict (not the package's dataclasses) and the
+result as `SolveResult.to_dict()`, integrates cycle profiles minute by
+minute (the package resamples phase by phase), replays every storage and
+re-checks every requirement. It returns (cost_eur, problems).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+TOL = 2e-3  # kW / kWh; the model resolves power to 1 W
+
+
+def _t(s: str) -> datetime:
+    return datetime.fromisoformat(s)
+
+
+def check(problem: dict[str, Any], result: dict[str, Any]) -> tuple[float, list[str]]:
+    errs: list[str] = []
+    start = _t(problem["start"])
+    res = problem["resolution_min"]
+    n = problem["slots"]
+    dt = res / 60
+    site = problem["site"]
+    net = [float(x) for x in site["base_load_kw"]]
+    dev = result["devices"]
+
+    def minute(when: datetime) -> float:
+        return (when - start).total_seconds() / 60
+
+    # cycles: minute-by-minute energy integration
+    busy: dict[str, list[tuple[float, float, str]]] = {}
+    for c in problem.get("cycles", []):
+        d = dev.get(c["id"])
+        if d is None or d.get("start") is None:
+            errs.append(f"cycle {c['id']} not scheduled")
+            continue
+        s = minute(_t(d["start"]))
+        phases = c["phases"]
+        total = sum(p["duration_min"] for p in phases)
+        if c.get("fixed_start"):
+            if abs(s - minute(_t(c["fixed_start"]))) > 1e-6:
+                errs.append(f"cycle {c['id']} moved although fixed")
+        else:
+            if abs(s / res - round(s / res)) > 1e-9:
+                errs.append(f"cycle {c['id']} not on a slot boundary")
+            if c.get("earliest_start") and s < minute(_t(c["earliest_start"])) - 1e-6:
+                errs.append(f"cycle {c['id']} starts early")
+            end_lim = min(minute(_t(c["latest_end"])) if c.get("latest_end") else n * res, n * res)
+            if s + total > end_lim + 1e-6:
+                errs.append(f"cycle {c['id']} ends late")
+            if c.get("respect_do_not_disturb", True):
+                for iv in problem.get("do_not_disturb", []):
+                    a, b = minute(_t(iv["start"])), minute(_t(iv["end"]))
+                    if a < s + total - 1e-6 and b > s + 1e-6:
+                        errs.append(f"cycle {c['id']} in do-not-disturb")
+        busy.setdefault(c.get("device", c["id"]), []).append((s, s + total, c["id"]))
+        m = s
+        energy_by_slot = [0.0] * n
+        for p in phases:
+            steps = max(1, int(round(p["duration_min"] * 4)))  # quarter-minute steps
+            h = p["duration_min"] / steps
+            for k in range(steps):
+                mid = m + (k + 0.5) * h
+                slot = int(mid // res)
+                if 0 <= slot < n:
+                    energy_by_slot[slot] += p["power_w"] / 1000 * h / 60
+            m += p["duration_min"]
+        for t in range(n):
+            kw = energy_by_slot[t] / dt
+            if abs(kw - d["power_kw"][t]) > TOL:
+                errs.append(f"cycle {c['id']} slot {t}: reported {d['power_kw'][t]} kW, energy says {kw:.4f}")
+            net[t] += kw
+    for dname, ivs in busy.items():
+        ivs.sort()
+        for a, b in zip(ivs, ivs[1:]):
+            if b[0] < a[1] - 1e-6:
+                errs.append(f"{dname}: cycles {a[2]} and {b[2]} overlap")
+
+    for e in problem.get("ev_sessions", []):
+        p = dev[e["id"]]["power_kw"]
+        arr, dep = minute(_t(e["arrival"])), minute(_t(e["departure"]))
+        steps = e.get("current_steps_a")
+        levels = None
+        if steps:
+            levels = [a * e.get("voltage_v", 230) * e.get("phases", 1) / 1000 for a in steps]
+            levels = [x for x in levels if x <= e["max_power_kw"] + 1e-9]
+        for t in range(n):
+            x = p[t]
+            if x > TOL:
+                if t * res < arr - 1e-6 or (t + 1) * res > dep + 1e-6:
+                    errs.append(f"EV {e['id']} charges while away at slot {t}")
+                if levels is not None:
+                    if min(abs(x - lv) for lv in levels) > TOL:
+                        errs.append(f"EV {e['id']} power {x} not a step")
+                elif x < e.get("min_power_kw", 0) - TOL or x > e["max_power_kw"] + TOL:
+                    errs.append(f"EV {e['id']} power {x} out of range")
+            elif x < -TOL:
+                errs.append(f"EV {e['id']} negative power")
+            net[t] += x
+        got = sum(p) * dt * e.get("efficiency", 1.0)
+        if got < e["energy_kwh"] - TOL:
+            errs.append(f"EV {e['id']} gets {got:.3f} < {e['energy_kwh']} kWh")
+
+    for b in problem.get("batteries", []):
+        d = dev[b["id"]]
+        c, dis = d["charge_kw"], d["discharge_kw"]
+        cap = b["capacity_kwh"]
+        soc = cap * b["initial_soc_pct"] / 100
+        lo = min(cap * b.get("min_soc_pct", 0) / 100, soc)
+        for t in range(n):
+            if c[t] < -TOL or c[t] > b["max_charge_kw"] + TOL or dis[t] < -TOL or dis[t] > b["max_discharge_kw"] + TOL:
+                errs.append(f"battery {b['id']} power out of range at {t}")
+            soc += (c[t] * b.get("charge_efficiency", 1) - dis[t] / b.get("discharge_efficiency", 1)) * dt
+            if soc < lo - TOL or soc > cap + TOL:
+                errs.append(f"battery {b['id']} SoC {soc:.3f} out of [{lo}, {cap}] at {t}")
+            net[t] += c[t] - dis[t]
+        if b.get("final_soc_pct") is not None and soc < cap * b["final_soc_pct"] / 100 - TOL:
+            errs.append(f"battery {b['id']} ends at {soc:.3f} kWh")
+
+    for pv in problem.get("pv", []):
+        used = [-x for x in dev[pv["id"]]["power_kw"]]
+        for t in range(n):
+            f = pv["forecast_kw"][t]
+            if used[t] > f + TOL or used[t] < -TOL or (not pv.get("curtailable") and used[t] < f - TOL):
+                errs.append(f"PV {pv['id']} output {used[t]} not allowed at {t}")
+            net[t] -= used[t]
+
+    for th in problem.get("thermal_storages", []):
+        p = dev[th["id"]]["power_kw"]
+        e = th["initial_energy_kwh"]
+        P = th["electric_power_kw"]
+        for t in range(n):
+            if p[t] < -TOL or p[t] > P + TOL or (not th.get("modulating") and TOL < p[t] < P - TOL):
+                errs.append(f"thermal {th['id']} power {p[t]} not allowed")
+            e += (th.get("cop", 1) * p[t] - th["heat_demand_kw"][t] - th.get("standing_loss_kw", 0)) * dt
+            if e < th.get("min_energy_kwh", 0) - TOL or e > th["max_energy_kwh"] + TOL:
+                errs.append(f"thermal {th['id']} energy {e:.3f} outside band at {t}")
+            net[t] += p[t]
+        if th.get("final_energy_kwh") is not None and e < th["final_energy_kwh"] - TOL:
+            errs.append(f"thermal {th['id']} ends at {e:.3f}")
+
+    cost = 0.0
+    gr = problem.get("grid_request") or {}
+    for t in range(n):
+        x = net[t]
+        if abs(x - result["net_import_kw"][t]) > TOL:
+            errs.append(f"net import slot {t}: reported {result['net_import_kw'][t]}, recomputed {x:.4f}")
+        if x > site["import_limit_kw"] + TOL:
+            errs.append(f"import {x:.3f} above limit at {t}")
+        if -x > site.get("export_limit_kw", site["import_limit_kw"]) + TOL:
+            errs.append(f"export {-x:.3f} above limit at {t}")
+        exp_price = (site.get("export_price_eur_per_kwh") or [0.0] * n)[t]
+        cost += (max(x, 0) * site["import_price_eur_per_kwh"][t] - max(-x, 0) * exp_price) * dt
+        if gr and gr.get("penalty_eur_per_kwh") is None:
+            lo = (gr.get("min_net_import_kw") or [None] * n)[t]
+            hi = (gr.get("max_net_import_kw") or [None] * n)[t]
+            if lo is not None and x < lo - TOL or hi is not None and x > hi + TOL:
+                errs.append(f"grid request violated at {t}: {x:.3f}")
+    return cost, errs
+
+
+def shifted(iso: str, minutes: float) -> str:
+    return (_t(iso) + timedelta(minutes=minutes)).isoformat()

@@ -1,0 +1,89 @@
+"""Both backends agree on hand-built and random homes; an independent checker re-checks every plan."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+
+from bench.homes import HOMES, standard_home
+from flexibility.optimizer import Status, baseline, problem_from_dict, solve
+
+from .checker import check
+from .gen import homes
+
+
+def agree(a: float, b: float) -> bool:
+    """1e-4 relative, measured against the larger cost (floored at 0.1 EUR so near-zero costs are not a divide)."""
+    return abs(a - b) <= 1e-4 * max(abs(a), abs(b), 0.1)
+
+
+def both(d: dict, time_limit_s: float = 20.0):
+    p = problem_from_dict(d)
+    out = {}
+    for backend in ("milp", "cpsat"):
+        r = solve(p, backend=backend, time_limit_s=time_limit_s)
+        assert r.status == Status.OPTIMAL, (backend, r.status, r.explanation)
+        cost, errs = check(d, r.to_dict())
+        assert not errs, (backend, errs[:5])
+        assert abs(cost - r.cost_eur) <= 1e-3 * max(1.0, abs(cost)), (backend, cost, r.cost_eur)
+        out[backend] = r
+    return p, out
+
+
+@pytest.mark.parametrize("name", ["standard", "battery_only", "many_cycles", "thermal"])
+def test_benchmark_homes_agree(name):
+    d = HOMES[name]()
+    p, r = both(d)
+    assert agree(r["milp"].objective_value, r["cpsat"].objective_value), (
+        r["milp"].objective_value, r["cpsat"].objective_value)
+    assert agree(r["milp"].cost_eur, r["cpsat"].cost_eur)
+
+
+def _variant(kind: str) -> dict:
+    d = standard_home()
+    if kind == "ecologic":
+        d["objective"] = {"kind": "ecologic"}
+    elif kind == "mixed":
+        d["objective"] = {"kind": "mixed", "cost_weight": 0.3}
+    elif kind == "soft_request":
+        d["grid_request"] = {"min_net_import_kw": [None] * 96,
+                             "max_net_import_kw": [None] * 72 + [1.0] * 8 + [None] * 16,
+                             "penalty_eur_per_kwh": 0.5}
+    elif kind == "hard_request":
+        d["grid_request"] = {"min_net_import_kw": [None] * 40 + [3.0] * 4 + [None] * 52,
+                             "max_net_import_kw": [None] * 72 + [2.0] * 8 + [None] * 16}
+    elif kind == "negative_prices":
+        d["site"]["import_price_eur_per_kwh"][44:52] = [-0.05] * 8
+        d["site"]["export_price_eur_per_kwh"] = [0.3 if 60 <= t < 64 else 0.04 for t in range(96)]
+    elif kind == "fixed_and_dnd":
+        d["cycles"][0]["fixed_start"] = d["start"].replace("T00:00", "T00:00").replace("00:00:00", "00:10:00")
+        d["cycles"][0]["earliest_start"] = None
+        d["do_not_disturb"] = [{"start": d["start"].replace("00:00:00", "12:00:00"),
+                                "end": d["start"].replace("00:00:00", "15:00:00")}]
+    elif kind == "semicontinuous_ev_curtail":
+        d["ev_sessions"][0]["current_steps_a"] = None
+        d["pv"][0]["curtailable"] = True
+        d["site"]["export_limit_kw"] = 0.5
+    return d
+
+
+@pytest.mark.parametrize("kind", ["ecologic", "mixed", "soft_request", "hard_request", "negative_prices",
+                                  "fixed_and_dnd", "semicontinuous_ev_curtail"])
+def test_variants_agree(kind):
+    d = _variant(kind)
+    p, r = both(d)
+    assert agree(r["milp"].objective_value, r["cpsat"].objective_value), (
+        kind, r["milp"].objective_value, r["cpsat"].objective_value)
+
+
+@settings(max_examples=30, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(homes())
+def test_random_homes(d):
+    p, r = both(d, time_limit_s=10)
+    m, c = r["milp"], r["cpsat"]
+    assert agree(m.objective_value, c.objective_value), (m.objective_value, c.objective_value)
+    bl = baseline(p)
+    if bl.feasible and p.objective.kind == "economic":
+        # tie-breaks are ~1e-6 EUR per slot; the baseline has no objective of its own
+        assert m.cost_eur <= bl.cost_eur + 1e-4 * max(1.0, abs(bl.cost_eur)) + 1e-3
+        assert m.objective_value <= bl.objective + 1e-6 + 1e-4 * abs(bl.objective)
