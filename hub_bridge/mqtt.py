@@ -84,7 +84,9 @@ class Connection:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         self.connected.clear()
-        log.info("MQTT disconnected from %s:%s (%s); reconnecting", self.address.host, self.address.port, reason_code)
+        if reason_code.value == 0:  # we asked for it
+            return
+        log.warning("MQTT disconnected from %s:%s (%s); reconnecting", self.address.host, self.address.port, reason_code)
 
     def start(self, wait_s: float | None = 10.0) -> "Connection":
         """Connect in the background (retrying while the broker is down); optionally wait."""

