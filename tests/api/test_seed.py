@@ -1,0 +1,57 @@
+"""seed_demo: creates the documented demo household, and running it twice changes nothing."""
+from __future__ import annotations
+
+import zoneinfo
+from datetime import date
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from devices.management.commands.seed_demo import local_day_slots
+from devices.models import ComfortPreference, Cycle, Device, EVSession, Home, Hub, SignalSeries
+from hub_bridge.credentials import check_secret
+
+pytestmark = pytest.mark.django_db
+LISBON = zoneinfo.ZoneInfo("Europe/Lisbon")
+
+
+def _counts():
+    return [m.objects.count() for m in (get_user_model(), Home, Hub, Device, Cycle, EVSession, SignalSeries,
+                                        ComfortPreference)]
+
+
+def test_seed_twice_is_idempotent_and_logins_work(anon_client, capsys):
+    call_command("seed_demo")
+    first_out = capsys.readouterr().out
+    first = _counts()
+    call_command("seed_demo")
+    assert _counts() == first
+    assert "secret" not in capsys.readouterr().out  # the hub secret is shown only when the hub is created
+    secret = first_out.split("secret ")[1].split(" ")[0]
+    assert check_secret(secret, Hub.objects.get(hub_id="DEMO-HUB-001").mqtt_password_hash)
+
+    home = Home.objects.get(name="Demo household")
+    assert home.owner.email == "demo@example.com" and not home.owner.is_staff
+    assert home.global_optimizer_opt_in and str(home.tariff.code) == "pt-tri-hourly-daily"
+    assert sorted(home.devices.values_list("device_type", flat=True)) == sorted(
+        ["dishwasher", "washing_machine", "ev_charger", "battery", "pv", "water_heater"])
+    assert get_user_model().objects.get(email="operator@example.com").is_superuser
+    kinds = set(SignalSeries.objects.values_list("kind", flat=True))
+    assert kinds == {"import_price", "co2_intensity", "load_forecast", "pv_forecast"}
+    for series in SignalSeries.objects.all():
+        assert len(series.values) in (92, 96, 100)
+        assert series.start.astimezone(LISBON).hour == 0
+    cycle = Cycle.objects.get(sequence_id="demo-washing")
+    assert cycle.power_profile[0]["max_power_w"] > 0
+
+    tokens = anon_client.post("/api/v1/auth/token/", {"email": "demo@example.com", "password": "demo-password-2026"},
+                              format="json").json()
+    anon_client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
+    assert anon_client.get("/api/v1/devices/").json()["count"] == 6
+
+
+@pytest.mark.parametrize("day, slots", [(date(2026, 3, 29), 92), (date(2026, 10, 25), 100), (date(2026, 6, 1), 96)])
+def test_local_days_across_dst(day, slots):
+    start, n = local_day_slots(day, LISBON)
+    assert n == slots and start.astimezone(LISBON).hour == 0
