@@ -151,7 +151,7 @@ def run_once(homes: list, workers: int, timeout_s: float) -> dict:
     broker = settings.CELERY_BROKER_URL
     purge_queues(["optimization", "default"], broker)
     undo = use_broker(broker)
-    worker = CeleryWorker(["optimization"], concurrency=workers, name="bench",
+    worker = CeleryWorker(["optimization"], concurrency=workers, name="bench", broker=broker,
                           env={"DATABASE_URL": os.environ["DATABASE_URL"], "LOG_LEVEL": "WARNING"})
     worker.start()
     try:
