@@ -66,6 +66,12 @@ def _reoptimize_on_commit(home_id: int, reason: str) -> None:
     transaction.on_commit(lambda: request_reoptimization(home_id, reason))
 
 
+@transaction.atomic
+def _delete_and_reoptimize(instance: models.Model, home_id: int, reason: str) -> None:
+    instance.delete()
+    _reoptimize_on_commit(home_id, reason)
+
+
 # --- accounts ------------------------------------------------------------------
 
 @transaction.atomic
@@ -191,11 +197,8 @@ def device_save(device: Device, data: Mapping[str, Any]) -> Device:
     return device
 
 
-@transaction.atomic
 def device_delete(device: Device) -> None:
-    home_id = device.home_id
-    device.delete()
-    _reoptimize_on_commit(home_id, "device_deleted")
+    _delete_and_reoptimize(device, device.home_id, "device_deleted")
 
 
 @transaction.atomic
@@ -225,11 +228,8 @@ def cycle_save(cycle: Cycle, data: Mapping[str, Any]) -> Cycle:
     return cycle
 
 
-@transaction.atomic
 def cycle_delete(cycle: Cycle) -> None:
-    home_id = cycle.device.home_id
-    cycle.delete()
-    _reoptimize_on_commit(home_id, "cycle_deleted")
+    _delete_and_reoptimize(cycle, cycle.device.home_id, "cycle_deleted")
 
 
 @transaction.atomic
@@ -241,11 +241,8 @@ def ev_session_save(session: EVSession, data: Mapping[str, Any]) -> EVSession:
     return session
 
 
-@transaction.atomic
 def ev_session_delete(session: EVSession) -> None:
-    home_id = session.device.home_id
-    session.delete()
-    _reoptimize_on_commit(home_id, "ev_session_deleted")
+    _delete_and_reoptimize(session, session.device.home_id, "ev_session_deleted")
 
 
 # --- signals and telemetry -----------------------------------------------------

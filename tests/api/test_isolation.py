@@ -1,8 +1,6 @@
 """Isolation matrix: user B against every object route of user A answers 404 and changes nothing; staff see all."""
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from django.forms.models import model_to_dict
 
