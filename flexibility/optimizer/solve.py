@@ -24,13 +24,15 @@ def choose_backend(cp: Compiled) -> str:
     """
     p = cp.problem
     discrete_cycles = sum(len(cm.options) for cm in cp.cycles if not cm.fixed)
-    has_continuous_store = bool(p.batteries)
-    if discrete_cycles == 0 and not any(not th.modulating for th in p.thermal_storages) and not any(
-            em.levels_kw is not None or em.semicontinuous for em in cp.evs):
-        return "milp"
-    if has_continuous_store:
-        return "milp"
-    return "cpsat"
+    on_off = any(not th.modulating for th in p.thermal_storages) or any(
+        em.levels_kw is not None or em.semicontinuous for em in cp.evs)
+    if discrete_cycles == 0 and not on_off:
+        return "milp"  # a pure LP: HiGHS simplex, a few ms
+    if any(em.levels_kw is None for em in cp.evs):
+        return "milp"  # continuous / semi-continuous EV power: CP-SAT needs seconds to close the gap
+    if p.batteries:
+        return "milp"  # continuous storage next to discrete choices: HiGHS' LP bound wins
+    return "cpsat"  # start times and on/off only: CP-SAT's clause learning wins
 
 
 def run_backend(cp: Compiled, backend: str, time_limit_s: float, threads: int = 1, **kw: Any):
