@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> None:
               "and reload the broker")
     with open(args.credentials) as f:
         specs = [HubSpec.from_dict(d) for d in json.load(f)][: args.hubs]
-    sim = Simulation(specs, url, prefix).start()
+    sim = Simulation(specs, url, prefix).start(wait_s=max(30.0, 0.1 * len(specs)))
     signal.signal(signal.SIGTERM, lambda *a: sim.stop_event.set())
     signal.signal(signal.SIGINT, lambda *a: sim.stop_event.set())
     try:
