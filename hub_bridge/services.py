@@ -127,6 +127,19 @@ def kick_relay() -> None:
     relay_commands.delay()
 
 
+def hold_relay_kick() -> bool:
+    """Keep the kick flag set while a relay task is polling (commits then send no task); False when
+    there are no flags (no Redis broker), i.e. nothing to linger for."""
+    if not _use_flags():
+        return False
+    try:
+        _redis().set(_key("kick"), "1", ex=10)
+        return True
+    except Exception:
+        log.warning("could not hold the relay kick flag", exc_info=True)
+        return False
+
+
 def clear_relay_kick() -> None:
     if _use_flags():
         try:
