@@ -25,6 +25,7 @@ from .mqtt import Connection, parse_url
 
 log = logging.getLogger(__name__)
 
+MAX_CHECK_DELAY_S = 300.0
 _lock = threading.Lock()
 _connection: Connection | None = None
 _connection_pid: int | None = None
@@ -123,5 +124,6 @@ def _next_check_s() -> float | None:
         candidates.append((agg["first_sent"] - now).total_seconds() + settings.MQTT_COMMAND_RESEND_S)
     if not candidates:
         return None
-    return max(0.2, min(candidates))
+    # Capped: a Celery countdown far beyond the broker's visibility timeout would be redelivered.
+    return min(MAX_CHECK_DELAY_S, max(0.2, min(candidates)))
 
