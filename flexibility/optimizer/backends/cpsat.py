@@ -1,6 +1,6 @@
 """CP-SAT backend: the same model as milp.py in integers.
 
-Units: power in W (inputs are quantized to 1 W, so the slot balance is exact),
+Units: power in W (0.1 or 0.01 W on small homes, see power_units_per_kw; inputs are 1 W, so the slot balance is exact),
 stored energy in Wh/S with S chosen per device so that the efficiency
 coefficients keep >= 5 significant digits (rounded conservatively: charging
 floors, discharging/draining ceils, so every integer solution is feasible in
@@ -20,11 +20,18 @@ from ..problem import Battery, PV, ThermalStorage
 from ..result import Schedule, Status
 from .common import BackendResult, rel_gap
 
-W = 1000.0  # W per kW
+def power_units_per_kw(cp: Compiled) -> float:
+    """1 W, or finer when one W-slot is a noticeable part of the objective (small homes, long slots).
 
-
-def _w(kw: float) -> int:
-    return int(round(kw * W))
+    CP-SAT's continuous devices move in whole units; the rounding loss is about
+    one unit-slot per energy-limited storage, so the unit is chosen to keep that
+    below ~1e-5 of the home's gross objective (sum of |weight| x base load).
+    """
+    wmax = max([abs(w) for w in cp.w_imp + cp.w_exp] + [1e-12])
+    gross = sum(abs(cp.w_imp[t]) * cp.base_kw[t] * cp.dt_h for t in range(cp.n)) or 1.0
+    per_w_slot = wmax * cp.dt_h / 1000.0
+    k = max(0, min(1, math.ceil(math.log10(per_w_slot / (1e-5 * gross)))))
+    return 1000.0 * 10 ** k
 
 
 def _scale(coef_per_w: float) -> int:
@@ -35,10 +42,11 @@ def _scale(coef_per_w: float) -> int:
 class CpsatModel:
     def __init__(self, cp: Compiled, symmetry: bool = True, hint: Optional[Schedule] = None):
         self.cp = cp
+        self.W = power_units_per_kw(cp)
         self.md = cp_model.CpModel()
         n = cp.n
         self.loads: list[list[tuple[object, int]]] = [[] for _ in range(n)]
-        self.const = [_w(cp.base_kw[t]) - _w(cp.pv_fixed_kw[t]) for t in range(n)]
+        self.const = [self.w(cp.base_kw[t]) - self.w(cp.pv_fixed_kw[t]) for t in range(n)]
         self.obj: list[tuple[object, float]] = []  # (var, objective units per unit of var)
         self.offset = 0.0
         self.busy: dict[str, list[list]] = {}
@@ -68,6 +76,9 @@ class CpsatModel:
         if hint is not None:
             self.add_hint(hint)
 
+    def w(self, kw: float) -> int:
+        return int(round(kw * self.W))
+
     def add_hint(self, sch: Schedule) -> None:
         for cid, opts in self.cycle_x.items():
             want = sch.cycle_start_min.get(cid)
@@ -86,16 +97,16 @@ class CpsatModel:
         for eid, slots in self.ev_p.items():
             p = [0.0] * n
             for t, terms in slots:
-                p[t] = sum(c * s.value(v) for v, c in terms) / W
+                p[t] = sum(c * s.value(v) for v, c in terms) / self.W
             sch.ev_kw[eid] = p
         for bid, (c, d) in self.bat.items():
-            sch.battery_charge_kw[bid] = [s.value(v) / W for v in c]
-            sch.battery_discharge_kw[bid] = [s.value(v) / W for v in d]
+            sch.battery_charge_kw[bid] = [s.value(v) / self.W for v in c]
+            sch.battery_discharge_kw[bid] = [s.value(v) / self.W for v in d]
         for pv in cp.problem.pv:
             cols = self.pv_u.get(pv.id)
-            sch.pv_kw[pv.id] = list(pv.forecast_kw) if cols is None else [s.value(v) / W for v in cols]
+            sch.pv_kw[pv.id] = list(pv.forecast_kw) if cols is None else [s.value(v) / self.W for v in cols]
         for tid, terms in self.th_p.items():
-            sch.thermal_kw[tid] = [c * s.value(v) / W for v, c in terms]
+            sch.thermal_kw[tid] = [c * s.value(v) / self.W for v, c in terms]
         return sch
 
 
@@ -107,7 +118,7 @@ def _add_cycle(mm: CpsatModel, cm: CycleModel) -> None:
     if cm.fixed:
         o = cm.options[0]
         for k, pk in enumerate(o.profile_kw):
-            mm.const[o.first_slot + k] += _w(pk)
+            mm.const[o.first_slot + k] += mm.w(pk)
         for t in range(*o.occupied):
             fixed[t] += 1
         mm.cycle_fixed[c.id] = o.start_min
@@ -121,7 +132,7 @@ def _add_cycle(mm: CpsatModel, cm: CycleModel) -> None:
             mm.obj.append((x, o.extra_cost))
         for k, pk in enumerate(o.profile_kw):
             if pk:
-                mm.loads[o.first_slot + k].append((x, _w(pk)))
+                mm.loads[o.first_slot + k].append((x, mm.w(pk)))
         for t in range(*o.occupied):
             busy[t].append(x)
     md.add_exactly_one([x for x, _ in opts])
@@ -169,20 +180,20 @@ def _add_ev(mm: CpsatModel, em: EVModel) -> None:
         if em.levels_kw is not None:
             ys = [md.new_bool_var("") for _ in em.levels_kw]
             md.add_at_most_one(ys)
-            terms = [(y, _w(lv)) for y, lv in zip(ys, em.levels_kw)]
+            terms = [(y, mm.w(lv)) for y, lv in zip(ys, em.levels_kw)]
         elif em.semicontinuous:
-            p = md.new_int_var(0, _w(e.max_power_kw), "")
+            p = md.new_int_var(0, mm.w(e.max_power_kw), "")
             on = md.new_bool_var("")
-            md.add(p >= _w(e.min_power_kw)).only_enforce_if(on)
+            md.add(p >= mm.w(e.min_power_kw)).only_enforce_if(on)
             md.add(p == 0).only_enforce_if(~on)
             terms = [(p, 1)]
         else:
-            terms = [(md.new_int_var(0, _w(e.max_power_kw), ""), 1)]
+            terms = [(md.new_int_var(0, mm.w(e.max_power_kw), ""), 1)]
         slots.append((t, terms))
         mm.loads[t].extend(terms)
         total.extend(terms)
     mm.ev_p[e.id] = slots
-    per = e.efficiency * dt / W  # kWh delivered per W-slot
+    per = e.efficiency * dt / mm.W  # kWh delivered per W-slot
     expr = sum(c * v for v, c in total)
     md.add(expr >= math.ceil(em.need_kwh / per - 1e-6))
     if em.max_kwh is not None:
@@ -196,13 +207,13 @@ def _add_battery(mm: CpsatModel, b: Battery) -> None:
     S = _scale(min(b.charge_efficiency * dt, dt / b.discharge_efficiency))
     kc = math.floor(b.charge_efficiency * dt * S)
     kd = math.ceil(dt / b.discharge_efficiency * S)
-    E = W * S  # units per kWh
+    E = mm.W * S  # units per kWh
     lo = math.ceil(min(b.min_kwh, b.initial_kwh) * E - 1e-6)
     hi = math.floor(b.capacity_kwh * E + 1e-6)
     ini = math.floor(b.initial_kwh * E + 1e-6)
     lo = min(lo, ini)
-    c = [md.new_int_var(0, _w(b.max_charge_kw), "") for _ in range(n)]
-    d = [md.new_int_var(0, _w(b.max_discharge_kw), "") for _ in range(n)]
+    c = [md.new_int_var(0, mm.w(b.max_charge_kw), "") for _ in range(n)]
+    d = [md.new_int_var(0, mm.w(b.max_discharge_kw), "") for _ in range(n)]
     soc = [md.new_int_var(lo, hi, "") for _ in range(n)]
     prev = ini
     for t in range(n):
@@ -210,7 +221,7 @@ def _add_battery(mm: CpsatModel, b: Battery) -> None:
         prev = soc[t]
         mm.loads[t].append((c[t], 1))
         mm.loads[t].append((d[t], -1))
-        eps = THROUGHPUT_EPS_PER_KWH * dt / W
+        eps = THROUGHPUT_EPS_PER_KWH * dt / mm.W
         mm.obj.append((c[t], eps))
         mm.obj.append((d[t], eps))
         if t in cp.exclusive_battery_slots:
@@ -225,7 +236,7 @@ def _add_battery(mm: CpsatModel, b: Battery) -> None:
 def _add_pv(mm: CpsatModel, pv: PV) -> None:
     if not pv.curtailable:
         return
-    cols = [mm.md.new_int_var(0, _w(pv.forecast_kw[t]), "") for t in range(mm.cp.n)]
+    cols = [mm.md.new_int_var(0, mm.w(pv.forecast_kw[t]), "") for t in range(mm.cp.n)]
     for t, v in enumerate(cols):
         mm.loads[t].append((v, -1))
     mm.pv_u[pv.id] = cols
@@ -237,8 +248,8 @@ def _add_thermal(mm: CpsatModel, th: ThermalStorage) -> None:
     n, dt = cp.n, cp.dt_h
     S = _scale(th.cop * dt)
     kp = math.floor(th.cop * dt * S)
-    E = W * S
-    P = _w(th.electric_power_kw)
+    E = mm.W * S
+    P = mm.w(th.electric_power_kw)
     terms = []
     for t in range(n):
         if th.modulating:
@@ -265,7 +276,7 @@ def _add_site(mm: CpsatModel) -> None:
     p = cp.problem
     site, gr = p.site, p.grid_request
     dt = cp.dt_h
-    L, X = _w(site.import_limit_kw), _w(site.export_limit_kw)
+    L, X = mm.w(site.import_limit_kw), mm.w(site.export_limit_kw)
     for t in range(cp.n):
         imp = md.new_int_var(0, L, "")
         exp = md.new_int_var(0, X, "") if cp.may_export[t] else None
@@ -273,9 +284,9 @@ def _add_site(mm: CpsatModel) -> None:
         mm.exp.append(exp)
         net = imp - exp if exp is not None else imp
         md.add(net == sum(c * v for v, c in mm.loads[t]) + mm.const[t])
-        mm.obj.append((imp, cp.w_imp[t] * dt / W))
+        mm.obj.append((imp, cp.w_imp[t] * dt / mm.W))
         if exp is not None:
-            mm.obj.append((exp, cp.w_exp[t] * dt / W))
+            mm.obj.append((exp, cp.w_exp[t] * dt / mm.W))
             if t in cp.exclusive_grid_slots:
                 z = md.new_bool_var("")
                 md.add(imp == 0).only_enforce_if(~z)
@@ -286,24 +297,24 @@ def _add_site(mm: CpsatModel) -> None:
         soft = gr.penalty_eur_per_kwh
         if lo is not None:
             if soft is None:
-                md.add(net >= math.ceil(lo * W - 1e-6))
+                md.add(net >= math.ceil(lo * mm.W - 1e-6))
             else:
-                s = md.new_int_var(0, L + X + abs(_w(lo)), "")
-                md.add(net + s >= math.ceil(lo * W - 1e-6))
-                mm.obj.append((s, soft * dt / W))
+                s = md.new_int_var(0, L + X + abs(mm.w(lo)), "")
+                md.add(net + s >= math.ceil(lo * mm.W - 1e-6))
+                mm.obj.append((s, soft * dt / mm.W))
         if hi is not None:
             if soft is None:
-                md.add(net <= math.floor(hi * W + 1e-6))
+                md.add(net <= math.floor(hi * mm.W + 1e-6))
             else:
-                s = md.new_int_var(0, L + X + abs(_w(hi)), "")
-                md.add(net - s <= math.floor(hi * W + 1e-6))
-                mm.obj.append((s, soft * dt / W))
+                s = md.new_int_var(0, L + X + abs(mm.w(hi)), "")
+                md.add(net - s <= math.floor(hi * mm.W + 1e-6))
+                mm.obj.append((s, soft * dt / mm.W))
 
 
 def _set_objective(mm: CpsatModel) -> float:
     """Scale float coefficients to integers: the largest grid coefficient becomes ~1e6."""
     cp = mm.cp
-    ref = max([abs(w) for w in cp.w_imp + cp.w_exp] + [1e-12]) * cp.dt_h / W
+    ref = max([abs(w) for w in cp.w_imp + cp.w_exp] + [1e-12]) * cp.dt_h / mm.W
     K = 1e6 / ref
     terms = []
     for v, c in mm.obj:
