@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench.optimizer`, and the other components' bench scripts."""
