@@ -119,7 +119,8 @@ def build_offer(home_id: int, day: date, now: datetime | None = None) -> Flexibi
     or its data cannot describe the day (problem_builder.MissingData, logged).
     """
     from flexibility.models import OptimizationRun, RunStatus, RunTrigger
-    from flexibility.optimizer import envelope, problem_from_dict
+    from flexibility.optimizer import problem_from_dict
+    from flexibility.optimizer.envelope import envelope  # the package attribute is shadowed by this submodule once imported
     from flexibility.problem_builder import MissingData, build_problem
 
     home = Home.objects.get(pk=home_id)
