@@ -32,7 +32,6 @@ logger = logging.getLogger(__name__)
 
 MAX_TIME_LIMIT_S = 120.0
 FLEET_CHUNK_SIZE = 500
-REOPTIMIZE_DEBOUNCE_S = int(getattr(settings, "OPTIMIZATION_REOPTIMIZE_DEBOUNCE_S", 60))
 COMMAND_SLOT_LIMIT = 96  # a command carries at most one day of 15-minute setpoints
 
 
@@ -514,8 +513,9 @@ def schedule_reoptimization(home_id: int, reason: str) -> None:
     if eager():
         transaction.on_commit(lambda: task.apply_async(args=[home_id, reason]))
         return
-    if _redis().set(f"hems:reoptimize:{home_id}", reason, nx=True, ex=REOPTIMIZE_DEBOUNCE_S + 60):
-        transaction.on_commit(lambda: task.apply_async(args=[home_id, reason], countdown=REOPTIMIZE_DEBOUNCE_S))
+    debounce_s = settings.OPTIMIZATION_REOPTIMIZE_DEBOUNCE_S
+    if _redis().set(f"hems:reoptimize:{home_id}", reason, nx=True, ex=debounce_s + 60):
+        transaction.on_commit(lambda: task.apply_async(args=[home_id, reason], countdown=debounce_s))
 
 
 def reoptimize(home_id: int, reason: str) -> Optional[OptimizationRun]:
