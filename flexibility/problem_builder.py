@@ -240,12 +240,18 @@ def _cycles(devices: Iterable[Device], start: datetime, end: datetime, missing: 
     if not shiftable:
         return []
     out = []
-    cycles = Cycle.objects.filter(
-        device_id__in=shiftable, state=CycleState.SCHEDULED, latest_end__gt=start, earliest_start__lt=end
+    cycles = Cycle.objects.filter(  # a running cycle ends by its latest_end (clean() keeps it inside its window)
+        device_id__in=shiftable, state__in=[CycleState.SCHEDULED, CycleState.RUNNING], latest_end__gt=start,
+        earliest_start__lt=end,
     ).order_by("earliest_start", "id")
     for c in cycles:
         device = shiftable[c.device_id]
         duration = timedelta(minutes=profile_duration_minutes(c.power_profile))
+        if c.state == CycleState.RUNNING:
+            item = _running_cycle(c, device, duration, start, end)
+            if item is not None:
+                out.append(item)
+            continue
         if c.latest_end - duration < start:
             missing.append(f"cycle {c.pk} ({device.name} {c.program or c.sequence_id}): its window "
                            f"{c.earliest_start.isoformat()} to {c.latest_end.isoformat()} has already passed")
@@ -258,8 +264,7 @@ def _cycles(devices: Iterable[Device], start: datetime, end: datetime, missing: 
             "id": f"cycle-{c.pk}",
             "device": device.serial_number,
             "name": f"{device.name} {c.program}".strip(),
-            "phases": [{"duration_min": p["duration_min"], "power_w": p["expected_power_w"],
-                        "max_power_w": p["max_power_w"]} for p in c.power_profile],
+            "phases": _phases(c),
             "earliest_start": earliest.isoformat(),
             "latest_end": latest.isoformat(),
             "respect_do_not_disturb": True,
@@ -268,6 +273,24 @@ def _cycles(devices: Iterable[Device], start: datetime, end: datetime, missing: 
             item["scheduled_start"] = c.scheduled_start.isoformat()
         out.append(item)
     return out
+
+
+def _phases(c: Cycle) -> list[dict]:
+    return [{"duration_min": p["duration_min"], "power_w": p["expected_power_w"], "max_power_w": p["max_power_w"]}
+            for p in c.power_profile]
+
+
+def _running_cycle(c: Cycle, device: Device, duration: timedelta, start: datetime, end: datetime) -> Optional[dict]:
+    """A cycle already running since its scheduled start: its start is fixed, so the plan counts the
+    power of its remaining phases (None when it does not overlap the horizon or its start is unknown)."""
+    if c.scheduled_start is None or c.scheduled_start + duration <= start or c.scheduled_start >= end:
+        return None
+    return {
+        "id": f"cycle-{c.pk}", "device": device.serial_number, "name": f"{device.name} {c.program}".strip(),
+        "phases": _phases(c), "earliest_start": c.scheduled_start.isoformat(),
+        "latest_end": (c.scheduled_start + duration).isoformat(), "scheduled_start": c.scheduled_start.isoformat(),
+        "fixed_start": c.scheduled_start.isoformat(), "respect_do_not_disturb": False,
+    }
 
 
 def _ev_sessions(devices: Iterable[Device], start: datetime, end: datetime) -> list[dict]:
