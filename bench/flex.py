@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             "split_s": round(split_s, 2), "planned_and_dispatched_s": round(planned_s, 2), "status": act.status,
             "shares": {st: sum(1 for s in shares if s.status == st) for st in {s.status for s in shares}},
             "requested_kw": request, "planned_kw": planned_sum,
-            "hub_commands": HubCommand.objects.filter(run__activation_shares__activation=act).count(),
+            "hub_commands": HubCommand.objects.filter(run__activation_shares__activation=act).distinct().count(),
+            "replanned_homes": sum(1 for s in shares if s.run_id),
             "target_s": 60,
         }), flush=True)
     finally:
