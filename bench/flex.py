@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
     get_user_model().objects.filter(username__startswith="bf").delete()
     Hub.objects.filter(hub_id__startswith="hub-bf").delete()
+    Activation.objects.filter(portfolio__code="bench-flex").delete()
     Portfolio.objects.filter(code="bench-flex").delete()
     ServiceAccount.objects.filter(name="bench-flex").delete()
     t0 = time.time()
