@@ -20,9 +20,10 @@ Term = tuple[int, float]
 class MilpModel:
     """The built model plus the column maps needed to read a schedule back."""
 
-    def __init__(self, cp: Compiled, elastic: bool = False, symmetry: bool = True):
+    def __init__(self, cp: Compiled, elastic: bool = False, symmetry: bool = True, relax_ev_steps: bool = False):
         self.cp = cp
         self.elastic = elastic
+        self.relax_ev_steps = relax_ev_steps  # EV steps -> their convex hull [0, top step] (a valid relaxation)
         self.m = LinModel()
         n = cp.n
         self.loads: list[list[Term]] = [[] for _ in range(n)]
@@ -33,6 +34,7 @@ class MilpModel:
         self.cycle_fixed: dict[str, float] = {}
         self.cycle_skip: dict[str, int] = {}
         self.ev_p: dict[str, list[tuple[int, list[Term]]]] = {}
+        self.ev_steps: dict[str, list[tuple[int, list[Term]]]] = {}  # per EV with steps: slot -> (binary, kW)
         self.bat: dict[str, tuple[list[int], list[int], list[int]]] = {}
         self.pv_u: dict[str, list[int]] = {}
         self.th_p: dict[str, list[Term]] = {}
@@ -178,7 +180,9 @@ def _add_ev(mm: MilpModel, em: EVModel) -> None:
     slots = []
     energy: list[Term] = []
     for t in em.slots:
-        if em.levels_kw is not None:
+        if em.levels_kw is not None and mm.relax_ev_steps:
+            terms = [(m.var(0.0, max(em.levels_kw)), 1.0)]
+        elif em.levels_kw is not None:
             ys = [m.var(0.0, 1.0, 0.0, integer=True) for _ in em.levels_kw]
             top = max(em.levels_kw)
             for y, lv in zip(ys, em.levels_kw):
@@ -186,6 +190,7 @@ def _add_ev(mm: MilpModel, em: EVModel) -> None:
                     abs(s.ev_kw[eid][t] - lv) < 1e-4), float(lv == top), 0.0, e.id))
             m.row(ys, [1.0] * len(ys), -INF, 1.0)
             terms = list(zip(ys, em.levels_kw))
+            mm.ev_steps.setdefault(e.id, []).append((t, terms))
         elif em.semicontinuous:
             p = m.var(0.0, e.max_power_kw)
             on = m.var(0.0, 1.0, 0.0, integer=True)
@@ -363,13 +368,91 @@ def solve_milp(cp: Compiled, time_limit_s: float = 5.0, *, elastic: bool = False
     h = mm.m.to_highs(left, threads=threads, mip_rel_gap=mip_rel_gap)
     build_ms = (time.perf_counter() - t0) * 1000
     t1 = time.perf_counter()
-    h.run()
+    start = None
+    if mm.ev_steps and not elastic:
+        start = _stepped_start(cp, mm, h, t0 + time_limit_s, threads, mip_rel_gap)
+    if start is not None and start.status == Status.OPTIMAL:
+        res = start
+    else:
+        if start is not None:
+            import highspy
+
+            sol = highspy.HighsSolution()
+            sol.col_value = start.detail.pop("x")
+            sol.value_valid = True
+            h.setSolution(sol)
+            detail["start_objective"] = start.objective
+        h.setOptionValue("time_limit", max(0.05, t0 + time_limit_s - time.perf_counter()))
+        h.run()
+        res = read_highs(mm, h)
     solve_ms = (time.perf_counter() - t1) * 1000
-    res = read_highs(mm, h)
     res.build_ms, res.solve_ms = build_ms, solve_ms
     res.detail.update(detail)
     res.detail["solver"] = "highs"
     return res
+
+
+def _stepped_start(cp: Compiled, mm: MilpModel, h, deadline: float, threads: int,
+                   gap: float) -> Optional[BackendResult]:
+    """A plan for the full model from its EV-step relaxation (README "EV current steps").
+
+    1. solve the model with each EV's steps replaced by their convex hull [0, top step]
+       (same cycles, battery, ...): its dual bound is a valid lower bound of the full model;
+    2. keep the relaxation's cycle starts and, per EV slot, only the two steps around its
+       relaxed power (and off); solve that much smaller MILP in the full model. If its plan
+       is within `gap` of the bound it is proven optimal (status OPTIMAL, no search over the
+       full model); otherwise the caller hands it to HiGHS as a start (`setSolution`), which
+       lets reduced-cost fixing drop over half of the binaries at the root.
+    """
+    import highspy
+
+    rm = MilpModel(cp, symmetry=mm.symmetry, relax_ev_steps=True)
+    hr = rm.m.to_highs(max(0.05, deadline - time.perf_counter()), threads=threads, mip_rel_gap=gap)
+    hr.run()
+    if hr.getInfo().primal_solution_status != highspy.SolutionStatus.kSolutionStatusFeasible:
+        return None
+    lb = hr.getInfo().mip_dual_bound if rm.m.has_integers else hr.getInfo().objective_function_value
+    relaxed = rm.extract(hr.getSolution().col_value)
+    fix: dict[int, float] = {}
+    for cid, opts in mm.cycle_x.items():
+        want = relaxed.cycle_start_min.get(cid)
+        for j, sm in opts:
+            fix[j] = float(want is not None and abs(sm - want) < 1e-6)
+    for em in cp.evs:
+        cells = mm.ev_steps.get(em.ev.id)
+        if not cells:
+            continue
+        p = relaxed.ev_kw[em.ev.id]
+        for t, terms in cells:
+            keep = _bracket(sorted(kw for _, kw in terms), p[t])
+            for j, kw in terms:
+                if kw not in keep:
+                    fix[j] = 0.0
+    idx = sorted(fix)
+    lo0 = [mm.m.lb[j] for j in idx]
+    hi0 = [mm.m.ub[j] for j in idx]
+    vals = [fix[j] for j in idx]
+    h.changeColsBounds(len(idx), idx, vals, vals)
+    h.setOptionValue("time_limit", max(0.05, deadline - time.perf_counter()))
+    h.run()
+    ok = h.getInfo().primal_solution_status == highspy.SolutionStatus.kSolutionStatusFeasible
+    x = list(h.getSolution().col_value) if ok else None
+    obj = h.getInfo().objective_function_value if ok else None
+    h.changeColsBounds(len(idx), idx, lo0, hi0)
+    if x is None:
+        return None
+    g = rel_gap(obj, lb)
+    if g is not None and g <= gap:
+        return BackendResult(Status.OPTIMAL, mm.extract(x), obj, lb, g,
+                             detail={"highs_status": "Optimal", "nodes": 0, "proof": "ev-step relaxation bound"})
+    return BackendResult(Status.FEASIBLE, None, obj, lb, g, detail={"x": x})
+
+
+def _bracket(levels: list[float], x: float) -> set[float]:
+    """The steps just below and just above x (0 = off is always allowed)."""
+    below = [lv for lv in levels if lv <= x + 1e-9]
+    above = [lv for lv in levels if lv > x + 1e-9]
+    return set(below[-1:] + above[:1])
 
 
 def read_highs(mm: MilpModel, h) -> BackendResult:
