@@ -57,10 +57,16 @@ class NotificationAdmin(admin.ModelAdmin):
 
 @admin.register(FleetRun)
 class FleetRunAdmin(admin.ModelAdmin):
-    list_display = ["id", "delivery_day", "homes", "counts", "chunks_done", "chunks_total", "started_at",
-                    "finished_at", "duration_s"]
+    list_display = ["id", "delivery_day", "timezone", "homes", "runs_per_status", "chunks_done", "chunks_total",
+                    "started_at", "finished_at", "duration_s"]
+    list_filter = ["timezone"]
+    date_hierarchy = "started_at"
     readonly_fields = [f.name for f in FleetRun._meta.fields]
     actions = ["refresh"]
+
+    @admin.display(description="runs per status")
+    def runs_per_status(self, fleet: FleetRun) -> str:
+        return ", ".join(f"{status} {n}" for status, n in sorted(fleet.counts.items())) or "-"
 
     @admin.action(description="Refresh the counts per status")
     def refresh(self, request, queryset):

@@ -128,9 +128,10 @@ class Notification(models.Model):
 
 
 class FleetRun(models.Model):
-    """Summary of one day-ahead fan-out over all opted-in homes."""
+    """Summary of one day-ahead fan-out: the opted-in homes of one time zone (or all, when started by hand)."""
 
     delivery_day = models.DateField()
+    timezone = models.CharField(max_length=64, blank=True, help_text="IANA zone of its homes; empty = every zone.")
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     homes = models.PositiveIntegerField(default=0)
@@ -143,7 +144,7 @@ class FleetRun(models.Model):
         ordering = ["-started_at"]
 
     def __str__(self) -> str:
-        return f"Day-ahead {self.delivery_day} ({self.homes} homes)"
+        return f"Day-ahead {self.delivery_day} {self.timezone or 'all zones'} ({self.homes} homes)"
 
 
 from .flex_models import *  # noqa: E402,F401,F403  grid flexibility models (issue 6)

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.shortcuts import get_object_or_404
 
 from devices.models import Home
 from devices.permissions import scope_to_owner
-from flexibility.models import Notification, OptimizationRun, Recommendation, RunStatus, Schedule
+from flexibility.models import Notification, OptimizationRun, Recommendation, RunStatus, RunTrigger, Schedule
 
 
 def home_for_user(user: Any, home_id: int) -> Home:
@@ -44,3 +44,20 @@ def recommendations_for_user(user: Any) -> QuerySet[Recommendation]:
 def notifications_for_user(user: Any) -> QuerySet[Notification]:
     """A user's own notifications (staff too: notifications are personal)."""
     return Notification.objects.filter(user=user)
+
+
+def opted_in_home_ids() -> QuerySet:
+    return Home.objects.filter(global_optimizer_opt_in=True).order_by("id").values_list("id", flat=True)
+
+
+def opted_in_time_zones() -> list[str]:
+    """The IANA zones of the homes in the day-ahead fleet run (a handful: one query)."""
+    return sorted(Home.objects.filter(global_optimizer_opt_in=True).values_list("timezone", flat=True).distinct())
+
+
+def day_ahead_due_home_ids(zone: str, delivery_day) -> QuerySet:
+    """Opted-in homes of `zone` that have no day-ahead run for `delivery_day` yet (failed submits count)."""
+    planned = OptimizationRun.objects.filter(home=OuterRef("pk"), trigger=RunTrigger.DAY_AHEAD,
+                                             fleet_run__delivery_day=delivery_day)
+    return (Home.objects.filter(global_optimizer_opt_in=True, timezone=zone).exclude(Exists(planned))
+            .order_by("id").values_list("id", flat=True))

@@ -4,17 +4,17 @@ Flow: `submit_run` records a queued run (with a snapshot and hash of its input)
 and enqueues `tasks.optimization.solve_run` after commit; `execute_run` (the task
 body) solves outside any transaction and `store_result` writes the schedule once,
 under a row lock on the run. `reap_stuck_runs` re-sends what a lost message left
-behind; `start_day_ahead` fans a fleet run out in chunks.
+behind; `start_due_day_ahead` fans the day-ahead runs out in chunks, per time zone.
 """
 from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -416,44 +416,71 @@ def reap_stuck_runs(stuck_after_s: Optional[float] = None, now: Optional[datetim
 
 
 # ------------------------------------------------------------------------------- fleet
-def opted_in_home_ids() -> Iterable[int]:
-    return Home.objects.filter(global_optimizer_opt_in=True).order_by("id").values_list("id", flat=True)
+DAY_AHEAD_TAKEOVER = timedelta(hours=1)  # a zone's fan-out unfinished after this no longer holds its homes back
 
 
-def start_day_ahead(delivery_day=None, chunk_size: int = FLEET_CHUNK_SIZE) -> FleetRun:
-    """Create the fleet run and send one chunk task per `chunk_size` opted-in homes."""
-    if delivery_day is None:
-        delivery_day = (timezone.localtime(timezone.now()) + timedelta(days=1)).date()
-    fleet = FleetRun.objects.create(delivery_day=delivery_day)
-    chunk: list[int] = []
-    homes = chunks = 0
+def start_due_day_ahead(now: Optional[datetime] = None, chunk_size: int = FLEET_CHUNK_SIZE) -> list[FleetRun]:
+    """Per time zone of the opted-in homes: once the local DAY_AHEAD_LOCAL_TIME has passed today, plan
+    tomorrow (local) for every home of that zone without a day-ahead run for it yet.
+
+    Beat calls it every 15 minutes; it is idempotent (a home planned for the day is not selected again,
+    and a zone whose fan-out is still being submitted is skipped), and a late tick catches up.
+    """
+    from zoneinfo import ZoneInfo
+
+    from flexibility import selectors
+
+    now = now or timezone.now()
+    at = datetime.strptime(settings.DAY_AHEAD_LOCAL_TIME, "%H:%M").time()
+    fleets = []
+    for zone in selectors.opted_in_time_zones():
+        local = now.astimezone(ZoneInfo(zone))
+        if local.time() < at:
+            continue
+        day = local.date() + timedelta(days=1)
+        if FleetRun.objects.filter(delivery_day=day, timezone=zone, chunks_done__lt=F("chunks_total"),
+                                   started_at__gt=timezone.now() - DAY_AHEAD_TAKEOVER).exists():
+            continue
+        home_ids = list(selectors.day_ahead_due_home_ids(zone, day))
+        if home_ids:
+            fleets.append(start_day_ahead(day, chunk_size, home_ids=home_ids, zone=zone))
+    return fleets
+
+
+def start_day_ahead(delivery_day=None, chunk_size: int = FLEET_CHUNK_SIZE, home_ids: Optional[list[int]] = None,
+                    zone: str = "") -> FleetRun:
+    """Create the fleet run and send one chunk task per `chunk_size` homes (default: every opted-in home)."""
+    from flexibility import selectors
     from tasks.periodic import day_ahead_chunk as chunk_task
 
-    for home_id in opted_in_home_ids().iterator(chunk_size=2000):
-        chunk.append(home_id)
-        if len(chunk) >= chunk_size:
-            chunk_task.delay(fleet.pk, chunk)
-            homes, chunks, chunk = homes + len(chunk), chunks + 1, []
-    if chunk:
+    if delivery_day is None:
+        delivery_day = (timezone.localtime(timezone.now()) + timedelta(days=1)).date()
+    if home_ids is None:
+        home_ids = list(selectors.opted_in_home_ids())
+    chunks = [home_ids[i:i + chunk_size] for i in range(0, len(home_ids), chunk_size)]
+    fleet = FleetRun.objects.create(delivery_day=delivery_day, timezone=zone, homes=len(home_ids),
+                                    chunks_total=len(chunks))
+    for chunk in chunks:
         chunk_task.delay(fleet.pk, chunk)
-        homes, chunks = homes + len(chunk), chunks + 1
-    FleetRun.objects.filter(pk=fleet.pk).update(homes=homes, chunks_total=chunks)
-    fleet.refresh_from_db()
-    if chunks == 0:
+    if not chunks:
         refresh_fleet_summaries([fleet.pk])
+        fleet.refresh_from_db()
     return fleet
 
 
 def plan_fleet_chunk(fleet_pk: int, home_ids: list[int]) -> dict[str, int]:
-    """Submit the day-ahead run of each home; one home's failure is recorded and the rest go on."""
-    from django.db.models import F
+    """Submit the day-ahead run of each home; one home's failure is recorded and the rest go on.
 
+    A redelivered chunk skips the homes that already have a run in this fleet run.
+    """
     fleet = FleetRun.objects.get(pk=fleet_pk)
     out = {"submitted": 0, "missing_data": 0, "error": 0}
-    for home in Home.objects.filter(pk__in=home_ids).select_related("tariff"):
+    done = set(OptimizationRun.objects.filter(fleet_run=fleet, home_id__in=home_ids).values_list("home_id", flat=True))
+    for home in Home.objects.filter(pk__in=home_ids).exclude(pk__in=done).select_related("tariff"):
         start, end = problem_builder.local_day_horizon(home, fleet.delivery_day)
         try:
-            submit_run(home, trigger=RunTrigger.DAY_AHEAD, horizon_start=start, horizon_end=end, fleet_run=fleet)
+            submit_run(home, trigger=RunTrigger.DAY_AHEAD, horizon_start=start, horizon_end=end, fleet_run=fleet,
+                       force=True)
             out["submitted"] += 1
         except MissingData as exc:
             _record_failed_submit(home, fleet, start, end, str(exc))

@@ -12,14 +12,19 @@ from django.db import InterfaceError, OperationalError
 
 
 @shared_task(name="tasks.periodic.day_ahead")
-def day_ahead(delivery_day: str | None = None):
-    """Fan the day-ahead run of every opted-in home out in chunks; returns the fleet run id."""
-    from flexibility import services
+def day_ahead(delivery_day: str | None = None) -> list[int]:
+    """Beat, every 15 min: plan tomorrow for the homes whose local DAY_AHEAD_LOCAL_TIME has passed.
 
+    With `delivery_day` (an operator running it by hand): every opted-in home for that day.
+    Returns the fleet run ids.
+    """
     from datetime import date
 
-    day = date.fromisoformat(delivery_day) if delivery_day else None
-    return services.start_day_ahead(day).pk
+    from flexibility import services
+
+    if delivery_day:
+        return [services.start_day_ahead(date.fromisoformat(delivery_day)).pk]
+    return [fleet.pk for fleet in services.start_due_day_ahead()]
 
 
 @shared_task(name="tasks.periodic.day_ahead_chunk", bind=True, acks_late=True, max_retries=5)
