@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 
 from bench.homes import HOMES, standard_home
 from flexibility.optimizer import Status, baseline, problem_from_dict, solve
@@ -95,3 +95,24 @@ def test_random_homes(d):
         # tie-breaks are ~1e-6 EUR per slot; the baseline has no objective of its own
         assert m.cost_eur <= bl.cost_eur + 1e-4 * max(1.0, abs(bl.cost_eur)) + 1e-3
         assert m.objective_value <= bl.objective + 1e-6 + 1e-4 * abs(bl.objective)
+
+
+@settings(max_examples=20, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+@given(homes(max_slots=48))
+def test_ev_step_stages_match_full_model(d):
+    """The staged EV-step solve (relaxation bound, restricted plan, start) equals HiGHS on the plain full model."""
+    from flexibility.optimizer.backends.milp import MilpModel, read_highs, solve_milp
+    from flexibility.optimizer.compile import compile_problem
+
+    assume(d["ev_sessions"])
+    for e in d["ev_sessions"]:
+        e.update(current_steps_a=[6, 8, 10, 13, 16, 20, 25, 32], phases=1, voltage_v=230)
+    cp = compile_problem(problem_from_dict(d))
+    staged = solve_milp(cp, 20)
+    mm = MilpModel(cp)
+    h = mm.m.to_highs(20, mip_rel_gap=5e-5)
+    h.run()
+    full = read_highs(mm, h)
+    assert staged.status == full.status == Status.OPTIMAL, (staged.status, full.status)
+    assert agree(staged.objective, full.objective), (staged.objective, full.objective)
