@@ -168,6 +168,7 @@ MQTT_PUBACK_TIMEOUT_S = env.float("MQTT_PUBACK_TIMEOUT_S", default=5.0)
 MQTT_MAX_PAYLOAD_BYTES = env.int("MQTT_MAX_PAYLOAD_BYTES", default=256 * 1024)
 MQTT_RELAY_BATCH = env.int("MQTT_RELAY_BATCH", default=2000)  # commands published per relay pass
 MQTT_RELAY_LINGER_S = env.float("MQTT_RELAY_LINGER_S", default=1.0)  # relay keeps polling this long after work
+MQTT_EXECUTION_GRACE_S = env.float("MQTT_EXECUTION_GRACE_S", default=300.0)  # accepted, unreported past expiry+this: failed
 
 # --- Security -----------------------------------------------------------------
 if PRODUCTION:

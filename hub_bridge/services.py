@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -194,6 +194,16 @@ def expire_overdue_commands() -> int:
                  "devices": sorted({c.device.serial_number for c in commands})},
             )
     return len(overdue)
+
+
+def fail_unreported_commands() -> int:
+    """Commands a hub accepted but never reported as executed (or failed) by their expiry plus
+    MQTT_EXECUTION_GRACE_S: failed, with the reason, so they do not stay open forever."""
+    cutoff = timezone.now() - timedelta(seconds=settings.MQTT_EXECUTION_GRACE_S)
+    return HubCommand.objects.filter(state=CommandState.ACKNOWLEDGED, expires_at__lt=cutoff).update(
+        state=CommandState.FAILED, finished_at=timezone.now(),
+        message="The hub accepted the command but never reported its execution.",
+    )
 
 
 # --- what hubs report -----------------------------------------------------------------

@@ -44,6 +44,32 @@ def relay_commands() -> dict:
     return totals
 
 
+@shared_task(name="tasks.hub.relay_sweep", ignore_result=True, acks_late=True)
+def relay_sweep() -> dict:
+    """Beat, every 30 s (hub_bridge migration 0002): the safety net under the relay's own follow-up tasks.
+
+    Those live only in Redis; if it was flushed, resends and expiry would wait for the next new
+    command. Each sweep expires overdue commands (one notification per home), fails commands accepted
+    but never reported, and publishes queued and unacknowledged commands of online hubs.
+    """
+    from django.conf import settings
+
+    from hub_bridge import relay, services
+
+    totals = {"published": 0, "unconfirmed": 0, "expired": 0, "failed": services.fail_unreported_commands()}
+    if not settings.MQTT_URL:  # bridge off: nothing can be sent, expiry still applies
+        totals["expired"] = services.expire_overdue_commands()
+        return totals
+    result = relay.relay_pass()
+    _add(totals, result)
+    if result.next_check_s is not None:
+        services.schedule_relay_check(result.next_check_s)
+    if any(totals.values()):
+        log.info("relay sweep: published=%(published)s unconfirmed=%(unconfirmed)s expired=%(expired)s "
+                 "failed=%(failed)s", totals)
+    return totals
+
+
 def _add(totals: dict, result) -> None:
     totals["published"] += result.published
     totals["unconfirmed"] += result.unconfirmed
