@@ -125,6 +125,9 @@ SPECTACULAR_SETTINGS = {
         "TariffKindEnum": "devices.models.TariffKind",
         "DeviceTypeEnum": "devices.models.DeviceType",
         "CycleStateEnum": "devices.models.CycleState",
+        "RunStatusEnum": "flexibility.models.RunStatus",
+        "RecommendationStatusEnum": "flexibility.models.RecommendationStatus",
+        "CommandStateEnum": "hub_bridge.models.CommandState",
     },
 }
 
