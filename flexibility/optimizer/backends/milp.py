@@ -5,6 +5,7 @@ collected per slot and tied to import/export in `_add_site`.
 """
 from __future__ import annotations
 
+import math
 import time
 from typing import Callable, Optional
 
@@ -205,12 +206,37 @@ def _add_ev(mm: MilpModel, em: EVModel) -> None:
         energy.extend((j, c * dt * e.efficiency) for j, c in terms)
     mm.ev_p[e.id] = slots
     idx, val = [j for j, _ in energy], [c for _, c in energy]
-    hi = em.max_kwh if em.max_kwh is not None else INF
+    lo_kwh, hi = em.need_kwh, em.max_kwh if em.max_kwh is not None else INF
+    if em.levels_kw is not None and not mm.elastic:
+        lo_kwh, hi = _step_rounded_energy(em, dt, lo_kwh, hi)
     if mm.elastic:
         s = mm.slack(ELASTIC_PER_KWH, lambda v, e=e: Violation(e.id, "energy", v, "kWh", None,
                                                                 f"EV '{e.name}' gets {v:.1f} kWh too little"))
         idx, val = idx + [s], val + [1.0]
-    m.row(idx, val, em.need_kwh, hi)
+    m.row(idx, val, lo_kwh, hi)
+
+
+def _step_rounded_energy(em: EVModel, dt: float, lo: float, hi: float) -> tuple[float, float]:
+    """Energy bounds rounded to what whole current steps can deliver (an exact cut, README "EV current steps").
+
+    Every step is a whole number of watts, so any plan delivers a multiple of
+    q = efficiency * dt * gcd(steps in W): `lo` rounds up and `hi` down to that grid.
+    Valid for every integer plan, and it also holds for the relaxed EV power of stage 1,
+    whose bound therefore stays a lower bound of the real model while getting tighter.
+    """
+    w = [int(round(lv * 1000)) for lv in em.levels_kw]
+    g = 0
+    for x in w:
+        g = math.gcd(g, x)
+    if g <= 0 or any(abs(x - lv * 1000) > 1e-6 for x, lv in zip(w, em.levels_kw)):
+        return lo, hi
+    q = em.ev.efficiency * dt * g / 1000.0  # kWh per unit
+    k_lo = math.ceil(lo / q - 1e-7)
+    lo = max(lo, k_lo * q) if lo > 0 else lo
+    if hi != INF:
+        k_hi = math.floor(hi / q + 1e-7)
+        hi = min(hi, k_hi * q)
+    return lo, hi
 
 
 def _add_battery(mm: MilpModel, b: Battery) -> None:
@@ -412,12 +438,20 @@ def _stepped_start(cp: Compiled, mm: MilpModel, h, deadline: float, threads: int
     if hr.getInfo().primal_solution_status != highspy.SolutionStatus.kSolutionStatusFeasible:
         return None
     lb = hr.getInfo().mip_dual_bound if rm.m.has_integers else hr.getInfo().objective_function_value
-    relaxed = rm.extract(hr.getSolution().col_value)
+    xr = hr.getSolution().col_value
+    relaxed = rm.extract(xr)
     fix: dict[int, float] = {}
     for cid, opts in mm.cycle_x.items():
         want = relaxed.cycle_start_min.get(cid)
         for j, sm in opts:
             fix[j] = float(want is not None and abs(sm - want) < 1e-6)
+    rounded = _rounded_steps(cp, mm, relaxed, [xr[i] - (xr[e] if e is not None else 0.0)
+                                                 for i, e in zip(rm.imp, rm.exp)])
+    if rounded is not None:
+        res = _fixed_run(mm, h, {**fix, **rounded}, deadline, lb, gap)
+        if res is not None and res.status == Status.OPTIMAL:
+            res.detail["proof"] = "ev-step rounding at the relaxation bound"
+            return res
     for em in cp.evs:
         cells = mm.ev_steps.get(em.ev.id)
         if not cells:
@@ -428,17 +462,34 @@ def _stepped_start(cp: Compiled, mm: MilpModel, h, deadline: float, threads: int
             for j, kw in terms:
                 if kw not in keep:
                     fix[j] = 0.0
+    return _fixed_run(mm, h, fix, deadline, lb, gap)
+
+
+def _fixed_run(mm: MilpModel, h, fix: dict[int, float], deadline: float, lb: float,
+               gap: float) -> Optional[BackendResult]:
+    """Solve the full model with the columns in `fix` fixed; OPTIMAL if within `gap` of the bound `lb`.
+
+    When every integer column is fixed the rest is solved as an LP (no MIP machinery).
+    """
+    import highspy
+
     idx = sorted(fix)
     lo0 = [mm.m.lb[j] for j in idx]
     hi0 = [mm.m.ub[j] for j in idx]
     vals = [fix[j] for j in idx]
     h.changeColsBounds(len(idx), idx, vals, vals)
+    ints = [j for j, i in enumerate(mm.m.integer) if i]
+    as_lp = all(j in fix for j in ints)
+    if as_lp:
+        h.changeColsIntegrality(len(ints), ints, [highspy.HighsVarType.kContinuous] * len(ints))
     h.setOptionValue("time_limit", max(0.05, deadline - time.perf_counter()))
     h.run()
     ok = h.getInfo().primal_solution_status == highspy.SolutionStatus.kSolutionStatusFeasible
     x = list(h.getSolution().col_value) if ok else None
     obj = h.getInfo().objective_function_value if ok else None
     h.changeColsBounds(len(idx), idx, lo0, hi0)
+    if as_lp:
+        h.changeColsIntegrality(len(ints), ints, [highspy.HighsVarType.kInteger] * len(ints))
     if x is None:
         return None
     g = rel_gap(obj, lb)
@@ -446,6 +497,91 @@ def _stepped_start(cp: Compiled, mm: MilpModel, h, deadline: float, threads: int
         return BackendResult(Status.OPTIMAL, mm.extract(x), obj, lb, g,
                              detail={"highs_status": "Optimal", "nodes": 0, "proof": "ev-step relaxation bound"})
     return BackendResult(Status.FEASIBLE, None, obj, lb, g, detail={"x": x})
+
+
+def _rounded_steps(cp: Compiled, mm: MilpModel, relaxed: Schedule, net: list[float]) -> Optional[dict[int, float]]:
+    """EV step binaries for the relaxed plan: whole steps per slot, same delivered-energy bounds.
+
+    A dynamic programme over the EV's slots and the delivered energy (in the steps' common unit,
+    see `_step_rounded_energy`) picks the steps that cost least when every other device keeps its
+    relaxed plan, i.e. each slot's net import moves by (step - relaxed power) at that slot's
+    import/export price and must stay within the site limits and a hard grid request. Only a
+    candidate: the caller re-solves the rest as an LP and accepts it only within the gap of the bound.
+    """
+    import numpy as np
+
+    p = cp.problem
+    site, gr, dt = p.site, p.grid_request, cp.dt_h
+    if gr is not None and gr.penalty_eur_per_kwh is None:
+        gr_lo, gr_hi = gr.min_net_import_kw, gr.max_net_import_kw
+    else:
+        gr_lo = gr_hi = (None,) * cp.n
+    net = list(net)
+    fix: dict[int, float] = {}
+
+    def slot_cost(t: int, n: float) -> float:
+        if n > site.import_limit_kw + 1e-9 or (gr_hi[t] is not None and n > gr_hi[t] + 1e-9) or \
+                (gr_lo[t] is not None and n < gr_lo[t] - 1e-9):
+            return math.inf
+        if n >= 0:
+            return cp.w_imp[t] * dt * n
+        if not cp.may_export[t] or -n > site.export_limit_kw + 1e-9:
+            return math.inf
+        return -cp.w_exp[t] * dt * n
+
+    for em in cp.evs:
+        cells = mm.ev_steps.get(em.ev.id)
+        if not cells:
+            continue
+        w = [int(round(lv * 1000)) for _, lv in cells[0][1]]
+        g = 0
+        for x in w:
+            g = math.gcd(g, x)
+        if g <= 0:
+            return None
+        units = [x // g for x in w]
+        q = em.ev.efficiency * dt * g / 1000.0
+        k_lo = max(0, math.ceil(em.need_kwh / q - 1e-7))
+        k_hi = math.floor(em.max_kwh / q + 1e-7) if em.max_kwh is not None else None
+        S = len(cells) * max(units)  # states: delivered energy 0..S units
+        if k_hi is not None:
+            S = min(S, k_hi)
+        if S < k_lo or S > 50000:
+            return None
+        V = np.full(S + 1, np.inf)
+        V[0] = 0.0
+        choice = []
+        p_rel = relaxed.ev_kw[em.ev.id]
+        for t, terms in cells:
+            new = np.full(S + 1, np.inf)
+            arg = np.full(S + 1, -1, dtype=np.int16)
+            for k, u in enumerate([0] + units):
+                kw = 0.0 if k == 0 else terms[k - 1][1]
+                c = slot_cost(t, net[t] + kw - p_rel[t])
+                if c == math.inf:
+                    continue
+                cand = np.full(S + 1, np.inf)
+                if u <= S:
+                    cand[u:] = V[:S + 1 - u] + c
+                better = cand < new
+                new[better] = cand[better]
+                arg[better] = k
+            V = new
+            choice.append(arg)
+        if not np.isfinite(V[k_lo:]).any():
+            return None
+        s = k_lo + int(np.argmin(V[k_lo:]))
+        picks = []
+        for (t, terms), arg in zip(reversed(cells), reversed(choice)):
+            k = int(arg[s])
+            picks.append((t, terms, k))
+            s -= 0 if k == 0 else units[k - 1]
+        for t, terms, k in picks:
+            kw = 0.0 if k == 0 else terms[k - 1][1]
+            net[t] += kw - p_rel[t]
+            for i, (j, _) in enumerate(terms):
+                fix[j] = float(i == k - 1)
+    return fix
 
 
 def _bracket(levels: list[float], x: float) -> set[float]:
