@@ -21,8 +21,10 @@ Term = tuple[int, float]
 class MilpModel:
     """The built model plus the column maps needed to read a schedule back."""
 
-    def __init__(self, cp: Compiled, elastic: bool = False, symmetry: bool = True, relax_ev_steps: bool = False):
+    def __init__(self, cp: Compiled, elastic: bool = False, symmetry: bool = True, relax_ev_steps: bool = False,
+                 round_ev_energy: bool = True):
         self.cp = cp
+        self.round_ev_energy = round_ev_energy  # the exact whole-step energy cut (off only for cross-checks)
         self.elastic = elastic
         self.relax_ev_steps = relax_ev_steps  # EV steps -> their convex hull [0, top step] (a valid relaxation)
         self.m = LinModel()
@@ -207,7 +209,7 @@ def _add_ev(mm: MilpModel, em: EVModel) -> None:
     mm.ev_p[e.id] = slots
     idx, val = [j for j, _ in energy], [c for _, c in energy]
     lo_kwh, hi = em.need_kwh, em.max_kwh if em.max_kwh is not None else INF
-    if em.levels_kw is not None and not mm.elastic:
+    if em.levels_kw is not None and not mm.elastic and mm.round_ev_energy:
         lo_kwh, hi = _step_rounded_energy(em, dt, lo_kwh, hi)
     if mm.elastic:
         s = mm.slack(ELASTIC_PER_KWH, lambda v, e=e: Violation(e.id, "energy", v, "kWh", None,
@@ -396,7 +398,9 @@ def solve_milp(cp: Compiled, time_limit_s: float = 5.0, *, elastic: bool = False
     t1 = time.perf_counter()
     start = None
     if mm.ev_steps and not elastic:
-        start = _stepped_start(cp, mm, h, t0 + time_limit_s, threads, mip_rel_gap)
+        start = _lp_branch_and_bound(cp, mm, h, t0 + time_limit_s, mip_rel_gap)
+        if start is None:
+            start = _stepped_start(cp, mm, h, t0 + time_limit_s, threads, mip_rel_gap)
     if start is not None and start.status == Status.OPTIMAL:
         res = start
     else:
@@ -416,6 +420,105 @@ def solve_milp(cp: Compiled, time_limit_s: float = 5.0, *, elastic: bool = False
     res.detail.update(detail)
     res.detail["solver"] = "highs"
     return res
+
+
+def _lp_branch_and_bound(cp: Compiled, mm: MilpModel, h, deadline: float, gap: float,
+                         max_lps: int = 40) -> Optional[BackendResult]:
+    """Exact small search for homes whose only integers are cycle starts and EV steps (README "EV current steps").
+
+    Works on the full model as an LP (its EV-step relaxation is the hull [0, top step], with
+    the rounded energy cut): depth-first branching on a fractional cycle start (that start on /
+    off), warm-started dual simplex per node. A node whose cycle starts are integral is turned
+    into a complete plan by `_rounded_steps` plus one LP with everything fixed; if that plan is
+    within `gap` of the node's LP value the node is closed, otherwise the EV steps would need a
+    search and None is returned (the caller falls back to the staged MILP). Nodes whose LP
+    value is within `gap` of the incumbent are pruned, so the result is proven within `gap`.
+    Also None when the LP budget runs out; the model is left as it was found.
+    """
+    import highspy
+
+    ints = [j for j, i in enumerate(mm.m.integer) if i]
+    cyc = [j for opts in mm.cycle_x.values() for j, _ in opts]
+    stepcols = {j for cells in mm.ev_steps.values() for _, terms in cells for j, _ in terms}
+    if len(cyc) + len(stepcols) != len(ints):
+        return None  # other binaries (battery / grid mode, thermal on/off): not handled here
+    S = highspy.HighsModelStatus
+    h.changeColsIntegrality(len(ints), ints, [highspy.HighsVarType.kContinuous] * len(ints))
+    lo0 = [mm.m.lb[j] for j in cyc]
+    hi0 = [mm.m.ub[j] for j in cyc]
+    best: Optional[tuple[float, list[float]]] = None
+    bound = math.inf  # min LP value over closed / pruned leaves
+    lps = 0
+    failed = False
+    stack: list[dict[int, float]] = [{}]
+    try:
+        while stack:
+            node = stack.pop()
+            if lps >= max_lps or time.perf_counter() > deadline:
+                failed = True
+                break
+            ub = [node.get(j, hi) if node.get(j) != 1.0 else 1.0 for j, hi in zip(cyc, hi0)]
+            lb = [node.get(j, lo) if node.get(j) != 0.0 else 0.0 for j, lo in zip(cyc, lo0)]
+            h.changeColsBounds(len(cyc), cyc, lb, ub)
+            h.setOptionValue("time_limit", max(0.05, deadline - time.perf_counter()))
+            h.run()
+            lps += 1
+            ms = h.getModelStatus()
+            if ms == S.kInfeasible:
+                continue
+            if ms != S.kOptimal:
+                failed = True
+                break
+            z = h.getInfo().objective_function_value
+            if best is not None and rel_gap(best[0], z) <= gap:
+                bound = min(bound, z)
+                continue
+            x = list(h.getSolution().col_value)
+            frac = None
+            for opts in mm.cycle_x.values():
+                j, v = max(((j, x[j]) for j, _ in opts), key=lambda o: o[1])
+                if v < 1.0 - 1e-6 and (frac is None or v < frac[1]):
+                    frac = (j, v)
+            if frac is not None:
+                j = frac[0]
+                stack.append({**node, j: 0.0})
+                stack.append({**node, j: 1.0})
+                continue
+            # cycle starts integral: round the EV steps and re-solve the rest with everything fixed
+            relaxed = mm.extract(x)
+            fix = {j: float(x[j] > 0.5) for j in cyc}
+            steps = _rounded_steps(cp, mm, relaxed, [x[i] - (x[e] if e is not None else 0.0)
+                                                     for i, e in zip(mm.imp, mm.exp)])
+            if steps is None:
+                failed = True
+                break
+            fix.update(steps)
+            idx = sorted(fix)
+            h.changeColsBounds(len(idx), idx, [fix[j] for j in idx], [fix[j] for j in idx])
+            h.run()
+            lps += 1
+            if h.getModelStatus() != S.kOptimal:
+                failed = True
+                break
+            v = h.getInfo().objective_function_value
+            sidx = sorted(stepcols)
+            h.changeColsBounds(len(sidx), sidx, [mm.m.lb[j] for j in sidx], [mm.m.ub[j] for j in sidx])
+            if best is None or v < best[0]:
+                best = (v, list(h.getSolution().col_value))
+            if rel_gap(v, z) > gap:
+                failed = True  # this node would need a search over EV steps
+                break
+            bound = min(bound, z)
+    finally:
+        h.changeColsBounds(len(cyc), cyc, lo0, hi0)
+        h.changeColsIntegrality(len(ints), ints, [highspy.HighsVarType.kInteger] * len(ints))
+    if failed or best is None:
+        return None
+    g = rel_gap(best[0], bound)
+    if g is None or g > gap:
+        return None
+    return BackendResult(Status.OPTIMAL, mm.extract(best[1]), best[0], min(bound, best[0]), g,
+                         detail={"highs_status": "Optimal", "nodes": lps, "proof": "LP branch and bound"})
 
 
 def _stepped_start(cp: Compiled, mm: MilpModel, h, deadline: float, threads: int,
