@@ -51,9 +51,9 @@ def rotate_service_account_key(account: ServiceAccount) -> str:
 
 def delivery_window(home: Home, day: date) -> tuple[datetime, int]:
     """First slot (aware) and slot count of a local delivery day (92/96/100 on DST days)."""
-    tz, utc = zoneinfo.ZoneInfo(home.timezone), zoneinfo.ZoneInfo("UTC")
-    start = datetime.combine(day, time(0), tzinfo=tz).astimezone(utc)
-    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz).astimezone(utc)
+    from flexibility.problem_builder import local_day_horizon
+
+    start, end = local_day_horizon(home, day)
     return start, int((end - start).total_seconds() // (RESOLUTION_MIN * 60))
 
 
