@@ -5,6 +5,7 @@ collected per slot and tied to import/export in `_add_site`.
 """
 from __future__ import annotations
 
+import heapq
 import math
 import time
 from typing import Callable, Optional
@@ -398,7 +399,8 @@ def solve_milp(cp: Compiled, time_limit_s: float = 5.0, *, elastic: bool = False
     t1 = time.perf_counter()
     start = None
     if mm.ev_steps and not elastic:
-        start = _lp_branch_and_bound(cp, mm, h, t0 + time_limit_s, mip_rel_gap)
+        now = time.perf_counter()  # the search gets 30 % of what is left; the staged MILP the rest
+        start = _lp_branch_and_bound(cp, mm, h, now + 0.3 * max(0.0, t0 + time_limit_s - now), mip_rel_gap)
         if start is None:
             start = _stepped_start(cp, mm, h, t0 + time_limit_s, threads, mip_rel_gap)
     if start is not None and start.status == Status.OPTIMAL:
@@ -423,43 +425,89 @@ def solve_milp(cp: Compiled, time_limit_s: float = 5.0, *, elastic: bool = False
 
 
 def _lp_branch_and_bound(cp: Compiled, mm: MilpModel, h, deadline: float, gap: float,
-                         max_lps: int = 40) -> Optional[BackendResult]:
+                         max_lps: int = 400) -> Optional[BackendResult]:
     """Exact small search for homes whose only integers are cycle starts and EV steps (README "EV current steps").
 
     Works on the full model as an LP (its EV-step relaxation is the hull [0, top step], with
-    the rounded energy cut): depth-first branching on a fractional cycle start (that start on /
-    off), warm-started dual simplex per node. A node whose cycle starts are integral is turned
-    into a complete plan by `_rounded_steps` plus one LP with everything fixed; if that plan is
-    within `gap` of the node's LP value the node is closed, otherwise the EV steps would need a
-    search and None is returned (the caller falls back to the staged MILP). Nodes whose LP
-    value is within `gap` of the incumbent are pruned, so the result is proven within `gap`.
-    Also None when the LP budget runs out; the model is left as it was found.
+    the rounded energy cut), warm-started dual simplex per node:
+    * branching on a cycle whose LP start is split: "starts up to s" / "starts after s", s
+      between the LP's used starts (GUB branching, balanced for a time-indexed cycle);
+    * reduced-cost fixing: a start whose reduced cost lifts the node's LP value above the
+      incumbent (less the gap) is dropped from the node's subtree;
+    * best first (lowest parent LP value), after a first plan from the root LP's most used starts;
+    * a node whose cycle starts are integral becomes a complete plan through `_rounded_steps`
+      plus one LP with everything fixed; if that plan is within `gap` of the node's LP value
+      the node is closed, otherwise the EV steps would need a search and None is returned.
+    Nodes within `gap` of the incumbent are pruned, so a returned plan is proven within `gap`
+    of the optimum. None also when the LP budget or the deadline runs out (the caller falls
+    back to the staged MILP); the model is left as it was found.
     """
     import highspy
+    import numpy as np
 
     ints = [j for j, i in enumerate(mm.m.integer) if i]
     cyc = [j for opts in mm.cycle_x.values() for j, _ in opts]
-    stepcols = {j for cells in mm.ev_steps.values() for _, terms in cells for j, _ in terms}
+    stepcols = sorted({j for cells in mm.ev_steps.values() for _, terms in cells for j, _ in terms})
     if len(cyc) + len(stepcols) != len(ints):
         return None  # other binaries (battery / grid mode, thermal on/off): not handled here
     S = highspy.HighsModelStatus
+    cyc_a = np.asarray(cyc, dtype=np.int32)
+    lo0 = np.asarray([mm.m.lb[j] for j in cyc], dtype=float)
+    hi0 = np.asarray([mm.m.ub[j] for j in cyc], dtype=float)
+    groups = []  # per cycle: positions in cyc, sorted by start
+    pos = 0
+    for opts in mm.cycle_x.values():
+        order = sorted(range(len(opts)), key=lambda k: opts[k][1])
+        groups.append(np.asarray([pos + k for k in order], dtype=np.int64))
+        pos += len(opts)
+
+    def split_of(xc: np.ndarray):
+        """The cycle whose LP start is most split (its positions, largest share), None if integral."""
+        split = None
+        for g in groups:
+            top = xc[g].max()
+            if top < 1.0 - 1e-6 and (split is None or top < split[1]):
+                split = (g, top)
+        return split
+
+    def complete(x: np.ndarray, xc: np.ndarray) -> Optional[float]:
+        """Plan value with the cycles at `xc` (integral) and EV steps rounded; keeps the best plan."""
+        nonlocal best, lps
+        xl = x.tolist()
+        steps = _rounded_steps(cp, mm, mm.extract(xl), [xl[i] - (xl[e] if e is not None else 0.0)
+                                                        for i, e in zip(mm.imp, mm.exp)])
+        if steps is None:
+            return None
+        fixed = np.where(xc > 0.5, 1.0, 0.0)
+        h.changeColsBounds(len(cyc), cyc_a, fixed, fixed)
+        sv = [steps[j] for j in stepcols]
+        h.changeColsBounds(len(stepcols), stepcols, sv, sv)
+        h.run()
+        lps += 1
+        ok = h.getModelStatus() == S.kOptimal
+        v = h.getInfo().objective_function_value
+        if ok and (best is None or v < best[0]):
+            best = (v, list(h.getSolution().col_value))
+        h.changeColsBounds(len(stepcols), stepcols, [mm.m.lb[j] for j in stepcols], [mm.m.ub[j] for j in stepcols])
+        return v if ok else None
+
     h.changeColsIntegrality(len(ints), ints, [highspy.HighsVarType.kContinuous] * len(ints))
-    lo0 = [mm.m.lb[j] for j in cyc]
-    hi0 = [mm.m.ub[j] for j in cyc]
     best: Optional[tuple[float, list[float]]] = None
     bound = math.inf  # min LP value over closed / pruned leaves
     lps = 0
     failed = False
-    stack: list[dict[int, float]] = [{}]
+    # best first: (parent's LP value, order, starts forbidden in the node)
+    heap: list[tuple[float, int, np.ndarray]] = [(-math.inf, 0, np.zeros(len(cyc), dtype=bool))]
     try:
-        while stack:
-            node = stack.pop()
+        while heap:
+            zp, _, banned = heapq.heappop(heap)
+            if best is not None and rel_gap(best[0], zp) <= gap:
+                bound = min(bound, zp)
+                continue
             if lps >= max_lps or time.perf_counter() > deadline:
                 failed = True
                 break
-            ub = [node.get(j, hi) if node.get(j) != 1.0 else 1.0 for j, hi in zip(cyc, hi0)]
-            lb = [node.get(j, lo) if node.get(j) != 0.0 else 0.0 for j, lo in zip(cyc, lo0)]
-            h.changeColsBounds(len(cyc), cyc, lb, ub)
+            h.changeColsBounds(len(cyc), cyc_a, lo0, np.where(banned, 0.0, hi0))
             h.setOptionValue("time_limit", max(0.05, deadline - time.perf_counter()))
             h.run()
             lps += 1
@@ -473,45 +521,49 @@ def _lp_branch_and_bound(cp: Compiled, mm: MilpModel, h, deadline: float, gap: f
             if best is not None and rel_gap(best[0], z) <= gap:
                 bound = min(bound, z)
                 continue
-            x = list(h.getSolution().col_value)
-            frac = None
-            for opts in mm.cycle_x.values():
-                j, v = max(((j, x[j]) for j, _ in opts), key=lambda o: o[1])
-                if v < 1.0 - 1e-6 and (frac is None or v < frac[1]):
-                    frac = (j, v)
-            if frac is not None:
-                j = frac[0]
-                stack.append({**node, j: 0.0})
-                stack.append({**node, j: 1.0})
+            sol = h.getSolution()
+            x = np.asarray(sol.col_value)
+            xc = x[cyc_a]
+            if best is None and lps == 1 and split_of(xc) is not None:
+                # a first plan: every cycle at its most used root start (its LP fixes the cycles only)
+                d_root = np.asarray(sol.col_dual)[cyc_a]
+                fixed = np.zeros(len(cyc))
+                for g in groups:
+                    fixed[g[int(np.argmax(xc[g]))]] = 1.0
+                h.changeColsBounds(len(cyc), cyc_a, fixed, fixed)
+                h.run()
+                lps += 1
+                if h.getModelStatus() == S.kOptimal:
+                    complete(np.asarray(h.getSolution().col_value), fixed)
+                sol = None
+            if best is not None:
+                room = best[0] - gap * abs(best[0]) - z - 1e-9 * (1.0 + abs(z))
+                d = np.asarray(sol.col_dual)[cyc_a] if sol is not None else d_root
+                banned = banned | ((d > room) & (xc < 1e-9))
+            split = split_of(xc)
+            if split is not None:
+                g = split[0]
+                v = xc[g]
+                used = np.nonzero(v > 1e-6)[0]
+                k = int(np.searchsorted(np.cumsum(v), 0.5 * v.sum()))
+                k = min(max(k, int(used[0])), int(used[-1]) - 1)  # both sides keep part of the LP plan
+                early, late = banned.copy(), banned.copy()
+                early[g[k + 1:]] = True  # starts up to g[k]
+                late[g[:k + 1]] = True
+                first_early = v[:k + 1].sum() >= v[k + 1:].sum()
+                heapq.heappush(heap, (z, 2 * lps + (not first_early), early))
+                heapq.heappush(heap, (z, 2 * lps + first_early, late))
                 continue
             # cycle starts integral: round the EV steps and re-solve the rest with everything fixed
-            relaxed = mm.extract(x)
-            fix = {j: float(x[j] > 0.5) for j in cyc}
-            steps = _rounded_steps(cp, mm, relaxed, [x[i] - (x[e] if e is not None else 0.0)
-                                                     for i, e in zip(mm.imp, mm.exp)])
-            if steps is None:
-                failed = True
-                break
-            fix.update(steps)
-            idx = sorted(fix)
-            h.changeColsBounds(len(idx), idx, [fix[j] for j in idx], [fix[j] for j in idx])
-            h.run()
-            lps += 1
-            if h.getModelStatus() != S.kOptimal:
-                failed = True
-                break
-            v = h.getInfo().objective_function_value
-            sidx = sorted(stepcols)
-            h.changeColsBounds(len(sidx), sidx, [mm.m.lb[j] for j in sidx], [mm.m.ub[j] for j in sidx])
-            if best is None or v < best[0]:
-                best = (v, list(h.getSolution().col_value))
-            if rel_gap(v, z) > gap:
-                failed = True  # this node would need a search over EV steps
+            v = complete(x, xc)
+            if v is None or rel_gap(v, z) > gap:
+                failed = True  # no plan, or this node would need a search over EV steps
                 break
             bound = min(bound, z)
     finally:
-        h.changeColsBounds(len(cyc), cyc, lo0, hi0)
+        h.changeColsBounds(len(cyc), cyc_a, lo0, hi0)
         h.changeColsIntegrality(len(ints), ints, [highspy.HighsVarType.kInteger] * len(ints))
+    mm.bnb_lps = lps
     if failed or best is None:
         return None
     g = rel_gap(best[0], bound)
@@ -519,7 +571,6 @@ def _lp_branch_and_bound(cp: Compiled, mm: MilpModel, h, deadline: float, gap: f
         return None
     return BackendResult(Status.OPTIMAL, mm.extract(best[1]), best[0], min(bound, best[0]), g,
                          detail={"highs_status": "Optimal", "nodes": lps, "proof": "LP branch and bound"})
-
 
 def _stepped_start(cp: Compiled, mm: MilpModel, h, deadline: float, threads: int,
                    gap: float) -> Optional[BackendResult]:
@@ -646,7 +697,8 @@ def _rounded_steps(cp: Compiled, mm: MilpModel, relaxed: Schedule, net: list[flo
         q = em.ev.efficiency * dt * g / 1000.0
         k_lo = max(0, math.ceil(em.need_kwh / q - 1e-7))
         k_hi = math.floor(em.max_kwh / q + 1e-7) if em.max_kwh is not None else None
-        S = len(cells) * max(units)  # states: delivered energy 0..S units
+        # states: delivered energy 0..S units; more than one top step above the need is not tried
+        S = min(len(cells) * max(units), k_lo + max(units))
         if k_hi is not None:
             S = min(S, k_hi)
         if S < k_lo or S > 50000:
@@ -655,21 +707,16 @@ def _rounded_steps(cp: Compiled, mm: MilpModel, relaxed: Schedule, net: list[flo
         V[0] = 0.0
         choice = []
         p_rel = relaxed.ev_kw[em.ev.id]
+        steps = [0] + units
+        cols = np.arange(S + 1)
         for t, terms in cells:
-            new = np.full(S + 1, np.inf)
-            arg = np.full(S + 1, -1, dtype=np.int16)
-            for k, u in enumerate([0] + units):
-                kw = 0.0 if k == 0 else terms[k - 1][1]
-                c = slot_cost(t, net[t] + kw - p_rel[t])
-                if c == math.inf:
-                    continue
-                cand = np.full(S + 1, np.inf)
-                if u <= S:
-                    cand[u:] = V[:S + 1 - u] + c
-                better = cand < new
-                new[better] = cand[better]
-                arg[better] = k
-            V = new
+            cand = np.full((len(steps), S + 1), np.inf)
+            for k, u in enumerate(steps):
+                c = slot_cost(t, net[t] + (0.0 if k == 0 else terms[k - 1][1]) - p_rel[t])
+                if c != math.inf and u <= S:
+                    cand[k, u:] = V[:S + 1 - u] + c
+            arg = cand.argmin(axis=0)  # ties: the smaller step
+            V = cand[arg, cols]
             choice.append(arg)
         if not np.isfinite(V[k_lo:]).any():
             return None
