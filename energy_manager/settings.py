@@ -143,6 +143,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
+    "tasks.flex.freeze_due_offers": {"queue": "default"},  # cheap bookkeeping, before the tasks.flex.* glob
     "tasks.optimization.*": {"queue": "optimization"},
     "tasks.flex.*": {"queue": "optimization"},
     "tasks.hub.*": {"queue": "hub"},

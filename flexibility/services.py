@@ -189,6 +189,8 @@ def store_result(run_pk: int, result: dict) -> str:
         if not Schedule.objects.filter(run=run).exists():
             schedule = _write_schedule(run, result)
             _act_on_schedule(run, schedule)
+            if run.trigger == RunTrigger.DAY_AHEAD:
+                _offer_flexibility(run)
         run.status = RunStatus.SUCCEEDED
     elif status == "INFEASIBLE":
         run.status = RunStatus.INFEASIBLE
@@ -200,6 +202,14 @@ def store_result(run_pk: int, result: dict) -> str:
                      if status == "NO_SOLUTION_IN_TIME" else f"Unexpected solver status {status!r}.")
     run.save()
     return run.status
+
+
+def _offer_flexibility(run: OptimizationRun) -> None:
+    """A day-ahead plan is what the home offers the grid around: build its offer for that day."""
+    from flexibility import flex_services  # late: flex_services builds on this module
+
+    delivery_day = run.horizon_start.astimezone(run.home.tzinfo).date()
+    flex_services.enqueue_offer_builds([run.home_id], delivery_day)
 
 
 def _write_schedule(run: OptimizationRun, result: dict) -> Schedule:
