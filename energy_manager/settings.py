@@ -128,6 +128,8 @@ SPECTACULAR_SETTINGS = {
         "RunStatusEnum": "flexibility.models.RunStatus",
         "RecommendationStatusEnum": "flexibility.models.RecommendationStatus",
         "CommandStateEnum": "hub_bridge.models.CommandState",
+        "ActivationStatusEnum": "flexibility.flex_models.ActivationStatus",
+        "ShareStatusEnum": "flexibility.flex_models.ShareStatus",
     },
 }
 

@@ -6,6 +6,8 @@ from rest_framework import generics, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
 from devices.models import Home
@@ -17,6 +19,7 @@ from .flex_serializers import (
     ActivationDetailSerializer, ActivationRequestSerializer, ActivationSerializer, OfferQuerySerializer,
     OfferSerializer, PortfolioSerializer,
 )
+from .flex_models import FlexibilityOffer
 from .service_auth import IsOperator, ServiceAccountAuthentication
 
 
@@ -37,6 +40,7 @@ class PortfolioListView(OperatorView, generics.ListAPIView):
 class PortfolioOfferView(OperatorView, APIView):
     """The portfolio's aggregated offer: summed limits and a merit-order price curve per slot."""
 
+    @extend_schema(responses={200: OpenApiTypes.OBJECT}, description="Summed limits and a merit-order price curve per slot (kW, EUR/kW).")
     def get(self, request, pk: int):
         portfolio = get_object_or_404(sel.portfolios_for(request.user), pk=pk)
         query = OfferQuerySerializer(data=request.query_params)
@@ -53,6 +57,8 @@ class OfferListView(OperatorView, generics.ListAPIView):
     serializer_class = OfferSerializer
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return FlexibilityOffer.objects.none()
         query = OfferQuerySerializer(data=self.request.query_params)
         query.is_valid(raise_exception=True)
         portfolio = None
@@ -103,6 +109,7 @@ class ActivationDetailView(OperatorView, generics.RetrieveAPIView):
 class ActivationDeliveryView(OperatorView, APIView):
     """Requested vs planned vs measured net import per slot."""
 
+    @extend_schema(responses={200: OpenApiTypes.OBJECT}, description="Requested vs planned vs measured net import per slot (kW).")
     def get(self, request, pk: int):
         activation = get_object_or_404(sel.activations_for(request.user), pk=pk)
         return Response({"activation": activation.pk, "status": activation.status, **sel.delivery(activation)})

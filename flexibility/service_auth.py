@@ -10,6 +10,7 @@ import hmac
 import secrets
 
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
 from .flex_models import ServiceAccount
@@ -82,3 +83,14 @@ class IsOperator(permissions.BasePermission):
     def has_permission(self, request, view) -> bool:
         user = request.user
         return is_service_account(user) or bool(getattr(user, "is_staff", False) and user.is_authenticated)
+
+
+class ServiceAccountScheme(OpenApiAuthenticationExtension):
+    """Describes the API-key scheme in the OpenAPI schema."""
+
+    target_class = "flexibility.service_auth.ServiceAccountAuthentication"
+    name = "ServiceAccountApiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "header", "name": "X-Api-Key",
+                "description": "Service account key (also accepted as `Authorization: Api-Key <key>`)."}

@@ -16,6 +16,8 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
 from devices.models import Home
@@ -120,6 +122,7 @@ def available_body(compat_id: str, offer) -> dict:
 
 
 class AvailableView(CompatView):
+    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT}, description="FlexiHome AvailableFlexibility: baseline and up/down flexibility, 15-min Scheduling vectors in kW.")
     def get(self, request):
         compat_id = request.query_params.get("user_id", "")
         home = self.home_for(compat_id)
@@ -128,6 +131,7 @@ class AvailableView(CompatView):
             raise CompatError(404, f'no flexibility available for user with id "{compat_id}"')
         return Response(available_body(compat_id, offer))
 
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT}, description="FlexiHome-compatible POST (see the FlexiHome Energy Manager OpenAPI v1.8.0).")
     def post(self, request):
         """Build the day-ahead offer now (tomorrow in the home's time zone)."""
         compat_id = request.query_params.get("user_id", "")
@@ -181,6 +185,7 @@ class AcceptView(CompatView):
 
     permission_classes = [IsServiceAccount]
 
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT}, description="FlexiHome-compatible POST (see the FlexiHome Energy Manager OpenAPI v1.8.0).")
     def post(self, request):
         asset = request.query_params.get("asset", "")
         home = self.home_for(asset, "asset")
@@ -236,6 +241,7 @@ def _recommendations_of(user):
 class RecommendationsView(CompatView):
     permission_classes = [HouseholdOnly]
 
+    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT}, description="FlexiHome-compatible GET (see the FlexiHome Energy Manager OpenAPI v1.8.0).")
     def get(self, request):
         compat_id = request.query_params.get("user_id", "")
         accepted = _parse_bool(request.query_params.get("accepted"), "accepted")
@@ -260,6 +266,7 @@ class RecommendationsView(CompatView):
             for r in qs
         ])
 
+    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT}, description="FlexiHome-compatible DELETE (see the FlexiHome Energy Manager OpenAPI v1.8.0).")
     def delete(self, request):
         """Delete = decline: the recommendation leaves the list; its history stays."""
         rec_id = _int_param(request.query_params.get("recommendation_id"), "recommendation_id")
@@ -288,6 +295,7 @@ class DelayStatusSerializer(serializers.Serializer):
 class RecommendationAcceptView(CompatView):
     permission_classes = [HouseholdOnly]
 
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT}, description="FlexiHome-compatible POST (see the FlexiHome Energy Manager OpenAPI v1.8.0).")
     def post(self, request):
         rec_id = _int_param(request.query_params.get("recommendation_id"), "recommendation_id")
         if rec_id is None:
