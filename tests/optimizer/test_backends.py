@@ -101,7 +101,8 @@ def test_random_homes(d):
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
 @given(homes(max_slots=48))
 def test_ev_step_stages_match_full_model(d):
-    """The staged EV-step solve (relaxation bound, restricted plan, start) equals HiGHS on the plain full model."""
+    """The EV-step solve (LP branch and bound, else the staged MILP) and the staged MILP alone equal HiGHS on
+    the plain full model."""
     from flexibility.optimizer.backends.milp import MilpModel, read_highs, solve_milp
     from flexibility.optimizer.compile import compile_problem
 
@@ -116,3 +117,6 @@ def test_ev_step_stages_match_full_model(d):
     full = read_highs(mm, h)
     assert staged.status == full.status == Status.OPTIMAL, (staged.status, full.status)
     assert agree(staged.objective, full.objective), (staged.objective, full.objective)
+    without_search = solve_milp(cp, 20, lp_search=False)  # the staged MILP alone (the search's fallback)
+    assert without_search.status == Status.OPTIMAL, without_search.status
+    assert agree(without_search.objective, full.objective), (without_search.objective, full.objective)

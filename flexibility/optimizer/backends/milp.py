@@ -382,15 +382,33 @@ def _add_site(mm: MilpModel) -> None:
 
 # ------------------------------------------------------------------ solve
 def solve_milp(cp: Compiled, time_limit_s: float = 5.0, *, elastic: bool = False, via_pulp: bool = False,
-               threads: int = 1, mip_rel_gap: float = 5e-5, symmetry: bool = True) -> BackendResult:
+               threads: int = 1, mip_rel_gap: float = 5e-5, symmetry: bool = True,
+               lp_search: bool = True) -> BackendResult:
+    """Solve with HiGHS (PuLP/CBC without highspy). With EV current steps: first the LP branch and
+    bound (`lp_search`), then the staged MILP (README "EV current steps")."""
     t0 = time.perf_counter()
-    mm = MilpModel(cp, elastic=elastic, symmetry=symmetry and not elastic)
-    detail = {"columns": mm.m.num_cols, "rows": mm.m.num_rows, "integers": sum(mm.m.integer)}
     try:
         import highspy  # noqa: F401
         have_highs = True
     except ImportError:  # pragma: no cover - exercised only without highspy
         have_highs = False
+    relaxed = None
+    if have_highs and lp_search and not via_pulp and not elastic and any(em.levels_kw and em.slots for em in cp.evs):
+        relaxed = MilpModel(cp, symmetry=symmetry, relax_ev_steps=True)
+        hr = relaxed.m.to_highs(max(0.05, time_limit_s - (time.perf_counter() - t0)), threads=threads,
+                                mip_rel_gap=mip_rel_gap)
+        build_ms = (time.perf_counter() - t0) * 1000
+        t1 = time.perf_counter()
+        now = time.perf_counter()  # the search gets 30 % of what is left; the staged MILP the rest
+        res = _lp_branch_and_bound(cp, relaxed, hr, now + 0.3 * max(0.0, t0 + time_limit_s - now), mip_rel_gap)
+        if res is not None:
+            res.build_ms, res.solve_ms = build_ms, (time.perf_counter() - t1) * 1000
+            res.detail.update(columns=relaxed.m.num_cols, rows=relaxed.m.num_rows,
+                              integers=sum(relaxed.m.integer), solver="highs")
+            return res
+        relaxed = (relaxed, hr)
+    mm = MilpModel(cp, elastic=elastic, symmetry=symmetry and not elastic)
+    detail = {"columns": mm.m.num_cols, "rows": mm.m.num_rows, "integers": sum(mm.m.integer)}
     if via_pulp or not have_highs:
         return _solve_pulp(mm, time_limit_s, threads, mip_rel_gap, t0, detail, have_highs)
     left = max(0.05, time_limit_s - (time.perf_counter() - t0))
@@ -399,10 +417,7 @@ def solve_milp(cp: Compiled, time_limit_s: float = 5.0, *, elastic: bool = False
     t1 = time.perf_counter()
     start = None
     if mm.ev_steps and not elastic:
-        now = time.perf_counter()  # the search gets 30 % of what is left; the staged MILP the rest
-        start = _lp_branch_and_bound(cp, mm, h, now + 0.3 * max(0.0, t0 + time_limit_s - now), mip_rel_gap)
-        if start is None:
-            start = _stepped_start(cp, mm, h, t0 + time_limit_s, threads, mip_rel_gap)
+        start = _stepped_start(cp, mm, h, t0 + time_limit_s, threads, mip_rel_gap, relaxed)
     if start is not None and start.status == Status.OPTIMAL:
         res = start
     else:
@@ -424,12 +439,13 @@ def solve_milp(cp: Compiled, time_limit_s: float = 5.0, *, elastic: bool = False
     return res
 
 
-def _lp_branch_and_bound(cp: Compiled, mm: MilpModel, h, deadline: float, gap: float,
+def _lp_branch_and_bound(cp: Compiled, rm: MilpModel, h, deadline: float, gap: float,
                          max_lps: int = 400) -> Optional[BackendResult]:
     """Exact small search for homes whose only integers are cycle starts and EV steps (README "EV current steps").
 
-    Works on the full model as an LP (its EV-step relaxation is the hull [0, top step], with
-    the rounded energy cut), warm-started dual simplex per node:
+    Works on `rm`, the model with EV steps relaxed to [0, top step] (plus the rounded energy
+    cut; the LP relaxation of the step binaries is that same hull), as an LP, warm-started
+    dual simplex per node:
     * branching on a cycle whose LP start is split: "starts up to s" / "starts after s", s
       between the LP's used starts (GUB branching, balanced for a time-indexed cycle);
     * reduced-cost fixing: a start whose reduced cost lifts the node's LP value above the
@@ -445,18 +461,20 @@ def _lp_branch_and_bound(cp: Compiled, mm: MilpModel, h, deadline: float, gap: f
     import highspy
     import numpy as np
 
-    ints = [j for j, i in enumerate(mm.m.integer) if i]
-    cyc = [j for opts in mm.cycle_x.values() for j, _ in opts]
-    stepcols = sorted({j for cells in mm.ev_steps.values() for _, terms in cells for j, _ in terms})
-    if len(cyc) + len(stepcols) != len(ints):
-        return None  # other binaries (battery / grid mode, thermal on/off): not handled here
+    ints = [j for j, i in enumerate(rm.m.integer) if i]
+    cyc = [j for opts in rm.cycle_x.values() for j, _ in opts]
+    if len(cyc) != len(ints):
+        return None  # other binaries (battery / grid mode, thermal on/off, EV on/off): not handled here
+    evcols = [(em.ev.id, t, terms[0][0]) for em in cp.evs if em.levels_kw
+              for t, terms in rm.ev_p[em.ev.id]]
+    ev_j = [j for _, _, j in evcols]
     S = highspy.HighsModelStatus
     cyc_a = np.asarray(cyc, dtype=np.int32)
-    lo0 = np.asarray([mm.m.lb[j] for j in cyc], dtype=float)
-    hi0 = np.asarray([mm.m.ub[j] for j in cyc], dtype=float)
+    lo0 = np.asarray([rm.m.lb[j] for j in cyc], dtype=float)
+    hi0 = np.asarray([rm.m.ub[j] for j in cyc], dtype=float)
     groups = []  # per cycle: positions in cyc, sorted by start
     pos = 0
-    for opts in mm.cycle_x.values():
+    for opts in rm.cycle_x.values():
         order = sorted(range(len(opts)), key=lambda k: opts[k][1])
         groups.append(np.asarray([pos + k for k in order], dtype=np.int64))
         pos += len(opts)
@@ -474,21 +492,21 @@ def _lp_branch_and_bound(cp: Compiled, mm: MilpModel, h, deadline: float, gap: f
         """Plan value with the cycles at `xc` (integral) and EV steps rounded; keeps the best plan."""
         nonlocal best, lps
         xl = x.tolist()
-        steps = _rounded_steps(cp, mm, mm.extract(xl), [xl[i] - (xl[e] if e is not None else 0.0)
-                                                        for i, e in zip(mm.imp, mm.exp)])
+        steps = _rounded_steps(cp, rm.extract(xl), [xl[i] - (xl[e] if e is not None else 0.0)
+                                                    for i, e in zip(rm.imp, rm.exp)])
         if steps is None:
             return None
         fixed = np.where(xc > 0.5, 1.0, 0.0)
         h.changeColsBounds(len(cyc), cyc_a, fixed, fixed)
-        sv = [steps[j] for j in stepcols]
-        h.changeColsBounds(len(stepcols), stepcols, sv, sv)
+        sv = [steps[eid][t] for eid, t, _ in evcols]
+        h.changeColsBounds(len(ev_j), ev_j, sv, sv)
         h.run()
         lps += 1
         ok = h.getModelStatus() == S.kOptimal
         v = h.getInfo().objective_function_value
         if ok and (best is None or v < best[0]):
             best = (v, list(h.getSolution().col_value))
-        h.changeColsBounds(len(stepcols), stepcols, [mm.m.lb[j] for j in stepcols], [mm.m.ub[j] for j in stepcols])
+        h.changeColsBounds(len(ev_j), ev_j, [rm.m.lb[j] for j in ev_j], [rm.m.ub[j] for j in ev_j])
         return v if ok else None
 
     h.changeColsIntegrality(len(ints), ints, [highspy.HighsVarType.kContinuous] * len(ints))
@@ -563,17 +581,16 @@ def _lp_branch_and_bound(cp: Compiled, mm: MilpModel, h, deadline: float, gap: f
     finally:
         h.changeColsBounds(len(cyc), cyc_a, lo0, hi0)
         h.changeColsIntegrality(len(ints), ints, [highspy.HighsVarType.kInteger] * len(ints))
-    mm.bnb_lps = lps
     if failed or best is None:
         return None
     g = rel_gap(best[0], bound)
     if g is None or g > gap:
         return None
-    return BackendResult(Status.OPTIMAL, mm.extract(best[1]), best[0], min(bound, best[0]), g,
+    return BackendResult(Status.OPTIMAL, rm.extract(best[1]), best[0], min(bound, best[0]), g,
                          detail={"highs_status": "Optimal", "nodes": lps, "proof": "LP branch and bound"})
 
 def _stepped_start(cp: Compiled, mm: MilpModel, h, deadline: float, threads: int,
-                   gap: float) -> Optional[BackendResult]:
+                   gap: float, prebuilt: Optional[tuple[MilpModel, object]] = None) -> Optional[BackendResult]:
     """A plan for the full model from its EV-step relaxation (README "EV current steps").
 
     1. solve the model with each EV's steps replaced by their convex hull [0, top step]
@@ -586,8 +603,12 @@ def _stepped_start(cp: Compiled, mm: MilpModel, h, deadline: float, threads: int
     """
     import highspy
 
-    rm = MilpModel(cp, symmetry=mm.symmetry, relax_ev_steps=True)
-    hr = rm.m.to_highs(max(0.05, deadline - time.perf_counter()), threads=threads, mip_rel_gap=gap)
+    if prebuilt is None:
+        rm = MilpModel(cp, symmetry=mm.symmetry, relax_ev_steps=True)
+        hr = rm.m.to_highs(max(0.05, deadline - time.perf_counter()), threads=threads, mip_rel_gap=gap)
+    else:
+        rm, hr = prebuilt  # from `_lp_branch_and_bound`, left as built
+        hr.setOptionValue("time_limit", max(0.05, deadline - time.perf_counter()))
     hr.run()
     if hr.getInfo().primal_solution_status != highspy.SolutionStatus.kSolutionStatusFeasible:
         return None
@@ -599,10 +620,10 @@ def _stepped_start(cp: Compiled, mm: MilpModel, h, deadline: float, threads: int
         want = relaxed.cycle_start_min.get(cid)
         for j, sm in opts:
             fix[j] = float(want is not None and abs(sm - want) < 1e-6)
-    rounded = _rounded_steps(cp, mm, relaxed, [xr[i] - (xr[e] if e is not None else 0.0)
-                                                 for i, e in zip(rm.imp, rm.exp)])
+    rounded = _rounded_steps(cp, relaxed, [xr[i] - (xr[e] if e is not None else 0.0)
+                                           for i, e in zip(rm.imp, rm.exp)])
     if rounded is not None:
-        res = _fixed_run(mm, h, {**fix, **rounded}, deadline, lb, gap)
+        res = _fixed_run(mm, h, {**fix, **_step_columns(mm, rounded)}, deadline, lb, gap)
         if res is not None and res.status == Status.OPTIMAL:
             res.detail["proof"] = "ev-step rounding at the relaxation bound"
             return res
@@ -653,8 +674,8 @@ def _fixed_run(mm: MilpModel, h, fix: dict[int, float], deadline: float, lb: flo
     return BackendResult(Status.FEASIBLE, None, obj, lb, g, detail={"x": x})
 
 
-def _rounded_steps(cp: Compiled, mm: MilpModel, relaxed: Schedule, net: list[float]) -> Optional[dict[int, float]]:
-    """EV step binaries for the relaxed plan: whole steps per slot, same delivered-energy bounds.
+def _rounded_steps(cp: Compiled, relaxed: Schedule, net: list[float]) -> Optional[dict[str, dict[int, float]]]:
+    """Whole current steps (kW per EV slot) for the relaxed plan, within the delivered-energy bounds.
 
     A dynamic programme over the EV's slots and the delivered energy (in the steps' common unit,
     see `_step_rounded_energy`) picks the steps that cost least when every other device keeps its
@@ -671,7 +692,7 @@ def _rounded_steps(cp: Compiled, mm: MilpModel, relaxed: Schedule, net: list[flo
     else:
         gr_lo = gr_hi = (None,) * cp.n
     net = list(net)
-    fix: dict[int, float] = {}
+    out: dict[str, dict[int, float]] = {}
 
     def slot_cost(t: int, n: float) -> float:
         if n > site.import_limit_kw + 1e-9 or (gr_hi[t] is not None and n > gr_hi[t] + 1e-9) or \
@@ -684,10 +705,10 @@ def _rounded_steps(cp: Compiled, mm: MilpModel, relaxed: Schedule, net: list[flo
         return -cp.w_exp[t] * dt * n
 
     for em in cp.evs:
-        cells = mm.ev_steps.get(em.ev.id)
-        if not cells:
+        if em.levels_kw is None or not em.slots:
             continue
-        w = [int(round(lv * 1000)) for _, lv in cells[0][1]]
+        levels = list(em.levels_kw)
+        w = [int(round(lv * 1000)) for lv in levels]
         g = 0
         for x in w:
             g = math.gcd(g, x)
@@ -698,7 +719,7 @@ def _rounded_steps(cp: Compiled, mm: MilpModel, relaxed: Schedule, net: list[flo
         k_lo = max(0, math.ceil(em.need_kwh / q - 1e-7))
         k_hi = math.floor(em.max_kwh / q + 1e-7) if em.max_kwh is not None else None
         # states: delivered energy 0..S units; more than one top step above the need is not tried
-        S = min(len(cells) * max(units), k_lo + max(units))
+        S = min(len(em.slots) * max(units), k_lo + max(units))
         if k_hi is not None:
             S = min(S, k_hi)
         if S < k_lo or S > 50000:
@@ -709,10 +730,10 @@ def _rounded_steps(cp: Compiled, mm: MilpModel, relaxed: Schedule, net: list[flo
         p_rel = relaxed.ev_kw[em.ev.id]
         steps = [0] + units
         cols = np.arange(S + 1)
-        for t, terms in cells:
+        for t in em.slots:
             cand = np.full((len(steps), S + 1), np.inf)
             for k, u in enumerate(steps):
-                c = slot_cost(t, net[t] + (0.0 if k == 0 else terms[k - 1][1]) - p_rel[t])
+                c = slot_cost(t, net[t] + (0.0 if k == 0 else levels[k - 1]) - p_rel[t])
                 if c != math.inf and u <= S:
                     cand[k, u:] = V[:S + 1 - u] + c
             arg = cand.argmin(axis=0)  # ties: the smaller step
@@ -721,16 +742,23 @@ def _rounded_steps(cp: Compiled, mm: MilpModel, relaxed: Schedule, net: list[flo
         if not np.isfinite(V[k_lo:]).any():
             return None
         s = k_lo + int(np.argmin(V[k_lo:]))
-        picks = []
-        for (t, terms), arg in zip(reversed(cells), reversed(choice)):
+        kw = out.setdefault(em.ev.id, {})
+        for t, arg in zip(reversed(em.slots), reversed(choice)):
             k = int(arg[s])
-            picks.append((t, terms, k))
+            kw[t] = 0.0 if k == 0 else levels[k - 1]
+            net[t] += kw[t] - p_rel[t]
             s -= 0 if k == 0 else units[k - 1]
-        for t, terms, k in picks:
-            kw = 0.0 if k == 0 else terms[k - 1][1]
-            net[t] += kw - p_rel[t]
-            for i, (j, _) in enumerate(terms):
-                fix[j] = float(i == k - 1)
+    return out
+
+
+def _step_columns(mm: MilpModel, steps: dict[str, dict[int, float]]) -> dict[int, float]:
+    """The full model's step binaries for per-slot EV powers from `_rounded_steps`."""
+    fix: dict[int, float] = {}
+    for eid, cells in mm.ev_steps.items():
+        for t, terms in cells:
+            kw = steps[eid][t]
+            for j, lv in terms:
+                fix[j] = float(lv == kw)
     return fix
 
 
