@@ -219,26 +219,36 @@ def _add_ev(mm: MilpModel, em: EVModel) -> None:
     m.row(idx, val, lo_kwh, hi)
 
 
-def _step_rounded_energy(em: EVModel, dt: float, lo: float, hi: float) -> tuple[float, float]:
-    """Energy bounds rounded to what whole current steps can deliver (an exact cut, README "EV current steps").
+def _step_grid(em: EVModel, dt: float) -> Optional[tuple[list[int], float]]:
+    """Every current step as a whole multiple of the steps' common unit, and that unit in delivered kWh per slot.
 
-    Every step is a whole number of watts, so any plan delivers a multiple of
-    q = efficiency * dt * gcd(steps in W): `lo` rounds up and `hi` down to that grid.
-    Valid for every integer plan, and it also holds for the relaxed EV power of stage 1,
-    whose bound therefore stays a lower bound of the real model while getting tighter.
+    Steps are whole watts (1 W power resolution), so any plan delivers a multiple of
+    q = efficiency * dt * gcd(steps in W). None if a step is not a whole number of watts.
     """
-    w = [int(round(lv * 1000)) for lv in em.levels_kw]
+    w = [int(round(lv * 1000)) for lv in em.levels_kw or ()]
     g = 0
     for x in w:
         g = math.gcd(g, x)
     if g <= 0 or any(abs(x - lv * 1000) > 1e-6 for x, lv in zip(w, em.levels_kw)):
+        return None
+    return [x // g for x in w], em.ev.efficiency * dt * g / 1000.0
+
+
+def _step_rounded_energy(em: EVModel, dt: float, lo: float, hi: float) -> tuple[float, float]:
+    """Energy bounds rounded to what whole current steps can deliver (an exact cut, README "EV current steps").
+
+    `lo` rounds up and `hi` down to the grid of `_step_grid`. Valid for every integer plan, and
+    it also holds for the relaxed EV power of the relaxed model, whose bound therefore stays a
+    lower bound of the real model while getting tighter.
+    """
+    grid = _step_grid(em, dt)
+    if grid is None:
         return lo, hi
-    q = em.ev.efficiency * dt * g / 1000.0  # kWh per unit
-    k_lo = math.ceil(lo / q - 1e-7)
-    lo = max(lo, k_lo * q) if lo > 0 else lo
+    q = grid[1]
+    if lo > 0:
+        lo = max(lo, math.ceil(lo / q - 1e-7) * q)
     if hi != INF:
-        k_hi = math.floor(hi / q + 1e-7)
-        hi = min(hi, k_hi * q)
+        hi = min(hi, math.floor(hi / q + 1e-7) * q)
     return lo, hi
 
 
@@ -708,14 +718,10 @@ def _rounded_steps(cp: Compiled, relaxed: Schedule, net: list[float]) -> Optiona
         if em.levels_kw is None or not em.slots:
             continue
         levels = list(em.levels_kw)
-        w = [int(round(lv * 1000)) for lv in levels]
-        g = 0
-        for x in w:
-            g = math.gcd(g, x)
-        if g <= 0:
+        grid = _step_grid(em, dt)
+        if grid is None:
             return None
-        units = [x // g for x in w]
-        q = em.ev.efficiency * dt * g / 1000.0
+        units, q = grid
         k_lo = max(0, math.ceil(em.need_kwh / q - 1e-7))
         k_hi = math.floor(em.max_kwh / q + 1e-7) if em.max_kwh is not None else None
         # states: delivered energy 0..S units; more than one top step above the need is not tried
