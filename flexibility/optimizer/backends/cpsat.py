@@ -340,6 +340,7 @@ def solve_cpsat(cp: Compiled, time_limit_s: float = 5.0, *, workers: int = 1, sy
     prm.relative_gap_limit = rel_gap_limit
     prm.random_seed = 0
     prm.linearization_level = 2
+    prm.add_lp_constraints_lazily = False
     t1 = time.perf_counter()
     st = s.solve(mm.md)
     solve_ms = (time.perf_counter() - t1) * 1000
