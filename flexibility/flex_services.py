@@ -120,7 +120,7 @@ def build_offer(home_id: int, day: date, now: datetime | None = None) -> Flexibi
     """
     from flexibility.models import OptimizationRun, RunStatus, RunTrigger
     from flexibility.optimizer import problem_from_dict
-    from flexibility.optimizer.envelope import envelope  # the package attribute is shadowed by this submodule once imported
+    from flexibility.optimizer import envelope
     from flexibility.problem_builder import MissingData, build_problem
 
     home = Home.objects.get(pk=home_id)

@@ -5,6 +5,7 @@
     result.to_dict()  # JSON contract, see README.md
 """
 from .baseline import baseline_schedule
+from .envelope_solver import envelope
 from .evaluate import evaluate
 from .problem import (PV, Battery, EVSession, GridRequest, Interval, Objective, Phase, Problem, ProblemError,
                       ShiftableCycle, Site, ThermalStorage, TimeGrid, problem_from_dict, problem_to_dict)
@@ -17,9 +18,3 @@ __all__ = [
     "ThermalStorage", "TimeGrid", "Violation", "baseline", "baseline_schedule", "choose_backend", "envelope",
     "evaluate", "problem_from_dict", "problem_to_dict", "solve",
 ]
-
-
-def envelope(problem: Problem, **kwargs):  # noqa: D103 - documented in envelope.py
-    from .envelope import envelope as _envelope
-
-    return _envelope(problem, **kwargs)

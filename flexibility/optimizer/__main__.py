@@ -47,7 +47,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         out = solve(problem, backend=args.backend, time_limit_s=args.time_limit, threads=args.threads).to_dict()
     else:
-        from .envelope import envelope
+        from .envelope_solver import envelope
 
         out = envelope(problem, time_limit_s=args.time_limit, backend=args.backend).to_dict()
     json.dump(out, sys.stdout, indent=args.indent)
