@@ -23,16 +23,23 @@ from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from pathlib import Path
 
+from bench.homes import EASY_CARE, reference
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "energy_manager.settings")
 
 
-# Hourly per-unit household load (FlexiHome default data; x contracted kVA gives kW), local hours 0..23.
-LOAD_PER_UNIT = [0.20832, 0.1056, 0.09792, 0.08736, 0.09696, 0.22176, 0.36672, 0.5808, 0.54432, 0.45408, 0.3744,
-                 0.38688, 0.44064, 0.44448, 0.30144, 0.28608, 0.40504, 0.4944, 0.60096, 0.5856, 0.5136, 0.42048,
-                 0.27936, 0.25152]
-# Washing machine "easy care" program (phases in execution order) and a typical dishwasher eco program.
-WASHER_PROFILE = [{"duration_min": 13, "max_power_w": 200}, {"duration_min": 47, "max_power_w": 1000},
-                  {"duration_min": 14, "max_power_w": 100}]
+# The hourly per-unit household load (x contracted kVA gives kW) and the washing machine's
+# "easy care" program come from the FlexiHome reference data (bench/homes reads it).
+def load_per_unit() -> list[float]:
+    return reference()["load_profile_per_unit_hourly"]
+
+
+def washer_profile() -> list[dict]:
+    phases = sorted(reference()["appliance_cycles"][EASY_CARE]["phases"], key=lambda p: p["order"])
+    return [{"duration_min": p["duration_min"], "max_power_w": p["max_power_w"]} for p in phases]
+
+
+# A typical dishwasher eco program (heat, wash, heat-dry).
 DISHWASHER_PROFILE = [{"duration_min": 20, "max_power_w": 2000}, {"duration_min": 60, "max_power_w": 150},
                       {"duration_min": 30, "max_power_w": 1800}]
 CO2_HOURLY = [58, 54, 56, 72, 56, 65, 64, 63, 52, 57, 54, 53, 49, 54, 67, 73, 80, 95, 110, 120, 105, 90, 75, 62]
@@ -86,9 +93,10 @@ def seed_standard_home(owner, name: str, now: datetime, hub: bool = False, autom
     start = hour_floor(now) - timedelta(hours=1)
     zone = home.tzinfo
     if with_load:
+        load = load_per_unit()
         SignalSeries.objects.create(
             kind=SignalKind.LOAD_FORECAST, home=home, start=start, resolution_minutes=60,
-            values=[round(LOAD_PER_UNIT[(start + timedelta(hours=h)).astimezone(zone).hour] * 6900.0, 1)
+            values=[round(load[(start + timedelta(hours=h)).astimezone(zone).hour] * 6900.0, 1)
                     for h in range(72)],
             source="bench: FlexiHome per-unit load x 6.9 kVA",
         )
@@ -96,7 +104,7 @@ def seed_standard_home(owner, name: str, now: datetime, hub: bool = False, autom
     window_start = first_peak_slot(tariff.periods, slot + timedelta(hours=1), zone)
     window_end = window_start + timedelta(hours=13)
     devices = {}
-    for serial, dtype, profile in (("WM-1", DeviceType.WASHING_MACHINE, WASHER_PROFILE),
+    for serial, dtype, profile in (("WM-1", DeviceType.WASHING_MACHINE, washer_profile()),
                                    ("DW-1", DeviceType.DISHWASHER, DISHWASHER_PROFILE)):
         device = Device.objects.create(home=home, hub=hub_obj, serial_number=serial, name=dtype.label,
                                        device_type=dtype, automatic_management=automatic, parameters={})

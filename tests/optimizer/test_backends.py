@@ -120,3 +120,28 @@ def test_ev_step_stages_match_full_model(d):
     without_search = solve_milp(cp, 20, lp_search=False)  # the staged MILP alone (the search's fallback)
     assert without_search.status == Status.OPTIMAL, without_search.status
     assert agree(without_search.objective, full.objective), (without_search.objective, full.objective)
+
+
+@settings(max_examples=20, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+@given(homes(max_slots=48))
+def test_on_off_ev_search_matches_full_model(d):
+    """On/off EVs (minimum power above zero) go through the LP branch and bound on their hull [0, max];
+    its plan equals HiGHS on the full model with one on/off binary per EV slot."""
+    from flexibility.optimizer.backends.milp import solve_milp
+    from flexibility.optimizer.compile import compile_problem
+
+    assume(d["ev_sessions"])
+    for e in d["ev_sessions"]:
+        e.update(min_power_kw=1.38, current_steps_a=None)
+    cp = compile_problem(problem_from_dict(d))
+    assume(any(em.semicontinuous and em.slots for em in cp.evs))
+    searched = solve_milp(cp, 20)
+    full = solve_milp(cp, 20, lp_search=False)
+    assert searched.status == full.status, (searched.status, full.status)
+    if full.status == Status.OPTIMAL:
+        assert agree(searched.objective, full.objective), (searched.objective, full.objective)
+        r = solve(problem_from_dict(d), backend="milp", time_limit_s=20)  # the same search, through solve()
+        assert r.status == Status.OPTIMAL
+        cost, errs = check(d, r.to_dict())  # every constraint re-checked, on/off minimum power included
+        assert not errs, errs[:5]

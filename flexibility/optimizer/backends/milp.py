@@ -184,8 +184,9 @@ def _add_ev(mm: MilpModel, em: EVModel) -> None:
     slots = []
     energy: list[Term] = []
     for t in em.slots:
-        if em.levels_kw is not None and mm.relax_ev_steps:
-            terms = [(m.var(0.0, max(em.levels_kw)), 1.0)]
+        if mm.relax_ev_steps and (em.levels_kw is not None or em.semicontinuous):
+            # the convex hull of the steps (or of "off or [min, max]"): the LP relaxation of the binaries
+            terms = [(m.var(0.0, max(em.levels_kw) if em.levels_kw else e.max_power_kw), 1.0)]
         elif em.levels_kw is not None:
             ys = [m.var(0.0, 1.0, 0.0, integer=True) for _ in em.levels_kw]
             top = max(em.levels_kw)
@@ -403,7 +404,8 @@ def solve_milp(cp: Compiled, time_limit_s: float = 5.0, *, elastic: bool = False
     except ImportError:  # pragma: no cover - exercised only without highspy
         have_highs = False
     relaxed = None
-    if have_highs and lp_search and not via_pulp and not elastic and any(em.levels_kw and em.slots for em in cp.evs):
+    if have_highs and lp_search and not via_pulp and not elastic and any(
+            (em.levels_kw or em.semicontinuous) and em.slots for em in cp.evs):
         relaxed = MilpModel(cp, symmetry=symmetry, relax_ev_steps=True)
         hr = relaxed.m.to_highs(max(0.05, time_limit_s - (time.perf_counter() - t0)), threads=threads,
                                 mip_rel_gap=mip_rel_gap)
@@ -451,7 +453,8 @@ def solve_milp(cp: Compiled, time_limit_s: float = 5.0, *, elastic: bool = False
 
 def _lp_branch_and_bound(cp: Compiled, rm: MilpModel, h, deadline: float, gap: float,
                          max_lps: int = 400) -> Optional[BackendResult]:
-    """Exact small search for homes whose only integers are cycle starts and EV steps (README "EV current steps").
+    """Exact small search for homes whose only integers are cycle starts and EV steps or on/off EVs
+    (README "EV current steps").
 
     Works on `rm`, the model with EV steps relaxed to [0, top step] (plus the rounded energy
     cut; the LP relaxation of the step binaries is that same hull), as an LP, warm-started
@@ -462,7 +465,8 @@ def _lp_branch_and_bound(cp: Compiled, rm: MilpModel, h, deadline: float, gap: f
       incumbent (less the gap) is dropped from the node's subtree;
     * best first (lowest parent LP value), after a first plan from the root LP's most used starts;
     * a node whose cycle starts are integral becomes a complete plan through `_rounded_steps`
-      plus one LP with everything fixed; if that plan is within `gap` of the node's LP value
+      plus one LP with everything fixed (for an on/off EV: its slots below the minimum power
+      are tried all off, then all on at [min, max]); if that plan is within `gap` of the node's LP value
       the node is closed, otherwise the EV steps would need a search and None is returned.
     Nodes within `gap` of the incumbent are pruned, so a returned plan is proven within `gap`
     of the optimum. None also when the LP budget or the deadline runs out (the caller falls
@@ -478,6 +482,9 @@ def _lp_branch_and_bound(cp: Compiled, rm: MilpModel, h, deadline: float, gap: f
     evcols = [(em.ev.id, t, terms[0][0]) for em in cp.evs if em.levels_kw
               for t, terms in rm.ev_p[em.ev.id]]
     ev_j = [j for _, _, j in evcols]
+    semi = [(em.ev.min_power_kw, em.ev.max_power_kw, terms[0][0]) for em in cp.evs if em.semicontinuous
+            for _, terms in rm.ev_p[em.ev.id]]
+    semi_j = [j for _, _, j in semi]
     S = highspy.HighsModelStatus
     cyc_a = np.asarray(cyc, dtype=np.int32)
     lo0 = np.asarray([rm.m.lb[j] for j in cyc], dtype=float)
@@ -502,22 +509,30 @@ def _lp_branch_and_bound(cp: Compiled, rm: MilpModel, h, deadline: float, gap: f
         """Plan value with the cycles at `xc` (integral) and EV steps rounded; keeps the best plan."""
         nonlocal best, lps
         xl = x.tolist()
-        steps = _rounded_steps(cp, rm.extract(xl), [xl[i] - (xl[e] if e is not None else 0.0)
-                                                    for i, e in zip(rm.imp, rm.exp)])
-        if steps is None:
-            return None
         fixed = np.where(xc > 0.5, 1.0, 0.0)
         h.changeColsBounds(len(cyc), cyc_a, fixed, fixed)
-        sv = [steps[eid][t] for eid, t, _ in evcols]
-        h.changeColsBounds(len(ev_j), ev_j, sv, sv)
-        h.run()
-        lps += 1
-        ok = h.getModelStatus() == S.kOptimal
-        v = h.getInfo().objective_function_value
-        if ok and (best is None or v < best[0]):
-            best = (v, list(h.getSolution().col_value))
-        h.changeColsBounds(len(ev_j), ev_j, [rm.m.lb[j] for j in ev_j], [rm.m.ub[j] for j in ev_j])
-        return v if ok else None
+        if ev_j:
+            steps = _rounded_steps(cp, rm.extract(xl), [xl[i] - (xl[e] if e is not None else 0.0)
+                                                        for i, e in zip(rm.imp, rm.exp)])
+            if steps is None:
+                return None
+            sv = [steps[eid][t] for eid, t, _ in evcols]
+            h.changeColsBounds(len(ev_j), ev_j, sv, sv)
+        value = None
+        for lo, hi in _on_off_variants(semi, xl):
+            if semi_j:
+                h.changeColsBounds(len(semi_j), semi_j, lo, hi)
+            h.run()
+            lps += 1
+            if h.getModelStatus() != S.kOptimal:
+                continue
+            v = h.getInfo().objective_function_value
+            value = v if value is None else min(value, v)
+            if best is None or v < best[0]:
+                best = (v, list(h.getSolution().col_value))
+        free = ev_j + semi_j
+        h.changeColsBounds(len(free), free, [rm.m.lb[j] for j in free], [rm.m.ub[j] for j in free])
+        return value
 
     h.changeColsIntegrality(len(ints), ints, [highspy.HighsVarType.kContinuous] * len(ints))
     h.setOptionValue("presolve", "off")  # LP presolve costs more than it saves here (stress root 90 -> 65 ms)
@@ -600,6 +615,23 @@ def _lp_branch_and_bound(cp: Compiled, rm: MilpModel, h, deadline: float, gap: f
         return None
     return BackendResult(Status.OPTIMAL, rm.extract(best[1]), best[0], min(bound, best[0]), g,
                          detail={"highs_status": "Optimal", "nodes": lps, "proof": "LP branch and bound"})
+
+def _on_off_variants(semi: list[tuple[float, float, int]], x: list[float]):
+    """Bounds for the power columns of on/off EVs that make the relaxed plan `x` semi-continuous.
+
+    A slot charging at least the minimum stays on ([min, max]), an idle one off; the slots in
+    between (usually one: the LP's marginal slot) are tried all off, then all on.
+    """
+    if not semi:
+        yield [], []
+        return
+    state = [0 if x[j] <= 1e-7 else 1 if x[j] >= lo - 1e-7 else None for lo, _, j in semi]
+    variants = (0, 1) if None in state else (None,)
+    for fill in variants:
+        on = [fill if st is None else st for st in state]
+        yield ([lo if o else 0.0 for (lo, _, _), o in zip(semi, on)],
+               [hi if o else 0.0 for (_, hi, _), o in zip(semi, on)])
+
 
 def _stepped_start(cp: Compiled, mm: MilpModel, h, deadline: float, threads: int,
                    gap: float, prebuilt: Optional[tuple[MilpModel, object]] = None) -> Optional[BackendResult]:
