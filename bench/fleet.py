@@ -5,10 +5,13 @@
         .venv/bin/python -m bench.fleet --homes 1000 --workers 2 --json
 
 Seeds the homes (tri-hourly tariff, load forecast, CO2, a washing machine and a
-dishwasher cycle, an EV session), starts `celery worker -Q optimization -c N`,
-submits every home through the run service (-> Redis -> worker processes ->
-PostgreSQL) and prints one JSON line: homes/s and p50/p95 submit-to-stored
-latency. `--compare` runs 1 worker process then N and adds the speed-up.
+dishwasher cycle, an on/off EV session), starts `celery worker -Q optimization,default -c N`
+and plans them (-> Redis -> worker processes -> PostgreSQL): by default through the
+day-ahead fan-out for tomorrow (`--via day-ahead`: chunk tasks submit the runs inside the
+workers, as beat does), or with this process submitting each run through the run service
+(`--via service`; on 2 cores that process then competes with the workers). Prints one JSON
+line: homes/s and p50/p95 submit-to-stored latency. `--compare` runs 1 worker process then
+N and adds the speed-up.
 The seeding helpers are also the fixtures of tests/runs.
 """
 from __future__ import annotations
@@ -23,7 +26,11 @@ from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from pathlib import Path
 
+from zoneinfo import ZoneInfo
+
 from bench.homes import EASY_CARE, reference
+
+FAN_OUT_CHUNK = 50  # homes per day-ahead chunk task
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "energy_manager.settings")
 
@@ -147,8 +154,13 @@ def _percentile(values: list[float], q: float) -> float:
     return values[k]
 
 
-def run_once(homes: list, workers: int, timeout_s: float) -> dict:
-    """Submit every home with `workers` pool processes running; wait until every run is stored."""
+def run_once(homes: list, workers: int, timeout_s: float, delivery_day=None) -> dict:
+    """Submit every home with `workers` pool processes running; wait until every run is stored.
+
+    With `delivery_day`, the homes go through the day-ahead fan-out (chunk tasks on the `default`
+    queue submit the runs inside the workers, as beat does in production); without, this process
+    submits every run through the run service.
+    """
     from django.conf import settings
     from django.db import connection
 
@@ -159,23 +171,26 @@ def run_once(homes: list, workers: int, timeout_s: float) -> dict:
     broker = settings.CELERY_BROKER_URL
     purge_queues(["optimization", "default"], broker)
     undo = use_broker(broker)
-    worker = CeleryWorker(["optimization"], concurrency=workers, name="bench", broker=broker,
+    worker = CeleryWorker(["optimization", "default"], concurrency=workers, name="bench", broker=broker,
                           env={"DATABASE_URL": os.environ["DATABASE_URL"], "LOG_LEVEL": "WARNING"})
     worker.start()
     try:
         t0 = time.time()
-        run_ids = []
-        for home in homes:
-            run, _ = services.submit_run(home, force=True)
-            run_ids.append(run.pk)
+        if delivery_day is not None:
+            fleet = services.start_day_ahead(delivery_day, chunk_size=FAN_OUT_CHUNK, home_ids=[h.pk for h in homes])
+            mine = OptimizationRun.objects.filter(fleet_run=fleet)
+            started = fleet.started_at
+        else:
+            run_ids = [services.submit_run(home, force=True)[0].pk for home in homes]
+            mine = OptimizationRun.objects.filter(pk__in=run_ids)
+            started = None
         submit_s = time.time() - t0
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            open_runs = OptimizationRun.objects.filter(pk__in=run_ids).exclude(status__in=FINAL_RUN_STATUSES).count()
-            if open_runs == 0:
+        while time.monotonic() < deadline:  # polling the database, the source of truth, not a sleep for a race
+            if mine.filter(status__in=FINAL_RUN_STATUSES).count() >= len(homes):
                 break
             time.sleep(0.2)
-        runs = list(OptimizationRun.objects.filter(pk__in=run_ids).values("status", "queued_at", "finished_at"))
+        runs = list(mine.values("status", "queued_at", "finished_at"))
     finally:
         worker.stop()
         undo()
@@ -185,11 +200,11 @@ def run_once(homes: list, workers: int, timeout_s: float) -> dict:
     for r in runs:
         statuses[r["status"]] = statuses.get(r["status"], 0) + 1
     latencies = [(r["finished_at"] - r["queued_at"]).total_seconds() for r in done]
-    first = min(r["queued_at"] for r in runs)
+    first = started or min(r["queued_at"] for r in runs)
     last = max((r["finished_at"] for r in done), default=first)
     elapsed = max((last - first).total_seconds(), 1e-9)
     return {
-        "homes": len(homes), "workers": workers, "stored": len(done), "statuses": statuses,
+        "via": "day-ahead" if delivery_day is not None else "service", "homes": len(homes), "workers": workers, "stored": len(done), "statuses": statuses,
         "elapsed_s": round(elapsed, 2), "submit_s": round(submit_s, 2),
         "homes_per_s": round(len(done) / elapsed, 2),
         "latency_p50_s": round(statistics.median(latencies), 3) if latencies else None,
@@ -203,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="worker pool processes")
     parser.add_argument("--compare", action="store_true", help="also run with 1 process and report the speed-up")
     parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument("--via", choices=["day-ahead", "service"], default="day-ahead",
+                        help="day-ahead: beat's fan-out (chunk tasks submit inside the workers; default); "
+                             "service: this process submits each run")
     parser.add_argument("--json", action="store_true", help="print JSON lines only")
     args = parser.parse_args(argv)
     if not os.environ.get("CELERY_BROKER_URL"):
@@ -217,14 +235,19 @@ def main(argv: list[str] | None = None) -> int:
     user = bench_user()
     Home.objects.filter(owner=user).delete()
     now = timezone.now()
+    delivery_day = None
+    if args.via == "day-ahead":  # the homes' day is tomorrow (Europe/Lisbon); not opted in, so no offers follow
+        zone = ZoneInfo("Europe/Lisbon")
+        delivery_day = (now.astimezone(zone) + timedelta(days=1)).date()
+        now = datetime(delivery_day.year, delivery_day.month, delivery_day.day, tzinfo=zone).astimezone(dt_timezone.utc)
     seed_area_signals(now - timedelta(hours=1))
     t0 = time.time()
-    homes = [seed_standard_home(user, f"bench-{i}", now) for i in range(args.homes)]
+    homes = [seed_standard_home(user, f"bench-{i}", now, opt_in=args.via != "day-ahead") for i in range(args.homes)]
     if not args.json:
         print(f"seeded {len(homes)} homes in {time.time() - t0:.1f} s", file=sys.stderr)
     results = []
     for workers in ([1, args.workers] if args.compare and args.workers != 1 else [args.workers]):
-        result = run_once(homes, workers, args.timeout)
+        result = run_once(homes, workers, args.timeout, delivery_day)
         results.append(result)
         print(json.dumps({"bench": "fleet", **result}), flush=True)
     if len(results) == 2:
