@@ -38,7 +38,7 @@ def test_seed_twice_is_idempotent_and_logins_work(anon_client, capsys):
         ["dishwasher", "washing_machine", "ev_charger", "battery", "pv", "water_heater"])
     assert get_user_model().objects.get(email="operator@example.com").is_superuser
     kinds = set(SignalSeries.objects.values_list("kind", flat=True))
-    assert kinds == {"import_price", "co2_intensity", "load_forecast", "pv_forecast"}
+    assert kinds == {"import_price", "co2_intensity", "load_forecast", "pv_forecast", "heat_demand"}
     for series in SignalSeries.objects.all():
         assert len(series.values) in (92, 96, 100)
         assert series.start.astimezone(LISBON).hour == 0
@@ -55,3 +55,19 @@ def test_seed_twice_is_idempotent_and_logins_work(anon_client, capsys):
 def test_local_days_across_dst(day, slots):
     start, n = local_day_slots(day, LISBON)
     assert n == slots and start.astimezone(LISBON).hour == 0
+
+
+def test_the_demo_household_can_be_planned_right_after_seeding(django_capture_on_commit_callbacks):
+    """`make run` then "optimize" in the app: every device the seed creates has the data the optimizer needs."""
+    from devices.models import Home
+    from flexibility import services as runs
+    from flexibility.models import RunStatus
+
+    call_command("seed_demo")
+    home = Home.objects.get(name="Demo household")
+    with django_capture_on_commit_callbacks(execute=True):
+        run, created = runs.submit_run(home)
+    run.refresh_from_db()
+    assert created and run.status == RunStatus.SUCCEEDED, (run.status, run.error, run.explanation)
+    kinds = {d["kind"] for d in run.schedule.devices.values()}
+    assert {"cycle", "ev", "battery", "pv", "thermal"} <= kinds, kinds

@@ -49,6 +49,11 @@ DEVICES = [
 ]
 
 
+# Hot water drawn from the tank per local hour (W thermal): showers 07-09, dishes and baths 19-22,
+# standing use otherwise; about 5.5 kWh a day, a typical household's hot water.
+HOT_WATER_DRAW_W = [50.0] * 7 + [1500.0, 1000.0] + [50.0] * 10 + [700.0, 900.0, 500.0] + [50.0] * 2
+
+
 def _reference() -> dict[str, Any] | None:
     try:
         return json.loads(REFERENCE.read_text())
@@ -120,7 +125,7 @@ class Command(BaseCommand):
         self._washing_cycle(devices["washing_machine"], ref, tz, today)
         self._ev_session(devices["ev_charger"], tz, today)
         for day in (today, today + timedelta(days=1)):
-            self._signals(home, devices["pv"], ref, tz, day, tariff)
+            self._signals(home, devices["pv"], devices["water_heater"], ref, tz, day, tariff)
 
         self.stdout.write(self.style.SUCCESS(
             f"Demo household ready: home {home.pk}, hub {HUB_ID}, {len(devices)} devices, signals for "
@@ -162,7 +167,7 @@ class Command(BaseCommand):
             "energy_kwh": None, "initial_soc_pct": 35, "target_soc_pct": 80, "vehicle_capacity_kwh": 60,
         })
 
-    def _signals(self, home: Home, pv: Device, ref, tz, day: date, tariff: Tariff) -> None:
+    def _signals(self, home: Home, pv: Device, water_heater: Device, ref, tz, day: date, tariff: Tariff) -> None:
         start, slots = local_day_slots(day, tz)
         load_per_unit = ref["load_profile_per_unit_hourly"] if ref else BUILTIN_LOAD_PER_UNIT
         co2 = ref["co2_g_per_kwh_hourly"] if ref else BUILTIN_CO2
@@ -179,3 +184,6 @@ class Command(BaseCommand):
         peak_w = float(pv.parameters["peak_power_kw"]) * 1000
         services.replace_signal(SignalKind.PV_FORECAST, start, RESOLUTION_MIN, _pv_shape(start, slots, tz, peak_w),
                                 home=home, device=pv, source="clear-sky shape (demo)")
+        services.replace_signal(SignalKind.HEAT_DEMAND, start, RESOLUTION_MIN,
+                                _by_local_hour(start, slots, tz, HOT_WATER_DRAW_W),
+                                home=home, device=water_heater, source="hot-water draws: morning showers, evening (demo)")
