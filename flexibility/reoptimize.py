@@ -1,7 +1,8 @@
 """Entry point other apps call when a home's plan may be stale.
 
-Issue 4 implements the debounce and the task; callers (devices services, the hub
-listener) only ever call `request_reoptimization` after their transaction commits.
+Callers (devices services, the hub listener) call `request_reoptimization` after their
+transaction commits; flexibility.services debounces per home and sends the task. This
+module imports nothing at load time, so devices can call it without an import cycle.
 """
 from __future__ import annotations
 
