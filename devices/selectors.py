@@ -4,10 +4,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import Q, QuerySet
 
 from .models import (
-    ComfortPreference, Cycle, Device, EVSession, Home, Hub, Measurement, SignalSeries, Tariff,
+    ROLLUP_SLOT_MINUTES, ComfortPreference, Cycle, Device, EVSession, Home, Hub, Measurement, SignalSeries, Tariff,
 )
 from .permissions import scope_to_owner
 
@@ -72,3 +73,61 @@ def measurements_for(user: Any) -> QuerySet[Measurement]:
 
 def tariffs() -> QuerySet[Tariff]:
     return Tariff.objects.order_by("code")
+
+
+ROLLUP_BUCKETS = {"slot": None, "hour": "hour", "day": "day", "month": "month"}
+ROLLUP_GROUPINGS = ("home", "device", "total")
+
+
+def telemetry_rollups(home_ids: list[int], start: datetime, end: datetime, bucket: str = "slot",
+                      per: str = "home", zone: str = "UTC", device_ids: list[int] | None = None) -> list[dict]:
+    """Telemetry of homes over [start, end) from the 15-minute roll-ups (what statistics and forecasting read).
+
+    per="home": each home's own meter (rows without device); "device": each device of the homes
+    (optionally only `device_ids`); "total": the homes' meters summed (a portfolio). Buckets are
+    the 15-minute slot or the hour, day or month in `zone`. Each row: bucket start, home_id and
+    device_id where grouped, mean_power_w (summed over homes for "total"), energy_wh (slot mean power x
+    slot length, summed), import_wh / export_wh (the positive / negative slot energies), last
+    soc_pct, mean temperature_c, samples. The caller scopes `home_ids` to what its user may see.
+    """
+    if bucket not in ROLLUP_BUCKETS:
+        raise ValueError(f"bucket must be one of {sorted(ROLLUP_BUCKETS)}")
+    if per not in ROLLUP_GROUPINGS:
+        raise ValueError(f"per must be one of {ROLLUP_GROUPINGS}")
+    hours = ROLLUP_SLOT_MINUTES / 60.0
+    trunc = ROLLUP_BUCKETS[bucket]
+    bucket_sql = "r.slot_start" if trunc is None else f"date_trunc('{trunc}', r.slot_start AT TIME ZONE %(zone)s)"
+    keys = {"home": ["r.home_id"], "device": ["r.home_id", "r.device_id"], "total": []}[per]
+    where = ["r.home_id = ANY(%(homes)s)", "r.slot_start >= %(start)s", "r.slot_start < %(end)s",
+             "r.device_id IS NOT NULL" if per == "device" else "r.device_id IS NULL"]
+    if per == "device" and device_ids is not None:
+        where.append("r.device_id = ANY(%(devices)s)")
+    select_keys = "".join(f"{k}, " for k in keys)
+    sql = f"""
+        WITH s AS (
+            SELECT {select_keys}{bucket_sql} AS bucket, r.slot_start AS slot, r.samples, r.soc_pct_last, r.soc_at,
+                   r.temperature_samples, r.temperature_c_sum,
+                   r.power_w_sum / NULLIF(r.power_samples, 0) AS mean_w
+              FROM devices_measurementrollup r WHERE {" AND ".join(where)}
+        )
+        SELECT {"".join(f"{k.split('.')[1]}, " for k in keys)}bucket, sum(samples),
+               sum(mean_w) / NULLIF(count(DISTINCT slot) FILTER (WHERE mean_w IS NOT NULL), 0),
+               sum(mean_w) * {hours}, sum(greatest(mean_w, 0)) * {hours},
+               sum(greatest(-mean_w, 0)) * {hours},
+               (array_agg(soc_pct_last ORDER BY soc_at DESC) FILTER (WHERE soc_at IS NOT NULL))[1],
+               sum(temperature_c_sum) / NULLIF(sum(temperature_samples), 0)
+          FROM s GROUP BY {"".join(f"{k.split('.')[1]}, " for k in keys)}bucket
+         ORDER BY {"".join(f"{k.split('.')[1]}, " for k in keys)}bucket"""
+    params = {"homes": list(home_ids), "start": start, "end": end, "zone": zone, "devices": list(device_ids or [])}
+    names = [k.split(".")[1] for k in keys] + ["bucket", "samples", "mean_power_w", "energy_wh", "import_wh",
+                                                 "export_wh", "soc_pct", "temperature_c"]
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        rows = [dict(zip(names, row)) for row in cur.fetchall()]
+    if trunc is not None:
+        from zoneinfo import ZoneInfo
+
+        tz = ZoneInfo(zone)
+        for row in rows:  # date_trunc of a local time gives a naive local wall time
+            row["bucket"] = row["bucket"].replace(tzinfo=tz)
+    return rows

@@ -23,12 +23,11 @@ from django.utils import timezone
 from energy_manager.api_errors import Conflict
 from hub_bridge.credentials import hub_username, mosquitto_hash, new_secret
 
+from . import telemetry
 from .models import (
     HOME_SIGNALS, ComfortPreference, Cycle, Device, DoNotDisturbWindow, EVSession, Home, Hub, Measurement,
     SignalSeries,
 )
-
-MEASUREMENT_BATCH = 2000
 
 
 # --- helpers -------------------------------------------------------------------
@@ -282,18 +281,40 @@ def replace_signal(
 
 
 def record_measurements(rows: Iterable[Mapping[str, Any] | Measurement]) -> int:
-    """Write telemetry in bulk (hub listener, seed). Rows need home (or home_id), an aware time.
+    """Write a batch of telemetry and add it to the 15-minute roll-ups, in one transaction.
 
-    Returns the number of rows written. Values are trusted to come from a hub of the home.
+    Rows (dicts of Measurement fields or unsaved Measurement objects) need home (or home_id)
+    and an aware time. Values are trusted to come from a hub of the home (hub_bridge checks
+    the device serials). Returns the number of rows written. The one way to write telemetry:
+    rows written any other way are missing from the roll-ups.
     """
-    objs: list[Measurement] = []
+    batch = []
     for i, row in enumerate(rows):
         m = row if isinstance(row, Measurement) else Measurement(**row)
         if m.home_id is None:
             raise ValidationError({f"rows[{i}].home": "Required."})
         if m.time is None or timezone.is_naive(m.time):
             raise ValidationError({f"rows[{i}].time": "Must be an aware datetime."})
-        objs.append(m)
-    with transaction.atomic():
-        Measurement.objects.bulk_create(objs, batch_size=MEASUREMENT_BATCH)
-    return len(objs)
+        batch.append((m.home_id, m.device_id, m.time, m.power_w, m.energy_wh, m.soc_pct, m.temperature_c))
+    if batch:
+        with transaction.atomic():
+            telemetry.write_batch(batch)
+    return len(batch)
+
+
+def maintain_telemetry_storage(now: datetime | None = None) -> dict[str, list[str]]:
+    """Create the partitions of the coming days and months; drop raw days past the retention.
+
+    Roll-ups are never dropped. Idempotent (beat runs it hourly).
+    """
+    from django.conf import settings
+
+    now = now or timezone.now()
+    ahead = now + timedelta(days=settings.TELEMETRY_PARTITIONS_AHEAD_DAYS)
+    return {
+        "created": telemetry.ensure_partitions(telemetry.MEASUREMENTS, now - timedelta(days=1), ahead)
+        + telemetry.ensure_partitions(telemetry.ROLLUPS, now, ahead + timedelta(days=31)),
+        "dropped": telemetry.drop_partitions_before(
+            telemetry.MEASUREMENTS,
+            telemetry.MEASUREMENTS.floor(now - timedelta(days=settings.TELEMETRY_RAW_RETENTION_DAYS))),
+    }
