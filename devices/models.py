@@ -406,10 +406,12 @@ class Measurement(models.Model):
     """
 
     id = models.BigAutoField(primary_key=True)
-    # (home, time) and (device, time) below serve the foreign keys too.
-    home = models.ForeignKey(Home, on_delete=models.CASCADE, related_name="measurements", db_index=False)
+    # (home, time) and (device, time) below serve the foreign keys too. No constraint in the database:
+    # checking it per row costs as much as the write; rows are still deleted with their home or device.
+    home = models.ForeignKey(Home, on_delete=models.CASCADE, related_name="measurements", db_index=False,
+                             db_constraint=False)
     device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.CASCADE, related_name="measurements",
-                               db_index=False)
+                               db_index=False, db_constraint=False)
     time = models.DateTimeField()
     power_w = models.FloatField(null=True, blank=True)
     energy_wh = models.FloatField(null=True, blank=True, help_text="Cumulative energy meter reading (Wh).")

@@ -280,6 +280,9 @@ def replace_signal(
     return series
 
 
+MEASUREMENT_KEYS = {"home", "home_id", "device", "device_id", *telemetry.COLUMNS}
+
+
 def record_measurements(rows: Iterable[Mapping[str, Any] | Measurement]) -> int:
     """Write a batch of telemetry and add it to the 15-minute roll-ups, in one transaction.
 
@@ -290,12 +293,22 @@ def record_measurements(rows: Iterable[Mapping[str, Any] | Measurement]) -> int:
     """
     batch = []
     for i, row in enumerate(rows):
-        m = row if isinstance(row, Measurement) else Measurement(**row)
-        if m.home_id is None:
+        if isinstance(row, Measurement):
+            values = (row.home_id, row.device_id, row.time, row.power_w, row.energy_wh, row.soc_pct,
+                      row.temperature_c)
+        else:  # plain dicts stay plain: building a model instance per row would cost more than its write
+            unknown = set(row) - MEASUREMENT_KEYS
+            if unknown:
+                raise ValidationError({f"rows[{i}].{sorted(unknown)[0]}": "Unknown field."})
+            home, device = row.get("home"), row.get("device")
+            values = (home.pk if home is not None else row.get("home_id"),
+                      device.pk if device is not None else row.get("device_id"), row.get("time"),
+                      row.get("power_w"), row.get("energy_wh"), row.get("soc_pct"), row.get("temperature_c"))
+        if values[0] is None:
             raise ValidationError({f"rows[{i}].home": "Required."})
-        if m.time is None or timezone.is_naive(m.time):
+        if values[2] is None or timezone.is_naive(values[2]):
             raise ValidationError({f"rows[{i}].time": "Must be an aware datetime."})
-        batch.append((m.home_id, m.device_id, m.time, m.power_w, m.energy_wh, m.soc_pct, m.temperature_c))
+        batch.append(values)
     if batch:
         with transaction.atomic():
             telemetry.write_batch(batch)

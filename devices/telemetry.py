@@ -19,6 +19,8 @@ from typing import Iterator
 
 from django.db import connection, transaction
 
+from .models import ROLLUP_SLOT_MINUTES
+
 UTC = dt_timezone.utc
 
 
@@ -27,6 +29,7 @@ class PartitionedTable:
     table: str
     column: str  # the partition key
     period: str  # "day" or "month"
+    fillfactor: int = 100  # below 100 leaves room on each page for in-place (HOT) updates
 
     def floor(self, when: datetime) -> datetime:
         when = when.astimezone(UTC)
@@ -55,7 +58,7 @@ class PartitionedTable:
 
 
 MEASUREMENTS = PartitionedTable("devices_measurement", "time", "day")
-ROLLUPS = PartitionedTable("devices_measurementrollup", "slot_start", "month")
+ROLLUPS = PartitionedTable("devices_measurementrollup", "slot_start", "month", fillfactor=70)
 
 _BOUND = re.compile(r"FROM \('([^']+)'\) TO \('([^']+)'\)")
 
@@ -99,7 +102,8 @@ def create_partition(spec: PartitionedTable, start: datetime) -> bool:
         cur.execute("SELECT to_regclass(%s)", [name])
         if cur.fetchone()[0] is not None:
             return False
-        cur.execute(f'CREATE TABLE "{name}" (LIKE "{spec.table}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)')
+        cur.execute(f'CREATE TABLE "{name}" (LIKE "{spec.table}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS) '
+                    f'WITH (fillfactor = {spec.fillfactor})')
         cur.execute(
             f'WITH moved AS (DELETE FROM "{spec.default}" WHERE "{spec.column}" >= %s AND "{spec.column}" < %s '
             f'RETURNING *) INSERT INTO "{name}" SELECT * FROM moved', [start, end])
@@ -133,39 +137,18 @@ def drop_partitions_before(spec: PartitionedTable, cutoff: datetime) -> list[str
     return dropped
 
 
-def period_starts_in_use(spec: PartitionedTable) -> list[datetime]:
-    """Period starts of the rows in the table (to create partitions for existing data)."""
-    trunc = "day" if spec.period == "day" else "month"
-    with connection.cursor() as cur:
-        cur.execute(f"""SELECT DISTINCT date_trunc('{trunc}', "{spec.column}" AT TIME ZONE 'UTC')
-                          FROM "{spec.table}" """)
-        return sorted(d.replace(tzinfo=UTC) for (d,) in cur.fetchall())
-
-
 # Measurements columns in the order the batch statements bind them.
 COLUMNS = ("home_id", "device_id", "time", "power_w", "energy_wh", "soc_pct", "temperature_c")
 
 
-def rollup_upsert_sql(source: str) -> str:
-    """INSERT that adds the measurements of `source` (a subquery or CTE name with COLUMNS) to their slots.
+ROLLUP_COLUMNS = ("home_id", "device_id", "slot_start", "samples", "power_samples", "power_w_sum", "power_w_min",
+                  "power_w_max", "soc_pct_last", "soc_at", "meter_wh_last", "meter_at", "temperature_samples",
+                  "temperature_c_sum")
+SLOT_SECONDS = ROLLUP_SLOT_MINUTES * 60
 
-    Counts and sums add; last SoC and last meter reading keep the later measurement. Groups are
-    inserted in key order so that two writers touching the same slots lock them in the same order.
-    """
-    return f"""
-    INSERT INTO devices_measurementrollup AS r (
-        home_id, device_id, slot_start, samples, power_samples, power_w_sum, power_w_min, power_w_max,
-        soc_pct_last, soc_at, meter_wh_last, meter_at, temperature_samples, temperature_c_sum)
-    SELECT home_id, device_id, date_bin('15 minutes', time, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS slot,
-           count(*), count(power_w), coalesce(sum(power_w), 0), min(power_w), max(power_w),
-           (array_agg(soc_pct ORDER BY time DESC) FILTER (WHERE soc_pct IS NOT NULL))[1],
-           max(time) FILTER (WHERE soc_pct IS NOT NULL),
-           (array_agg(energy_wh ORDER BY time DESC) FILTER (WHERE energy_wh IS NOT NULL))[1],
-           max(time) FILTER (WHERE energy_wh IS NOT NULL),
-           count(temperature_c), coalesce(sum(temperature_c), 0)
-      FROM {source} AS batch
-     GROUP BY home_id, device_id, slot
-     ORDER BY home_id, device_id NULLS FIRST, slot
+_INSERT_ROLLUPS = f'INSERT INTO devices_measurementrollup AS r ({", ".join(ROLLUP_COLUMNS)})'
+# Counts and sums add; last SoC and last meter reading keep the later measurement.
+_ADD_TO_SLOTS = """
     ON CONFLICT (home_id, device_id, slot_start) DO UPDATE SET
         samples = r.samples + EXCLUDED.samples,
         power_samples = r.power_samples + EXCLUDED.power_samples,
@@ -180,60 +163,109 @@ def rollup_upsert_sql(source: str) -> str:
         meter_at = GREATEST(r.meter_at, EXCLUDED.meter_at),
         temperature_samples = r.temperature_samples + EXCLUDED.temperature_samples,
         temperature_c_sum = r.temperature_c_sum + EXCLUDED.temperature_c_sum
-    """
-
-
-BATCH_SQL = f"""
-WITH batch AS (
-    SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::float8[], %s::float8[],
-                         %s::float8[], %s::float8[]) AS b({", ".join(COLUMNS)})
-), raw AS (
-    INSERT INTO devices_measurement ({", ".join(COLUMNS)}) SELECT * FROM batch
-)
-{rollup_upsert_sql("batch")}
 """
 
 
+def rollup_upsert_sql(source: str) -> str:
+    """Add the measurements of `source` (a table or subquery with COLUMNS) to their 15-minute slots.
+
+    Groups are inserted in key order so that two writers touching the same slots lock them in the
+    same order (no deadlock)."""
+    return f"""{_INSERT_ROLLUPS}
+    SELECT home_id, device_id, date_bin('{ROLLUP_SLOT_MINUTES} minutes', time, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS slot,
+           count(*), count(power_w), coalesce(sum(power_w), 0), min(power_w), max(power_w),
+           (array_agg(soc_pct ORDER BY time DESC) FILTER (WHERE soc_pct IS NOT NULL))[1],
+           max(time) FILTER (WHERE soc_pct IS NOT NULL),
+           (array_agg(energy_wh ORDER BY time DESC) FILTER (WHERE energy_wh IS NOT NULL))[1],
+           max(time) FILTER (WHERE energy_wh IS NOT NULL),
+           count(temperature_c), coalesce(sum(temperature_c), 0)
+      FROM {source} AS batch
+     GROUP BY home_id, device_id, slot
+     ORDER BY home_id, device_id NULLS FIRST, slot
+    {_ADD_TO_SLOTS}"""
+
+
+# The batch is COPied into a temporary table of the session (emptied at commit), then one statement
+# moves it into the measurements and adds it to the roll-ups.
+STAGE_SQL = """CREATE TEMP TABLE IF NOT EXISTS telemetry_stage (
+    home_id bigint, device_id bigint, time timestamptz, power_w float8, energy_wh float8, soc_pct float8,
+    temperature_c float8) ON COMMIT DELETE ROWS"""
+COPY_SQL = f'COPY telemetry_stage ({", ".join(COLUMNS)}) FROM STDIN (FORMAT BINARY)'
+COPY_TYPES = ["int8", "int8", "timestamptz", "float8", "float8", "float8", "float8"]
+STORE_SQL = f"""WITH raw AS (INSERT INTO devices_measurement ({", ".join(COLUMNS)})
+                             SELECT {", ".join(COLUMNS)} FROM telemetry_stage)
+{rollup_upsert_sql("telemetry_stage")}"""
+
+
+def aggregate_slots(rows: list[tuple]) -> list[list]:
+    """The rows (COLUMNS order) summed per home, device and 15-minute slot (ROLLUP_COLUMNS order), as
+    rollup_upsert_sql does in SQL."""
+    slots: dict[tuple, list] = {}
+    for home_id, device_id, t, power_w, energy_wh, soc_pct, temperature_c in rows:
+        epoch = t.timestamp()
+        key = (home_id, device_id, int(epoch // SLOT_SECONDS))
+        s = slots.get(key)
+        if s is None:
+            s = slots[key] = [home_id, device_id, None, 0, 0, 0.0, None, None, None, None, None, None, 0, 0.0]
+        s[3] += 1
+        if power_w is not None:
+            s[4] += 1
+            s[5] += power_w
+            s[6] = power_w if s[6] is None or power_w < s[6] else s[6]
+            s[7] = power_w if s[7] is None or power_w > s[7] else s[7]
+        if soc_pct is not None and (s[9] is None or t >= s[9]):
+            s[8], s[9] = soc_pct, t
+        if energy_wh is not None and (s[11] is None or t >= s[11]):
+            s[10], s[11] = energy_wh, t
+        if temperature_c is not None:
+            s[12] += 1
+            s[13] += temperature_c
+    for (_, _, slot), s in slots.items():
+        s[2] = datetime.fromtimestamp(slot * SLOT_SECONDS, UTC)
+    return list(slots.values())
+
 
 def write_batch(rows: list[tuple]) -> None:
-    """Insert `rows` (tuples in COLUMNS order) and add them to their roll-up slots: one statement.
+    """COPY `rows` (tuples in COLUMNS order) into the measurements and add them to their roll-up slots.
 
-    Runs on the Django connection (inside the caller's transaction) with a server-side-binding
-    psycopg cursor, so the seven column arrays travel as parameters, not as SQL text.
+    Runs on the Django connection, inside the caller's transaction: the raw rows and their
+    roll-up counts commit together or not at all, so a slot never counts a row twice or misses one.
+    That transaction commits without waiting for its WAL flush (synchronous_commit off: a server
+    crash may lose the last fraction of a second of telemetry, never leave it half-written).
     """
     if not supported():
         return _write_batch_portable(rows)
-    import psycopg
-
     connection.ensure_connection()
-    columns = [list(c) for c in zip(*rows)]
-    with psycopg.Cursor(connection.connection) as cur:
-        cur.execute(BATCH_SQL, columns)
+    with connection.connection.cursor() as cur:
+        cur.execute("SET LOCAL synchronous_commit TO OFF")
+        cur.execute(STAGE_SQL)
+        with cur.copy(COPY_SQL) as copy:
+            copy.set_types(COPY_TYPES)
+            for row in rows:
+                copy.write_row(row)
+        cur.execute(STORE_SQL)
+        cur.execute("DELETE FROM telemetry_stage")  # a caller may write more batches before it commits
 
 
 def _write_batch_portable(rows: list[tuple]) -> None:
-    """The same on databases without the batch statement (the SQLite demo): ORM, slot by slot."""
-    from .models import Measurement, MeasurementRollup, ROLLUP_SLOT_MINUTES
+    """The same through the ORM on databases without COPY and the upsert (the SQLite demo)."""
+    from .models import Measurement, MeasurementRollup
 
     Measurement.objects.bulk_create([Measurement(**dict(zip(COLUMNS, r))) for r in rows], batch_size=2000)
-    slot_s = ROLLUP_SLOT_MINUTES * 60
-    for r in sorted(rows, key=lambda r: r[2]):
-        row = dict(zip(COLUMNS, r))
-        t = row["time"].astimezone(UTC)
-        slot = datetime.fromtimestamp(int(t.timestamp()) // slot_s * slot_s, UTC)
-        rollup, _ = MeasurementRollup.objects.get_or_create(home_id=row["home_id"], device_id=row["device_id"],
-                                                            slot_start=slot)
-        rollup.samples += 1
-        if row["power_w"] is not None:
-            rollup.power_samples += 1
-            rollup.power_w_sum += row["power_w"]
-            rollup.power_w_min = min(row["power_w"], rollup.power_w_min if rollup.power_w_min is not None else row["power_w"])
-            rollup.power_w_max = max(row["power_w"], rollup.power_w_max if rollup.power_w_max is not None else row["power_w"])
-        if row["soc_pct"] is not None and (rollup.soc_at is None or t >= rollup.soc_at):
-            rollup.soc_pct_last, rollup.soc_at = row["soc_pct"], t
-        if row["energy_wh"] is not None and (rollup.meter_at is None or t >= rollup.meter_at):
-            rollup.meter_wh_last, rollup.meter_at = row["energy_wh"], t
-        if row["temperature_c"] is not None:
-            rollup.temperature_samples += 1
-            rollup.temperature_c_sum += row["temperature_c"]
-        rollup.save()
+    for slot in aggregate_slots(rows):
+        add = dict(zip(ROLLUP_COLUMNS, slot))
+        r, _ = MeasurementRollup.objects.get_or_create(home_id=add["home_id"], device_id=add["device_id"],
+                                                       slot_start=add["slot_start"])
+        r.samples += add["samples"]
+        r.power_samples += add["power_samples"]
+        r.power_w_sum += add["power_w_sum"]
+        if add["power_w_min"] is not None:
+            r.power_w_min = min(x for x in (r.power_w_min, add["power_w_min"]) if x is not None)
+            r.power_w_max = max(x for x in (r.power_w_max, add["power_w_max"]) if x is not None)
+        if add["soc_at"] is not None and (r.soc_at is None or add["soc_at"] >= r.soc_at):
+            r.soc_pct_last, r.soc_at = add["soc_pct_last"], add["soc_at"]
+        if add["meter_at"] is not None and (r.meter_at is None or add["meter_at"] >= r.meter_at):
+            r.meter_wh_last, r.meter_at = add["meter_wh_last"], add["meter_at"]
+        r.temperature_samples += add["temperature_samples"]
+        r.temperature_c_sum += add["temperature_c_sum"]
+        r.save()

@@ -180,3 +180,24 @@ def test_beat_row_for_storage_upkeep_exists():
 
     task = PeriodicTask.objects.get(task="tasks.telemetry.maintain_storage")
     assert task.interval.every == 1 and task.interval.period == "hours"
+
+
+def test_the_orm_path_of_other_databases_builds_the_same_rollups(homes):
+    """The SQLite demo writes through the ORM: same rows for two homes, one per path, same slots."""
+    (h0, b0), (h1, b1), _ = homes
+    rng = random.Random(7)
+    start = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=7)
+    rows = [r for r in _random_rows(rng, homes[:1], start, 400)]
+    as_tuples = lambda rows, h, b: [(h.pk, b.pk if r.get("device_id") else None, r["time"], r.get("power_w"),
+                                     r.get("energy_wh"), r.get("soc_pct"), r.get("temperature_c")) for r in rows]
+    for part in (rows[:150], rows[150:]):
+        telemetry.write_batch(as_tuples(part, h0, b0))
+        telemetry._write_batch_portable(as_tuples(part, h1, b1))
+    fields = [f for f in telemetry.ROLLUP_COLUMNS if f not in ("home_id", "device_id")]
+
+    def slots(home):
+        return [tuple(pytest.approx(v) if isinstance(v, float) else v for v in row)
+                for row in MeasurementRollup.objects.filter(home=home).order_by("slot_start", "device_id")
+                .values_list(*fields)]
+
+    assert len(slots(h0)) > 10 and slots(h1) == slots(h0)
