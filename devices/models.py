@@ -468,3 +468,31 @@ class MeasurementRollup(models.Model):
         """Energy over the slot from its mean power (Wh); positive is consumed (imported at the meter)."""
         mean = self.mean_power_w
         return None if mean is None else mean * ROLLUP_SLOT_MINUTES / 60.0
+
+
+class MeasurementDay(models.Model):
+    """Telemetry of one home (device null) or device over one local day of the home, from its 15-minute
+    roll-ups: what daily and monthly statistics read (a month of a home is 30 rows, not 2,880).
+
+    Energies come from each slot's mean power x 15 min: import_wh sums the slots that consumed,
+    export_wh the slots that fed in. Rebuilt for today and yesterday every 15 minutes (devices.services).
+    """
+
+    home = models.ForeignKey(Home, on_delete=models.CASCADE, related_name="telemetry_days", db_index=False)
+    device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.CASCADE, related_name="telemetry_days")
+    day = models.DateField(help_text="Local day in the home's time zone.")
+    samples = models.PositiveIntegerField(default=0)
+    slots = models.PositiveSmallIntegerField(default=0, help_text="15-minute slots with a power reading.")
+    energy_wh = models.FloatField(default=0.0)
+    import_wh = models.FloatField(default=0.0)
+    export_wh = models.FloatField(default=0.0)
+    power_w_max = models.FloatField(null=True, blank=True)
+    soc_pct_last = models.FloatField(null=True, blank=True)
+    temperature_samples = models.PositiveIntegerField(default=0)
+    temperature_c_sum = models.FloatField(default=0.0)
+
+    class Meta:
+        ordering = ["day"]
+        constraints = [models.UniqueConstraint(fields=["home", "device", "day"], nulls_distinct=False,
+                                               name="devices_telemetry_one_per_day")]
+        indexes = [models.Index(fields=["home", "day"], name="devices_day_home_day")]

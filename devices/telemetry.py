@@ -269,3 +269,75 @@ def _write_batch_portable(rows: list[tuple]) -> None:
         r.temperature_samples += add["temperature_samples"]
         r.temperature_c_sum += add["temperature_c_sum"]
         r.save()
+
+
+SLOT_HOURS = ROLLUP_SLOT_MINUTES / 60.0
+
+# Each home's local days from `days_back` days before its local today up to today, rebuilt from the
+# 15-minute slots: a replace, so running it again after late rows arrived is safe. %(start)s must be
+# at least days_back + 1 days before %(now)s (the earliest local midnight of any zone).
+DAYS_SQL = f"""
+    INSERT INTO devices_measurementday AS d (
+        home_id, device_id, day, samples, slots, energy_wh, import_wh, export_wh, power_w_max, soc_pct_last,
+        temperature_samples, temperature_c_sum)
+    SELECT home_id, device_id, day, sum(samples), count(mean_w), coalesce(sum(mean_w), 0) * {SLOT_HOURS},
+           coalesce(sum(greatest(mean_w, 0)), 0) * {SLOT_HOURS}, coalesce(sum(greatest(-mean_w, 0)), 0) * {SLOT_HOURS},
+           max(power_w_max), (array_agg(soc_pct_last ORDER BY soc_at DESC) FILTER (WHERE soc_at IS NOT NULL))[1],
+           sum(temperature_samples), sum(temperature_c_sum)
+      FROM (SELECT r.*, (r.slot_start AT TIME ZONE h.timezone)::date AS day,
+                   (%(now)s::timestamptz AT TIME ZONE h.timezone)::date AS today,
+                   r.power_w_sum / NULLIF(r.power_samples, 0) AS mean_w
+              FROM devices_measurementrollup r JOIN devices_home h ON h.id = r.home_id
+             WHERE r.slot_start >= %(start)s AND r.slot_start <= %(now)s) s
+     WHERE day >= today - %(days_back)s AND day <= today
+     GROUP BY home_id, device_id, day
+     ORDER BY home_id, device_id NULLS FIRST, day
+    ON CONFLICT (home_id, device_id, day) DO UPDATE SET
+        samples = EXCLUDED.samples, slots = EXCLUDED.slots, energy_wh = EXCLUDED.energy_wh,
+        import_wh = EXCLUDED.import_wh, export_wh = EXCLUDED.export_wh, power_w_max = EXCLUDED.power_w_max,
+        soc_pct_last = EXCLUDED.soc_pct_last, temperature_samples = EXCLUDED.temperature_samples,
+        temperature_c_sum = EXCLUDED.temperature_c_sum
+"""
+
+
+def roll_up_days(now: datetime, days_back: int) -> int:
+    """Rebuild each home's local days from `days_back` days ago to today; returns the rows written."""
+    if not supported():
+        return _roll_up_days_portable(now, days_back)
+    with connection.cursor() as cur:
+        cur.execute(DAYS_SQL, {"now": now, "start": now - timedelta(days=days_back + 1), "days_back": days_back})
+        return cur.rowcount
+
+
+def _roll_up_days_portable(now: datetime, days_back: int) -> int:
+    from zoneinfo import ZoneInfo
+
+    from .models import MeasurementDay, MeasurementRollup
+
+    days: dict[tuple, dict] = {}
+    rollups = (MeasurementRollup.objects.filter(slot_start__gte=now - timedelta(days=days_back + 1),
+                                                slot_start__lte=now)
+               .select_related("home").order_by("slot_start"))
+    for r in rollups:
+        zone = ZoneInfo(r.home.timezone)
+        day, today = r.slot_start.astimezone(zone).date(), now.astimezone(zone).date()
+        if not (today - timedelta(days=days_back) <= day <= today):
+            continue
+        d = days.setdefault((r.home_id, r.device_id, day), {
+            "samples": 0, "slots": 0, "energy_wh": 0.0, "import_wh": 0.0, "export_wh": 0.0, "power_w_max": None,
+            "soc_pct_last": None, "temperature_samples": 0, "temperature_c_sum": 0.0})
+        d["samples"] += r.samples
+        if r.mean_power_w is not None:
+            d["slots"] += 1
+            d["energy_wh"] += r.energy_wh
+            d["import_wh"] += max(r.energy_wh, 0.0)
+            d["export_wh"] += max(-r.energy_wh, 0.0)
+        if r.power_w_max is not None:
+            d["power_w_max"] = max(r.power_w_max, d["power_w_max"] if d["power_w_max"] is not None else r.power_w_max)
+        if r.soc_at is not None:
+            d["soc_pct_last"] = r.soc_pct_last
+        d["temperature_samples"] += r.temperature_samples
+        d["temperature_c_sum"] += r.temperature_c_sum
+    for (home_id, device_id, day), values in days.items():
+        MeasurementDay.objects.update_or_create(home_id=home_id, device_id=device_id, day=day, defaults=values)
+    return len(days)

@@ -1,4 +1,4 @@
-"""Telemetry storage upkeep (queue `default`): partitions ahead, raw rows past retention dropped."""
+"""Telemetry storage upkeep (queue `default`): partitions ahead, retention, daily roll-ups."""
 from __future__ import annotations
 
 from celery import shared_task
@@ -10,3 +10,11 @@ def maintain_storage() -> dict[str, list[str]]:
     from devices import services
 
     return services.maintain_telemetry_storage()
+
+
+@shared_task(name="tasks.telemetry.roll_up_days")
+def roll_up_days() -> int:
+    """Beat, every 15 minutes (devices migration 0005): daily roll-ups of today and yesterday."""
+    from devices import services
+
+    return services.roll_up_telemetry_days()

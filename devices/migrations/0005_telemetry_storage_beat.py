@@ -1,4 +1,5 @@
-"""Beat row for telemetry storage upkeep (tasks.telemetry.maintain_storage, hourly, `default` queue)."""
+"""Beat rows for telemetry storage (`default` queue): upkeep of the partitions (hourly) and the daily
+roll-ups of today and yesterday (every 15 minutes)."""
 from django.db import migrations
 
 from energy_manager.beat import interval_task
@@ -12,4 +13,6 @@ class Migration(migrations.Migration):
     operations = [
         interval_task("Telemetry storage: partitions ahead, retention of raw rows",
                       "tasks.telemetry.maintain_storage", 1, "hours", "default"),
+        interval_task("Telemetry storage: daily roll-ups of today and yesterday",
+                      "tasks.telemetry.roll_up_days", 15, "minutes", "default"),
     ]

@@ -142,8 +142,8 @@ def test_a_row_without_its_partition_waits_in_the_default_one_and_moves_in(homes
     assert Measurement.objects.get().power_w == 42.0
 
 
-def test_rollup_selector_per_home_device_and_portfolio(homes):
-    """Daily buckets in the homes' zone: energy is slot mean power x 15 min, import/export split by sign."""
+def test_rollup_selectors_per_home_device_and_portfolio(homes):
+    """Local days of the homes: energy is slot mean power x 15 min, import/export split by sign."""
     (h0, b0), (h1, _), _ = homes
     day = datetime(2026, 6, 10, tzinfo=UTC)  # Lisbon is UTC+1 in June
     telemetry.ensure_partitions(telemetry.MEASUREMENTS, day - timedelta(days=1), day + timedelta(days=2))
@@ -159,27 +159,43 @@ def test_rollup_selector_per_home_device_and_portfolio(homes):
     ]
     services.record_measurements(rows)
     start, end = day - timedelta(hours=1), day + timedelta(hours=23)  # the Lisbon day
-    per_home = selectors.telemetry_rollups([h0.pk, h1.pk], start, end, bucket="day", zone="Europe/Lisbon")
+    local_day = day.date()
+    assert services.roll_up_telemetry_days(now=end - timedelta(minutes=1)) > 0
+    per_home = selectors.telemetry_days([h0.pk, h1.pk], local_day, local_day)
     by_home = {r["home_id"]: r for r in per_home}
-    assert len(per_home) == 2
+    assert len(per_home) == 2 and {r["bucket"] for r in per_home} == {local_day}
     assert by_home[h0.pk]["energy_wh"] == pytest.approx((9999.0 + 2000.0 - 400.0) / 4)
     assert by_home[h0.pk]["import_wh"] == pytest.approx((9999.0 + 2000.0) / 4)
     assert by_home[h0.pk]["export_wh"] == pytest.approx(100.0)
-    assert by_home[h0.pk]["bucket"].isoformat() == "2026-06-10T00:00:00+01:00"
+    assert by_home[h0.pk]["slots"] == 3 and by_home[h0.pk]["samples"] == 4
     total = selectors.telemetry_rollups([h0.pk, h1.pk], start, end, bucket="slot", per="total")
     at_ten = next(r for r in total if r["bucket"] == day + timedelta(hours=10))
     assert at_ten["mean_power_w"] == pytest.approx(2600.0)
-    devices = selectors.telemetry_rollups([h0.pk], start, end, bucket="day", per="device", zone="Europe/Lisbon")
-    assert [(r["device_id"], r["soc_pct"], r["energy_wh"]) for r in devices] == [(b0.pk, 55.0, pytest.approx(100.0))]
+    hourly = selectors.telemetry_rollups([h0.pk], start, end, bucket="hour", zone="Europe/Lisbon")
+    assert hourly[0]["bucket"].isoformat() == "2026-06-10T00:00:00+01:00" and hourly[0]["energy_wh"] == 9999.0 / 4
+    devices = selectors.telemetry_days([h0.pk], local_day, local_day, bucket="month", per="device")
+    assert [(r["device_id"], r["bucket"], r["soc_pct"], r["energy_wh"]) for r in devices] == [
+        (b0.pk, local_day.replace(day=1), 55.0, pytest.approx(100.0))]
+    portfolio = selectors.telemetry_days([h0.pk, h1.pk], local_day, local_day, per="total")
+    assert portfolio[0]["energy_wh"] == pytest.approx((9999.0 + 2000.0 - 400.0 + 600.0) / 4)
+
+    # Late rows: rolling the days up again replaces them (no double counting).
+    services.record_measurements([{"home_id": h1.pk, "time": day + timedelta(hours=20), "power_w": 400.0}])
+    services.roll_up_telemetry_days(now=end - timedelta(minutes=1))
+    services.roll_up_telemetry_days(now=end - timedelta(minutes=1))
+    late = selectors.telemetry_days([h1.pk], local_day, local_day)
+    assert late[0]["energy_wh"] == pytest.approx((600.0 + 400.0) / 4) and late[0]["samples"] == 2
     with pytest.raises(ValueError):
-        selectors.telemetry_rollups([h0.pk], start, end, bucket="week")
+        selectors.telemetry_rollups([h0.pk], start, end, bucket="day")
 
 
-def test_beat_row_for_storage_upkeep_exists():
+def test_beat_rows_for_storage_upkeep_exist():
     from django_celery_beat.models import PeriodicTask
 
     task = PeriodicTask.objects.get(task="tasks.telemetry.maintain_storage")
-    assert task.interval.every == 1 and task.interval.period == "hours"
+    assert (task.interval.every, task.interval.period) == (1, "hours")
+    task = PeriodicTask.objects.get(task="tasks.telemetry.roll_up_days")
+    assert (task.interval.every, task.interval.period) == (15, "minutes")
 
 
 def test_the_orm_path_of_other_databases_builds_the_same_rollups(homes):
@@ -201,3 +217,26 @@ def test_the_orm_path_of_other_databases_builds_the_same_rollups(homes):
                 .values_list(*fields)]
 
     assert len(slots(h0)) > 10 and slots(h1) == slots(h0)
+
+
+def test_the_orm_path_of_other_databases_builds_the_same_days(homes):
+    from devices.models import MeasurementDay
+
+    rng = random.Random(11)
+    now = timezone.now()
+    rows = _random_rows(rng, homes, now - timedelta(hours=30), 1500)
+    for r in rows:  # spread over a day and a half before now
+        r["time"] = now - timedelta(seconds=rng.randrange(1, 36 * 3600))
+    services.record_measurements(rows)
+    fields = ["home_id", "device_id", "day", "samples", "slots", "energy_wh", "import_wh", "export_wh",
+              "power_w_max", "soc_pct_last", "temperature_samples", "temperature_c_sum"]
+
+    def days():
+        return [tuple(pytest.approx(v) if isinstance(v, float) else v for v in row)
+                for row in MeasurementDay.objects.order_by("home_id", "device_id", "day").values_list(*fields)]
+
+    assert telemetry.roll_up_days(now, 1) > 0
+    in_sql = days()
+    MeasurementDay.objects.all().delete()
+    telemetry._roll_up_days_portable(now, 1)
+    assert len(in_sql) >= 6 and days() == in_sql
