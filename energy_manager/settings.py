@@ -147,6 +147,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "tasks.flex.freeze_due_offers": {"queue": "default"},  # cheap bookkeeping, before the tasks.flex.* glob
     "tasks.optimization.*": {"queue": "optimization"},
+    "tasks.periodic.day_ahead_chunk": {"queue": "optimization"},  # builds, solves and stores a chunk of homes
     "tasks.flex.*": {"queue": "optimization"},
     "tasks.hub.*": {"queue": "hub"},
 }

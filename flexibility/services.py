@@ -478,38 +478,12 @@ def start_day_ahead(delivery_day=None, chunk_size: int = FLEET_CHUNK_SIZE, home_
     return fleet
 
 
-def plan_fleet_chunk(fleet_pk: int, home_ids: list[int]) -> dict[str, int]:
-    """Submit the day-ahead run of each home; one home's failure is recorded and the rest go on.
+def plan_fleet_chunk(fleet_pk: int, home_ids: list[int], task_id: str = "") -> dict[str, int]:
+    """Plan one chunk of the fan-out in this task (flexibility.fleet_chunk): one home's failure is
+    recorded with its reason and the rest go on; a redelivered chunk skips the homes already done."""
+    from flexibility import fleet_chunk
 
-    A redelivered chunk skips the homes that already have a run in this fleet run.
-    """
-    fleet = FleetRun.objects.get(pk=fleet_pk)
-    out = {"submitted": 0, "missing_data": 0, "error": 0}
-    done = set(OptimizationRun.objects.filter(fleet_run=fleet, home_id__in=home_ids).values_list("home_id", flat=True))
-    for home in Home.objects.filter(pk__in=home_ids).exclude(pk__in=done).select_related("tariff"):
-        start, end = problem_builder.local_day_horizon(home, fleet.delivery_day)
-        try:
-            submit_run(home, trigger=RunTrigger.DAY_AHEAD, horizon_start=start, horizon_end=end, fleet_run=fleet,
-                       force=True)
-            out["submitted"] += 1
-        except MissingData as exc:
-            _record_failed_submit(home, fleet, start, end, str(exc))
-            out["missing_data"] += 1
-        except Exception as exc:  # one home never blocks the others
-            logger.exception("day-ahead submit failed for home %s", home.pk)
-            _record_failed_submit(home, fleet, start, end, f"{type(exc).__name__}: {exc}")
-            out["error"] += 1
-    FleetRun.objects.filter(pk=fleet_pk).update(chunks_done=F("chunks_done") + 1)
-    return out
-
-
-def _record_failed_submit(home: Home, fleet: FleetRun, start: datetime, end: datetime, error: str) -> None:
-    """A failed run row, so the summary counts the home and the admin shows why."""
-    now = timezone.now()
-    OptimizationRun.objects.create(
-        home=home, trigger=RunTrigger.DAY_AHEAD, status=RunStatus.FAILED, input_hash="", problem={},
-        horizon_start=start, horizon_end=end, finished_at=now, error=error, fleet_run=fleet,
-    )
+    return fleet_chunk.plan_chunk(fleet_pk, home_ids, task_id)
 
 
 def refresh_fleet_summaries(pks: Optional[list[int]] = None) -> None:
