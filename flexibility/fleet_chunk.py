@@ -1,10 +1,11 @@
 """The day-ahead plan of a chunk of homes in one task.
 
 The homes' rows are read with a fixed number of queries (problem_builder.load_inputs), their
-runs are written with one INSERT, each home is solved here (no task per home), and each outcome is
-stored in its own savepoint inside one transaction for the chunk: a home whose data is bad fails
-alone with its reason, and the chunk's schedules, recommendations and commands commit together
-(the relay then publishes them in one pass). A redelivered chunk skips the homes that already have
+runs are written with one INSERT, each home is solved here (no task per home), and the outcomes
+are stored together (services.store_outcomes: schedules, recommendations, commands and
+notifications in bulk), so the relay publishes the chunk's commands in one pass. A home whose data
+is bad fails alone with its reason: at building, at solving, or, if storing the chunk at once
+fails, when its outcome is stored on its own. A redelivered chunk skips the homes that already have
 a run in the fleet run; a run left `running` by a lost worker is re-sent by the reaper.
 """
 from __future__ import annotations
@@ -25,23 +26,37 @@ logger = logging.getLogger(__name__)
 
 def plan_chunk(fleet_pk: int, home_ids: list[int], task_id: str = "") -> dict[str, int]:
     """Build, solve and store the day-ahead runs of `home_ids`; returns counts by outcome."""
-    from .services import describe_exception, fail_run, solve_problem, store_result
+    from .services import describe_exception, fail_run, solve_problem, store_outcomes
 
     fleet = FleetRun.objects.get(pk=fleet_pk)
     done = set(OptimizationRun.objects.filter(fleet_run=fleet, home_id__in=home_ids).values_list("home_id", flat=True))
     homes = list(Home.objects.filter(pk__in=home_ids).exclude(pk__in=done).select_related("tariff"))
     out = {"submitted": 0, "missing_data": 0, "error": 0}
-    runs = _record_runs(fleet, homes, out, task_id)
+    solved = []
+    for run in _record_runs(fleet, homes, out, task_id):
+        try:
+            solved.append((run, solve_problem(run)))
+        except Exception as exc:  # an invalid problem or a solver crash: this home only
+            logger.exception("day-ahead run %s of home %s failed", run.pk, run.home_id)
+            fail_run(run.pk, f"Unexpected error: {describe_exception(exc)}")
+            out["error"] += 1
     with transaction.atomic():
-        for run in runs:
-            try:
-                result = solve_problem(run)
-                with transaction.atomic():
-                    store_result(run.pk, result)
-            except Exception as exc:  # one home never blocks the others
-                logger.exception("day-ahead run %s of home %s failed", run.pk, run.home_id)
-                fail_run(run.pk, f"Unexpected error: {describe_exception(exc)}")
-                out["error"] += 1
+        held = set(OptimizationRun.objects.select_for_update().filter(
+            pk__in=[run.pk for run, _ in solved], status=RunStatus.RUNNING).values_list("pk", flat=True))
+        todo = [(run, result) for run, result in solved if run.pk in held]  # not re-sent and finished meanwhile
+        try:
+            with transaction.atomic():
+                store_outcomes(todo)
+        except Exception:
+            logger.exception("storing %s day-ahead runs at once failed; storing them one by one", len(todo))
+            for run, result in todo:
+                try:
+                    with transaction.atomic():
+                        store_outcomes([(run, result)])
+                except Exception as exc:
+                    logger.exception("storing day-ahead run %s of home %s failed", run.pk, run.home_id)
+                    fail_run(run.pk, f"Unexpected error: {describe_exception(exc)}")
+                    out["error"] += 1
         FleetRun.objects.filter(pk=fleet_pk).update(chunks_done=F("chunks_done") + 1)
     return out
 

@@ -23,7 +23,7 @@ from flexibility.models import (
     FINAL_RUN_STATUSES, FleetRun, Notification, OptimizationRun, Recommendation, RecommendationStatus,
     RunStatus, RunTrigger, Schedule,
 )
-from flexibility.notifications import notify
+from flexibility.notifications import notify, notify_many
 from flexibility import problem_builder
 from flexibility.optimizer import BACKENDS  # noqa: F401  re-exported for the API
 from flexibility.problem_builder import MissingData, object_pk
@@ -180,42 +180,65 @@ def store_result(run_pk: int, result: dict) -> str:
     run = OptimizationRun.objects.select_for_update().select_related("home").get(pk=run_pk)
     if _final(run):
         return run.status
-    run.solver_status = str(result.get("status", ""))
-    run.solver_stats = result.get("stats") or {}
-    run.explanation = list(result.get("explanation") or [])
-    run.finished_at = timezone.now()
-    status = run.solver_status
-    if status in ("OPTIMAL", "FEASIBLE"):
-        if not Schedule.objects.filter(run=run).exists():
-            schedule = _write_schedule(run, result)
-            _act_on_schedule(run, schedule)
-            if run.trigger == RunTrigger.DAY_AHEAD:
-                _offer_flexibility(run)
+    if result.get("status") in ("OPTIMAL", "FEASIBLE") and Schedule.objects.filter(run=run).exists():
         run.status = RunStatus.SUCCEEDED
-    elif status == "INFEASIBLE":
-        run.status = RunStatus.INFEASIBLE
-        notify(run.home, "plan_infeasible", "Your devices could not be planned: "
-               + ("; ".join(run.explanation) or "the requirements contradict each other."), {"run": run.pk})
-    else:
-        run.status = RunStatus.FAILED
-        run.error = (f"The solver found no plan within {run.time_limit_s:g} s ({status})."
-                     if status == "NO_SOLUTION_IN_TIME" else f"Unexpected solver status {status!r}.")
-    run.save()
+        run.save(update_fields=["status"])
+        return run.status
+    store_outcomes([(run, result)])
     return run.status
 
 
-def _offer_flexibility(run: OptimizationRun) -> None:
+OUTCOME_FIELDS = ["status", "solver_status", "solver_stats", "explanation", "finished_at", "error"]
+
+
+def store_outcomes(outcomes: list[tuple[OptimizationRun, dict]]) -> None:
+    """Write the outcomes of runs the caller holds (locked, not final) with a few bulk queries:
+    schedules, then what they change (recommendations, commands, notifications), then the runs.
+    Day-ahead plans ask for their homes' offers."""
+    now = timezone.now()
+    schedules, notes = [], []
+    for run, result in outcomes:
+        run.solver_status = str(result.get("status", ""))
+        run.solver_stats = result.get("stats") or {}
+        run.explanation = list(result.get("explanation") or [])
+        run.finished_at = now
+        status = run.solver_status
+        if status in ("OPTIMAL", "FEASIBLE"):
+            schedules.append(_schedule_row(run, result))
+            run.status = RunStatus.SUCCEEDED
+        elif status == "INFEASIBLE":
+            run.status = RunStatus.INFEASIBLE
+            notes.append((run.home, "plan_infeasible", "Your devices could not be planned: "
+                          + ("; ".join(run.explanation) or "the requirements contradict each other."),
+                          {"run": run.pk}))
+        else:
+            run.status = RunStatus.FAILED
+            run.error = (f"The solver found no plan within {run.time_limit_s:g} s ({status})."
+                         if status == "NO_SOLUTION_IN_TIME" else f"Unexpected solver status {status!r}.")
+    Schedule.objects.bulk_create(schedules)
+    _act_on_schedules(schedules)
+    notify_many(notes)
+    OptimizationRun.objects.bulk_update([run for run, _ in outcomes], OUTCOME_FIELDS)
+    day_ahead: dict = {}
+    for schedule in schedules:
+        if schedule.run.trigger == RunTrigger.DAY_AHEAD:
+            day = schedule.run.horizon_start.astimezone(schedule.run.home.tzinfo).date()
+            day_ahead.setdefault(day, []).append(schedule.run.home_id)
+    for day, home_ids in day_ahead.items():
+        _offer_flexibility(home_ids, day)
+
+
+def _offer_flexibility(home_ids: list[int], delivery_day) -> None:
     """A day-ahead plan is what the home offers the grid around: build its offer for that day."""
     from flexibility import flex_services  # late: flex_services builds on this module
 
-    delivery_day = run.horizon_start.astimezone(run.home.tzinfo).date()
-    flex_services.enqueue_offer_builds([run.home_id], delivery_day)
+    flex_services.enqueue_offer_builds(home_ids, delivery_day)
 
 
-def _write_schedule(run: OptimizationRun, result: dict) -> Schedule:
+def _schedule_row(run: OptimizationRun, result: dict) -> Schedule:
     p = run.problem
     baseline = result.get("baseline") or {}
-    return Schedule.objects.create(
+    return Schedule(
         run=run, home=run.home, start=run.horizon_start, resolution_minutes=p["resolution_min"], slots=p["slots"],
         cost_eur=float(result["cost_eur"]), co2_kg=float(result.get("co2_kg") or 0.0),
         baseline_cost_eur=float(baseline.get("cost_eur", result["cost_eur"])),
@@ -250,13 +273,61 @@ def _cycle_saving_eur(run: OptimizationRun, cycle_item: dict, old_start: datetim
     return round(cost(old_start) - cost(new_start), 4)
 
 
-def _act_on_schedule(run: OptimizationRun, schedule: Schedule) -> None:
-    """Recommendations for moved cycles, hub commands for automatic devices, one notification."""
+class _Actions:
+    """What stored schedules change, collected for a few bulk writes."""
+
+    def __init__(self):
+        self.recommendations: list[Recommendation] = []
+        self.commands: list = []  # (device, kind, parameters, not_before, expires_at, run, recommendation)
+        self.notes: list[tuple] = []
+        self.cycle_starts: dict[int, datetime] = {}
+
+    def command_or_notify(self, device: Device, kind: str, parameters: dict, not_before: datetime,
+                          expires_at: datetime, run=None, recommendation=None) -> None:
+        """A command for the device's hub; a device without a hub gets a notification instead."""
+        if device.hub_id is None:
+            self.notes.append((device.home, "device_without_hub",
+                               f"{device.name} has no hub, so the plan could not be sent to it: please apply it "
+                               f"by hand ({kind}).", {"device": device.pk, "kind": kind, "parameters": parameters}))
+            return
+        self.commands.append((device, kind, parameters, not_before, expires_at, run, recommendation))
+
+    def write(self) -> None:
+        from hub_bridge.services import command_row, enqueue_commands
+
+        Recommendation.objects.bulk_create(self.recommendations)
+        if self.cycle_starts:
+            now = timezone.now()
+            cycles = list(Cycle.objects.filter(pk__in=self.cycle_starts))
+            for cycle in cycles:
+                cycle.scheduled_start, cycle.updated_at = self.cycle_starts[cycle.pk], now
+            Cycle.objects.bulk_update(cycles, ["scheduled_start", "updated_at"])
+        enqueue_commands([command_row(*c) for c in self.commands])
+        notify_many(self.notes)
+
+
+def _act_on_schedules(schedules: list[Schedule]) -> None:
+    """Recommendations for moved cycles, hub commands for automatic devices, one notification per plan."""
+    if not schedules:
+        return
+    home_ids = [s.run.home_id for s in schedules]
+    Recommendation.objects.filter(home_id__in=home_ids, status=RecommendationStatus.PENDING).update(
+        status=RecommendationStatus.SUPERSEDED, decided_at=timezone.now())
+    devices: dict[int, dict[str, Device]] = {}
+    for d in Device.objects.filter(home_id__in=home_ids).select_related("home", "comfort"):
+        devices.setdefault(d.home_id, {})[d.serial_number] = d
+    cycle_pks = [object_pk(k)[1] for s in schedules for k in s.devices if object_pk(k)[0] == "cycle"]
+    cycles = {c.pk: c for c in Cycle.objects.filter(pk__in=cycle_pks)}
+    actions = _Actions()
+    for schedule in schedules:
+        _plan_actions(schedule.run, schedule, devices.get(schedule.run.home_id, {}), cycles, actions)
+    actions.write()
+
+
+def _plan_actions(run: OptimizationRun, schedule: Schedule, devices_by_serial: dict[str, Device],
+                  cycles: dict[int, Cycle], actions: _Actions) -> None:
     home = run.home
-    Recommendation.objects.filter(home=home, status=RecommendationStatus.PENDING).exclude(
-        schedule=schedule).update(status=RecommendationStatus.SUPERSEDED, decided_at=timezone.now())
     cycle_items = {c["id"]: c for c in run.problem.get("cycles", [])}
-    devices_by_serial = {d.serial_number: d for d in home.devices.select_related("hub")}
     changed: list[str] = []
     for result_id, planned in schedule.devices.items():
         kind, pk = object_pk(result_id)
@@ -264,32 +335,34 @@ def _act_on_schedule(run: OptimizationRun, schedule: Schedule) -> None:
         if device is None:
             continue
         if kind == "cycle" and planned.get("start"):
-            cycle = Cycle.objects.filter(pk=pk, device=device).first()
-            if cycle is None:
+            cycle = cycles.get(pk)
+            if cycle is None or cycle.device_id != device.pk:
                 continue
             new_start = parse_datetime(planned["start"])
             current = cycle.scheduled_start or datetime.fromisoformat(cycle_items[result_id]["earliest_start"])
             if abs((new_start - current).total_seconds()) < 60:
                 continue
-            rec = Recommendation.objects.create(
+            rec = Recommendation(
                 schedule=schedule, home=home, device=device, cycle=cycle, current_start=cycle.scheduled_start,
                 recommended_start=new_start, recommended_end=parse_datetime(planned["end"]),
                 saving_eur=_cycle_saving_eur(run, cycle_items[result_id], current, new_start),
             )
+            actions.recommendations.append(rec)
             changed.append(device.name)
             if device.automatic_management:
-                _accept(rec, automatic=True)
+                _accept(rec, actions, automatic=True)
         elif kind in ("ev", "battery", "thermal") and device.automatic_management:
-            _send_setpoints(run, schedule, device, kind, planned)
+            _send_setpoints(run, schedule, device, kind, planned, actions)
             changed.append(device.name)
     if changed:
         names = ", ".join(sorted(set(changed)))
-        notify(home, "plan_changed", f"A new plan changes {names}; it saves about "
-               f"{schedule.savings_eur:.2f} EUR against running them as planned.",
-               {"run": run.pk, "schedule": schedule.pk})
+        actions.notes.append((home, "plan_changed", f"A new plan changes {names}; it saves about "
+                              f"{schedule.savings_eur:.2f} EUR against running them as planned.",
+                              {"run": run.pk, "schedule": schedule.pk}))
 
 
-def _send_setpoints(run: OptimizationRun, schedule: Schedule, device: Device, kind: str, planned: dict) -> None:
+def _send_setpoints(run: OptimizationRun, schedule: Schedule, device: Device, kind: str, planned: dict,
+                    actions: _Actions) -> None:
     """One hub command per block of constant planned power, from the current slot for up to a day.
 
     EV and battery: power_w until the block's end; thermal: heat to the top of the comfort band
@@ -319,36 +392,27 @@ def _send_setpoints(run: OptimizationRun, schedule: Schedule, device: Device, ki
             heating = power[t] > 0
             command, parameters = CommandKind.SET_THERMAL_SETPOINT, {
                 "temperature_c": t_max if heating else t_min, "mode": "comfort" if heating else "eco", "until": until}
-        _command_or_notify(device, command, parameters, not_before=max(block_start, now), expires_at=block_end, run=run)
+        actions.command_or_notify(device, command, parameters, not_before=max(block_start, now),
+                                  expires_at=block_end, run=run)
         if device.hub_id is None:
             return  # one notification is enough
         t = end + 1
 
 
-def _command_or_notify(device: Device, kind: str, parameters: dict, not_before: datetime, expires_at: datetime,
-                       run: Optional[OptimizationRun] = None, recommendation: Optional[Recommendation] = None) -> None:
-    """Hand a command to the hub bridge; a device without a hub gets a notification instead."""
-    from hub_bridge.services import enqueue_command
-
-    if device.hub_id is None:
-        notify(device.home, "device_without_hub", f"{device.name} has no hub, so the plan could not be sent to it: "
-               f"please apply it by hand ({kind}).", {"device": device.pk, "kind": kind, "parameters": parameters})
-        return
-    enqueue_command(device, kind, parameters, not_before, expires_at, run=run, recommendation=recommendation)
-
-
 # ------------------------------------------------------------------------ recommendations
-def _accept(rec: Recommendation, automatic: bool = False) -> Recommendation:
+def _accept(rec: Recommendation, actions: _Actions, automatic: bool = False) -> Recommendation:
+    """Accept: the cycle moves to the recommended start and the hub is told to start it then
+    (written by `actions.write()`, with the recommendation when it is new)."""
     from hub_bridge.models import CommandKind
 
     now = timezone.now()
     rec.status = RecommendationStatus.ACCEPTED
     rec.decided_at = now
-    rec.save(update_fields=["status", "decided_at"])
-    Cycle.objects.filter(pk=rec.cycle_id).update(scheduled_start=rec.recommended_start, updated_at=now)
-    _command_or_notify(rec.device, CommandKind.START_CYCLE,
-                       {"sequence_id": rec.cycle.sequence_id, "start": rec.recommended_start.isoformat()},
-                       not_before=now, expires_at=rec.recommended_start, run=rec.schedule.run, recommendation=rec)
+    actions.cycle_starts[rec.cycle_id] = rec.recommended_start
+    actions.command_or_notify(rec.device, CommandKind.START_CYCLE,
+                              {"sequence_id": rec.cycle.sequence_id, "start": rec.recommended_start.isoformat()},
+                              not_before=now, expires_at=rec.recommended_start, run=rec.schedule.run,
+                              recommendation=rec)
     return rec
 
 
@@ -365,7 +429,11 @@ def _decidable(rec_pk: int) -> Recommendation:
 @transaction.atomic
 def accept_recommendation(rec: Recommendation) -> Recommendation:
     """Move the cycle to the recommended start and send the start command to the hub."""
-    return _accept(_decidable(rec.pk))
+    actions = _Actions()
+    rec = _accept(_decidable(rec.pk), actions)
+    rec.save(update_fields=["status", "decided_at"])
+    actions.write()
+    return rec
 
 
 @transaction.atomic

@@ -39,7 +39,7 @@ def _jsonable(parameters: dict) -> dict:
     return {k: protocol.iso(v) if isinstance(v, datetime) else v for k, v in parameters.items()}
 
 
-def enqueue_command(
+def command_row(
     device: Device,
     kind: str,
     parameters: dict,
@@ -48,7 +48,7 @@ def enqueue_command(
     run=None,
     recommendation=None,
 ) -> HubCommand:
-    """Record a command for the device's hub; it is relayed after the transaction commits.
+    """A validated, unsaved command for the device's hub (`enqueue_commands` records it).
 
     `parameters` follow PROTOCOL.md for `kind` (datetimes may be given as aware datetimes);
     they are validated against the same schema the hub uses, so a bad command fails here.
@@ -68,12 +68,29 @@ def enqueue_command(
         })
     except protocol.ProtocolError as exc:
         raise ValueError(f"Invalid {kind} command: {exc.detail}") from None
-    command = HubCommand.objects.create(
-        hub_id=device.hub_id, device=device, kind=kind, parameters=parameters,
-        not_before=not_before, expires_at=expires_at, run=run, recommendation=recommendation,
-    )
-    transaction.on_commit(lambda: _relay(command.pk))
-    return command
+    return HubCommand(hub_id=device.hub_id, device=device, kind=kind, parameters=parameters,
+                      not_before=not_before, expires_at=expires_at, run=run, recommendation=recommendation)
+
+
+def enqueue_commands(commands: list[HubCommand]) -> list[HubCommand]:
+    """Record commands made by `command_row` with one INSERT; relayed after the transaction commits."""
+    if commands:
+        HubCommand.objects.bulk_create(commands)
+        transaction.on_commit(lambda: _relay(commands[0].pk))
+    return commands
+
+
+def enqueue_command(
+    device: Device,
+    kind: str,
+    parameters: dict,
+    not_before: datetime,
+    expires_at: datetime,
+    run=None,
+    recommendation=None,
+) -> HubCommand:
+    """Record one command for the device's hub (see `command_row`); relayed after commit."""
+    return enqueue_commands([command_row(device, kind, parameters, not_before, expires_at, run, recommendation)])[0]
 
 
 def _relay(command_pk: int) -> None:
