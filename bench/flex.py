@@ -5,8 +5,8 @@
         .venv/bin/python -m bench.flex --homes 1000 --workers 2 --json
 
 Seeds N homes (dynamic prices, flat load, a 10 kWh battery under automatic management
-behind a hub), starts `celery worker -Q optimization -c N`, sends one tasks.flex.build_offer
-per home and times until every offer is stored; then posts one portfolio activation
+behind a hub), starts `celery worker -Q optimization -c N`, sends one tasks.flex.build_offers
+per chunk of homes (as the day-ahead chunks do) and times until every offer is stored; then posts one portfolio activation
 (4 quarter-hours at noon, half-way from the summed baseline to the summed upper limit),
 which is split at least cost and re-planned per home by the workers (runs, schedules,
 hub commands), and times until the activation is settled. Prints JSON lines.
@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     from flexibility import flex_services
     from flexibility.flex_models import Activation, ActivationMode, ActivationStatus, FlexibilityOffer, Portfolio, ServiceAccount
     from hub_bridge.models import HubCommand
-    from tasks.flex import build_offer
+    from flexibility.flex_services import OFFER_CHUNK
+    from tasks.flex import build_offers
     from tests.flex.conftest import make_home, tomorrow
     from tests.plugins.celery_worker import CeleryWorker, purge_queues, use_broker
 
@@ -78,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     day = tomorrow()
     try:
         t0 = time.time()
-        for home in homes:
-            build_offer.delay(home.pk, day.isoformat())
+        ids = [home.pk for home in homes]
+        for i in range(0, len(ids), OFFER_CHUNK):
+            build_offers.delay(ids[i:i + OFFER_CHUNK], day.isoformat())
         deadline = time.monotonic() + args.timeout
         while FlexibilityOffer.objects.filter(home__in=homes, delivery_day=day).count() < len(homes):
             if time.monotonic() > deadline:
@@ -87,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.5)
         offers_s = time.time() - t0
         print(json.dumps({"bench": "flex", "phase": "offers", "homes": len(homes), "workers": args.workers,
-                          "elapsed_s": round(offers_s, 2), "homes_per_s": round(len(homes) / offers_s, 2)}), flush=True)
+                          "elapsed_s": round(offers_s, 2), "homes_per_s": round(len(homes) / offers_s, 2),
+                          "loadavg_1m": round(os.getloadavg()[0], 2)}), flush=True)
 
         offers = list(FlexibilityOffer.objects.filter(home__in=homes, delivery_day=day))
         first, n = 48, 4
@@ -113,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             "requested_kw": request, "planned_kw": planned_sum,
             "hub_commands": HubCommand.objects.filter(run__activation_shares__activation=act).distinct().count(),
             "replanned_homes": sum(1 for s in shares if s.run_id),
-            "target_s": 60,
+            "target_s": 60, "loadavg_1m": round(os.getloadavg()[0], 2),
         }), flush=True)
     finally:
         worker.stop()

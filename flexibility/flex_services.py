@@ -24,6 +24,7 @@ from .service_auth import hash_key, new_api_key
 log = logging.getLogger(__name__)
 RESOLUTION_MIN = 15
 EPS_KW = 1e-6
+OFFER_CHUNK = 50  # homes per offer-building task
 
 
 # --- Service accounts -------------------------------------------------------------
@@ -113,46 +114,75 @@ def save_offer(home: Home, day: date, envelope: dict, run=None, now: datetime | 
 
 
 def build_offer(home_id: int, day: date, now: datetime | None = None) -> FlexibilityOffer | None:
-    """Plan the delivery day's envelope for one home and store it as its offer.
+    """Plan the delivery day's envelope for one home and store it as its offer (see `build_offers`)."""
+    return build_offers([home_id], day, now).get(home_id)
 
-    None when the home does not contribute (not opted in, no device the HEMS may plan)
-    or its data cannot describe the day (problem_builder.MissingData, logged).
+
+def build_offers(home_ids: list[int], day: date, now: datetime | None = None) -> dict[int, FlexibilityOffer | None]:
+    """Plan the delivery day's envelope of each home and store it as its offer, in one pass.
+
+    The homes' rows are read with a fixed number of queries (problem_builder.load_inputs) and the
+    day-ahead run of each home for that day (its stored plan, when one succeeded) with one more.
+    A home gets None when it does not contribute (not opted in, no device the HEMS may plan), its
+    data cannot describe the day (MissingData, logged), or its envelope fails (logged, alone).
     """
     from flexibility.models import OptimizationRun, RunStatus, RunTrigger
-    from flexibility.optimizer import problem_from_dict
-    from flexibility.optimizer import envelope
+    from flexibility.problem_builder import load_inputs
+
+    now = now or timezone.now()
+    homes = list(sel.contributing_homes(Home.objects.filter(pk__in=home_ids)).select_related("tariff"))
+    out: dict[int, FlexibilityOffer | None] = {pk: None for pk in home_ids}
+    if not homes:
+        return out
+    existing = {o.home_id: o for o in FlexibilityOffer.objects.filter(home__in=homes, delivery_day=day)}
+    windows = {h.pk: delivery_window(h, day) for h in homes}
+    ends = {pk: start + timedelta(minutes=RESOLUTION_MIN * slots) for pk, (start, slots) in windows.items()}
+    runs: dict[int, OptimizationRun] = {}
+    for run in (OptimizationRun.objects.filter(home__in=homes, trigger=RunTrigger.DAY_AHEAD, status=RunStatus.SUCCEEDED,
+                                               horizon_start__in={s for s, _ in windows.values()})
+                .order_by("home_id", "-finished_at")):
+        if run.horizon_start == windows[run.home_id][0]:
+            runs.setdefault(run.home_id, run)
+    inputs = load_inputs(homes, min(s for s, _ in windows.values()), max(ends.values()), now)
+    for home in homes:
+        try:
+            with transaction.atomic():
+                out[home.pk] = _build_offer(home, day, windows[home.pk][0], ends[home.pk], existing.get(home.pk),
+                                            runs.get(home.pk), inputs[home.pk], now)
+        except Exception:  # one home's bad data never blocks the others' offers
+            log.exception("No offer for home %s on %s", home.pk, day)
+    return out
+
+
+def _build_offer(home: Home, day: date, start: datetime, end: datetime, existing: FlexibilityOffer | None,
+                 run, inputs, now: datetime) -> FlexibilityOffer | None:
+    from flexibility.optimizer import envelope, problem_from_dict
     from flexibility.problem_builder import MissingData, build_problem
 
-    home = Home.objects.get(pk=home_id)
-    if not home_contributes(home):
-        return None
-    existing = FlexibilityOffer.objects.filter(home=home, delivery_day=day).first()
-    if existing is not None and (existing.frozen or (now or timezone.now()) >= existing.gate_closure):
+    if existing is not None and (existing.frozen or now >= existing.gate_closure):
         return save_offer(home, day, {}, now=now)
-    start, slots = delivery_window(home, day)
     try:
-        problem = build_problem(home, start, start + timedelta(minutes=RESOLUTION_MIN * slots))
+        problem = build_problem(home, start, end, inputs=inputs, now=now)
     except MissingData as exc:
-        log.info("No offer for home %s on %s: %s", home_id, day, exc)
+        log.info("No offer for home %s on %s: %s", home.pk, day, exc)
         return None
     env = envelope(problem_from_dict(problem)).to_dict()
     if env.get("status") not in ("OPTIMAL", "FEASIBLE") or not env.get("baseline_kw"):
-        log.warning("No offer for home %s on %s: envelope %s (%s)", home_id, day, env.get("status"),
+        log.warning("No offer for home %s on %s: envelope %s (%s)", home.pk, day, env.get("status"),
                     "; ".join(env.get("explanation") or []))
         return None
-    run = (OptimizationRun.objects.filter(home=home, trigger=RunTrigger.DAY_AHEAD, status=RunStatus.SUCCEEDED,
-                                          horizon_start=start).order_by("-finished_at").first())
     return save_offer(home, day, env, run=run, now=now)
 
 
 def enqueue_offer_builds(home_ids: list[int], day: date) -> int:
-    """One task per contributing home (called after the day-ahead runs)."""
-    from tasks.flex import build_offer as build_offer_task
+    """Ask for the offers of the contributing homes after commit: one task per OFFER_CHUNK homes
+    (called with the homes of a day-ahead chunk once their plans are stored)."""
+    from tasks.flex import build_offers as build_offers_task
 
-    ids = list(Home.objects.filter(pk__in=home_ids, global_optimizer_opt_in=True, devices__allow_hems=True)
-               .distinct().values_list("pk", flat=True))
-    for pk in ids:
-        transaction.on_commit(lambda pk=pk: build_offer_task.delay(pk, day.isoformat()))
+    ids = list(sel.contributing_homes(Home.objects.filter(pk__in=home_ids)).values_list("pk", flat=True))
+    for i in range(0, len(ids), OFFER_CHUNK):
+        chunk = ids[i:i + OFFER_CHUNK]
+        transaction.on_commit(lambda chunk=chunk: build_offers_task.delay(chunk, day.isoformat()))
     return len(ids)
 
 

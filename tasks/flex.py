@@ -15,6 +15,15 @@ def build_offer(home_id: int, delivery_day: str) -> int | None:
     return offer.pk if offer else None
 
 
+@shared_task(name="tasks.flex.build_offers", acks_late=True)
+def build_offers(home_ids: list[int], delivery_day: str) -> int:
+    """Build the offers of a chunk of homes for a delivery day (after their day-ahead runs)."""
+    from flexibility import flex_services
+
+    offers = flex_services.build_offers(home_ids, date.fromisoformat(delivery_day))
+    return sum(1 for offer in offers.values() if offer is not None)
+
+
 @shared_task(name="tasks.flex.replan_share", acks_late=True)
 def replan_share(share_id: int) -> str:
     """Re-optimize one home with its activation share as a hard constraint, then dispatch."""
