@@ -269,20 +269,44 @@ def apply_acknowledgements(acks: list[tuple[Hub, dict]]) -> int:
 def telemetry_rows(hub: Hub, message: dict) -> list[Measurement]:
     """Measurements of one telemetry message; ValidationError (nothing kept) if any row names a
     device the hub's home does not have."""
-    if hub.home_id is None:
-        raise ValidationError("The hub is not attached to a home.")
-    serials = {m.get("device_serial") for m in message["measurements"]} - {None}
-    devices = dict(Device.objects.filter(home_id=hub.home_id, serial_number__in=serials)
-                   .values_list("serial_number", "id")) if serials else {}
-    unknown = serials - set(devices)
-    if unknown:
-        raise ValidationError(f"Unknown device serial(s): {sorted(unknown)[:5]}")
-    return [
-        Measurement(home_id=hub.home_id, device_id=devices.get(m.get("device_serial")),
-                    time=protocol.parse_time(m["time"]), power_w=m.get("power_w"), energy_wh=m.get("energy_wh"),
-                    soc_pct=m.get("soc_pct"), temperature_c=m.get("temperature_c"))
-        for m in message["measurements"]
-    ]
+    rows, refused = telemetry_rows_of([(hub, message)])
+    if refused:
+        raise refused[0][2]
+    return rows
+
+
+def telemetry_rows_of(messages: list[tuple[Hub, dict]]) -> tuple[list[Measurement], list[tuple[Hub, dict, ValidationError]]]:
+    """Measurements of a batch of telemetry messages, their device serials resolved with one query.
+
+    Returns (rows, refused): a message naming a device its hub's home does not have, or from a hub
+    without a home, is refused whole with its reason; the others' rows are returned.
+    """
+    wanted = {(hub.home_id, m.get("device_serial")) for hub, message in messages if hub.home_id is not None
+              for m in message["measurements"] if m.get("device_serial") is not None}
+    devices: dict[tuple[int, str], int] = {}
+    if wanted:
+        q = Q()
+        for home_id in {h for h, _ in wanted}:
+            q |= Q(home_id=home_id, serial_number__in=[s for h, s in wanted if h == home_id])
+        devices = {(home_id, serial): pk for pk, home_id, serial in
+                   Device.objects.filter(q).values_list("id", "home_id", "serial_number")}
+    rows, refused = [], []
+    for hub, message in messages:
+        if hub.home_id is None:
+            refused.append((hub, message, ValidationError("The hub is not attached to a home.")))
+            continue
+        serials = {m.get("device_serial") for m in message["measurements"]} - {None}
+        unknown = {s for s in serials if (hub.home_id, s) not in devices}
+        if unknown:
+            refused.append((hub, message, ValidationError(f"Unknown device serial(s): {sorted(unknown)[:5]}")))
+            continue
+        rows += [
+            Measurement(home_id=hub.home_id, device_id=devices.get((hub.home_id, m.get("device_serial"))),
+                        time=protocol.parse_time(m["time"]), power_w=m.get("power_w"), energy_wh=m.get("energy_wh"),
+                        soc_pct=m.get("soc_pct"), temperature_c=m.get("temperature_c"))
+            for m in message["measurements"]
+        ]
+    return rows, refused
 
 
 def record_telemetry(rows: list[Measurement]) -> int:
