@@ -10,7 +10,7 @@ from django.core.management import call_command
 
 from devices.management.commands.seed_demo import local_day_slots
 from devices.models import ComfortPreference, Cycle, Device, EVSession, Home, Hub, SignalSeries
-from hub_bridge.credentials import check_secret
+from devices.hub_credentials import check_secret
 
 pytestmark = pytest.mark.django_db
 LISBON = zoneinfo.ZoneInfo("Europe/Lisbon")
