@@ -4,9 +4,9 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.utils.html import format_html_join
 
-from . import flex_selectors as sel
-from . import flex_services
-from .flex_models import Activation, ActivationShare, FlexibilityOffer, Portfolio, ServiceAccount
+from . import selectors as sel
+from . import services
+from .models import Activation, ActivationShare, FlexibilityOffer, Portfolio, ServiceAccount
 from .service_auth import hash_key, new_api_key
 
 
@@ -39,7 +39,7 @@ class ServiceAccountAdmin(admin.ModelAdmin):
     @admin.action(description="Issue a new API key (the old one stops working)")
     def rotate_key(self, request, queryset) -> None:
         for account in queryset:
-            key = flex_services.rotate_service_account_key(account)
+            key = services.rotate_service_account_key(account)
             messages.warning(request, f"New API key for {account.name} (shown once): {key}")
 
 

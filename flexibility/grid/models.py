@@ -1,4 +1,6 @@
-"""Grid flexibility: portfolios, service accounts, offers, activations (issue 6).
+"""Grid flexibility: portfolios, service accounts, offers, activations.
+
+Tables keep their `flexibility_` names (db_table): these models moved here from the flexibility app.
 
 Per-slot data are JSON arrays of floats (kW, or EUR per kW), one entry per slot
 starting at `start`, `resolution_minutes` apart. Slots are absolute instants, so a
@@ -13,6 +15,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from devices.models import Home
+from flexibility.planning.models import OptimizationRun
+from flexibility.planning.slots import RESOLUTION_MIN
 
 
 def _check_series(obj: models.Model, names: tuple[str, ...], allow_null: bool = False) -> None:
@@ -32,7 +36,7 @@ def _check_series(obj: models.Model, names: tuple[str, ...], allow_null: bool = 
 
 class SlotSeriesMixin(models.Model):
     start = models.DateTimeField(help_text="Start of the first slot.")
-    resolution_minutes = models.PositiveSmallIntegerField(default=15)
+    resolution_minutes = models.PositiveSmallIntegerField(default=RESOLUTION_MIN)
     slots = models.PositiveIntegerField()
 
     class Meta:
@@ -57,6 +61,7 @@ class Portfolio(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        db_table = "flexibility_portfolio"
         ordering = ["code"]
 
     def __str__(self) -> str:
@@ -85,6 +90,7 @@ class ServiceAccount(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        db_table = "flexibility_serviceaccount"
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -110,7 +116,7 @@ class FlexibilityOffer(SlotSeriesMixin):
     gate_closure = models.DateTimeField(help_text="After this instant the offer is frozen.")
     frozen = models.BooleanField(default=False)
     run = models.ForeignKey(
-        "flexibility.OptimizationRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="offers"
+        OptimizationRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="offers"
     )
     baseline_kw = models.JSONField()
     min_kw = models.JSONField()
@@ -121,6 +127,7 @@ class FlexibilityOffer(SlotSeriesMixin):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        db_table = "flexibility_flexibilityoffer"
         ordering = ["delivery_day", "home_id"]
         constraints = [models.UniqueConstraint(fields=["home", "delivery_day"], name="one_offer_per_home_per_day")]
         indexes = [models.Index(fields=["delivery_day", "home"])]
@@ -174,6 +181,7 @@ class Activation(SlotSeriesMixin):
     planned_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        db_table = "flexibility_activation"
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
@@ -209,7 +217,7 @@ class ActivationShare(models.Model):
     max_kw = models.JSONField(help_text="Hard upper bound per activation slot (null = none).")
     cost_eur = models.FloatField(default=0.0)
     run = models.ForeignKey(
-        "flexibility.OptimizationRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="activation_shares"
+        OptimizationRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="activation_shares"
     )
     status = models.CharField(max_length=16, choices=ShareStatus.choices, default=ShareStatus.QUEUED)
     planned_kw = models.JSONField(null=True, blank=True, help_text="Net import of the new plan per activation slot.")
@@ -217,5 +225,6 @@ class ActivationShare(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        db_table = "flexibility_activationshare"
         ordering = ["activation_id", "home_id"]
         constraints = [models.UniqueConstraint(fields=["activation", "home"], name="one_share_per_home_per_activation")]

@@ -11,7 +11,7 @@ from django.db.models import F, Func, IntegerField
 from devices.models import Home, Measurement
 
 from .disaggregation import HomeEnvelope, merit_order
-from .flex_models import Activation, ActivationShare, FlexibilityOffer, Portfolio, ServiceAccount
+from .models import Activation, ActivationShare, FlexibilityOffer, Portfolio, ServiceAccount
 
 OFFER_SERIES = ("baseline_kw", "min_kw", "max_kw", "price_up_eur_per_kw", "price_down_eur_per_kw")
 
@@ -33,8 +33,13 @@ def homes_for(principal) -> QuerySet[Home]:
 
 
 def contributing_homes(homes: QuerySet[Home]) -> QuerySet[Home]:
-    """Only opted-in homes with at least one device the household lets the HEMS plan."""
+    """Who contributes flexibility (the one rule): opted-in homes with at least one device the
+    household lets the HEMS plan."""
     return homes.filter(global_optimizer_opt_in=True, devices__allow_hems=True).distinct()
+
+
+def home_contributes(home: Home) -> bool:
+    return contributing_homes(Home.objects.filter(pk=home.pk)).exists()
 
 
 def offers_for(principal, delivery_day: date | None = None, portfolio: Portfolio | None = None) -> QuerySet[FlexibilityOffer]:

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from .flex_models import Activation, ActivationMode, ActivationShare, FlexibilityOffer, Portfolio
+from flexibility.planning.slots import RESOLUTION_MIN, SLOT
+
+from .models import Activation, ActivationMode, ActivationShare, FlexibilityOffer, Portfolio
 
 MAX_SLOTS = 100  # one delivery day at 15 min, DST days included
 
@@ -72,8 +74,8 @@ class ActivationRequestSerializer(serializers.Serializer):
     def validate(self, data: dict) -> dict:
         if ("home" in data) == ("portfolio" in data):
             raise serializers.ValidationError({"home": "Give exactly one of home and portfolio."})
-        if int(data["start"].timestamp()) % 900:
-            raise serializers.ValidationError({"start": "Must be aligned to a 15-minute slot."})
+        if int(data["start"].timestamp()) % int(SLOT.total_seconds()):
+            raise serializers.ValidationError({"start": f"Must be aligned to a {RESOLUTION_MIN}-minute slot."})
         if "setpoints_kw" in data:
             if "min_kw" in data or "max_kw" in data:
                 raise serializers.ValidationError({"setpoints_kw": "Give setpoints_kw or min_kw/max_kw, not both."})

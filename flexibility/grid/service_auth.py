@@ -13,7 +13,7 @@ from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
-from .flex_models import ServiceAccount
+from .models import ServiceAccount
 
 KEY_PREFIX_BYTES = 6
 
@@ -88,7 +88,7 @@ class IsOperator(permissions.BasePermission):
 class ServiceAccountScheme(OpenApiAuthenticationExtension):
     """Describes the API-key scheme in the OpenAPI schema."""
 
-    target_class = "flexibility.service_auth.ServiceAccountAuthentication"
+    target_class = "flexibility.grid.service_auth.ServiceAccountAuthentication"
     name = "ServiceAccountApiKey"
 
     def get_security_definition(self, auto_schema):

@@ -8,21 +8,25 @@ from datetime import date, datetime, time, timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from rest_framework.exceptions import NotFound
 
 from devices.models import Home
-from energy_manager.api_errors import Conflict, UnprocessableEntity
+from energy_manager.errors import Conflict, NotFound, Unprocessable
+from flexibility.optimizer import envelope, problem_from_dict
+from flexibility.planning.models import OptimizationRun, RunStatus, RunTrigger
+from flexibility.planning.problem_builder import MissingData, build_problem
+from flexibility.planning.services import execute_run, submit_run
+from flexibility.planning.slots import RESOLUTION_MIN, SLOT, local_day_horizon, slot_count
 
-from . import flex_selectors as sel
+from . import selectors as sel
+from . import signals
 from .disaggregation import BeyondOffer, disaggregate
-from .flex_models import (
+from .models import (
     Activation, ActivationMode, ActivationShare, ActivationStatus, FlexibilityOffer, Portfolio, ServiceAccount,
     ServiceRole, ShareStatus,
 )
 from .service_auth import hash_key, new_api_key
 
 log = logging.getLogger(__name__)
-RESOLUTION_MIN = 15
 EPS_KW = 1e-6
 
 
@@ -51,10 +55,8 @@ def rotate_service_account_key(account: ServiceAccount) -> str:
 
 def delivery_window(home: Home, day: date) -> tuple[datetime, int]:
     """First slot (aware) and slot count of a local delivery day (92/96/100 on DST days)."""
-    from flexibility.problem_builder import local_day_horizon
-
     start, end = local_day_horizon(home, day)
-    return start, int((end - start).total_seconds() // (RESOLUTION_MIN * 60))
+    return start, slot_count(start, end)
 
 
 def gate_closure(home: Home, day: date) -> datetime:
@@ -64,15 +66,9 @@ def gate_closure(home: Home, day: date) -> datetime:
     return local.astimezone(zoneinfo.ZoneInfo("UTC"))
 
 
-def home_contributes(home: Home) -> bool:
-    return home.global_optimizer_opt_in and home.devices.filter(allow_hems=True).exists()
-
-
 def _per_slot(envelope: dict, name: str) -> list[float]:
-    """Read one series from envelope(problem).to_dict(): a dict of lists or a list of per-slot dicts."""
-    if isinstance(envelope.get(name), list):
-        return [float(v) for v in envelope[name]]
-    return [float(s[name]) for s in envelope["slots"]]
+    """One per-slot series of envelope(problem).to_dict()."""
+    return [float(v) for v in envelope[name]]
 
 
 def offer_series_from_envelope(envelope: dict) -> dict[str, list[float]]:
@@ -118,20 +114,15 @@ def build_offer(home_id: int, day: date, now: datetime | None = None) -> Flexibi
     None when the home does not contribute (not opted in, no device the HEMS may plan)
     or its data cannot describe the day (problem_builder.MissingData, logged).
     """
-    from flexibility.models import OptimizationRun, RunStatus, RunTrigger
-    from flexibility.optimizer import problem_from_dict
-    from flexibility.optimizer import envelope
-    from flexibility.problem_builder import MissingData, build_problem
-
     home = Home.objects.get(pk=home_id)
-    if not home_contributes(home):
+    if not sel.home_contributes(home):
         return None
     existing = FlexibilityOffer.objects.filter(home=home, delivery_day=day).first()
     if existing is not None and (existing.frozen or (now or timezone.now()) >= existing.gate_closure):
         return save_offer(home, day, {}, now=now)
     start, slots = delivery_window(home, day)
     try:
-        problem = build_problem(home, start, start + timedelta(minutes=RESOLUTION_MIN * slots))
+        problem = build_problem(home, start, start + SLOT * slots)
     except MissingData as exc:
         log.info("No offer for home %s on %s: %s", home_id, day, exc)
         return None
@@ -146,13 +137,11 @@ def build_offer(home_id: int, day: date, now: datetime | None = None) -> Flexibi
 
 
 def enqueue_offer_builds(home_ids: list[int], day: date) -> int:
-    """One task per contributing home (called after the day-ahead runs)."""
-    from tasks.flex import build_offer as build_offer_task
-
-    ids = list(Home.objects.filter(pk__in=home_ids, global_optimizer_opt_in=True, devices__allow_hems=True)
-               .distinct().values_list("pk", flat=True))
+    """Ask for one offer build per contributing home, after commit (called after the day-ahead runs)."""
+    ids = list(sel.contributing_homes(Home.objects.filter(pk__in=home_ids)).values_list("pk", flat=True))
     for pk in ids:
-        transaction.on_commit(lambda pk=pk: build_offer_task.delay(pk, day.isoformat()))
+        transaction.on_commit(lambda pk=pk: signals.offer_build_due.send(sender=FlexibilityOffer, home_id=pk,
+                                                                          delivery_day=day))
     return len(ids)
 
 
@@ -164,23 +153,23 @@ def freeze_due_offers(now: datetime | None = None) -> int:
 
 # --- Activations -------------------------------------------------------------------
 
-class ActivationBeyondOffer(UnprocessableEntity):
+class ActivationBeyondOffer(Unprocessable):
     """Well-formed, but the offers cannot deliver it: carries the maximum available per slot."""
 
-    default_code = "beyond_offer"
+    code = "beyond_offer"
 
     def __init__(self, message: str, slot_starts: list[datetime], available_min_kw: list[float], available_max_kw: list[float], slots: list[int]):
-        super().__init__(message)
         self.available = {
             "start": [s.isoformat() for s in slot_starts],
             "min_kw": [round(v, 6) for v in available_min_kw],
             "max_kw": [round(v, 6) for v in available_max_kw],
             "slots_beyond": slots,
         }
+        super().__init__(message, extra={"available": self.available})
 
 
 def _offers_covering(homes, start: datetime, slots: int) -> list[FlexibilityOffer]:
-    end = start + timedelta(minutes=RESOLUTION_MIN * slots)
+    end = start + SLOT * slots
     candidates = FlexibilityOffer.objects.filter(
         home__in=sel.contributing_homes(homes), start__lte=start, start__gt=start - timedelta(hours=26)
     ).select_related("home")
@@ -218,7 +207,7 @@ def create_activation(
         if not sel.portfolios_for(principal).filter(pk=portfolio.pk).exists():
             raise NotFound("Portfolio not found.")
         homes = portfolio.homes.all()
-    end = start + timedelta(minutes=RESOLUTION_MIN * slots)
+    end = start + SLOT * slots
     if start <= now:
         raise Conflict(
             f"The delivery window starting {start.isoformat()} has already begun or passed "
@@ -227,14 +216,13 @@ def create_activation(
         )
     offers = _offers_covering(homes, start, slots)
     if not offers:
-        raise UnprocessableEntity("No flexibility offer covers this window.")
+        raise Unprocessable("No flexibility offer covers this window.")
     first = {o.home_id: int((start - o.start).total_seconds()) // (o.resolution_minutes * 60) for o in offers}
     envelopes = {o.home_id: sel.envelope_of(o, first[o.home_id], slots) for o in offers}
     try:
         split = disaggregate(requested_min_kw, requested_max_kw, envelopes)
     except BeyondOffer as err:
-        step = timedelta(minutes=RESOLUTION_MIN)
-        starts = [start + i * step for i in range(slots)]
+        starts = [start + i * SLOT for i in range(slots)]
         detail = "; ".join(
             f"{starts[t].isoformat()}: {err.available_min_kw[t]:.3f}..{err.available_max_kw[t]:.3f} kW" for t in err.slots[:8]
         )
@@ -272,9 +260,11 @@ def create_activation(
     if not queued:
         _settle(activation)
     else:
-        from tasks.flex import replan_share
+        def announce() -> None:
+            for pk in queued:
+                signals.share_replan_due.send(sender=ActivationShare, share_pk=pk)
 
-        transaction.on_commit(lambda: [replan_share.delay(pk) for pk in queued])
+        transaction.on_commit(announce)
     return activation
 
 
@@ -297,10 +287,6 @@ def replan_share(share_id: int) -> ActivationShare:
     the run final and does nothing. Storing the result dispatches the new plan: commands
     for devices under automatic management, recommendations and a notification otherwise.
     """
-    from flexibility import services as runs
-    from flexibility.models import OptimizationRun, RunTrigger
-    from flexibility.problem_builder import MissingData
-
     share = ActivationShare.objects.select_related("activation", "home", "offer").get(pk=share_id)
     if share.status != ShareStatus.QUEUED:
         return share
@@ -308,14 +294,14 @@ def replan_share(share_id: int) -> ActivationShare:
         start, end, grid_request = share_grid_request(share, share.offer)
         try:
             with transaction.atomic():
-                run, _ = runs.submit_run(share.home, trigger=RunTrigger.ACTIVATION, horizon_start=start,
+                run, _ = submit_run(share.home, trigger=RunTrigger.ACTIVATION, horizon_start=start,
                                          horizon_end=end, grid_request=grid_request, force=True)
                 ActivationShare.objects.filter(pk=share.pk).update(run=run)
         except MissingData as exc:
             return record_share_failure(share.pk, str(exc))
     else:
         run = share.run
-    runs.execute_run(run.pk)
+    execute_run(run.pk)
     return record_share_plan(share.pk, OptimizationRun.objects.get(pk=run.pk))
 
 
@@ -331,8 +317,6 @@ def record_share_failure(share_id: int, message: str) -> ActivationShare:
 @transaction.atomic
 def record_share_plan(share_id: int, run) -> ActivationShare:
     """Store the outcome of the share's run and settle the activation once every share is done."""
-    from flexibility.models import RunStatus
-
     share = ActivationShare.objects.select_for_update(of=("self",)).select_related("activation", "offer").get(pk=share_id)
     share.run = run
     if run.status in (RunStatus.QUEUED, RunStatus.RUNNING):

@@ -1,7 +1,7 @@
 """Operator / aggregator API, under /api/v1/operator/."""
 from django.urls import path
 
-from . import flex_views as v
+from . import views as v
 
 urlpatterns = [
     path("operator/portfolios/", v.PortfolioListView.as_view(), name="operator-portfolios"),

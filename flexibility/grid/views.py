@@ -11,15 +11,15 @@ from drf_spectacular.utils import extend_schema
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
 from devices.models import Home
-from energy_manager.api_errors import error_body
+from energy_manager.errors import NotFound
 
-from . import flex_selectors as sel
-from . import flex_services
-from .flex_serializers import (
+from . import selectors as sel
+from . import services
+from .serializers import (
     ActivationDetailSerializer, ActivationRequestSerializer, ActivationSerializer, OfferQuerySerializer,
     OfferSerializer, PortfolioSerializer,
 )
-from .flex_models import FlexibilityOffer
+from .models import FlexibilityOffer
 from .service_auth import IsOperator, ServiceAccountAuthentication
 
 
@@ -49,7 +49,7 @@ class PortfolioOfferView(OperatorView, APIView):
         offers = list(sel.offers_for(request.user, day, portfolio))
         body = sel.portfolio_offer(portfolio, day, offers)
         if body is None:
-            return Response(error_body("not_found", f"No offers for portfolio {portfolio.code} on {day}."), status=404)
+            raise NotFound(f"No offers for portfolio {portfolio.code} on {day}.")
         return Response(body)
 
 
@@ -67,12 +67,6 @@ class OfferListView(OperatorView, generics.ListAPIView):
         return sel.offers_for(self.request.user, query.validated_data["delivery_day"], portfolio)
 
 
-def beyond_offer_response(err: flex_services.ActivationBeyondOffer) -> Response:
-    body = error_body(err.default_code, str(err.detail))
-    body["error"]["available"] = err.available
-    return Response(body, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
-
-
 class ActivationListView(OperatorView, generics.ListCreateAPIView):
     serializer_class = ActivationSerializer
 
@@ -88,14 +82,11 @@ class ActivationListView(OperatorView, generics.ListCreateAPIView):
             home = get_object_or_404(sel.homes_for(request.user), pk=v["home"])
         else:
             portfolio = get_object_or_404(sel.portfolios_for(request.user), pk=v["portfolio"])
-        try:
-            activation = flex_services.create_activation(
-                request.user, start=v["start"], requested_min_kw=v["requested_min_kw"],
-                requested_max_kw=v["requested_max_kw"], mode=v["mode"], home=home, portfolio=portfolio,
-                external_id=v["external_id"],
-            )
-        except flex_services.ActivationBeyondOffer as err:
-            return beyond_offer_response(err)
+        activation = services.create_activation(
+            request.user, start=v["start"], requested_min_kw=v["requested_min_kw"],
+            requested_max_kw=v["requested_max_kw"], mode=v["mode"], home=home, portfolio=portfolio,
+            external_id=v["external_id"],
+        )
         return Response(ActivationDetailSerializer(activation).data, status=status.HTTP_201_CREATED)
 
 

@@ -1,10 +1,10 @@
-"""Admin for optimization runs, schedules, recommendations, notifications and fleet runs."""
+"""Admin for optimization runs, schedules, recommendations and fleet runs."""
 from __future__ import annotations
 
 from django.contrib import admin
 
-from flexibility import services
-from flexibility.models import FleetRun, Notification, OptimizationRun, Recommendation, Schedule
+from . import services
+from .models import FleetRun, OptimizationRun, Recommendation, Schedule
 
 
 @admin.register(OptimizationRun)
@@ -47,14 +47,6 @@ class RecommendationAdmin(admin.ModelAdmin):
     raw_id_fields = ["schedule", "home", "device", "cycle"]
 
 
-@admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
-    list_display = ["id", "user", "home", "kind", "created_at", "dismissed_at"]
-    list_filter = ["kind"]
-    search_fields = ["message", "user__username"]
-    raw_id_fields = ["user", "home"]
-
-
 @admin.register(FleetRun)
 class FleetRunAdmin(admin.ModelAdmin):
     list_display = ["id", "delivery_day", "timezone", "homes", "runs_per_status", "chunks_done", "chunks_total",
@@ -71,5 +63,3 @@ class FleetRunAdmin(admin.ModelAdmin):
     @admin.action(description="Refresh the counts per status")
     def refresh(self, request, queryset):
         services.refresh_fleet_summaries(list(queryset.values_list("pk", flat=True)))
-
-from .flex_admin import *  # noqa: E402,F401,F403  grid flexibility admin (issue 6)

@@ -1,6 +1,6 @@
-"""Optimization runs, their schedules, recommendations and notifications.
+"""Optimization runs, their schedules, recommendations and day-ahead fleet runs.
 
-Grid flexibility (offers, portfolios, activations) lives in flexibility/flex_models.py.
+Tables keep the `flexibility_` prefix: the app label stays "flexibility" (see apps.py).
 """
 from __future__ import annotations
 
@@ -113,20 +113,6 @@ class Recommendation(models.Model):
         constraints = [models.UniqueConstraint(fields=["schedule", "cycle"], name="one_recommendation_per_cycle_per_schedule")]
 
 
-class Notification(models.Model):
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
-    home = models.ForeignKey(Home, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications")
-    kind = models.CharField(max_length=32)
-    message = models.TextField()
-    data = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    dismissed_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["user", "dismissed_at"])]
-
-
 class FleetRun(models.Model):
     """Summary of one day-ahead fan-out: the opted-in homes of one time zone (or all, when started by hand)."""
 
@@ -145,6 +131,3 @@ class FleetRun(models.Model):
 
     def __str__(self) -> str:
         return f"Day-ahead {self.delivery_day} {self.timezone or 'all zones'} ({self.homes} homes)"
-
-
-from .flex_models import *  # noqa: E402,F401,F403  grid flexibility models (issue 6)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from typing import Any, Iterable, Optional
 
@@ -22,43 +22,19 @@ from devices.models import (
 )
 from devices.power_profiles import profile_duration_minutes
 from devices.tariffs import price_series
+from energy_manager.errors import Unprocessable
 
-RESOLUTION_MIN = 15
-DEFAULT_HORIZON_H = 24
-MAX_HORIZON_H = 72
+from .slots import MAX_HORIZON_H, RESOLUTION_MIN, default_horizon, floor_to_slot
+
 WATER_KWH_PER_LITRE_KELVIN = 4.186 / 3600.0  # specific heat of water: 4.186 kJ/(kg K), 1 kWh = 3600 kJ
 
 
-class MissingData(Exception):
+class MissingData(Unprocessable):
     """The stored data cannot describe the home over the horizon; `missing` names each gap."""
 
     def __init__(self, missing: list[str]):
         self.missing = list(missing)
         super().__init__("Missing data for the optimization: " + "; ".join(self.missing) + ".")
-
-
-# ----------------------------------------------------------------------------- horizon
-def floor_to_slot(when: datetime, resolution_min: int = RESOLUTION_MIN) -> datetime:
-    """The start of the absolute slot containing `when` (slots are aligned to the epoch)."""
-    seconds = resolution_min * 60
-    ts = int(when.timestamp())
-    return datetime.fromtimestamp(ts - ts % seconds, tz=dt_timezone.utc)
-
-
-def default_horizon(now: Optional[datetime] = None, hours: float = DEFAULT_HORIZON_H) -> tuple[datetime, datetime]:
-    """From the current slot for `hours` (a whole number of slots)."""
-    start = floor_to_slot(now or timezone.now())
-    slots = int(round(hours * 60 / RESOLUTION_MIN))
-    return start, start + timedelta(minutes=RESOLUTION_MIN * slots)
-
-
-def local_day_horizon(home: Home, day: date) -> tuple[datetime, datetime]:
-    """Local midnight to next local midnight of `day` in the home's zone (92/96/100 quarter-hours)."""
-    zone = home.tzinfo
-    nxt = day + timedelta(days=1)
-    start = datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(dt_timezone.utc)
-    end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=zone).astimezone(dt_timezone.utc)
-    return start, end
 
 
 def input_hash(problem: dict, backend: str, time_limit_s: float) -> str:

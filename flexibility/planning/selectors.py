@@ -1,14 +1,16 @@
-"""Queries that read runs, schedules, recommendations and notifications, scoped to their owner."""
+"""Queries that read runs, schedules, and recommendations, scoped to their owner."""
 from __future__ import annotations
 
 from typing import Any, Optional
 
 from django.db.models import Exists, OuterRef, QuerySet
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from devices.models import Home
 from devices.permissions import scope_to_owner
-from flexibility.models import Notification, OptimizationRun, Recommendation, RunStatus, RunTrigger, Schedule
+
+from .models import OptimizationRun, Recommendation, RunStatus, RunTrigger, Schedule
 
 
 def home_for_user(user: Any, home_id: int) -> Home:
@@ -20,10 +22,6 @@ def runs_for_user(user: Any) -> QuerySet[OptimizationRun]:
     return scope_to_owner(OptimizationRun.objects.select_related("home"), user, "home__owner")
 
 
-def run_for_user(user: Any, run_id: int) -> OptimizationRun:
-    return get_object_or_404(runs_for_user(user).select_related("schedule"), pk=run_id)
-
-
 def schedules_for_home(home: Home) -> QuerySet[Schedule]:
     """History, newest first."""
     return Schedule.objects.filter(home=home).select_related("run").order_by("-created_at", "-id")
@@ -31,19 +29,12 @@ def schedules_for_home(home: Home) -> QuerySet[Schedule]:
 
 def latest_schedule(home: Home) -> Optional[Schedule]:
     """The newest schedule of a succeeded run of `home` whose horizon has not ended yet, else the newest one."""
-    from django.utils import timezone
-
     qs = schedules_for_home(home).filter(run__status=RunStatus.SUCCEEDED)
     return qs.filter(run__horizon_end__gt=timezone.now()).first() or qs.first()
 
 
 def recommendations_for_user(user: Any) -> QuerySet[Recommendation]:
     return scope_to_owner(Recommendation.objects.select_related("device", "cycle"), user, "home__owner")
-
-
-def notifications_for_user(user: Any) -> QuerySet[Notification]:
-    """A user's own notifications (staff too: notifications are personal)."""
-    return Notification.objects.filter(user=user)
 
 
 def opted_in_home_ids() -> QuerySet:

@@ -1,12 +1,15 @@
-"""Thin API shapes for runs, schedules, recommendations and notifications."""
+"""Thin API shapes for runs, schedules, and recommendations."""
 from __future__ import annotations
 
 from django.urls import reverse
 from rest_framework import serializers
 
 from devices.models import Objective
-from flexibility.models import Notification, OptimizationRun, Recommendation, Schedule
-from flexibility.services import BACKENDS, MAX_TIME_LIMIT_S
+from flexibility.optimizer import BACKENDS
+
+from .models import OptimizationRun, Recommendation, Schedule
+from .services import MAX_TIME_LIMIT_S
+from .slots import MAX_HORIZON, MAX_HORIZON_H
 
 
 class RunRequestSerializer(serializers.Serializer):
@@ -14,7 +17,7 @@ class RunRequestSerializer(serializers.Serializer):
 
     horizon_start = serializers.DateTimeField(required=False, help_text="Default: the current 15-minute slot.")
     horizon_end = serializers.DateTimeField(required=False)
-    horizon_hours = serializers.FloatField(required=False, min_value=0.25, max_value=72,
+    horizon_hours = serializers.FloatField(required=False, min_value=0.25, max_value=MAX_HORIZON_H,
                                            help_text="Length from horizon_start when horizon_end is not given.")
     objective = serializers.ChoiceField(choices=Objective.choices, required=False)
     backend = serializers.ChoiceField(choices=BACKENDS, required=False)
@@ -27,8 +30,8 @@ class RunRequestSerializer(serializers.Serializer):
             raise serializers.ValidationError({"horizon_hours": "Give horizon_end or horizon_hours, not both."})
         if start and end and end <= start:
             raise serializers.ValidationError({"horizon_end": "Must be after horizon_start."})
-        if start and end and (end - start).total_seconds() > 72 * 3600:
-            raise serializers.ValidationError({"horizon_end": "The horizon must not exceed 72 h."})
+        if start and end and end - start > MAX_HORIZON:
+            raise serializers.ValidationError({"horizon_end": f"The horizon must not exceed {MAX_HORIZON_H} h."})
         return attrs
 
 
@@ -78,11 +81,4 @@ class RecommendationSerializer(serializers.ModelSerializer):
         model = Recommendation
         fields = ["id", "home", "schedule", "device", "device_name", "cycle", "cycle_program", "current_start",
                   "recommended_start", "recommended_end", "saving_eur", "status", "created_at", "decided_at"]
-        read_only_fields = fields
-
-
-class NotificationSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Notification
-        fields = ["id", "home", "kind", "message", "data", "created_at", "dismissed_at"]
         read_only_fields = fields

@@ -1,20 +1,14 @@
-"""Routes of optimization runs, schedules, recommendations and notifications (trailing slash optional)."""
+"""Routes of optimization runs, schedules and recommendations (trailing slash optional)."""
 from django.urls import re_path
-from rest_framework.routers import SimpleRouter
 
-from flexibility import views
+from energy_manager.routers import OptionalSlashRouter
 
-
-class OptionalSlashRouter(SimpleRouter):
-    def __init__(self) -> None:
-        super().__init__()
-        self.trailing_slash = "/?"
+from . import views
 
 
 router = OptionalSlashRouter()
 router.register("optimizations", views.RunViewSet, basename="optimization-run")
 router.register("recommendations", views.RecommendationViewSet, basename="recommendation")
-router.register("notifications", views.NotificationViewSet, basename="notification")
 
 urlpatterns = [
     re_path(r"^homes/(?P<home_id>[0-9]+)/optimizations/?$", views.HomeOptimizationsView.as_view(),

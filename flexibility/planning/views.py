@@ -4,19 +4,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.utils import timezone
-from rest_framework import mixins, status, viewsets
+from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.generics import GenericAPIView
 
-from energy_manager.api_errors import UnprocessableEntity
-from flexibility import selectors, services
-from flexibility.models import Notification
-from flexibility.problem_builder import MissingData, floor_to_slot
-from flexibility.serializers import (
-    NotificationSerializer, RecommendationSerializer, RunRequestSerializer, RunSerializer, ScheduleSerializer,
-)
+from . import selectors, services
+from .serializers import RecommendationSerializer, RunRequestSerializer, RunSerializer, ScheduleSerializer
+from .slots import floor_to_slot
 
 
 class HomeOptimizationsView(GenericAPIView):
@@ -43,8 +39,6 @@ class HomeOptimizationsView(GenericAPIView):
                 backend=data.get("backend"), time_limit_s=data.get("time_limit_s"), force=data["force"],
                 requested_by=request.user,
             )
-        except MissingData as exc:
-            raise UnprocessableEntity(str(exc))
         except ValueError as exc:
             raise ValidationError({"horizon_end": [str(exc)]})
         payload = RunSerializer(run, context={"request": request}).data
@@ -97,26 +91,3 @@ class RecommendationViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"])
     def decline(self, request, pk=None):
         return Response(RecommendationSerializer(services.decline_recommendation(self.get_object())).data)
-
-
-class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    serializer_class = NotificationSerializer
-    filterset_fields = ["kind", "home"]
-
-    queryset = Notification.objects.none()  # for the schema generator; requests use get_queryset
-
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return Notification.objects.none()
-        qs = selectors.notifications_for_user(self.request.user)
-        if self.request.query_params.get("dismissed") in ("false", "0"):
-            qs = qs.filter(dismissed_at__isnull=True)
-        return qs
-
-    @action(detail=True, methods=["post"])
-    def dismiss(self, request, pk=None):
-        return Response(NotificationSerializer(services.dismiss_notification(self.get_object())).data)
-
-    @action(detail=False, methods=["post"], url_path="dismiss-all")
-    def dismiss_all(self, request):
-        return Response({"dismissed": services.dismiss_all_notifications(request.user)})

@@ -60,8 +60,8 @@ def test_local_days_across_dst(day, slots):
 def test_the_demo_household_can_be_planned_right_after_seeding(django_capture_on_commit_callbacks):
     """`make run` then "optimize" in the app: every device the seed creates has the data the optimizer needs."""
     from devices.models import Home
-    from flexibility import services as runs
-    from flexibility.models import RunStatus
+    from flexibility.planning import services as runs
+    from flexibility.planning.models import RunStatus
 
     call_command("seed_demo")
     home = Home.objects.get(name="Demo household")

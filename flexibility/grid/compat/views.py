@@ -21,16 +21,17 @@ from drf_spectacular.utils import extend_schema
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
 from devices.models import Home
-from energy_manager.api_errors import Conflict
-from flexibility import flex_selectors as sel
-from flexibility import flex_services
-from flexibility import services as runs
-from flexibility.flex_models import Activation, ActivationMode, ActivationStatus, ServiceAccount
-from flexibility.models import Recommendation, RecommendationStatus
-from flexibility.service_auth import IsServiceAccount, ServiceAccountAuthentication, is_service_account
+from energy_manager.errors import Conflict
+from flexibility.planning.models import Recommendation, RecommendationStatus
+from flexibility.planning.services import accept_recommendation, decline_recommendation
+from flexibility.planning.slots import SLOT
+
+from .. import selectors as sel
+from .. import services
+from ..models import Activation, ActivationMode, ActivationStatus, ServiceAccount
+from ..service_auth import IsServiceAccount, ServiceAccountAuthentication, is_service_account
 
 CORRELATION_HEADER = "X-Correlation-ID"
-SLOT = timedelta(minutes=15)
 MESSAGES = {
     401: "error in authorization token",
     403: "you are not authorized to access this information",
@@ -137,10 +138,10 @@ class AvailableView(CompatView):
         compat_id = request.query_params.get("user_id", "")
         home = self.home_for(compat_id)
         day = (timezone.now().astimezone(home.tzinfo) + timedelta(days=1)).date()
-        if not flex_services.home_contributes(home):
+        if not sel.home_contributes(home):
             return Response({"message": "Failed to get inputs for flexibility optimization."}, status=202)
         try:
-            offer = flex_services.build_offer(home.pk, day)
+            offer = services.build_offer(home.pk, day)
         except Exception as exc:  # the optimizer could not solve the envelope
             raise CompatError(422, f"The schedule was calculated and an unfeasible result was obtained: {exc}")
         if offer is None:
@@ -199,12 +200,12 @@ class AcceptView(CompatView):
         if already:
             return Response({"accepted": f"Flexibility offer of {asset} already accepted"}, status=202)
         try:
-            flex_services.create_activation(
+            services.create_activation(
                 request.user, start=start, requested_min_kw=values, requested_max_kw=values,
                 mode=ActivationMode.SETPOINT, home=home, external_id=data_point,
             )
-        except flex_services.ActivationBeyondOffer as err:
-            raise CompatError(422, str(err.detail))
+        except services.ActivationBeyondOffer as err:
+            raise CompatError(422, err.message)
         return Response({"accepted": f"Accepted flexibility triggered by asset {asset}"})
 
 
@@ -283,7 +284,7 @@ class RecommendationsView(CompatView):
         if not recs:
             raise CompatError(404, f"recommendation with {label} not found")
         for rec in recs:
-            runs.decline_recommendation(rec)
+            decline_recommendation(rec)
         return Response(f"Recommendation with {label} was deleted")
 
 
@@ -308,7 +309,7 @@ class RecommendationAcceptView(CompatView):
         if rec.status == RecommendationStatus.ACCEPTED:
             return Response({"accepted": f"Recommendation {rec_id} already accepted"}, status=202)
         try:
-            runs.accept_recommendation(rec)
+            accept_recommendation(rec)
         except Conflict as exc:
-            raise CompatError(409, str(exc.detail))
+            raise CompatError(409, exc.message)
         return Response(f"Recommendation for cycle {rec.cycle.sequence_id} was accepted by the user")

@@ -1,7 +1,5 @@
-"""Beat row that freezes offers at gate closure (tasks.flex.freeze_due_offers, every minute)."""
+"""Formerly created the offer-freezing beat row; now declared in settings.PERIODIC_TASKS (see 0004)."""
 from django.db import migrations
-
-from energy_manager.beat import interval_task
 
 
 class Migration(migrations.Migration):
@@ -9,6 +7,4 @@ class Migration(migrations.Migration):
         ("flexibility", "0005_fleet_run_timezone"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
-    operations = [
-        interval_task("Freeze flexibility offers at gate closure", "tasks.flex.freeze_due_offers", 1, "minutes", "default"),
-    ]
+    operations = []

@@ -1,8 +1,8 @@
 """Create an operator / aggregator service account and print its API key (shown once)."""
 from django.core.management.base import BaseCommand, CommandError
 
-from flexibility.flex_models import Portfolio, ServiceRole
-from flexibility.flex_services import create_service_account
+from flexibility.grid.models import Portfolio, ServiceRole
+from flexibility.grid.services import create_service_account
 
 
 class Command(BaseCommand):
