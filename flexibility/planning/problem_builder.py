@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from typing import Any, Iterable, Optional
 
-from django.db.models import Q
 from django.utils import timezone
 
 from devices.models import (
