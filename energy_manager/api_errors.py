@@ -44,12 +44,16 @@ def error_body(code: str, message: str, fields: dict[str, list[str]] | None = No
     return {"error": {"code": code, "message": message, "fields": fields or {}}}
 
 
+def domain_status(exc: errors.DomainError) -> int:
+    """The HTTP status of a domain error raised by a service."""
+    return next((code for cls, code in DOMAIN_STATUS.items() if isinstance(exc, cls)), status.HTTP_400_BAD_REQUEST)
+
+
 def domain_error_response(exc: errors.DomainError) -> Response:
     """The error body of a domain error raised by a service."""
-    code = next((c for cls, c in DOMAIN_STATUS.items() if isinstance(exc, cls)), status.HTTP_400_BAD_REQUEST)
     body = error_body(exc.code, exc.message, exc.fields)
     body["error"].update(exc.extra)
-    return Response(body, status=code)
+    return Response(body, status=domain_status(exc))
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:

@@ -21,7 +21,8 @@ from drf_spectacular.utils import extend_schema
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
 from devices.models import Home
-from energy_manager.errors import Conflict
+from energy_manager.api_errors import domain_status
+from energy_manager.errors import Conflict, DomainError
 from flexibility.planning.models import Recommendation, RecommendationStatus
 from flexibility.planning.services import accept_recommendation, decline_recommendation
 from flexibility.planning.slots import SLOT
@@ -70,6 +71,8 @@ class CompatView(APIView):
             return Response({"error": _first_message(exc.detail)}, status=400)
         if isinstance(exc, exceptions.APIException):
             return Response({"error": str(exc.detail)}, status=exc.status_code)
+        if isinstance(exc, DomainError):
+            return Response({"error": exc.message}, status=domain_status(exc))
         return super().handle_exception(exc)
 
     def finalize_response(self, request, response, *args, **kwargs):
