@@ -14,4 +14,4 @@ class PlanningConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import receivers  # noqa: F401  subscribes to devices' and the hub bridge's events
+        from . import receivers  # noqa: F401  subscribes to devices' home_plan_stale
