@@ -71,7 +71,7 @@ class SimulatedHub:
         self._lock = threading.RLock()
         address = BrokerAddress(broker.host, broker.port, spec.username, spec.secret, broker.tls, broker.ca_file)
         will = (self.topic(protocol.STATUS), self._status_payload(False, "last_will"), 1, True)
-        self.connection = Connection(address, client_id=f"sim-{spec.hub_id}", clean_session=False, will=will,
+        self.connection = Connection(address, client_id=spec.username, clean_session=False, will=will,
                                      on_message=self._on_message, on_connect=self._on_connect, max_inflight=100)
 
     # --- wiring -----------------------------------------------------------------------
