@@ -7,28 +7,21 @@ test_listener_poison.py.
 """
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from django.db import connection
-
 from devices.models import Cycle, Device, Measurement
 from hub_bridge import protocol
 from hub_bridge.listener import Listener
 from hub_bridge.models import CommandState, HubCommand, RejectedMessageCount
 from hub_bridge.provision import provision_simulated_hubs
 from hub_bridge.services import enqueue_command
+from tests.hub import payloads
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PREFIX = "batches"
-T0 = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
-
-
-def at(i: int) -> str:
-    return (T0 + timedelta(seconds=10 * i)).isoformat()
 
 
 def topic(spec, channel: str) -> str:
@@ -36,22 +29,15 @@ def topic(spec, channel: str) -> str:
 
 
 def telemetry(spec, i: int, **values) -> tuple[str, bytes]:
-    measurement = {"time": at(i), "device_serial": spec.devices[1]["device_serial"], "power_w": 1000.0 + i, **values}
-    return topic(spec, protocol.TELEMETRY), json.dumps(
-        {"version": 1, "hub_id": spec.hub_id, "measurements": [measurement]}).encode()
+    return payloads.telemetry(PREFIX, spec, i, **values)
 
 
-def cycle_report(spec, sequence_id: str = "dry-1", **over) -> tuple[str, bytes]:
-    body = {"version": 1, "hub_id": spec.hub_id, "device_serial": spec.devices[0]["device_serial"],
-            "sequence_id": sequence_id, "program": "Eco", "state": "scheduled", "earliest_start": at(360),
-            "latest_end": at(360 + 6 * 360), "power_profile": [{"duration_min": 60, "max_power_w": 1800}], **over}
-    return topic(spec, protocol.CYCLES), json.dumps(body).encode()
+def cycle_report(spec, **over) -> tuple[str, bytes]:
+    return payloads.cycle_report(PREFIX, spec, **over)
 
 
 def ack(spec, command_id, status: str = "executed", message: str = "done") -> tuple[str, bytes]:
-    body = {"version": 1, "hub_id": spec.hub_id, "command_id": str(command_id), "status": status,
-            "message": message, "time": at(1)}
-    return topic(spec, protocol.ACK), json.dumps(body).encode()
+    return payloads.ack(PREFIX, spec, command_id, status, message)
 
 
 def rows_of(spec) -> int:
@@ -75,41 +61,12 @@ def hubs():
         provision_simulated_hubs(1, tag=f"b{uuid.uuid4().hex[:4]}")[0]
 
 
-def _poison(hostile) -> dict[str, tuple[tuple[str, bytes], str]]:
-    """Every payload the hardening review used against the listener, with the reason it is refused."""
-    tele = topic(hostile, protocol.TELEMETRY)
-
-    def raw_measurement(field: str, literal: str) -> bytes:
-        return (f'{{"version": 1, "hub_id": "{hostile.hub_id}", "measurements": [{{"time": "{at(0)}", '
-                f'"device_serial": "{hostile.devices[1]["device_serial"]}", "{field}": {literal}}}]}}').encode()
-
-    cases = {
-        "deep_list_telemetry": ((tele, b"[" * 100_000), "too_deep"),
-        "deep_list_status": ((topic(hostile, protocol.STATUS), b"[" * 100_000), "too_deep"),
-        "deep_object_in_a_field": ((tele, raw_measurement("power_w", '{"a":' * 50 + "1" + "}" * 50)), "too_deep"),
-        "nul_in_device_serial": (telemetry(hostile, 0, device_serial="EV\u0000x"), "nul_byte"),
-        "nul_in_sequence_id": (cycle_report(hostile, sequence_id="wash\u00001"), "nul_byte"),
-        "lone_surrogate_in_program": ((topic(hostile, protocol.CYCLES), cycle_report(hostile)[1].replace(
-            b'"Eco"', b'"\\ud800"')), "bad_text"),
-        "offset_plus_23": (telemetry(hostile, 0, time="2026-11-29T12:00:00+23:00"), "bad_time"),
-        "offset_minus_14_30": (telemetry(hostile, 0, time="2026-11-29T12:00:00-14:30"), "bad_time"),
-        "year_1": (telemetry(hostile, 0, time="0001-01-01T00:00:00+01:00"), "bad_time"),
-        "nul_in_ack_message": (ack(hostile, uuid.uuid4(), "failed", "bad\u0000news"), "nul_byte"),
-        "big_exponent": ((tele, raw_measurement("energy_wh", "1e999")), "not_finite"),
-    }
-    for field in ("power_w", "soc_pct", "energy_wh", "temperature_c"):
-        for literal in ("NaN", "Infinity", "-Infinity"):
-            cases[f"{literal}_{field}"] = ((tele, raw_measurement(field, literal)), "not_finite")
-    return cases
 
 
-POISON_NAMES = sorted(_poison(type("S", (), {"hub_id": "H", "devices": [{"device_serial": "s"}] * 2})()))
-
-
-@pytest.mark.parametrize("name", POISON_NAMES)
+@pytest.mark.parametrize("name", payloads.POISON_NAMES)
 def test_a_poison_message_is_rejected_alone_and_the_rest_of_its_batch_written_once(name, listener, hubs):
     hostile, honest = hubs
-    poison, reason = _poison(hostile)[name]
+    poison, reason = payloads.poison(PREFIX, hostile)[name]
     batch = [telemetry(honest, i) for i in range(5)] + [poison] + [telemetry(honest, i) for i in range(5, 10)]
     listener.process_batch(batch)
     assert rows_of(honest) == 10
@@ -127,24 +84,6 @@ def test_finite_values_and_offsets_at_the_limits_are_accepted(listener, hubs):
              telemetry(honest, 1, time="2026-11-29T12:00:00-14:00", energy_wh=1e12, power_w=-1e6)]
     listener.process_batch(batch)
     assert rows_of(honest) == 2 and listener.stats["rejected"] == 0
-
-
-@pytest.fixture
-def database_check():
-    """A CHECK constraint added for the test: PostgreSQL refuses a value the protocol allows, as it
-    would for any rule the validation does not foresee. Dropped afterwards."""
-    added = []
-
-    def add(table: str, condition: str) -> None:
-        name = f"test_refuse_{uuid.uuid4().hex[:8]}"
-        with connection.cursor() as cursor:
-            cursor.execute(f"ALTER TABLE {table} ADD CONSTRAINT {name} CHECK ({condition}) NOT VALID")
-        added.append((table, name))
-
-    yield add
-    with connection.cursor() as cursor:
-        for table, name in added:
-            cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name}")
 
 
 def test_a_message_the_database_refuses_is_rejected_alone(listener, hubs, database_check):
@@ -194,7 +133,7 @@ def test_rejections_add_up_per_hub_and_reason_across_batches(listener, hubs):
 
 
 def test_protocol_refuses_to_send_what_it_would_refuse_to_receive():
-    message = {"version": 1, "hub_id": "H1", "measurements": [{"time": at(0), "power_w": float("nan")}]}
+    message = {"version": 1, "hub_id": "H1", "measurements": [{"time": payloads.at(0), "power_w": float("nan")}]}
     with pytest.raises(protocol.ProtocolError) as err:
         protocol.encode("telemetry", message)
     assert err.value.reason == "not_finite" and "measurements/0/power_w" in err.value.detail
