@@ -289,7 +289,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hubs", type=int, required=True, help="How many hubs to simulate.")
     parser.add_argument("--credentials", required=True, help="JSON file of hub specs (written by --provision).")
     parser.add_argument("--provision", action="store_true", help="Create the hubs, homes and devices in the DB first.")
-    parser.add_argument("--url", default=None, help="Broker, e.g. mqtt://127.0.0.1:1883 (default: MQTT_URL host).")
+    parser.add_argument("--url", default=None, help="The broker's hubs' listener, e.g. mqtts://broker:8883?ca=ca.crt "
+                        "(default: MQTT_HUB_URL, else MQTT_URL's host and port).")
     parser.add_argument("--prefix", default=None, help="Topic prefix (default MQTT_TOPIC_PREFIX or 'hems').")
     parser.add_argument("--telemetry-interval", type=float, default=10.0, help="Seconds between telemetry messages.")
     parser.add_argument("--duration", type=float, default=None, help="Stop after this many seconds.")
@@ -298,7 +299,7 @@ def main(argv: list[str] | None = None) -> None:
     import os
 
     prefix = args.prefix or os.environ.get("MQTT_TOPIC_PREFIX", "hems")
-    url = args.url or os.environ.get("MQTT_URL", "mqtt://127.0.0.1:1883")
+    url = args.url or os.environ.get("MQTT_HUB_URL") or os.environ.get("MQTT_URL", "mqtt://127.0.0.1:1883")
     address = parse_url(url)
     url = f"{'mqtts' if address.tls else 'mqtt'}://{address.host}:{address.port}"  # hubs use their own accounts
     if args.provision:
