@@ -24,7 +24,7 @@ from collections import Counter
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection, transaction
 
 from . import protocol, services
 from .mqtt import Connection, parse_url
@@ -35,6 +35,9 @@ SHARED_CHANNELS = (protocol.ACK, protocol.TELEMETRY, protocol.CYCLES)
 # Retained messages are not delivered on shared subscriptions, and status/registry are
 # small and idempotent: every listener takes all of them.
 BROADCAST_CHANNELS = (protocol.STATUS, protocol.REGISTRY)
+# A message whose write lost the database connection is tried again once it answers, this many
+# times in all: an outage is waited out, a message that breaks the connection itself is refused.
+WRITE_ATTEMPTS = 3
 
 
 class Listener:
@@ -170,14 +173,20 @@ class Listener:
 
     def _write_alone(self, item: tuple[str, str, dict]) -> None:
         hub_id, channel, _ = item
-        while True:
+        topic = protocol.topic(self.prefix, hub_id, channel)
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
                 with transaction.atomic():
                     outcome = self._write([item])
             except Exception as exc:
-                if self._wait_for_database():
-                    continue  # the database was away, not the message's fault: write it again
-                self.reject("database", protocol.topic(self.prefix, hub_id, channel), f"{type(exc).__name__}: {exc}")
+                lost_connection = self._wait_for_database() or isinstance(exc, (OperationalError, InterfaceError))
+                if lost_connection and attempt < WRITE_ATTEMPTS:
+                    self.stats["write_retries"] += 1
+                    continue  # the database was away, likely not the message's fault: write it again
+                if not isinstance(exc, DatabaseError):
+                    log.exception("hub_listener could not write a message on %s", protocol.printable(topic, 200))
+                reason = "database" if isinstance(exc, DatabaseError) else "invalid"
+                self.reject(reason, topic, f"{type(exc).__name__}: {exc}")
                 return
             self._count(outcome)
             return

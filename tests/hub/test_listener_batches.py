@@ -11,9 +11,10 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from django.db import connection
 from devices.models import Cycle, Device, Measurement
 from hub_bridge import protocol
-from hub_bridge.listener import Listener
+from hub_bridge.listener import WRITE_ATTEMPTS, Listener
 from hub_bridge.models import CommandState, HubCommand, RejectedMessageCount
 from hub_bridge.provision import provision_simulated_hubs
 from hub_bridge.services import enqueue_command
@@ -137,3 +138,28 @@ def test_protocol_refuses_to_send_what_it_would_refuse_to_receive():
     with pytest.raises(protocol.ProtocolError) as err:
         protocol.encode("telemetry", message)
     assert err.value.reason == "not_finite" and "measurements/0/power_w" in err.value.detail
+
+
+def test_a_message_that_breaks_the_database_connection_is_refused_after_retries(listener, hubs):
+    """A trigger ends the session when it sees the hostile value: the listener reconnects, writes the
+    rest of the batch once, tries the culprit again a bounded number of times and refuses it."""
+    hostile, honest = hubs
+    table = Measurement._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute("""CREATE FUNCTION test_hangup() RETURNS trigger AS $$ BEGIN
+                          IF NEW.power_w = 777 THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF;
+                          RETURN NEW; END $$ LANGUAGE plpgsql""")
+        cursor.execute(f"CREATE TRIGGER test_hangup BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION test_hangup()")
+    try:
+        batch = [telemetry(honest, i) for i in range(5)] + [telemetry(hostile, 0, power_w=777.0)] + \
+            [telemetry(honest, i) for i in range(5, 10)]
+        listener.process_batch(batch)
+        assert rows_of(honest) == 10
+        assert listener.stats["rejected.database"] == 1 and listener.stats["rejected"] == 1
+        assert listener.stats["write_retries"] == WRITE_ATTEMPTS - 1
+        assert counted(hostile, "database") == 1
+    finally:
+        connection.close()
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TRIGGER IF EXISTS test_hangup ON {table}")
+            cursor.execute("DROP FUNCTION IF EXISTS test_hangup()")
