@@ -2,11 +2,18 @@
 
 from django.db import migrations, models
 
+# Before the listener refused them, NaN and +/-Infinity were stored in measurements (and made the
+# measurements API and the optimization snapshot fail); they were never numbers: made NULL.
+NON_FINITE_MEASUREMENTS_TO_NULL = "; ".join(
+    f"UPDATE devices_measurement SET {column} = NULL WHERE {column} IN ('NaN', 'Infinity', '-Infinity')"
+    for column in ("power_w", "energy_wh", "soc_pct", "temperature_c"))
+
 
 class Migration(migrations.Migration):
 
     dependencies = [
         ('hub_bridge', '0002_relay_sweep_beat'),
+        ('devices', '0001_initial'),
     ]
 
     operations = [
@@ -27,4 +34,5 @@ class Migration(migrations.Migration):
                 'constraints': [models.UniqueConstraint(fields=('hub_id', 'reason'), name='rejected_message_count_hub_reason')],
             },
         ),
+        migrations.RunSQL(NON_FINITE_MEASUREMENTS_TO_NULL, migrations.RunSQL.noop),
     ]

@@ -163,3 +163,26 @@ def test_a_message_that_breaks_the_database_connection_is_refused_after_retries(
         with connection.cursor() as cursor:
             cursor.execute(f"DROP TRIGGER IF EXISTS test_hangup ON {table}")
             cursor.execute("DROP FUNCTION IF EXISTS test_hangup()")
+
+
+def test_non_finite_values_stored_before_are_cleared_and_the_api_reads_them(hubs):
+    """Rows written before the listener refused NaN broke `GET /api/v1/measurements/`; the migration
+    that added the rejection counters turns them into NULL."""
+    import importlib
+
+    from rest_framework.test import APIClient
+
+    migration = importlib.import_module("hub_bridge.migrations.0003_rejected_message_count")
+    _, honest = hubs
+    device = Device.objects.get(serial_number=honest.devices[2]["device_serial"])
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {Measurement._meta.db_table} (home_id, device_id, time, power_w, soc_pct, "
+                       "energy_wh, temperature_c) VALUES (%s, %s, %s, 'NaN', 'Infinity', '-Infinity', 20.5)",
+                       [device.home_id, device.pk, payloads.T0])
+        cursor.execute(migration.NON_FINITE_MEASUREMENTS_TO_NULL)
+    client = APIClient()
+    client.force_authenticate(device.home.owner)
+    response = client.get("/api/v1/measurements/", {"home": device.home_id})
+    assert response.status_code == 200
+    [row] = [r for r in response.json()["results"] if r["temperature_c"] == 20.5]
+    assert row["power_w"] is None and row["soc_pct"] is None and row["energy_wh"] is None
