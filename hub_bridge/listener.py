@@ -66,7 +66,14 @@ class Listener:
         log.info("hub_listener subscribed to %s", [f for f, _ in self.filters()])
 
     def _on_message(self, client, userdata, msg) -> None:
-        self.inbox.put((msg.topic, msg.payload))
+        """On paho's network thread: only queue. An exception here would end that thread (and all
+        ingestion), so even a topic that is not UTF-8 (Mosquitto refuses those) is only counted."""
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:
+            self.stats["rejected.bad_topic_encoding"] += 1
+            return
+        self.inbox.put((topic, msg.payload))
 
     # --- main loop ------------------------------------------------------------------
     def run(self, stats_interval_s: float = 10.0) -> None:
