@@ -28,6 +28,7 @@ class Client:
     """A paho client that records every connection it made and every disconnect it suffered."""
 
     def __init__(self, port: int, username: str, secret: str, client_id: str):
+        self.client_id = client_id
         self.connects, self.disconnects = [], []
         self.connected = threading.Event()
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
@@ -87,7 +88,7 @@ def test_a_hub_cannot_take_over_the_relay_or_a_listener(mqtt_broker, two_hubs, c
     relay = clients(mqtt_broker.port, *mqtt_broker.accounts["relay"], f"relay-test-{uuid.uuid4().hex[:6]}")
     listener = clients(mqtt_broker.port, *mqtt_broker.accounts["listener"], f"listener-test-{uuid.uuid4().hex[:6]}")
     for victim in (relay, listener):
-        clients(mqtt_broker.hub_port, intruder.username, intruder.secret, victim.client._client_id.decode())
+        clients(mqtt_broker.hub_port, intruder.username, intruder.secret, victim.client_id)
     command = protocol.topic(mqtt_broker.prefix, intruder.hub_id, protocol.COMMANDS)
     relay.round_trip(command)
     listener.client.subscribe(protocol.uplink_filter(mqtt_broker.prefix, protocol.STATUS), qos=1)
