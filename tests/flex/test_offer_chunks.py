@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from devices.models import Device
-from flexibility import flex_services
-from flexibility.flex_models import FlexibilityOffer
+from flexibility.grid import services as flex_services
+from flexibility.grid.models import FlexibilityOffer
 
 from .conftest import make_home, tomorrow
 

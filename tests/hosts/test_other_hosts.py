@@ -11,10 +11,10 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from bench.fleet import seed_area_signals, seed_standard_home
+from tests.factories.homes import seed_area_signals, seed_standard_home
 from devices.models import DeviceType, Hub
-from flexibility import services
-from flexibility.models import FINAL_RUN_STATUSES, OptimizationRun, RunStatus, Schedule
+from flexibility.planning import services
+from flexibility.planning.models import FINAL_RUN_STATUSES, OptimizationRun, RunStatus, Schedule
 from hub_bridge.models import CommandState, HubCommand
 from hub_bridge.provision import spec_for_hub
 from hub_bridge.services import enqueue_command, issue_hub_credentials

@@ -10,10 +10,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from bench.fleet import seed_area_signals, seed_standard_home
+from tests.factories.homes import seed_area_signals, seed_standard_home
 from devices.models import Device, DeviceType
-from flexibility import problem_builder, services
-from flexibility.models import FleetRun, OptimizationRun, RunStatus, Schedule
+from flexibility.planning import problem_builder, services, slots
+from flexibility.planning.models import FleetRun, OptimizationRun, RunStatus, Schedule
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +39,7 @@ def test_problems_of_many_homes_take_the_queries_of_one_and_equal_one_by_one(own
                                           "initial_soc_pct": 50})
     counts = []
     for group in (homes[:2], homes):
-        horizons = {h.pk: problem_builder.local_day_horizon(h, day) for h in group}
+        horizons = {h.pk: slots.local_day_horizon(h, day) for h in group}
         start, end = min(s for s, _ in horizons.values()), max(e for _, e in horizons.values())
         with CaptureQueriesContext(connection) as queries:
             inputs = problem_builder.load_inputs(group, start, end)
@@ -47,7 +47,7 @@ def test_problems_of_many_homes_take_the_queries_of_one_and_equal_one_by_one(own
         counts.append(len(queries))
     assert counts[0] == counts[1] <= 8, counts
     for home in homes:
-        assert problem_builder.build_problem(home, *problem_builder.local_day_horizon(home, day)) == problems[home.pk]
+        assert problem_builder.build_problem(home, *slots.local_day_horizon(home, day)) == problems[home.pk]
 
 
 def test_a_chunk_plans_its_homes_and_a_broken_one_fails_alone_with_its_reason(owner):

@@ -1,0 +1,22 @@
+"""Grid flexibility's subscriptions to planning."""
+from __future__ import annotations
+
+from django.dispatch import receiver
+
+from flexibility.planning.models import RunTrigger
+from flexibility.planning.signals import schedules_stored
+
+from .services import enqueue_offer_builds
+
+
+@receiver(schedules_stored, dispatch_uid="grid.schedules_stored")
+def offer_around_day_ahead_plans(sender, schedules, **kwargs) -> None:
+    """A day-ahead plan is what the home offers the grid around: build the homes' offers for that day
+    (a day-ahead chunk asks once for all its homes)."""
+    homes_by_day: dict = {}
+    for schedule in schedules:
+        run = schedule.run
+        if run.trigger == RunTrigger.DAY_AHEAD:
+            homes_by_day.setdefault(run.horizon_start.astimezone(run.home.tzinfo).date(), []).append(run.home_id)
+    for day, home_ids in homes_by_day.items():
+        enqueue_offer_builds(home_ids, day)

@@ -1,0 +1,217 @@
+"""From stored schedules to actions: recommendations for moved cycles, hub commands for devices under
+automatic management, one notification per plan; households accept or decline recommendations.
+
+Actions are collected first and written with one statement per kind, so a chunk of fifty plans
+costs about as many queries as one."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Optional
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from devices.models import Cycle, Device
+from energy_manager.errors import Conflict
+from flexibility.notifications.services import notify_many
+from hub_bridge.models import CommandKind
+from hub_bridge.services import command_row, enqueue_commands
+
+from ..models import OptimizationRun, Recommendation, RecommendationStatus, Schedule
+from ..problem_builder import object_pk, thermal_band
+from ..slots import floor_to_slot
+
+COMMAND_SLOT_LIMIT = 96  # a command carries at most one day of 15-minute setpoints
+
+
+def _cycle_saving_eur(run: OptimizationRun, cycle_item: dict, old_start: datetime, new_start: datetime) -> float:
+    """Import cost of the cycle's energy at its current start minus at the recommended one."""
+    p = run.problem
+    prices = p["site"]["import_price_eur_per_kwh"]
+    grid_start = datetime.fromisoformat(p["start"])
+    res = p["resolution_min"]
+
+    def cost(at: datetime) -> float:
+        total, offset = 0.0, (at - grid_start).total_seconds() / 60
+        for phase in cycle_item["phases"]:
+            minute = offset
+            remaining = phase["duration_min"]
+            while remaining > 1e-9:
+                slot = int(minute // res)
+                take = min(remaining, (slot + 1) * res - minute)
+                price = prices[min(max(slot, 0), len(prices) - 1)]
+                total += phase["power_w"] / 1000.0 * take / 60.0 * price
+                minute += take
+                remaining -= take
+            offset += phase["duration_min"]
+        return total
+
+    return round(cost(old_start) - cost(new_start), 4)
+
+
+class Actions:
+    """What stored schedules change, collected for a few bulk writes (`write`)."""
+
+    def __init__(self):
+        self.recommendations: list[Recommendation] = []
+        self.commands: list[tuple] = []  # command_row arguments
+        self.notes: list[tuple] = []  # notify_many items
+        self.cycle_starts: dict[int, datetime] = {}
+
+    def command_or_notify(self, device: Device, kind: str, parameters: dict, not_before: datetime,
+                          expires_at: datetime, run: Optional[OptimizationRun] = None,
+                          recommendation: Optional[Recommendation] = None) -> None:
+        """A command for the device's hub; a device without a hub gets a notification instead."""
+        if device.hub_id is None:
+            self.notes.append((device.home, "device_without_hub",
+                               f"{device.name} has no hub, so the plan could not be sent to it: please apply it "
+                               f"by hand ({kind}).", {"device": device.pk, "kind": kind, "parameters": parameters}))
+            return
+        self.commands.append((device, kind, parameters, not_before, expires_at, run, recommendation))
+
+    def write(self) -> None:
+        """New recommendations, moved cycles, hub commands, notifications: one statement each."""
+        Recommendation.objects.bulk_create([r for r in self.recommendations if r.pk is None])
+        if self.cycle_starts:
+            now = timezone.now()
+            cycles = list(Cycle.objects.filter(pk__in=self.cycle_starts))
+            for cycle in cycles:
+                cycle.scheduled_start, cycle.updated_at = self.cycle_starts[cycle.pk], now
+            Cycle.objects.bulk_update(cycles, ["scheduled_start", "updated_at"])
+        enqueue_commands([command_row(*c) for c in self.commands])
+        notify_many(self.notes)
+
+
+def act_on_schedules(schedules: list[Schedule]) -> None:
+    """Recommendations for moved cycles, hub commands for automatic devices, one notification per
+    plan; for any number of stored schedules with a fixed number of queries."""
+    if not schedules:
+        return
+    home_ids = [s.run.home_id for s in schedules]
+    Recommendation.objects.filter(home_id__in=home_ids, status=RecommendationStatus.PENDING).update(
+        status=RecommendationStatus.SUPERSEDED, decided_at=timezone.now())
+    devices: dict[int, dict[str, Device]] = {}
+    for d in Device.objects.filter(home_id__in=home_ids).select_related("home", "comfort"):
+        devices.setdefault(d.home_id, {})[d.serial_number] = d
+    cycle_pks = [object_pk(k)[1] for s in schedules for k in s.devices if object_pk(k)[0] == "cycle"]
+    cycles = {c.pk: c for c in Cycle.objects.filter(pk__in=cycle_pks)}
+    actions = Actions()
+    for schedule in schedules:
+        _plan_actions(schedule.run, schedule, devices.get(schedule.run.home_id, {}), cycles, actions)
+    actions.write()
+
+
+def _plan_actions(run: OptimizationRun, schedule: Schedule, devices_by_serial: dict[str, Device],
+                  cycles: dict[int, Cycle], actions: Actions) -> None:
+    home = run.home
+    cycle_items = {c["id"]: c for c in run.problem.get("cycles", [])}
+    changed: list[str] = []
+    for result_id, planned in schedule.devices.items():
+        kind, pk = object_pk(result_id)
+        device = devices_by_serial.get(planned.get("device"))
+        if device is None:
+            continue
+        if kind == "cycle" and planned.get("start"):
+            cycle = cycles.get(pk)
+            if cycle is None or cycle.device_id != device.pk:
+                continue
+            new_start = parse_datetime(planned["start"])
+            current = cycle.scheduled_start or datetime.fromisoformat(cycle_items[result_id]["earliest_start"])
+            if abs((new_start - current).total_seconds()) < 60:
+                continue
+            rec = Recommendation(
+                schedule=schedule, home=home, device=device, cycle=cycle, current_start=cycle.scheduled_start,
+                recommended_start=new_start, recommended_end=parse_datetime(planned["end"]),
+                saving_eur=_cycle_saving_eur(run, cycle_items[result_id], current, new_start),
+            )
+            actions.recommendations.append(rec)
+            changed.append(device.name)
+            if device.automatic_management:
+                _accept(rec, actions)
+        elif kind in ("ev", "battery", "thermal") and device.automatic_management:
+            _send_setpoints(run, schedule, device, kind, planned, actions)
+            changed.append(device.name)
+    if changed:
+        names = ", ".join(sorted(set(changed)))
+        actions.notes.append((home, "plan_changed", f"A new plan changes {names}; it saves about "
+                              f"{schedule.savings_eur:.2f} EUR against running them as planned.",
+                              {"run": run.pk, "schedule": schedule.pk}))
+
+
+def _send_setpoints(run: OptimizationRun, schedule: Schedule, device: Device, kind: str, planned: dict,
+                    actions: Actions) -> None:
+    """One hub command per block of constant planned power, from the current slot for up to a day.
+
+    EV and battery: power_w until the block's end; thermal: heat to the top of the comfort band
+    while the plan heats, hold the bottom otherwise.
+    """
+    now = timezone.now()
+    res = timedelta(minutes=schedule.resolution_minutes)
+    first = max(0, int((floor_to_slot(now) - schedule.start) / res))
+    power = [round(float(x), 3) for x in planned.get("power_kw", [])][first:first + COMMAND_SLOT_LIMIT]
+    if kind == "thermal":
+        t_min, t_max = thermal_band(device)
+    t = 0
+    while t < len(power):
+        end = t
+        while end + 1 < len(power) and power[end + 1] == power[t]:
+            end += 1
+        block_start = schedule.start + (first + t) * res
+        block_end = schedule.start + (first + end + 1) * res
+        until = block_end.isoformat()
+        if kind == "ev":
+            command, parameters = CommandKind.SET_EV_POWER, {"power_w": round(power[t] * 1000.0), "until": until}
+        elif kind == "battery":
+            command, parameters = CommandKind.SET_BATTERY_SETPOINT, {"power_w": round(power[t] * 1000.0), "until": until}
+        else:
+            heating = power[t] > 0
+            command, parameters = CommandKind.SET_THERMAL_SETPOINT, {
+                "temperature_c": t_max if heating else t_min, "mode": "comfort" if heating else "eco", "until": until}
+        actions.command_or_notify(device, command, parameters, not_before=max(block_start, now),
+                                  expires_at=block_end, run=run)
+        if device.hub_id is None:
+            return  # one notification is enough
+        t = end + 1
+
+
+# ------------------------------------------------------------------------ recommendations
+def _accept(rec: Recommendation, actions: Actions) -> Recommendation:
+    """Accept: the cycle moves to the recommended start and the hub is told to start it then
+    (written by `actions.write()`, together with the recommendation when it is new)."""
+    now = timezone.now()
+    rec.status = RecommendationStatus.ACCEPTED
+    rec.decided_at = now
+    actions.cycle_starts[rec.cycle_id] = rec.recommended_start
+    actions.command_or_notify(rec.device, CommandKind.START_CYCLE,
+                              {"sequence_id": rec.cycle.sequence_id, "start": rec.recommended_start.isoformat()},
+                              not_before=now, expires_at=rec.recommended_start, run=rec.schedule.run,
+                              recommendation=rec)
+    return rec
+
+
+def _decidable(rec_pk: int) -> Recommendation:
+    rec = (Recommendation.objects.select_for_update(of=("self",))
+           .select_related("device__home", "schedule__run", "cycle").get(pk=rec_pk))
+    if rec.status != RecommendationStatus.PENDING:
+        raise Conflict(f"The recommendation is already {rec.status}.")
+    return rec
+
+
+@transaction.atomic
+def accept_recommendation(rec: Recommendation) -> Recommendation:
+    """Move the cycle to the recommended start and send the start command to the hub."""
+    actions = Actions()
+    rec = _accept(_decidable(rec.pk), actions)
+    rec.save(update_fields=["status", "decided_at"])
+    actions.write()
+    return rec
+
+
+@transaction.atomic
+def decline_recommendation(rec: Recommendation) -> Recommendation:
+    rec = _decidable(rec.pk)
+    rec.status = RecommendationStatus.DECLINED
+    rec.decided_at = timezone.now()
+    rec.save(update_fields=["status", "decided_at"])
+    return rec
