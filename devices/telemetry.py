@@ -236,7 +236,8 @@ def write_batch(rows: list[tuple]) -> None:
     if not supported():
         return _write_batch_portable(rows)
     connection.ensure_connection()
-    with connection.connection.cursor() as cur:
+    # The raw psycopg cursor (for COPY) with its errors mapped to Django's, as a Django cursor would.
+    with connection.wrap_database_errors, connection.connection.cursor() as cur:
         cur.execute("SET LOCAL synchronous_commit TO OFF")
         cur.execute(STAGE_SQL)
         with cur.copy(COPY_SQL) as copy:

@@ -252,15 +252,6 @@ def apply_acknowledgements(acks: list[tuple[Hub, dict]]) -> int:
     return changed
 
 
-def telemetry_rows(hub: Hub, message: dict) -> list[Measurement]:
-    """Measurements of one telemetry message; ValidationError (nothing kept) if any row names a
-    device the hub's home does not have."""
-    rows, refused = telemetry_rows_of([(hub, message)])
-    if refused:
-        raise refused[0][2]
-    return rows
-
-
 def telemetry_rows_of(messages: list[tuple[Hub, dict]]) -> tuple[list[Measurement], list[tuple[Hub, dict, ValidationError]]]:
     """Measurements of a batch of telemetry messages, their device serials resolved with one query.
 
