@@ -19,8 +19,8 @@ simulated hubs, then:
   the load generator costs little CPU) offers telemetry of `--telemetry-hubs` hubs at rising
   rates (`--step-rates`, rows/s, `--step-seconds` each) to one and then two listener processes
   sharing the subscription (`--listeners 1,2`). A step is sustained when, over its second half,
-  the listeners wrote >= 95 % of the offered rate and their inbox backlog at its end is under
-  one second of offered messages; the load stops rising at the first step that is not. Reports, per listener
+  the listeners wrote >= 90 % of the offered rate (the rate is read from their once-a-second stats
+  lines) and their inbox backlog at its end is under one second of offered messages; the load stops rising at the first step that is not. Reports, per listener
   count, the highest sustained rate (JSON line "hub.step_load").
 
     DJANGO_ENV=test DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_scale \
@@ -253,7 +253,7 @@ def step_load_phase(publisher: TelemetryPublisher, listeners, rates: list[float]
         mid = next(s for s in samples if s[0] >= step_s / 2)
         written = (samples[-1][1] - mid[1]) / max(samples[-1][0] - mid[0], 1e-9)
         backlog_end = samples[-1][2]
-        sustained = written >= 0.95 * offered and backlog_end <= msgs_per_s
+        sustained = written >= 0.9 * offered and backlog_end <= msgs_per_s
         step = {"offered_rows_per_s": round(offered, 1), "written_rows_per_s": round(written, 1),
                 "backlog_end": backlog_end, "backlog_max": max(s[2] for s in samples), "sustained": sustained,
                 "loadavg_1m": round(os.getloadavg()[0], 2)}
