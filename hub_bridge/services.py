@@ -85,17 +85,9 @@ def enqueue_commands(commands: list[HubCommand]) -> list[HubCommand]:
     return commands
 
 
-def enqueue_command(
-    device: Device,
-    kind: str,
-    parameters: dict,
-    not_before: datetime,
-    expires_at: datetime,
-    run=None,
-    recommendation=None,
-) -> HubCommand:
-    """Record one command for the device's hub (see `command_row`); relayed after commit."""
-    return enqueue_commands([command_row(device, kind, parameters, not_before, expires_at, run, recommendation)])[0]
+def enqueue_command(*args, **kwargs) -> HubCommand:
+    """Record one command for the device's hub (the arguments of `command_row`); relayed after commit."""
+    return enqueue_commands([command_row(*args, **kwargs)])[0]
 
 
 # --- relay scheduling -----------------------------------------------------------------

@@ -66,6 +66,25 @@ CREATE INDEX "devices_rollup_device_slot" ON "devices_measurementrollup" ("devic
 """
 
 
+def _set_aside(run, name: str) -> None:
+    """Rename the measurement table (and its key and id sequence) to `name` and drop its indexes, so
+    that the new table can take the original names; the rows are copied, then `name` is dropped."""
+    run(f'ALTER TABLE "devices_measurement" RENAME TO "{name}"')
+    run(f'ALTER TABLE "{name}" RENAME CONSTRAINT "devices_measurement_pkey" TO "{name}_pkey"')
+    run(f'ALTER SEQUENCE "devices_measurement_id_seq" RENAME TO "{name}_id_seq"')
+    run('DROP INDEX "devices_mea_home_id_fefc71_idx", "devices_mea_device__431fd1_idx"')
+
+
+def _take_rows(run, name: str) -> None:
+    """Copy every row of the set-aside table `name` into the new one (ids kept, the sequence continuing
+    after them), drop `name` and index the new table."""
+    run(f'INSERT INTO "devices_measurement" ({COPY_COLUMNS}) SELECT {COPY_COLUMNS} FROM "{name}"')
+    run(f"""SELECT setval(pg_get_serial_sequence('"devices_measurement"', 'id'),
+                          coalesce((SELECT max("id") FROM "{name}"), 0) + 1, false)""")
+    run(f'DROP TABLE "{name}"')
+    run(MEASUREMENT_INDEXES)
+
+
 def forwards(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         schema_editor.create_model(apps.get_model("devices", "MeasurementRollup"))
@@ -73,11 +92,7 @@ def forwards(apps, schema_editor):
     from devices import telemetry
 
     run = schema_editor.execute
-    run('ALTER TABLE "devices_measurement" RENAME TO "devices_measurement_old"')
-    run('ALTER TABLE "devices_measurement_old" RENAME CONSTRAINT "devices_measurement_pkey" '
-        'TO "devices_measurement_old_pkey"')
-    run('ALTER SEQUENCE "devices_measurement_id_seq" RENAME TO "devices_measurement_old_id_seq"')
-    run('DROP INDEX "devices_mea_home_id_fefc71_idx", "devices_mea_device__431fd1_idx"')
+    _set_aside(run, "devices_measurement_old")
     run(f'CREATE TABLE "devices_measurement" ({MEASUREMENT_COLUMNS}, '
         'CONSTRAINT "devices_measurement_pkey" PRIMARY KEY ("id", "time")) PARTITION BY RANGE ("time")')
     run('CREATE TABLE "devices_measurement_default" PARTITION OF "devices_measurement" DEFAULT')
@@ -92,11 +107,7 @@ def forwards(apps, schema_editor):
         starts = {spec.floor(d) for d in days} | set(spec.periods(now - timedelta(days=1), now + timedelta(days=7)))
         for start in sorted(starts):
             telemetry.create_partition(spec, start)
-    run(f'INSERT INTO "devices_measurement" ({COPY_COLUMNS}) SELECT {COPY_COLUMNS} FROM "devices_measurement_old"')
-    run("""SELECT setval(pg_get_serial_sequence('"devices_measurement"', 'id'),
-                         coalesce((SELECT max("id") FROM "devices_measurement_old"), 0) + 1, false)""")
-    run('DROP TABLE "devices_measurement_old"')
-    run(MEASUREMENT_INDEXES)
+    _take_rows(run, "devices_measurement_old")
     run(FOREIGN_KEYS.format(table="devices_measurementrollup"))
     run(telemetry.rollup_upsert_sql(f'(SELECT {", ".join(telemetry.COLUMNS)} FROM "devices_measurement")'))
 
@@ -107,18 +118,10 @@ def backwards(apps, schema_editor):
         return
     run = schema_editor.execute
     run('DROP TABLE "devices_measurementrollup"')
-    run('ALTER TABLE "devices_measurement" RENAME TO "devices_measurement_new"')
-    run('ALTER TABLE "devices_measurement_new" RENAME CONSTRAINT "devices_measurement_pkey" '
-        'TO "devices_measurement_new_pkey"')
-    run('ALTER SEQUENCE "devices_measurement_id_seq" RENAME TO "devices_measurement_new_id_seq"')
-    run('DROP INDEX "devices_mea_home_id_fefc71_idx", "devices_mea_device__431fd1_idx"')
+    _set_aside(run, "devices_measurement_new")
     run(f'CREATE TABLE "devices_measurement" ({MEASUREMENT_COLUMNS}, '
         'CONSTRAINT "devices_measurement_pkey" PRIMARY KEY ("id"))')
-    run(f'INSERT INTO "devices_measurement" ({COPY_COLUMNS}) SELECT {COPY_COLUMNS} FROM "devices_measurement_new"')
-    run("""SELECT setval(pg_get_serial_sequence('"devices_measurement"', 'id'),
-                         coalesce((SELECT max("id") FROM "devices_measurement_new"), 0) + 1, false)""")
-    run('DROP TABLE "devices_measurement_new"')
-    run(MEASUREMENT_INDEXES)
+    _take_rows(run, "devices_measurement_new")
     run(FOREIGN_KEYS.format(table="devices_measurement"))
     run('CREATE INDEX "devices_measurement_device_id_7aa6eda1" ON "devices_measurement" ("device_id")')
     run('CREATE INDEX "devices_measurement_home_id_20cec03f" ON "devices_measurement" ("home_id")')
