@@ -59,8 +59,8 @@ def test_fleet_run_and_relay_burst_complete_across_two_hosts(network_host, mqtt_
     hubs = [simulated_hub(spec) for spec in specs]
     wait_for(lambda: Hub.objects.filter(home__in=homes, online=True).count() == HOMES, 30, "the hubs online")
 
-    # The day-ahead fan-out: chunk tasks and solves spread over both hosts.
-    fleet = services.start_day_ahead(delivery_day, chunk_size=3, home_ids=[h.pk for h in homes])
+    # The day-ahead fan-out: twelve one-home chunk tasks, taken by whichever host is free.
+    fleet = services.start_day_ahead(delivery_day, chunk_size=1, home_ids=[h.pk for h in homes])
     runs = OptimizationRun.objects.filter(fleet_run=fleet)
     wait_for(lambda: runs.filter(status__in=FINAL_RUN_STATUSES).count() == HOMES, 240, "every day-ahead run final")
     rows = list(runs.values_list("home_id", "status", "attempts", "error"))
@@ -68,9 +68,9 @@ def test_fleet_run_and_relay_burst_complete_across_two_hosts(network_host, mqtt_
     assert all(status == RunStatus.SUCCEEDED for _, status, _, _ in rows), rows
     assert all(attempts == 1 for _, _, attempts, _ in rows), "a run was solved twice"
     assert Schedule.objects.filter(run__in=runs).count() == HOMES
-    for worker in workers:
-        assert "tasks.optimization.solve_run[" in worker.log() and " succeeded in " in worker.log(), (
-            f"{worker.hostname} solved nothing:\n{worker.log()[-3000:]}")
+    for worker in workers:  # each host planned at least one chunk (chunks are solved inside their task)
+        assert any("tasks.periodic.day_ahead_chunk[" in line and " succeeded in " in line
+                   for line in worker.log().splitlines()), f"{worker.hostname} planned nothing:\n{worker.log()[-3000:]}"
 
     # Their commands reach the hubs (accepted now, executed at their start tomorrow), each once.
     fleet_commands = HubCommand.objects.filter(run__in=runs)

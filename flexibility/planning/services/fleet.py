@@ -7,7 +7,7 @@ from typing import Optional
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
@@ -96,6 +96,8 @@ def plan_fleet_chunk(fleet_pk: int, home_ids: list[int], task_id: str = "") -> d
         try:
             with transaction.atomic():
                 store_outcomes(todo)
+        except (OperationalError, InterfaceError):
+            raise  # the database, not a home: the task retries; the reaper re-sends the runs left running
         except Exception:
             logger.exception("storing %s day-ahead runs at once failed; storing them one by one", len(todo))
             for run, result in todo:
