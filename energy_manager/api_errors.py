@@ -7,6 +7,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, Validatio
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
+from kombu.exceptions import OperationalError as KombuOperationalError
 from rest_framework.views import exception_handler as drf_exception_handler
 
 
@@ -22,6 +23,19 @@ class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The request conflicts with the current state."
     default_code = "conflict"
+
+
+class BrokerUnavailable(KombuOperationalError):
+    """The message broker did not take a message; what was committed waits for a re-send.
+
+    A kombu OperationalError, so tasks keep treating it as transient (retry); the API answers 503.
+    """
+
+
+class ServiceUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "A service the request needs is unavailable; try again later."
+    default_code = "service_unavailable"
 
 
 def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -61,6 +75,8 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, BrokerUnavailable):
+        exc = ServiceUnavailable(str(exc))
 
     response = drf_exception_handler(exc, context)
     if response is None:

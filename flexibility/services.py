@@ -17,8 +17,12 @@ from django.db import transaction
 from django.db.models import Count, F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from devices.models import Cycle, Device, Home
+from energy_manager import metrics
+from energy_manager.api_errors import BrokerUnavailable
 from flexibility.models import (
     FINAL_RUN_STATUSES, FleetRun, Notification, OptimizationRun, Recommendation, RecommendationStatus,
     RunStatus, RunTrigger, Schedule,
@@ -53,13 +57,22 @@ def eager() -> bool:
 
 
 def enqueue_run(run: OptimizationRun) -> None:
-    """Send the solve task once the run row is committed (workers must be able to see it)."""
+    """Send the solve task once the run row is committed (workers must be able to see it).
+
+    With the broker down the run stays committed as queued (the reaper re-sends it) and
+    BrokerUnavailable (-> 503) tells the caller.
+    """
     run_pk, limit = run.pk, run.time_limit_s
 
     def send() -> None:
-        _tasks().solve_run.apply_async(
-            args=[run_pk], soft_time_limit=limit + 30, time_limit=limit + 60,
-        )
+        try:
+            _tasks().solve_run.apply_async(
+                args=[run_pk], soft_time_limit=limit + 30, time_limit=limit + 60,
+            )
+        except (KombuOperationalError, RedisConnectionError) as exc:
+            logger.warning("run %s queued, broker unreachable: %s", run_pk, exc)
+            raise BrokerUnavailable(f"Run {run_pk} is recorded as queued but the task broker is unreachable; "
+                                    "it will be sent again automatically.") from exc
 
     OptimizationRun.objects.filter(pk=run_pk).update(last_enqueued_at=timezone.now())
     transaction.on_commit(send)
@@ -201,6 +214,9 @@ def store_result(run_pk: int, result: dict) -> str:
         run.error = (f"The solver found no plan within {run.time_limit_s:g} s ({status})."
                      if status == "NO_SOLUTION_IN_TIME" else f"Unexpected solver status {status!r}.")
     run.save()
+    stats, final = run.solver_stats, run.status
+    transaction.on_commit(lambda: metrics.observe_solve(
+        (stats.get("build_ms", 0) + stats.get("solve_ms", 0)) / 1000, stats.get("backend") or run.backend, final))
     return run.status
 
 
