@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import threading
 from typing import Iterable, Optional
 
@@ -115,8 +116,9 @@ class HemsCollector(Collector):
     def collect(self) -> Iterable:
         url = _broker_url()
         if not url:
-            for histogram in _local.values():
-                yield from histogram.collect()
+            if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # there, the multiprocess collector reads them
+                for histogram in _local.values():
+                    yield from histogram.collect()
             return
         try:
             client = _redis(url)

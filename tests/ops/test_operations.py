@@ -44,13 +44,6 @@ def dead_broker(request):
     request.addfinalizer(undo)
 
 
-@pytest.fixture
-def clean_metrics(live_broker):
-    keys = list(redis.Redis.from_url(live_broker).scan_iter(match=f"{metrics.KEY_PREFIX}:*"))
-    if keys:
-        redis.Redis.from_url(live_broker).delete(*keys)
-
-
 def _routes(patterns, prefix: str = ""):
     for p in patterns:
         if isinstance(p, URLResolver):
