@@ -64,7 +64,7 @@ worker: install
 hub-worker: install
 	$(VENV)/bin/celery -A energy_manager worker -Q hub -c 1 -n hub@%h
 beat: install
-	$(VENV)/bin/celery -A energy_manager beat -S django_celery_beat.schedulers:DatabaseScheduler
+	$(VENV)/bin/celery -A energy_manager beat -l INFO -S django_celery_beat.schedulers:DatabaseScheduler
 flower: install
 	$(VENV)/bin/celery -A energy_manager flower --conf=energy_manager/flowerconfig.py
 listener: install
