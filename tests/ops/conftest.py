@@ -16,3 +16,4 @@ def clean_metrics():
     if keys:
         client.delete(*keys)
     client.close()
+

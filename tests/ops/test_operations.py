@@ -24,6 +24,8 @@ from hub_bridge.models import HubCommand
 from tests.plugins.celery_worker import broker_url, purge_queues, use_broker
 from tests.plugins.mqtt import free_port
 
+from tests.ops.promtext import metric_value
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -135,15 +137,6 @@ def test_metrics_in_production_without_token_are_for_staff_only(settings, staff_
     assert operator.get("/metrics").status_code == 200
 
 
-def _sample(text: str, name: str, **labels: str) -> float | None:
-    for line in text.splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
-            found = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0])) if "{" in line else {}
-            if all(found.get(k) == v for k, v in labels.items()):
-                return float(line.rsplit(" ", 1)[1])
-    return None
-
-
 def test_metrics_show_queue_depth_solve_times_and_command_latency_from_redis(clean_metrics, live_broker):
     from tasks.optimization import solve_run
 
@@ -153,14 +146,14 @@ def test_metrics_show_queue_depth_solve_times_and_command_latency_from_redis(cle
     metrics.observe_solve(7.0, "cpsat", "succeeded")
     metrics.observe_command_acks([(1.5, "start_cycle")])
     text = Client().get("/metrics").content.decode()
-    assert _sample(text, "hems_celery_queue_messages", queue="optimization") == 3
-    assert _sample(text, "hems_celery_queue_messages", queue="hub") == 0
+    assert metric_value(text, "hems_celery_queue_messages", queue="optimization") == 3
+    assert metric_value(text, "hems_celery_queue_messages", queue="hub") == 0
     solve = dict(backend="cpsat", status="succeeded")
-    assert _sample(text, "hems_optimization_solve_seconds_count", **solve) == 2
-    assert _sample(text, "hems_optimization_solve_seconds_bucket", le="0.5", **solve) == 1
-    assert _sample(text, "hems_optimization_solve_seconds_bucket", le="10.0", **solve) == 2
-    assert _sample(text, "hems_optimization_solve_seconds_sum", **solve) == pytest.approx(7.3)
-    assert _sample(text, "hems_command_ack_latency_seconds_bucket", le="2.0", kind="start_cycle") == 1
+    assert metric_value(text, "hems_optimization_solve_seconds_count", **solve) == 2
+    assert metric_value(text, "hems_optimization_solve_seconds_bucket", le="0.5", **solve) == 1
+    assert metric_value(text, "hems_optimization_solve_seconds_bucket", le="10.0", **solve) == 2
+    assert metric_value(text, "hems_optimization_solve_seconds_sum", **solve) == pytest.approx(7.3)
+    assert metric_value(text, "hems_command_ack_latency_seconds_bucket", le="2.0", kind="start_cycle") == 1
 
 
 def test_a_stored_result_and_an_acknowledgement_are_observed(clean_metrics, live_broker, make_user):
@@ -177,8 +170,8 @@ def test_a_stored_result_and_an_acknowledgement_are_observed(clean_metrics, live
     text = Client().get("/metrics").content.decode()
     run.refresh_from_db()
     backend = run.solver_stats["backend"]
-    assert _sample(text, "hems_optimization_solve_seconds_count", backend=backend, status="succeeded") == 1
-    assert _sample(text, "hems_command_ack_latency_seconds_count", kind="start_cycle") == 1, \
+    assert metric_value(text, "hems_optimization_solve_seconds_count", backend=backend, status="succeeded") == 1
+    assert metric_value(text, "hems_command_ack_latency_seconds_count", kind="start_cycle") == 1, \
         "only the first acknowledgement of a command counts"
 
 

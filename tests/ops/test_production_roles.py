@@ -42,6 +42,8 @@ from hub_bridge.services import enqueue_command
 from tests.plugins.celery_worker import broker_url, database_url, purge_queues, use_broker
 from tests.plugins.mqtt import free_port, port_open, wait_for
 
+from tests.ops.promtext import metric_value
+
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -197,14 +199,8 @@ def test_every_role_runs_from_base_requirements(start_role, role_env, mqtt_broke
     base = f"http://127.0.0.1:{web_port}"
 
     # web: the load balancer's health check (plain HTTP: exempt from the HTTPS redirect)
-    health_calls = [0]  # requests the web role answered, to compare with its own count
-
-    def healthy():
-        answer = http(f"{base}/health/?format=json")
-        health_calls[0] += answer[0] != 0
-        return answer
-
-    status, body = poll(roles, lambda: (r := healthy())[0] == 200 and r, 120, "web /health/ 200")
+    status, body = poll(roles, lambda: (r := http(f"{base}/health/?format=json"))[0] == 200 and r, 120,
+                        "web /health/ 200")
     assert json.loads(body) == {"Database(alias='default')": "OK", "Redis": "OK", "CeleryBroker": "OK",
                                 "MQTTBroker": "OK"}
 
@@ -246,22 +242,26 @@ def test_every_role_runs_from_base_requirements(start_role, role_env, mqtt_broke
 
     # /metrics: bearer token; one scrape counts both gunicorn processes and reads the shared histograms
     assert http(f"{base}/metrics")[0] == 401
-    for _ in range(6):
-        assert healthy()[0] == 200
 
     def scrape() -> str:
         status, text = http(f"{base}/metrics", {"Authorization": f"Bearer {METRICS_TOKEN}"})
         assert status == 200, text
         return text.decode()
 
+    def health_requests() -> float:
+        return metric_value(scrape(), "django_http_requests_total_by_view_transport_method_total", view="health") or 0.0
+
+    before = health_requests()
+    for _ in range(8):  # spread over both gunicorn processes
+        assert http(f"{base}/health/?format=json")[0] == 200
+    assert health_requests() - before == 8
     solved = OptimizationRun.objects.filter(status=RunStatus.SUCCEEDED).count()
     assert solved >= 2
-    poll(roles, lambda: _value(scrape(), "hems_optimization_solve_seconds_count", status="succeeded") == solved,
+    poll(roles, lambda: metric_value(scrape(), "hems_optimization_solve_seconds_count", status="succeeded") == solved,
          30, f"the scrape to count the {solved} solves")
     text = scrape()
-    assert _value(text, "django_http_requests_total_by_view_transport_method_total", view="health") == health_calls[0]
-    assert _value(text, "hems_command_ack_latency_seconds_count", kind="set_ev_power") == 1
-    assert _value(text, "hems_celery_queue_messages", queue="optimization") is not None
+    assert metric_value(text, "hems_command_ack_latency_seconds_count", kind="set_ev_power") == 1
+    assert metric_value(text, "hems_celery_queue_messages", queue="optimization") is not None
 
     # flower: basic auth required; both workers listed
     flower_url = f"http://127.0.0.1:{flower_port}"
@@ -274,19 +274,6 @@ def test_every_role_runs_from_base_requirements(start_role, role_env, mqtt_broke
         return status == 200 and {f"optimization@{HOST}", f"hub@{HOST}"} <= json.loads(body).keys()
 
     poll(roles, workers_listed, 60, "flower to list both workers")
-
-
-def _value(text: str, name: str, **labels: str) -> float | None:
-    import re
-
-    total, found = 0.0, False
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        got = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0])) if "{" in line else {}
-        if all(got.get(k) == v for k, v in labels.items()):
-            total, found = total + float(line.rsplit(" ", 1)[1]), True
-    return total if found else None
 
 
 def test_flower_refuses_to_start_without_auth_in_production(role_env, start_role):
