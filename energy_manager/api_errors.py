@@ -4,10 +4,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, HttpRequest, JsonResponse
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
-from kombu.exceptions import OperationalError as KombuOperationalError
 from rest_framework.views import exception_handler as drf_exception_handler
 
 
@@ -30,12 +31,6 @@ class BrokerUnavailable(KombuOperationalError):
 
     A kombu OperationalError, so tasks keep treating it as transient (retry); the API answers 503.
     """
-
-
-class ServiceUnavailable(exceptions.APIException):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "A service the request needs is unavailable; try again later."
-    default_code = "service_unavailable"
 
 
 def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -75,8 +70,6 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
-    elif isinstance(exc, BrokerUnavailable):
-        exc = ServiceUnavailable(str(exc))
 
     response = drf_exception_handler(exc, context)
     if response is None:
@@ -95,3 +88,28 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
             body = error_body(str(code), message)
     response.data = body
     return response
+
+
+class BrokerOutageMiddleware:
+    """503 with the standard error body when the task broker (or its Redis) is unreachable.
+
+    A middleware, not the DRF handler: tasks are sent when the request's transaction commits,
+    after the view has returned, so the error surfaces outside DRF. Raised inside a view, the
+    request's transaction is rolled back first; raised on commit, what was committed stays
+    (BrokerUnavailable says what happens to it).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest):
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> JsonResponse | None:
+        if isinstance(exception, BrokerUnavailable):
+            message = str(exception)
+        elif isinstance(exception, (KombuOperationalError, RedisConnectionError)):
+            message = "The task broker is unreachable; part of this request may not have been carried out. Try again later."
+        else:
+            return None
+        return JsonResponse(error_body("service_unavailable", message), status=503, headers={"Retry-After": "30"})

@@ -55,6 +55,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "energy_manager.api_errors.BrokerOutageMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db import transaction
 from django.utils import timezone
-from django.utils.decorators import method_decorator
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
@@ -21,13 +19,8 @@ from flexibility.serializers import (
 )
 
 
-@method_decorator(transaction.non_atomic_requests, name="dispatch")
 class HomeOptimizationsView(GenericAPIView):
-    """POST: plan a home (202 with the run and its status URL). GET: the home's runs, newest first.
-
-    Not wrapped in the request transaction: `submit_run` commits the run itself, so the task is
-    sent inside this view and a broker outage answers 503 with the run left queued.
-    """
+    """POST: plan a home (202 with the run and its status URL). GET: the home's runs, newest first."""
 
     serializer_class = RunSerializer
 

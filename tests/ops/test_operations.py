@@ -5,6 +5,7 @@ nothing listens for the dead broker.
 """
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 
@@ -200,3 +201,18 @@ def test_broker_down_answers_503_and_leaves_the_run_queued_for_the_reaper(make_u
     reaped = services.reap_stuck_runs(stuck_after_s=0, now=timezone.now() + timedelta(seconds=1))
     assert reaped == {"requeued": 1, "failed": 0}
     assert redis.Redis.from_url(broker_url()).llen("optimization") == 1
+
+
+
+def test_other_broker_errors_are_a_json_503_and_anything_else_is_left_alone():
+    from django.test import RequestFactory
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from energy_manager.api_errors import BrokerOutageMiddleware
+
+    middleware = BrokerOutageMiddleware(lambda request: None)
+    request = RequestFactory().patch("/api/v1/cycles/1/")
+    response = middleware.process_exception(request, RedisConnectionError("Connection refused"))
+    assert response.status_code == 503 and response["Retry-After"] == "30"
+    assert json.loads(response.content)["error"]["code"] == "service_unavailable"
+    assert middleware.process_exception(request, ValueError("not ours")) is None
