@@ -11,26 +11,14 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from energy_manager import errors
 
-class UnprocessableEntity(exceptions.APIException):
-    """The request is well formed but the stored data cannot serve it (HTTP 422)."""
-
-    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
-    default_detail = "The request cannot be processed with the current data."
-    default_code = "unprocessable"
-
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The request conflicts with the current state."
-    default_code = "conflict"
-
-
-class BrokerUnavailable(KombuOperationalError):
-    """The message broker did not take a message; what was committed waits for a re-send.
-
-    A kombu OperationalError, so tasks keep treating it as transient (retry); the API answers 503.
-    """
+DOMAIN_STATUS = {
+    errors.NotFound: status.HTTP_404_NOT_FOUND,
+    errors.Conflict: status.HTTP_409_CONFLICT,
+    errors.Unprocessable: status.HTTP_422_UNPROCESSABLE_ENTITY,
+    errors.BrokerUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
+}
 
 
 def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -59,7 +47,21 @@ def error_body(code: str, message: str, fields: dict[str, list[str]] | None = No
     return {"error": {"code": code, "message": message, "fields": fields or {}}}
 
 
+def domain_status(exc: errors.DomainError) -> int:
+    """The HTTP status of a domain error raised by a service."""
+    return next((code for cls, code in DOMAIN_STATUS.items() if isinstance(exc, cls)), status.HTTP_400_BAD_REQUEST)
+
+
+def domain_error_response(exc: errors.DomainError) -> Response:
+    """The error body of a domain error raised by a service."""
+    body = error_body(exc.code, exc.message, exc.fields)
+    body["error"].update(exc.extra)
+    return Response(body, status=domain_status(exc))
+
+
 def exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, errors.DomainError):
+        return domain_error_response(exc)
     if isinstance(exc, DjangoValidationError):
         if hasattr(exc, "error_dict"):
             detail = {("non_field_errors" if k == NON_FIELD_ERRORS else k): v for k, v in exc.message_dict.items()}
@@ -93,10 +95,10 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
 class BrokerOutageMiddleware:
     """503 with the standard error body when the task broker (or its Redis) is unreachable.
 
-    A middleware, not the DRF handler: tasks are sent when the request's transaction commits,
-    after the view has returned, so the error surfaces outside DRF. Raised inside a view, the
+    A middleware beside the DRF handler: tasks are sent when the request's transaction commits,
+    after the view has returned, so these errors surface outside DRF. Raised inside a view, the
     request's transaction is rolled back first; raised on commit, what was committed stays
-    (BrokerUnavailable says what happens to it).
+    (errors.BrokerUnavailable says what happens to it).
     """
 
     def __init__(self, get_response):
@@ -106,10 +108,9 @@ class BrokerOutageMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> JsonResponse | None:
-        if isinstance(exception, BrokerUnavailable):
-            message = str(exception)
-        elif isinstance(exception, (KombuOperationalError, RedisConnectionError)):
-            message = "The task broker is unreachable; part of this request may not have been carried out. Try again later."
-        else:
-            return None
-        return JsonResponse(error_body("service_unavailable", message), status=503, headers={"Retry-After": "30"})
+        if not isinstance(exception, errors.BrokerUnavailable):
+            if not isinstance(exception, (KombuOperationalError, RedisConnectionError)):
+                return None
+            exception = errors.BrokerUnavailable()
+        response = domain_error_response(exception)
+        return JsonResponse(response.data, status=response.status_code, headers={"Retry-After": "30"})

@@ -16,11 +16,11 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from bench.fleet import seed_area_signals, seed_standard_home
+from tests.factories.homes import seed_area_signals, seed_standard_home
 from energy_manager import metrics
 from energy_manager.views import API_RESOURCES, HOME_RESOURCES
-from flexibility import services
-from flexibility.models import OptimizationRun, RunStatus
+from flexibility.planning import services
+from flexibility.planning.models import OptimizationRun, RunStatus
 from hub_bridge.models import HubCommand
 from tests.plugins.celery_worker import broker_url, purge_queues, use_broker
 from tests.plugins.mqtt import free_port
@@ -139,7 +139,7 @@ def test_metrics_in_production_without_token_are_for_staff_only(settings, staff_
 
 
 def test_metrics_show_queue_depth_solve_times_and_command_latency_from_redis(clean_metrics, live_broker):
-    from tasks.optimization import solve_run
+    from tasks.planning import solve_run
 
     for _ in range(3):
         solve_run.apply_async(args=[0])  # nobody consumes: they wait in the queue

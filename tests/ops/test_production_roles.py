@@ -32,10 +32,10 @@ from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from bench.fleet import seed_area_signals, seed_standard_home
+from tests.factories.homes import seed_area_signals, seed_standard_home
 from devices.models import Device, Hub, Measurement
-from flexibility import services
-from flexibility.models import OptimizationRun, RunStatus
+from flexibility.planning import services
+from flexibility.planning.models import OptimizationRun, RunStatus
 from hub_bridge.models import CommandState, HubCommand
 from hub_bridge.provision import provision_simulated_hubs
 from hub_bridge.services import enqueue_command
