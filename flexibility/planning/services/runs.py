@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from devices.models import Home
+from energy_manager import metrics
 from flexibility.notifications.services import notify_many
 from flexibility.optimizer import ProblemError, problem_from_dict, solve
 
@@ -180,6 +181,14 @@ def store_outcomes(outcomes: list[tuple[OptimizationRun, dict]]) -> None:
     act_on_schedules(schedules)
     notify_many(notes)
     OptimizationRun.objects.bulk_update([run for run, _ in outcomes], OUTCOME_FIELDS)
+    observed = [((run.solver_stats.get("build_ms", 0) + run.solver_stats.get("solve_ms", 0)) / 1000,
+                 run.solver_stats.get("backend") or run.backend, run.status) for run, _ in outcomes]
+
+    def observe() -> None:
+        for seconds, backend, status in observed:
+            metrics.observe_solve(seconds, backend, status)
+
+    transaction.on_commit(observe)
     if schedules:
         signals.schedules_stored.send(sender=OptimizationRun, schedules=schedules)
 
