@@ -28,7 +28,7 @@ from pathlib import Path
 
 from zoneinfo import ZoneInfo
 
-from bench.homes import EASY_CARE, reference
+from tests.factories.problems import EASY_CARE, reference
 
 FAN_OUT_CHUNK = 50  # homes per day-ahead chunk task
 
@@ -36,7 +36,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "energy_manager.settings")
 
 
 # The hourly per-unit household load (x contracted kVA gives kW) and the washing machine's
-# "easy care" program come from the FlexiHome reference data (bench/homes reads it).
+# "easy care" program come from the FlexiHome reference data (tests/factories/problems.py reads it).
 def load_per_unit() -> list[float]:
     return reference()["load_profile_per_unit_hourly"]
 

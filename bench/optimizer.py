@@ -4,7 +4,7 @@ Each line: home, backend, slots, runs, p50_ms / p95_ms of `solve()` wall time
 (compile + build + solve + evaluation, problem already parsed), status, cost_eur,
 gap, peak_rss_mb (process high-water mark after that line). The envelope of
 the standard home is reported as backend "envelope". Homes are documented in
-bench/homes/__init__.py. Targets (2 cores, one process): standard p50 <= 50 ms,
+tests/factories/problems.py. Targets (2 cores, one process): standard p50 <= 50 ms,
 p95 <= 150 ms; battery_only p50 <= 10 ms; many_cycles <= 1 s; stress <= 0.5 s;
 envelope(standard) <= 1 s; peak memory <= 200 MB.
 """
@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Any
 
-from bench.homes import HOMES
+from tests.factories.problems import HOMES
 
 TARGET_MS = {"standard": 50, "battery_only": 10, "many_cycles": 1000, "thermal": None, "stress": 500}
 

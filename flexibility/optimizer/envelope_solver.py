@@ -30,7 +30,7 @@ def envelope(problem: Problem, backend: str = "auto", time_limit_s: float = 10.0
     """Per-slot baseline/min/max net import (kW) and the extra cost (EUR) of holding min or max."""
     import highspy
 
-    from .backends.milp import MilpModel
+    from .backends.milp_model import MilpModel
 
     t0 = time.perf_counter()
     plan = solve(problem, backend=backend, time_limit_s=time_limit_s * 0.5, relaxed=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 MAX_HORIZON_H = 72
@@ -555,7 +555,3 @@ def problem_to_dict(p: Problem) -> dict:
             d["initial_soc_pct"] = 100.0 - 100.0 * e.max_energy_kwh / e.capacity_kwh
         out["ev_sessions"].append(d)
     return out
-
-
-def series(values: Sequence[float]) -> tuple[float, ...]:
-    return tuple(float(x) for x in values)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
-from typing import Any, Optional
+from typing import Any
 
-from .baseline import baseline as _baseline
+from .baseline import baseline
 from .compile import Compiled, compile_problem, resample_profile
 from .evaluate import evaluate
 from .explain import explain_infeasible, precheck
@@ -58,7 +58,7 @@ def solve(problem: Problem, backend: str = "auto", time_limit_s: float = 5.0, *,
         raise ValueError(f"backend: must be one of {', '.join(BACKENDS)}")
     t0 = time.perf_counter()
     cp = compile_problem(problem)
-    bl = _baseline(problem, cp)
+    bl = baseline(problem, cp)
     chosen = choose_backend(cp) if backend == "auto" else backend
     name = chosen if backend != "auto" else f"auto:{chosen}"
 
@@ -161,15 +161,3 @@ def devices_view(cp: Compiled, sch: Schedule, ev: Evaluation) -> dict[str, dict[
                       "power_kw": [round(x, 4) for x in sch.thermal_kw.get(th.id, [0.0] * n)],
                       "soc_kwh": [round(x, 4) for x in ev.soc_kwh.get(th.id, [])]}
     return out
-
-
-def baseline(problem: Problem) -> Evaluation:
-    """Cost/CO2/violations of the unoptimized plan (see baseline.py)."""
-    return _baseline(problem)
-
-
-def is_optimal(res: SolveResult, tol: float = 1e-4) -> bool:
-    return res.status == Status.OPTIMAL or (res.status == Status.FEASIBLE and (res.stats.gap or 1) <= tol)
-
-
-__all__ = ["solve", "baseline", "choose_backend", "BACKENDS", "Optional"]

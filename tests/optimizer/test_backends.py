@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, Phase, assume, given, settings
 
-from bench.homes import HOMES, standard_home
+from tests.factories.problems import HOMES, standard_home
 from flexibility.optimizer import Status, baseline, problem_from_dict, solve
 
 from .checker import check
@@ -103,7 +103,8 @@ def test_random_homes(d):
 def test_ev_step_stages_match_full_model(d):
     """The EV-step solve (LP branch and bound, else the staged MILP) and the staged MILP alone equal HiGHS on
     the plain full model."""
-    from flexibility.optimizer.backends.milp import MilpModel, read_highs, solve_milp
+    from flexibility.optimizer.backends.milp import read_highs, solve_milp
+    from flexibility.optimizer.backends.milp_model import MilpModel
     from flexibility.optimizer.compile import compile_problem
 
     assume(d["ev_sessions"])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.homes import Day, standard_home, stress_home, battery_only_home
+from tests.factories.problems import Day, standard_home, stress_home, battery_only_home
 from flexibility.optimizer import Status, envelope, problem_from_dict, solve
 
 ROOT = Path(__file__).resolve().parents[2]

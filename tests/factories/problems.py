@@ -1,4 +1,4 @@
-"""Benchmark and test homes, built from the FlexiHome reference data as JSON problems.
+"""Optimizer problem fixtures (the benchmark and test homes), built from the FlexiHome reference data as JSON problems.
 
 Every home is a dict in the optimizer's JSON contract (flexibility/optimizer/README.md),
 so building one also exercises the parser. Prices, load shape and CO2 come from
