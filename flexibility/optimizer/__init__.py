@@ -10,7 +10,8 @@ from .evaluate import evaluate
 from .problem import (PV, Battery, EVSession, GridRequest, Interval, Objective, Phase, Problem, ProblemError,
                       ShiftableCycle, Site, ThermalStorage, TimeGrid, problem_from_dict, problem_to_dict)
 from .result import Envelope, EnvelopeSlot, Evaluation, Schedule, SolveResult, Status, Violation
-from .solve import BACKENDS, choose_backend, solve
+from .portfolio import BACKENDS, choose_backend
+from .solve import solve
 
 __all__ = [
     "BACKENDS", "PV", "Battery", "EVSession", "Envelope", "EnvelopeSlot", "Evaluation", "GridRequest", "Interval",

@@ -25,10 +25,11 @@ window. Appliance programs are the reference data's washing-machine programs
 and a dryer profile written here; without the reference file, built-in copies of the washer programs
 are used, so the generator never fails for lack of it.
 
-Feasible by construction (checked on 1000 seeds by `tests/optimizer/test_random_homes.py`): cycle
-windows are at least the cycle plus 2 h long and avoid nothing but the do-not-disturb window; EV needs
-at most 60 % of what its window can deliver under the connection; battery final SoC = initial; the
-water heater's store covers the largest draw and its heater can refill what a day draws in a third of it.
+Made to be feasible: cycle windows are at least the cycle plus 2 h long (inside 07:00-22:00 with a
+do-not-disturb night), a tight connection goes with a small base load, PV fits the connection, the EV
+needs at most 60 % of what its window can deliver under the connection, the water heater's store holds
+an on/off slot's heat and ends at 60 % of its start. `tests/optimizer/test_random_homes.py` checks the
+first 300 homes against the pre-checks; the benchmark reports any home no backend can plan.
 """
 from __future__ import annotations
 
@@ -268,18 +269,21 @@ def _thermal(r: random.Random, g: _Grid) -> dict[str, Any]:
     demand = []
     draws = [(r.uniform(6.5, 8.0), r.uniform(0.25, 0.5)), (r.uniform(19.0, 22.0), r.uniform(0.25, 0.75))]
     per_draw = min(0.35 * max_kwh, r.uniform(1.0, 3.0))
+    slot_h = g.res / 60
     for t in range(g.slots):
-        h = g.hour(t) % 24
+        a = g.hour(t) % 24 - slot_h / 2  # slot start, local hours
         x = 0.04
-        for start, length in draws:
-            if start <= h < start + length:
-                x += per_draw / length
+        for start, length in draws:  # the draw's energy spread over the slots it overlaps
+            overlap = max(0.0, min(a + slot_h, start + length) - max(a, start))
+            x += per_draw / length * overlap / slot_h
         demand.append(round(x, 3))
+    chunk = electric * cop * g.res / 60  # heat of one on/off slot
+    max_kwh = round(max(max_kwh, 2.5 * chunk), 3)  # an on/off slot must fit in the store
     initial = round(max_kwh * r.uniform(0.5, 0.9), 3)
     return {"id": "wh-1", "device": "WH-1", "name": "Heat pump" if heat_pump else "Water heater",
             "electric_power_kw": electric, "modulating": heat_pump and r.random() < 0.7, "cop": cop,
             "min_energy_kwh": 0.0, "max_energy_kwh": max_kwh, "initial_energy_kwh": initial,
-            "final_energy_kwh": initial if r.random() < 0.8 else None,
+            "final_energy_kwh": round(0.6 * initial, 3) if r.random() < 0.8 else None,
             "standing_loss_kw": round(r.uniform(0.02, 0.06), 3), "heat_demand_kw": demand}
 
 
@@ -304,7 +308,7 @@ def random_home(seed: int, kind: Optional[str] = None) -> dict[str, Any]:
     co2h = ref["co2_g_per_kwh_hourly"] if ref else _CO2
     base = [round(pu[int(g.hour(t)) % 24] * base_kva * r.uniform(0.85, 1.15), 3) for t in range(g.slots)]
     want_pv = kind in ("battery", "full") or r.random() < 0.4
-    kwp = round(r.uniform(1.5, 8.0), 1) if want_pv else 0.0
+    kwp = round(r.uniform(1.5, min(8.0, limit)), 1) if want_pv else 0.0  # the inverter fits the connection
     tariff, price, export = _tariff(r, g, kwp)
     objective = r.choice(["economic", "economic", "economic", "ecologic", "mixed"])
     dnd = r.random() < 0.3

@@ -5,20 +5,26 @@ then the staged MILP (README "EV current steps").
 """
 from __future__ import annotations
 
+import math
 import time
+from typing import Optional
 
 from ..compile import Compiled
-from ..result import Status
+from ..result import Schedule, Status
 from .common import BackendResult, rel_gap
 from .linear import pulp_solver
 from .milp_model import MilpModel
-from .milp_search import lp_branch_and_bound, stepped_start
+from .milp_search import fixed_run, lp_branch_and_bound, stepped_start
 
 def solve_milp(cp: Compiled, time_limit_s: float = 5.0, *, elastic: bool = False, via_pulp: bool = False,
                threads: int = 1, mip_rel_gap: float = 5e-5, symmetry: bool = True,
-               lp_search: bool = True) -> BackendResult:
+               lp_search: bool = True, start_plan: Optional[Schedule] = None) -> BackendResult:
     """Solve with HiGHS (PuLP/CBC without highspy). With EV current steps: first the LP branch and
-    bound (`lp_search`), then the staged MILP (README "EV current steps")."""
+    bound (`lp_search`), then the staged MILP (README "EV current steps").
+
+    `start_plan` (another backend's plan) becomes HiGHS' first incumbent: its discrete decisions
+    are fixed, the rest re-solved as an LP, and that solution handed over with `setSolution`, so
+    the search prunes against it from the first node."""
     t0 = time.perf_counter()
     try:
         import highspy  # noqa: F401
@@ -52,6 +58,11 @@ def solve_milp(cp: Compiled, time_limit_s: float = 5.0, *, elastic: bool = False
     start = None
     if mm.ev_steps and not elastic:
         start = stepped_start(cp, mm, h, t0 + time_limit_s, threads, mip_rel_gap, relaxed)
+    if start_plan is not None and not elastic and (start is None or start.status != Status.OPTIMAL):
+        given = _plan_start(cp, mm, h, start_plan, t0 + time_limit_s, mip_rel_gap)
+        if given is not None and (start is None or given.objective < start.objective):
+            start = given
+            detail["start_from"] = "plan"
     if start is not None and start.status == Status.OPTIMAL:
         res = start
     else:
@@ -71,6 +82,16 @@ def solve_milp(cp: Compiled, time_limit_s: float = 5.0, *, elastic: bool = False
     res.detail.update(detail)
     res.detail["solver"] = "highs"
     return res
+
+
+def _plan_start(cp: Compiled, mm: MilpModel, h, plan: Schedule, deadline: float,
+                gap: float) -> Optional[BackendResult]:
+    """The full model's columns for `plan`: its integer columns fixed, the continuous rest as an LP."""
+    from ..evaluate import evaluate
+
+    net = evaluate(cp.problem, plan, cp).net_import_kw
+    fix = {col: value(plan, net) for col, _slot, value, _up, _down, _key in mm.int_rules}
+    return fixed_run(mm, h, fix, deadline, -math.inf, gap)
 
 
 def read_highs(mm: MilpModel, h) -> BackendResult:
