@@ -55,14 +55,14 @@ def solve_milp(cp: Compiled, time_limit_s: float = 5.0, *, elastic: bool = False
     h = mm.m.to_highs(left, threads=threads, mip_rel_gap=mip_rel_gap)
     build_ms = (time.perf_counter() - t0) * 1000
     t1 = time.perf_counter()
-    start = None
+    given = start = None
+    if start_plan is not None and not elastic:  # one LP: before anything that may use up the time
+        given = _plan_start(cp, mm, h, start_plan, t0 + time_limit_s, mip_rel_gap)
+        detail["start_from_plan"] = None if given is None else given.objective
     if mm.ev_steps and not elastic:
         start = stepped_start(cp, mm, h, t0 + time_limit_s, threads, mip_rel_gap, relaxed)
-    if start_plan is not None and not elastic and (start is None or start.status != Status.OPTIMAL):
-        given = _plan_start(cp, mm, h, start_plan, t0 + time_limit_s, mip_rel_gap)
-        if given is not None and (start is None or given.objective < start.objective):
-            start = given
-            detail["start_from"] = "plan"
+    if given is not None and (start is None or (start.status != Status.OPTIMAL and given.objective < start.objective)):
+        start = given
     if start is not None and start.status == Status.OPTIMAL:
         res = start
     else:

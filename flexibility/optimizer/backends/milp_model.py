@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Callable, Optional
 
-from ..compile import THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel
+from ..compile import THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, heating_count_bounds
 from ..problem import Battery, PV, ThermalStorage
 from ..result import Schedule, Violation
 from .common import ELASTIC_PER_CYCLE, ELASTIC_PER_KWH
@@ -21,8 +21,9 @@ class MilpModel:
     """The built model plus the column maps needed to read a schedule back."""
 
     def __init__(self, cp: Compiled, elastic: bool = False, symmetry: bool = True, relax_ev_steps: bool = False,
-                 round_ev_energy: bool = True):
+                 round_ev_energy: bool = True, heating_cuts: bool = True):
         self.cp = cp
+        self.heating_cuts = heating_cuts  # the exact whole-heating-slot cut (off only for cross-checks)
         self.round_ev_energy = round_ev_energy  # the exact whole-step energy cut (off only for cross-checks)
         self.elastic = elastic
         self.relax_ev_steps = relax_ev_steps  # EV steps -> their convex hull [0, top step] (a valid relaxation)
@@ -335,6 +336,22 @@ def _add_thermal(mm: MilpModel, th: ThermalStorage) -> None:
                                                           f"'{th.name}' ends {v:.2f} kWh short"))
         m.row([e[-1], s], [1.0, 1.0], th.final_energy_kwh, INF)
     mm.th_p[th.id] = terms
+    if not th.modulating and not mm.elastic and mm.heating_cuts:
+        _add_heating_counts(mm, th, [j for j, _ in terms])
+
+
+def _add_heating_counts(mm: MilpModel, th: ThermalStorage, on: list[int]) -> None:
+    """Whole heating slots: S_t, the number of on-slots up to t, is an integer, so the comfort band's
+    bounds on it round inward (an exact Chvatal-Gomory cut, see `compile.heating_count_bounds`)."""
+    m = mm.m
+    lo, hi, suffix = heating_count_bounds(th, mm.cp.n, mm.cp.dt_h)
+    S: list[int] = []
+    for t in range(mm.cp.n):
+        j = m.var(lo[t], max(lo[t], hi[t]))
+        m.row([j, on[t]] + S[-1:], [1.0, -1.0] + [-1.0] * len(S[-1:]), 0.0, 0.0)
+        S.append(j)
+    for t, need in suffix:
+        m.row([S[-1], S[t]], [1.0, -1.0], float(need), INF)
 
 
 def _add_site(mm: MilpModel) -> None:
