@@ -141,35 +141,38 @@ def run_random(n: int, backends: list[str], time_limit_s: float, per_home: bool)
 def best_known(n: int, time_limit_s: float) -> dict[str, Any]:
     """Both backends with a long limit on every random home; the better evaluated plan is the best known.
 
-    Resumes from the existing file (homes already recorded with the same limit are kept)."""
+    Resumable: the file is rewritten after every home, and a (home, backend) already recorded with
+    the same limit is not solved again."""
+    from flexibility.optimizer.backends import cpsat, milp  # noqa: F401  import every solver module up front
     from tests.factories.random_homes import random_homes
 
     old = json.loads(BEST_KNOWN.read_text()) if BEST_KNOWN.exists() else {}
-    homes_out = old.get("homes", {}) if old.get("time_limit_s") == time_limit_s else {}
-    todo = [(name, d) for name, d in random_homes(n) if name not in homes_out]
-    results: dict[str, dict[str, Any]] = {}
-    for backend in ("milp", "cpsat"):
-        for name, res, ms in _solve_random(backend, time_limit_s, todo):
-            results.setdefault(name, {})[backend] = {
-                "status": res.status.value, "objective": res.objective_value, "gap": res.stats.gap, "ms": round(ms),
-                "rejected": bool(res.violations)}
-            print(json.dumps({"home": name, "backend": backend, **results[name][backend]}), flush=True)
-    for name, by in results.items():
-        ok = {b: r for b, r in by.items() if r["objective"] is not None and not r["rejected"]}
-        if not ok:
-            homes_out[name] = {"objective": None, "backends": by}
-            continue
-        win = min(ok, key=lambda b: ok[b]["objective"])
-        both = all(r["status"] == "OPTIMAL" for r in by.values()) and len(ok) == 2
-        homes_out[name] = {"objective": ok[win]["objective"], "by": win, "backends": by,
-                           "both_optimal_agree": None if not both else abs(
-                               _gap(ok["milp"]["objective"], ok["cpsat"]["objective"])) <= 1e-4}
-        BEST_KNOWN.parent.mkdir(parents=True, exist_ok=True)
+    homes_out: dict[str, Any] = old.get("homes", {}) if old.get("time_limit_s") == time_limit_s else {}
     doc = {"command": f"python -m bench.optimizer --best-known {n} --time-limit {time_limit_s:g}",
-           "time_limit_s": time_limit_s, "homes": dict(sorted(homes_out.items()))}
-    BEST_KNOWN.parent.mkdir(parents=True, exist_ok=True)
-    BEST_KNOWN.write_text(json.dumps(doc, indent=1) + "\n")
+           "time_limit_s": time_limit_s, "homes": homes_out}
+    homes = random_homes(n)
+    for backend in ("milp", "cpsat"):
+        todo = [(name, d) for name, d in homes if backend not in homes_out.get(name, {}).get("backends", {})]
+        for name, res, ms in _solve_random(backend, time_limit_s, todo):
+            entry = homes_out.setdefault(name, {"backends": {}})
+            entry["backends"][backend] = {"status": res.status.value, "objective": res.objective_value,
+                                          "gap": res.stats.gap, "ms": round(ms), "rejected": bool(res.violations)}
+            _best_of(entry)
+            print(json.dumps({"home": name, "backend": backend, **entry["backends"][backend]}), flush=True)
+            doc["homes"] = dict(sorted(homes_out.items()))
+            BEST_KNOWN.parent.mkdir(parents=True, exist_ok=True)
+            BEST_KNOWN.write_text(json.dumps(doc, indent=1) + "\n")
     return doc
+
+
+def _best_of(entry: dict[str, Any]) -> None:
+    """The best known objective of a home from its per-backend results (an evaluator-clean plan only)."""
+    by = entry["backends"]
+    ok = {b: r for b, r in by.items() if r["objective"] is not None and not r["rejected"]}
+    entry["objective"] = min((r["objective"] for r in ok.values()), default=None)
+    entry["by"] = min(ok, key=lambda b: ok[b]["objective"]) if ok else None
+    both = len(ok) == 2 and all(r["status"] == "OPTIMAL" for r in ok.values())
+    entry["both_optimal_agree"] = None if not both else abs(_gap(ok["milp"]["objective"], ok["cpsat"]["objective"])) <= 1e-4
 
 
 def main(argv: list[str] | None = None) -> int:

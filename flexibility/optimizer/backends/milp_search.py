@@ -16,6 +16,8 @@ from ..result import Schedule, Status
 from .common import BackendResult, rel_gap
 from .milp_model import MilpModel, step_grid
 
+STAGE_SHARE = 0.5  # of the time left, for the EV-step relaxation's MIP in `stepped_start`
+
 def lp_branch_and_bound(cp: Compiled, rm: MilpModel, h, deadline: float, gap: float,
                          max_lps: int = 400) -> Optional[BackendResult]:
     """Exact small search for homes whose only integers are cycle starts and EV steps or on/off EVs
@@ -212,12 +214,15 @@ def stepped_start(cp: Compiled, mm: MilpModel, h, deadline: float, threads: int,
     """
     import highspy
 
+    # the relaxed MIP gets half of what is left: when it is hard itself (battery / heater binaries over
+    # long horizons), the full model still gets time to find a plan
+    budget = max(0.05, STAGE_SHARE * (deadline - time.perf_counter()))
     if prebuilt is None:
         rm = MilpModel(cp, symmetry=mm.symmetry, relax_ev_steps=True)
-        hr = rm.m.to_highs(max(0.05, deadline - time.perf_counter()), threads=threads, mip_rel_gap=gap)
+        hr = rm.m.to_highs(budget, threads=threads, mip_rel_gap=gap)
     else:
         rm, hr = prebuilt  # from `_lp_branch_and_bound`, left as built
-        hr.setOptionValue("time_limit", max(0.05, deadline - time.perf_counter()))
+        hr.setOptionValue("time_limit", budget)
     hr.run()
     if hr.getInfo().primal_solution_status != highspy.SolutionStatus.kSolutionStatusFeasible:
         return None
