@@ -3,7 +3,7 @@
 Neither backend is robust alone on realistic homes (README "Choosing a backend": CP-SAT needs seconds
 to close the last 1e-4 on continuous storage, HiGHS needs seconds on tightly packed start times), so
 `auto` runs the backend the rule picks for a first slice of the budget and, if that does not prove
-optimality, the other one with the first one's plan as a start (HiGHS: `setSolution`; CP-SAT: hint),
+optimality, the other one (CP-SAT gets the best plan so far as a hint; HiGHS starts from scratch),
 then the first again with what is left. The plan served is the best plan either found (re-evaluated
 in floats), its proven gap is measured against the best bound either proved.
 """
@@ -20,29 +20,30 @@ from .result import Schedule, Status
 
 BACKENDS = ("auto", "cpsat", "milp", "milp-pulp")
 GAP = 5e-5  # both backends' relative gap limit (README "Optimality")
-FIRST_SHARE = 0.1  # of the budget for the first backend before the other one gets its turn
+FIRST_SHARE = 0.2  # of the budget for the first backend before the other one gets its turn
 MIN_FIRST_SLICE_S = 0.2
 
 Runner = Callable[[Compiled, str, float, int, Optional[Schedule]], BackendResult]
 
 
 def choose_backend(cp: Compiled) -> str:
-    """The backend `auto` tries first (see README "Choosing a backend" for the measurements behind it).
+    """The backend `auto` tries first, learned from the random households (README "Choosing a backend").
 
-    HiGHS when storage or EV power is continuous next to few discrete choices; CP-SAT when start
-    times and on/off states dominate.
+    HiGHS when anything continuous and stored is in the home (a battery, an EV of any kind: its
+    LP bound and the LP search win), or a heater over a long horizon (with the whole-heating-slot cut);
+    CP-SAT when the decisions are start times, or start times and heater states over at most 100 slots.
     """
     p = cp.problem
     discrete_cycles = sum(len(cm.options) for cm in cp.cycles if not cm.fixed)
-    on_off = any(not th.modulating for th in p.thermal_storages) or any(
-        em.levels_kw is not None or em.semicontinuous for em in cp.evs)
-    if discrete_cycles == 0 and not on_off:
+    on_off_heater = any(not th.modulating for th in p.thermal_storages)
+    if discrete_cycles == 0 and not on_off_heater and not any(
+            em.slots and (em.levels_kw is not None or em.semicontinuous) for em in cp.evs):
         return "milp"  # a pure LP: HiGHS simplex, a few ms
-    if any(em.levels_kw is None for em in cp.evs):
-        return "milp"  # continuous / semi-continuous EV power: CP-SAT needs seconds to close the gap
-    if p.batteries:
-        return "milp"  # continuous storage next to discrete choices: HiGHS' LP bound wins
-    return "cpsat"  # start times and on/off only: CP-SAT's clause learning wins
+    if p.batteries or any(em.slots for em in cp.evs):
+        return "milp"
+    if p.thermal_storages and cp.n > 100:
+        return "milp"
+    return "cpsat"
 
 
 def run_backend(cp: Compiled, backend: str, time_limit_s: float, threads: int = 1,
@@ -55,12 +56,18 @@ def run_backend(cp: Compiled, backend: str, time_limit_s: float, threads: int = 
     if backend in ("milp", "milp-pulp"):
         from .backends.milp import solve_milp
 
-        return solve_milp(cp, time_limit_s, threads=threads, via_pulp=backend == "milp-pulp", start_plan=start, **kw)
+        if start is not None:
+            raise ValueError("milp: takes no start plan (see portfolio_runner)")
+        return solve_milp(cp, time_limit_s, threads=threads, via_pulp=backend == "milp-pulp", **kw)
     raise ValueError(f"backend: must be one of {', '.join(BACKENDS)}")
 
 
-def _run(cp: Compiled, backend: str, time_limit_s: float, threads: int, start: Optional[Schedule]) -> BackendResult:
-    return run_backend(cp, backend, time_limit_s, threads, start)
+def portfolio_runner(cp: Compiled, backend: str, time_limit_s: float, threads: int,
+                     start: Optional[Schedule]) -> BackendResult:
+    """Only CP-SAT takes the other backend's plan (as a hint): HiGHS 1.16 given a start solution with
+    `setSolution` can report an objective and bound that do not belong to the solution it returns
+    (README "Choosing a backend"), so HiGHS always starts from scratch."""
+    return run_backend(cp, backend, time_limit_s, threads, start if backend == "cpsat" else None)
 
 
 @dataclass
@@ -72,7 +79,7 @@ class _Plan:
 
 
 def solve_portfolio(cp: Compiled, time_limit_s: float, threads: int = 1, *, first: Optional[str] = None,
-                    first_slice_s: Optional[float] = None, runner: Runner = _run) -> tuple[BackendResult, str]:
+                    first_slice_s: Optional[float] = None, runner: Runner = portfolio_runner) -> tuple[BackendResult, str]:
     """Best plan of both backends within `time_limit_s`; returns it and the backend that found it.
 
     Rounds: the first backend for `first_slice_s` (default: FIRST_SHARE of the budget, at least
@@ -99,7 +106,7 @@ def solve_portfolio(cp: Compiled, time_limit_s: float, threads: int = 1, *, firs
         res = runner(cp, backend, max(0.05, budget), threads, best.result.schedule if best else None)
         entry = {"backend": backend, "status": res.status.value, "ms": round((time.perf_counter() - t) * 1000, 1),
                  "budget_s": round(budget, 3), "objective": res.objective, "bound": res.bound,
-                 "started_from_plan": best is not None}
+                 "started_from_plan": best is not None and backend == "cpsat"}
         log.append(entry)
         if res.status == Status.INFEASIBLE:
             res.detail["portfolio"] = log

@@ -11,7 +11,7 @@ from flexibility.optimizer import Status, problem_from_dict, solve
 from flexibility.optimizer.backends.common import BackendResult
 from flexibility.optimizer.compile import compile_problem
 from flexibility.optimizer.evaluate import evaluate
-from flexibility.optimizer.portfolio import run_backend, solve_portfolio
+from flexibility.optimizer.portfolio import portfolio_runner, solve_portfolio
 from tests.factories.problems import many_cycles_home, standard_home
 
 from .checker import check
@@ -26,7 +26,7 @@ class Recorder:
 
     def __call__(self, cp, backend, time_limit_s, threads, start):
         self.calls.append((backend, start is not None))
-        res = run_backend(cp, backend, time_limit_s, threads, start)
+        res = portfolio_runner(cp, backend, time_limit_s, threads, start)
         fault = self.faults.get(backend)
         return fault(res) if fault else res
 
@@ -56,10 +56,10 @@ def test_first_backend_finds_nothing_second_proves():
 
 def test_first_backend_times_out_with_a_plan_second_starts_from_it():
     cp = compile_problem(problem_from_dict(many_cycles_home()))
-    run = Recorder(cpsat=unproven)
-    res, served_by = solve_portfolio(cp, 20, first="cpsat", runner=run)
-    assert run.calls == [("cpsat", False), ("milp", True)]  # HiGHS got CP-SAT's plan as its first incumbent
-    assert res.status == Status.OPTIMAL
+    run = Recorder(milp=unproven)
+    res, served_by = solve_portfolio(cp, 20, first="milp", runner=run)
+    assert run.calls == [("milp", False), ("cpsat", True)]  # CP-SAT got HiGHS' plan as a hint
+    assert res.status == Status.OPTIMAL and res.detail["portfolio"][1]["started_from_plan"]
     first = res.detail["portfolio"][0]["objective"]
     assert res.objective <= first + 1e-9  # never worse than the plan it started from
 
@@ -68,7 +68,8 @@ def test_both_find_plans_neither_proves_best_plan_served_with_its_gap():
     cp = compile_problem(problem_from_dict(standard_home()))
     run = Recorder(milp=unproven, cpsat=unproven)
     res, served_by = solve_portfolio(cp, 20, first="milp", runner=run)
-    assert [b for b, _ in run.calls] == ["milp", "cpsat", "milp"]
+    assert run.calls == [("milp", False), ("cpsat", True), ("milp", True)]
+    assert [e["started_from_plan"] for e in res.detail["portfolio"]] == [False, True, False]  # HiGHS takes none
     assert res.status == Status.FEASIBLE
     plans = [e["objective"] for e in res.detail["portfolio"] if e["objective"] is not None]
     assert len(plans) == 3

@@ -50,15 +50,19 @@ def test_backends_and_portfolio_agree_on_generated_homes(seed, kind):
     out = {b: solve(p, backend=b, time_limit_s=10) for b in ("milp", "cpsat", "auto")}
     assume(all(r.status != Status.INFEASIBLE for r in out.values()))
     for b, r in out.items():
-        assert r.schedule is not None, (b, r.status)
+        if r.schedule is None:  # a single backend may find nothing in 10 s on a hard home
+            assert b != "auto" or all(x.schedule is None for x in out.values()), r.stats.detail.get("portfolio")
+            continue
         cost, errs = check(d, r.to_dict())
         assert not errs, (b, errs[:5])
         assert abs(cost - r.cost_eur) <= 1e-3 * max(1.0, abs(cost)), (b, cost, r.cost_eur)
     m, c, a = (out[b] for b in ("milp", "cpsat", "auto"))
     if m.status == c.status == Status.OPTIMAL:
         assert agree(m.objective_value, c.objective_value), (m.objective_value, c.objective_value)
-    best_single = min(m.objective_value, c.objective_value)
-    if a.status == Status.OPTIMAL:
-        assert agree(a.objective_value, best_single) or a.objective_value < best_single
-    else:  # out of time: still the best plan either backend found in its share
+    singles = [r.objective_value for r in (m, c) if r.status == Status.OPTIMAL]
+    if a.status == Status.OPTIMAL and singles:
+        assert agree(a.objective_value, min(singles)) or a.objective_value < min(singles)
+    elif a.schedule is not None:  # out of time: the best plan either backend found in its share, with its gap
         assert a.stats.gap is not None and a.stats.gap >= 0
+        assert a.objective_value <= min(x["objective"] for x in a.stats.detail["portfolio"]
+                                        if x["objective"] is not None) + 1e-5 * max(1.0, abs(a.objective_value))

@@ -82,7 +82,10 @@ def test_time_limit_is_respected():
         t = time.perf_counter()
         r = solve(p, backend=backend, time_limit_s=0.5)
         took = time.perf_counter() - t
-        assert took < 2.0, (backend, took)
+        # the search stops at the limit; building an 18-cycle 576-slot model is not interruptible and
+        # takes seconds on a loaded machine, so the wall time is only bounded far below a runaway search
+        assert r.stats.solve_ms < 1500, (backend, r.stats.solve_ms)
+        assert took < 15.0, (backend, took)
         assert r.status in (Status.FEASIBLE, Status.NO_SOLUTION_IN_TIME, Status.OPTIMAL), r.status
         if r.status == Status.FEASIBLE:
             assert r.stats.gap is None or r.stats.gap >= 0

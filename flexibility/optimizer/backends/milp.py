@@ -5,26 +5,20 @@ then the staged MILP (README "EV current steps").
 """
 from __future__ import annotations
 
-import math
 import time
-from typing import Optional
 
 from ..compile import Compiled
-from ..result import Schedule, Status
+from ..result import Status
 from .common import BackendResult, rel_gap
 from .linear import pulp_solver
 from .milp_model import MilpModel
-from .milp_search import fixed_run, lp_branch_and_bound, stepped_start
+from .milp_search import lp_branch_and_bound, stepped_start
 
 def solve_milp(cp: Compiled, time_limit_s: float = 5.0, *, elastic: bool = False, via_pulp: bool = False,
                threads: int = 1, mip_rel_gap: float = 5e-5, symmetry: bool = True,
-               lp_search: bool = True, start_plan: Optional[Schedule] = None) -> BackendResult:
+               lp_search: bool = True) -> BackendResult:
     """Solve with HiGHS (PuLP/CBC without highspy). With EV current steps: first the LP branch and
-    bound (`lp_search`), then the staged MILP (README "EV current steps").
-
-    `start_plan` (another backend's plan) becomes HiGHS' first incumbent: its discrete decisions
-    are fixed, the rest re-solved as an LP, and that solution handed over with `setSolution`, so
-    the search prunes against it from the first node."""
+    bound (`lp_search`), then the staged MILP (README "EV current steps")."""
     t0 = time.perf_counter()
     try:
         import highspy  # noqa: F401
@@ -55,14 +49,9 @@ def solve_milp(cp: Compiled, time_limit_s: float = 5.0, *, elastic: bool = False
     h = mm.m.to_highs(left, threads=threads, mip_rel_gap=mip_rel_gap)
     build_ms = (time.perf_counter() - t0) * 1000
     t1 = time.perf_counter()
-    given = start = None
-    if start_plan is not None and not elastic:  # one LP: before anything that may use up the time
-        given = _plan_start(cp, mm, h, start_plan, t0 + time_limit_s, mip_rel_gap)
-        detail["start_from_plan"] = None if given is None else given.objective
+    start = None
     if mm.ev_steps and not elastic:
         start = stepped_start(cp, mm, h, t0 + time_limit_s, threads, mip_rel_gap, relaxed)
-    if given is not None and (start is None or (start.status != Status.OPTIMAL and given.objective < start.objective)):
-        start = given
     if start is not None and start.status == Status.OPTIMAL:
         res = start
     else:
@@ -84,16 +73,6 @@ def solve_milp(cp: Compiled, time_limit_s: float = 5.0, *, elastic: bool = False
     return res
 
 
-def _plan_start(cp: Compiled, mm: MilpModel, h, plan: Schedule, deadline: float,
-                gap: float) -> Optional[BackendResult]:
-    """The full model's columns for `plan`: its integer columns fixed, the continuous rest as an LP."""
-    from ..evaluate import evaluate
-
-    net = evaluate(cp.problem, plan, cp).net_import_kw
-    fix = {col: value(plan, net) for col, _slot, value, _up, _down, _key in mm.int_rules}
-    return fixed_run(mm, h, fix, deadline, -math.inf, gap)
-
-
 def read_highs(mm: MilpModel, h) -> BackendResult:
     import highspy
 
@@ -113,8 +92,14 @@ def read_highs(mm: MilpModel, h) -> BackendResult:
     else:
         bound, gap = obj, 0.0
     status = Status.OPTIMAL if ms == S.kOptimal else Status.FEASIBLE
-    res = BackendResult(status, mm.extract(x), obj, bound, gap,
-                        detail={"highs_status": h.modelStatusToString(ms), "nodes": int(info.mip_node_count)})
+    detail = {"highs_status": h.modelStatusToString(ms), "nodes": int(info.mip_node_count)}
+    own = sum(c * v for c, v in zip(mm.m.cost, x)) + mm.m.offset
+    if abs(own - obj) > 1e-7 * max(1.0, abs(own)):
+        # HiGHS 1.16 after `setSolution` can report an objective (and so a bound and a proof) that is not
+        # the objective of the solution it returns: keep the plan, trust neither its value nor its bound
+        status, obj, bound, gap = Status.FEASIBLE, own, None, None
+        detail["highs_objective_mismatch"] = True
+    res = BackendResult(status, mm.extract(x), obj, bound, gap, detail=detail)
     if mm.elastic:
         res.violations = mm.violations(x)
     return res

@@ -237,7 +237,7 @@ def stepped_start(cp: Compiled, mm: MilpModel, h, deadline: float, threads: int,
     rounded = _rounded_steps(cp, relaxed, [xr[i] - (xr[e] if e is not None else 0.0)
                                            for i, e in zip(rm.imp, rm.exp)])
     if rounded is not None:
-        res = fixed_run(mm, h, {**fix, **_step_columns(mm, rounded)}, deadline, lb, gap)
+        res = _fixed_run(mm, h, {**fix, **_step_columns(mm, rounded)}, deadline, lb, gap)
         if res is not None and res.status == Status.OPTIMAL:
             res.detail["proof"] = "ev-step rounding at the relaxation bound"
             return res
@@ -251,10 +251,10 @@ def stepped_start(cp: Compiled, mm: MilpModel, h, deadline: float, threads: int,
             for j, kw in terms:
                 if kw not in keep:
                     fix[j] = 0.0
-    return fixed_run(mm, h, fix, deadline, lb, gap)
+    return _fixed_run(mm, h, fix, deadline, lb, gap)
 
 
-def fixed_run(mm: MilpModel, h, fix: dict[int, float], deadline: float, lb: float,
+def _fixed_run(mm: MilpModel, h, fix: dict[int, float], deadline: float, lb: float,
                gap: float) -> Optional[BackendResult]:
     """Solve the full model with the columns in `fix` fixed; OPTIMAL if within `gap` of the bound `lb`.
 
