@@ -62,7 +62,7 @@ OTHER_PROGRAMS = {
 def washer_programs() -> dict[str, list[tuple[float, float]]]:
     """The reference data's washing-machine programs, or built-in copies when the file is absent."""
     try:
-        from tests.factories.problems import reference
+        from tests.factories.reference import reference
 
         cycles = reference()["appliance_cycles"]
     except (OSError, KeyError, ValueError):
@@ -76,7 +76,7 @@ def washer_programs() -> dict[str, list[tuple[float, float]]]:
 
 def _reference_series() -> Optional[dict[str, Any]]:
     try:
-        from tests.factories.problems import reference
+        from tests.factories.reference import reference
 
         return reference()
     except (OSError, ValueError):

@@ -54,7 +54,7 @@ def test_json_roundtrip_and_phase_order():
     p = problem_from_dict(standard_home())
     assert problem_from_dict(json.loads(json.dumps(problem_to_dict(p)))) == p
     # reference phases are listed out of order; `order` puts the 4-minute 400 W fill first
-    from tests.factories.problems import reference
+    from tests.factories.reference import reference
     ref = reference()["appliance_cycles"]["Hotpoint_FabricCare_WPR4LLLG8NWD4/WashCycleAntiStain-13"]
     raw = {"id": "x", "phases": ref["phases"]}
     d = standard_home()

@@ -74,7 +74,7 @@ def test_zero_and_ten_watt_phases_are_fine():
 
 
 def test_reference_program_phases_with_order_and_expected_power_are_accepted():
-    from tests.factories.problems import reference
+    from tests.factories.reference import reference
 
     d = standard_home()
     ref = reference()["appliance_cycles"]["Hotpoint_FabricCare_WPR4LLLG8NWD4/easy_care"]
