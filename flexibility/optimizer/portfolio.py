@@ -20,7 +20,7 @@ from .result import Schedule, Status
 
 BACKENDS = ("auto", "cpsat", "milp", "milp-pulp")
 GAP = 5e-5  # both backends' relative gap limit (README "Optimality")
-FIRST_SHARE = 0.2  # of the budget for the first backend before the other one gets its turn
+FIRST_SHARE = 0.3  # of the budget for the first backend before the other one gets its turn
 MIN_FIRST_SLICE_S = 0.2
 
 Runner = Callable[[Compiled, str, float, int, Optional[Schedule]], BackendResult]
