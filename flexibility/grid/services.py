@@ -118,7 +118,8 @@ def build_offers(home_ids: list[int], day: date, now: datetime | None = None) ->
     """Plan the delivery day's envelope of each home and store it as its offer, in one pass.
 
     The homes' rows are read with a fixed number of queries (problem_builder.load_inputs) and the
-    day-ahead run of each home for that day (its stored plan, when one succeeded) with one more.
+    day-ahead run of each home for that day with one more: its stored plan is where the envelope
+    starts (no second solve) when it still fits the problem.
     A home gets None when it does not contribute (not opted in, no device the HEMS may plan), its
     data cannot describe the day (MissingData, logged), or its envelope fails (logged, alone).
     """
@@ -133,7 +134,7 @@ def build_offers(home_ids: list[int], day: date, now: datetime | None = None) ->
     runs: dict[int, OptimizationRun] = {}
     for run in (OptimizationRun.objects.filter(home__in=homes, trigger=RunTrigger.DAY_AHEAD, status=RunStatus.SUCCEEDED,
                                                horizon_start__in={s for s, _ in windows.values()})
-                .order_by("home_id", "-finished_at")):
+                .select_related("schedule").order_by("home_id", "-finished_at")):
         if run.horizon_start == windows[run.home_id][0]:
             runs.setdefault(run.home_id, run)
     inputs = load_inputs(homes, min(s for s, _ in windows.values()), max(ends.values()), now)
@@ -156,12 +157,25 @@ def _build_offer(home: Home, day: date, start: datetime, end: datetime, existing
     except MissingData as exc:
         log.info("No offer for home %s on %s: %s", home.pk, day, exc)
         return None
-    env = envelope(problem_from_dict(problem)).to_dict()
+    env = envelope(problem_from_dict(problem), plan=_stored_plan(run)).to_dict()
+    log.info("Offer for home %s on %s: envelope from %s plan in %s ms", home.pk, day,
+             "its stored" if (env.get("stats") or {}).get("plan") == "reused" else "a new",
+             (env.get("stats") or {}).get("plan_ms"))
     if env.get("status") not in ("OPTIMAL", "FEASIBLE") or not env.get("baseline_kw"):
         log.warning("No offer for home %s on %s: envelope %s (%s)", home.pk, day, env.get("status"),
                     "; ".join(env.get("explanation") or []))
         return None
     return save_offer(home, day, env, run=run, now=now)
+
+
+def _stored_plan(run: OptimizationRun | None) -> dict | None:
+    """The day-ahead run's plan as the optimizer's result dict, for the envelope to start from (no second
+    solve); the optimizer checks that it fits the problem and solves again when it does not."""
+    schedule = getattr(run, "schedule", None) if run is not None else None
+    if schedule is None:
+        return None
+    return {"status": run.solver_status, "devices": schedule.devices, "stats": run.solver_stats,
+            "backend": run.backend}
 
 
 def enqueue_offer_builds(home_ids: list[int], day: date) -> int:
