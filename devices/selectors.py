@@ -72,3 +72,13 @@ def measurements_for(user: Any) -> QuerySet[Measurement]:
 
 def tariffs() -> QuerySet[Tariff]:
     return Tariff.objects.order_by("code")
+
+
+def tariffs_for(user: Any) -> QuerySet[Tariff]:
+    """Public tariffs plus the user's own; staff see all."""
+    qs = tariffs().select_related("owner")
+    if user is None or not user.is_authenticated:
+        return qs.filter(owner__isnull=True)
+    if user.is_staff:
+        return qs
+    return qs.filter(Q(owner__isnull=True) | Q(owner=user))

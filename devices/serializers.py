@@ -92,11 +92,22 @@ class DoNotDisturbWindowSerializer(StrictModelSerializer):
         fields = ["weekday", "start_time", "end_time"]
 
 
+class VisibleTariffField(serializers.SlugRelatedField):
+    """A public tariff or one of the user's own; another household's tariff does not exist for them."""
+
+    def get_queryset(self):
+        from .selectors import tariffs_for
+
+        request = self.context.get("request")
+        return tariffs_for(getattr(request, "user", None))
+
+
 class HomeSerializer(StrictModelSerializer):
     contracted_power_kva = ContractedPowerField(required=False)
     export_limit_kw = serializers.DecimalField(max_digits=6, decimal_places=2, coerce_to_string=False, required=False)
-    tariff = serializers.SlugRelatedField(slug_field="code", queryset=Tariff.objects.all(), required=False,
-                                          allow_null=True, help_text="Tariff code, e.g. pt-tri-hourly-daily.")
+    tariff = VisibleTariffField(slug_field="code", queryset=Tariff.objects.all(), required=False, allow_null=True,
+                                help_text="Tariff code, e.g. pt-tri-hourly-daily. New homes get their country's "
+                                          "default tariff when none is given.")
     do_not_disturb_windows = DoNotDisturbWindowSerializer(many=True, required=False,
                                                           help_text="Replaces all windows when given.")
     owner = serializers.PrimaryKeyRelatedField(read_only=True)
@@ -233,10 +244,25 @@ class MeasurementSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class TariffSerializer(serializers.ModelSerializer):
-    periods = serializers.JSONField(read_only=True, help_text="[{days, start, end, price_eur_per_kwh}], local time.")
+class TariffSerializer(StrictModelSerializer):
+    """Public tariffs are read-only for households; a household may add and edit its own."""
+
+    periods = serializers.JSONField(
+        help_text="[{days, start, end, price_eur_per_kwh}], local time: the energy price (time of use) or the "
+                  "network access fee (dynamic).")
+    owner = serializers.PrimaryKeyRelatedField(read_only=True)
+    decimals = {"max_digits": 8, "decimal_places": 5, "coerce_to_string": False, "required": False}
+    spot_multiplier = serializers.DecimalField(**decimals)
+    spot_adder_eur_per_kwh = serializers.DecimalField(**decimals)
+    vat_pct = serializers.DecimalField(max_digits=5, decimal_places=2, coerce_to_string=False, required=False)
+    export_price_eur_per_kwh = serializers.DecimalField(**decimals)
+    export_spot_multiplier = serializers.DecimalField(**decimals)
+    export_spot_adder_eur_per_kwh = serializers.DecimalField(**decimals)
 
     class Meta:
         model = Tariff
-        fields = ["id", "code", "name", "kind", "country", "periods", "export_price_eur_per_kwh", "source"]
-        read_only_fields = fields
+        fields = ["id", "code", "name", "kind", "country", "owner", "is_default", "periods", "spot_area",
+                  "spot_multiplier", "spot_adder_eur_per_kwh", "vat_pct", "export_kind", "export_price_eur_per_kwh",
+                  "export_spot_multiplier", "export_spot_adder_eur_per_kwh", "source"]
+        read_only_fields = ["is_default", "source"]
+        validators: list = []

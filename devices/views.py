@@ -16,7 +16,7 @@ from rest_framework.response import Response
 
 from . import selectors, services
 from .models import (
-    Cycle, CycleState, Device, DeviceType, EVSession, Home, Hub, Measurement, SignalKind, SignalSeries,
+    Cycle, CycleState, Device, DeviceType, EVSession, Home, Hub, Measurement, SignalKind, SignalSeries, Tariff,
 )
 from .permissions import IsStaff
 from .serializers import (
@@ -303,13 +303,29 @@ class MeasurementViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         return selectors.measurements_for(self.request.user)
 
 
-class TariffViewSet(viewsets.ReadOnlyModelViewSet):
-    """Time-of-use tariff calendars (built-in ones documented in their `source`)."""
+class TariffViewSet(ServiceModelViewSet):
+    """Public tariffs (built-in ones documented in their `source`) and the household's own.
+
+    A household creates tariffs of its own (only its homes may use them) and edits only those;
+    operators edit all and create public ones.
+    """
 
     serializer_class = TariffSerializer
     pagination_class = None
     filter_backends: list = []
 
     def get_queryset(self):
-        return selectors.tariffs()
+        qs = selectors.tariffs_for(self.request.user)
+        if self.request.method not in ("GET", "HEAD", "OPTIONS") and not self.request.user.is_staff:
+            qs = qs.filter(owner=self.request.user)  # public tariffs are read-only for households: 404
+        return qs
+
+    def new_instance(self, data):
+        return Tariff(owner=None if self.request.user.is_staff else self.request.user)
+
+    def save_instance(self, instance, data):
+        return services.tariff_save(instance, data)
+
+    def perform_destroy(self, instance):
+        services.tariff_delete(instance)
 

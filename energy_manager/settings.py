@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "devices",
     "flexibility",
+    "flexibility.forecasting",
     "hub_bridge",
 ]
 
@@ -163,6 +164,11 @@ OPTIMIZATION_MAX_ATTEMPTS = env.int("OPTIMIZATION_MAX_ATTEMPTS", default=3)
 OPTIMIZATION_REOPTIMIZE_DEBOUNCE_S = env.int("OPTIMIZATION_REOPTIMIZE_DEBOUNCE_S", default=60)  # re-plan triggers per home
 DAY_AHEAD_LOCAL_TIME = env.str("DAY_AHEAD_LOCAL_TIME", default="18:00")
 FLEX_GATE_CLOSURE_LOCAL_TIME = env.str("FLEX_GATE_CLOSURE_LOCAL_TIME", default="23:30")
+
+# --- Inputs: importers and forecasting ----------------------------------------
+SIGNAL_IMPORT_DIR = env.str("SIGNAL_IMPORT_DIR", default="")  # drop folder read by the periodic importer; empty = off
+REFERENCE_DATA_FILE = env.str(
+    "REFERENCE_DATA_FILE", default=str(BASE_DIR.parent / "shared" / "reference" / "flexihome-default-data.json"))
 
 # --- MQTT hub bridge --------------------------------------------------------
 MQTT_URL = env.str("MQTT_URL", default="")  # e.g. mqtt://bridge:secret@localhost:1883

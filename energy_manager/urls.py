@@ -11,5 +11,6 @@ urlpatterns = [
     path("api/v1/", include("flexibility.urls")),
     path("api/v1/", include("hub_bridge.urls")),
     path("api/v1/", include("flexibility.flex_urls")),
+    path("api/v1/", include("flexibility.forecasting.urls")),
     path("api/energy_manager_service/", include("flexibility.compat.urls")),
 ]
