@@ -10,9 +10,9 @@ from rest_framework import serializers
 
 from .models import (
     CONTRACTED_POWER_STEPS_KVA, ComfortPreference, Cycle, Device, DeviceType, DoNotDisturbWindow, EVSession, Home,
-    Hub, Measurement, SignalSeries, Tariff,
+    Hub, Measurement, SignalKind, SignalSeries, Tariff,
 )
-from .permissions import OwnedRelatedField
+from .permissions import OwnedRelatedField, SignalScopeField, writes_any_scope
 from .power_profiles import profile_duration_minutes, profile_energy_wh
 
 
@@ -235,6 +235,51 @@ class SignalSeriesSerializer(serializers.ModelSerializer):
         fields = ["id", "kind", "unit", "area", "home", "device", "start", "end", "resolution_minutes", "values",
                   "source", "created_at"]
         read_only_fields = fields
+
+
+class SignalWriteSerializer(StrictSerializerMixin, serializers.Serializer):
+    """One series to store. Longer than a week is fine: it is stored in week-long pieces."""
+
+    kind = serializers.ChoiceField(choices=SignalKind.choices)
+    area = serializers.CharField(max_length=32, required=False, allow_blank=True, default="",
+                                 help_text="Bidding zone or country, for area-wide prices and CO2.")
+    home = SignalScopeField("owner", queryset=Home.objects.all(), required=False, allow_null=True, default=None)
+    device = SignalScopeField("home__owner", queryset=Device.objects.all(), required=False, allow_null=True,
+                              default=None, help_text="PV forecasts and heat demand may name their device.")
+    start = AwareDateTimeField()
+    resolution_minutes = serializers.ChoiceField(choices=[5, 15, 30, 60])
+    values = serializers.JSONField(help_text="Numbers in the kind's unit (EUR/kWh, g/kWh or W), one per slot.")
+    source = serializers.CharField(max_length=120, required=False, allow_blank=True, default="")
+
+    def validate(self, data: dict) -> dict:
+        user = self.context["request"].user
+        if writes_any_scope(user):
+            return data
+        if data["home"] is None or data["area"]:
+            raise serializers.ValidationError(
+                {"area" if data["area"] else "home": "Households write signals of their own homes only; "
+                                                     "area-wide prices and CO2 come from data providers."})
+        if data["kind"] == SignalKind.CO2_INTENSITY:
+            raise serializers.ValidationError({"kind": "Households write forecasts and prices of their own homes."})
+        return data
+
+
+MAX_SERIES_PER_REQUEST = 10_000
+
+
+class SignalBulkSerializer(StrictSerializerMixin, serializers.Serializer):
+    """The request body (its schema); the view checks each series on its own (SignalEnvelopeSerializer)."""
+
+    series = SignalWriteSerializer(many=True, allow_empty=False, max_length=MAX_SERIES_PER_REQUEST)
+
+
+class SignalEnvelopeSerializer(StrictSerializerMixin, serializers.Serializer):
+    series = serializers.ListField(child=serializers.DictField(), allow_empty=False, max_length=MAX_SERIES_PER_REQUEST)
+
+
+class SignalBulkResultSerializer(serializers.Serializer):
+    stored = serializers.IntegerField(help_text="Series stored (a long series counts once per week-long piece).")
+    replaced = serializers.IntegerField(help_text="Stored series of the same kind and scope that they replaced.")
 
 
 class MeasurementSerializer(serializers.ModelSerializer):

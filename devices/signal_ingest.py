@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 
 from .importers import PARSERS, DocumentError, ParsedSeries, detect_format
+from .importers.base import MAX_SERIES_SPAN
 from .models import HOME_SIGNALS, SIGNAL_UNITS, SignalKind, SignalSeries
 from .services import _reoptimize_on_commit, full_clean
 
@@ -47,16 +48,18 @@ def _lock_scopes(scopes: Iterable[Scope]) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
 
 
-def validate_series(items: Sequence[Mapping[str, Any]], prefix: str = "series") -> list[SignalSeries]:
-    """Unsaved, validated SignalSeries for `items`; one ValidationError names every bad field."""
+def validate_series(items: Sequence[Mapping[str, Any]], names: Sequence[str] | None = None) -> list[SignalSeries]:
+    """Unsaved, validated SignalSeries for `items`; one ValidationError names every bad field
+    (`names[i]`, default "series[i]", prefixes the fields of item i)."""
     errors: dict[str, list] = {}
     rows: list[SignalSeries] = []
+    names = list(names) if names is not None else [f"series[{i}]" for i in range(len(items))]
     for i, item in enumerate(items):
         s = SignalSeries(**item)
         try:
-            full_clean(s, prefix=f"{prefix}[{i}]")
+            full_clean(s, prefix=names[i])
             if s.device_id and s.home_id and s.device.home_id != s.home_id:
-                raise ValidationError({f"{prefix}[{i}].device": "The device belongs to another home."})
+                raise ValidationError({f"{names[i]}.device": "The device belongs to another home."})
         except ValidationError as exc:
             for key, messages in exc.message_dict.items():
                 errors.setdefault(key, []).extend(messages)
@@ -64,28 +67,61 @@ def validate_series(items: Sequence[Mapping[str, Any]], prefix: str = "series") 
         rows.append(s)
     by_scope: dict[Scope, list[tuple[int, SignalSeries]]] = defaultdict(list)
     for i, s in enumerate(rows):
-        if f"{prefix}[{i}].start" not in errors and s.start is not None and s.values:
+        if not any(k.startswith(names[i] + ".") for k in errors) and s.start is not None:
             by_scope[_scope(s)].append((i, s))
     for members in by_scope.values():
         members.sort(key=lambda m: m[1].start)
         for (i, a), (j, b) in zip(members, members[1:]):
-            if b.start < a.end:
-                errors.setdefault(f"{prefix}[{j}].start", []).append(
-                    f"Overlaps {prefix}[{i}] of the same kind and scope in this request.")
+            if b.start < a.end and names[i] != names[j]:
+                errors.setdefault(f"{names[j]}.start", []).append(
+                    f"Overlaps {names[i]} of the same kind and scope in this request.")
     if errors:
         raise ValidationError(errors)
     return rows
 
 
+def split_weeks(items: Sequence[Mapping[str, Any]], item_names: Sequence[str]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Series longer than a week -> week-long pieces (a stored series holds at most a week), with
+    the name of the item each piece came from, so errors name what the client sent."""
+    out: list[dict[str, Any]] = []
+    names: list[str] = []
+    for name, item in zip(item_names, items, strict=True):
+        values, res = item.get("values"), item.get("resolution_minutes")
+        per_week = MAX_SERIES_SPAN // timedelta(minutes=res) if isinstance(res, int) and res > 0 else 0
+        if not isinstance(values, list) or not per_week or len(values) <= per_week or item.get("start") is None:
+            out.append(dict(item))
+            names.append(name)
+            continue
+        for k in range(0, len(values), per_week):
+            out.append({**item, "values": values[k:k + per_week],
+                        "start": item["start"] + timedelta(minutes=res * k)})
+            names.append(name)
+    return out, names
+
+
 @transaction.atomic
-def store_series(items: Sequence[Mapping[str, Any]], *, announce: bool = True) -> StoreResult:
+def ingest(items: Sequence[Mapping[str, Any]], names: Sequence[str], *, validate_only: bool = False) -> StoreResult:
+    """The ingestion API's write: series of any length, all or nothing, errors named `names[i]`.
+
+    `validate_only`: check (raising ValidationError) without storing, when the request already failed.
+    """
+    pieces, piece_names = split_weeks(items, names)
+    if validate_only:
+        validate_series(pieces, piece_names)
+        return StoreResult(created=0, replaced=0)
+    return store_series(pieces, names=piece_names)
+
+
+@transaction.atomic
+def store_series(items: Sequence[Mapping[str, Any]], *, announce: bool = True,
+                 names: Sequence[str] | None = None) -> StoreResult:
     """Validate and store `items` (SignalSeries fields: kind, start, resolution_minutes, values,
     area, home, device, source), replacing overlapping series of the same scope.
 
     `announce`: forecasts of a home ask for the home to be planned again (a forecast written by
     the planner's own forecasting step passes False).
     """
-    rows = validate_series(items)
+    rows = validate_series(items, names)
     by_scope: dict[Scope, list[SignalSeries]] = defaultdict(list)
     for s in rows:
         by_scope[_scope(s)].append(s)

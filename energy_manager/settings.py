@@ -166,6 +166,8 @@ DAY_AHEAD_LOCAL_TIME = env.str("DAY_AHEAD_LOCAL_TIME", default="18:00")
 FLEX_GATE_CLOSURE_LOCAL_TIME = env.str("FLEX_GATE_CLOSURE_LOCAL_TIME", default="23:30")
 
 # --- Inputs: importers and forecasting ----------------------------------------
+# Who besides households and operators may call the signals API: the service-account key scheme.
+SIGNAL_WRITER_AUTHENTICATION = ["flexibility.service_auth.ServiceAccountAuthentication"]
 SIGNAL_IMPORT_DIR = env.str("SIGNAL_IMPORT_DIR", default="")  # drop folder read by the periodic importer; empty = off
 REFERENCE_DATA_FILE = env.str(
     "REFERENCE_DATA_FILE", default=str(BASE_DIR.parent / "shared" / "reference" / "flexihome-default-data.json"))

@@ -15,6 +15,8 @@ from devices.importers import (
 )
 from devices.models import SignalSeries
 from devices.signal_ingest import import_document, import_path
+from tasks.inputs import import_signal_folder
+from tests.plugins.mqtt import wait_for
 
 FIXTURES = Path(__file__).parent / "fixtures"
 UTC = timezone.utc
@@ -183,3 +185,21 @@ def test_command_exits_2_with_one_line(db, tmp_path):
     assert not SignalSeries.objects.exists()
     call_command("import_signals", str(FIXTURES / "prices.csv"))
     assert SignalSeries.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_periodic_import_reads_the_configured_folder_in_a_worker(tmp_path, celery_worker):
+    for name in ("marginalpdbc_20260330.1", "electricitymaps_history_pt.json"):
+        (tmp_path / name).write_text(read(name))
+    (tmp_path / "broken.csv").write_text("start,value\n2026-03-30T00:00:00+00:00,1\n")  # no area
+    worker = celery_worker(queues=["default"], env={"SIGNAL_IMPORT_DIR": str(tmp_path)})
+
+    import_signal_folder.delay()
+    wait_for(lambda: (tmp_path / "rejected" / "broken.csv.error").exists(), timeout=60,
+             message=f"the worker to file the broken document\n{worker.log()}")
+    wait_for(lambda: (tmp_path / "imported").exists() and len(list((tmp_path / "imported").iterdir())) == 2,
+             timeout=60, message="both good documents imported")
+    assert (tmp_path / "rejected" / "broken.csv.error").read_text().startswith("broken.csv: line 1"), worker.log()
+    assert sorted(p.name for p in (tmp_path / "imported").iterdir()) == [
+        "electricitymaps_history_pt.json", "marginalpdbc_20260330.1"]
+    assert SignalSeries.objects.filter(kind="import_price", area__in=["PT", "ES"]).count() == 2
