@@ -18,7 +18,7 @@ import json
 import os
 import statistics
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "energy_manager.settings")
 
@@ -68,48 +68,38 @@ def ingest(areas: int, days: int, repeats: int) -> dict:
 
 def forecast(homes: int, days: int) -> dict:
     import numpy as np
-    import pandas as pd
 
     from flexibility.forecasting import base_load, hot_water, pv
-    from flexibility.forecasting.accuracy import accuracy
-    from flexibility.forecasting.common import seasonal_naive
     from flexibility.forecasting.reference import BUILTIN_LOAD_PER_UNIT
-    from tests.inputs.simulation import SimulatedHome, days_before
+    from tests.inputs.simulation import SimulatedHome, days_before, mean_daily_mae
 
     first = datetime(2026, 4, 14, 23, tzinfo=timezone.utc)
-    out: dict[str, dict[str, list[float]]] = {k: {"model": [], "naive": []} for k in ("base_load", "pv", "hot_water")}
-    seconds: dict[str, list[float]] = {k: [] for k in out}
+    maes: dict[str, list[tuple[float, float]]] = {k: [] for k in ("base_load", "pv", "hot_water")}
+    seconds: dict[str, list[float]] = {k: [] for k in maes}
     for seed in range(homes):
         home = SimulatedHome(seed=1000 + seed)
         system = pv.PVSystem(float(home.rng.uniform(2, 8)), 38.7, -9.1, float(home.rng.uniform(10, 40)),
                              float(home.rng.uniform(120, 240)))
         start, slots = days_before(first, 42)
-        truth = {"base_load": home.base_load_w(start, slots + days * 96),
-                 "pv": home.pv_w(system, start, slots + days * 96),
-                 "hot_water": home.hot_water_w(start, slots + days * 96)}
-        models = {
-            "base_load": lambda h, d: base_load.forecast_base_load(
-                h, d, 96, tz=home.tz, country="PT", per_unit_hourly=BUILTIN_LOAD_PER_UNIT, contracted_kva=6.9),
-            "pv": lambda h, d: pv.forecast_pv(system, h, d, 96, tz=home.tz),
-            "hot_water": lambda h, d: hot_water.forecast_hot_water(h, d, 96, tz=home.tz, country="PT"),
+        cases = {
+            "base_load": (home.base_load_w(start, slots + days * 96), lambda h, d: base_load.forecast_base_load(
+                h, d, 96, tz=home.tz, country="PT", per_unit_hourly=BUILTIN_LOAD_PER_UNIT, contracted_kva=6.9)),
+            "pv": (home.pv_w(system, start, slots + days * 96), lambda h, d: pv.forecast_pv(system, h, d, 96, tz=home.tz)),
+            "hot_water": (home.hot_water_w(start, slots + days * 96),
+                          lambda h, d: hot_water.forecast_hot_water(h, d, 96, tz=home.tz, country="PT")),
         }
-        for kind, series in truth.items():
-            model_mae, naive_mae = [], []
-            for k in range(days):
-                day = first + timedelta(days=k)
-                history = series[series.index < day]
-                actual = list(series[(series.index >= day) & (series.index < day + pd.Timedelta(days=1))])
+        for kind, (series, model) in cases.items():
+            def timed(history, day, model=model, kind=kind):
                 t0 = time.perf_counter()
-                f = models[kind](history, day)
+                f = model(history, day)
                 seconds[kind].append(time.perf_counter() - t0)
-                model_mae.append(accuracy(f.values, actual).mae)
-                naive_mae.append(accuracy(seasonal_naive(history, day, 96), actual).mae)
-            out[kind]["model"].append(float(np.mean(model_mae)))
-            out[kind]["naive"].append(float(np.mean(naive_mae)))
-    result = {"bench": "inputs.forecast", "homes": homes, "days": days}
-    for kind, maes in out.items():
-        result[kind] = {"mae_w": round(float(np.mean(maes["model"])), 1), "naive_mae_w": round(float(np.mean(maes["naive"])), 1),
-                        "homes_better_than_naive": sum(m < n for m, n in zip(maes["model"], maes["naive"])),
+                return f
+            maes[kind].append(mean_daily_mae(series, first, days, timed))
+    result: dict = {"bench": "inputs.forecast", "homes": homes, "days": days}
+    for kind, pairs in maes.items():
+        result[kind] = {"mae_w": round(float(np.mean([m for m, _ in pairs])), 1),
+                        "naive_mae_w": round(float(np.mean([n for _, n in pairs])), 1),
+                        "homes_better_than_naive": sum(m < n for m, n in pairs),
                         "forecast_ms_median": round(statistics.median(seconds[kind]) * 1000, 1)}
     result["load"] = os.getloadavg()[0]
     return result

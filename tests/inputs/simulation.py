@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from flexibility.forecasting.common import slot_index
+from flexibility.forecasting.accuracy import accuracy
+from flexibility.forecasting.common import seasonal_naive, slot_index
 from flexibility.forecasting.pv import PVSystem, clear_sky_ac_w
 from flexibility.forecasting.reference import BUILTIN_LOAD_PER_UNIT
 
@@ -73,3 +74,16 @@ class SimulatedHome:
 
 def days_before(start: datetime, days: int) -> tuple[datetime, int]:
     return start - timedelta(days=days), days * 96
+
+
+def mean_daily_mae(series: pd.Series, first_day: datetime, days: int, forecast) -> tuple[float, float]:
+    """Day-ahead forecasts of `series` for `days` local days from `first_day`, each learned from what
+    came before: (mean MAE of `forecast(history, day) -> Forecast`, mean MAE of seasonal naive)."""
+    model, naive = [], []
+    for k in range(days):
+        day = first_day + timedelta(days=k)
+        history = series[series.index < day]
+        actual = list(series[(series.index >= day) & (series.index < day + timedelta(days=1))])
+        model.append(accuracy(forecast(history, day).values, actual).mae)
+        naive.append(accuracy(seasonal_naive(history, day, 96), actual).mae)
+    return float(np.mean(model)), float(np.mean(naive))

@@ -9,11 +9,10 @@ import pandas as pd
 import pytest
 
 from flexibility.forecasting import base_load, hot_water, pv
-from flexibility.forecasting.accuracy import accuracy
-from flexibility.forecasting.common import seasonal_naive, to_slots
+from flexibility.forecasting.common import to_slots
 from flexibility.forecasting.reference import BUILTIN_LOAD_PER_UNIT
 
-from .simulation import SimulatedHome, days_before
+from .simulation import SimulatedHome, days_before, mean_daily_mae
 
 UTC = timezone.utc
 DAY = datetime(2026, 4, 14, 23, tzinfo=UTC)  # Lisbon midnight, a Wednesday
@@ -45,16 +44,9 @@ def test_base_load_forecast_beats_seasonal_naive(seed):
     """Per home, the mean MAE over a week of daily day-ahead forecasts beats the same slot last week."""
     home = SimulatedHome(seed=seed)
     start, slots = days_before(DAY, 42)
-    series = home.base_load_w(start, slots + 7 * 96)
-    model_mae, naive_mae = [], []
-    for d in range(7):
-        day = DAY + pd.Timedelta(days=d)
-        history = series[series.index < day]
-        actual = series[(series.index >= day) & (series.index < day + pd.Timedelta(days=1))]
-        f = _forecast(history, start=day)
-        model_mae.append(accuracy(f.values, list(actual)).mae)
-        naive_mae.append(accuracy(seasonal_naive(history, day, 96), list(actual)).mae)
-    assert np.mean(model_mae) < np.mean(naive_mae)
+    model_mae, naive_mae = mean_daily_mae(home.base_load_w(start, slots + 7 * 96), DAY, 7,
+                                          lambda history, day: _forecast(history, start=day))
+    assert model_mae < naive_mae
 
 
 def test_base_load_is_the_meter_minus_devices_plus_pv():
@@ -100,17 +92,10 @@ def test_pv_forecast_with_cloud_factor_beats_seasonal_naive():
         system = pv.PVSystem(peak_power_kw=float(home.rng.uniform(2, 8)), latitude=38.7, longitude=-9.1,
                              tilt_deg=float(home.rng.uniform(10, 40)), azimuth_deg=float(home.rng.uniform(120, 240)))
         start, slots = days_before(DAY, 14)
-        produced = home.pv_w(system, start, slots + 10 * 96)
-        per_day_model, per_day_naive = [], []
-        for d in range(10):
-            day = DAY + pd.Timedelta(days=d)
-            history = produced[produced.index < day]
-            actual = list(produced[(produced.index >= day) & (produced.index < day + pd.Timedelta(days=1))])
-            per_day_model.append(accuracy(pv.forecast_pv(system, history, day, 96, tz="Europe/Lisbon").values,
-                                          actual).mae)
-            per_day_naive.append(accuracy(seasonal_naive(history, day, 96), actual).mae)
-        model_mae.append(np.mean(per_day_model))
-        naive_mae.append(np.mean(per_day_naive))
+        model, naive = mean_daily_mae(home.pv_w(system, start, slots + 10 * 96), DAY, 10,
+                                      lambda history, day: pv.forecast_pv(system, history, day, 96, tz="Europe/Lisbon"))
+        model_mae.append(model)
+        naive_mae.append(naive)
     assert np.mean(model_mae) < np.mean(naive_mae)
 
 
@@ -131,17 +116,15 @@ def test_hot_water_profile_beats_seasonal_naive_and_falls_back_without_history(s
     empty = pd.Series(dtype=float, index=pd.DatetimeIndex([], tz="UTC"))
     assert hot_water.forecast_hot_water(empty, DAY, 96, tz="Europe/Lisbon", country="PT").model == "default-draw-profile"
     start, slots = days_before(DAY, 21)
-    drawn = home.hot_water_w(start, slots + 7 * 96)
-    model_mae, naive_mae = [], []
-    for d in range(7):
-        day = DAY + pd.Timedelta(days=d)
-        history = drawn[drawn.index < day]
-        actual = list(drawn[(drawn.index >= day) & (drawn.index < day + pd.Timedelta(days=1))])
+    models = set()
+
+    def forecast(history, day):
         f = hot_water.forecast_hot_water(history, day, 96, tz="Europe/Lisbon", country="PT")
-        assert f.model == "usage-profile"
-        model_mae.append(accuracy(f.values, actual).mae)
-        naive_mae.append(accuracy(seasonal_naive(history, day, 96), actual).mae)
-    assert np.mean(model_mae) < np.mean(naive_mae)
+        models.add(f.model)
+        return f
+
+    model_mae, naive_mae = mean_daily_mae(home.hot_water_w(start, slots + 7 * 96), DAY, 7, forecast)
+    assert models == {"usage-profile"} and model_mae < naive_mae
 
 
 def test_to_slots_averages_readings_per_quarter_hour():
