@@ -18,8 +18,6 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-from energy_manager.api_errors import flatten_errors
-
 from . import selectors, services, signal_ingest
 from .models import (
     Cycle, CycleState, Device, DeviceType, EVSession, Home, Hub, Measurement, SignalKind, SignalSeries, Tariff,
@@ -321,7 +319,7 @@ class SignalViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         so one answer names every bad field of the request."""
         envelope = SignalEnvelopeSerializer(data=request.data)
         envelope.is_valid(raise_exception=True)
-        errors: dict[str, list[str]] = {}
+        per_item: dict[int, dict] = {}  # {index: field errors}: the error body names them series[index].field
         items, names = [], []
         for i, raw in enumerate(envelope.validated_data["series"]):
             item = SignalWriteSerializer(data=raw, context=self.get_serializer_context())
@@ -329,11 +327,12 @@ class SignalViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
                 items.append(item.validated_data)
                 names.append(f"series[{i}]")
             else:
-                errors.update({f"series[{i}].{k}": v for k, v in flatten_errors(item.errors).items()})
+                per_item[i] = item.errors
+        errors: dict = {"series": per_item} if per_item else {}
         try:
             result = signal_ingest.ingest(items, names, validate_only=bool(errors))
         except DjangoValidationError as exc:
-            errors.update(exc.message_dict)
+            errors.update(exc.message_dict)  # already named series[i].field
         if errors:
             raise serializers.ValidationError(errors)
         return Response({"stored": result.created, "replaced": result.replaced}, status=status.HTTP_201_CREATED)

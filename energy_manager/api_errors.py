@@ -24,7 +24,7 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
-def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     """Turn DRF's nested error detail into {"a.b[0].c": [messages]}."""
     out: dict[str, list[str]] = {}
     if isinstance(detail, dict):
@@ -33,14 +33,14 @@ def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
                 name = f"{prefix}[{key}]"
             else:
                 name = f"{prefix}.{key}" if prefix else str(key)
-            out.update(flatten_errors(value, name))
+            out.update(_flatten(value, name))
     elif isinstance(detail, list):
         if all(not isinstance(v, (dict, list)) for v in detail):
             out[prefix or "non_field_errors"] = [str(v) for v in detail]
         else:
             for i, value in enumerate(detail):
                 if value:
-                    out.update(flatten_errors(value, f"{prefix}[{i}]"))
+                    out.update(_flatten(value, f"{prefix}[{i}]"))
     else:
         out[prefix or "non_field_errors"] = [str(detail)]
     return out
@@ -66,14 +66,14 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     if response is None:
         return None
     if isinstance(exc, exceptions.ValidationError):
-        fields = flatten_errors(exc.detail)
+        fields = _flatten(exc.detail)
         names = ", ".join(sorted(fields))
         body = error_body("invalid", f"Invalid input: {names}.", fields)
     else:
         detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
         code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
         if isinstance(code, (dict, list)):
-            body = error_body("error", "Request failed.", flatten_errors(detail))
+            body = error_body("error", "Request failed.", _flatten(detail))
         else:
             message = detail if isinstance(detail, str) else str(detail)
             body = error_body(str(code), message)
