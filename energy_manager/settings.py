@@ -39,10 +39,14 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "django_celery_beat",
+    # Parts, bottom layer first; dependencies run one way (see .importlinter).
     "devices",
-    "flexibility",
-    "flexibility.forecasting",
     "hub_bridge",
+    "flexibility.forecasting",
+    "flexibility.notifications",
+    "flexibility.planning",
+    "flexibility.grid",
+    "tasks",
 ]
 
 MIDDLEWARE = [
@@ -126,11 +130,11 @@ SPECTACULAR_SETTINGS = {
         "TariffKindEnum": "devices.models.TariffKind",
         "DeviceTypeEnum": "devices.models.DeviceType",
         "CycleStateEnum": "devices.models.CycleState",
-        "RunStatusEnum": "flexibility.models.RunStatus",
-        "RecommendationStatusEnum": "flexibility.models.RecommendationStatus",
+        "RunStatusEnum": "flexibility.planning.models.RunStatus",
+        "RecommendationStatusEnum": "flexibility.planning.models.RecommendationStatus",
         "CommandStateEnum": "hub_bridge.models.CommandState",
-        "ActivationStatusEnum": "flexibility.flex_models.ActivationStatus",
-        "ShareStatusEnum": "flexibility.flex_models.ShareStatus",
+        "ActivationStatusEnum": "flexibility.grid.models.ActivationStatus",
+        "ShareStatusEnum": "flexibility.grid.models.ShareStatus",
     },
 }
 
@@ -167,10 +171,38 @@ FLEX_GATE_CLOSURE_LOCAL_TIME = env.str("FLEX_GATE_CLOSURE_LOCAL_TIME", default="
 
 # --- Inputs: importers and forecasting ----------------------------------------
 # Who besides households and operators may call the signals API: the service-account key scheme.
-SIGNAL_WRITER_AUTHENTICATION = ["flexibility.service_auth.ServiceAccountAuthentication"]
+SIGNAL_WRITER_AUTHENTICATION = ["flexibility.grid.service_auth.ServiceAccountAuthentication"]
 SIGNAL_IMPORT_DIR = env.str("SIGNAL_IMPORT_DIR", default="")  # drop folder read by the periodic importer; empty = off
 REFERENCE_DATA_FILE = env.str(
     "REFERENCE_DATA_FILE", default=str(BASE_DIR.parent / "shared" / "reference" / "flexihome-default-data.json"))
+
+# --- Periodic tasks -------------------------------------------------------------
+# The one declaration of the beat schedule. `manage.py sync_periodic_tasks` (also run after every
+# `migrate`) creates the django-celery-beat row of each entry that is missing; it never changes an
+# existing row, so what an operator edits in the admin (Periodic tasks) stays. Not named
+# CELERY_BEAT_SCHEDULE on purpose: django-celery-beat would overwrite the rows from it at beat start.
+PERIODIC_TASKS = {
+    "Day-ahead optimization of opted-in homes": {
+        # :00/:15/:30/:45 UTC, aligned with every whole-, half- and quarter-hour zone offset; each tick
+        # starts the homes whose local DAY_AHEAD_LOCAL_TIME has passed.
+        "task": "tasks.periodic.day_ahead", "queue": "default", "crontab": {"minute": "*/15", "hour": "*"},
+    },
+    "Re-send stuck optimization runs": {
+        "task": "tasks.periodic.reap_stuck_runs", "queue": "default", "every": (60, "seconds"),
+    },
+    "Freeze flexibility offers at gate closure": {
+        "task": "tasks.flex.freeze_due_offers", "queue": "default", "every": (1, "minutes"),
+    },
+    "Hub relay sweep: resend, expire, fail unreported commands": {
+        "task": "tasks.hub.relay_sweep", "queue": "hub", "every": (30, "seconds"),
+    },
+    "Import price and CO2 documents from the drop folder": {
+        "task": "tasks.inputs.import_signal_folder", "queue": "default", "every": (5, "minutes"),
+    },
+    "Score yesterday's forecasts against what was measured": {
+        "task": "tasks.inputs.score_forecasts", "queue": "default", "crontab": {"minute": "20", "hour": "3"},
+    },
+}
 
 # --- MQTT hub bridge --------------------------------------------------------
 MQTT_URL = env.str("MQTT_URL", default="")  # e.g. mqtt://bridge:secret@localhost:1883

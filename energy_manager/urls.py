@@ -8,9 +8,10 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/auth/", include("energy_manager.auth_urls")),
     path("api/v1/", include("devices.urls")),
-    path("api/v1/", include("flexibility.urls")),
+    path("api/v1/", include("flexibility.planning.urls")),
+    path("api/v1/", include("flexibility.notifications.urls")),
     path("api/v1/", include("hub_bridge.urls")),
-    path("api/v1/", include("flexibility.flex_urls")),
+    path("api/v1/", include("flexibility.grid.urls")),
+    path("api/energy_manager_service/", include("flexibility.grid.compat.urls")),
     path("api/v1/", include("flexibility.forecasting.urls")),
-    path("api/energy_manager_service/", include("flexibility.compat.urls")),
 ]

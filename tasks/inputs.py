@@ -1,24 +1,21 @@
-"""Inputs that arrive by themselves: the drop-folder importer, forecasts and their scoring.
-
-Thin: each task calls one service. Like the other task modules, services are imported in
-the task body: this package is imported when the Celery app starts, before Django's apps.
-"""
+"""Inputs that arrive by themselves: the drop-folder importer, forecasts and their scoring (queue `default`)."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from devices.models import Home
+from devices.signal_ingest import import_path
+from flexibility.forecasting import services as forecasting
 
 
 @shared_task(name="tasks.inputs.import_signal_folder")
 def import_signal_folder() -> dict:
     """Import every document in SIGNAL_IMPORT_DIR; each moves to imported/ or rejected/ (with its error)."""
-    from pathlib import Path
-
-    from django.conf import settings
-
-    from devices.signal_ingest import import_path
-
     if not settings.SIGNAL_IMPORT_DIR:
         return {"imported": 0, "rejected": []}
     outcomes = import_path(Path(settings.SIGNAL_IMPORT_DIR), move=True)
@@ -28,23 +25,13 @@ def import_signal_folder() -> dict:
 @shared_task(name="tasks.inputs.forecast_home")
 def forecast_home(home_id: int, start: str, slots: int) -> list[str]:
     """Forecast one home from `start` (ISO) for `slots` quarter-hours; returns the models used."""
-    from django.utils import timezone
-
-    from devices.models import Home
-    from flexibility.forecasting import services
-
-    made = services.forecast_home(Home.objects.get(pk=home_id), datetime.fromisoformat(start), slots,
-                                  now=timezone.now())
+    made = forecasting.forecast_home(Home.objects.get(pk=home_id), datetime.fromisoformat(start), slots,
+                                     now=timezone.now())
     return [f.forecast.model for f in made]
 
 
 @shared_task(name="tasks.inputs.score_forecasts")
 def score_forecasts(day: str | None = None) -> int:
     """Score each home's forecasts for `day` (default: yesterday, UTC date); returns rows written."""
-    from django.utils import timezone
-
-    from devices.models import Home
-    from flexibility.forecasting import services
-
     target = date.fromisoformat(day) if day else timezone.now().date() - timedelta(days=1)
-    return sum(len(services.score_day(home, target)) for home in Home.objects.order_by("id"))
+    return sum(len(forecasting.score_day(home, target)) for home in Home.objects.order_by("id"))
