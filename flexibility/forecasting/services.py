@@ -74,8 +74,12 @@ def make_forecasts(home: Home, start: datetime, slots: int, *, now: datetime | N
         per_unit_hourly=per_unit, contracted_kva=float(home.contracted_power_kva)))]
     for d in devices:
         if d.device_type == DeviceType.PV:
+            try:
+                system = pv_system(d, home)
+            except KeyError:
+                continue  # no coordinates and an unknown zone: planning names the missing PV forecast
             out.append(HomeForecast(SignalKind.PV_FORECAST, d.pk, pv.forecast_pv(
-                pv_system(d, home), _series(telemetry.device_w.get(d.pk)), start, slots, tz=home.timezone)))
+                system, _series(telemetry.device_w.get(d.pk)), start, slots, tz=home.timezone)))
         elif d.device_type in THERMAL_TYPES:
             out.append(HomeForecast(SignalKind.HEAT_DEMAND, d.pk, hot_water.forecast_hot_water(
                 measured_heat(d, telemetry), start, slots, tz=home.timezone, country=home.country)))

@@ -289,6 +289,8 @@ class _Reader:
         v = self.get(key, default)
         if v is None:
             return None
+        if v is default and isinstance(v, tuple):
+            v = list(v)  # an absent optional series takes its default (a tuple of zeros)
         if not isinstance(v, list):
             raise ProblemError(f"{self.p(key)}: must be a list of {n} numbers")
         if len(v) != n:

@@ -79,3 +79,29 @@ def test_the_envelope_is_checked(api_client):
     assert r.status_code == 400 and fields(r) == {"extra"}
     r = api_client.post("/api/v1/signals/", {"series": []}, format="json")
     assert r.status_code == 400 and fields(r) == {"series"}
+
+
+def _key_client(key: str):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=key)
+    return client
+
+
+def test_data_provider_account_writes_area_prices_and_any_homes_forecasts(db, home, other_home):
+    from flexibility.grid.services import create_service_account
+
+    _, key = create_service_account("prices-feed", role="data_provider")
+    provider = _key_client(key)
+    r = post(provider, series("import_price", res=60, slots=48, area="PT"), series("co2_intensity", res=60, slots=24,
+             area="ES"), series(home=other_home.pk))
+    assert r.status_code == 201, r.json()
+    assert SignalSeries.objects.filter(home__isnull=True).count() == 2
+    assert provider.get("/api/v1/signals/", {"home": other_home.pk}).json()["count"] == 1
+    # It is not an operator of the flexibility market.
+    assert provider.get("/api/v1/operator/portfolios/").status_code == 403
+    # And operator or aggregator accounts do not write signals.
+    _, operator_key = create_service_account("dso", role="system_operator")
+    assert post(_key_client(operator_key), series("import_price", area="PT")).status_code == 403
+    assert post(_key_client("nope.nope"), series("import_price", area="PT")).status_code == 401

@@ -59,15 +59,31 @@ def test_thermal_storage_energy_and_do_not_disturb(home, now):
     problem_from_dict(problem)
 
 
-def test_missing_forecast_is_422_and_nothing_is_queued(owner, owner_client, now):
+def test_a_missing_forecast_is_made_before_planning(owner, owner_client, now):
+    from devices.models import SignalSeries
     from tests.factories.homes import seed_area_signals, seed_standard_home
 
     seed_area_signals(now)
     bare = seed_standard_home(owner, "No forecast", now, with_load=False)
     response = submit(owner_client, bare)
+    assert response.status_code == 202, response.content
+    made = SignalSeries.objects.get(home=bare, kind="load_forecast")
+    assert made.source == "forecast:reference-profile"  # no telemetry yet: the contracted-power profile
+    run = OptimizationRun.objects.get(home=bare)
+    assert run.problem["site"]["base_load_kw"][0] == round(made.values[0] / 1000.0, 4)
+
+
+def test_missing_prices_are_422_and_nothing_is_queued(owner, owner_client, now):
+    from devices.models import TariffKind
+    from tests.factories.homes import seed_standard_home
+
+    bare = seed_standard_home(owner, "No prices", now)
+    bare.tariff, bare.tariff_kind = None, TariffKind.DYNAMIC
+    bare.save()
+    response = submit(owner_client, bare)
     assert response.status_code == 422, response.content
     assert response.json()["error"]["code"] == "unprocessable"
-    assert "load_forecast" in response.json()["error"]["message"]
+    assert "import_price" in response.json()["error"]["message"]
     assert not OptimizationRun.objects.filter(home=bare).exists()
 
 

@@ -55,7 +55,7 @@ def reoptimize(home_id: int, reason: str) -> Optional[OptimizationRun]:
     if home is None:
         return None
     try:
-        run, _ = submit_run(home, trigger=RunTrigger.REOPTIMIZE)
+        run, _ = submit_run(home, trigger=RunTrigger.REOPTIMIZE, refresh_forecasts=True)
     except MissingData as exc:
         notify(home, "plan_not_updated", f"Your plan could not be updated after {reason}: {exc}", {"reason": reason})
         return None
