@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from devices.models import Cycle, DoNotDisturbWindow, Measurement, SignalSeries
+from devices.models import Cycle, DoNotDisturbWindow, EVSession, Measurement, SignalSeries
 from flexibility.planning import problem_builder, services, slots
 from flexibility.planning.models import OptimizationRun, Recommendation, RunStatus, Schedule
 from flexibility.notifications.models import Notification
@@ -60,7 +60,6 @@ def test_thermal_storage_energy_and_do_not_disturb(home, now):
 
 
 def test_a_missing_forecast_is_made_before_planning(owner, owner_client, now):
-    from devices.models import SignalSeries
     from tests.factories.homes import seed_area_signals, seed_standard_home
 
     seed_area_signals(now)
@@ -196,3 +195,24 @@ def test_invalid_request_body_is_400(home, owner_client):
     response = submit(owner_client, home, {"backend": "quantum", "time_limit_s": -1})
     assert response.status_code == 400
     assert set(response.json()["error"]["fields"]) == {"backend", "time_limit_s"}
+
+
+def test_a_replan_sends_only_the_setpoints_that_changed(owner, now, django_capture_on_commit_callbacks):
+    from tests.factories.homes import seed_area_signals, seed_standard_home
+
+    seed_area_signals(now)
+    auto = seed_standard_home(owner, "Automatic", now, hub=True, automatic=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        first, _ = services.submit_run(auto)
+    sent = HubCommand.objects.filter(run=first, kind="set_ev_power").count()
+    assert sent >= 1
+    with django_capture_on_commit_callbacks(execute=True):
+        same, _ = services.submit_run(auto, force=True)  # same inputs: the same plan
+    same.refresh_from_db()
+    assert same.status == RunStatus.SUCCEEDED
+    assert not HubCommand.objects.filter(run=same, kind="set_ev_power").exists()
+    # A changed EV need changes its setpoints: those are sent.
+    EVSession.objects.filter(device__home=auto).update(energy_kwh=4.0)
+    with django_capture_on_commit_callbacks(execute=True):
+        changed, _ = services.submit_run(auto, force=True)
+    assert HubCommand.objects.filter(run=changed, kind="set_ev_power").exists()
