@@ -5,6 +5,7 @@ devices and the hub listener announce `devices.signals.home_plan_stale`; this ap
 """
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import redis
@@ -26,8 +27,13 @@ def eager() -> bool:
     return bool(app.conf.task_always_eager)
 
 
+@functools.lru_cache(maxsize=4)
+def _redis_for(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url)  # its connection pool is reused across calls (and reset after fork)
+
+
 def _redis():
-    return redis.Redis.from_url(app.conf.broker_url)
+    return _redis_for(app.conf.broker_url)
 
 
 def schedule_reoptimization(home_id: int, reason: str) -> None:

@@ -97,7 +97,7 @@ def _expected(plan: dict, now: datetime) -> Expected:
                     base_load_w=1000.0 * sum(window) / len(window) if window else None)
 
 
-def _measured(home_ids: list[int], plans: dict[int, dict], now: datetime) -> dict[int, Measured]:
+def _measured(home_ids: list[int], planned_cycles: set[int], now: datetime) -> dict[int, Measured]:
     serials = dict(Device.objects.filter(home_id__in=home_ids).values_list("id", "serial_number"))
     kinds = dict(Device.objects.filter(home_id__in=home_ids).values_list("id", "device_type"))
     soc: dict[int, dict[str, float]] = {h: {} for h in home_ids}
@@ -106,7 +106,6 @@ def _measured(home_ids: list[int], plans: dict[int, dict], now: datetime) -> dic
                                        time__gt=now - SOC_FRESH, time__lte=now, soc_pct__isnull=False)
             .order_by("device_id", "-time").distinct("device_id").values_list("home_id", "device_id", "soc_pct")):
         soc[home_id][serials[device_id]] = float(value)
-    planned_cycles = {pk for p in plans.values() for pk in _expected(p, now).cycle_states}
     cycles: dict[int, dict[int, str]] = {h: {} for h in home_ids}
     for pk, home_id, state in Cycle.objects.filter(pk__in=planned_cycles).values_list("pk", "device__home_id", "state"):
         cycles[home_id][pk] = "done" if state in CYCLE_DONE else state
@@ -142,11 +141,12 @@ def check_chunk(home_ids: Iterable[int], now: Optional[datetime] = None,
               .distinct("home_id").values("home_id", "start", "resolution_minutes", "slots", "devices", "run__problem"))
     plans = {row["home_id"]: {**row, "problem": row["run__problem"]} for row in latest
              if row["start"] + timedelta(minutes=row["resolution_minutes"] * row["slots"]) > now}
-    measured = _measured(list(plans), plans, now)
+    expected = {home_id: _expected(plan, now) for home_id, plan in plans.items()}
+    measured = _measured(list(plans), {pk for e in expected.values() for pk in e.cycle_states}, now)
     rules = thresholds()
     reasons = {}
-    for home_id, plan in plans.items():
-        why = replan_reasons(_expected(plan, now), measured[home_id], rules)
+    for home_id in plans:
+        why = replan_reasons(expected[home_id], measured[home_id], rules)
         if why:
             reasons[home_id] = why
     asked = 0
