@@ -172,6 +172,8 @@ FLEX_GATE_CLOSURE_LOCAL_TIME = env.str("FLEX_GATE_CLOSURE_LOCAL_TIME", default="
 # --- Inputs: importers and forecasting ----------------------------------------
 # Who besides households and operators may call the signals API: the service-account key scheme.
 SIGNAL_WRITER_AUTHENTICATION = ["flexibility.grid.service_auth.ServiceAccountAuthentication"]
+# Day-ahead runs and re-plans forecast again unless the home's forecasts are younger than this.
+FORECAST_REFRESH_MIN_AGE_S = env.int("FORECAST_REFRESH_MIN_AGE_S", default=3600)
 SIGNAL_IMPORT_DIR = env.str("SIGNAL_IMPORT_DIR", default="")  # drop folder read by the periodic importer; empty = off
 REFERENCE_DATA_FILE = env.str(
     "REFERENCE_DATA_FILE", default=str(BASE_DIR.parent / "shared" / "reference" / "flexihome-default-data.json"))

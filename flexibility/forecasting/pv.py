@@ -9,6 +9,7 @@ energy / clear-sky energy in daylight; with no such days the forecast is clear-s
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -46,13 +47,23 @@ class PVSystem:
     altitude_m: float = 0.0
 
 
+@functools.lru_cache(maxsize=4096)
+def _monthly_linke_turbidity(latitude: float, longitude: float) -> tuple[float, ...]:
+    """pvlib's Linke turbidity climatology at a place, per month (reading its HDF5 file once per place)."""
+    mid_months = pd.DatetimeIndex([f"2020-{m:02d}-15" for m in range(1, 13)], tz="UTC")
+    values = pvlib.clearsky.lookup_linke_turbidity(mid_months, latitude, longitude, interp_turbidity=False)
+    return tuple(float(v) for v in values)
+
+
 def clear_sky_ac_w(system: PVSystem, index: pd.DatetimeIndex) -> pd.Series:
     """Clear-sky AC power (W), averaged over each 15-minute slot starting at `index`."""
     # Sample each slot at 5-minute points and average: the sun moves within a quarter-hour.
     fine = pd.date_range(index[0], index[-1] + SLOT, freq="5min", inclusive="left")
     location = pvlib.location.Location(system.latitude, system.longitude, altitude=system.altitude_m)
     solar = location.get_solarposition(fine)
-    sky = location.get_clearsky(fine, model="ineichen", solar_position=solar)
+    monthly = _monthly_linke_turbidity(round(system.latitude, 2), round(system.longitude, 2))
+    linke = pd.Series([monthly[m - 1] for m in fine.month], index=fine)
+    sky = location.get_clearsky(fine, model="ineichen", solar_position=solar, linke_turbidity=linke)
     poa = pvlib.irradiance.get_total_irradiance(
         system.tilt_deg, system.azimuth_deg, solar["apparent_zenith"], solar["azimuth"],
         sky["dni"], sky["ghi"], sky["dhi"])

@@ -71,3 +71,17 @@ def test_dynamic_tariff_of_another_area_reads_that_areas_spot(user, make_home, s
     prices = problem_builder.build_problem(home, slot_start, slot_start + timedelta(hours=2))["site"][
         "import_price_eur_per_kwh"]
     assert max(prices) < 0.2  # (0.05 + 0.010 + fee <= 0.075) x 1.21, never the PT 9 EUR
+
+
+def test_replans_forecast_again_only_when_the_forecast_is_stale(home, settings):
+    from flexibility.planning.services.runs import ensure_forecasts
+    from flexibility.planning.slots import default_horizon
+
+    start, end = default_horizon()
+    ensure_forecasts(home, start, end, refresh=False)
+    first = SignalSeries.objects.get(home=home, kind="load_forecast")
+    ensure_forecasts(home, start, end, refresh=True)  # made a moment ago: kept
+    assert SignalSeries.objects.get(home=home, kind="load_forecast").pk == first.pk
+    settings.FORECAST_REFRESH_MIN_AGE_S = 0
+    ensure_forecasts(home, start, end, refresh=True)
+    assert SignalSeries.objects.get(home=home, kind="load_forecast").pk != first.pk

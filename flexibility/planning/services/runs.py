@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from devices.models import THERMAL_TYPES, DeviceType, Home, SignalKind
+from devices.models import THERMAL_TYPES, DeviceType, Home, SignalKind, SignalSeries
 from flexibility.forecasting import services as forecasting
 from flexibility.notifications.services import notify
 from flexibility.optimizer import ProblemError, problem_from_dict, solve
@@ -90,8 +90,18 @@ def _forecast_missing(home: Home, start: datetime, slots: int) -> bool:
     return False
 
 
+def _forecast_fresh(home: Home, start: datetime) -> bool:
+    """The home's own forecast for `start` was made less than FORECAST_REFRESH_MIN_AGE_S ago (a burst of
+    re-plans retrains the models once)."""
+    since = timezone.now() - timedelta(seconds=settings.FORECAST_REFRESH_MIN_AGE_S)
+    return SignalSeries.objects.filter(home=home, kind=SignalKind.LOAD_FORECAST, start__lte=start,
+                                       start__gt=start - timedelta(days=7), created_at__gte=since,
+                                       source__startswith=forecasting.SOURCE_PREFIX).exists()
+
+
 def ensure_forecasts(home: Home, start: Optional[datetime], end: Optional[datetime], *, refresh: bool) -> None:
-    """Forecast the home's base load, PV and hot water over the horizon from its own telemetry."""
+    """Forecast the home's base load, PV and hot water over the horizon from its own telemetry: when a
+    forecast is missing, or with `refresh` unless the home's forecasts are fresh."""
     if start is None or end is None:
         d_start, d_end = default_horizon(timezone.now())
         start, end = start or d_start, end or d_end
@@ -99,7 +109,7 @@ def ensure_forecasts(home: Home, start: Optional[datetime], end: Optional[dateti
     slots = int((end - start) / timedelta(minutes=RESOLUTION_MIN))
     if slots <= 0 or slots * RESOLUTION_MIN > MAX_HORIZON_H * 60:
         return  # build_problem names the bad horizon
-    if refresh or _forecast_missing(home, start, slots):
+    if _forecast_missing(home, start, slots) or (refresh and not _forecast_fresh(home, start)):
         forecasting.forecast_home(home, start, slots, now=timezone.now())
 
 
