@@ -1,7 +1,11 @@
-"""Inputs that arrive by themselves: the drop-folder importer, forecasts and their scoring (queue `default`)."""
+"""Inputs that arrive by themselves: the drop-folder importer and forecast scoring (queue `default`).
+
+Forecasts themselves are made inside the planning tasks, right before the run that needs them
+(flexibility.planning.services.runs.ensure_forecasts).
+"""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 from celery import shared_task
@@ -20,14 +24,6 @@ def import_signal_folder() -> dict:
         return {"imported": 0, "rejected": []}
     outcomes = import_path(Path(settings.SIGNAL_IMPORT_DIR), move=True)
     return {"imported": sum(o.error is None for o in outcomes), "rejected": [o.error for o in outcomes if o.error]}
-
-
-@shared_task(name="tasks.inputs.forecast_home")
-def forecast_home(home_id: int, start: str, slots: int) -> list[str]:
-    """Forecast one home from `start` (ISO) for `slots` quarter-hours; returns the models used."""
-    made = forecasting.forecast_home(Home.objects.get(pk=home_id), datetime.fromisoformat(start), slots,
-                                     now=timezone.now())
-    return [f.forecast.model for f in made]
 
 
 @shared_task(name="tasks.inputs.score_forecasts")
