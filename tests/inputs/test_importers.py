@@ -30,7 +30,7 @@ def read(name: str) -> str:
 
 def test_entsoe_quarter_hours_with_a03_gaps_and_dst_day():
     series = parse_entsoe_day_ahead(read("entsoe_a44_pt_20260328.xml"))
-    expected = json.loads(read("entsoe_a44_pt_20260328.expected.json"))
+    expected = json.loads((FIXTURES.parent / "entsoe_a44_pt_20260328.expected.json").read_text())
     assert [(s.area, s.start, s.resolution_minutes, len(s.values)) for s in series] == [
         ("PT", datetime(2026, 3, 27, 23, tzinfo=UTC), 15, 96),  # A03: positions 5..12 left out, filled forward
         ("PT", datetime(2026, 3, 28, 23, tzinfo=UTC), 60, 23),  # the spring-forward day has 23 hours
