@@ -251,6 +251,15 @@ class SignalWriteSerializer(StrictSerializerMixin, serializers.Serializer):
     values = serializers.JSONField(help_text="Numbers in the kind's unit (EUR/kWh, g/kWh or W), one per slot.")
     source = serializers.CharField(max_length=120, required=False, allow_blank=True, default="")
 
+    def validate_values(self, values):
+        """Checked here, not only per stored piece, so an error names the index the client sent."""
+        if not isinstance(values, list) or not values:
+            raise serializers.ValidationError("Must be a non-empty list of numbers.")
+        for i, v in enumerate(values):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v in (float("inf"), float("-inf")):
+                raise serializers.ValidationError(f"values[{i}] is not a number.")
+        return values
+
     def validate(self, data: dict) -> dict:
         user = self.context["request"].user
         if writes_any_scope(user):

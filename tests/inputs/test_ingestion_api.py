@@ -63,6 +63,10 @@ def test_every_bad_field_is_named_and_nothing_is_written(api_client, home):
 
 
 def test_a_long_series_is_stored_in_week_long_pieces(staff_client):
+    bad = series("import_price", area="PT", res=60, slots=24 * 20)
+    bad["values"][200] = None
+    r = post(staff_client, bad)
+    assert r.status_code == 400 and r.json()["error"]["fields"] == {"series[0].values": ["values[200] is not a number."]}
     r = post(staff_client, series("import_price", area="PT", res=60, slots=24 * 20))
     assert r.status_code == 201 and r.json()["stored"] == 3
     pieces = list(SignalSeries.objects.order_by("start"))
