@@ -10,6 +10,7 @@ from devices.services import record_measurements
 from flexibility.planning import services
 from flexibility.planning.models import OptimizationRun, RunStatus, RunTrigger, Schedule
 from flexibility.planning.services import rolling
+from flexibility.planning.slots import floor_to_slot
 
 
 @pytest.fixture
@@ -90,3 +91,15 @@ def test_the_tick_announces_chunks(planned, home, settings, django_capture_on_co
     finally:
         signals.rolling_chunk_due.disconnect(dispatch_uid="test-rolling")
     assert got == [[home.pk]]
+
+
+def test_a_replan_runs_from_the_current_slot_to_where_the_plan_ends(home, slot_start,
+                                                                      django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        first, _ = services.submit_run(home, horizon_start=slot_start - timedelta(minutes=15),
+                                       horizon_end=slot_start + timedelta(hours=6))
+    with django_capture_on_commit_callbacks(execute=True):
+        replan = services.reoptimize(home.pk, "battery off its plan")
+    assert replan.trigger == RunTrigger.REOPTIMIZE
+    assert replan.horizon_end == first.horizon_end  # not a fresh 24 h: prices beyond may not be published
+    assert replan.horizon_start == floor_to_slot(replan.queued_at)  # the current slot
