@@ -1,7 +1,9 @@
-from rest_framework.routers import DefaultRouter
+"""/api/v1/ routes of forecasting (listed in the API root, energy_manager.views.APIRootView)."""
+from rest_framework import routers
 
 from . import views
 
-router = DefaultRouter()
+router = routers.DefaultRouter()
+router.include_root_view = False
 router.register("forecast-accuracy", views.ForecastAccuracyViewSet, basename="forecast-accuracy")
 urlpatterns = router.urls
