@@ -13,7 +13,7 @@ from devices.models import Home
 from energy_manager.errors import Conflict, NotFound, Unprocessable
 from flexibility.optimizer import envelope, problem_from_dict
 from flexibility.planning.models import OptimizationRun, RunStatus, RunTrigger
-from flexibility.planning.problem_builder import MissingData, build_problem, load_inputs
+from flexibility.planning.problem_builder import MissingData, build_problem
 from flexibility.planning.services import execute_run, submit_run
 from flexibility.planning.slots import RESOLUTION_MIN, SLOT, local_day_horizon, slot_count
 
@@ -117,8 +117,7 @@ def build_offer(home_id: int, day: date, now: datetime | None = None) -> Flexibi
 def build_offers(home_ids: list[int], day: date, now: datetime | None = None) -> dict[int, FlexibilityOffer | None]:
     """Plan the delivery day's envelope of each home and store it as its offer, in one pass.
 
-    The homes' rows are read with a fixed number of queries (problem_builder.load_inputs) and the
-    day-ahead run of each home for that day with one more: its stored plan is where the envelope
+    The day-ahead run of each home for that day is read with one query: its stored plan is where the envelope
     starts (no second solve) when it still fits the problem.
     A home gets None when it does not contribute (not opted in, no device the HEMS may plan), its
     data cannot describe the day (MissingData, logged), or its envelope fails (logged, alone).
@@ -137,23 +136,22 @@ def build_offers(home_ids: list[int], day: date, now: datetime | None = None) ->
                 .select_related("schedule").order_by("home_id", "-finished_at")):
         if run.horizon_start == windows[run.home_id][0]:
             runs.setdefault(run.home_id, run)
-    inputs = load_inputs(homes, min(s for s, _ in windows.values()), max(ends.values()), now)
     for home in homes:
         try:
             with transaction.atomic():
                 out[home.pk] = _build_offer(home, day, windows[home.pk][0], ends[home.pk], existing.get(home.pk),
-                                            runs.get(home.pk), inputs[home.pk], now)
+                                            runs.get(home.pk), now)
         except Exception:  # one home's bad data never blocks the others' offers
             log.exception("No offer for home %s on %s", home.pk, day)
     return out
 
 
 def _build_offer(home: Home, day: date, start: datetime, end: datetime, existing: FlexibilityOffer | None,
-                 run, inputs, now: datetime) -> FlexibilityOffer | None:
+                 run, now: datetime) -> FlexibilityOffer | None:
     if existing is not None and (existing.frozen or now >= existing.gate_closure):
         return save_offer(home, day, {}, now=now)
     try:
-        problem = build_problem(home, start, end, inputs=inputs, now=now)
+        problem = build_problem(home, start, end, now=now)
     except MissingData as exc:
         log.info("No offer for home %s on %s: %s", home.pk, day, exc)
         return None

@@ -8,7 +8,8 @@ from .baseline import baseline, baseline_schedule
 from .envelope_solver import envelope
 from .evaluate import evaluate
 from .problem import (PV, Battery, EVSession, GridRequest, Interval, Objective, Phase, Problem, ProblemError,
-                      ShiftableCycle, Site, ThermalStorage, TimeGrid, problem_from_dict, problem_to_dict)
+                      ShiftableCycle, Site, ThermalStorage, TimeGrid)
+from .problem_io import problem_from_dict, problem_to_dict
 from .result import Envelope, EnvelopeSlot, Evaluation, Schedule, SolveResult, Status, Violation
 from .portfolio import BACKENDS, choose_backend
 from .solve import solve

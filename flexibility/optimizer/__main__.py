@@ -10,7 +10,8 @@ import json
 import sys
 from typing import Optional, Sequence
 
-from .problem import ProblemError, problem_from_dict
+from .problem import ProblemError
+from .problem_io import problem_from_dict
 from .portfolio import BACKENDS
 
 

@@ -4,16 +4,11 @@ The one place that decides what the optimizer is told about a home. Nothing is
 made up: a missing tariff, price, CO2 or forecast series for the horizon, or a
 cycle that can no longer run, raises `MissingData` naming what is missing (the
 API answers 422 before anything is queued).
-
-The rows are read first (`load_inputs`, a fixed number of queries for any number of
-homes), then each problem is assembled in Python: one home and a fleet chunk of
-hundreds take the same path and the same queries.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from typing import Any, Iterable, Optional
@@ -21,11 +16,11 @@ from typing import Any, Iterable, Optional
 from django.utils import timezone
 
 from devices.models import (
-    SHIFTABLE_TYPES, THERMAL_TYPES, Cycle, CycleState, Device, DeviceType, DoNotDisturbWindow, EVSession, Home,
-    Measurement, Objective, SignalKind, SignalSeries, TariffKind,
+    SHIFTABLE_TYPES, THERMAL_TYPES, Cycle, CycleState, Device, DeviceType, EVSession, ExportKind, Home, Measurement,
+    Objective, SignalKind, SignalSeries, TariffKind,
 )
 from devices.power_profiles import profile_duration_minutes
-from devices.tariffs import price_series
+from devices.tariffs import price_series, tariff_export_prices, tariff_import_prices
 from energy_manager.errors import Unprocessable
 
 from .slots import MAX_HORIZON_H, RESOLUTION_MIN, default_horizon, floor_to_slot
@@ -73,33 +68,33 @@ def _slot_values(series: list[SignalSeries], start: datetime, slots: int, res_mi
     return out
 
 
-FORECAST_KINDS = (SignalKind.LOAD_FORECAST, SignalKind.PV_FORECAST, SignalKind.HEAT_DEMAND)
-MAX_SERIES_SPAN = timedelta(days=7)  # SignalSeries.clean: a series holds at most a week
-LATEST_MEASUREMENT_MAX_AGE = timedelta(days=7)  # an older reading says nothing about the state now
-
-
-def _covering(series: Iterable[SignalSeries], start: datetime, end: datetime) -> list[SignalSeries]:
-    return [s for s in series if s.start < end and s.end > start]
+def _series(kind: str, start: datetime, end: datetime, **scope: Any) -> list[SignalSeries]:
+    qs = SignalSeries.objects.filter(kind=kind, start__lt=end, **scope).order_by("-created_at", "-id")
+    return [s for s in qs if s.end > start]
 
 
 def signal_for_home(home: Home, kind: str, start: datetime, slots: int, res_min: int = RESOLUTION_MIN,
-                    device: Optional[Device] = None, inputs: Optional["HomeInputs"] = None) -> Optional[list[float]]:
+                    device: Optional[Device] = None, scope: str = "home_then_area",
+                    area: Optional[str] = None) -> Optional[list[float]]:
     """Per-slot values of a signal for a home, or None when any slot is uncovered.
 
-    Prices and CO2: a home-specific series wins over the area (home country) series.
-    Forecasts: a device-specific series wins over the home-level one.
+    Prices and CO2: a home-specific series wins over the area (`area`, default the home's country)
+    series; `scope` "home" or "area" reads only one of them. Forecasts: a device-specific series
+    wins over the home-level one.
     """
     end = start + timedelta(minutes=res_min * slots)
-    inputs = inputs or load_inputs([home], start, end)[home.pk]
-    mine = [s for s in inputs.signals if s.kind == kind]  # newest first
-    if kind in FORECAST_KINDS:
+    if kind in (SignalKind.LOAD_FORECAST, SignalKind.PV_FORECAST, SignalKind.HEAT_DEMAND):
         layers = []
         if device is not None:
-            layers.append([s for s in mine if s.device_id == device.pk])
-        layers.append([s for s in mine if s.device_id is None])
+            layers.append(_series(kind, start, end, home=home, device=device))
+        layers.append(_series(kind, start, end, home=home, device__isnull=True))
     else:
-        layers = [mine, [s for s in inputs.area_signals if s.kind == kind]]
-    values = _slot_values([s for layer in layers for s in _covering(layer, start, end)], start, slots, res_min)
+        layers = []
+        if scope != "area":
+            layers.append(_series(kind, start, end, home=home))
+        if scope != "home":
+            layers.append(_series(kind, start, end, home__isnull=True, area=area or home.country))
+    values = _slot_values([s for layer in layers for s in layer], start, slots, res_min)
     if any(v is None for v in values):
         return None
     return [float(v) for v in values]
@@ -107,89 +102,6 @@ def signal_for_home(home: Home, kind: str, start: datetime, slots: int, res_min:
 
 def _missing_span(home: Home, kind: str, start: datetime, end: datetime, what: str) -> str:
     return f"{what} ({kind}) for {home} from {start.isoformat()} to {end.isoformat()}"
-
-
-# ----------------------------------------------------------------------------- inputs
-@dataclass
-class HomeInputs:
-    """The rows a home's problem is made of, read in bulk by `load_inputs`."""
-
-    home: Home
-    devices: list[Device] = field(default_factory=list)  # allow_hems, by id, comfort joined
-    do_not_disturb: list[DoNotDisturbWindow] = field(default_factory=list)
-    cycles: list[Cycle] = field(default_factory=list)  # scheduled or running, by earliest start
-    ev_sessions: list[EVSession] = field(default_factory=list)  # by arrival
-    signals: list[SignalSeries] = field(default_factory=list)  # the home's own, newest first
-    area_signals: list[SignalSeries] = field(default_factory=list)  # its country's, newest first
-    latest: dict[tuple[int, str], float] = field(default_factory=dict)  # (device id, field) -> last reading
-
-
-def load_inputs(homes: Iterable[Home], start: datetime, end: datetime,
-                now: Optional[datetime] = None) -> dict[int, HomeInputs]:
-    """Everything the problems of `homes` over [start, end) need, in seven queries whatever their number.
-
-    Each home's own horizon must lie inside [start, end); the builder keeps the rows that overlap it.
-    """
-    now = now or timezone.now()
-    out = {h.pk: HomeInputs(h) for h in homes}
-    if not out:
-        return out
-    ids = list(out)
-    devices = {}
-    for d in Device.objects.filter(home_id__in=ids, allow_hems=True).select_related("comfort").order_by("id"):
-        out[d.home_id].devices.append(d)
-        devices[d.pk] = d
-    for w in DoNotDisturbWindow.objects.filter(home_id__in=ids).order_by("id"):
-        out[w.home_id].do_not_disturb.append(w)
-    shiftable = [pk for pk, d in devices.items() if d.device_type in SHIFTABLE_TYPES]
-    for c in (Cycle.objects.filter(device_id__in=shiftable, state__in=[CycleState.SCHEDULED, CycleState.RUNNING],
-                                   latest_end__gt=start, earliest_start__lt=end).order_by("earliest_start", "id")):
-        out[devices[c.device_id].home_id].cycles.append(c)
-    chargers = [pk for pk, d in devices.items() if d.device_type == DeviceType.EV_CHARGER]
-    for e in EVSession.objects.filter(device_id__in=chargers, departure__gt=start, arrival__lt=end).order_by("arrival"):
-        out[devices[e.device_id].home_id].ev_sessions.append(e)
-    recent = dict(start__lt=end, start__gt=start - MAX_SERIES_SPAN)
-    for sig in SignalSeries.objects.filter(home_id__in=ids, **recent).order_by("-created_at", "-id"):
-        out[sig.home_id].signals.append(sig)
-    countries = {inputs.home.country for inputs in out.values()}
-    area = list(SignalSeries.objects.filter(home__isnull=True, area__in=countries, **recent)
-                .order_by("-created_at", "-id"))
-    for inputs in out.values():
-        inputs.area_signals = [s for s in area if s.area == inputs.home.country]
-    stateful = {pk: ("soc_pct" if d.device_type == DeviceType.BATTERY else "temperature_c")
-                for pk, d in devices.items() if d.device_type == DeviceType.BATTERY or d.device_type in THERMAL_TYPES}
-    for device_id, value_field, value in _latest_readings(stateful, now):
-        out[devices[device_id].home_id].latest[(device_id, value_field)] = value
-    return out
-
-
-def _latest_readings(fields: dict[int, str], now: datetime) -> list[tuple[int, str, float]]:
-    """The last reading of `fields[device]` of each device within LATEST_MEASUREMENT_MAX_AGE (one query)."""
-    if not fields:
-        return []
-    from django.db import connection
-
-    since = now - LATEST_MEASUREMENT_MAX_AGE
-    if connection.vendor != "postgresql":  # the SQLite demo: one query per device
-        rows = []
-        for pk, name in fields.items():
-            value = (Measurement.objects.filter(device_id=pk, time__gt=since, **{f"{name}__isnull": False})
-                     .order_by("-time").values_list(name, flat=True).first())
-            if value is not None:
-                rows.append((pk, name, float(value)))
-        return rows
-    with connection.cursor() as cur:
-        cur.execute(
-            """SELECT d.id, d.field, m.value
-                 FROM unnest(%s::bigint[], %s::text[]) AS d(id, field)
-                 CROSS JOIN LATERAL (
-                     SELECT CASE d.field WHEN 'soc_pct' THEN soc_pct ELSE temperature_c END AS value
-                       FROM devices_measurement
-                      WHERE device_id = d.id AND time > %s
-                        AND CASE d.field WHEN 'soc_pct' THEN soc_pct ELSE temperature_c END IS NOT NULL
-                      ORDER BY time DESC LIMIT 1) m""",
-            [list(fields), list(fields.values()), since])
-        return [(pk, f, float(v)) for pk, f, v in cur.fetchall()]
 
 
 # ----------------------------------------------------------------------------- builder
@@ -200,12 +112,10 @@ def build_problem(
     objective: Optional[str] = None,
     grid_request: Optional[dict] = None,
     now: Optional[datetime] = None,
-    inputs: Optional[HomeInputs] = None,
 ) -> dict:
     """The optimizer problem for `home` over [start, end) in absolute 15-minute slots.
 
     `grid_request` (FORMAT.md "grid_request") is passed through for grid-flexibility re-plans.
-    `inputs`: the home's rows when the caller loaded many homes at once (`load_inputs`).
     Raises MissingData listing every gap found (not just the first).
     """
     now = now or timezone.now()
@@ -221,18 +131,17 @@ def build_problem(
     slots = int(minutes // RESOLUTION_MIN)
     missing: list[str] = []
     kind = objective or home.objective
-    inputs = inputs or load_inputs([home], start, end, now)[home.pk]
 
-    prices = _import_prices(inputs, start, slots, missing)
-    export = _export_prices(inputs, start, slots)
-    co2 = signal_for_home(home, SignalKind.CO2_INTENSITY, start, slots, inputs=inputs)
+    prices = _import_prices(home, start, slots, missing)
+    export = _export_prices(home, start, slots, missing)
+    co2 = signal_for_home(home, SignalKind.CO2_INTENSITY, start, slots)
     if co2 is None and kind != Objective.ECONOMIC:
         missing.append(_missing_span(home, "co2_intensity", start, end, f"CO2 intensity for the {kind} objective"))
-    load = signal_for_home(home, SignalKind.LOAD_FORECAST, start, slots, inputs=inputs)
+    load = signal_for_home(home, SignalKind.LOAD_FORECAST, start, slots)
     if load is None:
         missing.append(_missing_span(home, "load_forecast", start, end, "base load forecast"))
 
-    devices = inputs.devices
+    devices = list(home.devices.filter(allow_hems=True).select_related("comfort").order_by("id"))
     problem: dict[str, Any] = {
         "version": 1,
         "start": start.isoformat(),
@@ -247,12 +156,12 @@ def build_problem(
             "export_price_eur_per_kwh": export,
             "base_load_kw": [round(w / 1000.0, 4) for w in load] if load else None,
         },
-        "do_not_disturb": do_not_disturb_intervals(home, start, end, inputs.do_not_disturb),
-        "cycles": _cycles(inputs, start, end, missing),
-        "ev_sessions": _ev_sessions(inputs, start, end),
-        "batteries": [_battery(d, inputs) for d in devices if d.device_type == DeviceType.BATTERY],
-        "pv": _pv(inputs, start, slots, missing),
-        "thermal_storages": _thermal(inputs, start, slots, missing),
+        "do_not_disturb": do_not_disturb_intervals(home, start, end),
+        "cycles": _cycles(devices, start, end, missing),
+        "ev_sessions": _ev_sessions(devices, start, end),
+        "batteries": [_battery(d) for d in devices if d.device_type == DeviceType.BATTERY],
+        "pv": _pv(home, devices, start, slots, missing),
+        "thermal_storages": _thermal(home, devices, start, slots, missing),
     }
     if co2 is not None:
         problem["site"]["co2_g_per_kwh"] = co2
@@ -263,13 +172,28 @@ def build_problem(
     return problem
 
 
-def _import_prices(inputs: HomeInputs, start: datetime, slots: int, missing: list[str]) -> Optional[list[float]]:
-    home = inputs.home
+def _spot(home: Home, start: datetime, slots: int) -> Optional[list[float]]:
+    """The area spot price a dynamic tariff follows (the tariff's area, else the home's country)."""
+    return signal_for_home(home, SignalKind.IMPORT_PRICE, start, slots, scope="area",
+                           area=home.tariff.spot_area or None)
+
+
+def _import_prices(home: Home, start: datetime, slots: int, missing: list[str]) -> Optional[list[float]]:
+    """Retail import prices: a home's own price series first; else a dynamic tariff applied to the
+    area spot price; else (dynamic, no tariff) the area price as it is; else the time-of-use calendar."""
     end = start + timedelta(minutes=RESOLUTION_MIN * slots)
     if home.tariff_kind == TariffKind.DYNAMIC:
-        prices = signal_for_home(home, SignalKind.IMPORT_PRICE, start, slots, inputs=inputs)
+        own = signal_for_home(home, SignalKind.IMPORT_PRICE, start, slots, scope="home")
+        if own is not None:
+            return own
+        if home.tariff is None:
+            prices = signal_for_home(home, SignalKind.IMPORT_PRICE, start, slots, scope="area")
+        else:
+            spot = _spot(home, start, slots)
+            prices = None if spot is None else tariff_import_prices(
+                home.tariff, start, slots, RESOLUTION_MIN, home.timezone, spot)
         if prices is None:
-            missing.append(_missing_span(home, "import_price", start, end, "dynamic import prices"))
+            missing.append(_missing_span(home, "import_price", start, end, "dynamic import (spot) prices"))
         return prices
     if home.tariff is None:
         missing.append(f"tariff: {home} has no {home.tariff_kind} tariff assigned")
@@ -277,20 +201,25 @@ def _import_prices(inputs: HomeInputs, start: datetime, slots: int, missing: lis
     return price_series(home.tariff.periods, start, slots, RESOLUTION_MIN, home.timezone)
 
 
-def _export_prices(inputs: HomeInputs, start: datetime, slots: int) -> list[float]:
-    home = inputs.home
-    series = signal_for_home(home, SignalKind.EXPORT_PRICE, start, slots, inputs=inputs)
+def _export_prices(home: Home, start: datetime, slots: int, missing: list[str]) -> list[float]:
+    """An export price series (home, then area) first; else the tariff's flat or spot-indexed price."""
+    series = signal_for_home(home, SignalKind.EXPORT_PRICE, start, slots)
     if series is not None:
         return series
-    flat = float(home.tariff.export_price_eur_per_kwh) if home.tariff is not None else 0.0
-    return [flat] * slots
+    if home.tariff is None:
+        return [0.0] * slots
+    spot = _spot(home, start, slots) if home.tariff.export_kind == ExportKind.SPOT else None
+    if home.tariff.export_kind == ExportKind.SPOT and spot is None:
+        end = start + timedelta(minutes=RESOLUTION_MIN * slots)
+        missing.append(_missing_span(home, "import_price", start, end, "spot prices for the export tariff"))
+        return [0.0] * slots
+    return tariff_export_prices(home.tariff, slots, spot)
 
 
-def do_not_disturb_intervals(home: Home, start: datetime, end: datetime,
-                             windows: Optional[list[DoNotDisturbWindow]] = None) -> list[dict]:
+def do_not_disturb_intervals(home: Home, start: datetime, end: datetime) -> list[dict]:
     """Weekly local-time windows -> absolute intervals overlapping [start, end) (DST-aware)."""
     zone = home.tzinfo
-    windows = list(home.do_not_disturb_windows.all()) if windows is None else windows
+    windows = list(home.do_not_disturb_windows.all())
     out: list[dict] = []
     day = start.astimezone(zone).date() - timedelta(days=1)  # a window from the day before may run past midnight
     last = end.astimezone(zone).date()
@@ -309,11 +238,16 @@ def do_not_disturb_intervals(home: Home, start: datetime, end: datetime,
     return out
 
 
-def _cycles(inputs: HomeInputs, start: datetime, end: datetime, missing: list[str]) -> list[dict]:
-    shiftable = {d.pk: d for d in inputs.devices if d.device_type in SHIFTABLE_TYPES}
+def _cycles(devices: Iterable[Device], start: datetime, end: datetime, missing: list[str]) -> list[dict]:
+    shiftable = {d.pk: d for d in devices if d.device_type in SHIFTABLE_TYPES}
+    if not shiftable:
+        return []
     out = []
-    # A running cycle ends by its latest_end (clean() keeps it inside its window).
-    for c in (c for c in inputs.cycles if c.latest_end > start and c.earliest_start < end):
+    cycles = Cycle.objects.filter(  # a running cycle ends by its latest_end (clean() keeps it inside its window)
+        device_id__in=shiftable, state__in=[CycleState.SCHEDULED, CycleState.RUNNING], latest_end__gt=start,
+        earliest_start__lt=end,
+    ).order_by("earliest_start", "id")
+    for c in cycles:
         device = shiftable[c.device_id]
         duration = timedelta(minutes=profile_duration_minutes(c.power_profile))
         if c.state == CycleState.RUNNING:
@@ -362,10 +296,12 @@ def _running_cycle(c: Cycle, device: Device, duration: timedelta, start: datetim
     }
 
 
-def _ev_sessions(inputs: HomeInputs, start: datetime, end: datetime) -> list[dict]:
-    chargers = {d.pk: d for d in inputs.devices if d.device_type == DeviceType.EV_CHARGER}
+def _ev_sessions(devices: Iterable[Device], start: datetime, end: datetime) -> list[dict]:
+    chargers = {d.pk: d for d in devices if d.device_type == DeviceType.EV_CHARGER}
+    if not chargers:
+        return []
     out = []
-    for s in (s for s in inputs.ev_sessions if s.departure > start and s.arrival < end):
+    for s in EVSession.objects.filter(device_id__in=chargers, departure__gt=start, arrival__lt=end).order_by("arrival"):
         d = chargers[s.device_id]
         p = d.parameters
         item = {
@@ -382,11 +318,17 @@ def _ev_sessions(inputs: HomeInputs, start: datetime, end: datetime) -> list[dic
     return out
 
 
-def _battery(d: Device, inputs: HomeInputs) -> dict:
+def _latest_measurement(device: Device, field: str) -> Optional[float]:
+    m = (Measurement.objects.filter(device=device, **{f"{field}__isnull": False})
+         .order_by("-time").values_list(field, flat=True).first())
+    return None if m is None else float(m)
+
+
+def _battery(d: Device) -> dict:
     p = d.parameters
     comfort = getattr(d, "comfort", None)
     reserve = comfort.battery_reserve_pct if comfort and comfort.battery_reserve_pct is not None else 0.0
-    measured = inputs.latest.get((d.pk, "soc_pct"))
+    measured = _latest_measurement(d, "soc_pct")
     initial = float(measured if measured is not None else p["initial_soc_pct"])
     min_soc = max(float(p.get("min_soc_pct", 0.0)), float(reserve))
     # A battery measured below its reserve may not be forced above it at once; the reserve applies from there.
@@ -401,13 +343,13 @@ def _battery(d: Device, inputs: HomeInputs) -> dict:
     }
 
 
-def _pv(inputs: HomeInputs, start: datetime, slots: int, missing: list[str]) -> list[dict]:
-    home, out = inputs.home, []
+def _pv(home: Home, devices: Iterable[Device], start: datetime, slots: int, missing: list[str]) -> list[dict]:
+    out = []
     end = start + timedelta(minutes=RESOLUTION_MIN * slots)
-    for d in inputs.devices:
+    for d in devices:
         if d.device_type != DeviceType.PV:
             continue
-        forecast = signal_for_home(home, SignalKind.PV_FORECAST, start, slots, device=d, inputs=inputs)
+        forecast = signal_for_home(home, SignalKind.PV_FORECAST, start, slots, device=d)
         if forecast is None:
             missing.append(_missing_span(home, "pv_forecast", start, end, f"PV forecast of {d.name}"))
             continue
@@ -431,20 +373,20 @@ def thermal_band(d: Device) -> tuple[float, float]:
     return float(p["temperature_min_c"]), float(p["temperature_max_c"])
 
 
-def _thermal(inputs: HomeInputs, start: datetime, slots: int, missing: list[str]) -> list[dict]:
-    home, out = inputs.home, []
+def _thermal(home: Home, devices: Iterable[Device], start: datetime, slots: int, missing: list[str]) -> list[dict]:
+    out = []
     end = start + timedelta(minutes=RESOLUTION_MIN * slots)
-    for d in inputs.devices:
+    for d in devices:
         if d.device_type not in THERMAL_TYPES:
             continue
         p = d.parameters
         t_min, t_max = thermal_band(d)
-        measured = inputs.latest.get((d.pk, "temperature_c"))
+        measured = _latest_measurement(d, "temperature_c")
         t_now = float(measured if measured is not None else p["initial_temperature_c"])
         volume = float(p["tank_volume_l"])
         max_kwh = thermal_energy_kwh(volume, t_max, t_min)
         initial = min(max(thermal_energy_kwh(volume, t_now, t_min), 0.0), max_kwh)
-        demand = signal_for_home(home, SignalKind.HEAT_DEMAND, start, slots, device=d, inputs=inputs)
+        demand = signal_for_home(home, SignalKind.HEAT_DEMAND, start, slots, device=d)
         if demand is None:
             missing.append(_missing_span(home, "heat_demand", start, end, f"heat demand forecast of {d.name}"))
             continue

@@ -1,18 +1,16 @@
-"""A chunk of the day-ahead fan-out: rows read with a fixed number of queries, homes solved in the
-chunk's task, a home with bad data failing alone with its reason, a redelivered chunk doing nothing twice."""
+"""A chunk of the day-ahead fan-out: homes solved in the chunk's task, their outcomes stored together, a
+home with bad data failing alone with its reason, a redelivered chunk doing nothing twice."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone as dt_timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tests.factories.homes import seed_area_signals, seed_standard_home
 from devices.models import Device, DeviceType
-from flexibility.planning import problem_builder, services, slots
+from flexibility.planning import services
 from flexibility.planning.models import FleetRun, OptimizationRun, RunStatus, Schedule
 
 pytestmark = pytest.mark.django_db
@@ -27,27 +25,6 @@ def _tomorrow():
 
 def _homes(owner, n, now, prefix="chunk"):
     return [seed_standard_home(owner, f"{prefix} {i}", now) for i in range(n)]
-
-
-def test_problems_of_many_homes_take_the_queries_of_one_and_equal_one_by_one(owner):
-    day, now = _tomorrow()
-    seed_area_signals(now - timedelta(hours=1))
-    homes = _homes(owner, 9, now)
-    for home in homes[:3]:  # stateful devices: their last reading is read in the same query
-        Device.objects.create(home=home, serial_number="BAT-1", name="Battery", device_type=DeviceType.BATTERY,
-                              parameters={"capacity_kwh": 10, "max_charge_kw": 5, "max_discharge_kw": 5,
-                                          "initial_soc_pct": 50})
-    counts = []
-    for group in (homes[:2], homes):
-        horizons = {h.pk: slots.local_day_horizon(h, day) for h in group}
-        start, end = min(s for s, _ in horizons.values()), max(e for _, e in horizons.values())
-        with CaptureQueriesContext(connection) as queries:
-            inputs = problem_builder.load_inputs(group, start, end)
-            problems = {h.pk: problem_builder.build_problem(h, *horizons[h.pk], inputs=inputs[h.pk]) for h in group}
-        counts.append(len(queries))
-    assert counts[0] == counts[1] <= 8, counts
-    for home in homes:
-        assert problem_builder.build_problem(home, *slots.local_day_horizon(home, day)) == problems[home.pk]
 
 
 def test_a_chunk_plans_its_homes_and_a_broken_one_fails_alone_with_its_reason(owner):

@@ -9,7 +9,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-BEFORE = [("devices", "0003_alter_hub_hub_id")]
+BEFORE = [("devices", "0004_dynamic_tariffs")]
 
 
 def _migrate(targets):

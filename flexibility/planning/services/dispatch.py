@@ -5,6 +5,7 @@ Actions are collected first and written with one statement per kind, so a chunk 
 costs about as many queries as one."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Optional
 
@@ -15,7 +16,7 @@ from django.utils.dateparse import parse_datetime
 from devices.models import Cycle, Device
 from energy_manager.errors import Conflict
 from flexibility.notifications.services import notify_many
-from hub_bridge.models import CommandKind
+from hub_bridge.models import CommandKind, CommandState, HubCommand
 from hub_bridge.services import command_row, enqueue_commands
 
 from ..models import OptimizationRun, Recommendation, RecommendationStatus, Schedule
@@ -96,14 +97,18 @@ def act_on_schedules(schedules: list[Schedule]) -> None:
         devices.setdefault(d.home_id, {})[d.serial_number] = d
     cycle_pks = [object_pk(k)[1] for s in schedules for k in s.devices if object_pk(k)[0] == "cycle"]
     cycles = {c.pk: c for c in Cycle.objects.filter(pk__in=cycle_pks)}
+    live: dict[int, set] = {}  # setpoints the hubs already hold: a re-plan sends only those that changed
+    for c in HubCommand.objects.filter(device__home_id__in=home_ids, expires_at__gt=timezone.now()).exclude(
+            state__in=[CommandState.REJECTED, CommandState.FAILED, CommandState.EXPIRED]):
+        live.setdefault(c.device_id, set()).add((c.kind, c.expires_at, json.dumps(c.parameters, sort_keys=True)))
     actions = Actions()
     for schedule in schedules:
-        _plan_actions(schedule.run, schedule, devices.get(schedule.run.home_id, {}), cycles, actions)
+        _plan_actions(schedule.run, schedule, devices.get(schedule.run.home_id, {}), cycles, live, actions)
     actions.write()
 
 
 def _plan_actions(run: OptimizationRun, schedule: Schedule, devices_by_serial: dict[str, Device],
-                  cycles: dict[int, Cycle], actions: Actions) -> None:
+                  cycles: dict[int, Cycle], live: dict[int, set], actions: Actions) -> None:
     home = run.home
     cycle_items = {c["id"]: c for c in run.problem.get("cycles", [])}
     changed: list[str] = []
@@ -130,7 +135,7 @@ def _plan_actions(run: OptimizationRun, schedule: Schedule, devices_by_serial: d
             if device.automatic_management:
                 _accept(rec, actions)
         elif kind in ("ev", "battery", "thermal") and device.automatic_management:
-            _send_setpoints(run, schedule, device, kind, planned, actions)
+            _send_setpoints(run, schedule, device, kind, planned, live.get(device.pk, set()), actions)
             changed.append(device.name)
     if changed:
         names = ", ".join(sorted(set(changed)))
@@ -140,11 +145,13 @@ def _plan_actions(run: OptimizationRun, schedule: Schedule, devices_by_serial: d
 
 
 def _send_setpoints(run: OptimizationRun, schedule: Schedule, device: Device, kind: str, planned: dict,
-                    actions: Actions) -> None:
+                    live: set, actions: Actions) -> None:
     """One hub command per block of constant planned power, from the current slot for up to a day.
 
     EV and battery: power_w until the block's end; thermal: heat to the top of the comfort band
-    while the plan heats, hold the bottom otherwise.
+    while the plan heats, hold the bottom otherwise. A re-plan sends only the setpoints that changed:
+    a block whose command the hub already holds (same kind, parameters and end, still live: `live`,
+    read for all the homes at once) is skipped.
     """
     now = timezone.now()
     res = timedelta(minutes=schedule.resolution_minutes)
@@ -168,10 +175,11 @@ def _send_setpoints(run: OptimizationRun, schedule: Schedule, device: Device, ki
             heating = power[t] > 0
             command, parameters = CommandKind.SET_THERMAL_SETPOINT, {
                 "temperature_c": t_max if heating else t_min, "mode": "comfort" if heating else "eco", "until": until}
-        actions.command_or_notify(device, command, parameters, not_before=max(block_start, now),
-                                  expires_at=block_end, run=run)
-        if device.hub_id is None:
-            return  # one notification is enough
+        if (command, block_end, json.dumps(parameters, sort_keys=True)) not in live:
+            actions.command_or_notify(device, command, parameters, not_before=max(block_start, now),
+                                      expires_at=block_end, run=run)
+            if device.hub_id is None:
+                return  # one notification is enough
         t = end + 1
 
 

@@ -16,7 +16,7 @@ from devices.models import Home
 from .. import problem_builder, selectors, signals
 from ..models import FleetRun, OptimizationRun, RunStatus, RunTrigger
 from ..slots import local_day_horizon
-from .runs import describe_exception, fail_run, solve_problem, store_outcomes
+from .runs import describe_exception, ensure_forecasts, fail_run, solve_problem, store_outcomes
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +69,7 @@ def start_day_ahead(delivery_day=None, chunk_size: int = FLEET_CHUNK_SIZE, home_
 def plan_fleet_chunk(fleet_pk: int, home_ids: list[int], task_id: str = "") -> dict[str, int]:
     """Build, solve and store the day-ahead runs of `home_ids` in this task; returns counts by outcome.
 
-    The homes' rows are read with a fixed number of queries (problem_builder.load_inputs), their
-    runs are written with one INSERT, each home is solved here (no task per home), and the outcomes
+    The homes' problems are built here (forecasts first), their runs are written with one INSERT, each home is solved here (no task per home), and the outcomes
     are stored together (runs.store_outcomes: schedules, recommendations, commands and notifications
     in bulk), so the relay publishes the chunk's commands in one pass. A home whose data is bad fails
     alone with its reason: at building, at solving, or, if storing the chunk at once fails, when its
@@ -120,15 +119,18 @@ def _record_runs(fleet: FleetRun, homes: list[Home], out: dict[str, int], task_i
     backend = settings.OPTIMIZER_BACKEND
     limit = float(settings.OPTIMIZER_TIME_LIMIT_S)
     horizons = {h.pk: local_day_horizon(h, fleet.delivery_day) for h in homes}
-    inputs = problem_builder.load_inputs(homes, min(s for s, _ in horizons.values()),
-                                         max(e for _, e in horizons.values()))
+    for home in homes:  # day-ahead plans start from fresh forecasts (runs.ensure_forecasts), before reading
+        try:
+            ensure_forecasts(home, *horizons[home.pk], refresh=True)
+        except Exception:  # the builder then names what is missing, for this home only
+            logger.exception("forecasting home %s for the day-ahead run failed", home.pk)
     now = timezone.now()
     rows = []
     for home in homes:
         start, end = horizons[home.pk]
         common = dict(home=home, trigger=RunTrigger.DAY_AHEAD, horizon_start=start, horizon_end=end, fleet_run=fleet)
         try:
-            problem = problem_builder.build_problem(home, start, end, inputs=inputs[home.pk], now=now)
+            problem = problem_builder.build_problem(home, start, end, now=now)
         except Exception as exc:  # MissingData and any other bad data: this home only
             missing = isinstance(exc, problem_builder.MissingData)
             if not missing:

@@ -128,7 +128,7 @@ def backwards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("devices", "0003_alter_hub_hub_id")]
+    dependencies = [("devices", "0004_dynamic_tariffs")]
 
     operations = [
         migrations.SeparateDatabaseAndState(
