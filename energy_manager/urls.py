@@ -1,15 +1,22 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+admin.site.site_header = "HEMS energy manager: operations"
+admin.site.site_title = "HEMS operations"
+admin.site.index_title = "Homes, plans, commands and grid flexibility"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("app/", include("webapp.urls")),
     path("api/v1/auth/", include("energy_manager.auth_urls")),
     path("api/v1/", include("devices.urls")),
     path("api/v1/", include("flexibility.urls")),
     path("api/v1/", include("hub_bridge.urls")),
     path("api/v1/", include("flexibility.flex_urls")),
+    path("api/v1/", include("insights.urls")),
     path("api/energy_manager_service/", include("flexibility.compat.urls")),
 ]

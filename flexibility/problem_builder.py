@@ -100,7 +100,16 @@ def _series(kind: str, start: datetime, end: datetime, **scope: Any) -> list[Sig
 
 def signal_for_home(home: Home, kind: str, start: datetime, slots: int, res_min: int = RESOLUTION_MIN,
                     device: Optional[Device] = None) -> Optional[list[float]]:
-    """Per-slot values of a signal for a home, or None when any slot is uncovered.
+    """Per-slot values of a signal for a home, or None when any slot is uncovered."""
+    values = signal_values(home, kind, start, slots, res_min, device)
+    if any(v is None for v in values):
+        return None
+    return [float(v) for v in values]
+
+
+def signal_values(home: Home, kind: str, start: datetime, slots: int, res_min: int = RESOLUTION_MIN,
+                  device: Optional[Device] = None) -> list[Optional[float]]:
+    """Per-slot values of a signal for a home; None where no series covers a slot.
 
     Prices and CO2: a home-specific series wins over the area (home country) series.
     Forecasts: a device-specific series wins over the home-level one.
@@ -114,10 +123,7 @@ def signal_for_home(home: Home, kind: str, start: datetime, slots: int, res_min:
     else:
         layers = [_series(kind, start, end, home=home),
                   _series(kind, start, end, home__isnull=True, area=home.country)]
-    values = _slot_values([s for layer in layers for s in layer], start, slots, res_min)
-    if any(v is None for v in values):
-        return None
-    return [float(v) for v in values]
+    return _slot_values([s for layer in layers for s in layer], start, slots, res_min)
 
 
 def _missing_span(home: Home, kind: str, start: datetime, end: datetime, what: str) -> str:
@@ -153,7 +159,7 @@ def build_problem(
     kind = objective or home.objective
 
     prices = _import_prices(home, start, slots, missing)
-    export = _export_prices(home, start, slots)
+    export = export_prices(home, start, slots)
     co2 = signal_for_home(home, SignalKind.CO2_INTENSITY, start, slots)
     if co2 is None and kind != Objective.ECONOMIC:
         missing.append(_missing_span(home, "co2_intensity", start, end, f"CO2 intensity for the {kind} objective"))
@@ -194,18 +200,27 @@ def build_problem(
 
 def _import_prices(home: Home, start: datetime, slots: int, missing: list[str]) -> Optional[list[float]]:
     end = start + timedelta(minutes=RESOLUTION_MIN * slots)
-    if home.tariff_kind == TariffKind.DYNAMIC:
-        prices = signal_for_home(home, SignalKind.IMPORT_PRICE, start, slots)
-        if prices is None:
-            missing.append(_missing_span(home, "import_price", start, end, "dynamic import prices"))
-        return prices
-    if home.tariff is None:
+    if home.tariff_kind != TariffKind.DYNAMIC and home.tariff is None:
         missing.append(f"tariff: {home} has no {home.tariff_kind} tariff assigned")
         return None
+    prices = import_price_values(home, start, slots)
+    if any(v is None for v in prices):
+        missing.append(_missing_span(home, "import_price", start, end, "dynamic import prices"))
+        return None
+    return prices
+
+
+def import_price_values(home: Home, start: datetime, slots: int) -> list[Optional[float]]:
+    """The household's import price per slot: its dynamic series, else its tariff; None where unknown."""
+    if home.tariff_kind == TariffKind.DYNAMIC:
+        return signal_values(home, SignalKind.IMPORT_PRICE, start, slots)
+    if home.tariff is None:
+        return [None] * slots
     return price_series(home.tariff.periods, start, slots, RESOLUTION_MIN, home.timezone)
 
 
-def _export_prices(home: Home, start: datetime, slots: int) -> list[float]:
+def export_prices(home: Home, start: datetime, slots: int) -> list[float]:
+    """Export price per slot: a series (home, then area) where one exists, else the tariff's flat price."""
     series = signal_for_home(home, SignalKind.EXPORT_PRICE, start, slots)
     if series is not None:
         return series

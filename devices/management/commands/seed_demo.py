@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from datetime import date, datetime, time, timedelta, timezone as dt_timezone
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,9 @@ from django.utils import timezone
 
 from devices import services
 from devices.device_parameters import EXAMPLE_PARAMETERS
-from devices.models import Cycle, CycleState, Device, EVSession, Home, Hub, SignalKind, Tariff, TariffKind
+from devices.models import (
+    Cycle, CycleState, Device, EVSession, Home, Hub, Measurement, SignalKind, Tariff, TariffKind,
+)
 from devices.tariffs import price_series
 
 DEMO_EMAIL, DEMO_PASSWORD = "demo@example.com", "demo-password-2026"
@@ -27,6 +30,8 @@ OPERATOR_EMAIL, OPERATOR_PASSWORD = "operator@example.com", "operator-password-2
 HUB_ID = "DEMO-HUB-001"
 AREA = "PT"
 RESOLUTION_MIN = 15
+TELEMETRY_DAYS = 31  # past local days of demo telemetry, so statistics have a month to show
+TELEMETRY_STEP = timedelta(minutes=5)
 REFERENCE = Path(settings.BASE_DIR).parent / "shared" / "reference" / "flexihome-default-data.json"
 WASHING_PROGRAM = "Hotpoint_FabricCare_WPR4LLLG8NWD4/WashCycleAntiStain-13"
 
@@ -126,10 +131,12 @@ class Command(BaseCommand):
         self._ev_session(devices["ev_charger"], tz, today)
         for day in (today, today + timedelta(days=1)):
             self._signals(home, devices["pv"], devices["water_heater"], ref, tz, day, tariff)
+        written = self._telemetry(home, devices, ref, tz, today)
 
         self.stdout.write(self.style.SUCCESS(
             f"Demo household ready: home {home.pk}, hub {HUB_ID}, {len(devices)} devices, signals for "
-            f"{today} and {today + timedelta(days=1)} ({'FlexiHome reference data' if ref else 'built-in data'})."
+            f"{today} and {today + timedelta(days=1)} ({'FlexiHome reference data' if ref else 'built-in data'}), "
+            f"{written} telemetry rows written."
         ))
 
     def _user(self, User, email: str, password: str, staff: bool):
@@ -187,3 +194,58 @@ class Command(BaseCommand):
         services.replace_signal(SignalKind.HEAT_DEMAND, start, RESOLUTION_MIN,
                                 _by_local_hour(start, slots, tz, HOT_WATER_DRAW_W),
                                 home=home, device=water_heater, source="hot-water draws: morning showers, evening (demo)")
+
+    def _telemetry(self, home: Home, devices: dict[str, Device], ref, tz, today: date) -> int:
+        """A month of made-up but physically consistent telemetry, every 5 minutes up to now: base load,
+        PV (cloudiness varies by day), a water heater on a timer, night EV charging on weekdays and a
+        battery storing the PV surplus for the evening. The grid meter is their sum. Days that already
+        have meter data are left alone, so seeding again adds only the days since."""
+        load_per_unit = ref["load_profile_per_unit_hourly"] if ref else BUILTIN_LOAD_PER_UNIT
+        co2 = ref["co2_g_per_kwh_hourly"] if ref else BUILTIN_CO2
+        kva_w = float(home.contracted_power_kva) * 1000
+        peak_w = float(devices["pv"].parameters["peak_power_kw"]) * 1000
+        battery = devices["battery"].parameters
+        capacity_wh = float(battery["capacity_kwh"]) * 1000
+        reserve_wh = capacity_wh * 0.2
+        now = timezone.now()
+        rows: list[Measurement] = []
+        for back in range(TELEMETRY_DAYS, -1, -1):
+            day = today - timedelta(days=back)
+            start, slots = local_day_slots(day, tz)
+            if back:  # area CO2 for past days (today's comes with the signals above)
+                services.replace_signal(SignalKind.CO2_INTENSITY, start, RESOLUTION_MIN,
+                                        _by_local_hour(start, slots, tz, co2), area=AREA, source="demo history")
+            end = start + timedelta(minutes=RESOLUTION_MIN * slots)
+            if Measurement.objects.filter(home=home, device__isnull=True, time__gte=start, time__lt=end).exists():
+                continue
+            rng = random.Random(day.toordinal())
+            sun = rng.uniform(0.25, 1.0)
+            soc_wh = capacity_wh * 0.5
+            t = start
+            while t < min(end, now):
+                local = t.astimezone(tz)
+                hour = local.hour + local.minute / 60
+                base = load_per_unit[local.hour] * kva_w * rng.uniform(0.8, 1.2)
+                pv = max(0.0, math.sin(math.pi * (hour - 7) / 13)) * peak_w * 0.8 * sun
+                heater = 2000.0 if 3 <= hour < 4 or 14 <= hour < 14.5 else 0.0
+                ev = 3680.0 if day.weekday() < 5 and 1 <= hour < 5 else 0.0
+                surplus = pv - base - heater
+                if surplus > 0:
+                    bat = min(surplus, 2500.0, (capacity_wh - soc_wh) * 12)
+                elif 18 <= hour < 23:
+                    bat = -min(-surplus + ev, 2500.0, max(0.0, soc_wh - reserve_wh) * 12)
+                else:
+                    bat = 0.0
+                soc_wh += bat / 12
+                meter = base + heater + ev + bat - pv
+                rows += [
+                    Measurement(home=home, time=t, power_w=round(meter, 1)),
+                    Measurement(home=home, device=devices["pv"], time=t, power_w=round(-pv, 1)),
+                    Measurement(home=home, device=devices["battery"], time=t, power_w=round(bat, 1),
+                                soc_pct=round(100 * soc_wh / capacity_wh, 1)),
+                    Measurement(home=home, device=devices["water_heater"], time=t, power_w=heater),
+                    Measurement(home=home, device=devices["ev_charger"], time=t, power_w=ev),
+                ]
+                t += TELEMETRY_STEP
+        Measurement.objects.bulk_create(rows, batch_size=5000)
+        return len(rows)
