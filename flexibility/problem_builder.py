@@ -75,12 +75,18 @@ def _slot_values(series: list[SignalSeries], start: datetime, slots: int, res_mi
     step = timedelta(minutes=res_min)
     for s in series:  # newest first: the first series that covers a slot wins
         s_res = timedelta(minutes=s.resolution_minutes)
-        for t in range(slots):
+        first = max(0, -((start - s.start) // step))  # the first slot starting at or after the series' start
+        last = min(slots, (s.end - start) // step)  # slots ending at or before the series' end
+        if s_res == step and (s.start - start) % step == timedelta(0):  # same grid: values map one to one
+            shift = (s.start - start) // step
+            for t in range(first, last):
+                if out[t] is None:
+                    out[t] = float(s.values[t - shift])
+            continue
+        for t in range(first, last):
             if out[t] is not None:
                 continue
             a, b = start + t * step, start + (t + 1) * step
-            if a < s.start or b > s.end:
-                continue
             # Value-weighted mean over the sub-intervals of the slot (handles finer and coarser series).
             i0 = int((a - s.start) / s_res)
             i1 = int(((b - s.start) - timedelta(microseconds=1)) / s_res)
