@@ -1,5 +1,7 @@
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 admin.site.site_header = "HEMS energy manager: operations"
@@ -12,6 +14,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("app/", include("webapp.urls")),
+    path("favicon.ico", RedirectView.as_view(url=static("webapp/favicon.svg"))),
     path("api/v1/auth/", include("energy_manager.auth_urls")),
     path("api/v1/", include("devices.urls")),
     path("api/v1/", include("flexibility.urls")),

@@ -194,3 +194,10 @@ def counts_figure(fig_id: str, title: str, counts: dict[str, int]) -> dict[str, 
     layout["xaxis"] = {"type": "category"}
     return {"id": fig_id, "data": [{"type": "bar", "x": labels, "y": [counts[k] for k in labels], "name": title,
                                     "marker": {"color": COLORS["net"]}}], "layout": layout}
+
+
+def histogram_figure(fig_id: str, title: str, values: Sequence[float], unit: str) -> dict[str, Any]:
+    layout = _layout(title, "homes")
+    layout["xaxis"] = {"title": {"text": unit}}
+    return {"id": fig_id, "data": [{"type": "histogram", "x": list(values), "name": title,
+                                    "marker": {"color": COLORS["co2"]}}], "layout": layout}

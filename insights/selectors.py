@@ -202,21 +202,12 @@ def energy_statistics(homes: list[Home], period: Period, bucket: str = "day") ->
         "realized_savings_eur": _bucketed(realized, index, k),
         "baseline_cost_eur": _bucketed(np.where(complete, plans.baseline_cost_eur, 0.0), index, k),
     }
-    slots_per = _bucketed(np.ones(n), index, k)
-    reported = _bucketed((reporting > 0).astype(float), index, k)
-    realized_slots = _bucketed(complete.astype(float), index, k)
+    sums["slots"] = _bucketed(np.ones(n), index, k)
+    sums["reported_slots"] = _bucketed((reporting > 0).astype(float), index, k)
+    sums["realized_slots"] = _bucketed(complete.astype(float), index, k)
 
     def row(i: Optional[int]) -> dict[str, Any]:
-        pick = (lambda a: float(a.sum())) if i is None else (lambda a: float(a[i]))
-        values = {name: pick(a) for name, a in sums.items()}
-        consumption = values["import_kwh"] - values["export_kwh"] + values["pv_kwh"]
-        own_use = values["pv_kwh"] - values["export_kwh"]
-        out = {name: round(v, 4) for name, v in values.items()}
-        out.update(consumption_kwh=round(consumption, 4), self_consumption=_ratio(own_use, values["pv_kwh"]),
-                   self_sufficiency=_ratio(own_use, consumption),
-                   coverage=round(pick(reported) / max(pick(slots_per), 1.0), 4),
-                   realized_slots=int(pick(realized_slots)))
-        return out
+        return _finish({name: float(a.sum() if i is None else a[i]) for name, a in sums.items()})
 
     return {
         "timezone": period.zone, "first_day": period.first.isoformat(), "last_day": period.last.isoformat(),
@@ -225,6 +216,28 @@ def energy_statistics(homes: list[Home], period: Period, bucket: str = "day") ->
         "totals": row(None),
         "buckets": [{"period": label, **row(i)} for i, label in enumerate(labels)],
     }
+
+
+ADDITIVE = ("import_kwh", "export_kwh", "pv_kwh", "cost_eur", "co2_kg", "planned_savings_eur",
+            "realized_savings_eur", "baseline_cost_eur", "slots", "reported_slots", "realized_slots")
+
+
+def _finish(values: dict[str, float]) -> dict[str, Any]:
+    """Sums -> the published figures: consumption, the two ratios, coverage; rounded."""
+    consumption = values["import_kwh"] - values["export_kwh"] + values["pv_kwh"]
+    own_use = values["pv_kwh"] - values["export_kwh"]
+    out: dict[str, Any] = {name: round(values[name], 4) for name in ADDITIVE if not name.endswith("slots")}
+    out.update(consumption_kwh=round(consumption, 4), self_consumption=_ratio(own_use, values["pv_kwh"]),
+               self_sufficiency=_ratio(own_use, consumption),
+               coverage=round(values["reported_slots"] / max(values["slots"], 1.0), 4),
+               slots=int(values["slots"]), reported_slots=int(values["reported_slots"]),
+               realized_slots=int(values["realized_slots"]))
+    return out
+
+
+def combine_buckets(buckets: list[dict[str, Any]]) -> dict[str, Any]:
+    """The totals of some buckets of one answer (e.g. the last 7 days of a month's days)."""
+    return _finish({name: float(sum(b[name] for b in buckets)) for name in ADDITIVE})
 
 
 def device_statistics(home: Home, period: Period, bucket: str = "day") -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from flexibility import selectors as planning, services
 from flexibility.models import RecommendationStatus
 from flexibility.schedule_view import day_slots, schedule_for_day, schedule_view
 from insights import charts
-from insights.selectors import home_statistics
+from insights.selectors import combine_buckets, home_statistics
 
 DAYS = {"today": 0, "tomorrow": 1}
 
@@ -62,10 +62,12 @@ def home_page(request: HttpRequest) -> HttpResponse:
                                   .order_by("recommended_start"))
     context["notifications"] = planning.notifications_for_user(request.user).filter(
         home=home, dismissed_at__isnull=True)[:5]
-    week = home_statistics(home, "day", today - timedelta(days=6), today)
-    month = home_statistics(home, "day", date(today.year, today.month, 1), today)
-    context.update(week=week["totals"], month=month["totals"],
-                   stats_figure=charts.statistics_figure(week, "The last 7 days"))
+    week_start, month_start = today - timedelta(days=6), date(today.year, today.month, 1)
+    days = home_statistics(home, "day", min(week_start, month_start), today)
+    last_week = [b for b in days["buckets"] if b["period"] >= week_start.isoformat()]
+    context.update(week=combine_buckets(last_week),
+                   month=combine_buckets([b for b in days["buckets"] if b["period"] >= month_start.isoformat()]),
+                   stats_figure=charts.statistics_figure({**days, "buckets": last_week}, "The last 7 days"))
     return render(request, "webapp/home.html", context)
 
 

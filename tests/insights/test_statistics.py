@@ -8,7 +8,7 @@ import pytest
 from devices.models import Measurement
 from flexibility.models import RunStatus
 from insights.aggregation import slot_energy
-from insights.selectors import Period, home_series, home_statistics, portfolio_statistics
+from insights.selectors import Period, combine_buckets, home_series, home_statistics, portfolio_statistics
 
 from .conftest import DAY, OFF_PEAK, at, co2_day, meter, price_at_hour, stored_plan
 
@@ -64,6 +64,9 @@ def test_months_and_days_are_local_and_dst_days_have_92_and_100_slots(winter_hom
     stats = home_statistics(winter_home, "month", DAY, date(2026, 12, 1))
     assert [b["period"] for b in stats["buckets"]] == ["2026-11", "2026-12"]
     assert [b["import_kwh"] for b in stats["buckets"]] == pytest.approx([1.0, 3.0])
+    by_day = home_statistics(winter_home, "day", DAY, date(2026, 12, 1))
+    assert combine_buckets(by_day["buckets"]) == by_day["totals"]
+    assert combine_buckets(by_day["buckets"][-1:])["import_kwh"] == pytest.approx(3.0)
     # In summer Lisbon is UTC+1: a sample at 23:30 UTC on 31 July is 1 August locally.
     summer = at(date(2026, 7, 31), 23, 30)
     meter(winter_home, summer, 1, 4000.0)
