@@ -12,7 +12,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema", template_name="webapp/redoc.html"), name="redoc"),
     path("app/", include("webapp.urls")),
     path("favicon.ico", RedirectView.as_view(url=static("webapp/favicon.svg"))),
     path("api/v1/auth/", include("energy_manager.auth_urls")),
