@@ -58,11 +58,22 @@ def demo(transactional_db, settings):
 class Page:
     """A page plus what the browser reported: console errors and uncaught exceptions."""
 
-    def __init__(self, page):
+    def __init__(self, page, origin: str):
         self.page = page
         self.errors: list[str] = []
+        self.elsewhere: list[str] = []  # requests to any other server: refused, as offline
         page.on("console", lambda m: self.errors.append(f"console: {m.text}") if m.type == "error" else None)
         page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+
+        def only_here(route):
+            url = route.request.url
+            if url.startswith(origin) or url.startswith("data:"):
+                route.continue_()
+            else:
+                self.elsewhere.append(url)
+                route.abort()
+
+        page.route("**/*", only_here)
 
     def open_and_time(self, url: str, what: str) -> float:
         """Go to `url` and wait for every chart on it; prints (not asserts) the time to rendered charts."""
@@ -92,7 +103,7 @@ def new_page(browser, live_server) -> Callable[..., Page]:
     def make(viewport=DESKTOP) -> Page:
         context = browser.new_context(viewport=viewport, base_url=live_server.url)
         contexts.append(context)
-        return Page(context.new_page())
+        return Page(context.new_page(), live_server.url)
 
     yield make
     for c in contexts:
