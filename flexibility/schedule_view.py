@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 from devices.models import Device
 from flexibility.models import RunStatus, Schedule
+from flexibility.optimizer import ProblemError
 from flexibility.optimizer.reasons import plan_reasons
 from flexibility.problem_builder import local_day_horizon
 
@@ -17,8 +18,11 @@ def schedule_reasons(schedule: Schedule, devices_by_serial: Optional[dict[str, D
     if devices_by_serial is None:
         devices_by_serial = {d.serial_number: d for d in Device.objects.filter(home_id=schedule.home_id)}
     names = {serial: d.name for serial, d in devices_by_serial.items()}
-    return plan_reasons(problem, {"net_import_kw": schedule.net_import_kw, "devices": schedule.devices},
-                        timezone=problem.get("timezone"), device_names=names)
+    try:
+        return plan_reasons(problem, {"net_import_kw": schedule.net_import_kw, "devices": schedule.devices},
+                            timezone=problem.get("timezone"), device_names=names)
+    except ProblemError:  # a run without a readable problem (never written by the runs service): no reasons
+        return {"reasons": [], "baseline_net_import_kw": []}
 
 
 def schedule_view(schedule: Schedule) -> dict[str, Any]:
