@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     from django.utils import timezone
 
     from devices.models import Measurement
-    from flexibility.flex_models import Portfolio
+    from flexibility.grid.models import Portfolio
 
     def log(msg: str) -> None:
         if not args.json:
@@ -104,8 +104,8 @@ def _seed(args, first, zone: str, tag: dict, log):
     from devices import services
     from devices.models import Device, DeviceType, Home, SignalKind, Tariff, TariffKind
     from devices.management.commands.seed_demo import BUILTIN_CO2, BUILTIN_LOAD_PER_UNIT, local_day_slots
-    from flexibility.flex_models import Portfolio
-    from flexibility.models import OptimizationRun, RunStatus, Schedule
+    from flexibility.grid.models import Portfolio
+    from flexibility.planning.models import OptimizationRun, RunStatus, Schedule
 
     t0 = time.time()
     User = get_user_model()

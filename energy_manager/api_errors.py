@@ -9,19 +9,13 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from energy_manager import errors
 
-class UnprocessableEntity(exceptions.APIException):
-    """The request is well formed but the stored data cannot serve it (HTTP 422)."""
-
-    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
-    default_detail = "The request cannot be processed with the current data."
-    default_code = "unprocessable"
-
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The request conflicts with the current state."
-    default_code = "conflict"
+DOMAIN_STATUS = {
+    errors.NotFound: status.HTTP_404_NOT_FOUND,
+    errors.Conflict: status.HTTP_409_CONFLICT,
+    errors.Unprocessable: status.HTTP_422_UNPROCESSABLE_ENTITY,
+}
 
 
 def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -50,7 +44,21 @@ def error_body(code: str, message: str, fields: dict[str, list[str]] | None = No
     return {"error": {"code": code, "message": message, "fields": fields or {}}}
 
 
+def domain_status(exc: errors.DomainError) -> int:
+    """The HTTP status of a domain error raised by a service."""
+    return next((code for cls, code in DOMAIN_STATUS.items() if isinstance(exc, cls)), status.HTTP_400_BAD_REQUEST)
+
+
+def domain_error_response(exc: errors.DomainError) -> Response:
+    """The error body of a domain error raised by a service."""
+    body = error_body(exc.code, exc.message, exc.fields)
+    body["error"].update(exc.extra)
+    return Response(body, status=domain_status(exc))
+
+
 def exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, errors.DomainError):
+        return domain_error_response(exc)
     if isinstance(exc, DjangoValidationError):
         if hasattr(exc, "error_dict"):
             detail = {("non_field_errors" if k == NON_FIELD_ERRORS else k): v for k, v in exc.message_dict.items()}

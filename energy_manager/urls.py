@@ -17,9 +17,10 @@ urlpatterns = [
     path("favicon.ico", RedirectView.as_view(url=static("webapp/favicon.svg"))),
     path("api/v1/auth/", include("energy_manager.auth_urls")),
     path("api/v1/", include("devices.urls")),
-    path("api/v1/", include("flexibility.urls")),
+    path("api/v1/", include("flexibility.planning.urls")),
+    path("api/v1/", include("flexibility.notifications.urls")),
     path("api/v1/", include("hub_bridge.urls")),
-    path("api/v1/", include("flexibility.flex_urls")),
+    path("api/v1/", include("flexibility.grid.urls")),
+    path("api/energy_manager_service/", include("flexibility.grid.compat.urls")),
     path("api/v1/", include("insights.urls")),
-    path("api/energy_manager_service/", include("flexibility.compat.urls")),
 ]

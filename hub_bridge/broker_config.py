@@ -14,7 +14,7 @@ from pathlib import Path
 from devices.models import Hub
 
 from . import protocol
-from .credentials import mosquitto_hash
+from devices.hub_credentials import mosquitto_hash
 
 SAFE_HUB_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 ROLES = ("relay", "listener", "admin")

@@ -20,7 +20,7 @@ from collections import Counter
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connection, transaction
 
 from . import protocol, services
 from .mqtt import Connection, parse_url
@@ -130,8 +130,6 @@ class Listener:
             except Exception:  # database trouble: retry once on a fresh connection, then drop
                 log.exception("hub_listener batch of %s failed (attempt %s)", len(parsed), attempt)
                 close_old_connections()
-                from django.db import connection
-
                 connection.close()
         self.stats["dropped_on_error"] += len(parsed)
 

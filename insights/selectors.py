@@ -24,10 +24,9 @@ import numpy as np
 
 from devices.models import Device, DeviceType, Home, SignalKind, SignalSeries, TariffKind
 from devices.selectors import MAX_SERIES_SPAN
-from flexibility.models import RunStatus, Schedule
-from flexibility.problem_builder import (
-    MAX_HORIZON_H, RESOLUTION_MIN, export_prices, import_price_values, signal_values,
-)
+from flexibility.planning.models import RunStatus, Schedule
+from flexibility.planning.problem_builder import export_prices, import_price_values, signal_values
+from flexibility.planning.slots import MAX_HORIZON_H, RESOLUTION_MIN
 
 from .aggregation import device_slot_energy, slot_energy
 

@@ -7,9 +7,9 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from flexibility import flex_selectors
-from flexibility.flex_views import OperatorView
-from flexibility.selectors import home_for_user
+from flexibility.grid import selectors as grid_selectors
+from flexibility.grid.views import OperatorView
+from flexibility.planning.selectors import home_for_user
 
 from . import selectors
 from .serializers import SeriesQuerySerializer, StatisticsQuerySerializer
@@ -46,7 +46,7 @@ class PortfolioStatisticsView(OperatorView, APIView):
 
     @extend_schema(parameters=[StatisticsQuerySerializer], responses={200: OpenApiTypes.OBJECT})
     def get(self, request, pk: int):
-        portfolio = get_object_or_404(flex_selectors.portfolios_for(request.user), pk=pk)
+        portfolio = get_object_or_404(grid_selectors.portfolios_for(request.user), pk=pk)
         query = StatisticsQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         q = query.validated_data

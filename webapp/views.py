@@ -14,10 +14,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from devices.selectors import homes_for
-from energy_manager.api_errors import Conflict
-from flexibility import selectors as planning, services
-from flexibility.models import RecommendationStatus
-from flexibility.schedule_view import day_slots, schedule_for_day, schedule_view
+from energy_manager.errors import Conflict
+from flexibility.notifications.selectors import notifications_for_user
+from flexibility.planning import selectors as planning, services
+from flexibility.planning.models import RecommendationStatus
+from flexibility.planning.schedule_view import day_slots, schedule_for_day, schedule_view
 from insights import charts
 from insights.selectors import combine_buckets, home_statistics
 
@@ -60,7 +61,7 @@ def home_page(request: HttpRequest) -> HttpResponse:
     context["recommendations"] = (planning.recommendations_for_user(request.user)
                                   .filter(home=home, status=RecommendationStatus.PENDING)
                                   .order_by("recommended_start"))
-    context["notifications"] = planning.notifications_for_user(request.user).filter(
+    context["notifications"] = notifications_for_user(request.user).filter(
         home=home, dismissed_at__isnull=True)[:5]
     week_start, month_start = today - timedelta(days=6), date(today.year, today.month, 1)
     days = home_statistics(home, "day", min(week_start, month_start), today)
@@ -85,5 +86,5 @@ def decide(request: HttpRequest, pk: int, decision: str) -> HttpResponse:
             services.decline_recommendation(rec)
             messages.info(request, f"{rec.device.name} keeps its own start.")
     except Conflict as exc:
-        messages.error(request, str(exc.detail))
+        messages.error(request, str(exc))
     return redirect(f"{reverse('webapp:home')}?home={rec.home_id}")

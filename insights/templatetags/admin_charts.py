@@ -8,11 +8,11 @@ from typing import Any
 from django import template
 from django.urls import reverse
 
-from flexibility import flex_selectors as grid_selectors
-from flexibility import selectors as planning_selectors
-from flexibility.flex_models import FlexibilityOffer
-from flexibility.models import OptimizationRun, RunStatus, Schedule
-from flexibility.schedule_view import schedule_view
+from flexibility.grid import selectors as grid_selectors
+from flexibility.planning import selectors as planning_selectors
+from flexibility.grid.models import FlexibilityOffer
+from flexibility.planning.models import OptimizationRun, RunStatus, Schedule
+from flexibility.planning.schedule_view import schedule_view
 
 from .. import charts
 from ..selectors import home_series
@@ -52,7 +52,7 @@ def home_charts(home) -> dict[str, Any]:
         ("Schedules", reverse("admin:flexibility_schedule_changelist") + q),
         ("Recommendations", reverse("admin:flexibility_recommendation_changelist") + q),
         ("Hub commands", reverse("admin:hub_bridge_hubcommand_changelist") + f"?device__home__id__exact={home.pk}"),
-        ("Flexibility offers", reverse("admin:flexibility_flexibilityoffer_changelist") + q),
+        ("Flexibility offers", reverse("admin:grid_flexibilityoffer_changelist") + q),
         ("Statistics (API)", reverse("home-statistics", args=[home.pk]) + "?devices=true"),
     ]
     return context

@@ -42,7 +42,7 @@ def demo(transactional_db, settings):
     """
     from devices.models import Home, Tariff
     from devices.tariffs import DEFAULT_TARIFFS, TARIFF_SOURCE
-    from flexibility import services
+    from flexibility.planning import services
 
     for t in DEFAULT_TARIFFS:  # an earlier transactional test flushed the rows the migration wrote
         Tariff.objects.update_or_create(code=t["code"], defaults={**t, "source": TARIFF_SOURCE})

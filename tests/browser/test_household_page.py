@@ -11,7 +11,7 @@ PLAN_CHARTS = ("net-import", "device-power", "timeline", "state-of-charge")
 
 
 def test_household_sees_the_plan_and_accepts_a_recommendation(demo, new_page):
-    from flexibility.models import Recommendation, RecommendationStatus
+    from flexibility.planning.models import Recommendation, RecommendationStatus
     from hub_bridge.models import HubCommand
 
     page = new_page(DESKTOP)

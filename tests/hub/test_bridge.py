@@ -12,7 +12,7 @@ from django.utils import timezone
 from paho.mqtt.enums import CallbackAPIVersion
 
 from devices.models import Cycle, Device, Hub, Measurement
-from flexibility.models import Notification
+from flexibility.notifications.models import Notification
 from hub_bridge import protocol
 from hub_bridge.models import CommandState, HubCommand
 from hub_bridge.provision import provision_simulated_hubs
@@ -211,10 +211,10 @@ def test_cycle_reports_create_and_update_cycles(one_home, hub_listener, simulate
 def test_optimization_run_commands_are_executed_by_the_hub(mqtt_broker, hub_env, sync_broker_credentials,
                                                            hub_listener, celery_worker, simulated_hub):
     """Optimization -> command -> simulator executes -> acknowledgement -> executed, cycle moved."""
-    from bench.fleet import seed_area_signals, seed_standard_home
+    from tests.factories.homes import seed_area_signals, seed_standard_home
     from django.contrib.auth import get_user_model
-    from flexibility import services as runs
-    from flexibility.models import Recommendation, RunStatus
+    from flexibility.planning import services as runs
+    from flexibility.planning.models import Recommendation, RunStatus
     from hub_bridge.provision import spec_for_hub
     from hub_bridge.services import issue_hub_credentials
 

@@ -11,7 +11,7 @@ import pytest
 
 from devices import services as device_services
 from devices.models import Home, Measurement, SignalKind
-from flexibility.models import OptimizationRun, RunStatus, Schedule
+from flexibility.planning.models import OptimizationRun, RunStatus, Schedule
 
 DAY = date(2026, 11, 10)
 OFF_PEAK, MID, PEAK = 0.1044, 0.1696, 0.2337

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 import pytest
 
 from devices.models import Measurement
-from flexibility.models import RunStatus
+from flexibility.planning.models import RunStatus
 from insights.aggregation import slot_energy
 from insights.selectors import Period, combine_buckets, home_series, home_statistics, portfolio_statistics
 
@@ -100,7 +100,7 @@ def test_a_plan_counts_only_from_the_slot_it_was_made_in(winter_home):
 
 
 def test_portfolio_realized_savings_only_where_every_home_reported(winter_home, make_home, user):
-    from flexibility.flex_models import Portfolio
+    from flexibility.grid.models import Portfolio
 
     second = make_home(user, name="Second", timezone="Europe/Lisbon", tariff=winter_home.tariff,
                        tariff_kind="tri_hourly")

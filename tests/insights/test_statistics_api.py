@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from flexibility import flex_services
-from flexibility.flex_models import Portfolio
+from flexibility.grid import services as grid_services
+from flexibility.grid.models import Portfolio
 
 from .conftest import DAY, at, meter
 
@@ -45,7 +45,7 @@ def test_operators_read_their_portfolios_only(winter_home, other_home, api_clien
     mine.homes.set([winter_home])
     theirs = Portfolio.objects.create(code="theirs", name="Theirs")
     theirs.homes.set([other_home])
-    _, key = flex_services.create_service_account("stats-aggregator", portfolios=[mine])
+    _, key = grid_services.create_service_account("stats-aggregator", portfolios=[mine])
     aggregator = APIClient()
     aggregator.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
     meter(winter_home, at(DAY, 2), 4, 2000.0)

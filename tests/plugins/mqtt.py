@@ -93,7 +93,7 @@ class Broker:
         ]))
         # Cloud accounts only until the first sync writes the hubs too.
         from hub_bridge.broker_config import acl_lines
-        from hub_bridge.credentials import mosquitto_hash
+        from devices.hub_credentials import mosquitto_hash
 
         self.password_file.write_text("".join(f"{u}:{mosquitto_hash(s)}\n" for u, s in self.accounts.values()))
         self.acl_file.write_text("\n".join(

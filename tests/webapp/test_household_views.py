@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 
-from flexibility.models import Recommendation, RecommendationStatus
+from flexibility.planning.models import Recommendation, RecommendationStatus
 from hub_bridge.models import HubCommand
 from tests.insights.conftest import stored_plan
 
