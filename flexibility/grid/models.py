@@ -228,3 +228,6 @@ class ActivationShare(models.Model):
         db_table = "flexibility_activationshare"
         ordering = ["activation_id", "home_id"]
         constraints = [models.UniqueConstraint(fields=["activation", "home"], name="one_share_per_home_per_activation")]
+
+    def __str__(self) -> str:
+        return f"Share of {self.home} in activation {self.activation_id} ({self.status})"

@@ -6,14 +6,18 @@ from datetime import timedelta
 from typing import Any, Optional
 
 from devices.models import Device
-from flexibility.planning.models import RunStatus, Schedule
 from flexibility.optimizer import ProblemError
 from flexibility.optimizer.reasons import plan_reasons
-from flexibility.planning.slots import local_day_horizon
+
+from .models import RunStatus, Schedule
+from .slots import local_day_horizon
 
 
 def schedule_reasons(schedule: Schedule, devices_by_serial: Optional[dict[str, Device]] = None) -> dict[str, Any]:
-    """Reasons and the baseline's net import of a schedule, worked out from its run's problem."""
+    """Reasons and the baseline's net import of a schedule: stored with it, or (older schedules) worked out
+    again from its run's problem."""
+    if schedule.reasons:
+        return {"reasons": schedule.reasons, "baseline_net_import_kw": schedule.baseline_net_import_kw}
     problem = schedule.run.problem
     if devices_by_serial is None:
         devices_by_serial = {d.serial_number: d for d in Device.objects.filter(home_id=schedule.home_id)}
