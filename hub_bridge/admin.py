@@ -1,11 +1,12 @@
-"""Admin: the command outbox with state filters, and each command's hub online state."""
+"""Admin: the command outbox with state filters, each command's hub online state, and the uplink messages
+the listener refused, counted per hub and reason."""
 from __future__ import annotations
 
 from django.contrib import admin
 
 from energy_manager.admin_records import ReadOnlyRecordAdmin, pretty_json
 
-from .models import HubCommand
+from .models import HubCommand, RejectedMessageCount
 
 
 @admin.register(HubCommand)
@@ -30,3 +31,11 @@ class HubCommandAdmin(ReadOnlyRecordAdmin):
     @admin.display(boolean=True, description="hub online", ordering="hub__online")
     def hub_online(self, obj: HubCommand) -> bool:
         return obj.hub.online
+
+
+@admin.register(RejectedMessageCount)
+class RejectedMessageCountAdmin(ReadOnlyRecordAdmin):
+    list_display = ("hub_id", "reason", "count", "first_at", "last_at", "last_topic")
+    list_filter = ("reason",)
+    search_fields = ("hub_id", "last_topic", "last_detail")
+    readonly_fields = ("hub_id", "reason", "count", "first_at", "last_at", "last_topic", "last_detail")

@@ -10,11 +10,12 @@ import logging
 import uuid
 from collections import defaultdict
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import redis
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -26,7 +27,7 @@ from devices.signals import announce_plan_stale
 from energy_manager.celery import app
 
 from . import protocol, signals
-from .models import CommandKind, CommandState, HubCommand
+from .models import CommandKind, CommandState, HubCommand, RejectedMessageCount
 
 log = logging.getLogger(__name__)
 
@@ -323,6 +324,31 @@ def apply_status(hub: Hub, online: bool) -> bool:
         if came_online and HubCommand.objects.filter(hub=hub, state__in=PRE_ACK_STATES).exists():
             transaction.on_commit(kick_relay)
     return came_online
+
+
+class Rejection(NamedTuple):
+    hub_id: str
+    reason: str
+    topic: str
+    detail: str
+
+
+def count_rejections(rejections: list[Rejection]) -> None:
+    """Add refused messages to the per-(hub, reason) counters, one upsert per pair (listeners
+    running side by side add to the same rows)."""
+    grouped: dict[tuple[str, str], list[Rejection]] = defaultdict(list)
+    for r in rejections:
+        grouped[(protocol.printable(r.hub_id, 64), r.reason[:32])].append(r)
+    now = timezone.now()
+    table = RejectedMessageCount._meta.db_table
+    sql = (f"INSERT INTO {table} (hub_id, reason, count, first_at, last_at, last_topic, last_detail) "
+           "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (hub_id, reason) DO UPDATE SET "
+           f"count = {table}.count + EXCLUDED.count, last_at = EXCLUDED.last_at, "
+           "last_topic = EXCLUDED.last_topic, last_detail = EXCLUDED.last_detail")
+    params = [(hub_id, reason, len(group), now, now, protocol.printable(group[-1].topic, 255),
+               protocol.printable(group[-1].detail, 1000)) for (hub_id, reason), group in grouped.items()]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(sql, params)
 
 
 def touch_hubs(hub_pks) -> None:
