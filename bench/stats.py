@@ -103,7 +103,7 @@ def _seed(args, first, zone: str, tag: dict, log):
 
     from devices import services
     from devices.models import Device, DeviceType, Home, SignalKind, Tariff, TariffKind
-    from devices.management.commands.seed_demo import BUILTIN_CO2, BUILTIN_LOAD_PER_UNIT, local_day_slots
+    from demo.management.commands.seed_demo import BUILTIN_CO2, BUILTIN_LOAD_PER_UNIT, local_day_slots
     from flexibility.grid.models import Portfolio
     from flexibility.planning.models import OptimizationRun, RunStatus, Schedule
 

@@ -6,6 +6,7 @@ stays possible, so that deleting a home still removes its records. Large JSON sh
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from django.contrib import admin
@@ -25,6 +26,7 @@ class ReadOnlyRecordAdmin(admin.ModelAdmin):
 def pretty_json(value: Any) -> str:
     """Indented JSON in a scrollable box (cut after MAX_JSON_CHARS characters)."""
     text = json.dumps(value, indent=1, sort_keys=True, default=str)
+    text = re.sub(r"\[\s+([^\[\]{}]*?)\s+\]", lambda m: "[" + " ".join(m.group(1).split()) + "]", text)  # lists inline
     if len(text) > MAX_JSON_CHARS:
         text = text[:MAX_JSON_CHARS] + f"\n... ({len(text) - MAX_JSON_CHARS} more characters)"
     return format_html('<pre style="max-height: 24em; overflow: auto; white-space: pre-wrap;">{}</pre>', text)

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "tasks",
     "insights",
     "webapp",
+    "demo",
 ]
 
 MIDDLEWARE = [

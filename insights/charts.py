@@ -174,16 +174,28 @@ def forecast_figure(series: dict[str, Any]) -> dict[str, Any]:
 
 def band_figure(fig_id: str, title: str, starts: Sequence[Any], zone: str, low: Sequence[Optional[float]],
                 high: Sequence[Optional[float]], band_name: str, lines: dict[str, Sequence[Optional[float]]],
-                band_color: str = COLORS["band"]) -> dict[str, Any]:
-    """A band per slot (an offer's limits, an activation's request) with lines inside it."""
-    x = local_times(starts, zone)
-    data = [
-        _step(x, list(low), f"{band_name}: lower", "rgba(0,0,0,0)", showlegend=False),
-        _step(x, list(high), band_name, "rgba(0,0,0,0)", fill="tonexty", fillcolor=band_color),
-    ]
-    palette = [COLORS["net"], COLORS["measured"], COLORS["price"], COLORS["co2"]]
+                resolution_minutes: int = 15, band_color: str = COLORS["band"]) -> dict[str, Any]:
+    """A band per slot (an offer's limits, an activation's request) with lines inside it. A band of zero
+    width (setpoints) is drawn as a dashed line. Each series repeats its last value at the end of the last
+    slot, so that the last slot shows as wide as the others."""
+    first = datetime.fromisoformat(starts[0]) if isinstance(starts[0], str) else starts[0]
+    edges = [first + timedelta(minutes=resolution_minutes * t) for t in range(len(starts) + 1)]
+    x = local_times(edges, zone)
+
+    def closed(values: Sequence[Optional[float]]) -> list[Optional[float]]:
+        return list(values) + [values[-1]] if values else []
+
+    if all(lo == hi for lo, hi in zip(low, high)):
+        data = [_step(x, closed(low), band_name, COLORS["measured"],
+                      line={"shape": "hv", "color": COLORS["measured"], "dash": "dash", "width": 2})]
+    else:
+        data = [
+            _step(x, closed(low), f"{band_name}: lower", "rgba(0,0,0,0)", showlegend=False),
+            _step(x, closed(high), band_name, "rgba(0,0,0,0)", fill="tonexty", fillcolor=band_color),
+        ]
+    palette = [COLORS["net"], COLORS["price"], COLORS["co2"], COLORS["baseline"]]
     for i, (name, values) in enumerate(lines.items()):
-        data.append(_step(x, list(values), name, palette[i % len(palette)]))
+        data.append(_step(x, closed(values), name, palette[i % len(palette)]))
     return {"id": fig_id, "data": data, "layout": _layout(title, "kW")}
 
 

@@ -185,7 +185,7 @@ class Activation(SlotSeriesMixin):
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        target = f"portfolio {self.portfolio_id}" if self.portfolio_id else f"home {self.home_id}"
+        target = self.portfolio if self.portfolio_id else self.home
         return f"Activation {self.pk} of {target} ({self.status})"
 
     def clean(self) -> None:

@@ -63,7 +63,7 @@ def offer_charts(offer) -> dict[str, Any]:
     figure = charts.band_figure(
         "offer-envelope", f"Offer of {offer.home} for {offer.delivery_day}: net import range per slot",
         offer.slot_starts(), offer.home.timezone, offer.min_kw, offer.max_kw, "Offered range (kW)",
-        {"Baseline plan (kW)": offer.baseline_kw})
+        {"Baseline plan (kW)": offer.baseline_kw}, resolution_minutes=offer.resolution_minutes)
     return {"figures": [figure]}
 
 
@@ -80,7 +80,8 @@ def portfolio_charts(portfolio) -> dict[str, Any]:
     starts = offers[0].slot_starts()
     figure = charts.band_figure("portfolio-envelope", f"{portfolio} on {day}: summed offers of {body['homes']} homes",
                                 starts, zone, body["min_kw"], body["max_kw"], "Offered range (kW)",
-                                {"Summed baseline (kW)": body["baseline_kw"]})
+                                {"Summed baseline (kW)": body["baseline_kw"]},
+                                resolution_minutes=body["resolution_minutes"])
     return {"figures": [figure]}
 
 
@@ -93,7 +94,8 @@ def activation_charts(activation) -> dict[str, Any]:
     figure = charts.band_figure(
         "activation-delivery", f"Activation {activation.pk}: requested, planned and measured net import",
         col("start"), zone, col("requested_min_kw"), col("requested_max_kw"), "Requested (kW)",
-        {"Planned (kW)": col("planned_kw"), "Measured (kW)": col("measured_kw")}, band_color=charts.COLORS["requested"])
+        {"Planned (kW)": col("planned_kw"), "Measured (kW)": col("measured_kw")},
+        resolution_minutes=activation.resolution_minutes, band_color=charts.COLORS["requested"])
     return {"figures": [figure]}
 
 

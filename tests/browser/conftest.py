@@ -36,20 +36,19 @@ def browser():
 
 @pytest.fixture
 def demo(transactional_db, settings):
-    """`seed_demo` plus the demo household's plan, as after `make run` and the first re-plan.
+    """`seed_demo` as `make run` runs it: the household, its plans, the offer and the activation.
 
     CP-SAT plans the demo household in about 2 s where `auto` (HiGHS) may need its whole time limit.
     """
-    from devices.models import Home, Tariff
-    from devices.tariffs import DEFAULT_TARIFFS, TARIFF_SOURCE
+    from devices.models import Home
     from flexibility.planning import services
+    from tests.factories.homes import restore_default_tariffs
 
-    for t in DEFAULT_TARIFFS:  # an earlier transactional test flushed the rows the migration wrote
-        Tariff.objects.update_or_create(code=t["code"], defaults={**t, "source": TARIFF_SOURCE})
+    restore_default_tariffs()  # an earlier transactional test flushed the rows the migration wrote
     settings.OPTIMIZER_BACKEND = "cpsat"
     call_command("seed_demo", stdout=open(os.devnull, "w"))
     home = Home.objects.get(name="Demo household")
-    run, _ = services.submit_run(home, force=True)
+    run, _ = services.submit_run(home)  # the plan the seed's own re-plans made (same input: the same run)
     run.refresh_from_db()
     assert run.status == "succeeded", (run.status, run.error)
     return home
