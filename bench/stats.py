@@ -34,12 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reseed", action="store_true")
     parser.add_argument("--json", action="store_true", help="print JSON lines only")
     args = parser.parse_args(argv)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "energy_manager.settings")
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.core.management import call_command
+    _setup_django()
     from django.db import connection
     from django.test import Client
     from django.utils import timezone
@@ -47,13 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     from devices.models import Measurement
     from flexibility.grid.models import Portfolio
 
-    def log(msg: str) -> None:
-        if not args.json:
-            print(msg, file=sys.stderr, flush=True)
-
-    call_command("migrate", verbosity=0)
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    settings.ALLOWED_HOSTS = ["*"]
+    log = (lambda msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr, flush=True))
     zone = "Europe/Lisbon"
     today = timezone.now().astimezone(ZoneInfo(zone)).date()
     last = today - timedelta(days=1)
@@ -94,6 +83,20 @@ def main(argv: list[str] | None = None) -> int:
         }), flush=True)
     connection.close()
     return 0
+
+
+def _setup_django() -> None:
+    """Django on the database of DATABASE_URL, migrated; the synthetic users never log in (cheap hashes)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "energy_manager.settings")
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.ALLOWED_HOSTS = ["*"]
 
 
 def _seed(args, first, zone: str, tag: dict, log):

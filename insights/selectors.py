@@ -26,6 +26,7 @@ from devices.models import Device, DeviceType, Home, SignalKind, SignalSeries, T
 from devices.selectors import MAX_SERIES_SPAN
 from flexibility.planning.models import RunStatus, Schedule
 from flexibility.planning.problem_builder import export_prices, import_price_values, signal_values
+from flexibility.optimizer import TimeGrid
 from flexibility.planning.slots import MAX_HORIZON_H, RESOLUTION_MIN
 
 from .aggregation import device_slot_energy, slot_energy
@@ -33,17 +34,13 @@ from .aggregation import device_slot_energy, slot_energy
 BUCKETS = ("day", "month")
 
 
-@dataclass
-class Period:
-    """Local days [first, last] of a time zone as absolute slots."""
+@dataclass(frozen=True)
+class Period(TimeGrid):
+    """Local days [first, last] of a time zone as absolute slots (a DST day has 92 or 100 quarter-hours)."""
 
-    zone: str
-    first: date
-    last: date
-    start: datetime
-    slots: int
-    resolution_min: int
-    slot_day: list[date]
+    first: Optional[date] = None
+    last: Optional[date] = None
+    slot_day: tuple[date, ...] = ()  # each slot's local date
 
     @classmethod
     def of_days(cls, zone: str, first: date, last: date, resolution_min: int = RESOLUTION_MIN) -> "Period":
@@ -53,16 +50,8 @@ class Period:
         end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=tz).astimezone(dt_timezone.utc)
         slots = int((end - start).total_seconds() // (resolution_min * 60))
         step = timedelta(minutes=resolution_min)
-        days = [(start + i * step).astimezone(tz).date() for i in range(slots)]
-        return cls(zone, first, last, start, slots, resolution_min, days)
-
-    @property
-    def dt_h(self) -> float:
-        return self.resolution_min / 60.0
-
-    @property
-    def end(self) -> datetime:
-        return self.start + timedelta(minutes=self.resolution_min * self.slots)
+        days = tuple((start + i * step).astimezone(tz).date() for i in range(slots))
+        return cls(start, resolution_min, slots, zone, first, last, days)
 
     def bucket_index(self, bucket: str) -> tuple[list[str], np.ndarray]:
         """Bucket labels ('2026-11-29' or '2026-11') and each slot's bucket number."""
@@ -209,7 +198,7 @@ def energy_statistics(homes: list[Home], period: Period, bucket: str = "day") ->
         return _finish({name: float(a.sum() if i is None else a[i]) for name, a in sums.items()})
 
     return {
-        "timezone": period.zone, "first_day": period.first.isoformat(), "last_day": period.last.isoformat(),
+        "timezone": period.timezone, "first_day": period.first.isoformat(), "last_day": period.last.isoformat(),
         "bucket": bucket, "homes": len(home_ids), "resolution_minutes": period.resolution_min,
         "prices_complete": bool(priced.all()),
         "totals": row(None),
