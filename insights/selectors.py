@@ -1,7 +1,7 @@
 """Statistics of homes, their devices and portfolios: energy, cost, CO2, self-consumption, savings.
 
 Definitions (per slot, then summed into local days or months of the scope's time zone):
-- imported / exported: the grid meters' energy (`aggregation.slot_energy`); PV: the PV devices'
+- imported / exported: the grid meters' energy (`devices.telemetry.slot_energy`); PV: the PV devices'
   production; consumption = imported - exported + PV.
 - cost: imported x the household's import price - exported x its export price (its tariff or
   dynamic series, as the planner sees them); CO2: imported x the area's CO2 intensity.
@@ -29,7 +29,7 @@ from flexibility.planning.problem_builder import export_prices, import_price_val
 from flexibility.optimizer import TimeGrid
 from flexibility.planning.slots import MAX_HORIZON_H, RESOLUTION_MIN
 
-from .aggregation import device_slot_energy, slot_energy
+from devices.telemetry import device_slot_energy, slot_energy
 
 BUCKETS = ("day", "month")
 

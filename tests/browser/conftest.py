@@ -1,8 +1,4 @@
-"""A real browser (Debian's Chromium driven by Playwright) on a live server with the demo data.
-
-Playwright's sync API runs an event loop in the test's thread, so Django would refuse ORM calls there as
-"async unsafe"; the tests only read the database between page actions, which is safe.
-"""
+"""A real browser (Debian's Chromium driven by Playwright) on a live server with the demo data."""
 from __future__ import annotations
 
 import os
@@ -13,12 +9,18 @@ from typing import Callable
 import pytest
 from django.core.management import call_command
 
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
+
+
+@pytest.fixture(autouse=True)
+def _orm_beside_playwright(monkeypatch):
+    """Playwright's sync API runs an event loop in the test's thread, so Django would refuse ORM calls there as
+    "async unsafe"; the tests only use the database between page actions. Set for these tests only: the
+    variable must never reach a deployment check or a subprocess."""
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 @pytest.fixture(scope="session")

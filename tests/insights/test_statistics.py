@@ -7,7 +7,7 @@ import pytest
 
 from devices.models import Measurement
 from flexibility.planning.models import RunStatus
-from insights.aggregation import slot_energy
+from devices.telemetry import slot_energy
 from insights.selectors import Period, combine_buckets, home_series, home_statistics, portfolio_statistics
 
 from .conftest import DAY, OFF_PEAK, at, co2_day, meter, price_at_hour, stored_plan
