@@ -8,7 +8,14 @@ admin.site.site_header = "HEMS energy manager: operations"
 admin.site.site_title = "HEMS operations"
 admin.site.index_title = "Homes, plans, commands and grid flexibility"
 
+from energy_manager import views
+from energy_manager.health import HealthView
+
 urlpatterns = [
+    path("", views.index, name="index"),
+    path("health/", HealthView.as_view(), name="health"),
+    path("metrics", views.prometheus_metrics, name="prometheus-metrics"),
+    path("api/v1/", views.APIRootView.as_view(), name="api-root"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
