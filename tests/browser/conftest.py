@@ -18,12 +18,12 @@ DESKTOP = {"width": 1280, "height": 900}
 @pytest.fixture(autouse=True)
 def _orm_beside_playwright(monkeypatch):
     """Playwright's sync API runs an event loop in the test's thread, so Django would refuse ORM calls there as
-    "async unsafe"; the tests only use the database between page actions. Set for these tests only: the
-    variable must never reach a deployment check or a subprocess."""
+    "async unsafe"; the tests only use the database between page actions. Set for these tests only (and the
+    browser lives for one test): neither the loop nor the variable may outlive them."""
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser():
     from playwright.sync_api import sync_playwright
 
