@@ -29,5 +29,6 @@ urlpatterns = [
     path("api/v1/", include("hub_bridge.urls")),
     path("api/v1/", include("flexibility.grid.urls")),
     path("api/energy_manager_service/", include("flexibility.grid.compat.urls")),
+    path("api/v1/", include("flexibility.forecasting.urls")),
     path("api/v1/", include("insights.urls")),
 ]

@@ -25,7 +25,7 @@ import numpy as np
 from devices.models import Device, DeviceType, Home, SignalKind, SignalSeries, TariffKind
 from devices.selectors import MAX_SERIES_SPAN
 from flexibility.planning.models import RunStatus, Schedule
-from flexibility.planning.problem_builder import export_prices, import_price_values, signal_values
+from flexibility.planning.problem_builder import signal_values, site_prices
 from flexibility.optimizer import TimeGrid
 from flexibility.planning.slots import MAX_HORIZON_H, RESOLUTION_MIN
 
@@ -75,7 +75,7 @@ def price_groups(homes: list[Home], period: Period) -> list[tuple[list[int], np.
     groups: dict[tuple, list[Home]] = defaultdict(list)
     for h in homes:
         if h.tariff_kind == TariffKind.DYNAMIC:
-            imp = ("dynamic", h.pk if (h.pk, SignalKind.IMPORT_PRICE) in own else h.country)
+            imp = ("dynamic", h.pk if (h.pk, SignalKind.IMPORT_PRICE) in own else (h.country, h.tariff_id))
         else:
             imp = ("tariff", h.tariff_id, h.timezone)
         exp = h.pk if (h.pk, SignalKind.EXPORT_PRICE) in own else (h.country, h.tariff_id)
@@ -84,10 +84,29 @@ def price_groups(homes: list[Home], period: Period) -> list[tuple[list[int], np.
     out = []
     for members in groups.values():
         rep = members[0]
-        out.append(([h.pk for h in members], _array(import_price_values(rep, period.start, period.slots)),
-                    _array(export_prices(rep, period.start, period.slots)),
+        imp, exp = _prices_by_day(rep, period)
+        out.append(([h.pk for h in members], imp, exp,
                     _array(signal_values(rep, SignalKind.CO2_INTENSITY, period.start, period.slots))))
     return out
+
+
+def _prices_by_day(home: Home, period: Period) -> tuple[np.ndarray, np.ndarray]:
+    """Import and export prices per slot as the planner sees them; where a (dynamic) price is missing,
+    only the local days without it are unknown (NaN)."""
+    imp, exp = site_prices(home, period.start, period.slots)
+    if imp is not None and exp is not None:
+        return _array(imp), _array(exp)
+    imp_all, exp_all = np.full(period.slots, np.nan), np.full(period.slots, np.nan)
+    t = 0
+    for day in sorted(set(period.slot_day)):
+        n = period.slot_day.count(day)
+        day_imp, day_exp = site_prices(home, period.slot_start(t), n)
+        if day_imp is not None:
+            imp_all[t:t + n] = day_imp
+        if day_exp is not None:
+            exp_all[t:t + n] = day_exp
+        t += n
+    return imp_all, exp_all
 
 
 @dataclass

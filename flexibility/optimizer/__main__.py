@@ -10,8 +10,9 @@ import json
 import sys
 from typing import Optional, Sequence
 
-from .problem import ProblemError, problem_from_dict
-from .solve import BACKENDS
+from .problem import ProblemError
+from .problem_io import problem_from_dict
+from .portfolio import BACKENDS
 
 
 def _fail(msg: str) -> int:

@@ -19,7 +19,8 @@ from zoneinfo import ZoneInfo
 from .baseline import baseline_schedule
 from .compile import compile_problem
 from .evaluate import evaluate
-from .problem import Problem, problem_from_dict
+from .problem import Problem
+from .problem_io import problem_from_dict
 from .solve import devices_view
 
 ACTIVE_KW = 0.05  # below this a device counts as idle in a slot

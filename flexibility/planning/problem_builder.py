@@ -16,11 +16,11 @@ from typing import Any, Iterable, Optional
 from django.utils import timezone
 
 from devices.models import (
-    SHIFTABLE_TYPES, THERMAL_TYPES, Cycle, CycleState, Device, DeviceType, EVSession, Home, Measurement,
+    SHIFTABLE_TYPES, THERMAL_TYPES, Cycle, CycleState, Device, DeviceType, EVSession, ExportKind, Home, Measurement,
     Objective, SignalKind, SignalSeries, TariffKind,
 )
 from devices.power_profiles import profile_duration_minutes
-from devices.tariffs import price_series
+from devices.tariffs import price_series, tariff_export_prices, tariff_import_prices
 from energy_manager.errors import Unprocessable
 
 from .slots import MAX_HORIZON_H, RESOLUTION_MIN, default_horizon, floor_to_slot
@@ -80,20 +80,23 @@ def _series(kind: str, start: datetime, end: datetime, **scope: Any) -> list[Sig
 
 
 def signal_for_home(home: Home, kind: str, start: datetime, slots: int, res_min: int = RESOLUTION_MIN,
-                    device: Optional[Device] = None) -> Optional[list[float]]:
+                    device: Optional[Device] = None, scope: str = "home_then_area",
+                    area: Optional[str] = None) -> Optional[list[float]]:
     """Per-slot values of a signal for a home, or None when any slot is uncovered."""
-    values = signal_values(home, kind, start, slots, res_min, device)
+    values = signal_values(home, kind, start, slots, res_min, device, scope, area)
     if any(v is None for v in values):
         return None
     return [float(v) for v in values]
 
 
 def signal_values(home: Home, kind: str, start: datetime, slots: int, res_min: int = RESOLUTION_MIN,
-                  device: Optional[Device] = None) -> list[Optional[float]]:
+                  device: Optional[Device] = None, scope: str = "home_then_area",
+                  area: Optional[str] = None) -> list[Optional[float]]:
     """Per-slot values of a signal for a home; None where no series covers a slot.
 
-    Prices and CO2: a home-specific series wins over the area (home country) series.
-    Forecasts: a device-specific series wins over the home-level one.
+    Prices and CO2: a home-specific series wins over the area (`area`, default the home's country)
+    series; `scope` "home" or "area" reads only one of them. Forecasts: a device-specific series
+    wins over the home-level one.
     """
     end = start + timedelta(minutes=res_min * slots)
     if kind in (SignalKind.LOAD_FORECAST, SignalKind.PV_FORECAST, SignalKind.HEAT_DEMAND):
@@ -102,8 +105,11 @@ def signal_values(home: Home, kind: str, start: datetime, slots: int, res_min: i
             layers.append(_series(kind, start, end, home=home, device=device))
         layers.append(_series(kind, start, end, home=home, device__isnull=True))
     else:
-        layers = [_series(kind, start, end, home=home),
-                  _series(kind, start, end, home__isnull=True, area=home.country)]
+        layers = []
+        if scope != "area":
+            layers.append(_series(kind, start, end, home=home))
+        if scope != "home":
+            layers.append(_series(kind, start, end, home__isnull=True, area=area or home.country))
     return _slot_values([s for layer in layers for s in layer], start, slots, res_min)
 
 
@@ -140,7 +146,7 @@ def build_problem(
     kind = objective or home.objective
 
     prices = _import_prices(home, start, slots, missing)
-    export = export_prices(home, start, slots)
+    export = _export_prices(home, start, slots, missing)
     co2 = signal_for_home(home, SignalKind.CO2_INTENSITY, start, slots)
     if co2 is None and kind != Objective.ECONOMIC:
         missing.append(_missing_span(home, "co2_intensity", start, end, f"CO2 intensity for the {kind} objective"))
@@ -179,34 +185,57 @@ def build_problem(
     return problem
 
 
+def _spot(home: Home, start: datetime, slots: int) -> Optional[list[float]]:
+    """The area spot price a dynamic tariff follows (the tariff's area, else the home's country)."""
+    return signal_for_home(home, SignalKind.IMPORT_PRICE, start, slots, scope="area",
+                           area=home.tariff.spot_area or None)
+
+
 def _import_prices(home: Home, start: datetime, slots: int, missing: list[str]) -> Optional[list[float]]:
+    """Retail import prices: a home's own price series first; else a dynamic tariff applied to the
+    area spot price; else (dynamic, no tariff) the area price as it is; else the time-of-use calendar."""
     end = start + timedelta(minutes=RESOLUTION_MIN * slots)
-    if home.tariff_kind != TariffKind.DYNAMIC and home.tariff is None:
+    if home.tariff_kind == TariffKind.DYNAMIC:
+        own = signal_for_home(home, SignalKind.IMPORT_PRICE, start, slots, scope="home")
+        if own is not None:
+            return own
+        if home.tariff is None:
+            prices = signal_for_home(home, SignalKind.IMPORT_PRICE, start, slots, scope="area")
+        else:
+            spot = _spot(home, start, slots)
+            prices = None if spot is None else tariff_import_prices(
+                home.tariff, start, slots, RESOLUTION_MIN, home.timezone, spot)
+        if prices is None:
+            missing.append(_missing_span(home, "import_price", start, end, "dynamic import (spot) prices"))
+        return prices
+    if home.tariff is None:
         missing.append(f"tariff: {home} has no {home.tariff_kind} tariff assigned")
         return None
-    prices = import_price_values(home, start, slots)
-    if any(v is None for v in prices):
-        missing.append(_missing_span(home, "import_price", start, end, "dynamic import prices"))
-        return None
-    return prices
-
-
-def import_price_values(home: Home, start: datetime, slots: int) -> list[Optional[float]]:
-    """The household's import price per slot: its dynamic series, else its tariff; None where unknown."""
-    if home.tariff_kind == TariffKind.DYNAMIC:
-        return signal_values(home, SignalKind.IMPORT_PRICE, start, slots)
-    if home.tariff is None:
-        return [None] * slots
     return price_series(home.tariff.periods, start, slots, RESOLUTION_MIN, home.timezone)
 
 
-def export_prices(home: Home, start: datetime, slots: int) -> list[float]:
-    """Export price per slot: a series (home, then area) where one exists, else the tariff's flat price."""
+def site_prices(home: Home, start: datetime, slots: int) -> tuple[Optional[list[float]], Optional[list[float]]]:
+    """The household's import and export price per slot, as the planner sees them; None when a price
+    is unknown somewhere in the span (a missing dynamic or spot series)."""
+    export_missing: list[str] = []
+    imports = _import_prices(home, start, slots, [])
+    exports = _export_prices(home, start, slots, export_missing)
+    return imports, (None if export_missing else exports)
+
+
+def _export_prices(home: Home, start: datetime, slots: int, missing: list[str]) -> list[float]:
+    """An export price series (home, then area) first; else the tariff's flat or spot-indexed price."""
     series = signal_for_home(home, SignalKind.EXPORT_PRICE, start, slots)
     if series is not None:
         return series
-    flat = float(home.tariff.export_price_eur_per_kwh) if home.tariff is not None else 0.0
-    return [flat] * slots
+    if home.tariff is None:
+        return [0.0] * slots
+    spot = _spot(home, start, slots) if home.tariff.export_kind == ExportKind.SPOT else None
+    if home.tariff.export_kind == ExportKind.SPOT and spot is None:
+        end = start + timedelta(minutes=RESOLUTION_MIN * slots)
+        missing.append(_missing_span(home, "import_price", start, end, "spot prices for the export tariff"))
+        return [0.0] * slots
+    return tariff_export_prices(home.tariff, slots, spot)
 
 
 def do_not_disturb_intervals(home: Home, start: datetime, end: datetime) -> list[dict]:

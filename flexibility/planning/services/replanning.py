@@ -5,19 +5,23 @@ devices and the hub listener announce `devices.signals.home_plan_stale`; this ap
 """
 from __future__ import annotations
 
+import functools
+from datetime import timedelta
 from typing import Optional
 
 import redis
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from devices.models import Home
 from energy_manager.celery import app
 from flexibility.notifications.services import notify
 
-from .. import signals
+from .. import selectors, signals
 from ..models import OptimizationRun, RunTrigger
 from ..problem_builder import MissingData
+from ..slots import RESOLUTION_MIN, floor_to_slot
 from .runs import submit_run
 
 
@@ -26,8 +30,13 @@ def eager() -> bool:
     return bool(app.conf.task_always_eager)
 
 
+@functools.lru_cache(maxsize=4)
+def _redis_for(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url)  # its connection pool is reused across calls (and reset after fork)
+
+
 def _redis():
-    return redis.Redis.from_url(app.conf.broker_url)
+    return _redis_for(app.conf.broker_url)
 
 
 def schedule_reoptimization(home_id: int, reason: str) -> None:
@@ -54,8 +63,12 @@ def reoptimize(home_id: int, reason: str) -> Optional[OptimizationRun]:
     home = Home.objects.filter(pk=home_id).first()
     if home is None:
         return None
+    # From the current slot to where the current plan ends (prices further out may not be published yet).
+    end = selectors.current_plan_end(home, timezone.now())
+    if end is not None and end - floor_to_slot(timezone.now()) < timedelta(minutes=RESOLUTION_MIN):
+        end = None
     try:
-        run, _ = submit_run(home, trigger=RunTrigger.REOPTIMIZE)
+        run, _ = submit_run(home, trigger=RunTrigger.REOPTIMIZE, horizon_end=end, refresh_forecasts=True)
     except MissingData as exc:
         notify(home, "plan_not_updated", f"Your plan could not be updated after {reason}: {exc}", {"reason": reason})
         return None
