@@ -174,6 +174,10 @@ class DoNotDisturbWindow(models.Model):
     class Meta:
         ordering = ["home_id", "weekday", "start_time"]
 
+    def __str__(self) -> str:
+        day = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[self.weekday]
+        return f"{day} {self.start_time:%H:%M}-{self.end_time:%H:%M}"
+
     def clean(self) -> None:
         if self.start_time == self.end_time:
             raise ValidationError({"end_time": "Must differ from start_time."})

@@ -6,6 +6,7 @@ refuses to start without SECRET_KEY and turns on the secure defaults.
 """
 from __future__ import annotations
 
+import warnings
 from datetime import timedelta
 from pathlib import Path
 
@@ -38,6 +39,7 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc as static files: the docs work offline
     "django_celery_beat",
     "health_check",
     "django_prometheus",
@@ -49,11 +51,15 @@ INSTALLED_APPS = [
     "flexibility.planning",
     "flexibility.grid",
     "tasks",
+    "insights",
+    "webapp",
+    "demo",
 ]
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files (admin, charts, API docs) from every role
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -101,6 +107,17 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "insights.staticfinders.PlotlyFinder",  # plotly.js as shipped inside the plotly package
+]
+# Serve static files straight from the apps and packages (no collectstatic step needed to run a role).
+WHITENOISE_USE_FINDERS = True
+warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")  # STATIC_ROOT is optional
+LOGIN_URL = "webapp:login"
+LOGIN_REDIRECT_URL = "webapp:home"
+LOGOUT_REDIRECT_URL = "webapp:login"
 
 # --- REST API -------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -129,6 +146,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Home energy management: households, devices, optimization, grid flexibility.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},  # no call to the online spec validator
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "SignalKindEnum": "devices.models.SignalKind",

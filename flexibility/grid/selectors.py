@@ -1,14 +1,13 @@
 """Read-side queries for grid flexibility: scoping, offers, aggregation, delivery."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from django.contrib.auth import get_user_model
-from django.db.models import Avg, QuerySet
-from django.db.models.functions import Floor
-from django.db.models import F, Func, IntegerField
+from django.db.models import QuerySet
 
-from devices.models import Home, Measurement
+from devices.models import Home
+from devices.telemetry import slot_energy
 
 from .disaggregation import HomeEnvelope, merit_order
 from .models import Activation, ActivationShare, FlexibilityOffer, Portfolio, ServiceAccount
@@ -101,21 +100,9 @@ def activations_for(principal) -> QuerySet[Activation]:
 
 def measured_kw(home_ids: list[int], start: datetime, resolution_minutes: int, slots: int) -> list[float | None]:
     """Home-level telemetry (device null) averaged per home and slot, summed over homes; null = no data."""
-    end = start + timedelta(minutes=resolution_minutes * slots)
-    step_s = resolution_minutes * 60
-    rows = (
-        Measurement.objects.filter(home_id__in=home_ids, device__isnull=True, time__gte=start, time__lt=end, power_w__isnull=False)
-        .annotate(slot=Floor((Func(F("time"), function="EXTRACT", template="EXTRACT(EPOCH FROM %(expressions)s)")
-                              - start.timestamp()) / step_s, output_field=IntegerField()))
-        .values("home_id", "slot")
-        .annotate(avg_w=Avg("power_w"))
-    )
-    out: list[float | None] = [None] * slots
-    for row in rows:
-        t = int(row["slot"])
-        if 0 <= t < slots:
-            out[t] = (out[t] or 0.0) + row["avg_w"] / 1000.0
-    return out
+    meter = slot_energy(home_ids, start, slots, resolution_minutes)
+    dt_h = resolution_minutes / 60.0
+    return [(imp - exp) / dt_h if n else None for imp, exp, n in zip(meter.import_kwh, meter.export_kwh, meter.reporting)]
 
 
 def delivery(activation: Activation) -> dict:

@@ -50,12 +50,18 @@ def _slot_values(series: list[SignalSeries], start: datetime, slots: int, res_mi
     step = timedelta(minutes=res_min)
     for s in series:  # newest first: the first series that covers a slot wins
         s_res = timedelta(minutes=s.resolution_minutes)
-        for t in range(slots):
+        first = max(0, -((start - s.start) // step))  # the first slot starting at or after the series' start
+        last = min(slots, (s.end - start) // step)  # slots ending at or before the series' end
+        if s_res == step and (s.start - start) % step == timedelta(0):  # same grid: values map one to one
+            shift = (s.start - start) // step
+            for t in range(first, last):
+                if out[t] is None:
+                    out[t] = float(s.values[t - shift])
+            continue
+        for t in range(first, last):
             if out[t] is not None:
                 continue
             a, b = start + t * step, start + (t + 1) * step
-            if a < s.start or b > s.end:
-                continue
             # Value-weighted mean over the sub-intervals of the slot (handles finer and coarser series).
             i0 = int((a - s.start) / s_res)
             i1 = int(((b - s.start) - timedelta(microseconds=1)) / s_res)
@@ -76,7 +82,17 @@ def _series(kind: str, start: datetime, end: datetime, **scope: Any) -> list[Sig
 def signal_for_home(home: Home, kind: str, start: datetime, slots: int, res_min: int = RESOLUTION_MIN,
                     device: Optional[Device] = None, scope: str = "home_then_area",
                     area: Optional[str] = None) -> Optional[list[float]]:
-    """Per-slot values of a signal for a home, or None when any slot is uncovered.
+    """Per-slot values of a signal for a home, or None when any slot is uncovered."""
+    values = signal_values(home, kind, start, slots, res_min, device, scope, area)
+    if any(v is None for v in values):
+        return None
+    return [float(v) for v in values]
+
+
+def signal_values(home: Home, kind: str, start: datetime, slots: int, res_min: int = RESOLUTION_MIN,
+                  device: Optional[Device] = None, scope: str = "home_then_area",
+                  area: Optional[str] = None) -> list[Optional[float]]:
+    """Per-slot values of a signal for a home; None where no series covers a slot.
 
     Prices and CO2: a home-specific series wins over the area (`area`, default the home's country)
     series; `scope` "home" or "area" reads only one of them. Forecasts: a device-specific series
@@ -94,10 +110,7 @@ def signal_for_home(home: Home, kind: str, start: datetime, slots: int, res_min:
             layers.append(_series(kind, start, end, home=home))
         if scope != "home":
             layers.append(_series(kind, start, end, home__isnull=True, area=area or home.country))
-    values = _slot_values([s for layer in layers for s in layer], start, slots, res_min)
-    if any(v is None for v in values):
-        return None
-    return [float(v) for v in values]
+    return _slot_values([s for layer in layers for s in layer], start, slots, res_min)
 
 
 def _missing_span(home: Home, kind: str, start: datetime, end: datetime, what: str) -> str:
@@ -199,6 +212,15 @@ def _import_prices(home: Home, start: datetime, slots: int, missing: list[str]) 
         missing.append(f"tariff: {home} has no {home.tariff_kind} tariff assigned")
         return None
     return price_series(home.tariff.periods, start, slots, RESOLUTION_MIN, home.timezone)
+
+
+def site_prices(home: Home, start: datetime, slots: int) -> tuple[Optional[list[float]], Optional[list[float]]]:
+    """The household's import and export price per slot, as the planner sees them; None when a price
+    is unknown somewhere in the span (a missing dynamic or spot series)."""
+    export_missing: list[str] = []
+    imports = _import_prices(home, start, slots, [])
+    exports = _export_prices(home, start, slots, export_missing)
+    return imports, (None if export_missing else exports)
 
 
 def _export_prices(home: Home, start: datetime, slots: int, missing: list[str]) -> list[float]:

@@ -19,6 +19,7 @@ from energy_manager import metrics
 from flexibility.forecasting import services as forecasting
 from flexibility.notifications.services import notify
 from flexibility.optimizer import ProblemError, problem_from_dict, solve
+from flexibility.optimizer.reasons import plan_reasons
 
 from .. import problem_builder, signals
 from ..models import FINAL_RUN_STATUSES, FleetRun, OptimizationRun, RunStatus, RunTrigger, Schedule
@@ -209,6 +210,8 @@ def store_result(run_pk: int, result: dict) -> str:
 def _write_schedule(run: OptimizationRun, result: dict) -> Schedule:
     p = run.problem
     baseline = result.get("baseline") or {}
+    names = dict(run.home.devices.values_list("serial_number", "name"))
+    explained = plan_reasons(p, result, timezone=run.home.timezone, device_names=names)
     return Schedule.objects.create(
         run=run, home=run.home, start=run.horizon_start, resolution_minutes=p["resolution_min"], slots=p["slots"],
         cost_eur=float(result["cost_eur"]), co2_kg=float(result.get("co2_kg") or 0.0),
@@ -216,6 +219,7 @@ def _write_schedule(run: OptimizationRun, result: dict) -> Schedule:
         baseline_co2_kg=float(baseline.get("co2_kg", result.get("co2_kg") or 0.0)),
         savings_eur=float(result.get("savings_eur") or 0.0),
         net_import_kw=list(result.get("net_import_kw") or []), devices=result.get("devices") or {},
+        baseline_net_import_kw=explained["baseline_net_import_kw"], reasons=explained["reasons"],
     )
 
 
