@@ -44,7 +44,7 @@ run: seed
 ## test: the whole suite against PostgreSQL, Redis, Celery workers and Mosquitto.
 test: install-test
 	@bash scripts/ensure_services.sh
-	HYPOTHESIS_PROFILE=ci DJANGO_ENV=test DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) TEST_MQTT_URL=$(TEST_MQTT_URL) \
+	HYPOTHESIS_PROFILE=ci DJANGO_ENV=test DATABASE_URL=$(TEST_DATABASE_URL) CACHE_URL=$(TEST_REDIS_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) TEST_MQTT_URL=$(TEST_MQTT_URL) \
 		$(PY) -m pytest $(PYTEST_ARGS)
 
 # --- Roles (production-like; set DATABASE_URL, CELERY_BROKER_URL, MQTT_URL) ---

@@ -4,9 +4,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+from energy_manager.api_input import InstantField, StrictFloatField, StrictSerializerMixin
 
 from .models import (
     CONTRACTED_POWER_STEPS_KVA, ComfortPreference, Cycle, Device, DeviceType, DoNotDisturbWindow, EVSession, Home,
@@ -14,26 +15,6 @@ from .models import (
 )
 from .permissions import OwnedRelatedField
 from .power_profiles import profile_duration_minutes, profile_energy_wh
-
-
-class AwareDateTimeField(serializers.DateTimeField):
-    """An instant: input without a UTC offset is rejected, not guessed."""
-
-    def enforce_timezone(self, value):
-        if timezone.is_naive(value):
-            raise serializers.ValidationError("Must include a time zone offset (e.g. 2026-05-01T08:00:00+01:00).")
-        return super().enforce_timezone(value)
-
-
-class StrictSerializerMixin:
-    """Reject fields the serializer does not know instead of silently ignoring them."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))  # type: ignore[attr-defined]
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)  # type: ignore[misc]
 
 
 class StrictModelSerializer(StrictSerializerMixin, serializers.ModelSerializer):
@@ -44,8 +25,9 @@ class StrictModelSerializer(StrictSerializerMixin, serializers.ModelSerializer):
 
     serializer_field_mapping = {
         **serializers.ModelSerializer.serializer_field_mapping,
-        **{k: AwareDateTimeField for k, v in serializers.ModelSerializer.serializer_field_mapping.items()
-           if v is serializers.DateTimeField},
+        **{k: {serializers.DateTimeField: InstantField, serializers.FloatField: StrictFloatField}[v]
+           for k, v in serializers.ModelSerializer.serializer_field_mapping.items()
+           if v in (serializers.DateTimeField, serializers.FloatField)},
     }
 
     def get_fields(self) -> dict[str, serializers.Field]:
@@ -170,9 +152,9 @@ class ComfortPreferenceSerializer(StrictModelSerializer):
 class PowerPhaseSerializer(serializers.Serializer):
     """Documentation shape of one phase (validation is devices.power_profiles)."""
 
-    duration_min = serializers.FloatField()
-    expected_power_w = serializers.FloatField(allow_null=True, required=False)
-    max_power_w = serializers.FloatField()
+    duration_min = StrictFloatField()
+    expected_power_w = StrictFloatField(allow_null=True, required=False)
+    max_power_w = StrictFloatField()
 
 
 @extend_schema_field(PowerPhaseSerializer(many=True))

@@ -13,3 +13,9 @@ urlpatterns = [
     path("api/v1/", include("flexibility.flex_urls")),
     path("api/energy_manager_service/", include("flexibility.compat.urls")),
 ]
+
+# API paths answer errors with the API's JSON body; other paths keep Django's pages.
+handler400 = "energy_manager.api_errors.bad_request"
+handler403 = "energy_manager.api_errors.permission_denied"
+handler404 = "energy_manager.api_errors.page_not_found"
+handler500 = "energy_manager.api_errors.server_error"

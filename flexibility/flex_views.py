@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework_simplejwt.authentication import JWTAuthentication
+from energy_manager.authentication import JWTAuthentication
 
 from devices.models import Home
 from energy_manager.api_errors import error_body
