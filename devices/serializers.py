@@ -97,7 +97,7 @@ class HomeSerializer(StrictModelSerializer):
 # --- hubs ------------------------------------------------------------------------
 
 class HubSerializer(StrictModelSerializer):
-    home = serializers.PrimaryKeyRelatedField(read_only=True)
+    home = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True, help_text="Null once released.")
 
     class Meta:
         model = Hub
@@ -141,6 +141,8 @@ class DeviceSerializer(StrictModelSerializer):
 
 
 class ComfortPreferenceSerializer(StrictModelSerializer):
+    updated_at = serializers.DateTimeField(read_only=True, allow_null=True, help_text="Null until first saved.")
+
     class Meta:
         model = ComfortPreference
         fields = ["device", "battery_reserve_pct", "temperature_min_c", "temperature_max_c", "updated_at"]

@@ -111,7 +111,8 @@ class RefreshView(TokenRefreshView):
     throttle_classes = [TokenThrottle]
 
     @extend_schema(summary="Exchange a refresh token for a new pair (the old refresh token is blacklisted)",
-                   responses={200: TokenPairSerializer})
+                   responses={200: TokenPairSerializer,
+                              401: OpenApiResponse(description="Refresh token invalid, blacklisted or expired.")})
     def post(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         try:

@@ -119,7 +119,7 @@ REST_FRAMEWORK = {
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "energy_manager.api_schema.AutoSchema",
     "EXCEPTION_HANDLER": "energy_manager.api_errors.exception_handler",
     "DEFAULT_PARSER_CLASSES": ["energy_manager.api_input.SafeJSONParser"],  # a JSON API: no form bodies
     "TEST_REQUEST_DEFAULT_FORMAT": "json",

@@ -22,6 +22,7 @@ from energy_manager.authentication import JWTAuthentication
 
 from devices.models import Home
 from energy_manager.api_errors import Conflict
+from energy_manager.api_input import InstantField, StrictFloatField
 from flexibility import flex_selectors as sel
 from flexibility import flex_services
 from flexibility import services as runs
@@ -149,9 +150,9 @@ class AvailableView(CompatView):
 
 
 class SetpointSerializer(serializers.Serializer):
-    time_interval_start = serializers.DateTimeField()
-    time_interval_end = serializers.DateTimeField()
-    power_value = serializers.FloatField(min_value=0)
+    time_interval_start = InstantField()
+    time_interval_end = InstantField()
+    power_value = StrictFloatField(min_value=0)
 
     def validate(self, data):
         start, end = data["time_interval_start"], data["time_interval_end"]
@@ -162,7 +163,7 @@ class SetpointSerializer(serializers.Serializer):
 
 class FlexAcceptSerializer(serializers.Serializer):
     data_point = serializers.CharField(max_length=120)
-    creation_timestamp = serializers.DateTimeField()
+    creation_timestamp = InstantField()
     setpoints = SetpointSerializer(many=True, min_length=24, max_length=96)
 
 

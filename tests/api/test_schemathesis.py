@@ -1,0 +1,144 @@
+"""Schemathesis against the live test server: every operation of the generated OpenAPI schema, fuzzed.
+
+For each operation, Hypothesis draws valid (positive) and invalid (negative) requests from the schema;
+half of them use the id of a real object of the caller instead of a random one, so handlers run past the
+404. Each response must pass schemathesis' checks: no server error, a documented status code and content
+type, and a body that conforms to the documented schema. Runs twice: as a household (JWT) and as an
+operator service account (API key). SCHEMATHESIS_MAX_EXAMPLES bounds the examples per operation and mode.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Callable
+
+import pytest
+import requests
+from django.utils import timezone
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings, strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import (
+    content_type_conformance, not_a_server_error, response_schema_conformance, status_code_conformance,
+)
+
+MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "12"))
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+METHOD_ORDER = {"GET": 0, "HEAD": 0, "OPTIONS": 0, "POST": 1, "PUT": 2, "PATCH": 2, "DELETE": 3}
+
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+
+
+@dataclass
+class Fuzz:
+    base_url: str
+    headers: dict[str, str]
+    known: dict[str, dict[str, str]] = field(default_factory=dict)  # path template -> real path parameters
+    failures: list[str] = field(default_factory=list)
+    calls: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+
+    def operation(self, operation) -> None:
+        strategy = st.one_of(operation.as_strategy(GenerationMode.POSITIVE),
+                             operation.as_strategy(GenerationMode.NEGATIVE))
+        known = self.known.get(operation.path)
+        session = requests.Session()
+
+        @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, derandomize=True,
+                  phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+        @given(case=strategy, use_known=st.booleans())
+        def run(case, use_known: bool) -> None:
+            if known and use_known:
+                case.path_parameters = {**(case.path_parameters or {}), **known}
+            response = case.call(base_url=self.base_url, headers=self.headers, session=session, timeout=60)
+            self.calls += 1
+            self.statuses[response.status_code] = self.statuses.get(response.status_code, 0) + 1
+            case.validate_response(response, checks=CHECKS, headers=self.headers)
+
+        try:
+            run()
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # noqa: B036 - failures come as exception groups; report and go on
+            self.failures.append(f"{operation.label}: {str(exc)[:1500]}")
+        finally:
+            session.close()
+
+    def all(self, schema, select: Callable[[str], bool]) -> None:
+        operations = [result.ok() for result in schema.get_all_operations()]
+        operations = [op for op in operations if select(op.path)]
+        assert operations
+        for op in sorted(operations, key=lambda op: (METHOD_ORDER.get(op.method.upper(), 1), op.path)):
+            self.operation(op)
+
+
+def load_schema(live_server) -> schemathesis.BaseSchema:
+    return schemathesis.openapi.from_url(f"{live_server.url}/api/schema/?format=json")
+
+
+@pytest.fixture
+def household_world(make_user, make_home, make_hub, make_device, make_cycle, make_ev_session, client_for):
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    user = make_user("fuzz@example.com")
+    home = make_home(user, name="Fuzzed home", timezone="Europe/Lisbon")
+    hub = make_hub(home=home)
+    washer = make_device(home, "washing_machine")
+    charger = make_device(home, "ev_charger")
+    battery = make_device(home, "battery")
+    cycle = make_cycle(washer)
+    session = make_ev_session(charger)
+    known = {
+        "/api/v1/homes/{id}/": {"id": home.pk},
+        "/api/v1/homes/{home_id}/optimizations/": {"home_id": home.pk},
+        "/api/v1/homes/{home_id}/schedules/": {"home_id": home.pk},
+        "/api/v1/homes/{home_id}/schedules/latest/": {"home_id": home.pk},
+        "/api/v1/hubs/{id}/": {"id": hub.pk},
+        "/api/v1/hubs/{id}/release/": {"id": hub.pk},
+        "/api/v1/hubs/{id}/reset-secret/": {"id": hub.pk},
+        "/api/v1/devices/{id}/": {"id": battery.pk},
+        "/api/v1/devices/{id}/comfort/": {"id": battery.pk},
+        "/api/v1/cycles/{id}/": {"id": cycle.pk},
+        "/api/v1/ev-sessions/{id}/": {"id": session.pk},
+    }
+    token = str(RefreshToken.for_user(user).access_token)
+    return {"Authorization": f"Bearer {token}"}, known
+
+
+def test_household_api_conforms_to_its_schema(live_server, household_world):
+    headers, known = household_world
+    fuzz = Fuzz(live_server.url, headers, known)
+    fuzz.all(load_schema(live_server), lambda path: path.startswith("/api/v1/"))
+    print(f"household: {fuzz.calls} calls, statuses {sorted(fuzz.statuses.items())}")
+    assert not fuzz.failures, "\n\n".join(fuzz.failures)
+
+
+@pytest.fixture
+def operator_world(make_user, make_home, make_device):
+    """A service account whose portfolio holds one home with a battery and tomorrow's offer."""
+    from flexibility import flex_services
+    from flexibility.flex_models import Portfolio
+
+    home = make_home(make_user("member@example.com"), name="Portfolio home", global_optimizer_opt_in=True)
+    make_device(home, "battery")
+    portfolio = Portfolio.objects.create(code="fuzz-feeder", name="Fuzz feeder")
+    portfolio.homes.set([home])
+    day = (timezone.now() + timedelta(days=1)).date()
+    start, slots = flex_services.delivery_window(home, day)
+    flex_services.save_offer(home, day, {
+        "baseline_kw": [0.5] * slots, "min_kw": [-0.5] * slots, "max_kw": [2.5] * slots,
+        "cost_min_eur": [0.05] * slots, "cost_max_eur": [0.04] * slots})
+    account, key = flex_services.create_service_account("fuzz-aggregator", portfolios=[portfolio])
+    known = {
+        "/api/v1/operator/portfolios/{id}/offer/": {"id": portfolio.pk},
+    }
+    return {"X-Api-Key": key}, known
+
+
+def test_operator_api_conforms_to_its_schema_with_a_service_account_key(live_server, operator_world):
+    headers, known = operator_world
+    fuzz = Fuzz(live_server.url, headers, known)
+    fuzz.all(load_schema(live_server), lambda path: path.startswith("/api/v1/"))
+    print(f"service account: {fuzz.calls} calls, statuses {sorted(fuzz.statuses.items())}")
+    assert not fuzz.failures, "\n\n".join(fuzz.failures)
