@@ -164,3 +164,26 @@ def test_server_error_on_an_api_path_is_json():
     r = server_error(RequestFactory().get("/api/v1/homes/"))
     assert r.status_code == 500 and json.loads(r.content)["error"]["code"] == "server_error"
     assert b"<" in server_error(RequestFactory().get("/admin/")).content  # other pages keep Django's
+
+
+@pytest.mark.parametrize("start", ["9999-12-31T00:00:00Z", "0001-01-01T00:00:00Z", "2026-12-01T00:00:00+23:00"])
+def test_optimization_horizon_out_of_range_is_400(api_client, home, start):
+    r = api_client.post(f"/api/v1/homes/{home.pk}/optimizations", {"horizon_start": start, "horizon_hours": 24})
+    assert list(error_of(r, 400)["fields"]) == ["horizon_start"]
+
+
+def test_activation_start_out_of_range_is_400(staff_client, home):
+    r = staff_client.post("/api/v1/operator/activations/", {"home": home.pk, "start": "9999-12-31T23:45:00Z",
+                                                             "setpoints_kw": [1.0, 1.0]})
+    assert list(error_of(r, 400)["fields"]) == ["start"]
+
+
+def test_forced_solves_are_throttled_per_user(api_client, other_client, home, other_home, settings):
+    allowed = int(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["solve"].split("/")[0])
+    statuses = [api_client.post(f"/api/v1/homes/{home.pk}/optimizations", {"force": True, "time_limit_s": 1})
+                .status_code for _ in range(allowed)]
+    assert 429 not in statuses, statuses
+    err = error_of(api_client.post(f"/api/v1/homes/{home.pk}/optimizations", {"force": True}), 429)
+    assert err["code"] == "throttled"
+    assert api_client.get(f"/api/v1/homes/{home.pk}/optimizations").status_code == 200  # reading is not throttled
+    assert other_client.post(f"/api/v1/homes/{other_home.pk}/optimizations", {"force": True}).status_code != 429
