@@ -83,6 +83,22 @@ class SafeJSONParser(JSONParser):
         return data
 
 
+def null_character_fields(path_values: dict, query) -> dict[str, list[str]]:
+    """{name: [message]} for path values and query parameters (a QueryDict) holding a NUL character."""
+    fields = {name: [NUL_MESSAGE] for name, value in path_values.items() if isinstance(value, str) and "\x00" in value}
+    for name, values in query.lists():
+        if "\x00" in name or any("\x00" in v for v in values):
+            fields[name] = [NUL_MESSAGE]
+    return fields
+
+
+def parse_id(value: str) -> int | None:
+    """A database id written in ASCII digits, else None ("²" passes str.isdigit but is no id)."""
+    if value and value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value)
+    return None
+
+
 # --- instants -----------------------------------------------------------------------
 
 def instant_problem(value: datetime) -> str | None:

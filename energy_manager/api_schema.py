@@ -3,7 +3,7 @@
 The statuses follow from what the view is, so they stay true when views change: any request can be malformed
 (400); authenticators mean 401, permissions beyond AllowAny 403, path parameters or pagination 404, a request
 body 413 and 415, throttles 429. Views document the rest (409, 422, 503) themselves. Routes that answer
-another error shape (the FlexiHome-compatible API) set `error_responses = False` and document their own.
+another error shape (the FlexiHome-compatible API) name its serializer in `error_serializer`.
 """
 from __future__ import annotations
 
@@ -38,9 +38,10 @@ ERROR_DESCRIPTIONS = {
 class AutoSchema(SpectacularAutoSchema):
     def get_operation(self, path: str, path_regex: str, path_prefix: str, method: str, registry) -> Any:
         operation = super().get_operation(path, path_regex, path_prefix, method, registry)
-        if operation is None or getattr(self.view, "error_responses", True) is False:
+        if operation is None:
             return operation
-        content = {"application/json": {"schema": self.resolve_serializer(ErrorSerializer, "response").ref}}
+        error_serializer = getattr(self.view, "error_serializer", ErrorSerializer)
+        content = {"application/json": {"schema": self.resolve_serializer(error_serializer, "response").ref}}
         responses = operation.setdefault("responses", {})
         for status in self._error_statuses(operation):
             responses.setdefault(status, {"description": ERROR_DESCRIPTIONS[status]})

@@ -9,6 +9,7 @@ from django.db.models.functions import Floor
 from django.db.models import F, Func, IntegerField
 
 from devices.models import Home, Measurement
+from energy_manager.api_input import parse_id
 
 from .disaggregation import HomeEnvelope, merit_order
 from .flex_models import Activation, ActivationShare, FlexibilityOffer, Portfolio, ServiceAccount
@@ -149,8 +150,9 @@ def user_for_compat_id(user_id: str):
     """FlexiHome user_id -> Django user: the username, else (all digits) the primary key."""
     User = get_user_model()
     user = User.objects.filter(username=user_id).first()
-    if user is None and user_id.isdigit():
-        user = User.objects.filter(pk=int(user_id)).first()
+    pk = parse_id(user_id)
+    if user is None and pk is not None:
+        user = User.objects.filter(pk=pk).first()
     return user
 
 

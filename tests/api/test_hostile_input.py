@@ -187,3 +187,34 @@ def test_forced_solves_are_throttled_per_user(api_client, other_client, home, ot
     assert err["code"] == "throttled"
     assert api_client.get(f"/api/v1/homes/{home.pk}/optimizations").status_code == 200  # reading is not throttled
     assert other_client.post(f"/api/v1/homes/{other_home.pk}/optimizations", {"force": True}).status_code != 429
+
+
+# --- the FlexiHome-compatible routes answer their contract's error shape -----------------------------------
+
+COMPAT = "/api/energy_manager_service/flexibility"
+CORRELATION = {"HTTP_X_CORRELATION_ID": "0f8fad5b-d9cb-469f-a165-70867728950e"}
+
+
+@pytest.mark.parametrize("method, path", [
+    ("get", f"{COMPAT}/available?user_id=alice%00"),
+    ("post", f"{COMPAT}/accept?asset=alice%00"),
+    ("delete", f"{COMPAT}/recommendations?sequence_id=s%00&serial_number=x"),
+    ("get", f"{COMPAT}/recommendations?user_id=%00"),
+])
+def test_flexihome_nul_in_query_is_400_in_the_contract_shape(api_client, home, method, path):
+    r = getattr(api_client, method)(path, **CORRELATION)
+    assert r.status_code == 400 and set(r.json()) == {"error"}, r.content
+    assert "Null characters" in r.json()["error"]
+    assert r["X-Correlation-ID"] == CORRELATION["HTTP_X_CORRELATION_ID"]
+
+
+@pytest.mark.parametrize("value", ["%C2%B2", "99999999999999999999999", "-1"])
+def test_flexihome_recommendation_id_must_be_ascii_digits(api_client, home, value):
+    for method, path in (("delete", f"{COMPAT}/recommendations"), ("post", f"{COMPAT}/recommendations/accept")):
+        r = getattr(api_client, method)(f"{path}?recommendation_id={value}", {"delay_call_ok": True}, **CORRELATION)
+        assert r.status_code == 400 and r.json() == {"error": "recommendation_id must be an integer"}, r.content
+
+
+def test_flexihome_user_id_of_non_ascii_digits_is_not_found(api_client, home):
+    r = api_client.get(f"{COMPAT}/available?user_id=%C2%B2", **CORRELATION)
+    assert r.status_code == 404 and set(r.json()) == {"error"}
