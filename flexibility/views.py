@@ -63,7 +63,8 @@ class HomeOptimizationsView(GenericAPIView):
             raise UnprocessableEntity(str(exc))
         except ValueError as exc:
             raise ValidationError({"horizon_end": [str(exc)]})
-        payload = RunSerializer(run, context={"request": request}).data
+        # an identical recent run answers with its schedule when it has one, as GET /optimizations/{id} does
+        payload = RunSerializer(run, context={"request": request, "with_schedule": not created}).data
         payload["created"] = created
         return Response(payload, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
 
