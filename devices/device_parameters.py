@@ -56,7 +56,7 @@ DEVICE_PARAMETERS: dict[str, dict[str, Param]] = {
         "temperature_max_c": Param(_NUM, default=65, min=5, max=95),
         "initial_temperature_c": Param(_NUM, default=55, min=5, max=95),
         "modulating": Param(bool, default=False),
-        "standing_loss_w": Param(_NUM, default=50, min=0, max=2000),
+        "standing_loss_kw": Param(_NUM, default=0.05, min=0, max=2),
     },
     "heat_pump": {
         "electric_power_kw": Param(_NUM, required=True, min=0.1, max=50),
@@ -66,7 +66,7 @@ DEVICE_PARAMETERS: dict[str, dict[str, Param]] = {
         "temperature_max_c": Param(_NUM, default=55, min=5, max=95),
         "initial_temperature_c": Param(_NUM, default=48, min=5, max=95),
         "modulating": Param(bool, default=True),
-        "standing_loss_w": Param(_NUM, default=80, min=0, max=5000),
+        "standing_loss_kw": Param(_NUM, default=0.08, min=0, max=5),
     },
 }
 

@@ -22,6 +22,10 @@ class UnprocessableEntity(exceptions.APIException):
     default_detail = "The request cannot be processed with the current data."
     default_code = "unprocessable"
 
+    def __init__(self, detail: Any = None, code: str | None = None, fields: dict[str, list[str]] | None = None):
+        super().__init__(detail, code)
+        self.fields = fields or {}
+
 
 class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
@@ -91,7 +95,7 @@ def body_for(exc: exceptions.APIException) -> dict:
     code = exc.get_codes()
     if isinstance(code, (dict, list)):
         return error_body("error", "Request failed.", _flatten(detail))
-    return error_body(str(code), detail if isinstance(detail, str) else str(detail))
+    return error_body(str(code), detail if isinstance(detail, str) else str(detail), getattr(exc, "fields", None))
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:

@@ -30,10 +30,15 @@ WATER_KWH_PER_LITRE_KELVIN = 4.186 / 3600.0  # specific heat of water: 4.186 kJ/
 
 
 class MissingData(Exception):
-    """The stored data cannot describe the home over the horizon; `missing` names each gap."""
+    """The stored data cannot describe the home over the horizon.
 
-    def __init__(self, missing: list[str]):
-        self.missing = list(missing)
+    `fields` maps what is missing (e.g. "load_forecast", "devices[12].pv_forecast", "tariff") to messages
+    naming the exact uncovered spans; `missing` is the flat list of those messages.
+    """
+
+    def __init__(self, fields: dict[str, list[str]]):
+        self.fields = {name: list(messages) for name, messages in fields.items()}
+        self.missing = [m for messages in self.fields.values() for m in messages]
         super().__init__("Missing data for the optimization: " + "; ".join(self.missing) + ".")
 
 
@@ -98,9 +103,9 @@ def _series(kind: str, start: datetime, end: datetime, **scope: Any) -> list[Sig
     return [s for s in qs if s.end > start]
 
 
-def signal_for_home(home: Home, kind: str, start: datetime, slots: int, res_min: int = RESOLUTION_MIN,
-                    device: Optional[Device] = None) -> Optional[list[float]]:
-    """Per-slot values of a signal for a home, or None when any slot is uncovered.
+def signal_slots(home: Home, kind: str, start: datetime, slots: int, res_min: int = RESOLUTION_MIN,
+                 device: Optional[Device] = None) -> list[Optional[float]]:
+    """Per-slot values of a signal for a home; None where no series covers the slot.
 
     Prices and CO2: a home-specific series wins over the area (home country) series.
     Forecasts: a device-specific series wins over the home-level one.
@@ -114,14 +119,49 @@ def signal_for_home(home: Home, kind: str, start: datetime, slots: int, res_min:
     else:
         layers = [_series(kind, start, end, home=home),
                   _series(kind, start, end, home__isnull=True, area=home.country)]
-    values = _slot_values([s for layer in layers for s in layer], start, slots, res_min)
-    if any(v is None for v in values):
-        return None
-    return [float(v) for v in values]
+    return _slot_values([s for layer in layers for s in layer], start, slots, res_min)
 
 
-def _missing_span(home: Home, kind: str, start: datetime, end: datetime, what: str) -> str:
-    return f"{what} ({kind}) for {home} from {start.isoformat()} to {end.isoformat()}"
+def signal_for_home(home: Home, kind: str, start: datetime, slots: int, res_min: int = RESOLUTION_MIN,
+                    device: Optional[Device] = None) -> Optional[list[float]]:
+    """Per-slot values of a signal for a home, or None when any slot is uncovered."""
+    values = signal_slots(home, kind, start, slots, res_min, device)
+    return None if any(v is None for v in values) else [float(v) for v in values]
+
+
+def uncovered_spans(values: list[Optional[float]], start: datetime,
+                    res_min: int = RESOLUTION_MIN) -> list[tuple[datetime, datetime]]:
+    """The runs of consecutive uncovered slots, as [from, to) instants."""
+    step = timedelta(minutes=res_min)
+    spans: list[tuple[datetime, datetime]] = []
+    for t, value in enumerate(values):
+        if value is not None:
+            continue
+        a = start + t * step
+        if spans and spans[-1][1] == a:
+            spans[-1] = (spans[-1][0], a + step)
+        else:
+            spans.append((a, a + step))
+    return spans
+
+
+def _hours(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 3600:g} h"
+
+
+def _required_signal(home: Home, kind: str, start: datetime, slots: int, what: str, field: str,
+                     missing: dict[str, list[str]], device: Optional[Device] = None) -> Optional[list[float]]:
+    """The signal over the horizon; else None, and `missing[field]` names exactly which spans lack it."""
+    values = signal_slots(home, kind, start, slots, device=device)
+    spans = uncovered_spans(values, start)
+    if not spans:
+        return [float(v) for v in values]
+    horizon = timedelta(minutes=RESOLUTION_MIN * slots)
+    gaps = ", ".join(f"{a.isoformat()} to {b.isoformat()}" for a, b in spans)
+    lacking = sum((b - a for a, b in spans), timedelta())
+    missing.setdefault(field, []).append(
+        f"{what} ({kind}) for {home} is missing from {gaps} ({_hours(lacking)} of the {_hours(horizon)} horizon)")
+    return None
 
 
 # ----------------------------------------------------------------------------- builder
@@ -149,17 +189,18 @@ def build_problem(
     if minutes > MAX_HORIZON_H * 60:
         raise ValueError(f"The horizon must not exceed {MAX_HORIZON_H} h.")
     slots = int(minutes // RESOLUTION_MIN)
-    missing: list[str] = []
+    missing: dict[str, list[str]] = {}
     kind = objective or home.objective
 
     prices = _import_prices(home, start, slots, missing)
     export = _export_prices(home, start, slots)
-    co2 = signal_for_home(home, SignalKind.CO2_INTENSITY, start, slots)
-    if co2 is None and kind != Objective.ECONOMIC:
-        missing.append(_missing_span(home, "co2_intensity", start, end, f"CO2 intensity for the {kind} objective"))
-    load = signal_for_home(home, SignalKind.LOAD_FORECAST, start, slots)
-    if load is None:
-        missing.append(_missing_span(home, "load_forecast", start, end, "base load forecast"))
+    if kind == Objective.ECONOMIC:
+        co2 = signal_for_home(home, SignalKind.CO2_INTENSITY, start, slots)
+    else:
+        co2 = _required_signal(home, SignalKind.CO2_INTENSITY, start, slots,
+                               f"CO2 intensity for the {kind} objective", "co2_intensity", missing)
+    load = _required_signal(home, SignalKind.LOAD_FORECAST, start, slots, "base load forecast", "load_forecast",
+                            missing)
 
     devices = list(home.devices.filter(allow_hems=True).select_related("comfort").order_by("id"))
     problem: dict[str, Any] = {
@@ -192,15 +233,12 @@ def build_problem(
     return problem
 
 
-def _import_prices(home: Home, start: datetime, slots: int, missing: list[str]) -> Optional[list[float]]:
-    end = start + timedelta(minutes=RESOLUTION_MIN * slots)
+def _import_prices(home: Home, start: datetime, slots: int, missing: dict[str, list[str]]) -> Optional[list[float]]:
     if home.tariff_kind == TariffKind.DYNAMIC:
-        prices = signal_for_home(home, SignalKind.IMPORT_PRICE, start, slots)
-        if prices is None:
-            missing.append(_missing_span(home, "import_price", start, end, "dynamic import prices"))
-        return prices
+        return _required_signal(home, SignalKind.IMPORT_PRICE, start, slots, "dynamic import prices", "import_price",
+                                missing)
     if home.tariff is None:
-        missing.append(f"tariff: {home} has no {home.tariff_kind} tariff assigned")
+        missing.setdefault("tariff", []).append(f"{home} has no {home.tariff_kind} tariff assigned")
         return None
     return price_series(home.tariff.periods, start, slots, RESOLUTION_MIN, home.timezone)
 
@@ -235,7 +273,7 @@ def do_not_disturb_intervals(home: Home, start: datetime, end: datetime) -> list
     return out
 
 
-def _cycles(devices: Iterable[Device], start: datetime, end: datetime, missing: list[str]) -> list[dict]:
+def _cycles(devices: Iterable[Device], start: datetime, end: datetime, missing: dict[str, list[str]]) -> list[dict]:
     shiftable = {d.pk: d for d in devices if d.device_type in SHIFTABLE_TYPES}
     if not shiftable:
         return []
@@ -253,8 +291,9 @@ def _cycles(devices: Iterable[Device], start: datetime, end: datetime, missing: 
                 out.append(item)
             continue
         if c.latest_end - duration < start:
-            missing.append(f"cycle {c.pk} ({device.name} {c.program or c.sequence_id}): its window "
-                           f"{c.earliest_start.isoformat()} to {c.latest_end.isoformat()} has already passed")
+            missing.setdefault(f"cycles[{c.pk}]", []).append(
+                f"cycle {c.pk} ({device.name} {c.program or c.sequence_id}): its window "
+                f"{c.earliest_start.isoformat()} to {c.latest_end.isoformat()} has already passed")
             continue
         earliest = max(c.earliest_start, start)
         latest = min(c.latest_end, end)
@@ -340,15 +379,15 @@ def _battery(d: Device) -> dict:
     }
 
 
-def _pv(home: Home, devices: Iterable[Device], start: datetime, slots: int, missing: list[str]) -> list[dict]:
+def _pv(home: Home, devices: Iterable[Device], start: datetime, slots: int,
+        missing: dict[str, list[str]]) -> list[dict]:
     out = []
-    end = start + timedelta(minutes=RESOLUTION_MIN * slots)
     for d in devices:
         if d.device_type != DeviceType.PV:
             continue
-        forecast = signal_for_home(home, SignalKind.PV_FORECAST, start, slots, device=d)
+        forecast = _required_signal(home, SignalKind.PV_FORECAST, start, slots, f"PV forecast of {d.name}",
+                                    f"devices[{d.pk}].pv_forecast", missing, device=d)
         if forecast is None:
-            missing.append(_missing_span(home, "pv_forecast", start, end, f"PV forecast of {d.name}"))
             continue
         out.append({"id": f"pv-{d.pk}", "device": d.serial_number, "name": d.name,
                     "forecast_kw": [round(w / 1000.0, 4) for w in forecast],
@@ -370,9 +409,9 @@ def thermal_band(d: Device) -> tuple[float, float]:
     return float(p["temperature_min_c"]), float(p["temperature_max_c"])
 
 
-def _thermal(home: Home, devices: Iterable[Device], start: datetime, slots: int, missing: list[str]) -> list[dict]:
+def _thermal(home: Home, devices: Iterable[Device], start: datetime, slots: int,
+             missing: dict[str, list[str]]) -> list[dict]:
     out = []
-    end = start + timedelta(minutes=RESOLUTION_MIN * slots)
     for d in devices:
         if d.device_type not in THERMAL_TYPES:
             continue
@@ -383,16 +422,16 @@ def _thermal(home: Home, devices: Iterable[Device], start: datetime, slots: int,
         volume = float(p["tank_volume_l"])
         max_kwh = thermal_energy_kwh(volume, t_max, t_min)
         initial = min(max(thermal_energy_kwh(volume, t_now, t_min), 0.0), max_kwh)
-        demand = signal_for_home(home, SignalKind.HEAT_DEMAND, start, slots, device=d)
+        demand = _required_signal(home, SignalKind.HEAT_DEMAND, start, slots, f"heat demand forecast of {d.name}",
+                                  f"devices[{d.pk}].heat_demand", missing, device=d)
         if demand is None:
-            missing.append(_missing_span(home, "heat_demand", start, end, f"heat demand forecast of {d.name}"))
             continue
         out.append({
             "id": f"thermal-{d.pk}", "device": d.serial_number, "name": d.name,
             "electric_power_kw": float(p["electric_power_kw"]), "modulating": bool(p.get("modulating", False)),
             "cop": float(p.get("cop", 1.0)), "min_energy_kwh": 0.0, "max_energy_kwh": round(max_kwh, 4),
             "initial_energy_kwh": round(initial, 4), "final_energy_kwh": round(initial, 4),
-            "standing_loss_kw": float(p.get("standing_loss_w", 0.0)) / 1000.0,
+            "standing_loss_kw": float(p.get("standing_loss_kw", 0.0)),
             "heat_demand_kw": [round(w / 1000.0, 4) for w in demand],
         })
     return out

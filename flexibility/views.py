@@ -60,7 +60,7 @@ class HomeOptimizationsView(GenericAPIView):
                 requested_by=request.user,
             )
         except MissingData as exc:
-            raise UnprocessableEntity(str(exc))
+            raise UnprocessableEntity(str(exc), fields=exc.fields)
         except ValueError as exc:
             raise ValidationError({"horizon_end": [str(exc)]})
         # an identical recent run answers with its schedule when it has one, as GET /optimizations/{id} does

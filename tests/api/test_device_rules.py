@@ -56,9 +56,10 @@ def test_phase_above_the_device_rating_is_400_naming_the_phase(api_client, washi
     assert list(fields_of(r)) == ["power_profile[1].max_power_w"]
 
 
-def test_device_power_parameters_are_all_in_kw():
-    power = [name for schema in DEVICE_PARAMETERS.values() for name in schema if "power" in name]
-    assert power and all(name.endswith("_kw") for name in power), power
+def test_device_parameters_give_power_in_kw_and_energy_in_kwh():
+    names = {name for schema in DEVICE_PARAMETERS.values() for name in schema}
+    assert not {n for n in names if n.endswith(("_w", "_wh"))}, names
+    assert {"max_power_kw", "standing_loss_kw", "max_charge_kw", "capacity_kwh"} <= names
 
 
 def test_old_watt_parameter_is_rejected_with_its_name(api_client, home):
@@ -67,16 +68,19 @@ def test_old_watt_parameter_is_rejected_with_its_name(api_client, home):
     assert "parameters.max_power_w" in fields_of(r)
 
 
-def test_data_migration_converts_max_power_w_to_kw(home):
-    migration = importlib.import_module("devices.migrations.0004_shiftable_max_power_kw")
+def test_data_migration_converts_watt_parameters_to_kw(home):
+    migration = importlib.import_module("devices.migrations.0004_device_power_in_kw")
     old = Device.objects.create(home=home, device_type="dishwasher", serial_number="OLD-1", name="Old",
                                 parameters={"max_power_w": 2200})
     ev = Device.objects.create(home=home, device_type="ev_charger", serial_number="EV-OLD", name="EV",
                                parameters={"max_power_kw": 7.4})
+    heater = Device.objects.create(home=home, device_type="water_heater", serial_number="WH-OLD", name="Boiler",
+                                   parameters={"electric_power_kw": 2.0, "standing_loss_w": 50})
     migration.forwards(django_apps, None)
-    old.refresh_from_db()
-    ev.refresh_from_db()
+    for device in (old, ev, heater):
+        device.refresh_from_db()
     assert old.parameters == {"max_power_kw": 2.2} and ev.parameters == {"max_power_kw": 7.4}
+    assert heater.parameters == {"electric_power_kw": 2.0, "standing_loss_kw": 0.05}
     migration.backwards(django_apps, None)
     old.refresh_from_db()
     assert old.parameters == {"max_power_w": 2200}
