@@ -41,8 +41,9 @@ run: seed
 	@echo ""
 	DEBUG=1 $(PY) manage.py runserver 127.0.0.1:$(PORT)
 
-## test: the whole suite against PostgreSQL, Redis, Celery workers and Mosquitto.
+## test: the import contracts (.importlinter), then the whole suite against PostgreSQL, Redis, Celery workers and Mosquitto.
 test: install-test
+	$(VENV)/bin/lint-imports
 	@bash scripts/ensure_services.sh
 	HYPOTHESIS_PROFILE=ci DJANGO_ENV=test DATABASE_URL=$(TEST_DATABASE_URL) CACHE_URL=$(TEST_REDIS_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) TEST_MQTT_URL=$(TEST_MQTT_URL) \
 		$(PY) -m pytest $(PYTEST_ARGS)

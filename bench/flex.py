@@ -39,10 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     from django.core.management import call_command
     from django.db import connection
 
-    from flexibility import flex_services
-    from flexibility.flex_models import Activation, ActivationMode, ActivationStatus, FlexibilityOffer, Portfolio, ServiceAccount
+    from flexibility.grid import services as flex_services
+    from flexibility.grid.models import Activation, ActivationMode, ActivationStatus, FlexibilityOffer, Portfolio, ServiceAccount
     from hub_bridge.models import HubCommand
-    from tasks.flex import build_offer
+    from tasks.grid import build_offer
     from tests.flex.conftest import make_home, tomorrow
     from tests.plugins.celery_worker import CeleryWorker, purge_queues, use_broker
 

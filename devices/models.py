@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from .device_parameters import validate_device_parameters
 from .power_profiles import profile_duration_minutes, validate_power_profile
+from .tariffs import validate_periods
 
 # Standard contracted-power steps (kVA) offered to households (Portugal/Iberia).
 CONTRACTED_POWER_STEPS_KVA = (
@@ -78,8 +79,6 @@ class Tariff(TimeStampedModel):
         return self.name
 
     def clean(self) -> None:
-        from .tariffs import validate_periods
-
         validate_periods(self.periods)
 
 

@@ -3,7 +3,7 @@
 Every action validates with the models' own rules (`full_clean`) inside a
 transaction, so a rejected request changes nothing; Django ValidationErrors
 become the API's 400 body (energy_manager.api_errors). Changes that make a
-home's plan stale ask for re-optimization after the transaction commits.
+home's plan stale announce it (devices.signals) after the transaction commits.
 """
 from __future__ import annotations
 
@@ -18,16 +18,16 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.mail import send_mail
 from django.db import models, transaction
 from django.db.models import Q
-from django.http import Http404
 from django.utils import timezone
 
-from energy_manager.api_errors import Conflict
-from hub_bridge.credentials import hub_username, mosquitto_hash, new_secret
+from energy_manager.errors import Conflict, NotFound
 
+from .hub_credentials import hub_username, mosquitto_hash, new_secret
 from .models import (
     HOME_SIGNALS, ComfortPreference, Cycle, Device, DoNotDisturbWindow, EVSession, Home, Hub, Measurement,
     SignalSeries,
 )
+from .signals import announce_plan_stale
 
 MEASUREMENT_BATCH = 2000
 
@@ -62,9 +62,7 @@ def _assign(instance: models.Model, data: Mapping[str, Any]) -> None:
 
 
 def _reoptimize_on_commit(home_id: int, reason: str) -> None:
-    from flexibility.reoptimize import request_reoptimization
-
-    transaction.on_commit(lambda: request_reoptimization(home_id, reason))
+    announce_plan_stale(sender=Home, home_id=home_id, reason=reason)
 
 
 @transaction.atomic
@@ -176,7 +174,7 @@ def hub_claim(*, hub_id: str, home: Home) -> Hub:
     """
     hub = Hub.objects.select_for_update().filter(hub_id=hub_id).first()
     if hub is None:
-        raise Http404("No hub has this hub_id.")
+        raise NotFound("No hub has this hub_id.")
     if hub.home_id is not None and hub.home_id != home.pk:
         raise Conflict("This hub is already claimed. Release it from its home first.")
     hub.home = home

@@ -12,25 +12,14 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from energy_manager import errors
 from energy_manager.api_input import null_character_fields
 
-
-class UnprocessableEntity(exceptions.APIException):
-    """The request is well formed but the stored data cannot serve it (HTTP 422)."""
-
-    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
-    default_detail = "The request cannot be processed with the current data."
-    default_code = "unprocessable"
-
-    def __init__(self, detail: Any = None, code: str | None = None, fields: dict[str, list[str]] | None = None):
-        super().__init__(detail, code)
-        self.fields = fields or {}
-
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The request conflicts with the current state."
-    default_code = "conflict"
+DOMAIN_STATUS = {
+    errors.NotFound: status.HTTP_404_NOT_FOUND,
+    errors.Conflict: status.HTTP_409_CONFLICT,
+    errors.Unprocessable: status.HTTP_422_UNPROCESSABLE_ENTITY,
+}
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -65,6 +54,18 @@ def error_body(code: str, message: str, fields: dict[str, list[str]] | None = No
     return {"error": {"code": code, "message": message, "fields": fields or {}}}
 
 
+def domain_status(exc: errors.DomainError) -> int:
+    """The HTTP status of a domain error raised by a service."""
+    return next((code for cls, code in DOMAIN_STATUS.items() if isinstance(exc, cls)), status.HTTP_400_BAD_REQUEST)
+
+
+def domain_error_response(exc: errors.DomainError) -> Response:
+    """The error body of a domain error raised by a service."""
+    body = error_body(exc.code, exc.message, exc.fields)
+    body["error"].update(exc.extra)
+    return Response(body, status=domain_status(exc))
+
+
 def _as_api_exception(exc: Exception) -> Exception:
     """Django's own exceptions as the DRF exception with the right status."""
     if isinstance(exc, DjangoValidationError):
@@ -95,10 +96,12 @@ def body_for(exc: exceptions.APIException) -> dict:
     code = exc.get_codes()
     if isinstance(code, (dict, list)):
         return error_body("error", "Request failed.", _flatten(detail))
-    return error_body(str(code), detail if isinstance(detail, str) else str(detail), getattr(exc, "fields", None))
+    return error_body(str(code), detail if isinstance(detail, str) else str(detail))
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, errors.DomainError):
+        return domain_error_response(exc)
     exc = _as_api_exception(exc)
     response = drf_exception_handler(exc, context)
     if response is None:

@@ -1,4 +1,4 @@
-"""The one Celery app of the project; tasks live in the `tasks` package."""
+"""The one Celery app of the project; tasks live in the `tasks` app."""
 import os
 
 from celery import Celery
@@ -7,4 +7,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "energy_manager.settings")
 
 app = Celery("energy_manager")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["tasks"], related_name=None, force=True)
+# Tasks register when Django sets up: the `tasks` app imports its modules in TasksConfig.ready
+# (Celery's Django fixup runs django.setup() in every worker).

@@ -39,9 +39,13 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "django_celery_beat",
+    # Parts, bottom layer first; dependencies run one way (see .importlinter).
     "devices",
-    "flexibility",
     "hub_bridge",
+    "flexibility.notifications",
+    "flexibility.planning",
+    "flexibility.grid",
+    "tasks",
 ]
 
 MIDDLEWARE = [
@@ -149,11 +153,11 @@ SPECTACULAR_SETTINGS = {
         "TariffKindEnum": "devices.models.TariffKind",
         "DeviceTypeEnum": "devices.models.DeviceType",
         "CycleStateEnum": "devices.models.CycleState",
-        "RunStatusEnum": "flexibility.models.RunStatus",
-        "RecommendationStatusEnum": "flexibility.models.RecommendationStatus",
+        "RunStatusEnum": "flexibility.planning.models.RunStatus",
+        "RecommendationStatusEnum": "flexibility.planning.models.RecommendationStatus",
         "CommandStateEnum": "hub_bridge.models.CommandState",
-        "ActivationStatusEnum": "flexibility.flex_models.ActivationStatus",
-        "ShareStatusEnum": "flexibility.flex_models.ShareStatus",
+        "ActivationStatusEnum": "flexibility.grid.models.ActivationStatus",
+        "ShareStatusEnum": "flexibility.grid.models.ShareStatus",
     },
 }
 
@@ -186,6 +190,28 @@ OPTIMIZATION_MAX_ATTEMPTS = env.int("OPTIMIZATION_MAX_ATTEMPTS", default=3)
 OPTIMIZATION_REOPTIMIZE_DEBOUNCE_S = env.int("OPTIMIZATION_REOPTIMIZE_DEBOUNCE_S", default=60)  # re-plan triggers per home
 DAY_AHEAD_LOCAL_TIME = env.str("DAY_AHEAD_LOCAL_TIME", default="18:00")
 FLEX_GATE_CLOSURE_LOCAL_TIME = env.str("FLEX_GATE_CLOSURE_LOCAL_TIME", default="23:30")
+
+# --- Periodic tasks -------------------------------------------------------------
+# The one declaration of the beat schedule. `manage.py sync_periodic_tasks` (also run after every
+# `migrate`) creates the django-celery-beat row of each entry that is missing; it never changes an
+# existing row, so what an operator edits in the admin (Periodic tasks) stays. Not named
+# CELERY_BEAT_SCHEDULE on purpose: django-celery-beat would overwrite the rows from it at beat start.
+PERIODIC_TASKS = {
+    "Day-ahead optimization of opted-in homes": {
+        # :00/:15/:30/:45 UTC, aligned with every whole-, half- and quarter-hour zone offset; each tick
+        # starts the homes whose local DAY_AHEAD_LOCAL_TIME has passed.
+        "task": "tasks.periodic.day_ahead", "queue": "default", "crontab": {"minute": "*/15", "hour": "*"},
+    },
+    "Re-send stuck optimization runs": {
+        "task": "tasks.periodic.reap_stuck_runs", "queue": "default", "every": (60, "seconds"),
+    },
+    "Freeze flexibility offers at gate closure": {
+        "task": "tasks.flex.freeze_due_offers", "queue": "default", "every": (1, "minutes"),
+    },
+    "Hub relay sweep: resend, expire, fail unreported commands": {
+        "task": "tasks.hub.relay_sweep", "queue": "hub", "every": (30, "seconds"),
+    },
+}
 
 # --- MQTT hub bridge --------------------------------------------------------
 MQTT_URL = env.str("MQTT_URL", default="")  # e.g. mqtt://bridge:secret@localhost:1883

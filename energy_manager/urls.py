@@ -8,10 +8,11 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/auth/", include("energy_manager.auth_urls")),
     path("api/v1/", include("devices.urls")),
-    path("api/v1/", include("flexibility.urls")),
+    path("api/v1/", include("flexibility.planning.urls")),
+    path("api/v1/", include("flexibility.notifications.urls")),
     path("api/v1/", include("hub_bridge.urls")),
-    path("api/v1/", include("flexibility.flex_urls")),
-    path("api/energy_manager_service/", include("flexibility.compat.urls")),
+    path("api/v1/", include("flexibility.grid.urls")),
+    path("api/energy_manager_service/", include("flexibility.grid.compat.urls")),
 ]
 
 # API paths answer errors with the API's JSON body; other paths keep Django's pages.

@@ -1,9 +1,10 @@
-"""Admin: the command outbox with state filters, and each command's hub online state."""
+"""Admin: the command outbox with state filters, each command's hub online state, and the uplink messages
+the listener refused, counted per hub and reason."""
 from __future__ import annotations
 
 from django.contrib import admin
 
-from .models import HubCommand
+from .models import HubCommand, RejectedMessageCount
 
 
 @admin.register(HubCommand)
@@ -20,3 +21,17 @@ class HubCommandAdmin(admin.ModelAdmin):
     @admin.display(boolean=True, description="hub online", ordering="hub__online")
     def hub_online(self, obj: HubCommand) -> bool:
         return obj.hub.online
+
+
+@admin.register(RejectedMessageCount)
+class RejectedMessageCountAdmin(admin.ModelAdmin):
+    list_display = ("hub_id", "reason", "count", "first_at", "last_at", "last_topic")
+    list_filter = ("reason",)
+    search_fields = ("hub_id", "last_topic", "last_detail")
+    readonly_fields = ("hub_id", "reason", "count", "first_at", "last_at", "last_topic", "last_detail")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -59,3 +59,27 @@ class HubCommand(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.device.serial_number} ({self.state})"
+
+
+class RejectedMessageCount(models.Model):
+    """How many uplink messages the listener refused, per hub (as named by the topic) and reason.
+
+    One row per (hub, reason), incremented after each batch: an operator sees in the admin which
+    hub sends what kind of bad message, and the last one's detail. `hub_id` is text, not a key:
+    unknown hubs and topics outside the protocol are counted too ("" when no hub is named).
+    """
+
+    hub_id = models.CharField(max_length=64, blank=True)
+    reason = models.CharField(max_length=32)
+    count = models.PositiveBigIntegerField(default=0)
+    first_at = models.DateTimeField()
+    last_at = models.DateTimeField()
+    last_topic = models.CharField(max_length=255, blank=True)
+    last_detail = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["hub_id", "reason"], name="rejected_message_count_hub_reason")]
+        ordering = ["-last_at"]
+
+    def __str__(self) -> str:
+        return f"{self.hub_id or '(no hub)'}: {self.reason} x{self.count}"

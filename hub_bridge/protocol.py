@@ -6,7 +6,8 @@ the same module and the same JSON Schemas, so both sides validate identically.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+import math
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,13 @@ from jsonschema import Draft202012Validator, FormatChecker
 VERSION = 1
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
+# Our deepest message (a cycle report's power profile) nests 3 levels; anything far deeper is hostile.
+MAX_DEPTH = 8
+# RFC 3339 allows any offset below 24 h; real zones span -12:00..+14:00 and PostgreSQL refuses beyond +/-15:59.
+MAX_UTC_OFFSET = timedelta(hours=14)
+# Instants a hub can plausibly report (an unset clock says 1970; years 1 and 9999 overflow in UTC).
+EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=timezone.utc)
+LATEST_TIME = datetime(2100, 1, 1, tzinfo=timezone.utc)
 
 # Channels: the last topic level. Downlink is read by the hub; uplinks are written by it.
 COMMANDS = "commands"
@@ -62,14 +70,26 @@ def parse_topic(prefix: str, name: str) -> tuple[str, str]:
     return rest[0], rest[1]
 
 
+def hub_id_of_topic(prefix: str, name: str) -> str:
+    """The hub a topic belongs to, even when the topic is not one of ours ("" outside `prefix/hubs/`).
+
+    The broker's ACL lets a hub write only under its own id, so this names who sent a message."""
+    head = f"{prefix}/hubs/"
+    return printable(name[len(head):].split("/", 1)[0], 64) if name.startswith(head) else ""
+
+
 def _check_date_time(value: object) -> bool:
+    """RFC 3339 with an offset within +/-14:00, between 2000 and 2100."""
     if not isinstance(value, str):
         return True
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        offset = parsed.utcoffset()
+        if offset is None or abs(offset) > MAX_UTC_OFFSET:
+            return False
+        return EARLIEST_TIME <= parsed.astimezone(timezone.utc) < LATEST_TIME
+    except (ValueError, OverflowError):
         return False
-    return parsed.tzinfo is not None
 
 
 _FORMATS = FormatChecker(formats=())
@@ -107,8 +127,54 @@ def schema_document(schema: str) -> dict:
     return json.loads((SCHEMA_DIR / f"{schema}.json").read_text())
 
 
+def check_values(message: Any) -> None:
+    """What JSON Schema cannot say and PostgreSQL cannot store: nesting at most MAX_DEPTH, finite
+    numbers (no NaN or Infinity), text without NUL bytes and encodable as UTF-8 (keys included).
+
+    Iterative, so a deep value cannot exhaust the stack; ProtocolError names the path.
+    """
+    stack: list[tuple[Any, tuple, int]] = [(message, (), 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if isinstance(value, dict):
+            if depth >= MAX_DEPTH:
+                raise ProtocolError("too_deep", f"{_path(path)}: nested deeper than {MAX_DEPTH}")
+            for key, item in value.items():
+                _check_text(key, path + (key,))
+                stack.append((item, path + (key,), depth + 1))
+        elif isinstance(value, list):
+            if depth >= MAX_DEPTH:
+                raise ProtocolError("too_deep", f"{_path(path)}: nested deeper than {MAX_DEPTH}")
+            stack.extend((item, path + (i,), depth + 1) for i, item in enumerate(value))
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise ProtocolError("not_finite", f"{_path(path)}: {value!r} is not a finite number")
+        elif isinstance(value, str):
+            _check_text(value, path)
+
+
+def _path(path: tuple) -> str:
+    return "/".join(printable(str(p)) for p in path) or "(root)"
+
+
+def printable(text: str, limit: int = 80) -> str:
+    """For error details and logs: NULs and unencodable characters escaped, length bounded."""
+    escaped = text[:limit].encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+    return escaped[:limit]
+
+
+def _check_text(text: str, path: tuple) -> None:
+    if "\x00" in text:
+        raise ProtocolError("nul_byte", f"{_path(path)}: text contains a NUL byte")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ProtocolError("bad_text", f"{_path(path)}: text is not valid Unicode (lone surrogate)") from None
+
+
 def validate(schema: str, message: Any) -> None:
-    """Raise ProtocolError naming the first problem when `message` breaks the schema."""
+    """Raise ProtocolError naming the first problem when `message` breaks the protocol's rules."""
+    check_values(message)
     if isinstance(message, dict) and "version" in message and message["version"] != VERSION:
         raise ProtocolError("wrong_version", repr(message.get("version"))[:40])
     v = validator(schema)
@@ -116,8 +182,9 @@ def validate(schema: str, message: Any) -> None:
         return
     error = next(iter(v.iter_errors(message)), None)
     if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-        raise ProtocolError("schema", f"{where}: {error.message[:200]}")
+        where = _path(tuple(error.absolute_path))
+        reason = "bad_time" if error.validator == "format" else "schema"
+        raise ProtocolError(reason, f"{where}: {printable(error.message, 200)}")
 
 
 def decode(schema: str, payload: bytes, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> dict:
@@ -126,8 +193,10 @@ def decode(schema: str, payload: bytes, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYT
         raise ProtocolError("oversized", f"{len(payload)} bytes > {max_bytes}")
     try:
         message = json.loads(payload)
+    except RecursionError:  # the C decoder stops at the interpreter's recursion limit, cleanly
+        raise ProtocolError("too_deep", f"nested deeper than {MAX_DEPTH}") from None
     except (UnicodeDecodeError, ValueError) as exc:
-        raise ProtocolError("malformed", str(exc)[:200]) from None
+        raise ProtocolError("malformed", printable(str(exc), 200)) from None
     validate(schema, message)
     return message
 
@@ -135,7 +204,7 @@ def decode(schema: str, payload: bytes, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYT
 def encode(schema: str, message: dict) -> bytes:
     """Validate before sending: a sender never puts an invalid message on the wire."""
     validate(schema, message)
-    return json.dumps(message, separators=(",", ":")).encode()
+    return json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
 
 
 def iso(value: datetime) -> str:

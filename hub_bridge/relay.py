@@ -22,6 +22,7 @@ from django.utils import timezone
 from . import protocol
 from .models import CommandState, HubCommand
 from .mqtt import Connection, parse_url
+from .services import expire_overdue_commands
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,6 @@ class RelayPass:
 
 def relay_pass(conn: Connection | None = None) -> RelayPass:
     """One pass over the outbox; returns what it did and when the next pass is due."""
-    from .services import expire_overdue_commands
-
     result = RelayPass(expired=expire_overdue_commands())
     now = timezone.now()
     resend_before = now - timedelta(seconds=settings.MQTT_COMMAND_RESEND_S)

@@ -10,19 +10,24 @@ import logging
 import uuid
 from collections import defaultdict
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
+import redis
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from devices.hub_credentials import hub_username, mosquitto_hash, new_secret
 from devices.models import Cycle, Device, Hub, Measurement
+from devices.services import record_measurements
+from devices.signals import announce_plan_stale
+from energy_manager.celery import app
 
-from . import protocol
-from .credentials import hub_username, mosquitto_hash, new_secret
-from .models import CommandKind, CommandState, HubCommand
+from . import protocol, signals
+from .models import CommandKind, CommandState, HubCommand, RejectedMessageCount
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +77,8 @@ def enqueue_command(
         hub_id=device.hub_id, device=device, kind=kind, parameters=parameters,
         not_before=not_before, expires_at=expires_at, run=run, recommendation=recommendation,
     )
-    transaction.on_commit(lambda: _relay(command.pk))
+    transaction.on_commit(kick_relay)
     return command
-
-
-def _relay(command_pk: int) -> None:
-    """Hand the command to the relay worker (`hub` queue); the relay sends every due command."""
-    kick_relay()
 
 
 # --- relay scheduling -----------------------------------------------------------------
@@ -86,8 +86,6 @@ _redis_client = None
 
 
 def _broker_url() -> str:
-    from energy_manager.celery import app
-
     return app.conf.broker_url or ""
 
 
@@ -96,8 +94,6 @@ def _redis():
     global _redis_client
     url = _broker_url()
     if _redis_client is None or _redis_client[0] != url:
-        import redis
-
         _redis_client = (url, redis.Redis.from_url(url, socket_timeout=2))
     return _redis_client[1]
 
@@ -113,8 +109,6 @@ def _key(name: str) -> str:
 def kick_relay() -> None:
     """Ask for a relay pass soon. At most one pass is pending at a time (a Redis flag that
     the pass clears before it reads the outbox), so a burst of commands is one task."""
-    from tasks.hub import relay_commands
-
     if not settings.MQTT_URL:
         log.debug("MQTT_URL is not set: commands stay queued")
         return
@@ -124,7 +118,7 @@ def kick_relay() -> None:
                 return
         except Exception:  # Redis hiccup: sending a spare task is harmless
             log.warning("relay kick flag unavailable; sending the task anyway", exc_info=True)
-    relay_commands.delay()
+    signals.relay_requested.send(sender=HubCommand, countdown_s=None)
 
 
 def hold_relay_kick() -> bool:
@@ -150,8 +144,6 @@ def clear_relay_kick() -> None:
 
 def schedule_relay_check(delay_s: float) -> None:
     """A later pass for resends and expiry; at most one is scheduled at a time."""
-    from tasks.hub import relay_commands
-
     if delay_s <= 0:
         kick_relay()
         return
@@ -161,14 +153,12 @@ def schedule_relay_check(delay_s: float) -> None:
                 return
         except Exception:
             log.warning("relay check flag unavailable", exc_info=True)
-    relay_commands.apply_async(countdown=delay_s)
+    signals.relay_requested.send(sender=HubCommand, countdown_s=delay_s)
 
 
 def expire_overdue_commands() -> int:
     """Commands that never reached their hub in time: expired, and the household told (one
-    notification per home)."""
-    from flexibility.notifications import notify
-
+    announcement per home: hub_bridge.signals.commands_expired)."""
     now = timezone.now()
     with transaction.atomic():
         overdue = list(
@@ -185,14 +175,7 @@ def expire_overdue_commands() -> int:
         for c in overdue:
             by_home[c.device.home].append(c)
         for home, commands in by_home.items():
-            names = sorted({c.device.name for c in commands})
-            notify(
-                home, "command_expired",
-                f"{len(commands)} command(s) for {', '.join(names)} could not be delivered before they expired: "
-                "the hub was offline. The devices follow their own settings.",
-                {"command_ids": [str(c.command_id) for c in commands],
-                 "devices": sorted({c.device.serial_number for c in commands})},
-            )
+            signals.commands_expired.send(sender=HubCommand, home=home, commands=commands)
     return len(overdue)
 
 
@@ -242,7 +225,10 @@ def apply_acknowledgements(acks: list[tuple[Hub, dict]]) -> int:
             fields = {"state": state, "acknowledged_at": Coalesce("acknowledged_at", now)}
             if state != CommandState.ACKNOWLEDGED:
                 fields["finished_at"] = now
-            changed += HubCommand.objects.filter(command_id__in=ids, state__in=allowed).update(**fields)
+            moved = HubCommand.objects.filter(command_id__in=ids, state__in=allowed).update(**fields)
+            changed += moved
+            if moved:
+                signals.commands_acknowledged.send(sender=HubCommand, command_ids=ids, status=status)
         for status, ack in messages:
             HubCommand.objects.filter(command_id=ack["command_id"], state=ACK_TARGET[status][0]).update(
                 message=ack["message"][:1000])
@@ -269,17 +255,10 @@ def telemetry_rows(hub: Hub, message: dict) -> list[Measurement]:
 
 
 def record_telemetry(rows: list[Measurement]) -> int:
-    """Write measurements in bulk (devices.services.record_measurements when it exists)."""
+    """Write measurements in bulk (devices.services.record_measurements)."""
     if not rows:
         return 0
-    try:
-        from devices.services import record_measurements  # type: ignore[attr-defined]
-    except ImportError:
-        record_measurements = None
-    if record_measurements is not None:
-        record_measurements(rows)
-    else:
-        Measurement.objects.bulk_create(rows, batch_size=2000)
+    record_measurements(rows)
     return len(rows)
 
 
@@ -316,17 +295,9 @@ def apply_cycle_report(hub: Hub, report: dict) -> tuple[Cycle, bool]:
         if changed:
             home_id = hub.home_id
             reason = f"cycle {cycle.sequence_id} of {device.serial_number} {'reported' if created else 'changed'}"
-            transaction.on_commit(lambda: _request_reoptimization(home_id, reason))
+            # Re-planning is best effort: the report itself is stored whatever a subscriber does.
+            announce_plan_stale(sender=Hub, home_id=home_id, reason=reason, robust=True)
     return cycle, changed
-
-
-def _request_reoptimization(home_id: int, reason: str) -> None:
-    from flexibility.reoptimize import request_reoptimization
-
-    try:
-        request_reoptimization(home_id, reason)
-    except Exception:  # re-planning is best effort; the report itself is stored
-        log.exception("re-optimization request for home %s failed", home_id)
 
 
 def apply_registry(hub: Hub, registry: dict) -> list[str]:
@@ -353,6 +324,31 @@ def apply_status(hub: Hub, online: bool) -> bool:
         if came_online and HubCommand.objects.filter(hub=hub, state__in=PRE_ACK_STATES).exists():
             transaction.on_commit(kick_relay)
     return came_online
+
+
+class Rejection(NamedTuple):
+    hub_id: str
+    reason: str
+    topic: str
+    detail: str
+
+
+def count_rejections(rejections: list[Rejection]) -> None:
+    """Add refused messages to the per-(hub, reason) counters, one upsert per pair (listeners
+    running side by side add to the same rows)."""
+    grouped: dict[tuple[str, str], list[Rejection]] = defaultdict(list)
+    for r in rejections:
+        grouped[(protocol.printable(r.hub_id, 64), r.reason[:32])].append(r)
+    now = timezone.now()
+    table = RejectedMessageCount._meta.db_table
+    sql = (f"INSERT INTO {table} (hub_id, reason, count, first_at, last_at, last_topic, last_detail) "
+           "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (hub_id, reason) DO UPDATE SET "
+           f"count = {table}.count + EXCLUDED.count, last_at = EXCLUDED.last_at, "
+           "last_topic = EXCLUDED.last_topic, last_detail = EXCLUDED.last_detail")
+    params = [(hub_id, reason, len(group), now, now, protocol.printable(group[-1].topic, 255),
+               protocol.printable(group[-1].detail, 1000)) for (hub_id, reason), group in grouped.items()]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(sql, params)
 
 
 def touch_hubs(hub_pks) -> None:

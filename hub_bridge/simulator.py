@@ -6,15 +6,17 @@ follows EV / battery / thermal setpoints, so later telemetry shows them) with
 command_id idempotency. Used by the tests, the demo and the benchmark.
 
     python -m hub_bridge.simulator --hubs 10 --credentials hubs.json --url mqtt://127.0.0.1:1883
-    python -m hub_bridge.simulator --hubs 10 --provision --credentials hubs.json   # creates them in the DB first
+    python manage.py provision_simulated_hubs --hubs 10 --credentials hubs.json   # creates them in the DB first
 
-Pure paho + the shared schemas: no Django unless --provision is given.
+Pure paho + the shared schemas, no Django: provisioning (hub_bridge.provision) builds on this module, not the
+other way round.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import signal
 import threading
 import time
@@ -71,7 +73,7 @@ class SimulatedHub:
         self._lock = threading.RLock()
         address = BrokerAddress(broker.host, broker.port, spec.username, spec.secret, broker.tls, broker.ca_file)
         will = (self.topic(protocol.STATUS), self._status_payload(False, "last_will"), 1, True)
-        self.connection = Connection(address, client_id=f"sim-{spec.hub_id}", clean_session=False, will=will,
+        self.connection = Connection(address, client_id=spec.username, clean_session=False, will=will,
                                      on_message=self._on_message, on_connect=self._on_connect, max_inflight=100)
 
     # --- wiring -----------------------------------------------------------------------
@@ -287,32 +289,18 @@ class Simulation:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m hub_bridge.simulator", description=__doc__.split("\n\n")[0])
     parser.add_argument("--hubs", type=int, required=True, help="How many hubs to simulate.")
-    parser.add_argument("--credentials", required=True, help="JSON file of hub specs (written by --provision).")
-    parser.add_argument("--provision", action="store_true", help="Create the hubs, homes and devices in the DB first.")
-    parser.add_argument("--url", default=None, help="Broker, e.g. mqtt://127.0.0.1:1883 (default: MQTT_URL host).")
+    parser.add_argument("--credentials", required=True, help="JSON file of hub specs (written by `manage.py provision_simulated_hubs`).")
+    parser.add_argument("--url", default=None, help="The broker's hubs' listener, e.g. mqtts://broker:8883?ca=ca.crt "
+                        "(default: MQTT_HUB_URL, else MQTT_URL's host and port).")
     parser.add_argument("--prefix", default=None, help="Topic prefix (default MQTT_TOPIC_PREFIX or 'hems').")
     parser.add_argument("--telemetry-interval", type=float, default=10.0, help="Seconds between telemetry messages.")
     parser.add_argument("--duration", type=float, default=None, help="Stop after this many seconds.")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    import os
-
     prefix = args.prefix or os.environ.get("MQTT_TOPIC_PREFIX", "hems")
-    url = args.url or os.environ.get("MQTT_URL", "mqtt://127.0.0.1:1883")
+    url = args.url or os.environ.get("MQTT_HUB_URL") or os.environ.get("MQTT_URL", "mqtt://127.0.0.1:1883")
     address = parse_url(url)
     url = f"{'mqtts' if address.tls else 'mqtt'}://{address.host}:{address.port}"  # hubs use their own accounts
-    if args.provision:
-        import django
-
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "energy_manager.settings")
-        django.setup()
-        from .provision import provision_simulated_hubs
-
-        specs = provision_simulated_hubs(args.hubs)
-        with open(args.credentials, "w") as f:
-            json.dump([s.to_dict() for s in specs], f, indent=1)
-        print(f"provisioned {len(specs)} hubs into {args.credentials}; now run `manage.py mqtt_credentials` "
-              "and reload the broker")
     with open(args.credentials) as f:
         specs = [HubSpec.from_dict(d) for d in json.load(f)][: args.hubs]
     sim = Simulation(specs, url, prefix).start(wait_s=max(30.0, 0.1 * len(specs)))

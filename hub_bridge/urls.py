@@ -1,14 +1,9 @@
 """Routes of the command outbox (trailing slash optional)."""
 from django.urls import include, path
-from rest_framework.routers import SimpleRouter
+
+from energy_manager.routers import OptionalSlashRouter
 
 from .views import HubCommandViewSet
-
-
-class OptionalSlashRouter(SimpleRouter):
-    def __init__(self) -> None:
-        super().__init__()
-        self.trailing_slash = "/?"
 
 
 router = OptionalSlashRouter()

@@ -1,8 +1,9 @@
-"""Celery tasks. Each module is a queue's worth of work; tasks call services.
+"""Celery tasks, the top layer: one thin module per part, each task calls that part's services.
 
-Importing this package registers every task with the project's Celery app.
+- planning: solve runs, debounced re-plans, the day-ahead fan-out, the stuck-run reaper
+- grid: offer builds, re-plans under activation shares, freezing offers at gate closure
+- hub: the command relay and its sweep
+
+The parts never import this package: they announce work with Django signals and `receivers`
+sends the messages. The beat schedule is declared once in settings.PERIODIC_TASKS (`periodic`).
 """
-from . import flex  # noqa: E402,F401  grid flexibility (issue 6)
-from . import optimization  # noqa: E402,F401  optimization runs (issue 4)
-from . import periodic  # noqa: E402,F401  day-ahead fan-out, reaper (issue 4)
-from . import hub  # noqa: E402,F401  hub relay (issue 5)

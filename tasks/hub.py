@@ -5,6 +5,9 @@ import logging
 import time
 
 from celery import shared_task
+from django.conf import settings
+
+from hub_bridge import relay, services
 
 log = logging.getLogger(__name__)
 
@@ -17,10 +20,6 @@ def relay_commands() -> dict:
     every few milliseconds with the kick flag held, so a steady stream of commands costs no
     Celery round trip per commit; it clears the flag and makes one last pass before leaving.
     """
-    from django.conf import settings
-
-    from hub_bridge import relay, services
-
     totals = {"published": 0, "unconfirmed": 0, "expired": 0}
     linger = settings.MQTT_RELAY_LINGER_S if services.hold_relay_kick() else 0.0
     last_work = time.monotonic()
@@ -46,16 +45,12 @@ def relay_commands() -> dict:
 
 @shared_task(name="tasks.hub.relay_sweep", ignore_result=True, acks_late=True)
 def relay_sweep() -> dict:
-    """Beat, every 30 s (hub_bridge migration 0002): the safety net under the relay's own follow-up tasks.
+    """Beat, every 30 s (settings.PERIODIC_TASKS): the safety net under the relay's own follow-up tasks.
 
     Those live only in Redis; if it was flushed, resends and expiry would wait for the next new
     command. Each sweep expires overdue commands (one notification per home), fails commands accepted
     but never reported, and publishes queued and unacknowledged commands of online hubs.
     """
-    from django.conf import settings
-
-    from hub_bridge import relay, services
-
     totals = {"published": 0, "unconfirmed": 0, "expired": 0, "failed": services.fail_unreported_commands()}
     if not settings.MQTT_URL:  # bridge off: nothing can be sent, expiry still applies
         totals["expired"] = services.expire_overdue_commands()

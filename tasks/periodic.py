@@ -1,46 +1,44 @@
-"""Periodic work on the `default` queue: day-ahead fan-out and the stuck-run reaper.
+"""settings.PERIODIC_TASKS -> django-celery-beat rows (the beat reads the rows; operators edit them).
 
-Beat sends these from django-celery-beat PeriodicTask rows (operators edit them in
-the admin; created by flexibility migration 0004). None of them solves: the runs
-they submit go to the `optimization` queue.
+A missing row is created; an existing row (matched by name) is left as the operator set it.
 """
 from __future__ import annotations
 
-from celery import shared_task
-from django.db import InterfaceError, OperationalError
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 
-
-@shared_task(name="tasks.periodic.day_ahead")
-def day_ahead(delivery_day: str | None = None) -> list[int]:
-    """Beat, every 15 min: plan tomorrow for the homes whose local DAY_AHEAD_LOCAL_TIME has passed.
-
-    With `delivery_day` (an operator running it by hand): every opted-in home for that day.
-    Returns the fleet run ids.
-    """
-    from datetime import date
-
-    from flexibility import services
-
-    if delivery_day:
-        return [services.start_day_ahead(date.fromisoformat(delivery_day)).pk]
-    return [fleet.pk for fleet in services.start_due_day_ahead()]
+def _schedule(entry: dict[str, Any], using: str) -> dict[str, Any]:
+    if "every" in entry:
+        every, period = entry["every"]
+        interval, _ = IntervalSchedule.objects.using(using).get_or_create(every=every, period=period)
+        return {"interval": interval}
+    cron = {"minute": "*", "hour": "*", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*",
+            "timezone": "UTC", **entry["crontab"]}
+    crontab, _ = CrontabSchedule.objects.using(using).get_or_create(**cron)
+    return {"crontab": crontab}
 
 
-@shared_task(name="tasks.periodic.day_ahead_chunk", bind=True, acks_late=True, max_retries=5)
-def day_ahead_chunk(self, fleet_pk: int, home_ids: list[int]):
-    """Submit one chunk of homes (each in its own transaction)."""
-    from flexibility import services
+def sync_periodic_tasks(schedule: dict[str, dict[str, Any]] | None = None, using: str = "default") -> list[str]:
+    """Create the rows of `schedule` (default settings.PERIODIC_TASKS) that are missing; returns their names."""
+    schedule = settings.PERIODIC_TASKS if schedule is None else schedule
+    existing = set(PeriodicTask.objects.using(using).filter(name__in=list(schedule)).values_list("name", flat=True))
+    created = []
+    with transaction.atomic(using=using):
+        for name, entry in schedule.items():
+            if name in existing:
+                continue
+            PeriodicTask.objects.using(using).create(name=name, task=entry["task"], queue=entry.get("queue"),
+                                                     **_schedule(entry, using))
+            created.append(name)
+    return created
 
-    try:
-        return services.plan_fleet_chunk(fleet_pk, home_ids)
-    except (OperationalError, InterfaceError) as exc:
-        raise self.retry(exc=exc, countdown=min(2 ** self.request.retries, 60))
 
-
-@shared_task(name="tasks.periodic.reap_stuck_runs")
-def reap_stuck_runs():
-    """Re-send runs stuck in queued/running; fail those out of attempts; refresh fleet summaries."""
-    from flexibility import services
-
-    return services.reap_stuck_runs()
+def sync_after_migrate(sender, app_config, using: str = "default", plan=None, **kwargs) -> None:
+    """post_migrate: once per migrate (sent per app with models; the beat app's turn), after every table exists."""
+    if app_config.label != "django_celery_beat":
+        return
+    sync_periodic_tasks(using=using)

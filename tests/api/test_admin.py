@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.urls import reverse
 
 from devices.models import Hub
-from hub_bridge.credentials import check_secret
+from devices.hub_credentials import check_secret
 
 pytestmark = pytest.mark.django_db
 

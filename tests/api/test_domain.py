@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from devices import services
+from devices.signals import home_plan_stale
 from devices.models import Cycle, Measurement, SignalSeries, Tariff
 from devices.tariffs import DEFAULT_TARIFFS, price_series
 
@@ -97,7 +98,7 @@ def test_record_measurements_bulk_and_rejects_naive(home, battery, slot_start):
 
 
 def test_hub_claim_conflict_does_not_move_the_hub(home, other_home, make_hub):
-    from energy_manager.api_errors import Conflict
+    from energy_manager.errors import Conflict
 
     hub = make_hub(home=home)
     with pytest.raises(Conflict):
@@ -108,7 +109,13 @@ def test_hub_claim_conflict_does_not_move_the_hub(home, other_home, make_hub):
 
 def test_reoptimization_requested_after_commit(washing_machine, slot_start, monkeypatch, django_capture_on_commit_callbacks):
     calls = []
-    monkeypatch.setattr("flexibility.reoptimize.request_reoptimization", lambda home_id, reason: calls.append((home_id, reason)))
+
+    def record(sender, home_id, reason, **kwargs):
+        calls.append((home_id, reason))
+
+    monkeypatch.setattr(home_plan_stale, "receivers", [])  # only this test's receiver
+    monkeypatch.setattr(home_plan_stale, "sender_receivers_cache", {})
+    home_plan_stale.connect(record, weak=False)
     with django_capture_on_commit_callbacks(execute=True):
         cycle = services.cycle_save(Cycle(device=washing_machine), {
             "earliest_start": slot_start, "latest_end": slot_start + timedelta(hours=4),

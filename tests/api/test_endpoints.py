@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 
 from devices.models import ComfortPreference, Cycle, Device, DoNotDisturbWindow, EVSession, Home, Hub
-from hub_bridge.credentials import check_secret
+from devices.hub_credentials import check_secret
 
 pytestmark = pytest.mark.django_db
 

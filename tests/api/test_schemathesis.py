@@ -141,8 +141,8 @@ def test_household_api_conforms_to_its_schema(live_server, household_world):
 @pytest.fixture
 def operator_world(make_user, make_home, make_device):
     """A service account whose portfolio holds one home with a battery and tomorrow's offer."""
-    from flexibility import flex_services
-    from flexibility.flex_models import Portfolio
+    from flexibility.grid import services as flex_services
+    from flexibility.grid.models import Portfolio
 
     home = make_home(make_user("member@example.com"), name="Portfolio home", global_optimizer_opt_in=True)
     make_device(home, "battery")
@@ -198,8 +198,8 @@ def contract_difference(label: str, failure: Failure, case) -> str | None:
 @pytest.fixture
 def compat_world(make_user, make_home, make_device):
     """A household (user_id "fuzzhome01") in a service account's portfolio, with tomorrow's offer."""
-    from flexibility import flex_services
-    from flexibility.flex_models import Portfolio
+    from flexibility.grid import services as flex_services
+    from flexibility.grid.models import Portfolio
 
     user = make_user("fuzz-compat@example.com")
     user.username = "fuzzhome01"

@@ -10,7 +10,7 @@ from django.core.management import call_command
 
 from devices.management.commands.seed_demo import local_day_slots
 from devices.models import ComfortPreference, Cycle, Device, EVSession, Home, Hub, SignalSeries
-from hub_bridge.credentials import check_secret
+from devices.hub_credentials import check_secret
 
 pytestmark = pytest.mark.django_db
 LISBON = zoneinfo.ZoneInfo("Europe/Lisbon")
@@ -60,8 +60,8 @@ def test_local_days_across_dst(day, slots):
 def test_the_demo_household_can_be_planned_right_after_seeding(django_capture_on_commit_callbacks):
     """`make run` then "optimize" in the app: every device the seed creates has the data the optimizer needs."""
     from devices.models import Home
-    from flexibility import services as runs
-    from flexibility.models import RunStatus
+    from flexibility.planning import services as runs
+    from flexibility.planning.models import RunStatus
 
     call_command("seed_demo")
     home = Home.objects.get(name="Demo household")

@@ -10,8 +10,8 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from devices.models import Device, DeviceType, Home, Hub, SignalKind, SignalSeries, TariffKind
-from flexibility import flex_services
-from flexibility.flex_models import Portfolio
+from flexibility.grid import services as flex_services
+from flexibility.grid.models import Portfolio
 
 CORRELATION = {"HTTP_X_CORRELATION_ID": "0f8fad5b-d9cb-469f-a165-70867728950e"}
 

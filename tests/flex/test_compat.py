@@ -11,8 +11,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from devices.models import Cycle, Device, DeviceType
-from flexibility.flex_models import Activation
-from flexibility.models import OptimizationRun, Recommendation, RecommendationStatus, Schedule
+from flexibility.grid.models import Activation
+from flexibility.planning.models import OptimizationRun, Recommendation, RecommendationStatus, Schedule
 
 from .conftest import CORRELATION, jwt_client, store_offer
 

@@ -8,10 +8,10 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from energy_manager.celery import app
-from flexibility import services
-from flexibility.flex_models import FlexibilityOffer
-from flexibility.models import OptimizationRun, RunStatus, RunTrigger
-from tasks.flex import freeze_due_offers
+from flexibility.planning import services
+from flexibility.grid.models import FlexibilityOffer
+from flexibility.planning.models import OptimizationRun, RunStatus, RunTrigger
+from tasks.grid import freeze_due_offers
 
 from .conftest import make_home, store_offer, tomorrow
 

@@ -5,7 +5,7 @@ import pulp
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from flexibility.disaggregation import BeyondOffer, HomeEnvelope, disaggregate, merit_order
+from flexibility.grid.disaggregation import BeyondOffer, HomeEnvelope, disaggregate, merit_order
 
 
 def env(base, lo, hi, up, down) -> HomeEnvelope:

@@ -6,11 +6,11 @@ from datetime import timedelta
 
 import pytest
 
-from flexibility.flex_models import Activation, ActivationStatus, FlexibilityOffer
+from flexibility.grid.models import Activation, ActivationStatus, FlexibilityOffer
 from flexibility.optimizer import problem_from_dict, solve
-from flexibility.problem_builder import build_problem
+from flexibility.planning.problem_builder import build_problem
 from hub_bridge.models import CommandKind, HubCommand
-from tasks.flex import build_offer
+from tasks.grid import build_offer
 
 from .conftest import tomorrow
 

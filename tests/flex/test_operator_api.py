@@ -7,7 +7,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from devices.models import Measurement
-from flexibility.flex_models import Activation, ActivationShare, FlexibilityOffer
+from flexibility.grid.models import Activation, ActivationShare, FlexibilityOffer
 
 from .conftest import CORRELATION, jwt_client, make_home, store_offer, tomorrow
 

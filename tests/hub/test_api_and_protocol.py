@@ -32,7 +32,8 @@ def _command(**over) -> dict:
     (json.dumps(_command(kind="self_destruct")).encode(), "schema"),
     (json.dumps(_command(parameters={"sequence_id": "w1"})).encode(), "schema"),
     (json.dumps(_command(kind="set_ev_power", parameters={"power_w": 1, "current_a": 2})).encode(), "schema"),
-    (json.dumps(_command(not_before="2026-03-29T01:00:00")).encode(), "schema"),  # no offset
+    (json.dumps(_command(not_before="2026-03-29T01:00:00")).encode(), "bad_time"),  # no offset
+    (json.dumps(_command(expires_at="2026-03-29T01:00:00+15:00")).encode(), "bad_time"),  # beyond +14:00
     (b"[" + b"0," * 200_000 + b"0]", "oversized"),
 ])
 def test_bad_commands_are_refused_with_a_reason(payload, reason):

@@ -12,7 +12,7 @@ from django.utils import timezone
 from paho.mqtt.enums import CallbackAPIVersion
 
 from devices.models import Cycle, Device, Hub, Measurement
-from flexibility.models import Notification
+from flexibility.notifications.models import Notification
 from hub_bridge import protocol
 from hub_bridge.models import CommandState, HubCommand
 from hub_bridge.provision import provision_simulated_hubs
@@ -30,14 +30,15 @@ def _online(hub_id: str) -> bool:
     return Hub.objects.filter(hub_id=hub_id, online=True).exists()
 
 
-def _raw_client(broker, username: str, secret: str):
-    """A bare MQTT client with subscribe results recorded (for ACL and bad-payload tests)."""
+def _raw_client(broker, username: str, secret: str, service: bool = False):
+    """A bare MQTT client with subscribe results recorded (for ACL and bad-payload tests), on the hubs'
+    listener or, for a cloud account, the services'."""
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"raw-{uuid.uuid4().hex[:6]}")
     client.username_pw_set(username, secret)
     client.received, client.suback = [], {}
     client.on_message = lambda c, u, m: client.received.append((m.topic, m.payload))
     client.on_subscribe = lambda c, u, mid, codes, p: client.suback.__setitem__(mid, [rc.value for rc in codes])
-    client.connect("127.0.0.1", broker.port)
+    client.connect("127.0.0.1", broker.port if service else broker.hub_port)
     client.loop_start()
     return client
 
@@ -140,7 +141,7 @@ def test_bad_payloads_are_rejected_cleanly(mqtt_broker, one_home, hub_listener):
     client.publish(telemetry_topic, json.dumps(good).encode(), qos=1).wait_for_publish(5)
     wait_for(lambda: Measurement.objects.filter(device__serial_number=ev_serial).exists(), message="the good message")
     assert Measurement.objects.count() == 1
-    for reason, count in (("malformed", 2), ("wrong_version", 1), ("schema", 1), ("hub_mismatch", 1),
+    for reason, count in (("malformed", 2), ("wrong_version", 1), ("bad_time", 1), ("hub_mismatch", 1),
                           ("invalid_telemetry", 1), ("oversized", 1)):
         assert hub_listener.rejections(reason) == count, (reason, hub_listener.log()[-3000:])
     assert hub_listener.proc.poll() is None
@@ -154,7 +155,7 @@ def test_a_hub_cannot_use_another_hubs_topics(mqtt_broker, sync_broker_credentia
     prefix = mqtt_broker.prefix
     hub_a = _raw_client(mqtt_broker, a.username, a.secret)
     hub_b = _raw_client(mqtt_broker, b.username, b.secret)
-    spy = _raw_client(mqtt_broker, *mqtt_broker.accounts["listener"])
+    spy = _raw_client(mqtt_broker, *mqtt_broker.accounts["listener"], service=True)
     _, mid_own = hub_a.subscribe(protocol.topic(prefix, a.hub_id, protocol.COMMANDS), qos=1)
     _, mid_other = hub_a.subscribe(protocol.topic(prefix, b.hub_id, protocol.COMMANDS), qos=1)
     _, mid_all = hub_a.subscribe(f"{prefix}/hubs/#", qos=1)
@@ -164,7 +165,7 @@ def test_a_hub_cannot_use_another_hubs_topics(mqtt_broker, sync_broker_credentia
     assert hub_a.suback[mid_own] == [1]
     # Mosquitto 2.0 grants denied MQTT 3.1.1 subscriptions but never delivers on them: checked below.
     # The relay publishes a command to B: B gets it, A does not.
-    relay = _raw_client(mqtt_broker, *mqtt_broker.accounts["relay"])
+    relay = _raw_client(mqtt_broker, *mqtt_broker.accounts["relay"], service=True)
     relay.publish(protocol.topic(prefix, b.hub_id, protocol.COMMANDS), b"for-b", qos=1).wait_for_publish(5)
     wait_for(lambda: hub_b.received, message="B to receive its command")
     # A speaks on B's telemetry topic (dropped by the broker); then B does.
@@ -174,7 +175,7 @@ def test_a_hub_cannot_use_another_hubs_topics(mqtt_broker, sync_broker_credentia
     assert [p for _, p in spy.received] == [b"genuine"]
     assert hub_a.received == []  # neither B's command nor anything under the wildcard
     # Neither may publish commands, and a hub cannot log in with another's secret.
-    assert not mqtt_broker.can_connect(a.username, b.secret)
+    assert not mqtt_broker.can_connect(a.username, b.secret, hub=True)
     for c in (hub_a, hub_b, spy, relay):
         c.loop_stop()
         c.disconnect()
@@ -211,10 +212,10 @@ def test_cycle_reports_create_and_update_cycles(one_home, hub_listener, simulate
 def test_optimization_run_commands_are_executed_by_the_hub(mqtt_broker, hub_env, sync_broker_credentials,
                                                            hub_listener, celery_worker, simulated_hub):
     """Optimization -> command -> simulator executes -> acknowledgement -> executed, cycle moved."""
-    from bench.fleet import seed_area_signals, seed_standard_home
+    from tests.factories.homes import seed_area_signals, seed_standard_home
     from django.contrib.auth import get_user_model
-    from flexibility import services as runs
-    from flexibility.models import Recommendation, RunStatus
+    from flexibility.planning import services as runs
+    from flexibility.planning.models import Recommendation, RunStatus
     from hub_bridge.provision import spec_for_hub
     from hub_bridge.services import issue_hub_credentials
 

@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from devices.models import Device, Hub
-from flexibility.models import Notification
+from flexibility.notifications.models import Notification
 from hub_bridge.models import CommandState, HubCommand
 from hub_bridge.provision import provision_simulated_hubs
 from tests.plugins.mqtt import wait_for

@@ -1,8 +1,10 @@
 """MQTT fixtures: a private Mosquitto per test session, the real listener, the relay worker.
 
-    mqtt_broker            session: `mosquitto -c <generated conf>` on a free port, allow_anonymous
-                           false, password + ACL files written by `manage.py mqtt_credentials`,
-                           persistence on (so restart() keeps queued messages). Killed on teardown.
+    mqtt_broker            session: `mosquitto -c <generated conf>` with two listeners on free ports, as
+                           docker/mosquitto/mosquitto.conf: hubs on `hub_port` (client id = username), cloud
+                           services on `port`; allow_anonymous false, password + ACL files per listener written
+                           by `manage.py mqtt_credentials`, persistence on (so restart() keeps queued messages).
+                           Killed on teardown.
     hub_env                function: points this process's settings at the private broker and a
                            topic prefix unique to the session; returns the env for subprocesses.
     hub_listener           function: `manage.py hub_listener` subprocess against the test database.
@@ -65,10 +67,13 @@ class Broker:
 
     def __init__(self, directory: Path, prefix: str):
         self.dir = directory
-        self.port = free_port()
+        self.port = free_port()  # cloud services (relay, listener, admin)
+        self.hub_port = free_port()
         self.prefix = prefix
         self.password_file = directory / "passwd"
         self.acl_file = directory / "acl"
+        self.service_password_file = directory / "service-passwd"
+        self.service_acl_file = directory / "service-acl"
         self.log_file = directory / "mosquitto.log"
         self.conf = directory / "mosquitto.conf"
         self.proc: subprocess.Popen | None = None
@@ -77,11 +82,16 @@ class Broker:
         self._canary = 0
         self.conf.write_text("\n".join([
             f"user {getpass.getuser()}",  # as root, mosquitto would otherwise drop to `mosquitto`
-            "per_listener_settings false",
-            f"listener {self.port} 127.0.0.1",
+            "per_listener_settings true",
+            f"listener {self.hub_port} 127.0.0.1",
             "allow_anonymous false",
             f"password_file {self.password_file}",
             f"acl_file {self.acl_file}",
+            "use_username_as_clientid true",
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous false",
+            f"password_file {self.service_password_file}",
+            f"acl_file {self.service_acl_file}",
             "persistence true",
             f"persistence_location {directory}/",
             "autosave_interval 1",
@@ -93,22 +103,26 @@ class Broker:
         ]))
         # Cloud accounts only until the first sync writes the hubs too.
         from hub_bridge.broker_config import acl_lines
-        from hub_bridge.credentials import mosquitto_hash
+        from devices.hub_credentials import mosquitto_hash
 
-        self.password_file.write_text("".join(f"{u}:{mosquitto_hash(s)}\n" for u, s in self.accounts.values()))
-        self.acl_file.write_text("\n".join(
+        self.service_password_file.write_text("".join(f"{u}:{mosquitto_hash(s)}\n" for u, s in self.accounts.values()))
+        self.service_acl_file.write_text("\n".join(
             line for role, (u, _) in self.accounts.items() for line in acl_lines(prefix, u, (role,))) + "\n")
+        self.password_file.write_text("")
+        self.acl_file.write_text("")
 
     def url(self, role: str | None = None, username: str | None = None, secret: str | None = None) -> str:
+        """A cloud role's URL (services' listener), or the hubs' listener without a role."""
         if role:
             username, secret = self.accounts[role]
         auth = f"{username}:{secret}@" if username else ""
-        return f"mqtt://{auth}127.0.0.1:{self.port}"
+        return f"mqtt://{auth}127.0.0.1:{self.port if role else self.hub_port}"
 
     def start(self) -> "Broker":
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for(lambda: port_open(self.port) or self.proc.poll() is not None, 15, "mosquitto to listen")
+        wait_for(lambda: (port_open(self.port) and port_open(self.hub_port)) or self.proc.poll() is not None, 15,
+                 "mosquitto to listen")
         if self.proc.poll() is not None:
             raise RuntimeError(f"mosquitto exited {self.proc.returncode}: {self.log()}")
         return self
@@ -143,10 +157,13 @@ class Broker:
         canary = (f"canary-{self._canary}-{uuid.uuid4().hex[:4]}", secrets.token_urlsafe(12))
         services = [f"{u}:{s}:{role}" for role, (u, s) in self.accounts.items()] + [f"{canary[0]}:{canary[1]}:admin"]
         call_command("mqtt_credentials", password_file=str(self.password_file), acl_file=str(self.acl_file),
+                     service_password_file=str(self.service_password_file),
+                     service_acl_file=str(self.service_acl_file),
                      service=services, prefix=self.prefix, reload_pid=self.proc.pid, stdout=open(os.devnull, "w"))
-        wait_for(lambda: self.can_connect(*canary), 10, "mosquitto to reload its password file")
+        wait_for(lambda: self.can_connect(*canary), 10, "mosquitto to reload its password files")
 
-    def can_connect(self, username: str, secret: str) -> bool:
+    def can_connect(self, username: str, secret: str, hub: bool = False) -> bool:
+        """Whether the account logs in on the services' listener (or, with `hub`, the hubs')."""
         import paho.mqtt.client as paho
         from paho.mqtt.enums import CallbackAPIVersion
 
@@ -155,7 +172,7 @@ class Broker:
         result = {}
         client.on_connect = lambda c, u, f, rc, p: result.setdefault("rc", rc)
         try:
-            client.connect("127.0.0.1", self.port, keepalive=5)
+            client.connect("127.0.0.1", self.hub_port if hub else self.port, keepalive=5)
             deadline = time.monotonic() + 2
             while "rc" not in result and time.monotonic() < deadline:
                 client.loop(0.05)

@@ -7,8 +7,9 @@ import pytest
 from django.utils import timezone
 
 from devices.models import Cycle, DoNotDisturbWindow, Measurement, SignalSeries
-from flexibility import problem_builder, services
-from flexibility.models import Notification, OptimizationRun, Recommendation, RunStatus, Schedule
+from flexibility.planning import problem_builder, services, slots
+from flexibility.planning.models import OptimizationRun, Recommendation, RunStatus, Schedule
+from flexibility.notifications.models import Notification
 from flexibility.optimizer import problem_from_dict
 from hub_bridge.models import HubCommand
 
@@ -42,7 +43,7 @@ def test_thermal_storage_energy_and_do_not_disturb(home, now):
     ComfortPreference.objects.create(device=wh, temperature_min_c=45, temperature_max_c=65)
     Measurement.objects.create(home=home, device=wh, time=now, temperature_c=55)
     SignalSeries.objects.create(kind=SignalKind.HEAT_DEMAND, home=home, device=wh, resolution_minutes=60,
-                                start=problem_builder.floor_to_slot(now, 60) - timedelta(hours=1), values=[300.0] * 30)
+                                start=slots.floor_to_slot(now, 60) - timedelta(hours=1), values=[300.0] * 30)
     local = now.astimezone(home.tzinfo)
     DoNotDisturbWindow.objects.create(home=home, weekday=local.weekday(), start_time=datetime.min.time().replace(hour=23),
                                       end_time=datetime.min.time().replace(hour=7))
@@ -54,12 +55,12 @@ def test_thermal_storage_energy_and_do_not_disturb(home, now):
     dnd = problem["do_not_disturb"]
     assert dnd, "the 23:00-07:00 window of today must fall in the next 24 h"
     first_start = datetime.fromisoformat(dnd[0]["start"]).astimezone(home.tzinfo)
-    assert first_start.hour in (23, local.hour) or first_start == problem_builder.floor_to_slot(now)
+    assert first_start.hour in (23, local.hour) or first_start == slots.floor_to_slot(now)
     problem_from_dict(problem)
 
 
 def test_missing_forecast_is_422_and_nothing_is_queued(owner, owner_client, now):
-    from bench.fleet import seed_area_signals, seed_standard_home
+    from tests.factories.homes import seed_area_signals, seed_standard_home
 
     seed_area_signals(now)
     bare = seed_standard_home(owner, "No forecast", now, with_load=False)
@@ -129,7 +130,7 @@ def test_eager_run_stores_schedule_recommendations_and_notifies(home, owner, own
 
 
 def test_automatic_management_sends_commands_to_the_hub(owner, now, django_capture_on_commit_callbacks):
-    from bench.fleet import seed_area_signals, seed_standard_home
+    from tests.factories.homes import seed_area_signals, seed_standard_home
 
     seed_area_signals(now)
     auto = seed_standard_home(owner, "Automatic", now, hub=True, automatic=True)

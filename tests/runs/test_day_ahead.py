@@ -9,10 +9,10 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
-from bench.fleet import seed_area_signals, seed_standard_home
+from tests.factories.homes import seed_area_signals, seed_standard_home
 from devices.models import Home
-from flexibility import problem_builder, services
-from flexibility.models import FleetRun, OptimizationRun, RunStatus, RunTrigger
+from flexibility.planning import services, slots
+from flexibility.planning.models import FleetRun, OptimizationRun, RunStatus, RunTrigger
 
 from .test_workers import QUEUES, wait_for
 
@@ -58,7 +58,7 @@ def test_each_zone_is_planned_once_after_its_own_local_day_ahead_time(owner, set
     for home in lisbon:
         (run,) = runs[home.pk]
         assert run.status == RunStatus.QUEUED, run.error
-        assert (run.horizon_start, run.horizon_end) == problem_builder.local_day_horizon(home, lisbon_day)
+        assert (run.horizon_start, run.horizon_end) == slots.local_day_horizon(home, lisbon_day)
         assert run.horizon_start.astimezone(ZoneInfo(LISBON)).time() == time(0, 0)
     assert all(runs[h.pk] == [] for h in tokyo + tokyo_out)
 

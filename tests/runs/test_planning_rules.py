@@ -21,9 +21,9 @@ def test_identical_request_answers_the_existing_run_with_its_schedule(home, owne
 def test_missing_forecast_422_names_the_exact_missing_span_in_fields(owner, owner_client, now):
     from datetime import timedelta
 
-    from bench.fleet import seed_area_signals, seed_standard_home
+    from tests.factories.homes import seed_area_signals, seed_standard_home
     from devices.models import SignalKind, SignalSeries
-    from flexibility.problem_builder import floor_to_slot
+    from flexibility.planning.slots import floor_to_slot
 
     seed_area_signals(now - timedelta(hours=1))
     home = seed_standard_home(owner, "Short forecast", now, with_load=False)

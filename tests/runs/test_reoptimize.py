@@ -5,11 +5,11 @@ from datetime import timedelta
 
 import pytest
 
-from bench.fleet import seed_standard_home
+from tests.factories.homes import seed_standard_home
 from devices.models import Cycle, Device
-from flexibility import problem_builder
-from flexibility.models import OptimizationRun, RunStatus, RunTrigger
-from flexibility.reoptimize import request_reoptimization
+from flexibility.planning import slots
+from flexibility.planning.models import OptimizationRun, RunStatus, RunTrigger
+from flexibility.planning.services import schedule_reoptimization
 
 from .conftest import client_for
 from .test_workers import QUEUES, final_run, wait_for
@@ -41,11 +41,11 @@ def test_triggers_within_the_window_make_one_run_per_home(home, owner, now, sett
     probe = seed_standard_home(owner, "Probe home", now)
     worker = celery_worker(queues=QUEUES, concurrency=1)
     for reason in ("cycle_created", "comfort_changed", "load_forecast_replaced", "cycle_changed"):
-        request_reoptimization(home.pk, reason)
-    request_reoptimization(other.pk, "cycle_created")
+        schedule_reoptimization(home.pk, reason)
+    schedule_reoptimization(other.pk, "cycle_created")
     # A task due after every task above (same countdown, later ETA; one pool process): once its run
     # exists, every re-optimization sent before it has run too.
-    from tasks.optimization import reoptimize_home
+    from tasks.planning import reoptimize_home
 
     reoptimize_home.apply_async(args=[probe.pk, "probe"], countdown=2)
     wait_for(lambda: reoptimize_runs(probe), timeout=60, what="the probe run", worker=worker)
@@ -59,7 +59,7 @@ def test_triggers_within_the_window_make_one_run_per_home(home, owner, now, sett
     # The window is over once the task ran: the next trigger (after a real change) plans again.
     washer_cycle = Cycle.objects.get(device__home=home, device__serial_number="WM-1")
     Cycle.objects.filter(pk=washer_cycle.pk).update(latest_end=washer_cycle.latest_end - timedelta(minutes=30))
-    request_reoptimization(home.pk, "cycle_changed")
+    schedule_reoptimization(home.pk, "cycle_changed")
     wait_for(lambda: len(reoptimize_runs(home)) == 2, timeout=60, what="a second run after the window",
              worker=worker)
 
@@ -68,7 +68,7 @@ def test_new_cycle_through_the_api_re_plans_the_remaining_horizon(home, owner, n
     settings.OPTIMIZATION_REOPTIMIZE_DEBOUNCE_S = 1
     worker = celery_worker(queues=QUEUES, concurrency=1)
     washer = Device.objects.get(home=home, serial_number="WM-1")
-    slot = problem_builder.floor_to_slot(now)
+    slot = slots.floor_to_slot(now)
     response = client_for(owner).post("/api/v1/cycles/", {
         "device": washer.pk, "sequence_id": "WM-1-api", "program": "quick 30",
         "earliest_start": (slot + timedelta(hours=14)).isoformat(),
@@ -80,6 +80,6 @@ def test_new_cycle_through_the_api_re_plans_the_remaining_horizon(home, owner, n
     (run,) = wait_for(lambda: reoptimize_runs(home), timeout=60, what="the re-optimization run", worker=worker)
     run = final_run(run.pk, worker=worker)
     assert run.status == RunStatus.SUCCEEDED, (run.error, worker.log())
-    assert run.horizon_start == problem_builder.floor_to_slot(run.queued_at), "the remaining horizon, from now"
+    assert run.horizon_start == slots.floor_to_slot(run.queued_at), "the remaining horizon, from now"
     assert f"cycle-{cycle.pk}" in {c["id"] for c in run.problem["cycles"]}
     assert f"cycle-{cycle.pk}" in run.schedule.devices

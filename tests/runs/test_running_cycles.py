@@ -6,14 +6,14 @@ from datetime import datetime, timedelta
 import pytest
 
 from devices.models import Cycle, CycleState, Device
-from flexibility import problem_builder
+from flexibility.planning import problem_builder, slots
 from flexibility.optimizer import problem_from_dict, solve
 
 pytestmark = pytest.mark.django_db
 
 
 def test_running_cycle_is_fixed_and_its_remaining_power_is_planned(home, now):
-    start = problem_builder.floor_to_slot(now)
+    start = slots.floor_to_slot(now)
     washer = Device.objects.get(home=home, serial_number="WM-1")
     dishwasher = Device.objects.get(home=home, serial_number="DW-1")
     # Washer profile: 13 min 200 W, 47 min 1000 W, 14 min 100 W; started 30 min before the horizon.
@@ -57,7 +57,7 @@ def test_running_cycle_is_fixed_and_its_remaining_power_is_planned(home, now):
 
 
 def test_running_cycle_that_ended_before_the_horizon_is_left_out(home, now):
-    start = problem_builder.floor_to_slot(now)
+    start = slots.floor_to_slot(now)
     washer = Device.objects.get(home=home, serial_number="WM-1")
     started = start - timedelta(hours=3)  # 74-minute program: over long before now
     Cycle.objects.filter(device=washer).update(state=CycleState.RUNNING, scheduled_start=started,

@@ -14,10 +14,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from bench.fleet import seed_area_signals, seed_standard_home
+from tests.factories.homes import seed_area_signals, seed_standard_home
 from devices.models import Cycle, Device, DeviceType, SignalKind, SignalSeries, TariffKind
-from flexibility import problem_builder, services
-from flexibility.models import OptimizationRun, RunStatus, Schedule
+from flexibility.planning import problem_builder, services, slots
+from flexibility.planning.models import OptimizationRun, RunStatus, Schedule
 
 from .conftest import client_for
 
@@ -57,7 +57,7 @@ def test_submit_run_and_read_schedule_over_the_api(home, owner_client, celery_wo
     assert owner_client.get(f"/api/v1/homes/{home.pk}/schedules/latest").json()["run"] == run.pk
     assert OptimizationRun.objects.filter(home=home).count() == 1
     # A second delivery of the same task (e.g. after a broker redelivery) writes nothing new.
-    from tasks.optimization import solve_run
+    from tasks.planning import solve_run
 
     solve_run.delay(run.pk)
     probe = services.submit_run(home, force=True)[0]  # sent after the duplicate: when it is done, so is the duplicate
@@ -73,7 +73,7 @@ def _slow_home(owner, now):
     home.tariff_kind, home.tariff = TariffKind.DYNAMIC, None
     home.save()
     home.devices.filter(device_type=DeviceType.EV_CHARGER).delete()
-    start = problem_builder.floor_to_slot(now)
+    start = slots.floor_to_slot(now)
     SignalSeries.objects.create(kind=SignalKind.IMPORT_PRICE, home=home, start=start, resolution_minutes=15,
                                 values=[round(0.1 + 0.1 * ((t * 7) % 13) / 13, 4) for t in range(24 * 4 + 8)])
     for i in range(12):

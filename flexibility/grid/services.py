@@ -1,0 +1,351 @@
+"""Actions that write grid flexibility: service accounts, offers, activations, shares."""
+from __future__ import annotations
+
+import logging
+import zoneinfo
+from datetime import date, datetime, time, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from devices.models import Home
+from energy_manager.errors import Conflict, NotFound, Unprocessable
+from flexibility.optimizer import envelope, problem_from_dict
+from flexibility.planning.models import OptimizationRun, RunStatus, RunTrigger
+from flexibility.planning.problem_builder import MissingData, build_problem
+from flexibility.planning.services import execute_run, submit_run
+from flexibility.planning.slots import RESOLUTION_MIN, SLOT, local_day_horizon, slot_count
+
+from . import selectors as sel
+from . import signals
+from .disaggregation import BeyondOffer, disaggregate
+from .models import (
+    Activation, ActivationMode, ActivationShare, ActivationStatus, FlexibilityOffer, Portfolio, ServiceAccount,
+    ServiceRole, ShareStatus,
+)
+from .service_auth import hash_key, new_api_key
+
+log = logging.getLogger(__name__)
+EPS_KW = 1e-6
+
+
+# --- Service accounts -------------------------------------------------------------
+
+@transaction.atomic
+def create_service_account(name: str, role: str = ServiceRole.AGGREGATOR, portfolios: list[Portfolio] = ()) -> tuple[ServiceAccount, str]:
+    """Create an account and return its API key: shown once, only its hash is kept."""
+    prefix, key = new_api_key()
+    account = ServiceAccount(name=name, role=role, key_prefix=prefix, key_hash=hash_key(key))
+    account.full_clean()
+    account.save()
+    account.portfolios.set(portfolios)
+    return account, key
+
+
+@transaction.atomic
+def rotate_service_account_key(account: ServiceAccount) -> str:
+    prefix, key = new_api_key()
+    account.key_prefix, account.key_hash = prefix, hash_key(key)
+    account.save(update_fields=["key_prefix", "key_hash"])
+    return key
+
+
+# --- Offers ------------------------------------------------------------------------
+
+def delivery_window(home: Home, day: date) -> tuple[datetime, int]:
+    """First slot (aware) and slot count of a local delivery day (92/96/100 on DST days)."""
+    start, end = local_day_horizon(home, day)
+    return start, slot_count(start, end)
+
+
+def gate_closure(home: Home, day: date) -> datetime:
+    """FLEX_GATE_CLOSURE_LOCAL_TIME on the day before delivery, in the home's time zone."""
+    hh, mm = (int(p) for p in settings.FLEX_GATE_CLOSURE_LOCAL_TIME.split(":"))
+    local = datetime.combine(day - timedelta(days=1), time(hh, mm), tzinfo=zoneinfo.ZoneInfo(home.timezone))
+    return local.astimezone(zoneinfo.ZoneInfo("UTC"))
+
+
+def _per_slot(envelope: dict, name: str) -> list[float]:
+    """One per-slot series of envelope(problem).to_dict()."""
+    return [float(v) for v in envelope[name]]
+
+
+def offer_series_from_envelope(envelope: dict) -> dict[str, list[float]]:
+    """Baseline and limits in kW, and the opportunity cost per kW of moving to each limit."""
+    base = _per_slot(envelope, "baseline_kw")
+    lo = [min(v, b) for v, b in zip(_per_slot(envelope, "min_kw"), base)]
+    hi = [max(v, b) for v, b in zip(_per_slot(envelope, "max_kw"), base)]
+    cost_lo = _per_slot(envelope, "cost_min_eur")
+    cost_hi = _per_slot(envelope, "cost_max_eur")
+    up = [max(0.0, c) / (h - b) if h - b > EPS_KW else 0.0 for c, h, b in zip(cost_hi, hi, base)]
+    down = [max(0.0, c) / (b - l) if b - l > EPS_KW else 0.0 for c, l, b in zip(cost_lo, lo, base)]
+    return {"baseline_kw": base, "min_kw": lo, "max_kw": hi, "price_up_eur_per_kw": up, "price_down_eur_per_kw": down}
+
+
+@transaction.atomic
+def save_offer(home: Home, day: date, envelope: dict, run=None, now: datetime | None = None) -> FlexibilityOffer:
+    """Write (or refresh) the home's offer for `day`; a frozen offer is never changed."""
+    now = now or timezone.now()
+    start, slots = delivery_window(home, day)
+    closure = gate_closure(home, day)
+    offer = FlexibilityOffer.objects.select_for_update().filter(home=home, delivery_day=day).first()
+    if offer is not None and (offer.frozen or now >= offer.gate_closure):
+        if not offer.frozen:
+            offer.frozen = True
+            offer.save(update_fields=["frozen", "updated_at"])
+        return offer
+    series = offer_series_from_envelope(envelope)
+    if len(series["baseline_kw"]) != slots:
+        raise ValueError(f"Envelope has {len(series['baseline_kw'])} slots, the delivery day {slots}")
+    offer = offer or FlexibilityOffer(home=home, delivery_day=day)
+    offer.start, offer.resolution_minutes, offer.slots = start, RESOLUTION_MIN, slots
+    offer.gate_closure, offer.frozen, offer.run = closure, now >= closure, run
+    for name, values in series.items():
+        setattr(offer, name, values)
+    offer.full_clean()
+    offer.save()
+    return offer
+
+
+def build_offer(home_id: int, day: date, now: datetime | None = None) -> FlexibilityOffer | None:
+    """Plan the delivery day's envelope for one home and store it as its offer.
+
+    None when the home does not contribute (not opted in, no device the HEMS may plan)
+    or its data cannot describe the day (problem_builder.MissingData, logged).
+    """
+    home = Home.objects.get(pk=home_id)
+    if not sel.home_contributes(home):
+        return None
+    existing = FlexibilityOffer.objects.filter(home=home, delivery_day=day).first()
+    if existing is not None and (existing.frozen or (now or timezone.now()) >= existing.gate_closure):
+        return save_offer(home, day, {}, now=now)
+    start, slots = delivery_window(home, day)
+    try:
+        problem = build_problem(home, start, start + SLOT * slots)
+    except MissingData as exc:
+        log.info("No offer for home %s on %s: %s", home_id, day, exc)
+        return None
+    env = envelope(problem_from_dict(problem)).to_dict()
+    if env.get("status") not in ("OPTIMAL", "FEASIBLE") or not env.get("baseline_kw"):
+        log.warning("No offer for home %s on %s: envelope %s (%s)", home_id, day, env.get("status"),
+                    "; ".join(env.get("explanation") or []))
+        return None
+    run = (OptimizationRun.objects.filter(home=home, trigger=RunTrigger.DAY_AHEAD, status=RunStatus.SUCCEEDED,
+                                          horizon_start=start).order_by("-finished_at").first())
+    return save_offer(home, day, env, run=run, now=now)
+
+
+def enqueue_offer_builds(home_ids: list[int], day: date) -> int:
+    """Ask for one offer build per contributing home, after commit (called after the day-ahead runs)."""
+    ids = list(sel.contributing_homes(Home.objects.filter(pk__in=home_ids)).values_list("pk", flat=True))
+    for pk in ids:
+        transaction.on_commit(lambda pk=pk: signals.offer_build_due.send(sender=FlexibilityOffer, home_id=pk,
+                                                                          delivery_day=day))
+    return len(ids)
+
+
+def freeze_due_offers(now: datetime | None = None) -> int:
+    """Mark every offer whose gate has closed as frozen."""
+    now = now or timezone.now()
+    return FlexibilityOffer.objects.filter(frozen=False, gate_closure__lte=now).update(frozen=True, updated_at=now)
+
+
+# --- Activations -------------------------------------------------------------------
+
+class ActivationBeyondOffer(Unprocessable):
+    """Well-formed, but the offers cannot deliver it: carries the maximum available per slot."""
+
+    code = "beyond_offer"
+
+    def __init__(self, message: str, slot_starts: list[datetime], available_min_kw: list[float], available_max_kw: list[float], slots: list[int]):
+        self.available = {
+            "start": [s.isoformat() for s in slot_starts],
+            "min_kw": [round(v, 6) for v in available_min_kw],
+            "max_kw": [round(v, 6) for v in available_max_kw],
+            "slots_beyond": slots,
+        }
+        super().__init__(message, extra={"available": self.available})
+
+
+def _offers_covering(homes, start: datetime, slots: int) -> list[FlexibilityOffer]:
+    end = start + SLOT * slots
+    candidates = FlexibilityOffer.objects.filter(
+        home__in=sel.contributing_homes(homes), start__lte=start, start__gt=start - timedelta(hours=26)
+    ).select_related("home")
+    return [
+        o for o in candidates
+        if o.end >= end and int((start - o.start).total_seconds()) % (o.resolution_minutes * 60) == 0
+    ]
+
+
+@transaction.atomic
+def create_activation(
+    principal,
+    *,
+    start: datetime,
+    requested_min_kw: list[float | None],
+    requested_max_kw: list[float | None],
+    mode: str,
+    home: Home | None = None,
+    portfolio: Portfolio | None = None,
+    external_id: str = "",
+    now: datetime | None = None,
+) -> Activation:
+    """Check the request against the offers, split it at least cost and queue each home's re-plan.
+
+    404 outside the principal's portfolios, 409 once the delivery window has begun, 422 beyond
+    what the offers allow (with the available range per slot).
+    """
+    now = now or timezone.now()
+    slots = len(requested_min_kw)
+    if home is not None:
+        if not sel.homes_for(principal).filter(pk=home.pk).exists():
+            raise NotFound("Home not found.")
+        homes = Home.objects.filter(pk=home.pk)
+    else:
+        if not sel.portfolios_for(principal).filter(pk=portfolio.pk).exists():
+            raise NotFound("Portfolio not found.")
+        homes = portfolio.homes.all()
+    end = start + SLOT * slots
+    if start <= now:
+        raise Conflict(
+            f"The delivery window starting {start.isoformat()} has already begun or passed "
+            f"(now {now.isoformat()}); activations must come before the first slot."
+            if end > now else f"The delivery window ended at {end.isoformat()}."
+        )
+    offers = _offers_covering(homes, start, slots)
+    if not offers:
+        raise Unprocessable("No flexibility offer covers this window.")
+    first = {o.home_id: int((start - o.start).total_seconds()) // (o.resolution_minutes * 60) for o in offers}
+    envelopes = {o.home_id: sel.envelope_of(o, first[o.home_id], slots) for o in offers}
+    try:
+        split = disaggregate(requested_min_kw, requested_max_kw, envelopes)
+    except BeyondOffer as err:
+        starts = [start + i * SLOT for i in range(slots)]
+        detail = "; ".join(
+            f"{starts[t].isoformat()}: {err.available_min_kw[t]:.3f}..{err.available_max_kw[t]:.3f} kW" for t in err.slots[:8]
+        )
+        raise ActivationBeyondOffer(
+            f"The request is beyond the offered flexibility in {len(err.slots)} slot(s). Available net import per slot "
+            f"(min..max): {detail}{' ...' if len(err.slots) > 8 else ''}",
+            starts, err.available_min_kw, err.available_max_kw, err.slots,
+        ) from None
+    offer_by_home = {o.home_id: o for o in offers}
+    activation = Activation(
+        service_account=principal if isinstance(principal, ServiceAccount) else None,
+        requested_by=None if isinstance(principal, ServiceAccount) else principal,
+        home=home, portfolio=portfolio, delivery_day=offers[0].delivery_day, mode=mode,
+        start=start, resolution_minutes=RESOLUTION_MIN, slots=slots,
+        requested_min_kw=list(requested_min_kw), requested_max_kw=list(requested_max_kw),
+        external_id=external_id, cost_eur=split.cost_eur,
+    )
+    activation.full_clean()
+    activation.save()
+    shares = []
+    for home_id, share in split.shares.items():
+        env = envelopes[home_id]
+        moves = any(
+            v is not None and abs(v - b) > EPS_KW for v, b in zip(share.target_kw, env.baseline_kw)
+        )
+        shares.append(ActivationShare(
+            activation=activation, home_id=home_id, offer=offer_by_home[home_id],
+            target_kw=share.target_kw, min_kw=share.min_kw, max_kw=share.max_kw, cost_eur=share.cost_eur,
+            status=ShareStatus.QUEUED if moves else ShareStatus.PLANNED,
+            planned_kw=None if moves else list(env.baseline_kw),
+            message="" if moves else "The current plan already meets this share.",
+        ))
+    ActivationShare.objects.bulk_create(shares, batch_size=500)
+    queued = list(activation.shares.filter(status=ShareStatus.QUEUED).values_list("pk", flat=True))
+    if not queued:
+        _settle(activation)
+    else:
+        def announce() -> None:
+            for pk in queued:
+                signals.share_replan_due.send(sender=ActivationShare, share_pk=pk)
+
+        transaction.on_commit(announce)
+    return activation
+
+
+def share_grid_request(share: ActivationShare, offer: FlexibilityOffer) -> tuple[datetime, datetime, dict]:
+    """The share as hard per-slot bounds on net import over the offer's delivery day."""
+    act = share.activation
+    first = int((act.start - offer.start).total_seconds()) // (offer.resolution_minutes * 60)
+    lo: list[float | None] = [None] * offer.slots
+    hi: list[float | None] = [None] * offer.slots
+    for t in range(act.slots):
+        lo[first + t], hi[first + t] = share.min_kw[t], share.max_kw[t]
+    return offer.start, offer.end, {"min_net_import_kw": lo, "max_net_import_kw": hi, "penalty_eur_per_kwh": None}
+
+
+def replan_share(share_id: int) -> ActivationShare:
+    """Task body: re-optimize the share's home with its bounds as hard constraints.
+
+    The run is recorded through the runs service and solved right here (execute_run), so
+    the share is settled without waiting; the solve message submit_run also sends finds
+    the run final and does nothing. Storing the result dispatches the new plan: commands
+    for devices under automatic management, recommendations and a notification otherwise.
+    """
+    share = ActivationShare.objects.select_related("activation", "home", "offer").get(pk=share_id)
+    if share.status != ShareStatus.QUEUED:
+        return share
+    if share.run_id is None:
+        start, end, grid_request = share_grid_request(share, share.offer)
+        try:
+            with transaction.atomic():
+                run, _ = submit_run(share.home, trigger=RunTrigger.ACTIVATION, horizon_start=start,
+                                         horizon_end=end, grid_request=grid_request, force=True)
+                ActivationShare.objects.filter(pk=share.pk).update(run=run)
+        except MissingData as exc:
+            return record_share_failure(share.pk, str(exc))
+    else:
+        run = share.run
+    execute_run(run.pk)
+    return record_share_plan(share.pk, OptimizationRun.objects.get(pk=run.pk))
+
+
+@transaction.atomic
+def record_share_failure(share_id: int, message: str) -> ActivationShare:
+    share = ActivationShare.objects.select_for_update(of=("self",)).select_related("activation").get(pk=share_id)
+    share.status, share.message = ShareStatus.FAILED, message
+    share.save()
+    _settle(share.activation)
+    return share
+
+
+@transaction.atomic
+def record_share_plan(share_id: int, run) -> ActivationShare:
+    """Store the outcome of the share's run and settle the activation once every share is done."""
+    share = ActivationShare.objects.select_for_update(of=("self",)).select_related("activation", "offer").get(pk=share_id)
+    share.run = run
+    if run.status in (RunStatus.QUEUED, RunStatus.RUNNING):
+        share.save()
+        return share
+    if run.status == RunStatus.SUCCEEDED and hasattr(run, "schedule"):
+        act, schedule = share.activation, run.schedule
+        first = int((act.start - schedule.start).total_seconds()) // (schedule.resolution_minutes * 60)
+        share.planned_kw = [float(v) for v in schedule.net_import_kw[first:first + act.slots]]
+        share.status, share.message = ShareStatus.PLANNED, ""
+    elif run.status == RunStatus.INFEASIBLE:
+        share.status, share.message = ShareStatus.INFEASIBLE, "; ".join(run.explanation or []) or "Infeasible."
+    else:
+        share.status, share.message = ShareStatus.FAILED, run.error or f"Run ended {run.status}."
+    share.save()
+    _settle(share.activation)
+    return share
+
+
+def _settle(activation: Activation) -> None:
+    activation = Activation.objects.select_for_update().get(pk=activation.pk)
+    counts = {s: activation.shares.filter(status=s).count() for s in ShareStatus.values}
+    if counts[ShareStatus.QUEUED]:
+        return
+    if counts[ShareStatus.PLANNED] == sum(counts.values()):
+        activation.status = ActivationStatus.PLANNED
+    elif counts[ShareStatus.PLANNED]:
+        activation.status = ActivationStatus.PARTIAL
+    else:
+        activation.status = ActivationStatus.FAILED
+    activation.planned_at = timezone.now()
+    activation.save(update_fields=["status", "planned_at"])

@@ -1,0 +1,10 @@
+"""Events of grid flexibility that ask for work; the `tasks` app's receivers send the messages."""
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+# kwargs: home_id (int), delivery_day (date). After commit: build the home's offer for the day.
+offer_build_due = Signal()
+
+# kwargs: share_pk (int). After commit: re-plan the share's home under the activation's bounds.
+share_replan_due = Signal()

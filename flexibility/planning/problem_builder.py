@@ -1,0 +1,418 @@
+"""Database rows -> optimizer problem dict (flexibility/optimizer/FORMAT.md).
+
+The one place that decides what the optimizer is told about a home. Nothing is
+made up: a missing tariff, price, CO2 or forecast series for the horizon, or a
+cycle that can no longer run, raises `MissingData` naming what is missing (the
+API answers 422 before anything is queued).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+from typing import Any, Iterable, Optional
+
+from django.utils import timezone
+
+from devices.models import (
+    SHIFTABLE_TYPES, THERMAL_TYPES, Cycle, CycleState, Device, DeviceType, EVSession, Home, Measurement,
+    Objective, SignalKind, SignalSeries, TariffKind,
+)
+from devices.power_profiles import profile_duration_minutes
+from devices.tariffs import price_series
+from energy_manager.errors import Unprocessable
+
+from .slots import MAX_HORIZON_H, RESOLUTION_MIN, default_horizon, floor_to_slot
+
+WATER_KWH_PER_LITRE_KELVIN = 4.186 / 3600.0  # specific heat of water: 4.186 kJ/(kg K), 1 kWh = 3600 kJ
+
+
+class MissingData(Unprocessable):
+    """The stored data cannot describe the home over the horizon.
+
+    `fields` maps what is missing (e.g. "load_forecast", "devices[12].pv_forecast", "tariff") to messages
+    naming the exact uncovered spans; `missing` is the flat list of those messages.
+    """
+
+    def __init__(self, fields: dict[str, list[str]]):
+        fields = {name: list(messages) for name, messages in fields.items()}
+        self.missing = [m for messages in fields.values() for m in messages]
+        super().__init__("Missing data for the optimization: " + "; ".join(self.missing) + ".", fields=fields)
+
+
+def input_hash(problem: dict, backend: str, time_limit_s: float) -> str:
+    """Stable digest of what a run solves: same hash = same answer."""
+    canonical = json.dumps({"problem": problem, "backend": backend, "time_limit_s": float(time_limit_s)},
+                           sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# ----------------------------------------------------------------------------- signals
+def _slot_values(series: list[SignalSeries], start: datetime, slots: int, res_min: int) -> list[Optional[float]]:
+    """Per slot: the mean of the newest series that covers the whole slot, or None."""
+    out: list[Optional[float]] = [None] * slots
+    step = timedelta(minutes=res_min)
+    for s in series:  # newest first: the first series that covers a slot wins
+        s_res = timedelta(minutes=s.resolution_minutes)
+        for t in range(slots):
+            if out[t] is not None:
+                continue
+            a, b = start + t * step, start + (t + 1) * step
+            if a < s.start or b > s.end:
+                continue
+            # Value-weighted mean over the sub-intervals of the slot (handles finer and coarser series).
+            i0 = int((a - s.start) / s_res)
+            i1 = int(((b - s.start) - timedelta(microseconds=1)) / s_res)
+            total = 0.0
+            for i in range(i0, i1 + 1):
+                lo = max(a, s.start + i * s_res)
+                hi = min(b, s.start + (i + 1) * s_res)
+                total += float(s.values[i]) * (hi - lo).total_seconds()
+            out[t] = total / step.total_seconds()
+    return out
+
+
+def _series(kind: str, start: datetime, end: datetime, **scope: Any) -> list[SignalSeries]:
+    qs = SignalSeries.objects.filter(kind=kind, start__lt=end, **scope).order_by("-created_at", "-id")
+    return [s for s in qs if s.end > start]
+
+
+def signal_slots(home: Home, kind: str, start: datetime, slots: int, res_min: int = RESOLUTION_MIN,
+                 device: Optional[Device] = None) -> list[Optional[float]]:
+    """Per-slot values of a signal for a home; None where no series covers the slot.
+
+    Prices and CO2: a home-specific series wins over the area (home country) series.
+    Forecasts: a device-specific series wins over the home-level one.
+    """
+    end = start + timedelta(minutes=res_min * slots)
+    if kind in (SignalKind.LOAD_FORECAST, SignalKind.PV_FORECAST, SignalKind.HEAT_DEMAND):
+        layers = []
+        if device is not None:
+            layers.append(_series(kind, start, end, home=home, device=device))
+        layers.append(_series(kind, start, end, home=home, device__isnull=True))
+    else:
+        layers = [_series(kind, start, end, home=home),
+                  _series(kind, start, end, home__isnull=True, area=home.country)]
+    return _slot_values([s for layer in layers for s in layer], start, slots, res_min)
+
+
+def signal_for_home(home: Home, kind: str, start: datetime, slots: int, res_min: int = RESOLUTION_MIN,
+                    device: Optional[Device] = None) -> Optional[list[float]]:
+    """Per-slot values of a signal for a home, or None when any slot is uncovered."""
+    values = signal_slots(home, kind, start, slots, res_min, device)
+    return None if any(v is None for v in values) else [float(v) for v in values]
+
+
+def uncovered_spans(values: list[Optional[float]], start: datetime,
+                    res_min: int = RESOLUTION_MIN) -> list[tuple[datetime, datetime]]:
+    """The runs of consecutive uncovered slots, as [from, to) instants."""
+    step = timedelta(minutes=res_min)
+    spans: list[tuple[datetime, datetime]] = []
+    for t, value in enumerate(values):
+        if value is not None:
+            continue
+        a = start + t * step
+        if spans and spans[-1][1] == a:
+            spans[-1] = (spans[-1][0], a + step)
+        else:
+            spans.append((a, a + step))
+    return spans
+
+
+def _hours(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 3600:g} h"
+
+
+def _required_signal(home: Home, kind: str, start: datetime, slots: int, what: str, field: str,
+                     missing: dict[str, list[str]], device: Optional[Device] = None) -> Optional[list[float]]:
+    """The signal over the horizon; else None, and `missing[field]` names exactly which spans lack it."""
+    values = signal_slots(home, kind, start, slots, device=device)
+    spans = uncovered_spans(values, start)
+    if not spans:
+        return [float(v) for v in values]
+    horizon = timedelta(minutes=RESOLUTION_MIN * slots)
+    gaps = ", ".join(f"{a.isoformat()} to {b.isoformat()}" for a, b in spans)
+    lacking = sum((b - a for a, b in spans), timedelta())
+    missing.setdefault(field, []).append(
+        f"{what} ({kind}) for {home} is missing from {gaps} ({_hours(lacking)} of the {_hours(horizon)} horizon)")
+    return None
+
+
+# ----------------------------------------------------------------------------- builder
+def build_problem(
+    home: Home,
+    start: Optional[datetime] = None,
+    end: Optional[datetime] = None,
+    objective: Optional[str] = None,
+    grid_request: Optional[dict] = None,
+    now: Optional[datetime] = None,
+) -> dict:
+    """The optimizer problem for `home` over [start, end) in absolute 15-minute slots.
+
+    `grid_request` (FORMAT.md "grid_request") is passed through for grid-flexibility re-plans.
+    Raises MissingData listing every gap found (not just the first).
+    """
+    now = now or timezone.now()
+    if start is None or end is None:
+        d_start, d_end = default_horizon(now)
+        start, end = start or d_start, end or d_end
+    start, end = floor_to_slot(start), end
+    minutes = (end - start).total_seconds() / 60
+    if minutes <= 0 or minutes % RESOLUTION_MIN:
+        raise ValueError("The horizon must be a positive whole number of 15-minute slots.")
+    if minutes > MAX_HORIZON_H * 60:
+        raise ValueError(f"The horizon must not exceed {MAX_HORIZON_H} h.")
+    slots = int(minutes // RESOLUTION_MIN)
+    missing: dict[str, list[str]] = {}
+    kind = objective or home.objective
+
+    prices = _import_prices(home, start, slots, missing)
+    export = _export_prices(home, start, slots)
+    if kind == Objective.ECONOMIC:
+        co2 = signal_for_home(home, SignalKind.CO2_INTENSITY, start, slots)
+    else:
+        co2 = _required_signal(home, SignalKind.CO2_INTENSITY, start, slots,
+                               f"CO2 intensity for the {kind} objective", "co2_intensity", missing)
+    load = _required_signal(home, SignalKind.LOAD_FORECAST, start, slots, "base load forecast", "load_forecast",
+                            missing)
+
+    devices = list(home.devices.filter(allow_hems=True).select_related("comfort").order_by("id"))
+    problem: dict[str, Any] = {
+        "version": 1,
+        "start": start.isoformat(),
+        "resolution_min": RESOLUTION_MIN,
+        "slots": slots,
+        "timezone": home.timezone,
+        "objective": {"kind": kind, "cost_weight": float(home.objective_cost_weight)},
+        "site": {
+            "import_limit_kw": float(home.import_limit_kw),
+            "export_limit_kw": float(home.export_limit_kw),
+            "import_price_eur_per_kwh": prices,
+            "export_price_eur_per_kwh": export,
+            "base_load_kw": [round(w / 1000.0, 4) for w in load] if load else None,
+        },
+        "do_not_disturb": do_not_disturb_intervals(home, start, end),
+        "cycles": _cycles(devices, start, end, missing),
+        "ev_sessions": _ev_sessions(devices, start, end),
+        "batteries": [_battery(d) for d in devices if d.device_type == DeviceType.BATTERY],
+        "pv": _pv(home, devices, start, slots, missing),
+        "thermal_storages": _thermal(home, devices, start, slots, missing),
+    }
+    if co2 is not None:
+        problem["site"]["co2_g_per_kwh"] = co2
+    if grid_request is not None:
+        problem["grid_request"] = grid_request
+    if missing:
+        raise MissingData(missing)
+    return problem
+
+
+def _import_prices(home: Home, start: datetime, slots: int, missing: dict[str, list[str]]) -> Optional[list[float]]:
+    if home.tariff_kind == TariffKind.DYNAMIC:
+        return _required_signal(home, SignalKind.IMPORT_PRICE, start, slots, "dynamic import prices", "import_price",
+                                missing)
+    if home.tariff is None:
+        missing.setdefault("tariff", []).append(f"{home} has no {home.tariff_kind} tariff assigned")
+        return None
+    return price_series(home.tariff.periods, start, slots, RESOLUTION_MIN, home.timezone)
+
+
+def _export_prices(home: Home, start: datetime, slots: int) -> list[float]:
+    series = signal_for_home(home, SignalKind.EXPORT_PRICE, start, slots)
+    if series is not None:
+        return series
+    flat = float(home.tariff.export_price_eur_per_kwh) if home.tariff is not None else 0.0
+    return [flat] * slots
+
+
+def do_not_disturb_intervals(home: Home, start: datetime, end: datetime) -> list[dict]:
+    """Weekly local-time windows -> absolute intervals overlapping [start, end) (DST-aware)."""
+    zone = home.tzinfo
+    windows = list(home.do_not_disturb_windows.all())
+    out: list[dict] = []
+    day = start.astimezone(zone).date() - timedelta(days=1)  # a window from the day before may run past midnight
+    last = end.astimezone(zone).date()
+    while day <= last:
+        for w in windows:
+            if w.weekday != day.weekday():
+                continue
+            a = datetime.combine(day, w.start_time, tzinfo=zone)
+            end_day = day if w.end_time > w.start_time else day + timedelta(days=1)
+            b = datetime.combine(end_day, w.end_time, tzinfo=zone)
+            a_utc, b_utc = max(a.astimezone(dt_timezone.utc), start), min(b.astimezone(dt_timezone.utc), end)
+            if a_utc < b_utc:
+                out.append({"start": a_utc.isoformat(), "end": b_utc.isoformat()})
+        day += timedelta(days=1)
+    out.sort(key=lambda x: x["start"])
+    return out
+
+
+def _cycles(devices: Iterable[Device], start: datetime, end: datetime, missing: dict[str, list[str]]) -> list[dict]:
+    shiftable = {d.pk: d for d in devices if d.device_type in SHIFTABLE_TYPES}
+    if not shiftable:
+        return []
+    out = []
+    cycles = Cycle.objects.filter(  # a running cycle ends by its latest_end (clean() keeps it inside its window)
+        device_id__in=shiftable, state__in=[CycleState.SCHEDULED, CycleState.RUNNING], latest_end__gt=start,
+        earliest_start__lt=end,
+    ).order_by("earliest_start", "id")
+    for c in cycles:
+        device = shiftable[c.device_id]
+        duration = timedelta(minutes=profile_duration_minutes(c.power_profile))
+        if c.state == CycleState.RUNNING:
+            item = _running_cycle(c, device, duration, start, end)
+            if item is not None:
+                out.append(item)
+            continue
+        if c.latest_end - duration < start:
+            missing.setdefault(f"cycles[{c.pk}]", []).append(
+                f"cycle {c.pk} ({device.name} {c.program or c.sequence_id}): its window "
+                f"{c.earliest_start.isoformat()} to {c.latest_end.isoformat()} has already passed")
+            continue
+        earliest = max(c.earliest_start, start)
+        latest = min(c.latest_end, end)
+        if earliest + duration > latest:
+            continue  # cannot finish inside this horizon: a later horizon plans it
+        item = {
+            "id": f"cycle-{c.pk}",
+            "device": device.serial_number,
+            "name": f"{device.name} {c.program}".strip(),
+            "phases": _phases(c),
+            "earliest_start": earliest.isoformat(),
+            "latest_end": latest.isoformat(),
+            "respect_do_not_disturb": True,
+        }
+        if c.scheduled_start and earliest <= c.scheduled_start and c.scheduled_start + duration <= latest:
+            item["scheduled_start"] = c.scheduled_start.isoformat()
+        out.append(item)
+    return out
+
+
+def _phases(c: Cycle) -> list[dict]:
+    return [{"duration_min": p["duration_min"], "power_w": p["expected_power_w"], "max_power_w": p["max_power_w"]}
+            for p in c.power_profile]
+
+
+def _running_cycle(c: Cycle, device: Device, duration: timedelta, start: datetime, end: datetime) -> Optional[dict]:
+    """A cycle already running since its scheduled start: its start is fixed, so the plan counts the
+    power of its remaining phases (None when it does not overlap the horizon or its start is unknown)."""
+    if c.scheduled_start is None or c.scheduled_start + duration <= start or c.scheduled_start >= end:
+        return None
+    return {
+        "id": f"cycle-{c.pk}", "device": device.serial_number, "name": f"{device.name} {c.program}".strip(),
+        "phases": _phases(c), "earliest_start": c.scheduled_start.isoformat(),
+        "latest_end": (c.scheduled_start + duration).isoformat(), "scheduled_start": c.scheduled_start.isoformat(),
+        "fixed_start": c.scheduled_start.isoformat(), "respect_do_not_disturb": False,
+    }
+
+
+def _ev_sessions(devices: Iterable[Device], start: datetime, end: datetime) -> list[dict]:
+    chargers = {d.pk: d for d in devices if d.device_type == DeviceType.EV_CHARGER}
+    if not chargers:
+        return []
+    out = []
+    for s in EVSession.objects.filter(device_id__in=chargers, departure__gt=start, arrival__lt=end).order_by("arrival"):
+        d = chargers[s.device_id]
+        p = d.parameters
+        item = {
+            "id": f"ev-{s.pk}", "device": d.serial_number, "name": s.vehicle_name or d.name,
+            "arrival": max(s.arrival, start).isoformat(), "departure": min(s.departure, end).isoformat(),
+            "energy_kwh": round(float(s.required_energy_kwh), 4),
+            "min_power_kw": float(p.get("min_power_kw", 0.0)), "max_power_kw": float(p["max_power_kw"]),
+            "phases": int(p.get("phases", 1)), "voltage_v": float(p.get("voltage_v", 230)),
+            "efficiency": float(p.get("efficiency", 1.0)),
+        }
+        if p.get("current_steps_a"):
+            item["current_steps_a"] = list(p["current_steps_a"])
+        out.append(item)
+    return out
+
+
+def _latest_measurement(device: Device, field: str) -> Optional[float]:
+    m = (Measurement.objects.filter(device=device, **{f"{field}__isnull": False})
+         .order_by("-time").values_list(field, flat=True).first())
+    return None if m is None else float(m)
+
+
+def _battery(d: Device) -> dict:
+    p = d.parameters
+    comfort = getattr(d, "comfort", None)
+    reserve = comfort.battery_reserve_pct if comfort and comfort.battery_reserve_pct is not None else 0.0
+    measured = _latest_measurement(d, "soc_pct")
+    initial = float(measured if measured is not None else p["initial_soc_pct"])
+    min_soc = max(float(p.get("min_soc_pct", 0.0)), float(reserve))
+    # A battery measured below its reserve may not be forced above it at once; the reserve applies from there.
+    min_soc = min(min_soc, initial)
+    return {
+        "id": f"battery-{d.pk}", "device": d.serial_number, "name": d.name,
+        "capacity_kwh": float(p["capacity_kwh"]), "initial_soc_pct": initial, "min_soc_pct": min_soc,
+        "final_soc_pct": initial,  # do not plan to end the horizon with less than we started with
+        "max_charge_kw": float(p["max_charge_kw"]), "max_discharge_kw": float(p["max_discharge_kw"]),
+        "charge_efficiency": float(p.get("charge_efficiency", 1.0)),
+        "discharge_efficiency": float(p.get("discharge_efficiency", 1.0)),
+    }
+
+
+def _pv(home: Home, devices: Iterable[Device], start: datetime, slots: int,
+        missing: dict[str, list[str]]) -> list[dict]:
+    out = []
+    for d in devices:
+        if d.device_type != DeviceType.PV:
+            continue
+        forecast = _required_signal(home, SignalKind.PV_FORECAST, start, slots, f"PV forecast of {d.name}",
+                                    f"devices[{d.pk}].pv_forecast", missing, device=d)
+        if forecast is None:
+            continue
+        out.append({"id": f"pv-{d.pk}", "device": d.serial_number, "name": d.name,
+                    "forecast_kw": [round(w / 1000.0, 4) for w in forecast],
+                    "curtailable": bool(d.parameters.get("curtailable", False))})
+    return out
+
+
+def thermal_energy_kwh(volume_l: float, temperature_c: float, temperature_min_c: float) -> float:
+    """Heat stored above the band's floor: E = V * 4.186/3600 * (T - T_min) kWh (1 l water = 1 kg)."""
+    return volume_l * WATER_KWH_PER_LITRE_KELVIN * (temperature_c - temperature_min_c)
+
+
+def thermal_band(d: Device) -> tuple[float, float]:
+    """The comfort temperature band (deg C) of a water heater / heat pump: preference, else parameters."""
+    p = d.parameters
+    comfort = getattr(d, "comfort", None)
+    if comfort is not None and comfort.temperature_min_c is not None:
+        return float(comfort.temperature_min_c), float(comfort.temperature_max_c)
+    return float(p["temperature_min_c"]), float(p["temperature_max_c"])
+
+
+def _thermal(home: Home, devices: Iterable[Device], start: datetime, slots: int,
+             missing: dict[str, list[str]]) -> list[dict]:
+    out = []
+    for d in devices:
+        if d.device_type not in THERMAL_TYPES:
+            continue
+        p = d.parameters
+        t_min, t_max = thermal_band(d)
+        measured = _latest_measurement(d, "temperature_c")
+        t_now = float(measured if measured is not None else p["initial_temperature_c"])
+        volume = float(p["tank_volume_l"])
+        max_kwh = thermal_energy_kwh(volume, t_max, t_min)
+        initial = min(max(thermal_energy_kwh(volume, t_now, t_min), 0.0), max_kwh)
+        demand = _required_signal(home, SignalKind.HEAT_DEMAND, start, slots, f"heat demand forecast of {d.name}",
+                                  f"devices[{d.pk}].heat_demand", missing, device=d)
+        if demand is None:
+            continue
+        out.append({
+            "id": f"thermal-{d.pk}", "device": d.serial_number, "name": d.name,
+            "electric_power_kw": float(p["electric_power_kw"]), "modulating": bool(p.get("modulating", False)),
+            "cop": float(p.get("cop", 1.0)), "min_energy_kwh": 0.0, "max_energy_kwh": round(max_kwh, 4),
+            "initial_energy_kwh": round(initial, 4), "final_energy_kwh": round(initial, 4),
+            "standing_loss_kw": float(p.get("standing_loss_kw", 0.0)),
+            "heat_demand_kw": [round(w / 1000.0, 4) for w in demand],
+        })
+    return out
+
+
+def object_pk(problem_id: str) -> tuple[str, int]:
+    """'cycle-17' -> ('cycle', 17): map a result device id back to its row."""
+    prefix, _, pk = problem_id.rpartition("-")
+    return prefix, int(pk)

@@ -1,0 +1,54 @@
+"""Queries that read runs, schedules, and recommendations, scoped to their owner."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from django.db.models import Exists, OuterRef, QuerySet
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+
+from devices.models import Home
+from devices.permissions import scope_to_owner
+
+from .models import OptimizationRun, Recommendation, RunStatus, RunTrigger, Schedule
+
+
+def home_for_user(user: Any, home_id: int) -> Home:
+    """The home if `user` may see it (owner or staff), else 404."""
+    return get_object_or_404(scope_to_owner(Home.objects.all(), user, "owner"), pk=home_id)
+
+
+def runs_for_user(user: Any) -> QuerySet[OptimizationRun]:
+    return scope_to_owner(OptimizationRun.objects.select_related("home"), user, "home__owner")
+
+
+def schedules_for_home(home: Home) -> QuerySet[Schedule]:
+    """History, newest first."""
+    return Schedule.objects.filter(home=home).select_related("run").order_by("-created_at", "-id")
+
+
+def latest_schedule(home: Home) -> Optional[Schedule]:
+    """The newest schedule of a succeeded run of `home` whose horizon has not ended yet, else the newest one."""
+    qs = schedules_for_home(home).filter(run__status=RunStatus.SUCCEEDED)
+    return qs.filter(run__horizon_end__gt=timezone.now()).first() or qs.first()
+
+
+def recommendations_for_user(user: Any) -> QuerySet[Recommendation]:
+    return scope_to_owner(Recommendation.objects.select_related("device", "cycle"), user, "home__owner")
+
+
+def opted_in_home_ids() -> QuerySet:
+    return Home.objects.filter(global_optimizer_opt_in=True).order_by("id").values_list("id", flat=True)
+
+
+def opted_in_time_zones() -> list[str]:
+    """The IANA zones of the homes in the day-ahead fleet run (a handful: one query)."""
+    return sorted(Home.objects.filter(global_optimizer_opt_in=True).values_list("timezone", flat=True).distinct())
+
+
+def day_ahead_due_home_ids(zone: str, delivery_day) -> QuerySet:
+    """Opted-in homes of `zone` that have no day-ahead run for `delivery_day` yet (failed submits count)."""
+    planned = OptimizationRun.objects.filter(home=OuterRef("pk"), trigger=RunTrigger.DAY_AHEAD,
+                                             fleet_run__delivery_day=delivery_day)
+    return (Home.objects.filter(global_optimizer_opt_in=True, timezone=zone).exclude(Exists(planned))
+            .order_by("id").values_list("id", flat=True))

@@ -1,0 +1,85 @@
+"""Thin API shapes for runs, schedules, and recommendations."""
+from __future__ import annotations
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from devices.models import Objective
+from energy_manager.api_input import InstantField, StrictFloatField, StrictSerializerMixin
+from flexibility.optimizer import BACKENDS
+
+from .models import OptimizationRun, Recommendation, Schedule
+from .services import MAX_TIME_LIMIT_S
+from .slots import MAX_HORIZON, MAX_HORIZON_H
+
+
+class RunRequestSerializer(StrictSerializerMixin, serializers.Serializer):
+    """Optional body of POST /homes/{id}/optimizations."""
+
+    horizon_start = InstantField(required=False, help_text="Default: the current 15-minute slot.")
+    horizon_end = InstantField(required=False)
+    horizon_hours = StrictFloatField(required=False, min_value=0.25, max_value=MAX_HORIZON_H,
+                                           help_text="Length from horizon_start when horizon_end is not given.")
+    objective = serializers.ChoiceField(choices=Objective.choices, required=False)
+    backend = serializers.ChoiceField(choices=BACKENDS, required=False)
+    time_limit_s = StrictFloatField(required=False, min_value=0.1, max_value=MAX_TIME_LIMIT_S)
+    force = serializers.BooleanField(required=False, default=False, help_text="Run again even if identical input ran recently.")
+
+    def validate(self, attrs: dict) -> dict:
+        start, end = attrs.get("horizon_start"), attrs.get("horizon_end")
+        if end is not None and "horizon_hours" in attrs:
+            raise serializers.ValidationError({"horizon_hours": "Give horizon_end or horizon_hours, not both."})
+        if start and end and end <= start:
+            raise serializers.ValidationError({"horizon_end": "Must be after horizon_start."})
+        if start and end and end - start > MAX_HORIZON:
+            raise serializers.ValidationError({"horizon_end": f"The horizon must not exceed {MAX_HORIZON_H} h."})
+        return attrs
+
+
+class ScheduleSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Schedule
+        fields = ["id", "run", "home", "created_at", "start", "resolution_minutes", "slots", "cost_eur", "co2_kg",
+                  "baseline_cost_eur", "baseline_co2_kg", "savings_eur", "net_import_kw", "devices"]
+
+
+class RunSerializer(serializers.ModelSerializer):
+    status_url = serializers.SerializerMethodField()
+    timings = serializers.SerializerMethodField()
+    schedule = serializers.SerializerMethodField()
+
+    class Meta:
+        model = OptimizationRun
+        fields = ["id", "home", "status", "status_url", "trigger", "backend", "time_limit_s", "horizon_start",
+                  "horizon_end", "input_hash", "attempts", "requeues", "timings", "solver_status", "solver_stats",
+                  "explanation", "error", "schedule"]
+
+    def get_status_url(self, run: OptimizationRun) -> str:
+        path = reverse("optimization-run-detail", args=[run.pk])
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request else path
+
+    def get_timings(self, run: OptimizationRun) -> dict:
+        def secs(a, b):
+            return None if a is None or b is None else round((b - a).total_seconds(), 3)
+
+        return {"queued_at": run.queued_at, "started_at": run.started_at, "finished_at": run.finished_at,
+                "wait_s": secs(run.queued_at, run.started_at), "run_s": secs(run.started_at, run.finished_at),
+                "total_s": secs(run.queued_at, run.finished_at)}
+
+    def get_schedule(self, run: OptimizationRun) -> dict | None:
+        if not self.context.get("with_schedule"):
+            return None
+        schedule = Schedule.objects.filter(run=run).first()
+        return ScheduleSerializer(schedule).data if schedule else None
+
+
+class RecommendationSerializer(serializers.ModelSerializer):
+    device_name = serializers.CharField(source="device.name", read_only=True)
+    cycle_program = serializers.CharField(source="cycle.program", read_only=True)
+
+    class Meta:
+        model = Recommendation
+        fields = ["id", "home", "schedule", "device", "device_name", "cycle", "cycle_program", "current_start",
+                  "recommended_start", "recommended_end", "saving_eur", "status", "created_at", "decided_at"]
+        read_only_fields = fields

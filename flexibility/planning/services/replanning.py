@@ -1,0 +1,62 @@
+"""Re-planning a home whose plan went stale (a new cycle, a changed preference, a new forecast).
+
+devices and the hub listener announce `devices.signals.home_plan_stale`; this app's receiver calls
+`schedule_reoptimization`, which debounces per home and announces `signals.replan_due`.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import redis
+from django.conf import settings
+from django.db import transaction
+
+from devices.models import Home
+from energy_manager.celery import app
+from flexibility.notifications.services import notify
+
+from .. import signals
+from ..models import OptimizationRun, RunTrigger
+from ..problem_builder import MissingData
+from .runs import submit_run
+
+
+def eager() -> bool:
+    """Embedded mode (no broker): tasks run in-process, so there is nothing to debounce."""
+    return bool(app.conf.task_always_eager)
+
+
+def _redis():
+    return redis.Redis.from_url(app.conf.broker_url)
+
+
+def schedule_reoptimization(home_id: int, reason: str) -> None:
+    """Re-plan the remaining horizon of a home, at most once per debounce window.
+
+    The first trigger sets a Redis key and sends the task with a countdown; triggers
+    arriving before it runs are absorbed by the key. Embedded mode re-plans at once.
+    """
+    def due(countdown_s: float) -> None:
+        signals.replan_due.send(sender=Home, home_id=home_id, reason=reason, countdown_s=countdown_s)
+
+    if eager():
+        transaction.on_commit(lambda: due(0.0))
+        return
+    debounce_s = settings.OPTIMIZATION_REOPTIMIZE_DEBOUNCE_S
+    if _redis().set(f"hems:reoptimize:{home_id}", reason, nx=True, ex=debounce_s + 60):
+        transaction.on_commit(lambda: due(debounce_s))
+
+
+def reoptimize(home_id: int, reason: str) -> Optional[OptimizationRun]:
+    """Task body: release the debounce key, then submit a run of the remaining horizon."""
+    if not eager():
+        _redis().delete(f"hems:reoptimize:{home_id}")
+    home = Home.objects.filter(pk=home_id).first()
+    if home is None:
+        return None
+    try:
+        run, _ = submit_run(home, trigger=RunTrigger.REOPTIMIZE)
+    except MissingData as exc:
+        notify(home, "plan_not_updated", f"Your plan could not be updated after {reason}: {exc}", {"reason": reason})
+        return None
+    return run

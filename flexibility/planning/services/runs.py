@@ -1,0 +1,181 @@
+"""Run lifecycle: record a run, solve it once, store its schedule once.
+
+Flow: `submit_run` records a queued run (with a snapshot and hash of its input) and announces
+`signals.run_enqueued` after commit (the tasks app sends `solve_run`); `execute_run` (the task
+body) solves outside any transaction and `store_result` writes the schedule once, under a row
+lock on the run, then acts on it (dispatch) and announces `signals.schedule_stored`.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Optional
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from devices.models import Home
+from flexibility.notifications.services import notify
+from flexibility.optimizer import ProblemError, problem_from_dict, solve
+
+from .. import problem_builder, signals
+from ..models import FINAL_RUN_STATUSES, FleetRun, OptimizationRun, RunStatus, RunTrigger, Schedule
+from .dispatch import act_on_schedule
+
+MAX_TIME_LIMIT_S = 120.0
+
+
+def enqueue_run(run: OptimizationRun) -> None:
+    """Ask for the solve once the run row is committed (workers must be able to see it)."""
+    run_pk, limit = run.pk, run.time_limit_s
+    OptimizationRun.objects.filter(pk=run_pk).update(last_enqueued_at=timezone.now())
+    transaction.on_commit(lambda: signals.run_enqueued.send(sender=OptimizationRun, run_pk=run_pk, time_limit_s=limit))
+
+
+@transaction.atomic
+def submit_run(
+    home: Home,
+    trigger: str = RunTrigger.API,
+    horizon_start: Optional[datetime] = None,
+    horizon_end: Optional[datetime] = None,
+    objective: Optional[str] = None,
+    backend: Optional[str] = None,
+    time_limit_s: Optional[float] = None,
+    force: bool = False,
+    grid_request: Optional[dict] = None,
+    requested_by=None,
+    fleet_run: Optional[FleetRun] = None,
+) -> tuple[OptimizationRun, bool]:
+    """Record and enqueue a run for `home`; an identical recent run is returned instead (unless `force`).
+
+    Raises MissingData (-> 422) before anything is written when the data cannot describe the horizon.
+    """
+    backend = backend or settings.OPTIMIZER_BACKEND
+    time_limit_s = float(time_limit_s if time_limit_s is not None else settings.OPTIMIZER_TIME_LIMIT_S)
+    Home.objects.select_for_update().filter(pk=home.pk).first()  # serialize submits per home (dedup race)
+    problem = problem_builder.build_problem(home, horizon_start, horizon_end, objective=objective,
+                                            grid_request=grid_request)
+    digest = problem_builder.input_hash(problem, backend, time_limit_s)
+    if not force:
+        since = timezone.now() - timedelta(seconds=settings.OPTIMIZATION_DEDUP_WINDOW_S)
+        existing = (OptimizationRun.objects.filter(home=home, input_hash=digest, queued_at__gte=since)
+                    .exclude(status=RunStatus.FAILED).order_by("-queued_at").first())
+        if existing is not None:
+            return existing, False
+    start = datetime.fromisoformat(problem["start"])
+    end = start + timedelta(minutes=problem["resolution_min"] * problem["slots"])
+    run = OptimizationRun(
+        home=home, trigger=trigger, requested_by=requested_by, input_hash=digest, problem=problem,
+        backend=backend, time_limit_s=time_limit_s, horizon_start=start, horizon_end=end, fleet_run=fleet_run,
+    )
+    run.full_clean()
+    run.save()
+    enqueue_run(run)
+    return run, True
+
+
+def is_final(run: OptimizationRun) -> bool:
+    return run.status in FINAL_RUN_STATUSES
+
+
+@transaction.atomic
+def start_attempt(run_pk: int, task_id: str = "") -> Optional[OptimizationRun]:
+    """Mark the run running (one more attempt); None when there is nothing to do."""
+    run = OptimizationRun.objects.select_for_update().filter(pk=run_pk).first()
+    if run is None or is_final(run):
+        return None
+    if run.attempts >= settings.OPTIMIZATION_MAX_ATTEMPTS:
+        mark_failed(run, f"Gave up after {run.attempts} attempts; the last one did not finish "
+                   "(worker lost or time limit).")
+        return None
+    run.status = RunStatus.RUNNING
+    run.started_at = timezone.now()
+    run.attempts += 1
+    run.task_id = task_id or run.task_id
+    run.save(update_fields=["status", "started_at", "attempts", "task_id"])
+    return run
+
+
+def mark_failed(run: OptimizationRun, error: str) -> None:
+    run.status = RunStatus.FAILED
+    run.error = error
+    run.finished_at = timezone.now()
+    run.save(update_fields=["status", "error", "finished_at"])
+
+
+@transaction.atomic
+def fail_run(run_pk: int, error: str) -> None:
+    """Record a failure with its reason (never over a final status)."""
+    run = OptimizationRun.objects.select_for_update().filter(pk=run_pk).first()
+    if run is not None and not is_final(run):
+        mark_failed(run, error)
+
+
+def solve_problem(run: OptimizationRun) -> dict:
+    """Run the optimizer on the run's snapshot; returns the result dict (FORMAT.md)."""
+    problem = problem_from_dict(run.problem)
+    return solve(problem, backend=run.backend, time_limit_s=run.time_limit_s).to_dict()
+
+
+def execute_run(run_pk: int, task_id: str = "") -> Optional[str]:
+    """Task body: solve one run and store its outcome; safe to call twice. Returns the final status.
+
+    Transient errors (database, broker) propagate so the task can retry; anything else
+    fails the run with its reason.
+    """
+    run = start_attempt(run_pk, task_id)
+    if run is None:
+        return None
+    try:
+        result = solve_problem(run)
+    except ProblemError as exc:
+        fail_run(run_pk, f"The stored problem is invalid: {exc}")
+        return RunStatus.FAILED
+    return store_result(run_pk, result)
+
+
+@transaction.atomic
+def store_result(run_pk: int, result: dict) -> str:
+    """Write the outcome once: a second delivery finds the run final (or its schedule) and stops."""
+    run = OptimizationRun.objects.select_for_update().select_related("home").get(pk=run_pk)
+    if is_final(run):
+        return run.status
+    run.solver_status = str(result.get("status", ""))
+    run.solver_stats = result.get("stats") or {}
+    run.explanation = list(result.get("explanation") or [])
+    run.finished_at = timezone.now()
+    status = run.solver_status
+    if status in ("OPTIMAL", "FEASIBLE"):
+        if not Schedule.objects.filter(run=run).exists():
+            schedule = _write_schedule(run, result)
+            act_on_schedule(run, schedule)
+            signals.schedule_stored.send(sender=OptimizationRun, run=run, schedule=schedule)
+        run.status = RunStatus.SUCCEEDED
+    elif status == "INFEASIBLE":
+        run.status = RunStatus.INFEASIBLE
+        notify(run.home, "plan_infeasible", "Your devices could not be planned: "
+               + ("; ".join(run.explanation) or "the requirements contradict each other."), {"run": run.pk})
+    else:
+        run.status = RunStatus.FAILED
+        run.error = (f"The solver found no plan within {run.time_limit_s:g} s ({status})."
+                     if status == "NO_SOLUTION_IN_TIME" else f"Unexpected solver status {status!r}.")
+    run.save()
+    return run.status
+
+
+def _write_schedule(run: OptimizationRun, result: dict) -> Schedule:
+    p = run.problem
+    baseline = result.get("baseline") or {}
+    return Schedule.objects.create(
+        run=run, home=run.home, start=run.horizon_start, resolution_minutes=p["resolution_min"], slots=p["slots"],
+        cost_eur=float(result["cost_eur"]), co2_kg=float(result.get("co2_kg") or 0.0),
+        baseline_cost_eur=float(baseline.get("cost_eur", result["cost_eur"])),
+        baseline_co2_kg=float(baseline.get("co2_kg", result.get("co2_kg") or 0.0)),
+        savings_eur=float(result.get("savings_eur") or 0.0),
+        net_import_kw=list(result.get("net_import_kw") or []), devices=result.get("devices") or {},
+    )
+
+
+def describe_exception(exc: BaseException) -> str:
+    """One line for a run's error field: the exception type and message."""
+    return f"{type(exc).__name__}: {exc}"[:2000]

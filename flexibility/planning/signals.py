@@ -1,0 +1,21 @@
+"""Events of planning, for the layers above (grid, tasks) to act on.
+
+Planning never imports Celery tasks: it announces that work is due and the `tasks` app's
+receivers (tasks/receivers.py) send the messages. Signals that ask for a task are sent
+after the transaction commits, so a worker always finds the rows.
+"""
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+# kwargs: run_pk (int), time_limit_s (float). A run was recorded (or re-sent) and needs solving.
+run_enqueued = Signal()
+
+# kwargs: home_id (int), reason (str), countdown_s (float). A debounced re-plan of the home is due.
+replan_due = Signal()
+
+# kwargs: fleet_pk (int), home_ids (list[int]). One chunk of a day-ahead fan-out is ready to submit.
+fleet_chunk_due = Signal()
+
+# kwargs: run (OptimizationRun), schedule (Schedule). Sent inside the transaction that stored the schedule.
+schedule_stored = Signal()

@@ -1,0 +1,49 @@
+"""The planning grid: 15-minute slots aligned to the epoch, horizons of at most 72 h.
+
+The one place for the slot length and the horizon rules; the optimizer validates the same
+72 h limit on every problem (flexibility.optimizer.problem.MAX_HORIZON_H is its source).
+Grid offers and activations and the FlexiHome-compatible API use these slots too.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from datetime import timezone as dt_timezone
+from typing import Optional
+
+from django.utils import timezone
+
+from devices.models import Home
+from flexibility.optimizer.problem import MAX_HORIZON_H
+
+RESOLUTION_MIN = 15
+SLOT = timedelta(minutes=RESOLUTION_MIN)
+DEFAULT_HORIZON_H = 24
+MAX_HORIZON = timedelta(hours=MAX_HORIZON_H)
+
+
+def floor_to_slot(when: datetime, resolution_min: int = RESOLUTION_MIN) -> datetime:
+    """The start of the absolute slot containing `when` (slots are aligned to the epoch)."""
+    seconds = resolution_min * 60
+    ts = int(when.timestamp())
+    return datetime.fromtimestamp(ts - ts % seconds, tz=dt_timezone.utc)
+
+
+def slot_count(start: datetime, end: datetime) -> int:
+    """Whole slots in [start, end)."""
+    return int((end - start) // SLOT)
+
+
+def default_horizon(now: Optional[datetime] = None, hours: float = DEFAULT_HORIZON_H) -> tuple[datetime, datetime]:
+    """From the current slot for `hours` (a whole number of slots)."""
+    start = floor_to_slot(now or timezone.now())
+    slots = int(round(hours * 60 / RESOLUTION_MIN))
+    return start, start + SLOT * slots
+
+
+def local_day_horizon(home: Home, day: date) -> tuple[datetime, datetime]:
+    """Local midnight to next local midnight of `day` in the home's zone (92/96/100 quarter-hours)."""
+    zone = home.tzinfo
+    nxt = day + timedelta(days=1)
+    start = datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(dt_timezone.utc)
+    end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=zone).astimezone(dt_timezone.utc)
+    return start, end

@@ -1,0 +1,30 @@
+"""Grid flexibility tasks (queue: optimization): offers per home, re-plans under activation shares.
+
+Names keep their historical `tasks.flex.*` prefix (beat rows, routes, queued messages use it).
+"""
+from __future__ import annotations
+
+from datetime import date
+
+from celery import shared_task
+
+from flexibility.grid import services
+
+
+@shared_task(name="tasks.flex.build_offer", acks_late=True)
+def build_offer(home_id: int, delivery_day: str) -> int | None:
+    """Build one home's offer for a delivery day (after its day-ahead run)."""
+    offer = services.build_offer(home_id, date.fromisoformat(delivery_day))
+    return offer.pk if offer else None
+
+
+@shared_task(name="tasks.flex.replan_share", acks_late=True)
+def replan_share(share_id: int) -> str:
+    """Re-optimize one home with its activation share as a hard constraint, then dispatch."""
+    return services.replan_share(share_id).status
+
+
+@shared_task(name="tasks.flex.freeze_due_offers")
+def freeze_due_offers() -> int:
+    """Periodic: mark offers past gate closure as frozen."""
+    return services.freeze_due_offers()

@@ -1,0 +1,44 @@
+"""Signal -> Celery message: the one place where the parts' announcements become tasks."""
+from __future__ import annotations
+
+from django.dispatch import receiver
+
+from flexibility.grid import signals as grid_signals
+from flexibility.planning import signals as planning_signals
+from hub_bridge import signals as hub_signals
+
+from . import grid, hub, planning
+
+
+@receiver(planning_signals.run_enqueued, dispatch_uid="tasks.run_enqueued")
+def send_solve(sender, run_pk: int, time_limit_s: float, **kwargs) -> None:
+    """Time limits per message sit above the run's own solver budget."""
+    planning.solve_run.apply_async(args=[run_pk], soft_time_limit=time_limit_s + 30, time_limit=time_limit_s + 60)
+
+
+@receiver(planning_signals.replan_due, dispatch_uid="tasks.replan_due")
+def send_replan(sender, home_id: int, reason: str, countdown_s: float, **kwargs) -> None:
+    planning.reoptimize_home.apply_async(args=[home_id, reason], countdown=countdown_s or None)
+
+
+@receiver(planning_signals.fleet_chunk_due, dispatch_uid="tasks.fleet_chunk_due")
+def send_fleet_chunk(sender, fleet_pk: int, home_ids: list[int], **kwargs) -> None:
+    planning.day_ahead_chunk.delay(fleet_pk, home_ids)
+
+
+@receiver(grid_signals.offer_build_due, dispatch_uid="tasks.offer_build_due")
+def send_offer_build(sender, home_id: int, delivery_day, **kwargs) -> None:
+    grid.build_offer.delay(home_id, delivery_day.isoformat())
+
+
+@receiver(grid_signals.share_replan_due, dispatch_uid="tasks.share_replan_due")
+def send_share_replan(sender, share_pk: int, **kwargs) -> None:
+    grid.replan_share.delay(share_pk)
+
+
+@receiver(hub_signals.relay_requested, dispatch_uid="tasks.relay_requested")
+def send_relay(sender, countdown_s: float | None, **kwargs) -> None:
+    if countdown_s is None:
+        hub.relay_commands.delay()
+    else:
+        hub.relay_commands.apply_async(countdown=countdown_s)
