@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from typing import Optional
 
 from django.contrib.auth import get_user_model
-from django.db.models import Avg, QuerySet
+from django.db.models import Avg, Q, QuerySet
 from django.db.models.functions import Floor
 from django.db.models import F, Func, IntegerField
 
@@ -12,7 +13,7 @@ from devices.models import Home, Measurement
 from energy_manager.api_input import parse_id
 
 from .disaggregation import HomeEnvelope, merit_order
-from .models import Activation, ActivationShare, FlexibilityOffer, Portfolio, ServiceAccount
+from .models import Activation, ActivationShare, ActivationStatus, FlexibilityOffer, Portfolio, ServiceAccount
 
 OFFER_SERIES = ("baseline_kw", "min_kw", "max_kw", "price_up_eur_per_kw", "price_down_eur_per_kw")
 
@@ -165,3 +166,10 @@ def home_of_user(user) -> Home | None:
     """The user's home for the compatible API: the first opted-in one, else the first."""
     homes = Home.objects.filter(owner=user).order_by("-global_optimizer_opt_in", "id")
     return homes.first()
+
+
+def activations_end(home: Home, now: datetime) -> Optional[datetime]:
+    """When the last not-failed activation asking something of `home` ends, if after `now`."""
+    recent = (Activation.objects.filter(Q(home=home) | Q(shares__home=home), start__gte=now - timedelta(days=2))
+              .exclude(status=ActivationStatus.FAILED).distinct())
+    return max((a.end for a in recent if a.end > now), default=None)

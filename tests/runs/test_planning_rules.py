@@ -40,3 +40,69 @@ def test_missing_forecast_422_names_the_exact_missing_span_in_fields(owner, owne
     assert f"from {gap_start.isoformat()} to {gap_end.isoformat()}" in message, message
     assert "8.5 h of the 48 h horizon" in message, message
     assert message in error["message"]
+
+
+def _replan_after(client, path, body, capture) -> "OptimizationRun":
+    from flexibility.planning.models import OptimizationRun, RunTrigger
+
+    with capture(execute=True):
+        response = client.post(path, body, format="json")
+    assert response.status_code == 201, response.content
+    return OptimizationRun.objects.filter(trigger=RunTrigger.REOPTIMIZE).latest("queued_at")
+
+
+def test_automatic_replan_reaches_the_end_of_a_cycle_beyond_24_hours(home, owner_client, now,
+                                                                     django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from devices.models import Device
+
+    washer = Device.objects.get(home=home, device_type="washing_machine")
+    earliest, latest = now + timedelta(hours=30), now + timedelta(hours=40)
+    run = _replan_after(owner_client, "/api/v1/cycles/", {
+        "device": washer.pk, "earliest_start": earliest.isoformat(), "latest_end": latest.isoformat(),
+        "power_profile": [{"duration_min": 60, "max_power_w": 2000}]}, django_capture_on_commit_callbacks)
+    assert run.horizon_end >= latest, (run.horizon_end, latest)
+    cycle_id = f"cycle-{washer.cycles.latest('id').pk}"
+    assert cycle_id in {c["id"] for c in run.problem["cycles"]}
+
+
+def test_automatic_replan_reaches_an_ev_departure(home, owner_client, now,
+                                                                          django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from devices.models import Device
+    from flexibility.planning.slots import floor_to_slot
+
+    charger = Device.objects.get(home=home, device_type="ev_charger")
+    departure = now + timedelta(hours=44)
+    run = _replan_after(owner_client, "/api/v1/ev-sessions/", {
+        "device": charger.pk, "arrival": (now + timedelta(hours=36)).isoformat(),
+        "departure": departure.isoformat(), "energy_kwh": 5}, django_capture_on_commit_callbacks)
+    assert run.horizon_end >= departure
+    assert f"ev-{charger.ev_sessions.latest('id').pk}" in {e["id"] for e in run.problem["ev_sessions"]}
+
+
+def test_covering_horizon_is_at_least_the_default_and_at_most_72_hours(now):
+    from datetime import timedelta
+
+    from flexibility.planning.slots import covering_horizon, floor_to_slot
+
+    start = floor_to_slot(now)
+    assert covering_horizon(now, None) == (start, start + timedelta(hours=24))
+    assert covering_horizon(now, now + timedelta(hours=3)) == (start, start + timedelta(hours=24))
+    assert covering_horizon(now, start + timedelta(hours=30, minutes=5)) == (start, start + timedelta(hours=30, minutes=15))
+    assert covering_horizon(now, now + timedelta(hours=90)) == (start, start + timedelta(hours=72))
+
+
+def test_open_grid_activations_extend_the_replan_horizon(home, now):
+    from datetime import timedelta
+
+    from flexibility.grid.models import Activation, ActivationMode
+    from flexibility.planning.selectors import open_requests_end
+    from flexibility.planning.slots import floor_to_slot
+
+    start = floor_to_slot(now) + timedelta(hours=50)
+    Activation.objects.create(home=home, delivery_day=start.date(), mode=ActivationMode.SETPOINT, start=start,
+                              slots=4, requested_min_kw=[1.0] * 4, requested_max_kw=[1.0] * 4)
+    assert open_requests_end(home, now) == start + timedelta(hours=1)

@@ -10,6 +10,7 @@ from typing import Optional
 import redis
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from devices.models import Home
 from energy_manager.celery import app
@@ -18,6 +19,8 @@ from flexibility.notifications.services import notify
 from .. import signals
 from ..models import OptimizationRun, RunTrigger
 from ..problem_builder import MissingData
+from ..selectors import open_requests_end
+from ..slots import covering_horizon
 from .runs import submit_run
 
 
@@ -48,14 +51,16 @@ def schedule_reoptimization(home_id: int, reason: str) -> None:
 
 
 def reoptimize(home_id: int, reason: str) -> Optional[OptimizationRun]:
-    """Task body: release the debounce key, then submit a run of the remaining horizon."""
+    """Task body: release the debounce key, then plan from now to the end of the last open request."""
     if not eager():
         _redis().delete(f"hems:reoptimize:{home_id}")
     home = Home.objects.filter(pk=home_id).first()
     if home is None:
         return None
+    now = timezone.now()
+    start, end = covering_horizon(now, open_requests_end(home, now))
     try:
-        run, _ = submit_run(home, trigger=RunTrigger.REOPTIMIZE)
+        run, _ = submit_run(home, trigger=RunTrigger.REOPTIMIZE, horizon_start=start, horizon_end=end)
     except MissingData as exc:
         notify(home, "plan_not_updated", f"Your plan could not be updated after {reason}: {exc}", {"reason": reason})
         return None
