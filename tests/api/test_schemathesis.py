@@ -139,30 +139,36 @@ def test_household_api_conforms_to_its_schema(live_server, household_world):
 
 
 @pytest.fixture
-def operator_world(make_user, make_home, make_device):
-    """A service account whose portfolio holds one home with a battery and tomorrow's offer."""
+def member_of_portfolio(make_user, make_home, make_device):
+    """make(username): a user whose opted-in home (with a battery and tomorrow's offer) is in a portfolio of a
+    new service account; returns (user, portfolio, api key)."""
+    from django.contrib.auth import get_user_model
+
     from flexibility.grid import services as flex_services
     from flexibility.grid.models import Portfolio
 
-    home = make_home(make_user("member@example.com"), name="Portfolio home", global_optimizer_opt_in=True)
-    make_device(home, "battery")
-    portfolio = Portfolio.objects.create(code="fuzz-feeder", name="Fuzz feeder")
-    portfolio.homes.set([home])
-    day = (timezone.now() + timedelta(days=1)).date()
-    start, slots = flex_services.delivery_window(home, day)
-    flex_services.save_offer(home, day, {
-        "baseline_kw": [0.5] * slots, "min_kw": [-0.5] * slots, "max_kw": [2.5] * slots,
-        "cost_min_eur": [0.05] * slots, "cost_max_eur": [0.04] * slots})
-    account, key = flex_services.create_service_account("fuzz-aggregator", portfolios=[portfolio])
-    known = {
-        "/api/v1/operator/portfolios/{id}/offer/": {"id": portfolio.pk},
-    }
-    return {"X-Api-Key": key}, known
+    def make(username: str):
+        user = make_user(f"{username}@example.com")
+        get_user_model().objects.filter(pk=user.pk).update(username=username)
+        user.refresh_from_db()
+        home = make_home(user, name=f"Home of {username}", global_optimizer_opt_in=True)
+        make_device(home, "battery")
+        portfolio = Portfolio.objects.create(code=f"feeder-{username}", name=f"Feeder of {username}")
+        portfolio.homes.set([home])
+        day = (timezone.now() + timedelta(days=1)).date()
+        _, slots = flex_services.delivery_window(home, day)
+        flex_services.save_offer(home, day, {
+            "baseline_kw": [0.5] * slots, "min_kw": [-0.5] * slots, "max_kw": [2.5] * slots,
+            "cost_min_eur": [0.05] * slots, "cost_max_eur": [0.04] * slots})
+        _, key = flex_services.create_service_account(f"aggregator-{username}", portfolios=[portfolio])
+        return user, portfolio, key
+
+    return make
 
 
-def test_operator_api_conforms_to_its_schema_with_a_service_account_key(live_server, operator_world):
-    headers, known = operator_world
-    fuzz = Fuzz(live_server.url, headers, known)
+def test_operator_api_conforms_to_its_schema_with_a_service_account_key(live_server, member_of_portfolio):
+    _, portfolio, key = member_of_portfolio("fuzzmember")
+    fuzz = Fuzz(live_server.url, {"X-Api-Key": key}, {"/api/v1/operator/portfolios/{id}/offer/": {"id": portfolio.pk}})
     fuzz.all(load_schema(live_server), api_paths)
     print(f"service account: {fuzz.calls} calls, statuses {sorted(fuzz.statuses.items())}")
     assert not fuzz.failures, "\n\n".join(fuzz.failures)
@@ -195,34 +201,12 @@ def contract_difference(label: str, failure: Failure, case) -> str | None:
     return None
 
 
-@pytest.fixture
-def compat_world(make_user, make_home, make_device):
-    """A household (user_id "fuzzhome01") in a service account's portfolio, with tomorrow's offer."""
-    from flexibility.grid import services as flex_services
-    from flexibility.grid.models import Portfolio
-
-    user = make_user("fuzz-compat@example.com")
-    user.username = "fuzzhome01"
-    user.save()
-    home = make_home(user, name="FlexiHome home", global_optimizer_opt_in=True)
-    make_device(home, "battery")
-    portfolio = Portfolio.objects.create(code="fuzz-compat", name="Fuzz compat")
-    portfolio.homes.set([home])
-    day = (timezone.now() + timedelta(days=1)).date()
-    start, slots = flex_services.delivery_window(home, day)
-    flex_services.save_offer(home, day, {
-        "baseline_kw": [0.5] * slots, "min_kw": [-0.5] * slots, "max_kw": [2.5] * slots,
-        "cost_min_eur": [0.05] * slots, "cost_max_eur": [0.04] * slots})
-    _, key = flex_services.create_service_account("fuzz-compat-aggregator", portfolios=[portfolio])
-    return user, key
-
-
 @pytest.mark.parametrize("caller", ["household", "service account"])
-def test_flexihome_routes_conform_to_the_flexihome_contract(live_server, compat_world, caller):
+def test_flexihome_routes_conform_to_the_flexihome_contract(live_server, member_of_portfolio, caller):
     from rest_framework_simplejwt.tokens import RefreshToken
 
     assert REFERENCE.exists(), f"the FlexiHome contract is expected at {REFERENCE}"
-    user, key = compat_world
+    user, _, key = member_of_portfolio("fuzzhome01")  # the contract's user_id has 10 characters
     headers = ({"Authorization": f"Bearer {RefreshToken.for_user(user).access_token}"} if caller == "household"
                else {"Authorization": f"Api-Key {key}"})
     known_query = {path: {"user_id": "fuzzhome01"} for path in ("/flexibility/available", "/flexibility/recommendations")}
