@@ -7,8 +7,10 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/hems
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 TEST_MQTT_URL ?= mqtt://127.0.0.1:1883
 PORT ?= 8000
+ADDRESS ?= 0.0.0.0
+BASE_VENV := .venv-base
 
-.PHONY: run test install install-test migrate seed web worker hub-worker beat flower listener simulator bench clean
+.PHONY: run test install install-test base-venv migrate seed web worker hub-worker beat flower listener simulator bench clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +26,12 @@ $(VENV)/.test: requirements/test.txt requirements/base.txt | $(VENV)/bin/activat
 
 install: $(VENV)/.base
 install-test: $(VENV)/.test
+
+# A venv from requirements/base.txt alone (what the Dockerfile installs): the production-parity
+# test starts every role from it. Rebuilt from scratch when base.txt changes.
+base-venv:
+	@if [ ! -f $(BASE_VENV)/.base ] || [ requirements/base.txt -nt $(BASE_VENV)/.base ]; then rm -rf $(BASE_VENV); fi
+	@$(MAKE) --no-print-directory install VENV=$(BASE_VENV)
 
 migrate: install
 	$(PY) manage.py migrate --noinput
@@ -42,25 +50,26 @@ run: seed
 	DEBUG=1 $(PY) manage.py runserver 127.0.0.1:$(PORT)
 
 ## test: the import contracts (.importlinter), then the whole suite against PostgreSQL, Redis, Celery workers and Mosquitto.
-test: install-test
+test: install-test base-venv
 	$(VENV)/bin/lint-imports
 	@bash scripts/ensure_services.sh
 	HYPOTHESIS_PROFILE=ci DJANGO_ENV=test DATABASE_URL=$(TEST_DATABASE_URL) CACHE_URL=$(TEST_REDIS_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) TEST_MQTT_URL=$(TEST_MQTT_URL) \
+		BASE_VENV=$(CURDIR)/$(BASE_VENV) \
 		$(PY) -m pytest $(PYTEST_ARGS)
 
-# --- Roles (production-like; set DATABASE_URL, CELERY_BROKER_URL, MQTT_URL) ---
+# --- Roles (production-like; set DATABASE_URL, CELERY_BROKER_URL, MQTT_URL; README "Running in production") ---
 web: install
-	$(VENV)/bin/gunicorn energy_manager.wsgi:application --bind 0.0.0.0:$(PORT) --workers 2
+	$(VENV)/bin/gunicorn energy_manager.wsgi:application -c energy_manager/gunicorn_conf.py --bind $(ADDRESS):$(PORT) --workers 2
 worker: install
 	$(VENV)/bin/celery -A energy_manager worker -Q optimization,default -c $$(nproc) --prefetch-multiplier 1 -n optimization@%h
 hub-worker: install
 	$(VENV)/bin/celery -A energy_manager worker -Q hub -c 1 -n hub@%h
 beat: install
-	$(VENV)/bin/celery -A energy_manager beat -S django_celery_beat.schedulers:DatabaseScheduler
+	$(VENV)/bin/celery -A energy_manager beat -l INFO -S django_celery_beat.schedulers:DatabaseScheduler
 flower: install
-	$(VENV)/bin/celery -A energy_manager flower --port=5555
+	$(VENV)/bin/celery -A energy_manager flower --conf=energy_manager/flowerconfig.py
 listener: install
 	$(PY) manage.py hub_listener
 
 clean:
-	rm -rf $(VENV) db.sqlite3 .pytest_cache .hypothesis
+	rm -rf $(VENV) $(BASE_VENV) db.sqlite3 .pytest_cache .hypothesis

@@ -1,21 +1,11 @@
 """/api/v1/ routes of the household/DER domain (trailing slashes, as DRF routers make them)."""
 from rest_framework import routers
-from rest_framework.permissions import AllowAny
 
 from . import views
 
-
-class PublicAPIRootView(routers.APIRootView):
-    """The API's table of contents; readable without a token."""
-
-    permission_classes = [AllowAny]
-
-
-class Router(routers.DefaultRouter):
-    APIRootView = PublicAPIRootView
-
-
-router = Router()
+# The API root listing every part's resources is energy_manager.views.APIRootView.
+router = routers.DefaultRouter()
+router.include_root_view = False
 router.register("homes", views.HomeViewSet, basename="home")
 router.register("hubs", views.HubViewSet, basename="hub")
 router.register("devices", views.DeviceViewSet, basename="device")

@@ -8,6 +8,8 @@ from django.core.exceptions import (
 )
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -19,6 +21,7 @@ DOMAIN_STATUS = {
     errors.NotFound: status.HTTP_404_NOT_FOUND,
     errors.Conflict: status.HTTP_409_CONFLICT,
     errors.Unprocessable: status.HTTP_422_UNPROCESSABLE_ENTITY,
+    errors.BrokerUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
 }
 
 
@@ -165,3 +168,27 @@ class RejectNullCharactersMiddleware:
         if not fields:
             return None
         return JsonResponse(error_body("invalid", f"Invalid input: {', '.join(sorted(fields))}.", fields), status=400)
+
+
+class BrokerOutageMiddleware:
+    """503 with the standard error body when the task broker (or its Redis) is unreachable.
+
+    A middleware beside the DRF handler: tasks are sent when the request's transaction commits,
+    after the view has returned, so these errors surface outside DRF. Raised inside a view, the
+    request's transaction is rolled back first; raised on commit, what was committed stays
+    (errors.BrokerUnavailable says what happens to it).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest):
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> JsonResponse | None:
+        if not isinstance(exception, errors.BrokerUnavailable):
+            if not isinstance(exception, (KombuOperationalError, RedisConnectionError)):
+                return None
+            exception = errors.BrokerUnavailable()
+        response = domain_error_response(exception)
+        return JsonResponse(response.data, status=response.status_code, headers={"Retry-After": "30"})

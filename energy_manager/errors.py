@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kombu.exceptions import OperationalError as KombuOperationalError
+
 
 class DomainError(Exception):
     """Base of the hierarchy; `code` is the machine-readable error code of the body."""
@@ -41,3 +43,13 @@ class Unprocessable(DomainError):
 
     code = "unprocessable"
     default_message = "The request cannot be processed with the current data."
+
+
+class BrokerUnavailable(DomainError, KombuOperationalError):
+    """The task broker did not take a message (503); what was committed waits for a re-send.
+
+    Also a kombu OperationalError, so a task that meets it retries as on any broker error.
+    """
+
+    code = "service_unavailable"
+    default_message = "The task broker is unreachable; part of this request may not have been carried out. Try again later."

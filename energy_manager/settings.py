@@ -39,6 +39,8 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "django_celery_beat",
+    "health_check",
+    "django_prometheus",
     # Parts, bottom layer first; dependencies run one way (see .importlinter).
     "devices",
     "hub_bridge",
@@ -49,6 +51,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -56,7 +59,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "energy_manager.api_errors.BrokerOutageMiddleware",
     "energy_manager.api_errors.RejectNullCharactersMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "energy_manager.urls"
@@ -225,10 +230,17 @@ MQTT_RELAY_BATCH = env.int("MQTT_RELAY_BATCH", default=2000)  # commands publish
 MQTT_RELAY_LINGER_S = env.float("MQTT_RELAY_LINGER_S", default=1.0)  # relay keeps polling this long after work
 MQTT_EXECUTION_GRACE_S = env.float("MQTT_EXECUTION_GRACE_S", default=300.0)  # accepted, unreported past expiry+this: failed
 
+# --- Operations -------------------------------------------------------------------
+# /metrics: with a token, Prometheus sends `Authorization: Bearer <METRICS_TOKEN>`; without one,
+# production serves metrics to staff sessions only (development serves them to anyone).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
 # --- Security -----------------------------------------------------------------
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    # Load balancers and Prometheus probe the web role directly over the internal network.
+    SECURE_REDIRECT_EXEMPT = [r"^health/$", r"^metrics$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)

@@ -2,7 +2,14 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from energy_manager import views
+from energy_manager.health import HealthView
+
 urlpatterns = [
+    path("", views.index, name="index"),
+    path("health/", HealthView.as_view(), name="health"),
+    path("metrics", views.prometheus_metrics, name="prometheus-metrics"),
+    path("api/v1/", views.APIRootView.as_view(), name="api-root"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

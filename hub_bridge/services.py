@@ -25,6 +25,7 @@ from devices.models import Cycle, Device, Hub, Measurement
 from devices.services import record_measurements
 from devices.signals import announce_plan_stale
 from energy_manager.celery import app
+from energy_manager import metrics
 
 from . import protocol, signals
 from .models import CommandKind, CommandState, HubCommand, RejectedMessageCount
@@ -203,8 +204,10 @@ def apply_acknowledgements(acks: list[tuple[Hub, dict]]) -> int:
     if not acks:
         return 0
     now = timezone.now()
-    owner = dict(HubCommand.objects.filter(command_id__in=[a["command_id"] for _, a in acks])
-                 .values_list("command_id", "hub_id"))
+    known = list(HubCommand.objects.filter(command_id__in=[a["command_id"] for _, a in acks]).values_list(
+        "command_id", "hub_id", "state", "kind", "created_at"))
+    owner = {cid: hub_pk for cid, hub_pk, *_ in known}
+    first_ack = {cid: (kind, created) for cid, _, state, kind, created in known if state in PRE_ACK_STATES}
     by_status: dict[str, list] = defaultdict(list)
     messages: list[tuple[str, dict]] = []
     for hub, ack in acks:
@@ -232,6 +235,9 @@ def apply_acknowledgements(acks: list[tuple[Hub, dict]]) -> int:
         for status, ack in messages:
             HubCommand.objects.filter(command_id=ack["command_id"], state=ACK_TARGET[status][0]).update(
                 message=ack["message"][:1000])
+        acked = {cid for ids in by_status.values() for cid in ids} & first_ack.keys()
+        latencies = [((now - first_ack[cid][1]).total_seconds(), first_ack[cid][0]) for cid in acked]
+        transaction.on_commit(lambda: metrics.observe_command_acks(latencies))
     return changed
 
 

@@ -1,19 +1,35 @@
 """Signal -> Celery message: the one place where the parts' announcements become tasks."""
 from __future__ import annotations
 
-from django.dispatch import receiver
+import logging
 
+from django.dispatch import receiver
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from energy_manager.errors import BrokerUnavailable
 from flexibility.grid import signals as grid_signals
 from flexibility.planning import signals as planning_signals
 from hub_bridge import signals as hub_signals
 
 from . import grid, hub, planning
 
+log = logging.getLogger(__name__)
+
 
 @receiver(planning_signals.run_enqueued, dispatch_uid="tasks.run_enqueued")
 def send_solve(sender, run_pk: int, time_limit_s: float, **kwargs) -> None:
-    """Time limits per message sit above the run's own solver budget."""
-    planning.solve_run.apply_async(args=[run_pk], soft_time_limit=time_limit_s + 30, time_limit=time_limit_s + 60)
+    """Time limits per message sit above the run's own solver budget.
+
+    With the broker down the run stays committed as queued (the reaper re-sends it); the caller
+    learns it through BrokerUnavailable (503 in the API).
+    """
+    try:
+        planning.solve_run.apply_async(args=[run_pk], soft_time_limit=time_limit_s + 30, time_limit=time_limit_s + 60)
+    except (KombuOperationalError, RedisConnectionError) as exc:
+        log.warning("run %s queued, broker unreachable: %s", run_pk, exc)
+        raise BrokerUnavailable(f"Run {run_pk} is recorded as queued but the task broker is unreachable; "
+                                "it will be sent again automatically.") from exc
 
 
 @receiver(planning_signals.replan_due, dispatch_uid="tasks.replan_due")

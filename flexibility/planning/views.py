@@ -41,7 +41,9 @@ class HomeOptimizationsView(GenericAPIView):
         summary="Plan the home: 202 with the queued run, or 200 with the recent run of identical input",
         request=RunRequestSerializer,
         responses={202: RunSerializer, 200: RunSerializer,
-                   422: OpenApiResponse(description="Data the plan needs is missing; `error.fields` names it.")},
+                   422: OpenApiResponse(description="Data the plan needs is missing; `error.fields` names it."),
+                   503: OpenApiResponse(description="The task broker is unreachable; the run stays queued and the "
+                                                    "reaper sends it again.")},
     )
     def post(self, request, home_id: int):
         home = selectors.home_for_user(request.user, home_id)

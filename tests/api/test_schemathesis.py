@@ -192,8 +192,9 @@ DOCUMENTED_DIFFERENCES: dict[tuple[str, int], str] = {
 
 def contract_difference(label: str, failure: Failure, case) -> str | None:
     missing = getattr(failure, "missing_headers", None)
-    if missing == ["X-Correlation-ID"] and "X-Correlation-ID" not in (case.headers or {}):
-        return "a request without X-Correlation-ID gets its 400 without one: there is nothing to echo"
+    sent = str((case.headers or {}).get("X-Correlation-ID", "")).strip()
+    if missing == ["X-Correlation-ID"] and not sent:
+        return "a request without (or with a blank) X-Correlation-ID gets its 400 without one: nothing to echo"
     status = getattr(failure, "status_code", None)
     if "status_code_conformance" in failure.checks and status is not None:
         reason = DOCUMENTED_DIFFERENCES.get((label, status))

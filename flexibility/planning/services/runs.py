@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from devices.models import Home
+from energy_manager import metrics
 from flexibility.notifications.services import notify
 from flexibility.optimizer import ProblemError, problem_from_dict, solve
 
@@ -160,6 +161,9 @@ def store_result(run_pk: int, result: dict) -> str:
         run.error = (f"The solver found no plan within {run.time_limit_s:g} s ({status})."
                      if status == "NO_SOLUTION_IN_TIME" else f"Unexpected solver status {status!r}.")
     run.save()
+    stats, final = run.solver_stats, run.status
+    transaction.on_commit(lambda: metrics.observe_solve(
+        (stats.get("build_ms", 0) + stats.get("solve_ms", 0)) / 1000, stats.get("backend") or run.backend, final))
     return run.status
 
 
