@@ -1,10 +1,17 @@
 """Optimizer benchmark: `python -m bench.optimizer --json` prints one JSON line per (home, backend).
 
+`--random N` solves N seeded random households (tests/factories/random_homes.py, classes in turn) once
+each and prints one line per (class, backend): p50 / p95 / max wall ms, how many were not proven OPTIMAL,
+how many plans the evaluator rejected, and the objective gap of the served plan to the best plan known
+for that home (bench/results/best_known.json). `--best-known N` recomputes that file: both backends with
+a long limit (`--time-limit`, 60 s), the better plan is the best known; it also records where both
+backends proved optimality and whether they agree within 1e-4.
+
 Each line: home, backend, slots, runs, p50_ms / p95_ms of `solve()` wall time
 (compile + build + solve + evaluation, problem already parsed), status, cost_eur,
 gap, peak_rss_mb (process high-water mark after that line). The envelope of
 the standard home is reported as backend "envelope". Homes are documented in
-bench/homes/__init__.py. Targets (2 cores, one process): standard p50 <= 50 ms,
+tests/factories/problems.py. Targets (2 cores, one process): standard p50 <= 50 ms,
 p95 <= 150 ms; battery_only p50 <= 10 ms; many_cycles <= 1 s; stress <= 0.5 s;
 envelope(standard) <= 1 s; peak memory <= 200 MB.
 """
@@ -18,7 +25,11 @@ import sys
 import time
 from typing import Any
 
-from bench.homes import HOMES
+from pathlib import Path
+
+from tests.factories.problems import HOMES
+
+BEST_KNOWN = Path(__file__).resolve().parent / "results" / "best_known.json"
 
 TARGET_MS = {"standard": 50, "battery_only": 10, "many_cycles": 1000, "thermal": None, "stress": 500}
 
@@ -74,6 +85,96 @@ def run(homes: list[str], backends: list[str], repeat: int, time_limit_s: float,
     return lines
 
 
+def _gap(value: float, best: float) -> float:
+    """Relative excess of `value` over `best`, floored at 1 objective unit (see tests' `agree`)."""
+    return (value - best) / max(abs(best), abs(value), 1.0)
+
+
+def _solve_random(backend: str, time_limit_s: float, homes: list[tuple[str, dict]]):
+    from flexibility.optimizer import problem_from_dict, solve
+
+    for name, d in homes:
+        p = problem_from_dict(d)
+        t = time.perf_counter()
+        res = solve(p, backend=backend, time_limit_s=time_limit_s, relaxed=False)
+        ms = (time.perf_counter() - t) * 1000
+        yield name, res, ms
+
+
+def run_random(n: int, backends: list[str], time_limit_s: float, per_home: bool) -> list[dict[str, Any]]:
+    from tests.factories.random_homes import CLASSES, random_homes
+
+    homes = random_homes(n)
+    best = json.loads(BEST_KNOWN.read_text())["homes"] if BEST_KNOWN.exists() else {}
+    list(_solve_random("milp", 2, homes[:1])) and list(_solve_random("cpsat", 2, homes[:1]))  # warm imports
+    lines = []
+    for backend in backends:
+        rows: dict[str, list[dict[str, Any]]] = {c: [] for c in CLASSES}
+        for name, res, ms in _solve_random(backend, time_limit_s, homes):
+            b = best.get(name)
+            obj = res.objective_value
+            row = {"home": name, "backend": res.backend, "ms": round(ms, 1), "status": res.status.value,
+                   "objective": obj, "gap": res.stats.gap, "rejected": bool(res.violations),
+                   "gap_to_best": None if b is None or obj is None else _gap(obj, b["objective"])}
+            rows[name.rsplit("-", 1)[0]].append(row)
+            if per_home:
+                print(json.dumps(row), flush=True)
+        everything = [r for c in CLASSES for r in rows[c]]
+        for cls, rs in [*rows.items(), ("all", everything)]:
+            if not rs:
+                continue
+            ms = [r["ms"] for r in rs]
+            gaps = [r["gap_to_best"] for r in rs if r["gap_to_best"] is not None]
+            lines.append({
+                "random": n, "class": cls, "backend": backend, "homes": len(rs), "time_limit_s": time_limit_s,
+                "p50_ms": round(statistics.median(ms), 1), "p95_ms": round(_pct(ms, 0.95), 1), "max_ms": round(max(ms), 1),
+                "not_optimal": sum(r["status"] != "OPTIMAL" for r in rs),
+                "rejected_by_evaluator": sum(r["rejected"] for r in rs),
+                "above_best_1e-4": sum(g > 1e-4 for g in gaps),
+                "max_gap_to_best": None if not gaps else float(f"{max(gaps):.3g}"),
+                "without_best_known": len(rs) - len(gaps), "peak_rss_mb": round(_rss_mb(), 1),
+            })
+            print(json.dumps(lines[-1]), flush=True)
+    return lines
+
+
+def best_known(n: int, time_limit_s: float) -> dict[str, Any]:
+    """Both backends with a long limit on every random home; the better evaluated plan is the best known.
+
+    Resumable: the file is rewritten after every home, and a (home, backend) already recorded with
+    the same limit is not solved again."""
+    from flexibility.optimizer.backends import cpsat, milp  # noqa: F401  import every solver module up front
+    from tests.factories.random_homes import random_homes
+
+    old = json.loads(BEST_KNOWN.read_text()) if BEST_KNOWN.exists() else {}
+    homes_out: dict[str, Any] = old.get("homes", {}) if old.get("time_limit_s") == time_limit_s else {}
+    doc = {"command": f"python -m bench.optimizer --best-known {n} --time-limit {time_limit_s:g}",
+           "time_limit_s": time_limit_s, "homes": homes_out}
+    homes = random_homes(n)
+    for backend in ("milp", "cpsat"):
+        todo = [(name, d) for name, d in homes if backend not in homes_out.get(name, {}).get("backends", {})]
+        for name, res, ms in _solve_random(backend, time_limit_s, todo):
+            entry = homes_out.setdefault(name, {"backends": {}})
+            entry["backends"][backend] = {"status": res.status.value, "objective": res.objective_value,
+                                          "gap": res.stats.gap, "ms": round(ms), "rejected": bool(res.violations)}
+            _best_of(entry)
+            print(json.dumps({"home": name, "backend": backend, **entry["backends"][backend]}), flush=True)
+            doc["homes"] = dict(sorted(homes_out.items()))
+            BEST_KNOWN.parent.mkdir(parents=True, exist_ok=True)
+            BEST_KNOWN.write_text(json.dumps(doc, indent=1) + "\n")
+    return doc
+
+
+def _best_of(entry: dict[str, Any]) -> None:
+    """The best known objective of a home from its per-backend results (an evaluator-clean plan only)."""
+    by = entry["backends"]
+    ok = {b: r for b, r in by.items() if r["objective"] is not None and not r["rejected"]}
+    entry["objective"] = min((r["objective"] for r in ok.values()), default=None)
+    entry["by"] = min(ok, key=lambda b: ok[b]["objective"]) if ok else None
+    both = len(ok) == 2 and all(r["status"] == "OPTIMAL" for r in ok.values())
+    entry["both_optimal_agree"] = None if not both else abs(_gap(ok["milp"]["objective"], ok["cpsat"]["objective"])) <= 1e-4
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.optimizer", description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="one JSON object per line (default: also a table)")
@@ -82,7 +183,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=9)
     ap.add_argument("--time-limit", type=float, default=10.0)
     ap.add_argument("--no-envelope", action="store_true")
+    ap.add_argument("--random", type=int, metavar="N", help="N random households (per-class summary lines)")
+    ap.add_argument("--per-home", action="store_true", help="with --random: also one line per home")
+    ap.add_argument("--best-known", type=int, metavar="N", help=f"recompute {BEST_KNOWN.name} for N random homes")
     args = ap.parse_args(argv)
+    if args.best_known:
+        best_known(args.best_known, args.time_limit if args.time_limit != 10.0 else 60.0)
+        return 0
+    if args.random:
+        backends = args.backends if args.backends != ["milp", "cpsat", "auto"] else ["auto"]
+        run_random(args.random, backends, args.time_limit, args.per_home)
+        return 0
     lines = run(args.homes, args.backends, args.repeat, args.time_limit, not args.no_envelope)
     if not args.json:
         print(f"\n{'home':<14}{'backend':<12}{'p50 ms':>9}{'p95 ms':>9}  {'status':<10}{'cost EUR':>10}{'RSS MB':>8}",

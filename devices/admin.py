@@ -153,8 +153,8 @@ class DoNotDisturbWindowAdmin(admin.ModelAdmin):
 
 @admin.register(Tariff)
 class TariffAdmin(admin.ModelAdmin):
-    list_display = ["code", "name", "kind", "country", "export_price_eur_per_kwh"]
-    list_filter = ["kind", "country"]
+    list_display = ["code", "name", "kind", "country", "is_default", "owner", "export_kind", "export_price_eur_per_kwh"]
+    list_filter = ["kind", "country", "is_default", "export_kind"]
     search_fields = ["code", "name"]
 
 

@@ -47,6 +47,10 @@ DEVICE_PARAMETERS: dict[str, dict[str, Param]] = {
     "pv": {
         "peak_power_kw": Param(_NUM, required=True, min=0.1, max=1000),
         "curtailable": Param(bool, default=False),
+        "tilt_deg": Param(_NUM, default=30, min=0, max=90),
+        "azimuth_deg": Param(_NUM, default=180, min=0, max=360),  # 180 = facing south
+        "latitude": Param(_NUM, default=None, min=-90, max=90),  # empty: the home's time zone's main city
+        "longitude": Param(_NUM, default=None, min=-180, max=180),
     },
     "water_heater": {
         "electric_power_kw": Param(_NUM, required=True, min=0.1, max=30),

@@ -60,26 +60,62 @@ class Objective(models.TextChoices):
     MIXED = "mixed", "Mixed (weighted)"
 
 
+class ExportKind(models.TextChoices):
+    FLAT = "flat", "Flat export price"
+    SPOT = "spot", "Spot price times a multiplier plus an adder"
+
+
 class Tariff(TimeStampedModel):
-    """A time-of-use tariff calendar: prices per local period (EUR/kWh).
+    """A retail tariff: energy prices per local time-of-use period, or a dynamic price from the spot.
 
     `periods` is a list of {"days": [0..6], "start": "HH:MM", "end": "HH:MM",
     "price_eur_per_kwh": float}; weekday 0 is Monday; "end" "24:00" closes the day.
+    Time-of-use kinds: the period price is the retail energy price. Dynamic kind: the period
+    price is the network access fee, and each slot costs
+    (spot x spot_multiplier + spot_adder + network fee) x (1 + VAT). Export is paid at the flat
+    export price or, for `export_kind` "spot", at spot x export multiplier + export adder.
     """
 
     code = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=120)
     kind = models.CharField(max_length=16, choices=TariffKind.choices)
     country = models.CharField(max_length=2, default="PT")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="tariffs",
+        help_text="A household's own tariff (only its homes may use it); empty for public tariffs.",
+    )
+    is_default = models.BooleanField(
+        default=False, help_text="Given to new homes of this country (and kind, when the home names one).")
     periods = models.JSONField()
+    spot_area = models.CharField(
+        max_length=32, blank=True, help_text="Dynamic: the area whose spot price is used (empty: the home's country).")
+    spot_multiplier = models.DecimalField(max_digits=8, decimal_places=5, default=Decimal("1"))
+    spot_adder_eur_per_kwh = models.DecimalField(max_digits=8, decimal_places=5, default=Decimal("0"))
+    vat_pct = models.DecimalField(
+        max_digits=5, decimal_places=2, default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
+        help_text="Dynamic: VAT added on top of energy and network fee (%).")
+    export_kind = models.CharField(max_length=8, choices=ExportKind.choices, default=ExportKind.FLAT)
     export_price_eur_per_kwh = models.DecimalField(max_digits=8, decimal_places=5, default=Decimal("0"))
+    export_spot_multiplier = models.DecimalField(max_digits=8, decimal_places=5, default=Decimal("1"))
+    export_spot_adder_eur_per_kwh = models.DecimalField(max_digits=8, decimal_places=5, default=Decimal("0"))
     source = models.TextField(blank=True, help_text="Where these prices come from.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["country", "kind"], condition=models.Q(is_default=True),
+                                               name="tariff_one_default_per_country_and_kind")]
 
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def uses_spot(self) -> bool:
+        return self.kind == TariffKind.DYNAMIC or self.export_kind == ExportKind.SPOT
+
     def clean(self) -> None:
         validate_periods(self.periods)
+        if self.owner_id and self.is_default:
+            raise ValidationError({"is_default": "A household's own tariff cannot be a default."})
 
 
 class Home(TimeStampedModel):
@@ -123,6 +159,8 @@ class Home(TimeStampedModel):
     def clean(self) -> None:
         if self.tariff_id and self.tariff.kind != self.tariff_kind:
             raise ValidationError({"tariff": f"Tariff kind '{self.tariff.kind}' does not match '{self.tariff_kind}'."})
+        if self.tariff_id and self.tariff.owner_id and self.tariff.owner_id != self.owner_id:
+            raise ValidationError({"tariff": "This tariff belongs to another household."})
 
 
 class DoNotDisturbWindow(models.Model):

@@ -9,7 +9,7 @@ from django.db.models import Q, QuerySet
 from .models import (
     ComfortPreference, Cycle, Device, EVSession, Home, Hub, Measurement, SignalSeries, Tariff,
 )
-from .permissions import scope_to_owner
+from .permissions import scope_to_owner, writes_any_scope
 
 # A series holds at most one week of values (SignalSeries.clean), which bounds range queries.
 MAX_SERIES_SPAN = timedelta(days=7)
@@ -50,7 +50,7 @@ def signals_for(user: Any) -> QuerySet[SignalSeries]:
     qs = SignalSeries.objects.all()
     if user is None or not user.is_authenticated:
         return qs.none()
-    if user.is_staff:
+    if writes_any_scope(user):
         return qs
     return qs.filter(Q(home__isnull=True) | Q(home__owner=user))
 
@@ -72,3 +72,13 @@ def measurements_for(user: Any) -> QuerySet[Measurement]:
 
 def tariffs() -> QuerySet[Tariff]:
     return Tariff.objects.order_by("code")
+
+
+def tariffs_for(user: Any) -> QuerySet[Tariff]:
+    """Public tariffs plus the user's own; staff see all."""
+    qs = tariffs().select_related("owner")
+    if user is None or not user.is_authenticated:
+        return qs.filter(owner__isnull=True)
+    if user.is_staff:
+        return qs
+    return qs.filter(Q(owner__isnull=True) | Q(owner=user))

@@ -11,9 +11,9 @@ from energy_manager.api_input import InstantField, StrictFloatField, StrictSeria
 
 from .models import (
     CONTRACTED_POWER_STEPS_KVA, ComfortPreference, Cycle, Device, DeviceType, DoNotDisturbWindow, EVSession, Home,
-    Hub, Measurement, SignalSeries, Tariff,
+    Hub, Measurement, SignalKind, SignalSeries, Tariff,
 )
-from .permissions import OwnedRelatedField
+from .permissions import OwnedRelatedField, SignalScopeField, writes_any_scope
 from .power_profiles import profile_duration_minutes, profile_energy_wh
 
 
@@ -74,11 +74,22 @@ class DoNotDisturbWindowSerializer(StrictModelSerializer):
         fields = ["weekday", "start_time", "end_time"]
 
 
+class VisibleTariffField(serializers.SlugRelatedField):
+    """A public tariff or one of the user's own; another household's tariff does not exist for them."""
+
+    def get_queryset(self):
+        from .selectors import tariffs_for
+
+        request = self.context.get("request")
+        return tariffs_for(getattr(request, "user", None))
+
+
 class HomeSerializer(StrictModelSerializer):
     contracted_power_kva = ContractedPowerField(required=False)
     export_limit_kw = serializers.DecimalField(max_digits=6, decimal_places=2, coerce_to_string=False, required=False)
-    tariff = serializers.SlugRelatedField(slug_field="code", queryset=Tariff.objects.all(), required=False,
-                                          allow_null=True, help_text="Tariff code, e.g. pt-tri-hourly-daily.")
+    tariff = VisibleTariffField(slug_field="code", queryset=Tariff.objects.all(), required=False, allow_null=True,
+                                help_text="Tariff code, e.g. pt-tri-hourly-daily. New homes get their country's "
+                                          "default tariff when none is given.")
     do_not_disturb_windows = DoNotDisturbWindowSerializer(many=True, required=False,
                                                           help_text="Replaces all windows when given.")
     owner = serializers.PrimaryKeyRelatedField(read_only=True)
@@ -210,6 +221,60 @@ class SignalSeriesSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class SignalWriteSerializer(StrictSerializerMixin, serializers.Serializer):
+    """One series to store. Longer than a week is fine: it is stored in week-long pieces."""
+
+    kind = serializers.ChoiceField(choices=SignalKind.choices)
+    area = serializers.CharField(max_length=32, required=False, allow_blank=True, default="",
+                                 help_text="Bidding zone or country, for area-wide prices and CO2.")
+    home = SignalScopeField("owner", queryset=Home.objects.all(), required=False, allow_null=True, default=None)
+    device = SignalScopeField("home__owner", queryset=Device.objects.all(), required=False, allow_null=True,
+                              default=None, help_text="PV forecasts and heat demand may name their device.")
+    start = InstantField()
+    resolution_minutes = serializers.ChoiceField(choices=[5, 15, 30, 60])
+    values = serializers.JSONField(help_text="Numbers in the kind's unit (EUR/kWh, g/kWh or W), one per slot.")
+    source = serializers.CharField(max_length=120, required=False, allow_blank=True, default="")
+
+    def validate_values(self, values):
+        """Checked here, not only per stored piece, so an error names the index the client sent."""
+        if not isinstance(values, list) or not values:
+            raise serializers.ValidationError("Must be a non-empty list of numbers.")
+        for i, v in enumerate(values):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v in (float("inf"), float("-inf")):
+                raise serializers.ValidationError(f"values[{i}] is not a number.")
+        return values
+
+    def validate(self, data: dict) -> dict:
+        user = self.context["request"].user
+        if writes_any_scope(user):
+            return data
+        if data["home"] is None or data["area"]:
+            raise serializers.ValidationError(
+                {"area" if data["area"] else "home": "Households write signals of their own homes only; "
+                                                     "area-wide prices and CO2 come from data providers."})
+        if data["kind"] == SignalKind.CO2_INTENSITY:
+            raise serializers.ValidationError({"kind": "Households write forecasts and prices of their own homes."})
+        return data
+
+
+MAX_SERIES_PER_REQUEST = 10_000
+
+
+class SignalBulkSerializer(StrictSerializerMixin, serializers.Serializer):
+    """The request body (its schema); the view checks each series on its own (SignalEnvelopeSerializer)."""
+
+    series = SignalWriteSerializer(many=True, allow_empty=False, max_length=MAX_SERIES_PER_REQUEST)
+
+
+class SignalEnvelopeSerializer(StrictSerializerMixin, serializers.Serializer):
+    series = serializers.ListField(child=serializers.DictField(), allow_empty=False, max_length=MAX_SERIES_PER_REQUEST)
+
+
+class SignalBulkResultSerializer(serializers.Serializer):
+    stored = serializers.IntegerField(help_text="Series stored (a long series counts once per week-long piece).")
+    replaced = serializers.IntegerField(help_text="Stored series of the same kind and scope that they replaced.")
+
+
 class MeasurementSerializer(serializers.ModelSerializer):
     class Meta:
         model = Measurement
@@ -217,10 +282,25 @@ class MeasurementSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class TariffSerializer(serializers.ModelSerializer):
-    periods = serializers.JSONField(read_only=True, help_text="[{days, start, end, price_eur_per_kwh}], local time.")
+class TariffSerializer(StrictModelSerializer):
+    """Public tariffs are read-only for households; a household may add and edit its own."""
+
+    periods = serializers.JSONField(
+        help_text="[{days, start, end, price_eur_per_kwh}], local time: the energy price (time of use) or the "
+                  "network access fee (dynamic).")
+    owner = serializers.PrimaryKeyRelatedField(read_only=True)
+    decimals = {"max_digits": 8, "decimal_places": 5, "coerce_to_string": False, "required": False}
+    spot_multiplier = serializers.DecimalField(**decimals)
+    spot_adder_eur_per_kwh = serializers.DecimalField(**decimals)
+    vat_pct = serializers.DecimalField(max_digits=5, decimal_places=2, coerce_to_string=False, required=False)
+    export_price_eur_per_kwh = serializers.DecimalField(**decimals)
+    export_spot_multiplier = serializers.DecimalField(**decimals)
+    export_spot_adder_eur_per_kwh = serializers.DecimalField(**decimals)
 
     class Meta:
         model = Tariff
-        fields = ["id", "code", "name", "kind", "country", "periods", "export_price_eur_per_kwh", "source"]
-        read_only_fields = fields
+        fields = ["id", "code", "name", "kind", "country", "owner", "is_default", "periods", "spot_area",
+                  "spot_multiplier", "spot_adder_eur_per_kwh", "vat_pct", "export_kind", "export_price_eur_per_kwh",
+                  "export_spot_multiplier", "export_spot_adder_eur_per_kwh", "source"]
+        read_only_fields = ["is_default", "source"]
+        validators: list = []

@@ -25,7 +25,7 @@ from energy_manager.errors import Conflict, NotFound
 from .hub_credentials import hub_username, mosquitto_hash, new_secret
 from .models import (
     HOME_SIGNALS, ComfortPreference, Cycle, Device, DoNotDisturbWindow, EVSession, Home, Hub, Measurement,
-    SignalSeries,
+    SignalSeries, Tariff, TariffKind,
 )
 from .signals import announce_plan_stale
 
@@ -108,6 +108,8 @@ def home_save(home: Home, data: Mapping[str, Any], do_not_disturb: list[Mapping[
     """Create or update a home; `do_not_disturb` (if given) replaces all its windows."""
     created = home.pk is None
     _assign(home, data)
+    if created and home.tariff_id is None:
+        _give_default_tariff(home, kind_given="tariff_kind" in data)
     full_clean(home)
     home.save()
     if do_not_disturb is not None:
@@ -115,6 +117,20 @@ def home_save(home: Home, data: Mapping[str, Any], do_not_disturb: list[Mapping[
     if not created:
         _reoptimize_on_commit(home.pk, "home_changed")
     return home
+
+
+def _give_default_tariff(home: Home, *, kind_given: bool) -> None:
+    """A new home starts with its country's default tariff, so it can be planned right away.
+
+    The default of the home's tariff kind wins; when the household did not choose a kind, the
+    country's default of any kind (time of use first) is taken with its kind.
+    """
+    defaults = Tariff.objects.filter(country=home.country, is_default=True, owner__isnull=True)
+    tariff = defaults.filter(kind=home.tariff_kind).first()
+    if tariff is None and not kind_given:
+        tariff = defaults.order_by(models.Case(models.When(kind=TariffKind.DYNAMIC, then=1), default=0), "code").first()
+    if tariff is not None:
+        home.tariff, home.tariff_kind = tariff, tariff.kind
 
 
 @transaction.atomic
@@ -267,6 +283,28 @@ def ev_session_save(session: EVSession, data: Mapping[str, Any]) -> EVSession:
 
 def ev_session_delete(session: EVSession) -> None:
     _delete_and_reoptimize(session, session.device.home_id, "ev_session_deleted")
+
+
+# --- tariffs -------------------------------------------------------------------
+
+@transaction.atomic
+def tariff_save(tariff: Tariff, data: Mapping[str, Any]) -> Tariff:
+    """Create or update a tariff; the homes on it are planned again with the new prices."""
+    created = tariff.pk is None
+    _assign(tariff, data)
+    full_clean(tariff)
+    tariff.save()
+    if not created:
+        for home_id in tariff.homes.values_list("id", flat=True):
+            _reoptimize_on_commit(home_id, "tariff_changed")
+    return tariff
+
+
+@transaction.atomic
+def tariff_delete(tariff: Tariff) -> None:
+    if tariff.homes.exists():
+        raise Conflict("Homes still use this tariff; give them another one first.")
+    tariff.delete()
 
 
 # --- signals and telemetry -----------------------------------------------------

@@ -5,8 +5,14 @@ ERSE's "ciclo diário" (daily cycle, winter hours) for low-voltage households:
 off-peak (vazio) 22:00-08:00; for tri-hourly, peak (ponta) 09:00-10:30 and
 18:00-20:30, mid (cheias) the rest. The EUR/kWh prices are the three levels of
 the FlexiHome Energy Manager default tri-hourly day (0.1044 / 0.1696 / 0.2337);
-the bi-hourly and simple prices are illustrative values between them. Operators
-edit or add tariffs in the admin.
+the bi-hourly and simple prices are illustrative values between them.
+
+Dynamic tariffs follow the spot price of their area. Their `periods` hold the network access
+fee per time-of-use period, added to spot x multiplier + supplier adder, then VAT. The built-in
+ones are illustrative: Portugal with ERSE's tri-hourly periods and VAT 23 %, Spain with the
+2.0TD periods (punta 10-14 and 18-22, llano 8-10, 14-18 and 22-24 on weekdays, valle at night
+and all weekend) and VAT 21 %; both pay exports at 90 % of the spot price. Operators edit or
+add tariffs in the admin; households may add their own.
 """
 from __future__ import annotations
 
@@ -47,6 +53,43 @@ DEFAULT_TARIFFS = [
             {"days": ALL_DAYS, "start": "18:00", "end": "20:30", "price_eur_per_kwh": PEAK},
             {"days": ALL_DAYS, "start": "20:30", "end": "22:00", "price_eur_per_kwh": MID},
             {"days": ALL_DAYS, "start": "22:00", "end": "24:00", "price_eur_per_kwh": OFF_PEAK},
+        ],
+    },
+]
+WEEKDAYS, WEEKEND = [0, 1, 2, 3, 4], [5, 6]
+for _t in DEFAULT_TARIFFS:  # the time-of-use tariffs above are Portugal's defaults of their kind
+    _t.update(country="PT", is_default=True)
+DEFAULT_TARIFFS += [
+    {
+        "code": "pt-dynamic-spot",
+        "name": "Portugal dynamic (OMIE spot), tri-hourly network fees",
+        "kind": "dynamic", "country": "PT", "is_default": True,
+        "spot_multiplier": "1.0", "spot_adder_eur_per_kwh": "0.012", "vat_pct": "23",
+        "export_kind": "spot", "export_spot_multiplier": "0.9", "export_spot_adder_eur_per_kwh": "0",
+        "periods": [
+            {"days": ALL_DAYS, "start": "00:00", "end": "08:00", "price_eur_per_kwh": 0.0118},
+            {"days": ALL_DAYS, "start": "08:00", "end": "09:00", "price_eur_per_kwh": 0.0356},
+            {"days": ALL_DAYS, "start": "09:00", "end": "10:30", "price_eur_per_kwh": 0.0642},
+            {"days": ALL_DAYS, "start": "10:30", "end": "18:00", "price_eur_per_kwh": 0.0356},
+            {"days": ALL_DAYS, "start": "18:00", "end": "20:30", "price_eur_per_kwh": 0.0642},
+            {"days": ALL_DAYS, "start": "20:30", "end": "22:00", "price_eur_per_kwh": 0.0356},
+            {"days": ALL_DAYS, "start": "22:00", "end": "24:00", "price_eur_per_kwh": 0.0118},
+        ],
+    },
+    {
+        "code": "es-dynamic-spot",
+        "name": "Spain dynamic (OMIE spot), 2.0TD network fees",
+        "kind": "dynamic", "country": "ES", "is_default": True,
+        "spot_multiplier": "1.0", "spot_adder_eur_per_kwh": "0.010", "vat_pct": "21",
+        "export_kind": "spot", "export_spot_multiplier": "0.9", "export_spot_adder_eur_per_kwh": "0",
+        "periods": [
+            {"days": WEEKDAYS, "start": "00:00", "end": "08:00", "price_eur_per_kwh": 0.0030},
+            {"days": WEEKDAYS, "start": "08:00", "end": "10:00", "price_eur_per_kwh": 0.0280},
+            {"days": WEEKDAYS, "start": "10:00", "end": "14:00", "price_eur_per_kwh": 0.0750},
+            {"days": WEEKDAYS, "start": "14:00", "end": "18:00", "price_eur_per_kwh": 0.0280},
+            {"days": WEEKDAYS, "start": "18:00", "end": "22:00", "price_eur_per_kwh": 0.0750},
+            {"days": WEEKDAYS, "start": "22:00", "end": "24:00", "price_eur_per_kwh": 0.0280},
+            {"days": WEEKEND, "start": "00:00", "end": "24:00", "price_eur_per_kwh": 0.0030},
         ],
     },
 ]
@@ -104,3 +147,33 @@ def price_series(periods: list[dict], start: datetime, slots: int, resolution_mi
     zone = zoneinfo.ZoneInfo(tz)
     step = timedelta(minutes=resolution_min)
     return [price_at(periods, (start + i * step).astimezone(zone)) for i in range(slots)]
+
+
+def retail_from_spot(spot_eur_per_kwh: list[float], network_fee_eur_per_kwh: list[float], *, multiplier: float,
+                     adder_eur_per_kwh: float, vat_pct: float) -> list[float]:
+    """Dynamic retail price per slot: (spot x multiplier + adder + network fee) x (1 + VAT)."""
+    vat = 1.0 + vat_pct / 100.0
+    return [round((s * multiplier + adder_eur_per_kwh + f) * vat, 6)
+            for s, f in zip(spot_eur_per_kwh, network_fee_eur_per_kwh, strict=True)]
+
+
+def tariff_import_prices(tariff, start: datetime, slots: int, resolution_min: int, tz: str,
+                         spot_eur_per_kwh: list[float] | None) -> list[float]:
+    """A tariff's import price per slot; a dynamic tariff needs the spot price of those slots."""
+    per_period = price_series(tariff.periods, start, slots, resolution_min, tz)
+    if tariff.kind != "dynamic":
+        return per_period
+    if spot_eur_per_kwh is None:
+        raise ValueError("A dynamic tariff needs the spot price.")
+    return retail_from_spot(spot_eur_per_kwh, per_period, multiplier=float(tariff.spot_multiplier),
+                            adder_eur_per_kwh=float(tariff.spot_adder_eur_per_kwh), vat_pct=float(tariff.vat_pct))
+
+
+def tariff_export_prices(tariff, slots: int, spot_eur_per_kwh: list[float] | None) -> list[float]:
+    """A tariff's export price per slot: flat, or spot x multiplier + adder."""
+    if tariff.export_kind != "spot":
+        return [float(tariff.export_price_eur_per_kwh)] * slots
+    if spot_eur_per_kwh is None:
+        raise ValueError("A spot-indexed export price needs the spot price.")
+    m, a = float(tariff.export_spot_multiplier), float(tariff.export_spot_adder_eur_per_kwh)
+    return [round(s * m + a, 6) for s in spot_eur_per_kwh]

@@ -8,23 +8,27 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
+from django.utils.module_loading import import_string
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 from energy_manager.api_input import InstantFilter
 
-from . import selectors, services
+from . import selectors, services, signal_ingest
 from .models import (
-    Cycle, CycleState, Device, DeviceType, EVSession, Home, Hub, Measurement, SignalKind, SignalSeries,
+    Cycle, CycleState, Device, DeviceType, EVSession, Home, Hub, Measurement, SignalKind, SignalSeries, Tariff,
 )
-from .permissions import IsStaff
+from .permissions import CanUseSignals, IsStaff
 from .serializers import (
     ComfortPreferenceSerializer, CycleSerializer, DeviceSerializer, EVSessionSerializer, HomeSerializer,
     HubClaimSerializer, HubRegisterSerializer, HubSerializer, MeasurementSerializer, SignalSeriesSerializer,
-    TariffSerializer,
+    SignalBulkResultSerializer, SignalBulkSerializer, SignalEnvelopeSerializer, SignalWriteSerializer, TariffSerializer,
 )
 
 
@@ -283,15 +287,57 @@ class EVSessionViewSet(ServiceModelViewSet):
 
 # --- read-only -----------------------------------------------------------------------
 
-class SignalViewSet(viewsets.ReadOnlyModelViewSet):
+def _signal_authentication() -> list:
+    """Households' and operators' logins, plus the service-account key scheme named in settings
+    (the accounts belong to the grid layer above; this layer is given its authenticator)."""
+    return [*api_settings.DEFAULT_AUTHENTICATION_CLASSES,
+            *[import_string(path) for path in settings.SIGNAL_WRITER_AUTHENTICATION]]
+
+
+@extend_schema_view(
+    create=extend_schema(
+        summary="Store many series at once (prices, CO2, forecasts)",
+        description="All or nothing; each series replaces stored series of the same kind and scope (area, home, "
+                    "device) that it overlaps, so sending it again changes nothing. Households write forecasts and "
+                    "prices of their own homes only; operators and data-provider service accounts write any.",
+        request=SignalBulkSerializer, responses={201: SignalBulkResultSerializer}),
+)
+class SignalViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Prices, CO2 and forecasts: area-wide series plus the user's own homes' series."""
 
     serializer_class = SignalSeriesSerializer
     filterset_class = SignalFilter
     ordering_fields = ["start", "id"]
+    permission_classes = [CanUseSignals]
+
+    def get_authenticators(self):
+        return [auth() for auth in _signal_authentication()]
 
     def get_queryset(self):
         return selectors.signals_for(self.request.user)
+
+    def create(self, request, *args, **kwargs):
+        """Each series is checked on its own, then the good ones against the stored data and each other,
+        so one answer names every bad field of the request."""
+        envelope = SignalEnvelopeSerializer(data=request.data)
+        envelope.is_valid(raise_exception=True)
+        per_item: dict[int, dict] = {}  # {index: field errors}: the error body names them series[index].field
+        items, names = [], []
+        for i, raw in enumerate(envelope.validated_data["series"]):
+            item = SignalWriteSerializer(data=raw, context=self.get_serializer_context())
+            if item.is_valid():
+                items.append(item.validated_data)
+                names.append(f"series[{i}]")
+            else:
+                per_item[i] = item.errors
+        errors: dict = {"series": per_item} if per_item else {}
+        try:
+            result = signal_ingest.ingest(items, names, validate_only=bool(errors))
+        except DjangoValidationError as exc:
+            errors.update(exc.message_dict)  # already named series[i].field
+        if errors:
+            raise serializers.ValidationError(errors)
+        return Response({"stored": result.created, "replaced": result.replaced}, status=status.HTTP_201_CREATED)
 
 
 class MeasurementViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
@@ -305,13 +351,31 @@ class MeasurementViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         return selectors.measurements_for(self.request.user)
 
 
-class TariffViewSet(viewsets.ReadOnlyModelViewSet):
-    """Time-of-use tariff calendars (built-in ones documented in their `source`)."""
+class TariffViewSet(ServiceModelViewSet):
+    """Public tariffs (built-in ones documented in their `source`) and the household's own.
+
+    A household creates tariffs of its own (only its homes may use them) and edits only those;
+    operators edit all and create public ones.
+    """
 
     serializer_class = TariffSerializer
     pagination_class = None
     filter_backends: list = []
 
     def get_queryset(self):
-        return selectors.tariffs()
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no user
+            return selectors.tariffs()
+        qs = selectors.tariffs_for(self.request.user)
+        if self.request.method not in ("GET", "HEAD", "OPTIONS") and not self.request.user.is_staff:
+            qs = qs.filter(owner=self.request.user)  # public tariffs are read-only for households: 404
+        return qs
+
+    def new_instance(self, data):
+        return Tariff(owner=None if self.request.user.is_staff else self.request.user)
+
+    def save_instance(self, instance, data):
+        return services.tariff_save(instance, data)
+
+    def perform_destroy(self, instance):
+        services.tariff_delete(instance)
 

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     # Parts, bottom layer first; dependencies run one way (see .importlinter).
     "devices",
     "hub_bridge",
+    "flexibility.forecasting",
     "flexibility.notifications",
     "flexibility.planning",
     "flexibility.grid",
@@ -196,6 +197,23 @@ OPTIMIZATION_REOPTIMIZE_DEBOUNCE_S = env.int("OPTIMIZATION_REOPTIMIZE_DEBOUNCE_S
 DAY_AHEAD_LOCAL_TIME = env.str("DAY_AHEAD_LOCAL_TIME", default="18:00")
 FLEX_GATE_CLOSURE_LOCAL_TIME = env.str("FLEX_GATE_CLOSURE_LOCAL_TIME", default="23:30")
 
+# --- Inputs: importers and forecasting ----------------------------------------
+# Who besides households and operators may call the signals API: the service-account key scheme.
+SIGNAL_WRITER_AUTHENTICATION = ["flexibility.grid.service_auth.ServiceAccountAuthentication"]
+# Day-ahead runs and re-plans forecast again unless the home's forecasts are younger than this.
+FORECAST_REFRESH_MIN_AGE_S = env.int("FORECAST_REFRESH_MIN_AGE_S", default=3600)
+SIGNAL_IMPORT_DIR = env.str("SIGNAL_IMPORT_DIR", default="")  # drop folder read by the periodic importer; empty = off
+REFERENCE_DATA_FILE = env.str(
+    "REFERENCE_DATA_FILE", default=str(BASE_DIR.parent / "shared" / "reference" / "flexihome-default-data.json"))
+
+# Rolling re-planning: how often homes are checked against their plan, and what counts as leaving it.
+ROLLING_TICK_MINUTES = env.int("ROLLING_TICK_MINUTES", default=15)
+ROLLING_CHUNK_SIZE = env.int("ROLLING_CHUNK_SIZE", default=500)  # homes per chunk task
+ROLLING_MAX_REPLANS_PER_CHUNK = env.int("ROLLING_MAX_REPLANS_PER_CHUNK", default=200)
+ROLLING_SOC_THRESHOLD_PCT = env.float("ROLLING_SOC_THRESHOLD_PCT", default=10.0)
+ROLLING_LOAD_THRESHOLD_W = env.float("ROLLING_LOAD_THRESHOLD_W", default=500.0)
+ROLLING_LOAD_THRESHOLD_SHARE = env.float("ROLLING_LOAD_THRESHOLD_SHARE", default=0.5)
+
 # --- Periodic tasks -------------------------------------------------------------
 # The one declaration of the beat schedule. `manage.py sync_periodic_tasks` (also run after every
 # `migrate`) creates the django-celery-beat row of each entry that is missing; it never changes an
@@ -215,6 +233,15 @@ PERIODIC_TASKS = {
     },
     "Hub relay sweep: resend, expire, fail unreported commands": {
         "task": "tasks.hub.relay_sweep", "queue": "hub", "every": (30, "seconds"),
+    },
+    "Rolling re-planning: homes whose measured state left their plan": {
+        "task": "tasks.planning.rolling_tick", "queue": "default", "every": (ROLLING_TICK_MINUTES, "minutes"),
+    },
+    "Import price and CO2 documents from the drop folder": {
+        "task": "tasks.inputs.import_signal_folder", "queue": "default", "every": (5, "minutes"),
+    },
+    "Score yesterday's forecasts against what was measured": {
+        "task": "tasks.inputs.score_forecasts", "queue": "default", "crontab": {"minute": "20", "hour": "3"},
     },
 }
 

@@ -20,6 +20,7 @@ urlpatterns = [
     path("api/v1/", include("hub_bridge.urls")),
     path("api/v1/", include("flexibility.grid.urls")),
     path("api/energy_manager_service/", include("flexibility.grid.compat.urls")),
+    path("api/v1/", include("flexibility.forecasting.urls")),
 ]
 
 # API paths answer errors with the API's JSON body; other paths keep Django's pages.

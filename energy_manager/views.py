@@ -31,6 +31,7 @@ API_RESOURCES = {
     "signals": "signal-list",
     "measurements": "measurement-list",
     "tariffs": "tariff-list",
+    "forecast-accuracy": "forecast-accuracy-list",
     "optimizations": "optimization-run-list",
     "recommendations": "recommendation-list",
     "notifications": "notification-list",

@@ -11,7 +11,7 @@ services.enqueue_run); the result write is idempotent (services.store_result).
 """
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
@@ -21,6 +21,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from flexibility.planning import services
+from flexibility.planning.services import rolling
 
 TRANSIENT = (OperationalError, InterfaceError, BrokerError, RedisConnectionError)
 
@@ -74,6 +75,21 @@ def day_ahead_chunk(self, fleet_pk: int, home_ids: list[int]):
     try:
         return services.plan_fleet_chunk(fleet_pk, home_ids)
     except (OperationalError, InterfaceError) as exc:
+        raise self.retry(exc=exc, countdown=min(2 ** self.request.retries, 60))
+
+
+@shared_task(name="tasks.planning.rolling_tick")
+def rolling_tick() -> int:
+    """Beat (settings.PERIODIC_TASKS, every ROLLING_TICK_MINUTES): check the homes with a current plan, in chunks."""
+    return rolling.start_tick()
+
+
+@shared_task(name="tasks.planning.rolling_chunk", bind=True, acks_late=True, max_retries=3)
+def rolling_chunk(self, home_ids: list[int], now: str) -> int:
+    """Re-plan the homes of one chunk that left their plan; returns how many were asked for."""
+    try:
+        return rolling.check_chunk(home_ids, datetime.fromisoformat(now)).replans
+    except TRANSIENT as exc:
         raise self.retry(exc=exc, countdown=min(2 ** self.request.retries, 60))
 
 

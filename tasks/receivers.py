@@ -42,6 +42,11 @@ def send_fleet_chunk(sender, fleet_pk: int, home_ids: list[int], **kwargs) -> No
     planning.day_ahead_chunk.delay(fleet_pk, home_ids)
 
 
+@receiver(planning_signals.rolling_chunk_due, dispatch_uid="tasks.rolling_chunk_due")
+def send_rolling_chunk(sender, home_ids: list[int], now: str, **kwargs) -> None:
+    planning.rolling_chunk.delay(home_ids, now)
+
+
 @receiver(grid_signals.offer_build_due, dispatch_uid="tasks.offer_build_due")
 def send_offer_build(sender, home_id: int, delivery_day, **kwargs) -> None:
     grid.build_offer.delay(home_id, delivery_day.isoformat())

@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from devices.models import Home
+from devices.permissions import DATA_PROVIDER_ROLE
 from flexibility.planning.models import OptimizationRun
 from flexibility.planning.slots import RESOLUTION_MIN
 
@@ -71,6 +72,10 @@ class Portfolio(models.Model):
 class ServiceRole(models.TextChoices):
     SYSTEM_OPERATOR = "system_operator", "System operator (DSO/TSO)"
     AGGREGATOR = "aggregator", "Aggregator"
+    DATA_PROVIDER = DATA_PROVIDER_ROLE, "Data provider (prices, CO2 intensity, forecasts)"
+
+
+GRID_ROLES = {ServiceRole.SYSTEM_OPERATOR, ServiceRole.AGGREGATOR}  # who may use the flexibility endpoints
 
 
 class ServiceAccount(models.Model):

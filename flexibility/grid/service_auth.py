@@ -13,7 +13,7 @@ from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
-from .models import ServiceAccount
+from .models import GRID_ROLES, ServiceAccount
 
 KEY_PREFIX_BYTES = 6
 
@@ -63,7 +63,8 @@ class ServiceAccountAuthentication(authentication.BaseAuthentication):
 
 
 def is_service_account(user) -> bool:
-    return isinstance(user, ServiceAccount)
+    """An operator or aggregator account (data providers only write signals, through devices' API)."""
+    return isinstance(user, ServiceAccount) and user.role in GRID_ROLES
 
 
 class IsServiceAccount(permissions.BasePermission):

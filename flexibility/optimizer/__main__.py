@@ -11,7 +11,7 @@ import sys
 from typing import Optional, Sequence
 
 from .problem import ProblemError, problem_from_dict
-from .solve import BACKENDS
+from .portfolio import BACKENDS
 
 
 def _fail(msg: str) -> int:

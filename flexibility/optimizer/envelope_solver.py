@@ -19,34 +19,54 @@ import math
 import time
 from typing import Optional
 
+from typing import Any, Union
+
 from .compile import compile_problem
+from .evaluate import evaluate
 from .problem import Problem
-from .result import Envelope, EnvelopeSlot, Status
-from .solve import solve
+from .result import Envelope, EnvelopeSlot, SolveResult, Status
+from .solve import schedule_from_result, solve
 
 
 def envelope(problem: Problem, backend: str = "auto", time_limit_s: float = 10.0,
-             slots: Optional[list[int]] = None) -> Envelope:
-    """Per-slot baseline/min/max net import (kW) and the extra cost (EUR) of holding min or max."""
+             slots: Optional[list[int]] = None, plan: Union[SolveResult, dict[str, Any], None] = None) -> Envelope:
+    """Per-slot baseline/min/max net import (kW) and the extra cost (EUR) of holding min or max.
+
+    `plan`: the stored plan of the run this envelope belongs to (a `SolveResult` or its JSON,
+    `SolveResult.to_dict()`); it is reused instead of solving again when it is a plan of this problem
+    (the evaluator finds no violation), else the problem is solved. The envelope's status is the plan's:
+    OPTIMAL only for a plan proven optimal; FEASIBLE for a plan with a gap, or when the time ran out
+    before every slot was explored (the unexplored slots then hold only the plan's value).
+    """
     import highspy
 
-    from .backends.milp import MilpModel
+    from .backends.milp_model import MilpModel
 
     t0 = time.perf_counter()
-    plan = solve(problem, backend=backend, time_limit_s=time_limit_s * 0.5, relaxed=False)
     g = problem.grid
     starts = [g.slot_start(t).isoformat() for t in range(g.slots)]
-    if plan.schedule is None or plan.evaluation is None or plan.status == Status.INFEASIBLE:
-        return Envelope(plan.status, [], None, {"plan_ms": round((time.perf_counter() - t0) * 1000, 3)},
-                        explanation=plan.explanation)
-    t_plan = time.perf_counter()
     cp = compile_problem(problem)
-    ev = plan.evaluation
+    reused = _stored_plan(problem, cp, plan)
+    if reused is not None:
+        schedule, plan_status, plan_gap, plan_backend = reused
+        ev = evaluate(problem, schedule, cp)
+        source = "reused"
+    else:
+        solved = solve(problem, backend=backend, time_limit_s=time_limit_s * 0.5, relaxed=False)
+        if solved.schedule is None or solved.evaluation is None or solved.status == Status.INFEASIBLE:
+            return Envelope(solved.status, [], None, {"plan_ms": round((time.perf_counter() - t0) * 1000, 3),
+                                                      "plan": "solved", "plan_status": solved.status.value},
+                            explanation=solved.explanation)
+        schedule, plan_status, plan_gap, plan_backend = (solved.schedule, solved.status, solved.stats.gap,
+                                                         solved.backend)
+        ev = solved.evaluation
+        source = "solved"
+    t_plan = time.perf_counter()
     net_plan = ev.net_import_kw
     mm = MilpModel(cp, symmetry=False)
     h = mm.m.to_highs(time_limit_s, relax=True)
     h.setOptionValue("mip_rel_gap", 1e-9)
-    plan_val = {r[0]: r[2](plan.schedule, net_plan) for r in mm.int_rules}
+    plan_val = {r[0]: r[2](schedule, net_plan) for r in mm.int_rules}
     # per device: slot -> [(col, value pushing net up, value pushing net down)]
     groups: dict[str, dict[int, list[tuple[int, Optional[float], Optional[float]]]]] = {}
     for col, slot, _, up, down, key in mm.int_rules:
@@ -79,7 +99,7 @@ def envelope(problem: Problem, backend: str = "auto", time_limit_s: float = 10.0
     todo = range(cp.n) if slots is None else slots
     deadline = t0 + time_limit_s
     solves = 0
-    status = Status.OPTIMAL
+    status = plan_status
     for t in todo:
         imp, exp = mm.imp[t], mm.exp[t]
         res = {}
@@ -116,10 +136,31 @@ def envelope(problem: Problem, backend: str = "auto", time_limit_s: float = 10.0
         hi_kw = max(net_plan[t], math.floor(hi[0] * 1000 + 1e-6) / 1000)
         lo_kw = min(net_plan[t], math.ceil(lo[0] * 1000 - 1e-6) / 1000)
         out.append(EnvelopeSlot(starts[t], net_plan[t], lo_kw, hi_kw, max(0.0, lo[1]), max(0.0, hi[1])))
-    stats = {"plan_backend": plan.backend, "plan_status": plan.status.value,
+    stats = {"plan": source, "plan_backend": plan_backend, "plan_status": plan_status.value, "plan_gap": plan_gap,
              "plan_ms": round((t_plan - t0) * 1000, 3), "envelope_ms": round((time.perf_counter() - t_plan) * 1000, 3),
              "total_ms": round((time.perf_counter() - t0) * 1000, 3), "lp_solves": solves}
     return Envelope(status, out, ev.cost_eur, stats)
+
+
+def _stored_plan(problem: Problem, cp, plan: Union[SolveResult, dict[str, Any], None]):
+    """(schedule, status, gap, backend) of a stored plan that fits `problem`, else None."""
+    if plan is None:
+        return None
+    if isinstance(plan, SolveResult):
+        if plan.schedule is None or plan.status not in (Status.OPTIMAL, Status.FEASIBLE):
+            return None
+        schedule, status, gap, backend = plan.schedule, plan.status, plan.stats.gap, plan.backend
+    else:
+        if plan.get("status") not in (Status.OPTIMAL.value, Status.FEASIBLE.value) or not plan.get("devices"):
+            return None
+        try:
+            schedule = schedule_from_result(problem, plan)
+        except (KeyError, TypeError, ValueError, IndexError):
+            return None
+        status, gap, backend = Status(plan["status"]), (plan.get("stats") or {}).get("gap"), plan.get("backend")
+    if evaluate(problem, schedule, cp).violations:
+        return None  # a plan of another problem (stale, or its rounding breaks a limit): solve again
+    return schedule, status, gap, backend
 
 
 def _state(cells: list[tuple[int, Optional[float], Optional[float]]], plan_val: dict[int, float], up: bool) -> bool:

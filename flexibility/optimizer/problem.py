@@ -7,10 +7,11 @@ model and the float MILP model describe exactly the same problem.
 """
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 MAX_HORIZON_H = 72
@@ -232,16 +233,47 @@ class Problem:
 
 # ------------------------------------------------------------------------ parsing
 _MISSING = object()
+MIN_PHASE_POWER_W = 10.0  # a non-zero appliance phase below this is a kW value in a W field
+
+# Every key each object of the contract may carry (FORMAT.md); anything else is a typo that would
+# otherwise silently drop a device or a requirement.
+FIELDS: dict[str, frozenset[str]] = {
+    "problem": frozenset({"version", "start", "resolution_min", "slots", "end", "timezone", "objective", "site",
+                          "do_not_disturb", "cycles", "ev_sessions", "batteries", "pv", "thermal_storages",
+                          "grid_request"}),
+    "objective": frozenset({"kind", "cost_weight", "early_finish_eur_per_slot"}),
+    "site": frozenset({"import_limit_kw", "export_limit_kw", "import_price_eur_per_kwh", "export_price_eur_per_kwh",
+                       "co2_g_per_kwh", "base_load_kw"}),
+    "interval": frozenset({"start", "end"}),
+    "cycle": frozenset({"id", "device", "name", "phases", "earliest_start", "latest_end", "scheduled_start",
+                        "fixed_start", "respect_do_not_disturb", "late_penalty_eur_per_h"}),
+    "phase": frozenset({"duration_min", "power_w", "expected_power_w", "max_power_w", "order"}),
+    "ev": frozenset({"id", "device", "name", "arrival", "departure", "energy_kwh", "target_soc_pct", "capacity_kwh",
+                     "initial_soc_pct", "min_power_kw", "max_power_kw", "current_steps_a", "phases", "voltage_v",
+                     "efficiency"}),
+    "battery": frozenset({"id", "device", "name", "capacity_kwh", "initial_soc_pct", "min_soc_pct", "final_soc_pct",
+                          "max_charge_kw", "max_discharge_kw", "charge_efficiency", "discharge_efficiency"}),
+    "pv": frozenset({"id", "device", "name", "forecast_kw", "curtailable"}),
+    "thermal": frozenset({"id", "device", "name", "electric_power_kw", "modulating", "cop", "min_energy_kwh",
+                          "max_energy_kwh", "initial_energy_kwh", "final_energy_kwh", "standing_loss_kw",
+                          "heat_demand_kw"}),
+    "grid_request": frozenset({"min_net_import_kw", "max_net_import_kw", "penalty_eur_per_kwh"}),
+}
 
 
 class _Reader:
-    """Reads one JSON object, raising ProblemError with the field path on any defect."""
+    """Reads one JSON object, raising ProblemError with the field path on any defect (unknown keys included)."""
 
-    def __init__(self, data: Any, path: str):
+    def __init__(self, data: Any, path: str, kind: str):
         if not isinstance(data, dict):
             raise ProblemError(f"{path or 'problem'}: must be an object")
         self.d = data
         self.path = path
+        allowed = FIELDS[kind]
+        for key in data:
+            if key not in allowed:
+                near = difflib.get_close_matches(str(key), sorted(allowed), n=1, cutoff=0.6)
+                raise ProblemError(f"{self.p(str(key))}: unknown field" + (f", did you mean {near[0]}" if near else ""))
 
     def p(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
@@ -286,9 +318,9 @@ class _Reader:
 
     def series(self, key: str, n: int, default: Any = _MISSING, nullable: bool = False, lo: Optional[float] = None,
                quantize: bool = False) -> Any:
-        v = self.get(key, default)
-        if v is None:
-            return None
+        if self.d.get(key) is None and default is not _MISSING:
+            return default  # an optional series left out (or null): its documented default
+        v = self.get(key)
         if not isinstance(v, list):
             raise ProblemError(f"{self.p(key)}: must be a list of {n} numbers")
         if len(v) != n:
@@ -305,11 +337,11 @@ class _Reader:
             out.append(q_kw(x) if quantize else float(x))
         return tuple(out)
 
-    def objects(self, key: str) -> list["_Reader"]:
+    def objects(self, key: str, kind: str) -> list["_Reader"]:
         v = self.get(key, [])
         if not isinstance(v, list):
             raise ProblemError(f"{self.p(key)}: must be a list")
-        return [_Reader(x, f"{self.p(key)}[{i}]") for i, x in enumerate(v)]
+        return [_Reader(x, f"{self.p(key)}[{i}]", kind) for i, x in enumerate(v)]
 
 
 def parse_instant(v: Any, path: str) -> datetime:
@@ -329,7 +361,7 @@ def parse_instant(v: Any, path: str) -> datetime:
 
 def problem_from_dict(d: Any) -> Problem:
     """Build and validate a Problem from the JSON contract (see README.md)."""
-    r = _Reader(d, "")
+    r = _Reader(d, "", "problem")
     version = r.get("version", 1)
     if version != 1:
         raise ProblemError(f"version: unsupported version {version!r} (expected 1)")
@@ -359,14 +391,14 @@ def problem_from_dict(d: Any) -> Problem:
     grid = TimeGrid(start=start, resolution_min=res, slots=slots, timezone=tz)
     n = slots
 
-    o = _Reader(r.get("objective", {}), "objective")
+    o = _Reader(r.get("objective", {}), "objective", "objective")
     kind = o.string("kind", "economic")
     if kind not in ("economic", "ecologic", "mixed"):
         raise ProblemError("objective.kind: must be economic, ecologic or mixed")
     objective = Objective(kind=kind, cost_weight=o.num("cost_weight", 0.5, lo=0, hi=1),
                           early_finish_eur_per_slot=o.num("early_finish_eur_per_slot", 1e-6, lo=0))
 
-    s = _Reader(r.get("site"), "site")
+    s = _Reader(r.get("site"), "site", "site")
     site = Site(
         import_limit_kw=q_kw(s.num("import_limit_kw", lo=0)),
         export_limit_kw=q_kw(s.num("export_limit_kw", s.d.get("import_limit_kw"), lo=0)),
@@ -377,7 +409,7 @@ def problem_from_dict(d: Any) -> Problem:
     )
 
     dnd = []
-    for i, x in enumerate(r.objects("do_not_disturb")):
+    for i, x in enumerate(r.objects("do_not_disturb", "interval")):
         a, b = x.instant("start"), x.instant("end")
         if b <= a:
             raise ProblemError(f"do_not_disturb[{i}].end: must be after start")
@@ -395,12 +427,12 @@ def problem_from_dict(d: Any) -> Problem:
         return did, x.string("device", did), x.string("name", did)
 
     cycles = []
-    for i, x in enumerate(r.objects("cycles")):
+    for i, x in enumerate(r.objects("cycles", "cycle")):
         cid, dev, name = ident(x, "cycle", i)
         ph_raw = x.get("phases")
         if not isinstance(ph_raw, list) or not ph_raw:
             raise ProblemError(f"{x.p('phases')}: must be a non-empty list")
-        phases_r = [_Reader(p, f"{x.p('phases')}[{j}]") for j, p in enumerate(ph_raw)]
+        phases_r = [_Reader(p, f"{x.p('phases')}[{j}]", "phase") for j, p in enumerate(ph_raw)]
         if all("order" in p.d for p in phases_r):
             phases_r.sort(key=lambda p: p.d["order"])
         phases = []
@@ -409,6 +441,9 @@ def problem_from_dict(d: Any) -> Problem:
             for key in ("power_w", "expected_power_w", "max_power_w"):
                 if p.d.get(key) is not None:
                     pw = p.num(key, lo=0)
+                    if 0 < pw < MIN_PHASE_POWER_W:
+                        raise ProblemError(f"{p.p(key)}: {pw:g} W is below {MIN_PHASE_POWER_W:g} W; powers here are "
+                                           f"in watts (W), not kilowatts (kW): {pw:g} kW is {pw * 1000:g} W")
                     break
             else:
                 raise ProblemError(f"{p.p('power_w')}: required")
@@ -423,7 +458,7 @@ def problem_from_dict(d: Any) -> Problem:
             late_penalty_eur_per_h=x.num("late_penalty_eur_per_h", 0.0, lo=0)))
 
     evs = []
-    for i, x in enumerate(r.objects("ev_sessions")):
+    for i, x in enumerate(r.objects("ev_sessions", "ev")):
         eid, dev, name = ident(x, "ev", i)
         arr, dep = x.instant("arrival"), x.instant("departure")
         if dep <= arr:
@@ -466,7 +501,7 @@ def problem_from_dict(d: Any) -> Problem:
         evs.append(ev)
 
     bats = []
-    for i, x in enumerate(r.objects("batteries")):
+    for i, x in enumerate(r.objects("batteries", "battery")):
         bid, dev, name = ident(x, "battery", i)
         cap = x.num("capacity_kwh", lo=0, lo_open=True)
         mn = x.num("min_soc_pct", 0.0, lo=0, hi=100)
@@ -479,13 +514,13 @@ def problem_from_dict(d: Any) -> Problem:
                             discharge_efficiency=x.num("discharge_efficiency", 1.0, lo=0, hi=1, lo_open=True)))
 
     pvs = []
-    for i, x in enumerate(r.objects("pv")):
+    for i, x in enumerate(r.objects("pv", "pv")):
         pid, dev, name = ident(x, "pv", i)
         pvs.append(PV(id=pid, device=dev, name=name, forecast_kw=x.series("forecast_kw", n, lo=0, quantize=True),
                       curtailable=x.boolean("curtailable", False)))
 
     ths = []
-    for i, x in enumerate(r.objects("thermal_storages")):
+    for i, x in enumerate(r.objects("thermal_storages", "thermal")):
         tid, dev, name = ident(x, "thermal", i)
         mn = x.num("min_energy_kwh", 0.0, lo=0)
         mx = x.num("max_energy_kwh", lo=0)
@@ -500,7 +535,7 @@ def problem_from_dict(d: Any) -> Problem:
 
     gr = None
     if r.d.get("grid_request") is not None:
-        g = _Reader(r.d["grid_request"], "grid_request")
+        g = _Reader(r.d["grid_request"], "grid_request", "grid_request")
         lo_ = g.series("min_net_import_kw", n, (None,) * n, nullable=True, quantize=True)
         hi_ = g.series("max_net_import_kw", n, (None,) * n, nullable=True, quantize=True)
         for t in range(n):
@@ -555,7 +590,3 @@ def problem_to_dict(p: Problem) -> dict:
             d["initial_soc_pct"] = 100.0 - 100.0 * e.max_energy_kwh / e.capacity_kwh
         out["ev_sessions"].append(d)
     return out
-
-
-def series(values: Sequence[float]) -> tuple[float, ...]:
-    return tuple(float(x) for x in values)

@@ -2,63 +2,30 @@
 from __future__ import annotations
 
 import time
-from datetime import timedelta
-from typing import Any, Optional
+from datetime import datetime, timedelta
+from typing import Any
 
-from .baseline import baseline as _baseline
+from .baseline import baseline
 from .compile import Compiled, compile_problem, resample_profile
 from .evaluate import evaluate
 from .explain import explain_infeasible, precheck
+from .portfolio import BACKENDS, choose_backend, run_backend, solve_portfolio
 from .problem import Problem
 from .result import Evaluation, Schedule, SolveResult, SolveStats, Status
-
-BACKENDS = ("auto", "cpsat", "milp", "milp-pulp")
-
-
-def choose_backend(cp: Compiled) -> str:
-    """Pick by structure (see README "Choosing a backend" for the measurements behind this).
-
-    CP-SAT wins when start-time decisions dominate (cycles, on/off heaters);
-    HiGHS wins when the problem is (mostly) continuous: batteries, modulating
-    loads, long horizons with few discrete choices.
-    """
-    p = cp.problem
-    discrete_cycles = sum(len(cm.options) for cm in cp.cycles if not cm.fixed)
-    on_off = any(not th.modulating for th in p.thermal_storages) or any(
-        em.levels_kw is not None or em.semicontinuous for em in cp.evs)
-    if discrete_cycles == 0 and not on_off:
-        return "milp"  # a pure LP: HiGHS simplex, a few ms
-    if any(em.levels_kw is None for em in cp.evs):
-        return "milp"  # continuous / semi-continuous EV power: CP-SAT needs seconds to close the gap
-    if p.batteries:
-        return "milp"  # continuous storage next to discrete choices: HiGHS' LP bound wins
-    return "cpsat"  # start times and on/off only: CP-SAT's clause learning wins
-
-
-def run_backend(cp: Compiled, backend: str, time_limit_s: float, threads: int = 1, **kw: Any):
-    if backend == "cpsat":
-        from .backends.cpsat import solve_cpsat
-
-        return solve_cpsat(cp, time_limit_s, workers=threads, **kw)
-    if backend in ("milp", "milp-pulp"):
-        from .backends.milp import solve_milp
-
-        return solve_milp(cp, time_limit_s, threads=threads, via_pulp=backend == "milp-pulp", **kw)
-    raise ValueError(f"backend: must be one of {', '.join(BACKENDS)}")
-
 
 def solve(problem: Problem, backend: str = "auto", time_limit_s: float = 5.0, *, threads: int = 1,
           explain: bool = True, relaxed: bool = True, **backend_options: Any) -> SolveResult:
     """Schedule every device; always returns (never raises for infeasible or slow problems).
 
     `time_limit_s` bounds the whole call; an infeasible problem gets up to
-    another `min(time_limit_s, 2 s)` for its explanation.
+    another `min(time_limit_s, 2 s)` for its explanation. `auto` is the portfolio of both
+    backends (portfolio.py); a named backend runs alone.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend: must be one of {', '.join(BACKENDS)}")
     t0 = time.perf_counter()
     cp = compile_problem(problem)
-    bl = _baseline(problem, cp)
+    bl = baseline(problem, cp)
     chosen = choose_backend(cp) if backend == "auto" else backend
     name = chosen if backend != "auto" else f"auto:{chosen}"
 
@@ -72,7 +39,11 @@ def solve(problem: Problem, backend: str = "auto", time_limit_s: float = 5.0, *,
 
     compile_ms = _ms(t0)
     left = max(0.05, time_limit_s - compile_ms / 1000)
-    out = run_backend(cp, chosen, left, threads, **backend_options)
+    if backend == "auto" and not backend_options:
+        out, chosen = solve_portfolio(cp, left, threads)
+        name = f"auto:{chosen}"
+    else:
+        out = run_backend(cp, chosen, left, threads, **backend_options)
     stats = SolveStats(name, compile_ms + out.build_ms, out.solve_ms, out.gap, out.bound, dict(out.detail))
     if out.status == Status.INFEASIBLE:
         res = SolveResult(Status.INFEASIBLE, name, None, None, bl, stats)
@@ -163,13 +134,32 @@ def devices_view(cp: Compiled, sch: Schedule, ev: Evaluation) -> dict[str, dict[
     return out
 
 
-def baseline(problem: Problem) -> Evaluation:
-    """Cost/CO2/violations of the unoptimized plan (see baseline.py)."""
-    return _baseline(problem)
+def schedule_from_result(problem: Problem, result: dict[str, Any]) -> Schedule:
+    """The decisions of a stored result (`SolveResult.to_dict()`), read back from its `devices` (inverse of
+    `devices_view`); raises KeyError / ValueError when the result does not describe `problem`'s devices."""
+    g = problem.grid
+    devices = result["devices"]
+    sch = Schedule()
+    n = g.slots
 
+    def series(d: dict[str, Any], key: str) -> list[float]:
+        v = [float(x) for x in d[key]]
+        if len(v) != n:
+            raise ValueError(f"{key}: {len(v)} values for {n} slots")
+        return v
 
-def is_optimal(res: SolveResult, tol: float = 1e-4) -> bool:
-    return res.status == Status.OPTIMAL or (res.status == Status.FEASIBLE and (res.stats.gap or 1) <= tol)
-
-
-__all__ = ["solve", "baseline", "choose_backend", "BACKENDS", "Optional"]
+    for c in problem.cycles:
+        start = devices[c.id]["start"]
+        if start is None:
+            raise ValueError(f"{c.id}: not scheduled")
+        sch.cycle_start_min[c.id] = round(g.offset_min(datetime.fromisoformat(start)), 6)
+    for e in problem.ev_sessions:
+        sch.ev_kw[e.id] = series(devices[e.id], "power_kw")
+    for b in problem.batteries:
+        sch.battery_charge_kw[b.id] = series(devices[b.id], "charge_kw")
+        sch.battery_discharge_kw[b.id] = series(devices[b.id], "discharge_kw")
+    for pv in problem.pv:
+        sch.pv_kw[pv.id] = [-x for x in series(devices[pv.id], "power_kw")]
+    for th in problem.thermal_storages:
+        sch.thermal_kw[th.id] = series(devices[th.id], "power_kw")
+    return sch

@@ -16,11 +16,11 @@ from typing import Any, Iterable, Optional
 from django.utils import timezone
 
 from devices.models import (
-    SHIFTABLE_TYPES, THERMAL_TYPES, Cycle, CycleState, Device, DeviceType, EVSession, Home, Measurement,
+    SHIFTABLE_TYPES, THERMAL_TYPES, Cycle, CycleState, Device, DeviceType, EVSession, ExportKind, Home, Measurement,
     Objective, SignalKind, SignalSeries, TariffKind,
 )
 from devices.power_profiles import profile_duration_minutes
-from devices.tariffs import price_series
+from devices.tariffs import price_series, tariff_export_prices, tariff_import_prices
 from energy_manager.errors import Unprocessable
 
 from .slots import MAX_HORIZON_H, RESOLUTION_MIN, default_horizon, floor_to_slot
@@ -79,11 +79,13 @@ def _series(kind: str, start: datetime, end: datetime, **scope: Any) -> list[Sig
 
 
 def signal_slots(home: Home, kind: str, start: datetime, slots: int, res_min: int = RESOLUTION_MIN,
-                 device: Optional[Device] = None) -> list[Optional[float]]:
+                 device: Optional[Device] = None, scope: str = "home_then_area",
+                 area: Optional[str] = None) -> list[Optional[float]]:
     """Per-slot values of a signal for a home; None where no series covers the slot.
 
-    Prices and CO2: a home-specific series wins over the area (home country) series.
-    Forecasts: a device-specific series wins over the home-level one.
+    Prices and CO2: a home-specific series wins over the area (`area`, default the home's country)
+    series; `scope` "home" or "area" reads only one of them. Forecasts: a device-specific series
+    wins over the home-level one.
     """
     end = start + timedelta(minutes=res_min * slots)
     if kind in (SignalKind.LOAD_FORECAST, SignalKind.PV_FORECAST, SignalKind.HEAT_DEMAND):
@@ -92,15 +94,19 @@ def signal_slots(home: Home, kind: str, start: datetime, slots: int, res_min: in
             layers.append(_series(kind, start, end, home=home, device=device))
         layers.append(_series(kind, start, end, home=home, device__isnull=True))
     else:
-        layers = [_series(kind, start, end, home=home),
-                  _series(kind, start, end, home__isnull=True, area=home.country)]
+        layers = []
+        if scope != "area":
+            layers.append(_series(kind, start, end, home=home))
+        if scope != "home":
+            layers.append(_series(kind, start, end, home__isnull=True, area=area or home.country))
     return _slot_values([s for layer in layers for s in layer], start, slots, res_min)
 
 
 def signal_for_home(home: Home, kind: str, start: datetime, slots: int, res_min: int = RESOLUTION_MIN,
-                    device: Optional[Device] = None) -> Optional[list[float]]:
-    """Per-slot values of a signal for a home, or None when any slot is uncovered."""
-    values = signal_slots(home, kind, start, slots, res_min, device)
+                    device: Optional[Device] = None, scope: str = "home_then_area",
+                    area: Optional[str] = None) -> Optional[list[float]]:
+    """Per-slot values of a signal for a home (see `signal_slots`), or None when any slot is uncovered."""
+    values = signal_slots(home, kind, start, slots, res_min, device, scope, area)
     return None if any(v is None for v in values) else [float(v) for v in values]
 
 
@@ -125,9 +131,10 @@ def _hours(delta: timedelta) -> str:
 
 
 def _required_signal(home: Home, kind: str, start: datetime, slots: int, what: str, field: str,
-                     missing: dict[str, list[str]], device: Optional[Device] = None) -> Optional[list[float]]:
-    """The signal over the horizon; else None, and `missing[field]` names exactly which spans lack it."""
-    values = signal_slots(home, kind, start, slots, device=device)
+                     missing: dict[str, list[str]], **where: Any) -> Optional[list[float]]:
+    """The signal over the horizon (`where`: device, scope, area as for `signal_slots`); else None, and
+    `missing[field]` names exactly which spans lack it."""
+    values = signal_slots(home, kind, start, slots, **where)
     spans = uncovered_spans(values, start)
     if not spans:
         return [float(v) for v in values]
@@ -168,7 +175,7 @@ def build_problem(
     kind = objective or home.objective
 
     prices = _import_prices(home, start, slots, missing)
-    export = _export_prices(home, start, slots)
+    export = _export_prices(home, start, slots, missing)
     if kind == Objective.ECONOMIC:
         co2 = signal_for_home(home, SignalKind.CO2_INTENSITY, start, slots)
     else:
@@ -208,22 +215,46 @@ def build_problem(
     return problem
 
 
-def _import_prices(home: Home, start: datetime, slots: int, missing: dict[str, list[str]]) -> Optional[list[float]]:
+def _spot(home: Home, start: datetime, slots: int, what: str,
+          missing: dict[str, list[str]]) -> Optional[list[float]]:
+    """The area spot price a dynamic tariff follows (the tariff's area, else the home's country)."""
+    return _required_signal(home, SignalKind.IMPORT_PRICE, start, slots, what, "import_price", missing,
+                            scope="area", area=home.tariff.spot_area or None)
+
+
+def _import_prices(home: Home, start: datetime, slots: int,
+                   missing: dict[str, list[str]]) -> Optional[list[float]]:
+    """Retail import prices: a home's own price series first; else a dynamic tariff applied to the
+    area spot price; else (dynamic, no tariff) the area price as it is; else the time-of-use calendar."""
     if home.tariff_kind == TariffKind.DYNAMIC:
-        return _required_signal(home, SignalKind.IMPORT_PRICE, start, slots, "dynamic import prices", "import_price",
-                                missing)
+        own = signal_for_home(home, SignalKind.IMPORT_PRICE, start, slots, scope="home")
+        if own is not None:
+            return own
+        if home.tariff is None:
+            return _required_signal(home, SignalKind.IMPORT_PRICE, start, slots, "dynamic import (spot) prices",
+                                    "import_price", missing, scope="area")
+        spot = _spot(home, start, slots, "dynamic import (spot) prices", missing)
+        return None if spot is None else tariff_import_prices(
+            home.tariff, start, slots, RESOLUTION_MIN, home.timezone, spot)
     if home.tariff is None:
         missing.setdefault("tariff", []).append(f"{home} has no {home.tariff_kind} tariff assigned")
         return None
     return price_series(home.tariff.periods, start, slots, RESOLUTION_MIN, home.timezone)
 
 
-def _export_prices(home: Home, start: datetime, slots: int) -> list[float]:
+def _export_prices(home: Home, start: datetime, slots: int, missing: dict[str, list[str]]) -> list[float]:
+    """An export price series (home, then area) first; else the tariff's flat or spot-indexed price."""
     series = signal_for_home(home, SignalKind.EXPORT_PRICE, start, slots)
     if series is not None:
         return series
-    flat = float(home.tariff.export_price_eur_per_kwh) if home.tariff is not None else 0.0
-    return [flat] * slots
+    if home.tariff is None:
+        return [0.0] * slots
+    spot = None
+    if home.tariff.export_kind == ExportKind.SPOT:
+        spot = _spot(home, start, slots, "spot prices for the export tariff", missing)
+        if spot is None:
+            return [0.0] * slots
+    return tariff_export_prices(home.tariff, slots, spot)
 
 
 def do_not_disturb_intervals(home: Home, start: datetime, end: datetime) -> list[dict]:

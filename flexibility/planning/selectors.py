@@ -1,6 +1,7 @@
 """Queries that read runs, schedules, and recommendations, scoped to their owner."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any, Optional
 
 from datetime import datetime
@@ -34,6 +35,16 @@ def latest_schedule(home: Home) -> Optional[Schedule]:
     """The newest schedule of a succeeded run of `home` whose horizon has not ended yet, else the newest one."""
     qs = schedules_for_home(home).filter(run__status=RunStatus.SUCCEEDED)
     return qs.filter(run__horizon_end__gt=timezone.now()).first() or qs.first()
+
+
+def current_plan_end(home: Home, now: datetime) -> Optional[datetime]:
+    """Where the home's latest plan that covers `now` ends (None without one)."""
+    s = (Schedule.objects.filter(home=home, start__lte=now).order_by("-created_at", "-id")
+         .only("start", "resolution_minutes", "slots").first())
+    if s is None:
+        return None
+    end = s.start + timedelta(minutes=s.resolution_minutes * s.slots)
+    return end if end > now else None
 
 
 def recommendations_for_user(user: Any) -> QuerySet[Recommendation]:

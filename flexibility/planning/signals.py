@@ -17,6 +17,9 @@ replan_due = Signal()
 # kwargs: fleet_pk (int), home_ids (list[int]). One chunk of a day-ahead fan-out is ready to submit.
 fleet_chunk_due = Signal()
 
+# kwargs: home_ids (list[int]), now (ISO str). One chunk of a rolling re-planning tick is ready to check.
+rolling_chunk_due = Signal()
+
 # kwargs: run (OptimizationRun), schedule (Schedule). Sent inside the transaction that stored the schedule.
 schedule_stored = Signal()
 

@@ -45,9 +45,12 @@ def ceil_to_slot(when: datetime) -> datetime:
     return start if start == when else start + SLOT
 
 
-def covering_horizon(now: datetime, requests_end: Optional[datetime]) -> tuple[datetime, datetime]:
-    """From the current slot to the end of the last open request: at least the default horizon, at most 72 h."""
+def covering_horizon(now: datetime, requests_end: Optional[datetime],
+                     base_end: Optional[datetime] = None) -> tuple[datetime, datetime]:
+    """From the current slot to the later of `base_end` (default: the default horizon) and the end of the last
+    open request, at most 72 h."""
     start, end = default_horizon(now)
+    end = base_end or end
     if requests_end is not None:
         end = max(end, ceil_to_slot(requests_end))
     return start, min(end, start + MAX_HORIZON)

@@ -69,7 +69,7 @@ def test_old_watt_parameter_is_rejected_with_its_name(api_client, home):
 
 
 def test_data_migration_converts_watt_parameters_to_kw(home):
-    migration = importlib.import_module("devices.migrations.0004_device_power_in_kw")
+    migration = importlib.import_module("devices.migrations.0005_device_power_in_kw")
     old = Device.objects.create(home=home, device_type="dishwasher", serial_number="OLD-1", name="Old",
                                 parameters={"max_power_w": 2200})
     ev = Device.objects.create(home=home, device_type="ev_charger", serial_number="EV-OLD", name="EV",

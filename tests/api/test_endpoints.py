@@ -359,9 +359,11 @@ def test_measurements_read(api_client, home, other_home, battery, slot_start):
     assert bad.status_code == 400 and fields_of(bad) == {"start"}
 
 
-def test_tariffs_read_only(api_client):
+def test_public_tariffs_are_read_only_for_households(api_client):
     r = api_client.get("/api/v1/tariffs/")
     codes = {t["code"] for t in r.json()}
     assert {"pt-simple", "pt-bi-hourly-daily", "pt-tri-hourly-daily"} <= codes
     assert all(t["source"] for t in r.json())
-    assert api_client.post("/api/v1/tariffs/", {}, format="json").status_code == 405
+    public = next(t for t in r.json() if t["code"] == "pt-simple")
+    assert api_client.patch(f"/api/v1/tariffs/{public['id']}/", {"name": "mine"}, format="json").status_code == 404
+    assert api_client.delete(f"/api/v1/tariffs/{public['id']}/").status_code == 404

@@ -101,8 +101,12 @@ def check(problem: dict[str, Any], result: dict[str, Any]) -> tuple[float, list[
                 errs.append(f"EV {e['id']} negative power")
             net[t] += x
         got = sum(p) * dt * e.get("efficiency", 1.0)
-        if got < e["energy_kwh"] - TOL:
-            errs.append(f"EV {e['id']} gets {got:.3f} < {e['energy_kwh']} kWh")
+        cap, ini = e.get("capacity_kwh"), e.get("initial_soc_pct") or 0.0
+        need = e["energy_kwh"] if e.get("energy_kwh") is not None else max(0.0, (e["target_soc_pct"] - ini) / 100 * cap)
+        if got < need - TOL:
+            errs.append(f"EV {e['id']} gets {got:.3f} < {need} kWh")
+        if cap is not None and got > (100 - ini) / 100 * cap + TOL:
+            errs.append(f"EV {e['id']} gets {got:.3f} kWh, more than fits in the car")
 
     for b in problem.get("batteries", []):
         d = dev[b["id"]]

@@ -5,12 +5,3 @@ Run them alone with
 (add `-p no:tests.plugins.api -p no:tests.plugins.services -p no:tests.plugins.celery_worker
 -p no:tests.plugins.mqtt` if a project plugin needs Django settings at import time).
 """
-
-import os
-
-from hypothesis import settings
-
-# `make test` (and so CI) runs the same examples every time: a red CI run is a real
-# regression, never a new random draw. Plain local runs keep exploring new homes.
-settings.register_profile("ci", derandomize=True, database=None)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, Phase, assume, given, settings
 
-from bench.homes import HOMES, standard_home
+from tests.factories.problems import HOMES, standard_home
 from flexibility.optimizer import Status, baseline, problem_from_dict, solve
 
 from .checker import check
@@ -103,7 +103,8 @@ def test_random_homes(d):
 def test_ev_step_stages_match_full_model(d):
     """The EV-step solve (LP branch and bound, else the staged MILP) and the staged MILP alone equal HiGHS on
     the plain full model."""
-    from flexibility.optimizer.backends.milp import MilpModel, read_highs, solve_milp
+    from flexibility.optimizer.backends.milp import read_highs, solve_milp
+    from flexibility.optimizer.backends.milp_model import MilpModel
     from flexibility.optimizer.compile import compile_problem
 
     assume(d["ev_sessions"])
@@ -145,3 +146,27 @@ def test_on_off_ev_search_matches_full_model(d):
         assert r.status == Status.OPTIMAL
         cost, errs = check(d, r.to_dict())  # every constraint re-checked, on/off minimum power included
         assert not errs, errs[:5]
+
+
+@settings(max_examples=15, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+@given(homes(max_slots=48))
+def test_heating_count_cut_keeps_the_optimum(d):
+    """The whole-heating-slot cut (compile.heating_count_bounds) removes no plan: HiGHS with and without
+    it finds the same optimum on random homes with an on/off heater."""
+    from flexibility.optimizer.backends.milp import read_highs
+    from flexibility.optimizer.backends.milp_model import MilpModel
+    from flexibility.optimizer.compile import compile_problem
+
+    assume(d["thermal_storages"])
+    d["thermal_storages"][0]["modulating"] = False
+    cp = compile_problem(problem_from_dict(d))
+    out = []
+    for cuts in (True, False):
+        mm = MilpModel(cp, heating_cuts=cuts)
+        h = mm.m.to_highs(20, mip_rel_gap=5e-5)
+        h.run()
+        out.append(read_highs(mm, h))
+    assert out[0].status == out[1].status
+    if out[1].status == Status.OPTIMAL:
+        assert agree(out[0].objective, out[1].objective), (out[0].objective, out[1].objective)

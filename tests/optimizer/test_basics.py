@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.homes import HOMES, Day, standard_home
+from tests.factories.problems import HOMES, Day, standard_home
 from flexibility.optimizer import ProblemError, Status, TimeGrid, baseline, problem_from_dict, solve
 
 from .checker import check
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_package_imports_without_django():
     code = ("import sys, flexibility.optimizer as o, flexibility.optimizer.backends.milp, "
-            "flexibility.optimizer.backends.cpsat, flexibility.optimizer.envelope_solver, flexibility.optimizer.__main__; "
+            "flexibility.optimizer.backends.milp_search, flexibility.optimizer.backends.cpsat, flexibility.optimizer.envelope_solver, flexibility.optimizer.__main__; "
             "bad = [m for m in sys.modules if m == 'django' or m.startswith('django.')]; "
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
@@ -54,7 +54,7 @@ def test_json_roundtrip_and_phase_order():
     p = problem_from_dict(standard_home())
     assert problem_from_dict(json.loads(json.dumps(problem_to_dict(p)))) == p
     # reference phases are listed out of order; `order` puts the 4-minute 400 W fill first
-    from bench.homes import reference
+    from tests.factories.reference import reference
     ref = reference()["appliance_cycles"]["Hotpoint_FabricCare_WPR4LLLG8NWD4/WashCycleAntiStain-13"]
     raw = {"id": "x", "phases": ref["phases"]}
     d = standard_home()

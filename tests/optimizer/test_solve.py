@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.homes import Day, standard_home, stress_home, battery_only_home
+from tests.factories.problems import Day, standard_home, stress_home, battery_only_home
 from flexibility.optimizer import Status, envelope, problem_from_dict, solve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,7 +82,10 @@ def test_time_limit_is_respected():
         t = time.perf_counter()
         r = solve(p, backend=backend, time_limit_s=0.5)
         took = time.perf_counter() - t
-        assert took < 2.0, (backend, took)
+        # the search stops at the limit; building an 18-cycle 576-slot model is not interruptible and
+        # takes seconds on a loaded machine, so the wall time is only bounded far below a runaway search
+        assert r.stats.solve_ms < 1500, (backend, r.stats.solve_ms)
+        assert took < 15.0, (backend, took)
         assert r.status in (Status.FEASIBLE, Status.NO_SOLUTION_IN_TIME, Status.OPTIMAL), r.status
         if r.status == Status.FEASIBLE:
             assert r.stats.gap is None or r.stats.gap >= 0
@@ -146,3 +149,41 @@ def test_cli_bad_input_exit_2(tmp_path, text, needle):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], r.stderr
     assert r.stdout == ""
+
+
+def test_envelope_reuses_the_stored_plan():
+    d = standard_home()
+    p = problem_from_dict(d)
+    plan = solve(p, backend="milp", time_limit_s=20)
+    assert plan.status == Status.OPTIMAL
+    from_result = envelope(p, plan=plan)
+    stored = json.loads(json.dumps(plan.to_dict()))  # as the run row keeps it
+    from_json = envelope(p, plan=stored)
+    for env in (from_result, from_json):
+        assert env.stats["plan"] == "reused" and env.stats["plan_backend"] == "milp"
+        assert env.status == Status.OPTIMAL
+    assert [s.baseline_kw for s in from_json.slots] == pytest.approx(plan.evaluation.net_import_kw, abs=1e-3)
+    assert from_json.to_dict()["min_kw"] == from_result.to_dict()["min_kw"]
+    assert from_json.to_dict()["max_kw"] == from_result.to_dict()["max_kw"]
+    assert from_json.plan_cost_eur == pytest.approx(plan.cost_eur, abs=1e-3)
+
+
+def test_envelope_status_says_what_its_plan_is():
+    d = standard_home()
+    p = problem_from_dict(d)
+    stored = solve(p, backend="milp", time_limit_s=20).to_dict()
+    stored["status"] = "FEASIBLE"  # a plan served at the time limit, 1 % from its bound
+    stored["stats"]["gap"] = 0.01
+    env = envelope(p, plan=stored)
+    assert env.status == Status.FEASIBLE
+    assert env.stats["plan_status"] == "FEASIBLE" and env.stats["plan_gap"] == 0.01
+    assert env.to_dict()["status"] == "FEASIBLE"
+
+
+def test_envelope_solves_again_when_the_stored_plan_is_not_a_plan_of_this_problem():
+    d = standard_home()
+    stored = solve(problem_from_dict(d), backend="milp", time_limit_s=20).to_dict()
+    d["ev_sessions"][0]["energy_kwh"] = 25.0  # the car now needs more than the stored plan delivers
+    env = envelope(problem_from_dict(d), plan=stored)
+    assert env.stats["plan"] == "solved" and env.status == Status.OPTIMAL
+    assert env.stats["plan_ms"] > 0

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from devices.models import Cycle, DoNotDisturbWindow, Measurement, SignalSeries
+from devices.models import Cycle, DoNotDisturbWindow, EVSession, Measurement, SignalSeries
 from flexibility.planning import problem_builder, services, slots
 from flexibility.planning.models import OptimizationRun, Recommendation, RunStatus, Schedule
 from flexibility.notifications.models import Notification
@@ -59,15 +59,30 @@ def test_thermal_storage_energy_and_do_not_disturb(home, now):
     problem_from_dict(problem)
 
 
-def test_missing_forecast_is_422_and_nothing_is_queued(owner, owner_client, now):
+def test_a_missing_forecast_is_made_before_planning(owner, owner_client, now):
     from tests.factories.homes import seed_area_signals, seed_standard_home
 
     seed_area_signals(now)
     bare = seed_standard_home(owner, "No forecast", now, with_load=False)
     response = submit(owner_client, bare)
+    assert response.status_code == 202, response.content
+    made = SignalSeries.objects.get(home=bare, kind="load_forecast")
+    assert made.source == "forecast:reference-profile"  # no telemetry yet: the contracted-power profile
+    run = OptimizationRun.objects.get(home=bare)
+    assert run.problem["site"]["base_load_kw"][0] == round(made.values[0] / 1000.0, 4)
+
+
+def test_missing_prices_are_422_and_nothing_is_queued(owner, owner_client, now):
+    from devices.models import TariffKind
+    from tests.factories.homes import seed_standard_home
+
+    bare = seed_standard_home(owner, "No prices", now)
+    bare.tariff, bare.tariff_kind = None, TariffKind.DYNAMIC
+    bare.save()
+    response = submit(owner_client, bare)
     assert response.status_code == 422, response.content
     assert response.json()["error"]["code"] == "unprocessable"
-    assert "load_forecast" in response.json()["error"]["message"]
+    assert "import_price" in response.json()["error"]["message"]
     assert not OptimizationRun.objects.filter(home=bare).exists()
 
 
@@ -180,3 +195,24 @@ def test_invalid_request_body_is_400(home, owner_client):
     response = submit(owner_client, home, {"backend": "quantum", "time_limit_s": -1})
     assert response.status_code == 400
     assert set(response.json()["error"]["fields"]) == {"backend", "time_limit_s"}
+
+
+def test_a_replan_sends_only_the_setpoints_that_changed(owner, now, django_capture_on_commit_callbacks):
+    from tests.factories.homes import seed_area_signals, seed_standard_home
+
+    seed_area_signals(now)
+    auto = seed_standard_home(owner, "Automatic", now, hub=True, automatic=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        first, _ = services.submit_run(auto)
+    sent = HubCommand.objects.filter(run=first, kind="set_ev_power").count()
+    assert sent >= 1
+    with django_capture_on_commit_callbacks(execute=True):
+        same, _ = services.submit_run(auto, force=True)  # same inputs: the same plan
+    same.refresh_from_db()
+    assert same.status == RunStatus.SUCCEEDED
+    assert not HubCommand.objects.filter(run=same, kind="set_ev_power").exists()
+    # A changed EV need changes its setpoints: those are sent.
+    EVSession.objects.filter(device__home=auto).update(energy_kwh=4.0)
+    with django_capture_on_commit_callbacks(execute=True):
+        changed, _ = services.submit_run(auto, force=True)
+    assert HubCommand.objects.filter(run=changed, kind="set_ev_power").exists()

@@ -100,7 +100,8 @@ def test_day_ahead_fans_out_in_chunks_and_one_broken_home_does_not_block_the_oth
     t1 = at_local(LISBON, timezone.now().date(), "18:05")
     seed_area_signals(t1 - timedelta(hours=1), hours=48)
     good = seed_homes(owner, 25, t1)
-    broken = seed_homes(owner, 1, t1, with_load=False)  # no load forecast: cannot be planned
+    broken = seed_homes(owner, 1, t1)
+    Home.objects.filter(pk=broken[0].pk).update(tariff=None)  # no tariff: cannot be planned
     opted_out = seed_homes(owner, 3, t1, opt_in=False)
     worker = celery_worker(queues=QUEUES, concurrency=2)
 
@@ -120,7 +121,7 @@ def test_day_ahead_fans_out_in_chunks_and_one_broken_home_does_not_block_the_oth
     runs = day_ahead_runs(good + broken + opted_out)
     assert all(len(runs[h.pk]) == 1 and runs[h.pk][0].status == RunStatus.SUCCEEDED for h in good)
     (failed,) = runs[broken[0].pk]
-    assert failed.status == RunStatus.FAILED and "load forecast" in failed.error, failed.error
+    assert failed.status == RunStatus.FAILED and "tariff" in failed.error, failed.error
     assert all(runs[h.pk] == [] for h in opted_out)
     assert all(r.fleet_run_id == fleet.pk for h in good + broken for r in runs[h.pk])
 

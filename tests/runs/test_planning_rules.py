@@ -18,25 +18,27 @@ def test_identical_request_answers_the_existing_run_with_its_schedule(home, owne
     assert body["schedule"] == owner_client.get(f"/api/v1/optimizations/{body['id']}").json()["schedule"]
 
 
-def test_missing_forecast_422_names_the_exact_missing_span_in_fields(owner, owner_client, now):
+def test_missing_data_422_names_the_exact_missing_span_in_fields(owner, owner_client, now):
+    """Day-ahead prices published for all but the last 8.5 h of a 48 h horizon: the 422 says exactly that."""
     from datetime import timedelta
 
-    from tests.factories.homes import seed_area_signals, seed_standard_home
-    from devices.models import SignalKind, SignalSeries
+    from devices.models import SignalKind, SignalSeries, TariffKind
     from flexibility.planning.slots import floor_to_slot
+    from tests.factories.homes import seed_standard_home
 
-    seed_area_signals(now - timedelta(hours=1))
-    home = seed_standard_home(owner, "Short forecast", now, with_load=False)
+    home = seed_standard_home(owner, "Prices not yet published", now)
+    home.tariff, home.tariff_kind = None, TariffKind.DYNAMIC
+    home.save()
     start = floor_to_slot(now)
-    covered = 4 * 48 - 34  # all but the last 8.5 h of a 48 h horizon
-    SignalSeries.objects.create(kind=SignalKind.LOAD_FORECAST, home=home, start=start, resolution_minutes=15,
-                                values=[400.0] * covered)
+    covered = 4 * 48 - 34
+    SignalSeries.objects.create(kind=SignalKind.IMPORT_PRICE, area=home.country, start=start, resolution_minutes=15,
+                                values=[0.2] * covered)
     r = owner_client.post(f"/api/v1/homes/{home.pk}/optimizations", {"horizon_hours": 48}, format="json")
     assert r.status_code == 422, r.content
     error = r.json()["error"]
-    assert list(error["fields"]) == ["load_forecast"], error
+    assert list(error["fields"]) == ["import_price"], error
     gap_start, gap_end = start + timedelta(minutes=15 * covered), start + timedelta(hours=48)
-    message = error["fields"]["load_forecast"][0]
+    message = error["fields"]["import_price"][0]
     assert f"from {gap_start.isoformat()} to {gap_end.isoformat()}" in message, message
     assert "8.5 h of the 48 h horizon" in message, message
     assert message in error["message"]

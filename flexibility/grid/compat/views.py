@@ -103,8 +103,8 @@ class CompatView(APIView):
         caller = self.request.user
         allowed = home is not None and (
             sel.homes_for(caller).filter(pk=home.pk).exists() if is_service_account(caller)
-            else caller.is_staff or caller.pk == user.pk
-        )
+            else not isinstance(caller, ServiceAccount) and (caller.is_staff or caller.pk == user.pk)
+        )  # a data-provider account is neither: its id must never be taken for a household's
         if not allowed:
             raise CompatError(404, f'{what} with id "{compat_id}" not found')
         return home

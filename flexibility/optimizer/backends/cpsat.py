@@ -80,10 +80,24 @@ class CpsatModel:
         return int(round(kw * self.W))
 
     def add_hint(self, sch: Schedule) -> None:
+        """Another backend's plan as a hint: cycle starts, EV steps, heater on/off states."""
         for cid, opts in self.cycle_x.items():
             want = sch.cycle_start_min.get(cid)
             for x, sm in opts:
                 self.md.add_hint(x, abs(sm - want) < 1e-6 if want is not None else False)
+        for em in self.cp.evs:
+            p = sch.ev_kw.get(em.ev.id)
+            if em.levels_kw is None or p is None:
+                continue
+            for t, terms in self.ev_p[em.ev.id]:
+                for y, w in terms:
+                    self.md.add_hint(y, abs(p[t] * self.W - w) < 0.5 * self.W * 1e-3)
+        for th in self.cp.problem.thermal_storages:
+            p = sch.thermal_kw.get(th.id)
+            if th.modulating or p is None:
+                continue
+            for t, (v, _coef) in enumerate(self.th_p[th.id]):
+                self.md.add_hint(v, p[t] > 1e-6)
 
     def extract(self, s: cp_model.CpSolver) -> Schedule:
         cp, n = self.cp, self.cp.n

@@ -13,7 +13,7 @@ import math
 import os
 import sys
 import threading
-from typing import Optional, Sequence
+from typing import Sequence
 
 INF = math.inf
 
@@ -153,7 +153,3 @@ def pulp_solver(time_limit_s: float, threads: int = 1, prefer: str = "highs", ga
     if prefer == "highs" and pulp.HiGHS().available():
         return pulp.HiGHS(msg=False, timeLimit=time_limit_s, threads=threads, gapRel=gap)
     return pulp.PULP_CBC_CMD(msg=False, timeLimit=max(1, int(math.ceil(time_limit_s))), threads=threads, gapRel=gap)
-
-
-def value(x: Optional[float]) -> float:
-    return 0.0 if x is None else float(x)

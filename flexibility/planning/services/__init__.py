@@ -5,6 +5,7 @@
 - fleet: the day-ahead fan-out per time zone, in chunks
 - reaper: re-send runs a lost message or a killed worker left behind
 - replanning: debounced re-planning of a home whose plan went stale
+- rolling: the rolling re-planning tick (homes whose measured state left the plan)
 """
 from .dispatch import accept_recommendation, decline_recommendation
 from .fleet import plan_fleet_chunk, refresh_fleet_summaries, start_day_ahead, start_due_day_ahead

@@ -2,6 +2,7 @@
 automatic management, one notification per plan; households accept or decline recommendations."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Optional
 
@@ -12,7 +13,7 @@ from django.utils.dateparse import parse_datetime
 from devices.models import Cycle, Device
 from energy_manager.errors import Conflict
 from flexibility.notifications.services import notify
-from hub_bridge.models import CommandKind
+from hub_bridge.models import CommandKind, CommandState, HubCommand
 from hub_bridge.services import enqueue_command
 
 from ..models import OptimizationRun, Recommendation, RecommendationStatus, Schedule
@@ -90,9 +91,13 @@ def _send_setpoints(run: OptimizationRun, schedule: Schedule, device: Device, ki
     """One hub command per block of constant planned power, from the current slot for up to a day.
 
     EV and battery: power_w until the block's end; thermal: heat to the top of the comfort band
-    while the plan heats, hold the bottom otherwise.
+    while the plan heats, hold the bottom otherwise. A re-plan sends only the setpoints that changed:
+    a block whose command the hub already holds (same kind, parameters and end, still live) is skipped.
     """
     now = timezone.now()
+    live = {(c.kind, c.expires_at, json.dumps(c.parameters, sort_keys=True))
+            for c in HubCommand.objects.filter(device=device, expires_at__gt=now).exclude(
+                state__in=[CommandState.REJECTED, CommandState.FAILED, CommandState.EXPIRED])}
     res = timedelta(minutes=schedule.resolution_minutes)
     first = max(0, int((floor_to_slot(now) - schedule.start) / res))
     power = [round(float(x), 3) for x in planned.get("power_kw", [])][first:first + COMMAND_SLOT_LIMIT]
@@ -114,9 +119,11 @@ def _send_setpoints(run: OptimizationRun, schedule: Schedule, device: Device, ki
             heating = power[t] > 0
             command, parameters = CommandKind.SET_THERMAL_SETPOINT, {
                 "temperature_c": t_max if heating else t_min, "mode": "comfort" if heating else "eco", "until": until}
-        _command_or_notify(device, command, parameters, not_before=max(block_start, now), expires_at=block_end, run=run)
-        if device.hub_id is None:
-            return  # one notification is enough
+        if (command, block_end, json.dumps(parameters, sort_keys=True)) not in live:
+            _command_or_notify(device, command, parameters, not_before=max(block_start, now), expires_at=block_end,
+                               run=run)
+            if device.hub_id is None:
+                return  # one notification is enough
         t = end + 1
 
 

@@ -78,7 +78,7 @@ def plan_fleet_chunk(fleet_pk: int, home_ids: list[int]) -> dict[str, int]:
         start, end = local_day_horizon(home, fleet.delivery_day)
         try:
             submit_run(home, trigger=RunTrigger.DAY_AHEAD, horizon_start=start, horizon_end=end, fleet_run=fleet,
-                       force=True)
+                       force=True, refresh_forecasts=True)
             out["submitted"] += 1
         except MissingData as exc:
             _record_failed_submit(home, fleet, start, end, str(exc))

@@ -5,6 +5,8 @@ devices and the hub listener announce `devices.signals.home_plan_stale`; this ap
 """
 from __future__ import annotations
 
+import functools
+from datetime import timedelta
 from typing import Optional
 
 import redis
@@ -16,11 +18,10 @@ from devices.models import Home
 from energy_manager.celery import app
 from flexibility.notifications.services import notify
 
-from .. import signals
+from .. import selectors, signals
 from ..models import OptimizationRun, RunTrigger
 from ..problem_builder import MissingData
-from ..selectors import open_requests_end
-from ..slots import covering_horizon
+from ..slots import RESOLUTION_MIN, covering_horizon, floor_to_slot
 from .runs import submit_run
 
 
@@ -29,8 +30,13 @@ def eager() -> bool:
     return bool(app.conf.task_always_eager)
 
 
+@functools.lru_cache(maxsize=4)
+def _redis_for(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url)  # its connection pool is reused across calls (and reset after fork)
+
+
 def _redis():
-    return redis.Redis.from_url(app.conf.broker_url)
+    return _redis_for(app.conf.broker_url)
 
 
 def schedule_reoptimization(home_id: int, reason: str) -> None:
@@ -58,10 +64,19 @@ def reoptimize(home_id: int, reason: str) -> Optional[OptimizationRun]:
     if home is None:
         return None
     now = timezone.now()
-    start, end = covering_horizon(now, open_requests_end(home, now))
-    try:
-        run, _ = submit_run(home, trigger=RunTrigger.REOPTIMIZE, horizon_start=start, horizon_end=end)
-    except MissingData as exc:
-        notify(home, "plan_not_updated", f"Your plan could not be updated after {reason}: {exc}", {"reason": reason})
-        return None
-    return run
+    # The current plan's end (prices further out may not be published yet), stretched to the last open request.
+    plan_end = selectors.current_plan_end(home, now)
+    if plan_end is not None and plan_end - floor_to_slot(now) < timedelta(minutes=RESOLUTION_MIN):
+        plan_end = None
+    start, base = covering_horizon(now, None, base_end=plan_end)
+    _, end = covering_horizon(now, selectors.open_requests_end(home, now), base_end=plan_end)
+    for horizon_end in dict.fromkeys([end, base]):  # the requests' horizon, else (data missing) the plan's
+        try:
+            run, _ = submit_run(home, trigger=RunTrigger.REOPTIMIZE, horizon_start=start, horizon_end=horizon_end,
+                                refresh_forecasts=True)
+        except MissingData as exc:
+            notify(home, "plan_not_updated", f"Your plan could not be updated until {horizon_end.isoformat()} "
+                   f"after {reason}: {exc}", {"reason": reason, "until": horizon_end.isoformat()})
+            continue
+        return run
+    return None

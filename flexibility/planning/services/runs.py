@@ -14,13 +14,15 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from devices.models import Home
+from devices.models import THERMAL_TYPES, DeviceType, Home, SignalKind, SignalSeries
 from energy_manager import metrics
+from flexibility.forecasting import services as forecasting
 from flexibility.notifications.services import notify
 from flexibility.optimizer import ProblemError, problem_from_dict, solve
 
 from .. import problem_builder, signals
 from ..models import FINAL_RUN_STATUSES, FleetRun, OptimizationRun, RunStatus, RunTrigger, Schedule
+from ..slots import MAX_HORIZON_H, RESOLUTION_MIN, default_horizon, floor_to_slot
 from .dispatch import act_on_schedule
 
 MAX_TIME_LIMIT_S = 120.0
@@ -46,14 +48,18 @@ def submit_run(
     grid_request: Optional[dict] = None,
     requested_by=None,
     fleet_run: Optional[FleetRun] = None,
+    refresh_forecasts: bool = False,
 ) -> tuple[OptimizationRun, bool]:
     """Record and enqueue a run for `home`; an identical recent run is returned instead (unless `force`).
 
-    Raises MissingData (-> 422) before anything is written when the data cannot describe the horizon.
+    The home's forecasts are made first when the horizon lacks one, or always with `refresh_forecasts`
+    (day-ahead runs and re-plans). Raises MissingData (-> 422) before anything is written when the
+    data cannot describe the horizon.
     """
     backend = backend or settings.OPTIMIZER_BACKEND
     time_limit_s = float(time_limit_s if time_limit_s is not None else settings.OPTIMIZER_TIME_LIMIT_S)
     Home.objects.select_for_update().filter(pk=home.pk).first()  # serialize submits per home (dedup race)
+    ensure_forecasts(home, horizon_start, horizon_end, refresh=refresh_forecasts)
     problem = problem_builder.build_problem(home, horizon_start, horizon_end, objective=objective,
                                             grid_request=grid_request)
     digest = problem_builder.input_hash(problem, backend, time_limit_s)
@@ -73,6 +79,39 @@ def submit_run(
     run.save()
     enqueue_run(run)
     return run, True
+
+
+def _forecast_missing(home: Home, start: datetime, slots: int) -> bool:
+    if problem_builder.signal_for_home(home, SignalKind.LOAD_FORECAST, start, slots) is None:
+        return True
+    for device in home.devices.filter(allow_hems=True, device_type__in=[DeviceType.PV, *THERMAL_TYPES]):
+        kind = SignalKind.PV_FORECAST if device.device_type == DeviceType.PV else SignalKind.HEAT_DEMAND
+        if problem_builder.signal_for_home(home, kind, start, slots, device=device) is None:
+            return True
+    return False
+
+
+def _forecast_fresh(home: Home, start: datetime) -> bool:
+    """The home's own forecast for `start` was made less than FORECAST_REFRESH_MIN_AGE_S ago (a burst of
+    re-plans retrains the models once)."""
+    since = timezone.now() - timedelta(seconds=settings.FORECAST_REFRESH_MIN_AGE_S)
+    return SignalSeries.objects.filter(home=home, kind=SignalKind.LOAD_FORECAST, start__lte=start,
+                                       start__gt=start - timedelta(days=7), created_at__gte=since,
+                                       source__startswith=forecasting.SOURCE_PREFIX).exists()
+
+
+def ensure_forecasts(home: Home, start: Optional[datetime], end: Optional[datetime], *, refresh: bool) -> None:
+    """Forecast the home's base load, PV and hot water over the horizon from its own telemetry: when a
+    forecast is missing, or with `refresh` unless the home's forecasts are fresh."""
+    if start is None or end is None:
+        d_start, d_end = default_horizon(timezone.now())
+        start, end = start or d_start, end or d_end
+    start = floor_to_slot(start)
+    slots = int((end - start) / timedelta(minutes=RESOLUTION_MIN))
+    if slots <= 0 or slots * RESOLUTION_MIN > MAX_HORIZON_H * 60:
+        return  # build_problem names the bad horizon
+    if _forecast_missing(home, start, slots) or (refresh and not _forecast_fresh(home, start)):
+        forecasting.forecast_home(home, start, slots, now=timezone.now())
 
 
 def is_final(run: OptimizationRun) -> bool:

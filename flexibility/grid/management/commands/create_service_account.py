@@ -1,4 +1,4 @@
-"""Create an operator / aggregator service account and print its API key (shown once)."""
+"""Create an operator, aggregator or data-provider service account and print its API key (shown once)."""
 from django.core.management.base import BaseCommand, CommandError
 
 from flexibility.grid.models import Portfolio, ServiceRole
@@ -6,7 +6,7 @@ from flexibility.grid.services import create_service_account
 
 
 class Command(BaseCommand):
-    help = "Create a service account for the operator API; prints the API key once."
+    help = "Create a service account (operator API, or signals for a data provider); prints the API key once."
 
     def add_arguments(self, parser):
         parser.add_argument("name")

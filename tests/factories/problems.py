@@ -1,4 +1,4 @@
-"""Benchmark and test homes, built from the FlexiHome reference data as JSON problems.
+"""Optimizer problem fixtures (the benchmark and test homes), built from the FlexiHome reference data as JSON problems.
 
 Every home is a dict in the optimizer's JSON contract (flexibility/optimizer/README.md),
 so building one also exercises the parser. Prices, load shape and CO2 come from
@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-from datetime import date, datetime, time, timedelta, timezone
-from functools import lru_cache
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Optional
 from zoneinfo import ZoneInfo
+
+from .reference import EASY_CARE, reference
 
 TZ = "Europe/Lisbon"
 DAY = date(2026, 11, 24)
@@ -31,30 +31,6 @@ DAY = date(2026, 11, 24)
 WASH_ANTISTAIN = "Hotpoint_FabricCare_WPR4LLLG8NWD4/WashCycleAntiStain-13"
 WASH_WOOL = "Hotpoint_FabricCare_WPR4LLLG8NWD4/WashCycleWool-7"
 WASH_WHITES = "Hotpoint_FabricCare_WPR4LLLG8NWD4/WashCycleWhites-33"
-EASY_CARE = "Hotpoint_FabricCare_WPR4LLLG8NWD4/easy_care"
-
-
-def reference_path() -> Path:
-    env = os.environ.get("FLEXIHOME_REFERENCE")
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        cand = parent.parent / "shared" / "reference" / "flexihome-default-data.json"
-        if (parent / ".git").exists() or (parent / "manage.py").exists():
-            if cand.exists():
-                return cand
-    for parent in here.parents:
-        cand = parent / "shared" / "reference" / "flexihome-default-data.json"
-        if cand.exists():
-            return cand
-    raise FileNotFoundError("flexihome-default-data.json not found (set FLEXIHOME_REFERENCE)")
-
-
-@lru_cache(maxsize=1)
-def reference() -> dict[str, Any]:
-    with open(reference_path()) as f:
-        return json.load(f)
 
 
 class Day:

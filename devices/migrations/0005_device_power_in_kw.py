@@ -26,5 +26,5 @@ def backwards(apps, schema_editor) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [("devices", "0003_alter_hub_hub_id")]
+    dependencies = [("devices", "0004_dynamic_tariffs")]
     operations = [migrations.RunPython(forwards, backwards)]

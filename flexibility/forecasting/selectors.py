@@ -1,0 +1,86 @@
+"""Reading telemetry per slot, stored forecasts and forecast accuracy."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+from django.db import connection
+from django.db.models import Avg, DateTimeField, F, Func, QuerySet
+
+from devices.models import Home, Measurement, SignalSeries
+from devices.permissions import scope_to_owner
+
+from .common import to_slots
+from .models import ForecastAccuracy
+
+
+class QuarterHour(Func):
+    """PostgreSQL: the 15-minute slot a timestamp falls in (slots aligned to the epoch)."""
+
+    template = "date_bin('15 minutes', %(expressions)s, TIMESTAMPTZ '1970-01-01 00:00:00+00')"
+    output_field = DateTimeField()
+
+
+@dataclass
+class SlotTelemetry:
+    """Per-slot means (UTC index): the home meter and each device's power and temperature."""
+
+    home_w: pd.Series
+    device_w: dict[int, pd.Series] = field(default_factory=dict)
+    device_c: dict[int, pd.Series] = field(default_factory=dict)
+
+
+def _series(rows: list[tuple[datetime, Any]]) -> pd.Series:
+    rows = [(t, v) for t, v in rows if v is not None]
+    if not rows:
+        return pd.Series(dtype=float, index=pd.DatetimeIndex([], tz="UTC"))
+    index = pd.DatetimeIndex([t for t, _ in rows]).tz_convert("UTC")
+    return pd.Series([float(v) for _, v in rows], index=index, dtype=float).sort_index()
+
+
+def slot_telemetry(home: Home, since: datetime, until: datetime) -> SlotTelemetry:
+    """Telemetry of `home` in [since, until) as 15-minute means (aggregated in the database on PostgreSQL)."""
+    qs = Measurement.objects.filter(home=home, time__gte=since, time__lt=until)
+    by_device: dict[int | None, list[tuple[datetime, Any, Any]]] = {}
+    if connection.vendor == "postgresql":
+        rows = (qs.annotate(slot=QuarterHour(F("time"))).values("device_id", "slot")
+                .annotate(power=Avg("power_w"), temperature=Avg("temperature_c")).order_by())
+        for r in rows:
+            by_device.setdefault(r["device_id"], []).append((r["slot"], r["power"], r["temperature"]))
+        make = _series
+    else:
+        for device_id, t, p, c in qs.values_list("device_id", "time", "power_w", "temperature_c"):
+            by_device.setdefault(device_id, []).append((t, p, c))
+
+        def make(rows):
+            return to_slots(_series(rows))
+    out = SlotTelemetry(home_w=make([(t, p) for t, p, _ in by_device.pop(None, [])]))
+    for device_id, rows in by_device.items():
+        out.device_w[device_id] = make([(t, p) for t, p, _ in rows])
+        out.device_c[device_id] = make([(t, c) for t, _, c in rows])
+    return out
+
+
+def stored_forecast(home: Home, kind: str, start: datetime, slots: int, device_id: int | None = None
+                    ) -> tuple[list[float | None], str]:
+    """Per slot, the newest stored 15-minute forecast value (None where none), and its model."""
+    end = start + timedelta(minutes=15 * slots)
+    qs = (SignalSeries.objects.filter(kind=kind, home=home, device_id=device_id, resolution_minutes=15,
+                                      start__lt=end, start__gt=start - timedelta(days=7))
+          .order_by("-created_at", "-id"))
+    out: list[float | None] = [None] * slots
+    model = ""
+    for s in qs:
+        offset = int((s.start - start) / timedelta(minutes=15))
+        for i, v in enumerate(s.values):
+            t = offset + i
+            if 0 <= t < slots and out[t] is None:
+                out[t] = float(v)
+                model = model or s.source.removeprefix("forecast:")
+    return out, model
+
+
+def accuracy_for(user: Any) -> QuerySet[ForecastAccuracy]:
+    return scope_to_owner(ForecastAccuracy.objects.select_related("home", "device"), user, "home__owner")

@@ -1,0 +1,403 @@
+"""MILP formulation: the time-indexed model in kW / kWh / EUR as floats, one `_add_*` function per device.
+
+Each device adds its columns and rows to a `LinModel` (`linear.py`); loads are
+collected per slot and tied to import/export in `_add_site`. Solving is elsewhere:
+`milp.py` (HiGHS / PuLP) and `milp_search.py` (the LP search for EV steps).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+from ..compile import THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, heating_count_bounds
+from ..problem import Battery, PV, ThermalStorage
+from ..result import Schedule, Violation
+from .common import ELASTIC_PER_CYCLE, ELASTIC_PER_KWH
+from .linear import INF, LinModel
+
+Term = tuple[int, float]
+
+class MilpModel:
+    """The built model plus the column maps needed to read a schedule back."""
+
+    def __init__(self, cp: Compiled, elastic: bool = False, symmetry: bool = True, relax_ev_steps: bool = False,
+                 round_ev_energy: bool = True, heating_cuts: bool = True):
+        self.cp = cp
+        self.heating_cuts = heating_cuts  # the exact whole-heating-slot cut (off only for cross-checks)
+        self.round_ev_energy = round_ev_energy  # the exact whole-step energy cut (off only for cross-checks)
+        self.elastic = elastic
+        self.relax_ev_steps = relax_ev_steps  # EV steps -> their convex hull [0, top step] (a valid relaxation)
+        self.m = LinModel()
+        n = cp.n
+        self.loads: list[list[Term]] = [[] for _ in range(n)]
+        self.const = [cp.base_kw[t] - cp.pv_fixed_kw[t] for t in range(n)]
+        self.busy: dict[str, list[list[int]]] = {}
+        self.busy_fixed: dict[str, list[int]] = {}
+        self.cycle_x: dict[str, list[tuple[int, float]]] = {}
+        self.cycle_fixed: dict[str, float] = {}
+        self.cycle_skip: dict[str, int] = {}
+        self.ev_p: dict[str, list[tuple[int, list[Term]]]] = {}
+        self.ev_steps: dict[str, list[tuple[int, list[Term]]]] = {}  # per EV with steps: slot -> (binary, kW)
+        self.bat: dict[str, tuple[list[int], list[int], list[int]]] = {}
+        self.pv_u: dict[str, list[int]] = {}
+        self.th_p: dict[str, list[Term]] = {}
+        self.imp: list[int] = []
+        self.exp: list[Optional[int]] = []
+        self.slacks: list[tuple[int, Callable[[float], Violation]]] = []
+        # integer columns: (col, slot or None, value in a given plan, value to push net import up, ... down)
+        self.int_rules: list[tuple[int, Optional[int], Callable[[Schedule, list[float]], float], Optional[float],
+                                   Optional[float], str]] = []
+        self.symmetry = symmetry
+        for cm in cp.cycles:
+            _add_cycle(self, cm)
+        _add_no_overlap(self)
+        for em in cp.evs:
+            _add_ev(self, em)
+        for b in cp.problem.batteries:
+            _add_battery(self, b)
+        for pv in cp.problem.pv:
+            _add_pv(self, pv)
+        for th in cp.problem.thermal_storages:
+            _add_thermal(self, th)
+        _add_site(self)
+
+    def slack(self, cost: float, make: Callable[[float], Violation], ub: float = INF) -> int:
+        j = self.m.var(0.0, ub, cost)
+        self.slacks.append((j, make))
+        return j
+
+    def extract(self, x) -> Schedule:
+        cp, n = self.cp, self.cp.n
+        sch = Schedule()
+        for cid, opts in self.cycle_x.items():
+            if cid in self.cycle_skip and x[self.cycle_skip[cid]] > 0.5:
+                sch.skipped_cycles.append(cid)
+                continue
+            best = max(opts, key=lambda o: x[o[0]])
+            sch.cycle_start_min[cid] = best[1]
+        sch.cycle_start_min.update(self.cycle_fixed)
+        for eid, slots in self.ev_p.items():
+            p = [0.0] * n
+            for t, terms in slots:
+                p[t] = _clean(sum(c * x[j] for j, c in terms))
+            sch.ev_kw[eid] = p
+        for bid, (c, d, _soc) in self.bat.items():
+            sch.battery_charge_kw[bid] = [_clean(x[j]) for j in c]
+            sch.battery_discharge_kw[bid] = [_clean(x[j]) for j in d]
+        for pv in cp.problem.pv:
+            cols = self.pv_u.get(pv.id)
+            sch.pv_kw[pv.id] = list(pv.forecast_kw) if cols is None else [_clean(x[j]) for j in cols]
+        for tid, terms in self.th_p.items():
+            sch.thermal_kw[tid] = [_clean(c * x[j]) for j, c in terms]
+        return sch
+
+    def violations(self, x) -> list[Violation]:
+        return [make(float(x[j])) for j, make in self.slacks if x[j] > 1e-5]
+
+
+def _clean(v: float) -> float:
+    v = float(v)
+    return 0.0 if abs(v) < 1e-9 else v
+
+
+# ------------------------------------------------------------------ devices
+def _add_cycle(mm: MilpModel, cm: CycleModel) -> None:
+    """One binary per allowed start; the start's resampled profile adds to the slot loads."""
+    c, m, cp = cm.cycle, mm.m, mm.cp
+    busy = mm.busy.setdefault(c.device, [[] for _ in range(cp.n)])
+    fixed = mm.busy_fixed.setdefault(c.device, [0] * cp.n)
+    if cm.fixed:
+        o = cm.options[0]
+        for k, pk in enumerate(o.profile_kw):
+            mm.const[o.first_slot + k] += pk
+        for t in range(*o.occupied):
+            fixed[t] += 1
+        mm.cycle_fixed[c.id] = o.start_min
+        m.offset += o.extra_cost
+        return
+    cols = []
+    opts = []
+    for o in cm.options:
+        j = m.var(0.0, 1.0, o.extra_cost, integer=True)
+        mm.int_rules.append((j, None, lambda s, net, cid=c.id, sm=o.start_min: float(
+            abs(s.cycle_start_min.get(cid, -1e9) - sm) < 1e-6), None, None, c.id))
+        cols.append(j)
+        opts.append((j, o.start_min))
+        for k, pk in enumerate(o.profile_kw):
+            if pk:
+                mm.loads[o.first_slot + k].append((j, pk))
+        for t in range(*o.occupied):
+            busy[t].append(j)
+    if mm.elastic:
+        s = m.var(0.0, 1.0, ELASTIC_PER_CYCLE, integer=True)
+        mm.cycle_skip[c.id] = s
+        mm.slacks.append((s, lambda v, c=c: Violation(c.id, "scheduled", v, "cycle", None,
+                                                      f"cycle '{c.name}' cannot be placed")))
+        cols.append(s)
+    mm.cycle_x[c.id] = opts
+    m.row(cols, [1.0] * len(cols), 1.0, 1.0)
+
+
+def _add_no_overlap(mm: MilpModel) -> None:
+    """Cycles of one appliance: at most one busy per slot (clique rows, tight in the LP)."""
+    cp, m = mm.cp, mm.m
+    by_dev: dict[str, list[CycleModel]] = {}
+    for cm in cp.cycles:
+        by_dev.setdefault(cm.cycle.device, []).append(cm)
+    for dev, cms in by_dev.items():
+        if len(cms) < 2:
+            continue
+        busy, fixed = mm.busy[dev], mm.busy_fixed[dev]
+        for t in range(cp.n):
+            if busy[t] and (len(busy[t]) > 1 or fixed[t]):
+                m.row(busy[t], [1.0] * len(busy[t]), -INF, max(0.0, 1.0 - fixed[t]))
+        if mm.symmetry:
+            _break_symmetry(mm, cms)
+
+
+def _break_symmetry(mm: MilpModel, cms: list[CycleModel]) -> None:
+    """Identical cycles of one appliance are interchangeable: force them to run in list order."""
+    groups: dict[tuple, list[CycleModel]] = {}
+    for cm in cms:
+        if cm.fixed or not cm.options or cm.cycle.late_penalty_eur_per_h:
+            continue
+        key = (cm.options[0].profile_kw, tuple(o.start_min for o in cm.options))
+        groups.setdefault(key, []).append(cm)
+    for same in groups.values():
+        for a, b in zip(same, same[1:]):
+            xa, xb = mm.cycle_x[a.cycle.id], mm.cycle_x[b.cycle.id]
+            # start(b) >= start(a) + duration (they cannot overlap anyway)
+            occ = a.options[0].occupied[1] - a.options[0].occupied[0]
+            res = mm.cp.problem.grid.resolution_min
+            idx = [j for j, _ in xb] + [j for j, _ in xa]
+            val = [s / res for _, s in xb] + [-s / res for _, s in xa]
+            mm.m.row(idx, val, float(occ), INF)
+
+
+def _add_ev(mm: MilpModel, em: EVModel) -> None:
+    """Power per available slot: continuous, semi-continuous (on/off above min) or discrete current steps."""
+    e, m, cp = em.ev, mm.m, mm.cp
+    dt = cp.dt_h
+    slots = []
+    energy: list[Term] = []
+    for t in em.slots:
+        if mm.relax_ev_steps and (em.levels_kw is not None or em.semicontinuous):
+            # the convex hull of the steps (or of "off or [min, max]"): the LP relaxation of the binaries
+            terms = [(m.var(0.0, max(em.levels_kw) if em.levels_kw else e.max_power_kw), 1.0)]
+        elif em.levels_kw is not None:
+            ys = [m.var(0.0, 1.0, 0.0, integer=True) for _ in em.levels_kw]
+            top = max(em.levels_kw)
+            for y, lv in zip(ys, em.levels_kw):
+                mm.int_rules.append((y, t, lambda s, net, t=t, lv=lv, eid=e.id: float(
+                    abs(s.ev_kw[eid][t] - lv) < 1e-4), float(lv == top), 0.0, e.id))
+            m.row(ys, [1.0] * len(ys), -INF, 1.0)
+            terms = list(zip(ys, em.levels_kw))
+            mm.ev_steps.setdefault(e.id, []).append((t, terms))
+        elif em.semicontinuous:
+            p = m.var(0.0, e.max_power_kw)
+            on = m.var(0.0, 1.0, 0.0, integer=True)
+            mm.int_rules.append((on, t, lambda s, net, t=t, eid=e.id: float(s.ev_kw[eid][t] > 1e-6), 1.0, 0.0, e.id))
+            m.row([p, on], [1.0, -e.max_power_kw], -INF, 0.0)
+            m.row([p, on], [1.0, -e.min_power_kw], 0.0, INF)
+            terms = [(p, 1.0)]
+        else:
+            terms = [(m.var(0.0, e.max_power_kw), 1.0)]
+        slots.append((t, terms))
+        mm.loads[t].extend(terms)
+        energy.extend((j, c * dt * e.efficiency) for j, c in terms)
+    mm.ev_p[e.id] = slots
+    idx, val = [j for j, _ in energy], [c for _, c in energy]
+    lo_kwh, hi = em.need_kwh, em.max_kwh if em.max_kwh is not None else INF
+    if em.levels_kw is not None and not mm.elastic and mm.round_ev_energy:
+        lo_kwh, hi = _step_rounded_energy(em, dt, lo_kwh, hi)
+    if mm.elastic:
+        s = mm.slack(ELASTIC_PER_KWH, lambda v, e=e: Violation(e.id, "energy", v, "kWh", None,
+                                                                f"EV '{e.name}' gets {v:.1f} kWh too little"))
+        idx, val = idx + [s], val + [1.0]
+    m.row(idx, val, lo_kwh, hi)
+
+
+def step_grid(em: EVModel, dt: float) -> Optional[tuple[list[int], float]]:
+    """Every current step as a whole multiple of the steps' common unit, and that unit in delivered kWh per slot.
+
+    Steps are whole watts (1 W power resolution), so any plan delivers a multiple of
+    q = efficiency * dt * gcd(steps in W). None if a step is not a whole number of watts.
+    """
+    w = [int(round(lv * 1000)) for lv in em.levels_kw or ()]
+    g = 0
+    for x in w:
+        g = math.gcd(g, x)
+    if g <= 0 or any(abs(x - lv * 1000) > 1e-6 for x, lv in zip(w, em.levels_kw)):
+        return None
+    return [x // g for x in w], em.ev.efficiency * dt * g / 1000.0
+
+
+def _step_rounded_energy(em: EVModel, dt: float, lo: float, hi: float) -> tuple[float, float]:
+    """Energy bounds rounded to what whole current steps can deliver (an exact cut, README "EV current steps").
+
+    `lo` rounds up and `hi` down to the grid of `step_grid`. Valid for every integer plan, and
+    it also holds for the relaxed EV power of the relaxed model, whose bound therefore stays a
+    lower bound of the real model while getting tighter.
+    """
+    grid = step_grid(em, dt)
+    if grid is None:
+        return lo, hi
+    q = grid[1]
+    if lo > 0:
+        lo = max(lo, math.ceil(lo / q - 1e-7) * q)
+    if hi != INF:
+        hi = min(hi, math.floor(hi / q + 1e-7) * q)
+    return lo, hi
+
+
+def _add_battery(mm: MilpModel, b: Battery) -> None:
+    """SoC balance with charge/discharge efficiencies; a mode binary only where losses would pay."""
+    m, cp = mm.m, mm.cp
+    n, dt = cp.n, cp.dt_h
+    lo = min(b.min_kwh, b.initial_kwh)
+    eps = THROUGHPUT_EPS_PER_KWH * dt
+    c = [m.var(0.0, b.max_charge_kw, eps) for _ in range(n)]
+    d = [m.var(0.0, b.max_discharge_kw, eps) for _ in range(n)]
+    soc = [m.var(lo, b.capacity_kwh) for _ in range(n)]
+    fin = b.final_kwh
+    if fin is not None and not mm.elastic:
+        m.lb[soc[-1]] = max(lo, fin)
+    prev = None
+    for t in range(n):
+        idx = [soc[t], c[t], d[t]]
+        val = [1.0, -b.charge_efficiency * dt, dt / b.discharge_efficiency]
+        rhs = b.initial_kwh if prev is None else 0.0
+        if prev is not None:
+            idx.append(prev)
+            val.append(-1.0)
+        m.row(idx, val, rhs, rhs)
+        prev = soc[t]
+        mm.loads[t].append((c[t], 1.0))
+        mm.loads[t].append((d[t], -1.0))
+        if t in cp.exclusive_battery_slots:
+            z = m.var(0.0, 1.0, 0.0, integer=True)
+            mm.int_rules.append((z, t, lambda s, net, t=t, bid=b.id: float(s.battery_charge_kw[bid][t] > 1e-9),
+                                 1.0, 0.0, b.id))
+            m.row([c[t], z], [1.0, -b.max_charge_kw], -INF, 0.0)
+            m.row([d[t], z], [1.0, b.max_discharge_kw], -INF, b.max_discharge_kw)
+    if fin is not None and mm.elastic:
+        s = mm.slack(ELASTIC_PER_KWH, lambda v, b=b: Violation(b.id, "final_soc", v, "kWh", None,
+                                                                f"battery '{b.name}' ends {v:.1f} kWh short"))
+        m.row([soc[-1], s], [1.0, 1.0], fin, INF)
+    mm.bat[b.id] = (c, d, soc)
+
+
+def _add_pv(mm: MilpModel, pv: PV) -> None:
+    """Curtailable PV is a column in [0, forecast]; fixed PV is already in the constants."""
+    if not pv.curtailable:
+        return
+    cols = [mm.m.var(0.0, pv.forecast_kw[t]) for t in range(mm.cp.n)]
+    for t, j in enumerate(cols):
+        mm.loads[t].append((j, -1.0))
+    mm.pv_u[pv.id] = cols
+
+
+def _add_thermal(mm: MilpModel, th: ThermalStorage) -> None:
+    """Stored heat balance; electric power on/off (binary) or modulating."""
+    m, cp = mm.m, mm.cp
+    n, dt = cp.n, cp.dt_h
+    P = th.electric_power_kw
+    terms: list[Term] = []
+    for t in range(n):
+        if th.modulating:
+            terms.append((m.var(0.0, P), 1.0))
+        else:
+            j = m.var(0.0, 1.0, 0.0, integer=True)
+            mm.int_rules.append((j, t, lambda s, net, t=t: float(s.thermal_kw[th.id][t] > 1e-6), 1.0, 0.0, th.id))
+            terms.append((j, P))
+    lo, hi = (-INF, INF) if mm.elastic else (th.min_energy_kwh, th.max_energy_kwh)
+    e = [m.var(lo, hi) for _ in range(n)]
+    if th.final_energy_kwh is not None and not mm.elastic:
+        m.lb[e[-1]] = max(m.lb[e[-1]], th.final_energy_kwh)
+    for t in range(n):
+        j, coef = terms[t]
+        drain = (th.heat_demand_kw[t] + th.standing_loss_kw) * dt
+        idx, val = [e[t], j], [1.0, -th.cop * dt * coef]
+        rhs = -drain + (th.initial_energy_kwh if t == 0 else 0.0)
+        if t > 0:
+            idx.append(e[t - 1])
+            val.append(-1.0)
+        m.row(idx, val, rhs, rhs)
+        mm.loads[t].append((j, coef))
+        if mm.elastic:
+            s1 = mm.slack(ELASTIC_PER_KWH, lambda v, t=t: Violation(th.id, "comfort_min", v, "kWh", t,
+                                                                    f"'{th.name}' {v:.2f} kWh below its comfort band"))
+            s2 = mm.slack(ELASTIC_PER_KWH, lambda v, t=t: Violation(th.id, "comfort_max", v, "kWh", t,
+                                                                    f"'{th.name}' {v:.2f} kWh above its comfort band"))
+            m.row([e[t], s1], [1.0, 1.0], th.min_energy_kwh, INF)
+            m.row([e[t], s2], [1.0, -1.0], -INF, th.max_energy_kwh)
+    if th.final_energy_kwh is not None and mm.elastic:
+        s = mm.slack(ELASTIC_PER_KWH, lambda v: Violation(th.id, "final_energy", v, "kWh", None,
+                                                          f"'{th.name}' ends {v:.2f} kWh short"))
+        m.row([e[-1], s], [1.0, 1.0], th.final_energy_kwh, INF)
+    mm.th_p[th.id] = terms
+    if not th.modulating and not mm.elastic and mm.heating_cuts:
+        _add_heating_counts(mm, th, [j for j, _ in terms])
+
+
+def _add_heating_counts(mm: MilpModel, th: ThermalStorage, on: list[int]) -> None:
+    """Whole heating slots: S_t, the number of on-slots up to t, is an integer, so the comfort band's
+    bounds on it round inward (an exact Chvatal-Gomory cut, see `compile.heating_count_bounds`)."""
+    m = mm.m
+    lo, hi, suffix = heating_count_bounds(th, mm.cp.n, mm.cp.dt_h)
+    S: list[int] = []
+    for t in range(mm.cp.n):
+        j = m.var(lo[t], max(lo[t], hi[t]))
+        m.row([j, on[t]] + S[-1:], [1.0, -1.0] + [-1.0] * len(S[-1:]), 0.0, 0.0)
+        S.append(j)
+    for t, need in suffix:
+        m.row([S[-1], S[t]], [1.0, -1.0], float(need), INF)
+
+
+def _add_site(mm: MilpModel) -> None:
+    """imp - exp = base - fixed PV + device loads; limits, grid request and the objective."""
+    m, cp = mm.m, mm.cp
+    p = cp.problem
+    site, gr = p.site, p.grid_request
+    dt = cp.dt_h
+    L, E = site.import_limit_kw, site.export_limit_kw
+    for t in range(cp.n):
+        imp = m.var(0.0, INF if mm.elastic else L, cp.w_imp[t] * dt)
+        exp = m.var(0.0, E, cp.w_exp[t] * dt) if cp.may_export[t] else None
+        mm.imp.append(imp)
+        mm.exp.append(exp)
+        idx = [imp] + ([exp] if exp is not None else []) + [j for j, _ in mm.loads[t]]
+        val = [1.0] + ([-1.0] if exp is not None else []) + [-c for _, c in mm.loads[t]]
+        m.row(idx, val, mm.const[t], mm.const[t])
+        if mm.elastic:
+            s = mm.slack(ELASTIC_PER_KWH * dt, lambda v, t=t: Violation("site", "import_limit", v, "kW", t,
+                                                                         f"import {v:.2f} kW above the limit"))
+            m.row([imp, s], [1.0, -1.0], -INF, L)
+        if exp is not None and t in cp.exclusive_grid_slots:
+            z = m.var(0.0, 1.0, 0.0, integer=True)
+            mm.int_rules.append((z, t, lambda s, net, t=t: float(net[t] > 1e-9), 1.0, 0.0, "site"))
+            m.row([imp, z], [1.0, -(L if not mm.elastic else 1e4)], -INF, 0.0)
+            m.row([exp, z], [1.0, E], -INF, E)
+        if gr is None:
+            continue
+        lo, hi = gr.min_net_import_kw[t], gr.max_net_import_kw[t]
+        net_idx = [imp] + ([exp] if exp is not None else [])
+        net_val = [1.0] + ([-1.0] if exp is not None else [])
+        soft = gr.penalty_eur_per_kwh
+        for bound, sign, name in ((lo, 1.0, "min"), (hi, -1.0, "max")):
+            if bound is None:
+                continue
+            if soft is not None or mm.elastic:
+                cost = soft * dt if soft is not None else ELASTIC_PER_KWH * dt
+                s = m.var(0.0, INF, cost)
+                if soft is None:
+                    mm.slacks.append((s, lambda v, t=t, name=name: Violation(
+                        "site", "grid_request", v, "kW", t, f"net import {v:.2f} kW beyond the grid request {name}")))
+                if sign > 0:
+                    m.row(net_idx + [s], net_val + [1.0], bound, INF)
+                else:
+                    m.row(net_idx + [s], net_val + [-1.0], -INF, bound)
+            elif sign > 0:
+                m.row(net_idx, net_val, bound, INF)
+            else:
+                m.row(net_idx, net_val, -INF, bound)

@@ -1,0 +1,136 @@
+"""Backend choice and the `auto` portfolio: both backends share one time budget.
+
+Neither backend is robust alone on realistic homes (README "Choosing a backend": CP-SAT needs seconds
+to close the last 1e-4 on continuous storage, HiGHS needs seconds on tightly packed start times), so
+`auto` runs the backend the rule picks for a first slice of the budget and, if that does not prove
+optimality, the other one (CP-SAT gets the best plan so far as a hint; HiGHS starts from scratch),
+then the first again with what is left. The plan served is the best plan either found (re-evaluated
+in floats), its proven gap is measured against the best bound either proved.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from .backends.common import BackendResult, rel_gap
+from .compile import Compiled
+from .evaluate import evaluate
+from .result import Schedule, Status
+
+BACKENDS = ("auto", "cpsat", "milp", "milp-pulp")
+GAP = 5e-5  # both backends' relative gap limit (README "Optimality")
+FIRST_SHARE = 0.3  # of the budget for the first backend before the other one gets its turn
+MIN_FIRST_SLICE_S = 0.2
+
+Runner = Callable[[Compiled, str, float, int, Optional[Schedule]], BackendResult]
+
+
+def choose_backend(cp: Compiled) -> str:
+    """The backend `auto` tries first, learned from the random households (README "Choosing a backend").
+
+    HiGHS when anything continuous and stored is in the home (a battery, an EV of any kind: its
+    LP bound and the LP search win), or a heater over a long horizon (with the whole-heating-slot cut);
+    CP-SAT when the decisions are start times, or start times and heater states over at most 100 slots.
+    """
+    p = cp.problem
+    discrete_cycles = sum(len(cm.options) for cm in cp.cycles if not cm.fixed)
+    on_off_heater = any(not th.modulating for th in p.thermal_storages)
+    if discrete_cycles == 0 and not on_off_heater and not any(
+            em.slots and (em.levels_kw is not None or em.semicontinuous) for em in cp.evs):
+        return "milp"  # a pure LP: HiGHS simplex, a few ms
+    if p.batteries or any(em.slots for em in cp.evs):
+        return "milp"
+    if p.thermal_storages and cp.n > 100:
+        return "milp"
+    return "cpsat"
+
+
+def run_backend(cp: Compiled, backend: str, time_limit_s: float, threads: int = 1,
+                start: Optional[Schedule] = None, **kw: Any) -> BackendResult:
+    """One backend on the compiled problem; `start` is another plan to begin from (hint / incumbent)."""
+    if backend == "cpsat":
+        from .backends.cpsat import solve_cpsat
+
+        return solve_cpsat(cp, time_limit_s, workers=threads, hint=start, **kw)
+    if backend in ("milp", "milp-pulp"):
+        from .backends.milp import solve_milp
+
+        if start is not None:
+            raise ValueError("milp: takes no start plan (see portfolio_runner)")
+        return solve_milp(cp, time_limit_s, threads=threads, via_pulp=backend == "milp-pulp", **kw)
+    raise ValueError(f"backend: must be one of {', '.join(BACKENDS)}")
+
+
+def portfolio_runner(cp: Compiled, backend: str, time_limit_s: float, threads: int,
+                     start: Optional[Schedule]) -> BackendResult:
+    """Only CP-SAT takes the other backend's plan (as a hint): HiGHS 1.16 given a start solution with
+    `setSolution` can report an objective and bound that do not belong to the solution it returns
+    (README "Choosing a backend"), so HiGHS always starts from scratch."""
+    return run_backend(cp, backend, time_limit_s, threads, start if backend == "cpsat" else None)
+
+
+@dataclass
+class _Plan:
+    backend: str
+    result: BackendResult
+    objective: float  # evaluated in floats (what the plans are compared on)
+    feasible: bool
+
+
+def solve_portfolio(cp: Compiled, time_limit_s: float, threads: int = 1, *, first: Optional[str] = None,
+                    first_slice_s: Optional[float] = None, runner: Runner = portfolio_runner) -> tuple[BackendResult, str]:
+    """Best plan of both backends within `time_limit_s`; returns it and the backend that found it.
+
+    Rounds: the first backend for `first_slice_s` (default: FIRST_SHARE of the budget, at least
+    MIN_FIRST_SLICE_S), the other one for half of what is left, the first again for the rest; each
+    round starts from the best plan so far. It stops as soon as a round proves infeasibility, or the
+    best plan is within GAP of the best bound either backend proved.
+    """
+    t0 = time.perf_counter()
+    deadline = t0 + time_limit_s
+    a = first or choose_backend(cp)
+    b = "cpsat" if a == "milp" else "milp"
+    slice0 = first_slice_s if first_slice_s is not None else max(MIN_FIRST_SLICE_S, FIRST_SHARE * time_limit_s)
+    rounds = [(a, min(slice0, time_limit_s)), (b, 0.5), (a, 1.0)]  # round 0 in seconds, later ones: share of what is left
+    best: Optional[_Plan] = None
+    bound = -float("inf")
+    log: list[dict[str, Any]] = []
+    status_of_proof = None
+    for k, (backend, share) in enumerate(rounds):
+        left = deadline - time.perf_counter()
+        if k > 0 and left < 0.05:
+            break
+        budget = share if k == 0 else (left if k == len(rounds) - 1 else share * left)
+        t = time.perf_counter()
+        res = runner(cp, backend, max(0.05, budget), threads, best.result.schedule if best else None)
+        entry = {"backend": backend, "status": res.status.value, "ms": round((time.perf_counter() - t) * 1000, 1),
+                 "budget_s": round(budget, 3), "objective": res.objective, "bound": res.bound,
+                 "started_from_plan": best is not None and backend == "cpsat"}
+        log.append(entry)
+        if res.status == Status.INFEASIBLE:
+            res.detail["portfolio"] = log
+            return res, backend
+        if res.bound is not None:
+            bound = max(bound, res.bound)
+        if res.schedule is not None:
+            ev = evaluate(cp.problem, res.schedule, cp)
+            plan = _Plan(backend, res, ev.objective, ev.feasible)
+            if best is None or (plan.feasible, -plan.objective) > (best.feasible, -best.objective):
+                best = plan
+        if best is not None and best.feasible and (
+                res.status == Status.OPTIMAL or (rel_gap(best.objective, bound) or 1.0) <= GAP):
+            status_of_proof = Status.OPTIMAL
+            break
+    if best is None:
+        last = BackendResult(Status.NO_SOLUTION_IN_TIME, None, detail={"portfolio": log})
+        return last, a
+    out = best.result
+    has_bound = bound > -float("inf")
+    gap = rel_gap(best.objective, bound) if has_bound else None
+    if out.status == Status.OPTIMAL and out.gap is not None:
+        gap = out.gap if gap is None else min(gap, out.gap)
+    served = BackendResult(status_of_proof or Status.FEASIBLE, out.schedule, best.objective,
+                           bound if has_bound else None, gap, out.build_ms, out.solve_ms,
+                           detail=dict(out.detail, portfolio=log, served_by=best.backend))
+    return served, best.backend

@@ -1,0 +1,57 @@
+"""Rolling re-planning (model predictive control): when has a home left its plan?
+
+Pure rules on what the plan expected now and what was measured; the tick service gathers
+both for many homes at once and asks for a re-plan of those with a reason.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    soc_pct: float = 10.0  # battery state of charge off the plan by more than this (percentage points)
+    load_abs_w: float = 500.0  # measured base load off its forecast by more than this ...
+    load_rel: float = 0.5  # ... and by more than this share of the forecast (mean over the last hour)
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the current plan assumed at this moment."""
+
+    battery_soc_pct: dict[str, float] = field(default_factory=dict)  # device serial -> planned SoC now
+    cycle_states: dict[int, str] = field(default_factory=dict)  # cycle id -> "scheduled" | "running" | "done"
+    active_ev_sessions: frozenset[int] = frozenset()  # sessions plugged in now, per the plan
+    base_load_w: float | None = None  # forecast mean over the last hour
+
+
+@dataclass(frozen=True)
+class Measured:
+    battery_soc_pct: dict[str, float] = field(default_factory=dict)
+    cycle_states: dict[int, str] = field(default_factory=dict)  # states as the hub reported them
+    active_ev_sessions: frozenset[int] = frozenset()
+    base_load_w: float | None = None
+
+
+def replan_reasons(expected: Expected, measured: Measured, thresholds: Thresholds = Thresholds()) -> list[str]:
+    """Why the home should be planned again from now (empty: it follows its plan)."""
+    reasons: list[str] = []
+    for serial, planned in sorted(expected.battery_soc_pct.items()):
+        now = measured.battery_soc_pct.get(serial)
+        if now is not None and abs(now - planned) > thresholds.soc_pct:
+            reasons.append(f"battery {serial} at {now:.0f} % instead of {planned:.0f} %")
+    for cycle_id, state in sorted(measured.cycle_states.items()):
+        planned = expected.cycle_states.get(cycle_id)
+        if state == "running" and planned == "scheduled":
+            reasons.append(f"cycle {cycle_id} started")
+        elif state == "done" and planned in ("scheduled", "running"):
+            reasons.append(f"cycle {cycle_id} finished")
+    plugged = measured.active_ev_sessions - expected.active_ev_sessions
+    unplugged = expected.active_ev_sessions - measured.active_ev_sessions
+    reasons += [f"EV session {s} plugged in" for s in sorted(plugged)]
+    reasons += [f"EV session {s} unplugged" for s in sorted(unplugged)]
+    if expected.base_load_w is not None and measured.base_load_w is not None:
+        gap = measured.base_load_w - expected.base_load_w
+        if abs(gap) > thresholds.load_abs_w and abs(gap) > thresholds.load_rel * max(expected.base_load_w, 1.0):
+            reasons.append(f"base load {measured.base_load_w:.0f} W instead of {expected.base_load_w:.0f} W")
+    return reasons

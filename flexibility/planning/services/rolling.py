@@ -1,0 +1,156 @@
+"""Rolling re-planning: every tick, find the homes whose measured state left their plan and re-plan them.
+
+A tick lists the homes whose latest schedule covers now and announces them in chunks
+(`signals.rolling_chunk_due`); each chunk (a task, so workers share a tick and none holds more
+than ROLLING_CHUNK_SIZE homes) reads what the plans expected and what was measured with a few
+set-based queries, applies the rules of `planning.mpc` and asks the debounced re-planning for
+at most ROLLING_MAX_REPLANS_PER_CHUNK homes. The re-plan starts at the current slot with running
+cycles fixed (problem_builder) and sends only the setpoints that changed (dispatch).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Iterable, Optional
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Avg
+from django.utils import timezone
+
+from devices.models import Cycle, CycleState, Device, DeviceType, EVSession, Measurement
+
+from .. import signals
+from ..models import Schedule
+from ..mpc import Expected, Measured, Thresholds, replan_reasons
+from ..problem_builder import object_pk
+from .replanning import schedule_reoptimization
+
+CYCLE_DONE = {CycleState.COMPLETED, CycleState.CANCELLED}
+SOC_FRESH = timedelta(minutes=30)  # a SoC reading older than this says nothing about now
+LOAD_WINDOW = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    homes: int
+    replans: int
+    reasons: dict[int, list[str]]
+
+
+def thresholds() -> Thresholds:
+    return Thresholds(soc_pct=settings.ROLLING_SOC_THRESHOLD_PCT, load_abs_w=settings.ROLLING_LOAD_THRESHOLD_W,
+                      load_rel=settings.ROLLING_LOAD_THRESHOLD_SHARE)
+
+
+def homes_with_current_plan(now: datetime) -> list[int]:
+    """Homes whose latest schedule covers `now` (one row per home: PostgreSQL DISTINCT ON)."""
+    rows = (Schedule.objects.filter(start__lte=now, start__gt=now - timedelta(hours=72))
+            .order_by("home_id", "-created_at").distinct("home_id")
+            .values_list("home_id", "start", "resolution_minutes", "slots"))
+    return [home_id for home_id, start, res, slots in rows if start + timedelta(minutes=res * slots) > now]
+
+
+def start_tick(now: Optional[datetime] = None, chunk_size: Optional[int] = None) -> int:
+    """Announce the chunks of this tick; returns how many homes they hold."""
+    now = now or timezone.now()
+    chunk_size = chunk_size or settings.ROLLING_CHUNK_SIZE
+    home_ids = homes_with_current_plan(now)
+    for i in range(0, len(home_ids), chunk_size):
+        chunk = home_ids[i:i + chunk_size]
+        transaction.on_commit(lambda chunk=chunk: signals.rolling_chunk_due.send(
+            sender=Schedule, home_ids=chunk, now=now.isoformat()))
+    return len(home_ids)
+
+
+def _slot(schedule_start: datetime, res_min: int, when: datetime) -> int:
+    return int((when - schedule_start) / timedelta(minutes=res_min))
+
+
+def _expected(plan: dict, now: datetime) -> Expected:
+    start, res, problem, devices = plan["start"], plan["resolution_minutes"], plan["problem"], plan["devices"]
+    t = _slot(start, res, now)
+    capacity = {b["id"]: float(b["capacity_kwh"]) for b in problem.get("batteries") or []}
+    soc = {}
+    for result_id, planned in devices.items():
+        trajectory = planned.get("soc_kwh") or []
+        if result_id in capacity and 0 <= t < len(trajectory) and capacity[result_id] > 0:
+            soc[planned.get("device", result_id)] = 100.0 * float(trajectory[t]) / capacity[result_id]
+    cycles = {}
+    for item in problem.get("cycles") or []:
+        _, pk = object_pk(item["id"])
+        planned = devices.get(item["id"], {})
+        begin = datetime.fromisoformat(planned["start"]) if planned.get("start") else None
+        end = datetime.fromisoformat(planned["end"]) if planned.get("end") else None
+        if begin is None or now < begin:
+            cycles[pk] = "scheduled"
+        elif end is not None and end <= now:
+            cycles[pk] = "done"
+        else:
+            cycles[pk] = "running"
+    sessions = frozenset(object_pk(s["id"])[1] for s in problem.get("ev_sessions") or []
+                         if datetime.fromisoformat(s["arrival"]) <= now < datetime.fromisoformat(s["departure"]))
+    base = (problem.get("site") or {}).get("base_load_kw") or []
+    lo, hi = max(_slot(start, res, now - LOAD_WINDOW), 0), max(t, 0)
+    window = [float(x) for x in base[lo:hi]]
+    return Expected(battery_soc_pct=soc, cycle_states=cycles, active_ev_sessions=sessions,
+                    base_load_w=1000.0 * sum(window) / len(window) if window else None)
+
+
+def _measured(home_ids: list[int], planned_cycles: set[int], now: datetime) -> dict[int, Measured]:
+    serials = dict(Device.objects.filter(home_id__in=home_ids).values_list("id", "serial_number"))
+    kinds = dict(Device.objects.filter(home_id__in=home_ids).values_list("id", "device_type"))
+    soc: dict[int, dict[str, float]] = {h: {} for h in home_ids}
+    for home_id, device_id, value in (
+            Measurement.objects.filter(home_id__in=home_ids, device__device_type=DeviceType.BATTERY,
+                                       time__gt=now - SOC_FRESH, time__lte=now, soc_pct__isnull=False)
+            .order_by("device_id", "-time").distinct("device_id").values_list("home_id", "device_id", "soc_pct")):
+        soc[home_id][serials[device_id]] = float(value)
+    cycles: dict[int, dict[int, str]] = {h: {} for h in home_ids}
+    for pk, home_id, state in Cycle.objects.filter(pk__in=planned_cycles).values_list("pk", "device__home_id", "state"):
+        cycles[home_id][pk] = "done" if state in CYCLE_DONE else state
+    sessions: dict[int, set[int]] = {h: set() for h in home_ids}
+    for pk, home_id in EVSession.objects.filter(device__home_id__in=home_ids, arrival__lte=now,
+                                                departure__gt=now).values_list("pk", "device__home_id"):
+        sessions[home_id].add(pk)
+    meter: dict[int, float] = {}
+    devices_w: dict[int, float] = {h: 0.0 for h in home_ids}
+    for home_id, device_id, power in (
+            Measurement.objects.filter(home_id__in=home_ids, time__gte=now - LOAD_WINDOW, time__lt=now,
+                                       power_w__isnull=False)
+            .values("home_id", "device_id").annotate(power=Avg("power_w")).order_by()
+            .values_list("home_id", "device_id", "power")):
+        if device_id is None:
+            meter[home_id] = float(power)
+        elif kinds.get(device_id) == DeviceType.PV:
+            devices_w[home_id] -= abs(float(power))
+        else:
+            devices_w[home_id] += float(power)
+    return {h: Measured(battery_soc_pct=soc[h], cycle_states=cycles[h], active_ev_sessions=frozenset(sessions[h]),
+                        base_load_w=max(meter[h] - devices_w[h], 0.0) if h in meter else None)
+            for h in home_ids}
+
+
+def check_chunk(home_ids: Iterable[int], now: Optional[datetime] = None,
+                max_replans: Optional[int] = None) -> ChunkResult:
+    """Re-plan (debounced) the homes of the chunk that left their plan; at most `max_replans` of them."""
+    now = now or timezone.now()
+    max_replans = settings.ROLLING_MAX_REPLANS_PER_CHUNK if max_replans is None else max_replans
+    home_ids = list(home_ids)
+    latest = (Schedule.objects.filter(home_id__in=home_ids, start__lte=now).order_by("home_id", "-created_at")
+              .distinct("home_id").values("home_id", "start", "resolution_minutes", "slots", "devices", "run__problem"))
+    plans = {row["home_id"]: {**row, "problem": row["run__problem"]} for row in latest
+             if row["start"] + timedelta(minutes=row["resolution_minutes"] * row["slots"]) > now}
+    expected = {home_id: _expected(plan, now) for home_id, plan in plans.items()}
+    measured = _measured(list(plans), {pk for e in expected.values() for pk in e.cycle_states}, now)
+    rules = thresholds()
+    reasons = {}
+    for home_id in plans:
+        why = replan_reasons(expected[home_id], measured[home_id], rules)
+        if why:
+            reasons[home_id] = why
+    asked = 0
+    for home_id in sorted(reasons)[:max_replans]:
+        schedule_reoptimization(home_id, "; ".join(reasons[home_id])[:200])
+        asked += 1
+    return ChunkResult(homes=len(plans), replans=asked, reasons=reasons)

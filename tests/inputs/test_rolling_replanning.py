@@ -1,0 +1,105 @@
+"""The rolling re-planning tick on stored plans and telemetry: who is re-planned, and why."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from devices.models import CycleState, Cycle
+from devices.services import record_measurements
+from flexibility.planning import services
+from flexibility.planning.models import OptimizationRun, RunStatus, RunTrigger, Schedule
+from flexibility.planning.services import rolling
+from flexibility.planning.slots import floor_to_slot
+
+
+@pytest.fixture
+def planned(home, battery, washing_machine, make_cycle, slot_start, django_capture_on_commit_callbacks):
+    """A home with a battery and a washing-machine cycle, planned from the current slot (eager solve)."""
+    make_cycle(washing_machine, earliest_start=slot_start + timedelta(hours=2),
+               latest_end=slot_start + timedelta(hours=12))
+    with django_capture_on_commit_callbacks(execute=True):
+        run, _ = services.submit_run(home)
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, (run.error, run.explanation)
+    return run
+
+
+def _now(run):
+    return run.horizon_start + timedelta(minutes=20)
+
+
+def _planned_soc_pct(run, battery, now):
+    schedule = Schedule.objects.get(run=run)
+    t = int((now - schedule.start) / timedelta(minutes=15))
+    return 100 * schedule.devices[f"battery-{battery.pk}"]["soc_kwh"][t] / battery.parameters["capacity_kwh"]
+
+
+def test_a_home_on_its_plan_is_left_alone(planned, home, battery):
+    now = _now(planned)
+    record_measurements([{"home": home, "device": battery, "time": now - timedelta(minutes=2),
+                          "soc_pct": _planned_soc_pct(planned, battery, now) + 3}])
+    assert rolling.homes_with_current_plan(now) == [home.pk]
+    result = rolling.check_chunk([home.pk], now)
+    assert (result.homes, result.replans, result.reasons) == (1, 0, {})
+
+
+def test_soc_off_the_plan_re_plans_from_now(planned, home, battery, django_capture_on_commit_callbacks):
+    now = _now(planned)
+    off = max(_planned_soc_pct(planned, battery, now) - 30, 0)
+    record_measurements([{"home": home, "device": battery, "time": now - timedelta(minutes=2), "soc_pct": off}])
+    with django_capture_on_commit_callbacks(execute=True):  # embedded mode: the debounced re-plan runs at once
+        result = rolling.check_chunk([home.pk], now)
+    assert result.replans == 1 and "battery" in result.reasons[home.pk][0]
+    replan = OptimizationRun.objects.filter(home=home, trigger=RunTrigger.REOPTIMIZE).get()
+    assert replan.problem["batteries"][0]["initial_soc_pct"] == pytest.approx(off)
+
+
+def test_cycle_started_early_ev_plugged_in_and_load_far_off_are_reasons(planned, home, washing_machine, ev_charger,
+                                                                           make_ev_session):
+    now = _now(planned)
+    cycle = Cycle.objects.get(device=washing_machine)
+    Cycle.objects.filter(pk=cycle.pk).update(state=CycleState.RUNNING, scheduled_start=now - timedelta(minutes=10))
+    session = make_ev_session(ev_charger, arrival=now - timedelta(minutes=5), departure=now + timedelta(hours=8))
+    record_measurements([{"home": home, "time": now - timedelta(minutes=m), "power_w": 6000.0} for m in (10, 25, 40)])
+    reasons = rolling.check_chunk([home.pk], now, max_replans=0).reasons[home.pk]
+    assert f"cycle {cycle.pk} started" in reasons
+    assert f"EV session {session.pk} plugged in" in reasons
+    assert any(r.startswith("base load 6000 W") for r in reasons)
+
+
+def test_at_most_the_configured_replans_per_chunk(planned, home, battery, make_home, user):
+    now = _now(planned)
+    record_measurements([{"home": home, "device": battery, "time": now - timedelta(minutes=1), "soc_pct": 100.0}])
+    result = rolling.check_chunk([home.pk], now, max_replans=0)
+    assert result.reasons and result.replans == 0
+    assert rolling.check_chunk([make_home(user).pk], now).homes == 0  # no plan, nothing to check
+
+
+def test_the_tick_announces_chunks(planned, home, settings, django_capture_on_commit_callbacks):
+    from flexibility.planning import signals
+
+    got = []
+
+    def receiver(sender, home_ids, now, **kwargs):
+        got.append(home_ids)
+
+    signals.rolling_chunk_due.connect(receiver, dispatch_uid="test-rolling")
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            assert rolling.start_tick(_now(planned), chunk_size=1) == 1
+    finally:
+        signals.rolling_chunk_due.disconnect(dispatch_uid="test-rolling")
+    assert got == [[home.pk]]
+
+
+def test_a_replan_runs_from_the_current_slot_to_where_the_plan_ends(home, slot_start,
+                                                                      django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        first, _ = services.submit_run(home, horizon_start=slot_start - timedelta(minutes=15),
+                                       horizon_end=slot_start + timedelta(hours=6))
+    with django_capture_on_commit_callbacks(execute=True):
+        replan = services.reoptimize(home.pk, "battery off its plan")
+    assert replan.trigger == RunTrigger.REOPTIMIZE
+    assert replan.horizon_end == first.horizon_end  # not a fresh 24 h: prices beyond may not be published
+    assert replan.horizon_start == floor_to_slot(replan.queued_at)  # the current slot

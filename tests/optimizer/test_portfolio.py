@@ -1,0 +1,113 @@
+"""The `auto` portfolio: fallbacks between the two backends, the plan it serves and the gap it reports.
+
+Fault injection wraps the real backends (a real solve whose answer is turned into what a time-out would
+have returned), so the portfolio's control flow is exercised on real plans and real bounds.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from flexibility.optimizer import Status, problem_from_dict, solve
+from flexibility.optimizer.backends.common import BackendResult
+from flexibility.optimizer.compile import compile_problem
+from flexibility.optimizer.evaluate import evaluate
+from flexibility.optimizer.portfolio import portfolio_runner, solve_portfolio
+from tests.factories.problems import many_cycles_home, standard_home
+
+from .checker import check
+
+
+class Recorder:
+    """Runs the real backend, then applies `faults[backend]` to its answer; records every call."""
+
+    def __init__(self, **faults):
+        self.faults = faults
+        self.calls: list[tuple[str, bool]] = []
+
+    def __call__(self, cp, backend, time_limit_s, threads, start):
+        self.calls.append((backend, start is not None))
+        res = portfolio_runner(cp, backend, time_limit_s, threads, start)
+        fault = self.faults.get(backend)
+        return fault(res) if fault else res
+
+
+def nothing(res: BackendResult) -> BackendResult:
+    """A time-out before any plan."""
+    return BackendResult(Status.NO_SOLUTION_IN_TIME, None, build_ms=res.build_ms, solve_ms=res.solve_ms)
+
+
+def unproven(res: BackendResult) -> BackendResult:
+    """A time-out with a plan but a weak bound (10 % below)."""
+    if res.schedule is None:
+        return res
+    return dataclasses.replace(res, status=Status.FEASIBLE, bound=res.objective - 0.1 * abs(res.objective),
+                               gap=0.1)
+
+
+def test_first_backend_finds_nothing_second_proves():
+    cp = compile_problem(problem_from_dict(standard_home()))
+    run = Recorder(milp=nothing)
+    res, served_by = solve_portfolio(cp, 20, first="milp", runner=run)
+    assert run.calls == [("milp", False), ("cpsat", False)]
+    assert served_by == "cpsat" and res.status == Status.OPTIMAL
+    assert [e["status"] for e in res.detail["portfolio"]] == ["NO_SOLUTION_IN_TIME", "OPTIMAL"]
+    assert not evaluate(cp.problem, res.schedule, cp).violations
+
+
+def test_first_backend_times_out_with_a_plan_second_starts_from_it():
+    cp = compile_problem(problem_from_dict(many_cycles_home()))
+    run = Recorder(milp=unproven)
+    res, served_by = solve_portfolio(cp, 20, first="milp", runner=run)
+    assert run.calls == [("milp", False), ("cpsat", True)]  # CP-SAT got HiGHS' plan as a hint
+    assert res.status == Status.OPTIMAL and res.detail["portfolio"][1]["started_from_plan"]
+    first = res.detail["portfolio"][0]["objective"]
+    assert res.objective <= first + 1e-9  # never worse than the plan it started from
+
+
+def test_both_find_plans_neither_proves_best_plan_served_with_its_gap():
+    cp = compile_problem(problem_from_dict(standard_home()))
+    run = Recorder(milp=unproven, cpsat=unproven)
+    res, served_by = solve_portfolio(cp, 20, first="milp", runner=run)
+    assert run.calls == [("milp", False), ("cpsat", True), ("milp", True)]
+    assert [e["started_from_plan"] for e in res.detail["portfolio"]] == [False, True, False]  # HiGHS takes none
+    assert res.status == Status.FEASIBLE
+    plans = [e["objective"] for e in res.detail["portfolio"] if e["objective"] is not None]
+    assert len(plans) == 3
+    assert res.objective <= min(plans) + 1e-6  # evaluated objective of the best plan either backend found
+    bounds = [e["bound"] for e in res.detail["portfolio"]]
+    assert res.bound == max(bounds)  # the best bound either proved
+    assert res.gap == (res.objective - res.bound) / abs(res.objective)
+    assert 0.09 < res.gap < 0.11
+
+
+def test_infeasible_is_final():
+    d = standard_home()
+    for c in d["cycles"][:2]:  # two washer programs (75 + 117 min) inside one 3 h window
+        c["earliest_start"] = c["earliest_start"].replace("06:00", "10:00")
+        c["latest_end"] = c["latest_end"].replace("23:00", "13:00")
+    cp = compile_problem(problem_from_dict(d))
+    run = Recorder()
+    res, _ = solve_portfolio(cp, 20, first="cpsat", runner=run)
+    assert res.status == Status.INFEASIBLE and run.calls == [("cpsat", False)]
+
+
+def test_real_time_out_of_the_first_slice():
+    """A first slice far too short for the first backend: the other one gets its turn and proves."""
+    d = many_cycles_home()
+    cp = compile_problem(problem_from_dict(d))
+    res, served_by = solve_portfolio(cp, 30, first="milp", first_slice_s=0.001)
+    log = res.detail["portfolio"]
+    assert log[0]["backend"] == "milp" and log[0]["status"] != "OPTIMAL"
+    assert len(log) >= 2 and res.status == Status.OPTIMAL
+    full = solve(problem_from_dict(d), backend="cpsat", time_limit_s=30)
+    assert abs(res.objective - full.objective_value) <= 1e-4 * max(1.0, abs(full.objective_value))
+
+
+def test_auto_reports_the_portfolio():
+    d = standard_home()
+    r = solve(problem_from_dict(d), backend="auto", time_limit_s=20)
+    assert r.status == Status.OPTIMAL and r.backend.startswith("auto:")
+    out = r.to_dict()
+    assert out["stats"]["portfolio"] and out["stats"]["served_by"] in ("milp", "cpsat")
+    cost, errs = check(d, out)
+    assert not errs and abs(cost - r.cost_eur) < 1e-3
