@@ -108,3 +108,25 @@ def test_open_grid_activations_extend_the_replan_horizon(home, now):
     Activation.objects.create(home=home, delivery_day=start.date(), mode=ActivationMode.SETPOINT, start=start,
                               slots=4, requested_min_kw=[1.0] * 4, requested_max_kw=[1.0] * 4)
     assert open_requests_end(home, now) == start + timedelta(hours=1)
+
+
+def test_replan_beyond_published_data_falls_back_to_the_plan_horizon_and_says_so(home, owner, owner_client, now,
+                                                                                   django_capture_on_commit_callbacks):
+    """Dynamic prices published for 30 h: a request ending at 50 h cannot be planned yet, the next 24 h still are."""
+    from datetime import timedelta
+
+    from devices.models import Device, SignalKind, SignalSeries, TariffKind
+    from flexibility.notifications.models import Notification
+    from flexibility.planning.slots import floor_to_slot
+
+    home.tariff, home.tariff_kind = None, TariffKind.DYNAMIC
+    home.save()
+    SignalSeries.objects.create(kind=SignalKind.IMPORT_PRICE, area=home.country, start=floor_to_slot(now),
+                                resolution_minutes=15, values=[0.2] * 4 * 30)
+    charger = Device.objects.get(home=home, device_type="ev_charger")
+    run = _replan_after(owner_client, "/api/v1/ev-sessions/", {
+        "device": charger.pk, "arrival": (now + timedelta(hours=40)).isoformat(),
+        "departure": (now + timedelta(hours=50)).isoformat(), "energy_kwh": 5}, django_capture_on_commit_callbacks)
+    assert run.horizon_end == floor_to_slot(now) + timedelta(hours=24)
+    notice = Notification.objects.filter(kind="plan_not_updated").latest("id")
+    assert "import_price" in notice.message and notice.data["until"] > run.horizon_end.isoformat()

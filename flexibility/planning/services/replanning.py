@@ -75,7 +75,7 @@ def reoptimize(home_id: int, reason: str) -> Optional[OptimizationRun]:
             run, _ = submit_run(home, trigger=RunTrigger.REOPTIMIZE, horizon_start=start, horizon_end=horizon_end,
                                 refresh_forecasts=True)
         except MissingData as exc:
-            notify(home, "plan_not_updated", f"Your plan could not be updated until {horizon_end.isoformat()} "
+            notify(home, "plan_not_updated", f"Your plan could not be made up to {horizon_end.isoformat()} "
                    f"after {reason}: {exc}", {"reason": reason, "until": horizon_end.isoformat()})
             continue
         return run
