@@ -288,7 +288,7 @@ class TariffSerializer(StrictModelSerializer):
     periods = serializers.JSONField(
         help_text="[{days, start, end, price_eur_per_kwh}], local time: the energy price (time of use) or the "
                   "network access fee (dynamic).")
-    owner = serializers.PrimaryKeyRelatedField(read_only=True)
+    owner = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True, help_text="Null for public tariffs.")
     decimals = {"max_digits": 8, "decimal_places": 5, "coerce_to_string": False, "required": False}
     spot_multiplier = serializers.DecimalField(**decimals)
     spot_adder_eur_per_kwh = serializers.DecimalField(**decimals)
