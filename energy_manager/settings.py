@@ -67,6 +67,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "energy_manager.api_errors.BrokerOutageMiddleware",
+    "energy_manager.api_errors.RejectNullCharactersMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -105,6 +106,19 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# Request bodies: Django answers larger ones with 413 and the API's error body (energy_manager.api_errors).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
+
+# Cache: holds the API's throttle counters, so every web process must share it (Redis). Default: the Celery
+# broker when it is Redis, else process memory (embedded demo). CACHE_URL e.g. redis://localhost:6379/1.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
+CACHES = {"default": env.cache("CACHE_URL", default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis")
+                               else "locmemcache://")}
+CACHES["default"].setdefault("KEY_PREFIX", "hems")
+
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="hems@localhost")
+
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_FINDERS = [
@@ -122,7 +136,7 @@ LOGOUT_REDIRECT_URL = "webapp:login"
 # --- REST API -------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "energy_manager.authentication.JWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -132,8 +146,18 @@ REST_FRAMEWORK = {
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "energy_manager.api_schema.AutoSchema",
     "EXCEPTION_HANDLER": "energy_manager.api_errors.exception_handler",
+    "DEFAULT_PARSER_CLASSES": ["energy_manager.api_input.SafeJSONParser"],  # a JSON API: no form bodies
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=None),  # trusted proxies adding X-Forwarded-For
+    # Throttle counters are in the cache (Redis): per client address for registration and tokens, per user for
+    # optimization requests (each can hold a worker for its solver time limit).
+    "DEFAULT_THROTTLE_RATES": {
+        "registration": env.str("THROTTLE_REGISTRATION_RATE", default="10/hour"),
+        "token": env.str("THROTTLE_TOKEN_RATE", default="30/minute"),
+        "solve": env.str("THROTTLE_SOLVE_RATE", default="20/hour"),
+    },
 }
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=30)),
@@ -165,8 +189,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Celery ---------------------------------------------------------------
-# Unset CELERY_BROKER_URL = embedded mode: tasks run in-process (eagerly).
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
+# Unset CELERY_BROKER_URL (read above) = embedded mode: tasks run in-process (eagerly).
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_RESULT_BACKEND = None  # Postgres is the source of truth; no result backend.

@@ -32,3 +32,9 @@ urlpatterns = [
     path("api/v1/", include("flexibility.forecasting.urls")),
     path("api/v1/", include("insights.urls")),
 ]
+
+# API paths answer errors with the API's JSON body; other paths keep Django's pages.
+handler400 = "energy_manager.api_errors.bad_request"
+handler403 = "energy_manager.api_errors.permission_denied"
+handler404 = "energy_manager.api_errors.page_not_found"
+handler500 = "energy_manager.api_errors.server_error"

@@ -25,7 +25,7 @@ import numpy as np
 from devices.models import Device, DeviceType, Home, SignalKind, SignalSeries, TariffKind
 from devices.selectors import MAX_SERIES_SPAN
 from flexibility.planning.models import RunStatus, Schedule
-from flexibility.planning.problem_builder import signal_values, site_prices
+from flexibility.planning.problem_builder import signal_slots, site_prices
 from flexibility.optimizer import TimeGrid
 from flexibility.planning.slots import MAX_HORIZON_H, RESOLUTION_MIN
 
@@ -86,7 +86,7 @@ def price_groups(homes: list[Home], period: Period) -> list[tuple[list[int], np.
         rep = members[0]
         imp, exp = _prices_by_day(rep, period)
         out.append(([h.pk for h in members], imp, exp,
-                    _array(signal_values(rep, SignalKind.CO2_INTENSITY, period.start, period.slots))))
+                    _array(signal_slots(rep, SignalKind.CO2_INTENSITY, period.start, period.slots))))
     return out
 
 
@@ -311,10 +311,10 @@ def home_series(home: Home, day: Optional[date] = None) -> dict[str, Any]:
     (_, imp_price, exp_price, co2_g), = price_groups([home], period)
     meter = slot_energy([home.pk], period.start, n, period.resolution_min)
     pv = slot_energy([home.pk], period.start, n, period.resolution_min, device_type=DeviceType.PV)
-    load_fc = signal_values(home, SignalKind.LOAD_FORECAST, period.start, n)
+    load_fc = signal_slots(home, SignalKind.LOAD_FORECAST, period.start, n)
     pv_fc = [0.0] * n
     for device in home.devices.filter(device_type=DeviceType.PV):
-        for t, v in enumerate(signal_values(home, SignalKind.PV_FORECAST, period.start, n, device=device)):
+        for t, v in enumerate(signal_slots(home, SignalKind.PV_FORECAST, period.start, n, device=device)):
             pv_fc[t] = None if v is None or pv_fc[t] is None else pv_fc[t] + v
 
     def kw(values: list[float], t: int) -> Optional[float]:

@@ -1,16 +1,18 @@
 """Read-side queries for grid flexibility: scoping, offers, aggregation, delivery."""
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from typing import Optional
 
 from django.contrib.auth import get_user_model
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from devices.models import Home
 from devices.telemetry import slot_energy
+from energy_manager.api_input import parse_id
 
 from .disaggregation import HomeEnvelope, merit_order
-from .models import Activation, ActivationShare, FlexibilityOffer, Portfolio, ServiceAccount
+from .models import Activation, ActivationShare, ActivationStatus, FlexibilityOffer, Portfolio, ServiceAccount
 
 OFFER_SERIES = ("baseline_kw", "min_kw", "max_kw", "price_up_eur_per_kw", "price_down_eur_per_kw")
 
@@ -141,8 +143,9 @@ def user_for_compat_id(user_id: str):
     """FlexiHome user_id -> Django user: the username, else (all digits) the primary key."""
     User = get_user_model()
     user = User.objects.filter(username=user_id).first()
-    if user is None and user_id.isdigit():
-        user = User.objects.filter(pk=int(user_id)).first()
+    pk = parse_id(user_id)
+    if user is None and pk is not None:
+        user = User.objects.filter(pk=pk).first()
     return user
 
 
@@ -150,3 +153,10 @@ def home_of_user(user) -> Home | None:
     """The user's home for the compatible API: the first opted-in one, else the first."""
     homes = Home.objects.filter(owner=user).order_by("-global_optimizer_opt_in", "id")
     return homes.first()
+
+
+def activations_end(home: Home, now: datetime) -> Optional[datetime]:
+    """When the last not-failed activation asking something of `home` ends, if after `now`."""
+    recent = (Activation.objects.filter(Q(home=home) | Q(shares__home=home), start__gte=now - timedelta(days=2))
+              .exclude(status=ActivationStatus.FAILED).distinct())
+    return max((a.end for a in recent if a.end > now), default=None)

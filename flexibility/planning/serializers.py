@@ -5,6 +5,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from devices.models import Objective
+from energy_manager.api_input import InstantField, StrictFloatField, StrictSerializerMixin
 from flexibility.optimizer import BACKENDS
 
 from .models import OptimizationRun, Recommendation, Schedule
@@ -13,16 +14,16 @@ from .services import MAX_TIME_LIMIT_S
 from .slots import MAX_HORIZON, MAX_HORIZON_H
 
 
-class RunRequestSerializer(serializers.Serializer):
+class RunRequestSerializer(StrictSerializerMixin, serializers.Serializer):
     """Optional body of POST /homes/{id}/optimizations."""
 
-    horizon_start = serializers.DateTimeField(required=False, help_text="Default: the current 15-minute slot.")
-    horizon_end = serializers.DateTimeField(required=False)
-    horizon_hours = serializers.FloatField(required=False, min_value=0.25, max_value=MAX_HORIZON_H,
+    horizon_start = InstantField(required=False, help_text="Default: the current 15-minute slot.")
+    horizon_end = InstantField(required=False)
+    horizon_hours = StrictFloatField(required=False, min_value=0.25, max_value=MAX_HORIZON_H,
                                            help_text="Length from horizon_start when horizon_end is not given.")
     objective = serializers.ChoiceField(choices=Objective.choices, required=False)
     backend = serializers.ChoiceField(choices=BACKENDS, required=False)
-    time_limit_s = serializers.FloatField(required=False, min_value=0.1, max_value=MAX_TIME_LIMIT_S)
+    time_limit_s = StrictFloatField(required=False, min_value=0.1, max_value=MAX_TIME_LIMIT_S)
     force = serializers.BooleanField(required=False, default=False, help_text="Run again even if identical input ran recently.")
 
     def validate(self, attrs: dict) -> dict:
