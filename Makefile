@@ -53,7 +53,8 @@ run: seed
 test: install-test base-venv
 	$(VENV)/bin/lint-imports
 	@bash scripts/ensure_services.sh
-	HYPOTHESIS_PROFILE=ci DJANGO_ENV=test DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) TEST_MQTT_URL=$(TEST_MQTT_URL) \
+	@bash scripts/ensure_browser.sh
+	HYPOTHESIS_PROFILE=ci DJANGO_ENV=test DATABASE_URL=$(TEST_DATABASE_URL) CACHE_URL=$(TEST_REDIS_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) TEST_MQTT_URL=$(TEST_MQTT_URL) \
 		BASE_VENV=$(CURDIR)/$(BASE_VENV) \
 		$(PY) -m pytest $(PYTEST_ARGS)
 

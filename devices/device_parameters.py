@@ -1,4 +1,8 @@
-"""Type-specific device parameters: one schema per device type, units in the names."""
+"""Type-specific device parameters: one schema per device type, units in the names.
+
+One convention for every type: power in kW and energy in kWh (a device's rating). Only a cycle's power
+profile phases and telemetry, which are measured appliance curves, are in W and Wh.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,7 +22,7 @@ class Param:
 
 
 _NUM = (int, float)
-_SHIFTABLE = {"max_power_w": Param(_NUM, default=None, min=1, max=10_000)}
+_SHIFTABLE = {"max_power_kw": Param(_NUM, default=None, min=0.1, max=10)}  # rated; bounds every cycle phase
 DEVICE_PARAMETERS: dict[str, dict[str, Param]] = {
     "dishwasher": _SHIFTABLE,
     "washing_machine": _SHIFTABLE,
@@ -56,7 +60,7 @@ DEVICE_PARAMETERS: dict[str, dict[str, Param]] = {
         "temperature_max_c": Param(_NUM, default=65, min=5, max=95),
         "initial_temperature_c": Param(_NUM, default=55, min=5, max=95),
         "modulating": Param(bool, default=False),
-        "standing_loss_w": Param(_NUM, default=50, min=0, max=2000),
+        "standing_loss_kw": Param(_NUM, default=0.05, min=0, max=2),
     },
     "heat_pump": {
         "electric_power_kw": Param(_NUM, required=True, min=0.1, max=50),
@@ -66,7 +70,7 @@ DEVICE_PARAMETERS: dict[str, dict[str, Param]] = {
         "temperature_max_c": Param(_NUM, default=55, min=5, max=95),
         "initial_temperature_c": Param(_NUM, default=48, min=5, max=95),
         "modulating": Param(bool, default=True),
-        "standing_loss_w": Param(_NUM, default=80, min=0, max=5000),
+        "standing_loss_kw": Param(_NUM, default=0.08, min=0, max=5),
     },
 }
 
@@ -128,9 +132,9 @@ def _check_cross_fields(device_type: str, p: dict, errors: dict[str, str]) -> No
 
 # A plausible parameter set per device type (demo seed, tests, API examples).
 EXAMPLE_PARAMETERS: dict[str, dict[str, Any]] = {
-    "dishwasher": {"max_power_w": 2000},
-    "washing_machine": {"max_power_w": 2200},
-    "dryer": {"max_power_w": 2500},
+    "dishwasher": {"max_power_kw": 2.4},
+    "washing_machine": {"max_power_kw": 2.8},
+    "dryer": {"max_power_kw": 2.8},
     "ev_charger": {"min_power_kw": 1.38, "max_power_kw": 7.4, "phases": 1, "voltage_v": 230,
                    "current_steps_a": [6, 8, 10, 13, 16, 20, 25, 32]},
     "battery": {"capacity_kwh": 10.0, "max_charge_kw": 5.0, "max_discharge_kw": 5.0, "min_soc_pct": 10,

@@ -174,6 +174,10 @@ class DoNotDisturbWindow(models.Model):
     class Meta:
         ordering = ["home_id", "weekday", "start_time"]
 
+    def __str__(self) -> str:
+        day = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[self.weekday]
+        return f"{day} {self.start_time:%H:%M}-{self.end_time:%H:%M}"
+
     def clean(self) -> None:
         if self.start_time == self.end_time:
             raise ValidationError({"end_time": "Must differ from start_time."})
@@ -280,23 +284,37 @@ class Cycle(TimeStampedModel):
         return timedelta(minutes=profile_duration_minutes(self.power_profile))
 
     def clean(self) -> None:
+        """Every problem at once: the window, each phase, and each phase against the device's rated power."""
+        errors: dict[str, str] = {}
         for name in ("earliest_start", "latest_end", "scheduled_start"):
-            require_aware(name, getattr(self, name))
+            if getattr(self, name) is not None and timezone.is_naive(getattr(self, name)):
+                errors[name] = "Must include a time zone offset."
         if self.device_id and self.device.device_type not in SHIFTABLE_TYPES:
-            raise ValidationError({"device": "Cycles belong to dishwashers, washing machines and dryers."})
-        self.power_profile = validate_power_profile(self.power_profile)
-        if self.earliest_start and self.latest_end:
+            errors["device"] = "Cycles belong to dishwashers, washing machines and dryers."
+        profile_ok = True
+        try:
+            self.power_profile = validate_power_profile(self.power_profile)
+        except ValidationError as exc:
+            errors.update({k: v[0] for k, v in exc.message_dict.items()})
+            profile_ok = False
+        if profile_ok and self.device_id and "device" not in errors:
+            rated_kw = self.device.parameters.get("max_power_kw")
+            for i, phase in enumerate(self.power_profile if rated_kw is not None else ()):
+                if phase["max_power_w"] > rated_kw * 1000:
+                    errors[f"power_profile[{i}].max_power_w"] = (
+                        f"Exceeds the device's rated power ({rated_kw} kW = {rated_kw * 1000:g} W).")
+        if self.earliest_start and self.latest_end and not errors.keys() & {"earliest_start", "latest_end"}:
             if self.latest_end <= self.earliest_start:
-                raise ValidationError({"latest_end": "Must be after earliest_start."})
-            if self.earliest_start + self.duration > self.latest_end:
-                raise ValidationError(
-                    {"power_profile": f"The profile lasts {self.duration} but the window is only "
-                     f"{self.latest_end - self.earliest_start} long."}
-                )
-            if self.scheduled_start and not (
+                errors["latest_end"] = "Must be after earliest_start."
+            elif profile_ok and self.earliest_start + self.duration > self.latest_end:
+                errors["power_profile"] = (f"The profile lasts {self.duration} but the window is only "
+                                           f"{self.latest_end - self.earliest_start} long.")
+            elif profile_ok and self.scheduled_start and not (
                 self.earliest_start <= self.scheduled_start <= self.latest_end - self.duration
             ):
-                raise ValidationError({"scheduled_start": "Must let the cycle run inside its window."})
+                errors["scheduled_start"] = "Must let the cycle run inside its window."
+        if errors:
+            raise ValidationError(errors)
 
 
 class ComfortPreference(TimeStampedModel):
@@ -340,18 +358,23 @@ class EVSession(TimeStampedModel):
         indexes = [models.Index(fields=["device", "departure"])]
 
     def clean(self) -> None:
-        require_aware("arrival", self.arrival)
-        require_aware("departure", self.departure)
+        errors: dict[str, str] = {}
+        for name in ("arrival", "departure"):
+            if getattr(self, name) is not None and timezone.is_naive(getattr(self, name)):
+                errors[name] = "Must include a time zone offset."
         if self.device_id and self.device.device_type != DeviceType.EV_CHARGER:
-            raise ValidationError({"device": "EV sessions belong to EV chargers."})
-        if self.arrival and self.departure and self.departure <= self.arrival:
-            raise ValidationError({"departure": "Must be after arrival."})
+            errors["device"] = "EV sessions belong to EV chargers."
+        if self.arrival and self.departure and not errors.keys() & {"arrival", "departure"} \
+                and self.departure <= self.arrival:
+            errors["departure"] = "Must be after arrival."
         if self.energy_kwh is None:
             missing = [n for n in ("target_soc_pct", "initial_soc_pct", "vehicle_capacity_kwh") if getattr(self, n) is None]
             if missing:
-                raise ValidationError({"energy_kwh": "Give energy_kwh, or target_soc_pct with initial_soc_pct and vehicle_capacity_kwh."})
-            if self.target_soc_pct < self.initial_soc_pct:
-                raise ValidationError({"target_soc_pct": "Must not be below initial_soc_pct."})
+                errors["energy_kwh"] = "Give energy_kwh, or target_soc_pct with initial_soc_pct and vehicle_capacity_kwh."
+            elif self.target_soc_pct < self.initial_soc_pct:
+                errors["target_soc_pct"] = "Must not be below initial_soc_pct."
+        if errors:
+            raise ValidationError(errors)
 
     @property
     def required_energy_kwh(self) -> float:

@@ -4,9 +4,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+from energy_manager.api_input import InstantField, StrictFloatField, StrictSerializerMixin
 
 from .models import (
     CONTRACTED_POWER_STEPS_KVA, ComfortPreference, Cycle, Device, DeviceType, DoNotDisturbWindow, EVSession, Home,
@@ -14,26 +15,6 @@ from .models import (
 )
 from .permissions import OwnedRelatedField, SignalScopeField, writes_any_scope
 from .power_profiles import profile_duration_minutes, profile_energy_wh
-
-
-class AwareDateTimeField(serializers.DateTimeField):
-    """An instant: input without a UTC offset is rejected, not guessed."""
-
-    def enforce_timezone(self, value):
-        if timezone.is_naive(value):
-            raise serializers.ValidationError("Must include a time zone offset (e.g. 2026-05-01T08:00:00+01:00).")
-        return super().enforce_timezone(value)
-
-
-class StrictSerializerMixin:
-    """Reject fields the serializer does not know instead of silently ignoring them."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))  # type: ignore[attr-defined]
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)  # type: ignore[misc]
 
 
 class StrictModelSerializer(StrictSerializerMixin, serializers.ModelSerializer):
@@ -44,8 +25,9 @@ class StrictModelSerializer(StrictSerializerMixin, serializers.ModelSerializer):
 
     serializer_field_mapping = {
         **serializers.ModelSerializer.serializer_field_mapping,
-        **{k: AwareDateTimeField for k, v in serializers.ModelSerializer.serializer_field_mapping.items()
-           if v is serializers.DateTimeField},
+        **{k: {serializers.DateTimeField: InstantField, serializers.FloatField: StrictFloatField}[v]
+           for k, v in serializers.ModelSerializer.serializer_field_mapping.items()
+           if v in (serializers.DateTimeField, serializers.FloatField)},
     }
 
     def get_fields(self) -> dict[str, serializers.Field]:
@@ -126,7 +108,7 @@ class HomeSerializer(StrictModelSerializer):
 # --- hubs ------------------------------------------------------------------------
 
 class HubSerializer(StrictModelSerializer):
-    home = serializers.PrimaryKeyRelatedField(read_only=True)
+    home = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True, help_text="Null once released.")
 
     class Meta:
         model = Hub
@@ -170,6 +152,8 @@ class DeviceSerializer(StrictModelSerializer):
 
 
 class ComfortPreferenceSerializer(StrictModelSerializer):
+    updated_at = serializers.DateTimeField(read_only=True, allow_null=True, help_text="Null until first saved.")
+
     class Meta:
         model = ComfortPreference
         fields = ["device", "battery_reserve_pct", "temperature_min_c", "temperature_max_c", "updated_at"]
@@ -181,9 +165,9 @@ class ComfortPreferenceSerializer(StrictModelSerializer):
 class PowerPhaseSerializer(serializers.Serializer):
     """Documentation shape of one phase (validation is devices.power_profiles)."""
 
-    duration_min = serializers.FloatField()
-    expected_power_w = serializers.FloatField(allow_null=True, required=False)
-    max_power_w = serializers.FloatField()
+    duration_min = StrictFloatField()
+    expected_power_w = StrictFloatField(allow_null=True, required=False)
+    max_power_w = StrictFloatField()
 
 
 @extend_schema_field(PowerPhaseSerializer(many=True))
@@ -246,7 +230,7 @@ class SignalWriteSerializer(StrictSerializerMixin, serializers.Serializer):
     home = SignalScopeField("owner", queryset=Home.objects.all(), required=False, allow_null=True, default=None)
     device = SignalScopeField("home__owner", queryset=Device.objects.all(), required=False, allow_null=True,
                               default=None, help_text="PV forecasts and heat demand may name their device.")
-    start = AwareDateTimeField()
+    start = InstantField()
     resolution_minutes = serializers.ChoiceField(choices=[5, 15, 30, 60])
     values = serializers.JSONField(help_text="Numbers in the kind's unit (EUR/kWh, g/kWh or W), one per slot.")
     source = serializers.CharField(max_length=120, required=False, allow_blank=True, default="")
@@ -304,7 +288,7 @@ class TariffSerializer(StrictModelSerializer):
     periods = serializers.JSONField(
         help_text="[{days, start, end, price_eur_per_kwh}], local time: the energy price (time of use) or the "
                   "network access fee (dynamic).")
-    owner = serializers.PrimaryKeyRelatedField(read_only=True)
+    owner = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True, help_text="Null for public tariffs.")
     decimals = {"max_digits": 8, "decimal_places": 5, "coerce_to_string": False, "required": False}
     spot_multiplier = serializers.DecimalField(**decimals)
     spot_adder_eur_per_kwh = serializers.DecimalField(**decimals)

@@ -15,6 +15,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.mail import send_mail
 from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -73,17 +74,27 @@ def _delete_and_reoptimize(instance: models.Model, home_id: int, reason: str) ->
 
 @transaction.atomic
 def user_register(*, email: str, password: str, first_name: str = "", last_name: str = ""):
-    """A new household account; the e-mail (lower-cased) is also the username."""
+    """A new household account (the e-mail, lower-cased, is also the username), or None if the e-mail has one.
+
+    Both outcomes do the same work (password validation and hashing) and the existing account's owner is
+    told by e-mail, so a caller can answer both alike without revealing which addresses have accounts.
+    """
     User = get_user_model()
     email = email.strip().lower()
-    if User.objects.filter(Q(email__iexact=email) | Q(username__iexact=email)).exists():
-        raise ValidationError({"email": "An account with this e-mail already exists."})
     user = User(username=email, email=email, first_name=first_name, last_name=last_name)
     try:
         validate_password(password, user)
     except ValidationError as exc:
         raise ValidationError({"password": exc.messages}) from None
     user.set_password(password)
+    if User.objects.filter(Q(email__iexact=email) | Q(username__iexact=email)).exists():
+        send_mail(
+            "Someone tried to register with your e-mail address",
+            "An account with this address already exists. If this was you, log in or reset your password; "
+            "otherwise you can ignore this message.",
+            None, [email], fail_silently=True,
+        )
+        return None
     full_clean(user, exclude=["password"])
     user.save()
     return user
@@ -230,12 +241,27 @@ def comfort_save(device: Device, data: Mapping[str, Any]) -> ComfortPreference:
 # --- cycles and EV sessions ----------------------------------------------------
 
 @transaction.atomic
+def _full_clean_window(instance: models.Model, end_field: str, data: Mapping[str, Any]) -> None:
+    """`full_clean`, and a window that is already over is refused when it is set (it could never be planned)."""
+    errors: dict[str, list] = {}
+    try:
+        full_clean(instance)
+    except ValidationError as exc:
+        errors = dict(exc.error_dict)
+    end = getattr(instance, end_field)
+    if (instance.pk is None or end_field in data) and end is not None and end_field not in errors \
+            and timezone.is_aware(end) and end <= timezone.now():
+        errors[end_field] = [ValidationError("Must be in the future: this window is already over.")]
+    if errors:
+        raise ValidationError(errors)
+
+
 def cycle_save(cycle: Cycle, data: Mapping[str, Any]) -> Cycle:
     created = cycle.pk is None
     _assign(cycle, data)
     if not cycle.sequence_id:
         cycle.sequence_id = uuid.uuid4().hex[:16]
-    full_clean(cycle)
+    _full_clean_window(cycle, "latest_end", data)
     cycle.save()
     _reoptimize_on_commit(cycle.device.home_id, "cycle_created" if created else "cycle_changed")
     return cycle
@@ -248,7 +274,7 @@ def cycle_delete(cycle: Cycle) -> None:
 @transaction.atomic
 def ev_session_save(session: EVSession, data: Mapping[str, Any]) -> EVSession:
     _assign(session, data)
-    full_clean(session)
+    _full_clean_window(session, "departure", data)
     session.save()
     _reoptimize_on_commit(session.device.home_id, "ev_session_changed")
     return session

@@ -146,7 +146,15 @@ def price_series(periods: list[dict], start: datetime, slots: int, resolution_mi
     """Price of each absolute slot, read at the slot's local start time (DST-safe)."""
     zone = zoneinfo.ZoneInfo(tz)
     step = timedelta(minutes=resolution_min)
-    return [price_at(periods, (start + i * step).astimezone(zone)) for i in range(slots)]
+    by_time: dict[tuple[int, int, int], float] = {}  # a month of slots repeats a week of local times
+    out = []
+    for i in range(slots):
+        local = (start + i * step).astimezone(zone)
+        key = (local.weekday(), local.hour, local.minute)
+        if key not in by_time:
+            by_time[key] = price_at(periods, local)
+        out.append(by_time[key])
+    return out
 
 
 def retail_from_spot(spot_eur_per_kwh: list[float], network_fee_eur_per_kwh: list[float], *, multiplier: float,

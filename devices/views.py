@@ -18,6 +18,8 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
+from energy_manager.api_input import InstantFilter
+
 from . import selectors, services, signal_ingest
 from .models import (
     Cycle, CycleState, Device, DeviceType, EVSession, Home, Hub, Measurement, SignalKind, SignalSeries, Tariff,
@@ -52,8 +54,8 @@ class WindowFilterSet(django_filters.FilterSet):
     """?start=&end=: objects whose [window_start, window_end) overlaps [start, end)."""
 
     window_fields: tuple[str, str] = ("", "")
-    start = django_filters.IsoDateTimeFilter(method="filter_start", help_text="Overlaps on or after this instant.")
-    end = django_filters.IsoDateTimeFilter(method="filter_end", help_text="Overlaps before this instant.")
+    start = InstantFilter(method="filter_start", help_text="Overlaps on or after this instant.")
+    end = InstantFilter(method="filter_end", help_text="Overlaps before this instant.")
 
     def filter_start(self, qs, name, value):
         return qs.filter(**{f"{self.window_fields[1]}__gt": value})
@@ -106,8 +108,8 @@ class SignalFilter(django_filters.FilterSet):
     area = django_filters.CharFilter()
     home = django_filters.NumberFilter(field_name="home_id")
     device = django_filters.NumberFilter(field_name="device_id")
-    start = django_filters.IsoDateTimeFilter(method="filter_range", help_text="Series covering time after this.")
-    end = django_filters.IsoDateTimeFilter(method="filter_range", help_text="Series covering time before this.")
+    start = InstantFilter(method="filter_range", help_text="Series covering time after this.")
+    end = InstantFilter(method="filter_range", help_text="Series covering time before this.")
 
     class Meta:
         model = SignalSeries
@@ -124,8 +126,8 @@ class SignalFilter(django_filters.FilterSet):
 class MeasurementFilter(django_filters.FilterSet):
     home = django_filters.NumberFilter(field_name="home_id")
     device = django_filters.NumberFilter(field_name="device_id")
-    start = django_filters.IsoDateTimeFilter(field_name="time", lookup_expr="gte")
-    end = django_filters.IsoDateTimeFilter(field_name="time", lookup_expr="lt")
+    start = InstantFilter(field_name="time", lookup_expr="gte")
+    end = InstantFilter(field_name="time", lookup_expr="lt")
 
     class Meta:
         model = Measurement

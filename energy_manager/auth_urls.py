@@ -6,7 +6,6 @@ from django.urls import path
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions, serializers, status
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
@@ -14,7 +13,9 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.views import TokenRefreshView
 
 from devices import services
-from devices.serializers import StrictSerializerMixin
+from energy_manager.api_input import StrictSerializerMixin
+from energy_manager.authentication import invalid_token
+from energy_manager.throttles import RegistrationThrottle, TokenThrottle
 
 
 class RegisterSerializer(StrictSerializerMixin, serializers.Serializer):
@@ -30,6 +31,11 @@ class UserSerializer(serializers.Serializer):
     first_name = serializers.CharField(read_only=True)
     last_name = serializers.CharField(read_only=True)
     is_staff = serializers.BooleanField(read_only=True)
+
+
+class RegistrationReceivedSerializer(serializers.Serializer):
+    email = serializers.EmailField(read_only=True)
+    message = serializers.CharField(read_only=True)
 
 
 class TokenPairSerializer(serializers.Serializer):
@@ -51,21 +57,25 @@ def _token_pair(user) -> dict[str, str]:
     return {"access": str(refresh.access_token), "refresh": str(refresh)}
 
 
-class AuthThrottle(AnonRateThrottle):
-    rate = "60/minute"
+REGISTRATION_RECEIVED = ("If this address had no account, it has one now: log in at /api/v1/auth/token/ with "
+                         "this password. If it had one, its owner has been told by e-mail.")
 
 
 class RegisterView(APIView):
+    """The answer is the same whether or not the e-mail already had an account (no account enumeration)."""
+
     permission_classes = [permissions.AllowAny]
     authentication_classes: list = []
+    throttle_classes = [RegistrationThrottle]
 
     @extend_schema(summary="Create a household account", request=RegisterSerializer,
-                   responses={201: UserSerializer})
+                   responses={202: RegistrationReceivedSerializer})
     def post(self, request):
         serializer = RegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = services.user_register(**serializer.validated_data)
-        return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
+        services.user_register(**serializer.validated_data)
+        body = {"email": serializer.validated_data["email"].strip().lower(), "message": REGISTRATION_RECEIVED}
+        return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
 class TokenObtainView(APIView):
@@ -73,7 +83,7 @@ class TokenObtainView(APIView):
 
     permission_classes = [permissions.AllowAny]
     authentication_classes: list = []
-    throttle_classes = [AuthThrottle]
+    throttle_classes = [TokenThrottle]
 
     @extend_schema(summary="Obtain a JWT pair", request=LoginSerializer,
                    responses={200: TokenPairSerializer, 401: OpenApiResponse(description="Wrong e-mail or password.")})
@@ -92,13 +102,24 @@ class TokenObtainView(APIView):
         return Response(_token_pair(user))
 
 
+class RefreshSerializer(StrictSerializerMixin, TokenRefreshSerializer):
+    pass
+
+
 class RefreshView(TokenRefreshView):
-    serializer_class = TokenRefreshSerializer
+    serializer_class = RefreshSerializer
+    throttle_classes = [TokenThrottle]
 
     @extend_schema(summary="Exchange a refresh token for a new pair (the old refresh token is blacklisted)",
-                   responses={200: TokenPairSerializer})
+                   responses={200: TokenPairSerializer,
+                              401: OpenApiResponse(description="Refresh token invalid, blacklisted or expired.")})
     def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
+        serializer = self.get_serializer(data=request.data)
+        try:
+            serializer.is_valid(raise_exception=True)
+        except TokenError as error:
+            raise invalid_token(error) from error
+        return Response(serializer.validated_data)
 
 
 class LogoutView(APIView):

@@ -6,6 +6,7 @@ refuses to start without SECRET_KEY and turns on the secure defaults.
 """
 from __future__ import annotations
 
+import warnings
 from datetime import timedelta
 from pathlib import Path
 
@@ -38,6 +39,7 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc as static files: the docs work offline
     "django_celery_beat",
     "health_check",
     "django_prometheus",
@@ -49,11 +51,15 @@ INSTALLED_APPS = [
     "flexibility.planning",
     "flexibility.grid",
     "tasks",
+    "insights",
+    "webapp",
+    "demo",
 ]
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files (admin, charts, API docs) from every role
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -61,6 +67,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "energy_manager.api_errors.BrokerOutageMiddleware",
+    "energy_manager.api_errors.RejectNullCharactersMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -99,13 +106,37 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# Request bodies: Django answers larger ones with 413 and the API's error body (energy_manager.api_errors).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
+
+# Cache: holds the API's throttle counters, so every web process must share it (Redis). Default: the Celery
+# broker when it is Redis, else process memory (embedded demo). CACHE_URL e.g. redis://localhost:6379/1.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
+CACHES = {"default": env.cache("CACHE_URL", default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis")
+                               else "locmemcache://")}
+CACHES["default"].setdefault("KEY_PREFIX", "hems")
+
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="hems@localhost")
+
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "insights.staticfinders.PlotlyFinder",  # plotly.js as shipped inside the plotly package
+]
+# Serve static files straight from the apps and packages (no collectstatic step needed to run a role).
+WHITENOISE_USE_FINDERS = True
+warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")  # STATIC_ROOT is optional
+LOGIN_URL = "webapp:login"
+LOGIN_REDIRECT_URL = "webapp:home"
+LOGOUT_REDIRECT_URL = "webapp:login"
 
 # --- REST API -------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "energy_manager.authentication.JWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -115,8 +146,18 @@ REST_FRAMEWORK = {
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "energy_manager.api_schema.AutoSchema",
     "EXCEPTION_HANDLER": "energy_manager.api_errors.exception_handler",
+    "DEFAULT_PARSER_CLASSES": ["energy_manager.api_input.SafeJSONParser"],  # a JSON API: no form bodies
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=None),  # trusted proxies adding X-Forwarded-For
+    # Throttle counters are in the cache (Redis): per client address for registration and tokens, per user for
+    # optimization requests (each can hold a worker for its solver time limit).
+    "DEFAULT_THROTTLE_RATES": {
+        "registration": env.str("THROTTLE_REGISTRATION_RATE", default="10/hour"),
+        "token": env.str("THROTTLE_TOKEN_RATE", default="30/minute"),
+        "solve": env.str("THROTTLE_SOLVE_RATE", default="20/hour"),
+    },
 }
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=30)),
@@ -129,6 +170,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Home energy management: households, devices, optimization, grid flexibility.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},  # no call to the online spec validator
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "SignalKindEnum": "devices.models.SignalKind",
@@ -144,8 +189,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Celery ---------------------------------------------------------------
-# Unset CELERY_BROKER_URL = embedded mode: tasks run in-process (eagerly).
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
+# Unset CELERY_BROKER_URL (read above) = embedded mode: tasks run in-process (eagerly).
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_RESULT_BACKEND = None  # Postgres is the source of truth; no result backend.

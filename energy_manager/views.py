@@ -51,10 +51,14 @@ HOME_RESOURCES = {
     "homes/{id}/optimizations": "home-optimizations",
     "homes/{id}/schedules": "home-schedules",
     "homes/{id}/schedules/latest": "home-schedule-latest",
+    "homes/{id}/statistics": "home-statistics",
+    "homes/{id}/statistics/series": "home-statistics-series",
 }
 SITE_LINKS = {
     "api": "/api/v1/",
     "docs": "/api/docs/",
+    "redoc": "/api/redoc/",
+    "app": "/app/",
     "schema": "/api/schema/",
     "admin": "/admin/",
     "health": "/health/",

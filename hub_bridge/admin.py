@@ -4,19 +4,29 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from energy_manager.admin_records import ReadOnlyRecordAdmin, pretty_json
+
 from .models import HubCommand, RejectedMessageCount
 
 
 @admin.register(HubCommand)
-class HubCommandAdmin(admin.ModelAdmin):
-    list_display = ("command_id", "kind", "device", "hub", "hub_online", "state", "send_count", "created_at",
+class HubCommandAdmin(ReadOnlyRecordAdmin):
+    """The outbox is written by the services and the relay: view-only."""
+
+    list_display = ("__str__", "command_id", "kind", "device", "hub", "hub_online", "state", "send_count", "created_at",
                     "sent_at", "acknowledged_at", "finished_at", "expires_at")
-    list_filter = ("state", "kind", "hub__online", "created_at")
+    list_filter = ("state", "kind", "hub__online", "created_at", ("device__home", admin.RelatedOnlyFieldListFilter))
     search_fields = ("command_id", "device__serial_number", "hub__hub_id", "message")
     list_select_related = ("device", "hub")
     raw_id_fields = ("hub", "device", "run", "recommendation")
     date_hierarchy = "created_at"
-    readonly_fields = ("command_id", "created_at", "send_count", "sent_at", "acknowledged_at", "finished_at")
+    fields = ("command_id", "hub", "device", "kind", "parameters_json", "not_before", "expires_at", "state", "run",
+              "recommendation", "created_at", "send_count", "sent_at", "acknowledged_at", "finished_at", "message")
+    readonly_fields = fields
+
+    @admin.display(description="parameters")
+    def parameters_json(self, obj: HubCommand) -> str:
+        return pretty_json(obj.parameters)
 
     @admin.display(boolean=True, description="hub online", ordering="hub__online")
     def hub_online(self, obj: HubCommand) -> bool:
@@ -24,14 +34,8 @@ class HubCommandAdmin(admin.ModelAdmin):
 
 
 @admin.register(RejectedMessageCount)
-class RejectedMessageCountAdmin(admin.ModelAdmin):
+class RejectedMessageCountAdmin(ReadOnlyRecordAdmin):
     list_display = ("hub_id", "reason", "count", "first_at", "last_at", "last_topic")
     list_filter = ("reason",)
     search_fields = ("hub_id", "last_topic", "last_detail")
     readonly_fields = ("hub_id", "reason", "count", "first_at", "last_at", "last_topic", "last_detail")
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False

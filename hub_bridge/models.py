@@ -58,7 +58,7 @@ class HubCommand(models.Model):
         indexes = [models.Index(fields=["hub", "state"]), models.Index(fields=["state", "expires_at"])]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.device.serial_number} ({self.state})"
+        return f"{self.kind} to {self.device.name} ({self.device.serial_number}), {self.state}"
 
 
 class RejectedMessageCount(models.Model):

@@ -4,6 +4,8 @@ from __future__ import annotations
 import django_filters
 from rest_framework import serializers, viewsets
 
+from energy_manager.api_input import InstantFilter
+
 from . import selectors
 from .models import CommandKind, CommandState, HubCommand
 
@@ -23,7 +25,7 @@ class HubCommandSerializer(serializers.ModelSerializer):
 class HubCommandFilter(django_filters.FilterSet):
     state = django_filters.MultipleChoiceFilter(choices=CommandState.choices)
     kind = django_filters.ChoiceFilter(choices=CommandKind.choices)
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_after = InstantFilter(field_name="created_at", lookup_expr="gte")
 
     class Meta:
         model = HubCommand

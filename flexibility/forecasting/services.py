@@ -52,7 +52,8 @@ def measured_heat(device: Device, telemetry: SlotTelemetry) -> pd.Series:
     p = device.parameters
     return hot_water.drawn_heat_w(
         _series(telemetry.device_w.get(device.pk)), _series(telemetry.device_c.get(device.pk)),
-        volume_l=float(p["tank_volume_l"]), cop=float(p.get("cop", 1.0)), standing_loss_w=float(p.get("standing_loss_w", 0)))
+        volume_l=float(p["tank_volume_l"]), cop=float(p.get("cop", 1.0)),
+        standing_loss_w=float(p.get("standing_loss_kw", 0)) * 1000)
 
 
 def pv_system(device: Device, home: Home) -> pv.PVSystem:

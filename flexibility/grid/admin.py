@@ -4,6 +4,8 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.utils.html import format_html_join
 
+from energy_manager.admin_records import ReadOnlyRecordAdmin, pretty_json
+
 from . import selectors as sel
 from . import services
 from .models import Activation, ActivationShare, FlexibilityOffer, Portfolio, ServiceAccount
@@ -44,11 +46,18 @@ class ServiceAccountAdmin(admin.ModelAdmin):
 
 
 @admin.register(FlexibilityOffer)
-class FlexibilityOfferAdmin(admin.ModelAdmin):
-    list_display = ["home", "delivery_day", "slots", "frozen", "gate_closure", "updated_at"]
+class FlexibilityOfferAdmin(ReadOnlyRecordAdmin):
+    list_display = ["__str__", "home", "delivery_day", "slots", "frozen", "gate_closure", "updated_at"]
     list_filter = ["frozen", "delivery_day"]
     search_fields = ["home__name"]
     raw_id_fields = ["home", "run"]
+    fields = ["home", "delivery_day", "start", "resolution_minutes", "slots", "gate_closure", "frozen", "run",
+              "created_at", "updated_at", "series_json"]
+    readonly_fields = fields
+
+    @admin.display(description="per slot (kW, EUR per kW)")
+    def series_json(self, offer: FlexibilityOffer) -> str:
+        return pretty_json({name: getattr(offer, name) for name in sel.OFFER_SERIES})
 
 
 class ActivationShareInline(admin.TabularInline):
@@ -60,7 +69,7 @@ class ActivationShareInline(admin.TabularInline):
 
 
 @admin.register(Activation)
-class ActivationAdmin(admin.ModelAdmin):
+class ActivationAdmin(ReadOnlyRecordAdmin):
     list_display = ["id", "portfolio", "home", "delivery_day", "mode", "status", "service_account", "created_at"]
     list_filter = ["status", "mode", "delivery_day"]
     inlines = [ActivationShareInline]

@@ -190,7 +190,7 @@ class Activation(SlotSeriesMixin):
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        target = f"portfolio {self.portfolio_id}" if self.portfolio_id else f"home {self.home_id}"
+        target = self.portfolio if self.portfolio_id else self.home
         return f"Activation {self.pk} of {target} ({self.status})"
 
     def clean(self) -> None:
@@ -233,3 +233,6 @@ class ActivationShare(models.Model):
         db_table = "flexibility_activationshare"
         ordering = ["activation_id", "home_id"]
         constraints = [models.UniqueConstraint(fields=["activation", "home"], name="one_share_per_home_per_activation")]
+
+    def __str__(self) -> str:
+        return f"Share of {self.home} in activation {self.activation_id} ({self.status})"

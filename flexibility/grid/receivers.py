@@ -4,8 +4,9 @@ from __future__ import annotations
 from django.dispatch import receiver
 
 from flexibility.planning.models import RunTrigger
-from flexibility.planning.signals import schedules_stored
+from flexibility.planning.signals import open_request_end, schedules_stored
 
+from .selectors import activations_end
 from .services import enqueue_offer_builds
 
 
@@ -20,3 +21,9 @@ def offer_around_day_ahead_plans(sender, schedules, **kwargs) -> None:
             homes_by_day.setdefault(run.horizon_start.astimezone(run.home.tzinfo).date(), []).append(run.home_id)
     for day, home_ids in homes_by_day.items():
         enqueue_offer_builds(home_ids, day)
+
+
+@receiver(open_request_end, dispatch_uid="grid.open_request_end")
+def activation_end(sender, home, now, **kwargs):
+    """A re-plan of the home must reach the end of the activations it takes part in."""
+    return activations_end(home, now)

@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from typing import Optional
 
 from django.contrib.auth import get_user_model
-from django.db.models import Avg, QuerySet
-from django.db.models.functions import Floor
-from django.db.models import F, Func, IntegerField
+from django.db.models import Q, QuerySet
 
-from devices.models import Home, Measurement
+from devices.models import Home
+from devices.telemetry import slot_energy
+from energy_manager.api_input import parse_id
 
 from .disaggregation import HomeEnvelope, merit_order
-from .models import Activation, ActivationShare, FlexibilityOffer, Portfolio, ServiceAccount
+from .models import Activation, ActivationShare, ActivationStatus, FlexibilityOffer, Portfolio, ServiceAccount
 
 OFFER_SERIES = ("baseline_kw", "min_kw", "max_kw", "price_up_eur_per_kw", "price_down_eur_per_kw")
 
@@ -101,21 +102,9 @@ def activations_for(principal) -> QuerySet[Activation]:
 
 def measured_kw(home_ids: list[int], start: datetime, resolution_minutes: int, slots: int) -> list[float | None]:
     """Home-level telemetry (device null) averaged per home and slot, summed over homes; null = no data."""
-    end = start + timedelta(minutes=resolution_minutes * slots)
-    step_s = resolution_minutes * 60
-    rows = (
-        Measurement.objects.filter(home_id__in=home_ids, device__isnull=True, time__gte=start, time__lt=end, power_w__isnull=False)
-        .annotate(slot=Floor((Func(F("time"), function="EXTRACT", template="EXTRACT(EPOCH FROM %(expressions)s)")
-                              - start.timestamp()) / step_s, output_field=IntegerField()))
-        .values("home_id", "slot")
-        .annotate(avg_w=Avg("power_w"))
-    )
-    out: list[float | None] = [None] * slots
-    for row in rows:
-        t = int(row["slot"])
-        if 0 <= t < slots:
-            out[t] = (out[t] or 0.0) + row["avg_w"] / 1000.0
-    return out
+    meter = slot_energy(home_ids, start, slots, resolution_minutes)
+    dt_h = resolution_minutes / 60.0
+    return [(imp - exp) / dt_h if n else None for imp, exp, n in zip(meter.import_kwh, meter.export_kwh, meter.reporting)]
 
 
 def delivery(activation: Activation) -> dict:
@@ -154,8 +143,9 @@ def user_for_compat_id(user_id: str):
     """FlexiHome user_id -> Django user: the username, else (all digits) the primary key."""
     User = get_user_model()
     user = User.objects.filter(username=user_id).first()
-    if user is None and user_id.isdigit():
-        user = User.objects.filter(pk=int(user_id)).first()
+    pk = parse_id(user_id)
+    if user is None and pk is not None:
+        user = User.objects.filter(pk=pk).first()
     return user
 
 
@@ -163,3 +153,10 @@ def home_of_user(user) -> Home | None:
     """The user's home for the compatible API: the first opted-in one, else the first."""
     homes = Home.objects.filter(owner=user).order_by("-global_optimizer_opt_in", "id")
     return homes.first()
+
+
+def activations_end(home: Home, now: datetime) -> Optional[datetime]:
+    """When the last not-failed activation asking something of `home` ends, if after `now`."""
+    recent = (Activation.objects.filter(Q(home=home) | Q(shares__home=home), start__gte=now - timedelta(days=2))
+              .exclude(status=ActivationStatus.FAILED).distinct())
+    return max((a.end for a in recent if a.end > now), default=None)

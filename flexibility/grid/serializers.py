@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from energy_manager.api_input import InstantField, StrictFloatField, StrictSerializerMixin
 from flexibility.planning.slots import RESOLUTION_MIN, SLOT
 
 from .models import Activation, ActivationMode, ActivationShare, FlexibilityOffer, Portfolio
@@ -57,15 +58,15 @@ class ActivationDetailSerializer(ActivationSerializer):
 
 
 def _slot_list() -> serializers.ListField:
-    return serializers.ListField(child=serializers.FloatField(allow_null=True), min_length=1, max_length=MAX_SLOTS, required=False)
+    return serializers.ListField(child=StrictFloatField(allow_null=True), min_length=1, max_length=MAX_SLOTS, required=False)
 
 
-class ActivationRequestSerializer(serializers.Serializer):
+class ActivationRequestSerializer(StrictSerializerMixin, serializers.Serializer):
     """Either setpoints_kw (net import per slot) or min_kw / max_kw bounds; null = free slot."""
 
     home = serializers.IntegerField(required=False, min_value=1)
     portfolio = serializers.IntegerField(required=False, min_value=1)
-    start = serializers.DateTimeField(help_text="First slot; aligned to 15 minutes.")
+    start = InstantField(help_text="First slot; aligned to 15 minutes.")
     setpoints_kw = _slot_list()
     min_kw = _slot_list()
     max_kw = _slot_list()

@@ -7,8 +7,8 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
-from rest_framework_simplejwt.authentication import JWTAuthentication
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from energy_manager.authentication import JWTAuthentication
 
 from devices.models import Home
 from energy_manager.errors import NotFound
@@ -40,7 +40,9 @@ class PortfolioListView(OperatorView, generics.ListAPIView):
 class PortfolioOfferView(OperatorView, APIView):
     """The portfolio's aggregated offer: summed limits and a merit-order price curve per slot."""
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT}, description="Summed limits and a merit-order price curve per slot (kW, EUR/kW).")
+    @extend_schema(parameters=[OpenApiParameter("delivery_day", OpenApiTypes.DATE, required=True)],
+                   responses={200: OpenApiTypes.OBJECT},
+                   description="Summed limits and a merit-order price curve per slot (kW, EUR/kW).")
     def get(self, request, pk: int):
         portfolio = get_object_or_404(sel.portfolios_for(request.user), pk=pk)
         query = OfferQuerySerializer(data=request.query_params)
@@ -53,6 +55,7 @@ class PortfolioOfferView(OperatorView, APIView):
         return Response(body)
 
 
+@extend_schema(parameters=[OfferQuerySerializer])
 class OfferListView(OperatorView, generics.ListAPIView):
     serializer_class = OfferSerializer
 
@@ -73,6 +76,9 @@ class ActivationListView(OperatorView, generics.ListCreateAPIView):
     def get_queryset(self):
         return sel.activations_for(self.request.user)
 
+    @extend_schema(request=ActivationRequestSerializer, responses={
+        201: ActivationDetailSerializer,
+        422: OpenApiResponse(description="Beyond what the offers allow; `error.available` gives the room per slot.")})
     def create(self, request, *args, **kwargs):
         data = ActivationRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)

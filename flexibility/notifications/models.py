@@ -22,3 +22,6 @@ class Notification(models.Model):
         db_table = "flexibility_notification"  # created when this model lived in flexibility
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["user", "dismissed_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for {self.user}: {self.message[:60]}"

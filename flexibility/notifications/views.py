@@ -1,7 +1,8 @@
 """Thin views: a household lists and dismisses its notifications."""
 from __future__ import annotations
 
-from rest_framework import mixins, viewsets
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -28,6 +29,8 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     def dismiss(self, request, pk=None):
         return Response(NotificationSerializer(services.dismiss_notification(self.get_object())).data)
 
+    @extend_schema(request=None, responses={200: inline_serializer(
+        "DismissedCount", {"dismissed": serializers.IntegerField(help_text="Notifications dismissed now.")})})
     @action(detail=False, methods=["post"], url_path="dismiss-all")
     def dismiss_all(self, request):
         return Response({"dismissed": services.dismiss_all_notifications(request.user)})

@@ -1,21 +1,36 @@
-"""Admin for optimization runs, schedules, recommendations and fleet runs."""
+"""Admin for optimization runs, schedules, recommendations and fleet runs: records the services write, so
+view-only. Charts of plans and fleet runs are added by the insights part's admin templates."""
 from __future__ import annotations
 
 from django.contrib import admin
+from django.utils.html import format_html_join
+
+from energy_manager.admin_records import ReadOnlyRecordAdmin, pretty_json
 
 from . import services
 from .models import FleetRun, OptimizationRun, Recommendation, Schedule
 
 
 @admin.register(OptimizationRun)
-class OptimizationRunAdmin(admin.ModelAdmin):
+class OptimizationRunAdmin(ReadOnlyRecordAdmin):
     list_display = ["id", "home", "status", "trigger", "solver_status", "attempts", "requeues", "queued_at",
                     "started_at", "finished_at", "short_error"]
     list_filter = ["status", "trigger", "solver_status", "backend"]
     search_fields = ["=id", "home__name", "input_hash", "error"]
     date_hierarchy = "queued_at"
     raw_id_fields = ["home", "requested_by", "fleet_run"]
-    readonly_fields = [f.name for f in OptimizationRun._meta.fields]
+    fields = ["home", "status", "trigger", "requested_by", "fleet_run", "backend", "time_limit_s", "horizon_start",
+              "horizon_end", "queued_at", "started_at", "finished_at", "attempts", "requeues", "task_id",
+              "solver_status", "solver_stats_json", "explanation", "error", "input_hash", "problem_json"]
+    readonly_fields = fields
+
+    @admin.display(description="solver statistics")
+    def solver_stats_json(self, run: OptimizationRun) -> str:
+        return pretty_json(run.solver_stats)
+
+    @admin.display(description="problem (what the optimizer was told)")
+    def problem_json(self, run: OptimizationRun) -> str:
+        return pretty_json(run.problem)
 
     @admin.display(description="error")
     def short_error(self, run: OptimizationRun) -> str:
@@ -31,29 +46,36 @@ class RecommendationInline(admin.TabularInline):
 
 
 @admin.register(Schedule)
-class ScheduleAdmin(admin.ModelAdmin):
-    list_display = ["id", "home", "run", "created_at", "start", "slots", "cost_eur", "baseline_cost_eur",
+class ScheduleAdmin(ReadOnlyRecordAdmin):
+    list_display = ["__str__", "home", "run", "created_at", "start", "slots", "cost_eur", "baseline_cost_eur",
                     "savings_eur", "co2_kg"]
+    list_filter = ["created_at"]
     search_fields = ["home__name", "=run__id"]
     raw_id_fields = ["run", "home"]
     date_hierarchy = "created_at"
     inlines = [RecommendationInline]
+    fields = ["home", "run", "created_at", "start", "resolution_minutes", "slots", "cost_eur", "baseline_cost_eur",
+              "savings_eur", "co2_kg", "baseline_co2_kg", "reason_list"]
+    readonly_fields = fields
+
+    @admin.display(description="reasons")
+    def reason_list(self, schedule: Schedule) -> str:
+        return format_html_join("", "<div>{}</div>", ((r["text"],) for r in schedule.reasons)) or "-"
 
 
 @admin.register(Recommendation)
-class RecommendationAdmin(admin.ModelAdmin):
-    list_display = ["id", "home", "device", "cycle", "current_start", "recommended_start", "saving_eur", "status"]
+class RecommendationAdmin(ReadOnlyRecordAdmin):
+    list_display = ["__str__", "home", "device", "cycle", "current_start", "recommended_start", "saving_eur", "status"]
     list_filter = ["status"]
     raw_id_fields = ["schedule", "home", "device", "cycle"]
 
 
 @admin.register(FleetRun)
-class FleetRunAdmin(admin.ModelAdmin):
+class FleetRunAdmin(ReadOnlyRecordAdmin):
     list_display = ["id", "delivery_day", "timezone", "homes", "runs_per_status", "chunks_done", "chunks_total",
                     "started_at", "finished_at", "duration_s"]
     list_filter = ["timezone"]
     date_hierarchy = "started_at"
-    readonly_fields = [f.name for f in FleetRun._meta.fields]
     actions = ["refresh"]
 
     @admin.display(description="runs per status")

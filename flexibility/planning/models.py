@@ -80,10 +80,18 @@ class Schedule(models.Model):
     savings_eur = models.FloatField()
     net_import_kw = models.JSONField(help_text="Per slot; negative = export.")
     devices = models.JSONField(help_text="Per device: power_kw per slot, start/end for cycles, SoC trajectories.")
+    baseline_net_import_kw = models.JSONField(default=list, blank=True,
+                                              help_text="Per slot, the unoptimized plan the savings are counted against.")
+    reasons = models.JSONField(default=list, blank=True,
+                               help_text="Per device: what the plan does and why, and the device's own saving (EUR).")
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["home", "-created_at"])]
+
+    def __str__(self) -> str:
+        return (f"Plan of {self.home} from {self.start.astimezone(self.home.tzinfo):%d %b %H:%M} "
+                f"({self.slots} slots, saves {self.savings_eur:.2f} EUR)")
 
 
 class RecommendationStatus(models.TextChoices):
@@ -111,6 +119,10 @@ class Recommendation(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [models.UniqueConstraint(fields=["schedule", "cycle"], name="one_recommendation_per_cycle_per_schedule")]
+
+    def __str__(self) -> str:
+        return (f"{self.device.name}: start {self.recommended_start.astimezone(self.home.tzinfo):%d %b %H:%M} "
+                f"({self.status})")
 
 
 class FleetRun(models.Model):

@@ -29,11 +29,16 @@ WATER_KWH_PER_LITRE_KELVIN = 4.186 / 3600.0  # specific heat of water: 4.186 kJ/
 
 
 class MissingData(Unprocessable):
-    """The stored data cannot describe the home over the horizon; `missing` names each gap."""
+    """The stored data cannot describe the home over the horizon.
 
-    def __init__(self, missing: list[str]):
-        self.missing = list(missing)
-        super().__init__("Missing data for the optimization: " + "; ".join(self.missing) + ".")
+    `fields` maps what is missing (e.g. "load_forecast", "devices[12].pv_forecast", "tariff") to messages
+    naming the exact uncovered spans; `missing` is the flat list of those messages.
+    """
+
+    def __init__(self, fields: dict[str, list[str]]):
+        fields = {name: list(messages) for name, messages in fields.items()}
+        self.missing = [m for messages in fields.values() for m in messages]
+        super().__init__("Missing data for the optimization: " + "; ".join(self.missing) + ".", fields=fields)
 
 
 def input_hash(problem: dict, backend: str, time_limit_s: float) -> str:
@@ -50,12 +55,18 @@ def _slot_values(series: list[SignalSeries], start: datetime, slots: int, res_mi
     step = timedelta(minutes=res_min)
     for s in series:  # newest first: the first series that covers a slot wins
         s_res = timedelta(minutes=s.resolution_minutes)
-        for t in range(slots):
+        first = max(0, -((start - s.start) // step))  # the first slot starting at or after the series' start
+        last = min(slots, (s.end - start) // step)  # slots ending at or before the series' end
+        if s_res == step and (s.start - start) % step == timedelta(0):  # same grid: values map one to one
+            shift = (s.start - start) // step
+            for t in range(first, last):
+                if out[t] is None:
+                    out[t] = float(s.values[t - shift])
+            continue
+        for t in range(first, last):
             if out[t] is not None:
                 continue
             a, b = start + t * step, start + (t + 1) * step
-            if a < s.start or b > s.end:
-                continue
             # Value-weighted mean over the sub-intervals of the slot (handles finer and coarser series).
             i0 = int((a - s.start) / s_res)
             i1 = int(((b - s.start) - timedelta(microseconds=1)) / s_res)
@@ -73,10 +84,10 @@ def _series(kind: str, start: datetime, end: datetime, **scope: Any) -> list[Sig
     return [s for s in qs if s.end > start]
 
 
-def signal_for_home(home: Home, kind: str, start: datetime, slots: int, res_min: int = RESOLUTION_MIN,
-                    device: Optional[Device] = None, scope: str = "home_then_area",
-                    area: Optional[str] = None) -> Optional[list[float]]:
-    """Per-slot values of a signal for a home, or None when any slot is uncovered.
+def signal_slots(home: Home, kind: str, start: datetime, slots: int, res_min: int = RESOLUTION_MIN,
+                 device: Optional[Device] = None, scope: str = "home_then_area",
+                 area: Optional[str] = None) -> list[Optional[float]]:
+    """Per-slot values of a signal for a home; None where no series covers the slot.
 
     Prices and CO2: a home-specific series wins over the area (`area`, default the home's country)
     series; `scope` "home" or "area" reads only one of them. Forecasts: a device-specific series
@@ -94,14 +105,51 @@ def signal_for_home(home: Home, kind: str, start: datetime, slots: int, res_min:
             layers.append(_series(kind, start, end, home=home))
         if scope != "home":
             layers.append(_series(kind, start, end, home__isnull=True, area=area or home.country))
-    values = _slot_values([s for layer in layers for s in layer], start, slots, res_min)
-    if any(v is None for v in values):
-        return None
-    return [float(v) for v in values]
+    return _slot_values([s for layer in layers for s in layer], start, slots, res_min)
 
 
-def _missing_span(home: Home, kind: str, start: datetime, end: datetime, what: str) -> str:
-    return f"{what} ({kind}) for {home} from {start.isoformat()} to {end.isoformat()}"
+def signal_for_home(home: Home, kind: str, start: datetime, slots: int, res_min: int = RESOLUTION_MIN,
+                    device: Optional[Device] = None, scope: str = "home_then_area",
+                    area: Optional[str] = None) -> Optional[list[float]]:
+    """Per-slot values of a signal for a home (see `signal_slots`), or None when any slot is uncovered."""
+    values = signal_slots(home, kind, start, slots, res_min, device, scope, area)
+    return None if any(v is None for v in values) else [float(v) for v in values]
+
+
+def uncovered_spans(values: list[Optional[float]], start: datetime,
+                    res_min: int = RESOLUTION_MIN) -> list[tuple[datetime, datetime]]:
+    """The runs of consecutive uncovered slots, as [from, to) instants."""
+    step = timedelta(minutes=res_min)
+    spans: list[tuple[datetime, datetime]] = []
+    for t, value in enumerate(values):
+        if value is not None:
+            continue
+        a = start + t * step
+        if spans and spans[-1][1] == a:
+            spans[-1] = (spans[-1][0], a + step)
+        else:
+            spans.append((a, a + step))
+    return spans
+
+
+def _hours(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 3600:g} h"
+
+
+def _required_signal(home: Home, kind: str, start: datetime, slots: int, what: str, field: str,
+                     missing: dict[str, list[str]], **where: Any) -> Optional[list[float]]:
+    """The signal over the horizon (`where`: device, scope, area as for `signal_slots`); else None, and
+    `missing[field]` names exactly which spans lack it."""
+    values = signal_slots(home, kind, start, slots, **where)
+    spans = uncovered_spans(values, start)
+    if not spans:
+        return [float(v) for v in values]
+    horizon = timedelta(minutes=RESOLUTION_MIN * slots)
+    gaps = ", ".join(f"{a.isoformat()} to {b.isoformat()}" for a, b in spans)
+    lacking = sum((b - a for a, b in spans), timedelta())
+    missing.setdefault(field, []).append(
+        f"{what} ({kind}) for {home} is missing from {gaps} ({_hours(lacking)} of the {_hours(horizon)} horizon)")
+    return None
 
 
 # ----------------------------------------------------------------------------- builder
@@ -129,17 +177,18 @@ def build_problem(
     if minutes > MAX_HORIZON_H * 60:
         raise ValueError(f"The horizon must not exceed {MAX_HORIZON_H} h.")
     slots = int(minutes // RESOLUTION_MIN)
-    missing: list[str] = []
+    missing: dict[str, list[str]] = {}
     kind = objective or home.objective
 
     prices = _import_prices(home, start, slots, missing)
     export = _export_prices(home, start, slots, missing)
-    co2 = signal_for_home(home, SignalKind.CO2_INTENSITY, start, slots)
-    if co2 is None and kind != Objective.ECONOMIC:
-        missing.append(_missing_span(home, "co2_intensity", start, end, f"CO2 intensity for the {kind} objective"))
-    load = signal_for_home(home, SignalKind.LOAD_FORECAST, start, slots)
-    if load is None:
-        missing.append(_missing_span(home, "load_forecast", start, end, "base load forecast"))
+    if kind == Objective.ECONOMIC:
+        co2 = signal_for_home(home, SignalKind.CO2_INTENSITY, start, slots)
+    else:
+        co2 = _required_signal(home, SignalKind.CO2_INTENSITY, start, slots,
+                               f"CO2 intensity for the {kind} objective", "co2_intensity", missing)
+    load = _required_signal(home, SignalKind.LOAD_FORECAST, start, slots, "base load forecast", "load_forecast",
+                            missing)
 
     devices = list(home.devices.filter(allow_hems=True).select_related("comfort").order_by("id"))
     problem: dict[str, Any] = {
@@ -172,47 +221,54 @@ def build_problem(
     return problem
 
 
-def _spot(home: Home, start: datetime, slots: int) -> Optional[list[float]]:
+def _spot(home: Home, start: datetime, slots: int, what: str,
+          missing: dict[str, list[str]]) -> Optional[list[float]]:
     """The area spot price a dynamic tariff follows (the tariff's area, else the home's country)."""
-    return signal_for_home(home, SignalKind.IMPORT_PRICE, start, slots, scope="area",
-                           area=home.tariff.spot_area or None)
+    return _required_signal(home, SignalKind.IMPORT_PRICE, start, slots, what, "import_price", missing,
+                            scope="area", area=home.tariff.spot_area or None)
 
 
-def _import_prices(home: Home, start: datetime, slots: int, missing: list[str]) -> Optional[list[float]]:
+def _import_prices(home: Home, start: datetime, slots: int,
+                   missing: dict[str, list[str]]) -> Optional[list[float]]:
     """Retail import prices: a home's own price series first; else a dynamic tariff applied to the
     area spot price; else (dynamic, no tariff) the area price as it is; else the time-of-use calendar."""
-    end = start + timedelta(minutes=RESOLUTION_MIN * slots)
     if home.tariff_kind == TariffKind.DYNAMIC:
         own = signal_for_home(home, SignalKind.IMPORT_PRICE, start, slots, scope="home")
         if own is not None:
             return own
         if home.tariff is None:
-            prices = signal_for_home(home, SignalKind.IMPORT_PRICE, start, slots, scope="area")
-        else:
-            spot = _spot(home, start, slots)
-            prices = None if spot is None else tariff_import_prices(
-                home.tariff, start, slots, RESOLUTION_MIN, home.timezone, spot)
-        if prices is None:
-            missing.append(_missing_span(home, "import_price", start, end, "dynamic import (spot) prices"))
-        return prices
+            return _required_signal(home, SignalKind.IMPORT_PRICE, start, slots, "dynamic import (spot) prices",
+                                    "import_price", missing, scope="area")
+        spot = _spot(home, start, slots, "dynamic import (spot) prices", missing)
+        return None if spot is None else tariff_import_prices(
+            home.tariff, start, slots, RESOLUTION_MIN, home.timezone, spot)
     if home.tariff is None:
-        missing.append(f"tariff: {home} has no {home.tariff_kind} tariff assigned")
+        missing.setdefault("tariff", []).append(f"{home} has no {home.tariff_kind} tariff assigned")
         return None
     return price_series(home.tariff.periods, start, slots, RESOLUTION_MIN, home.timezone)
 
 
-def _export_prices(home: Home, start: datetime, slots: int, missing: list[str]) -> list[float]:
+def site_prices(home: Home, start: datetime, slots: int) -> tuple[Optional[list[float]], Optional[list[float]]]:
+    """The household's import and export price per slot, as the planner sees them; None when a price
+    is unknown somewhere in the span (a missing dynamic or spot series)."""
+    export_missing: dict[str, list[str]] = {}
+    imports = _import_prices(home, start, slots, {})
+    exports = _export_prices(home, start, slots, export_missing)
+    return imports, (None if export_missing else exports)
+
+
+def _export_prices(home: Home, start: datetime, slots: int, missing: dict[str, list[str]]) -> list[float]:
     """An export price series (home, then area) first; else the tariff's flat or spot-indexed price."""
     series = signal_for_home(home, SignalKind.EXPORT_PRICE, start, slots)
     if series is not None:
         return series
     if home.tariff is None:
         return [0.0] * slots
-    spot = _spot(home, start, slots) if home.tariff.export_kind == ExportKind.SPOT else None
-    if home.tariff.export_kind == ExportKind.SPOT and spot is None:
-        end = start + timedelta(minutes=RESOLUTION_MIN * slots)
-        missing.append(_missing_span(home, "import_price", start, end, "spot prices for the export tariff"))
-        return [0.0] * slots
+    spot = None
+    if home.tariff.export_kind == ExportKind.SPOT:
+        spot = _spot(home, start, slots, "spot prices for the export tariff", missing)
+        if spot is None:
+            return [0.0] * slots
     return tariff_export_prices(home.tariff, slots, spot)
 
 
@@ -238,7 +294,7 @@ def do_not_disturb_intervals(home: Home, start: datetime, end: datetime) -> list
     return out
 
 
-def _cycles(devices: Iterable[Device], start: datetime, end: datetime, missing: list[str]) -> list[dict]:
+def _cycles(devices: Iterable[Device], start: datetime, end: datetime, missing: dict[str, list[str]]) -> list[dict]:
     shiftable = {d.pk: d for d in devices if d.device_type in SHIFTABLE_TYPES}
     if not shiftable:
         return []
@@ -256,8 +312,9 @@ def _cycles(devices: Iterable[Device], start: datetime, end: datetime, missing: 
                 out.append(item)
             continue
         if c.latest_end - duration < start:
-            missing.append(f"cycle {c.pk} ({device.name} {c.program or c.sequence_id}): its window "
-                           f"{c.earliest_start.isoformat()} to {c.latest_end.isoformat()} has already passed")
+            missing.setdefault(f"cycles[{c.pk}]", []).append(
+                f"cycle {c.pk} ({device.name} {c.program or c.sequence_id}): its window "
+                f"{c.earliest_start.isoformat()} to {c.latest_end.isoformat()} has already passed")
             continue
         earliest = max(c.earliest_start, start)
         latest = min(c.latest_end, end)
@@ -343,15 +400,15 @@ def _battery(d: Device) -> dict:
     }
 
 
-def _pv(home: Home, devices: Iterable[Device], start: datetime, slots: int, missing: list[str]) -> list[dict]:
+def _pv(home: Home, devices: Iterable[Device], start: datetime, slots: int,
+        missing: dict[str, list[str]]) -> list[dict]:
     out = []
-    end = start + timedelta(minutes=RESOLUTION_MIN * slots)
     for d in devices:
         if d.device_type != DeviceType.PV:
             continue
-        forecast = signal_for_home(home, SignalKind.PV_FORECAST, start, slots, device=d)
+        forecast = _required_signal(home, SignalKind.PV_FORECAST, start, slots, f"PV forecast of {d.name}",
+                                    f"devices[{d.pk}].pv_forecast", missing, device=d)
         if forecast is None:
-            missing.append(_missing_span(home, "pv_forecast", start, end, f"PV forecast of {d.name}"))
             continue
         out.append({"id": f"pv-{d.pk}", "device": d.serial_number, "name": d.name,
                     "forecast_kw": [round(w / 1000.0, 4) for w in forecast],
@@ -373,9 +430,9 @@ def thermal_band(d: Device) -> tuple[float, float]:
     return float(p["temperature_min_c"]), float(p["temperature_max_c"])
 
 
-def _thermal(home: Home, devices: Iterable[Device], start: datetime, slots: int, missing: list[str]) -> list[dict]:
+def _thermal(home: Home, devices: Iterable[Device], start: datetime, slots: int,
+             missing: dict[str, list[str]]) -> list[dict]:
     out = []
-    end = start + timedelta(minutes=RESOLUTION_MIN * slots)
     for d in devices:
         if d.device_type not in THERMAL_TYPES:
             continue
@@ -386,16 +443,16 @@ def _thermal(home: Home, devices: Iterable[Device], start: datetime, slots: int,
         volume = float(p["tank_volume_l"])
         max_kwh = thermal_energy_kwh(volume, t_max, t_min)
         initial = min(max(thermal_energy_kwh(volume, t_now, t_min), 0.0), max_kwh)
-        demand = signal_for_home(home, SignalKind.HEAT_DEMAND, start, slots, device=d)
+        demand = _required_signal(home, SignalKind.HEAT_DEMAND, start, slots, f"heat demand forecast of {d.name}",
+                                  f"devices[{d.pk}].heat_demand", missing, device=d)
         if demand is None:
-            missing.append(_missing_span(home, "heat_demand", start, end, f"heat demand forecast of {d.name}"))
             continue
         out.append({
             "id": f"thermal-{d.pk}", "device": d.serial_number, "name": d.name,
             "electric_power_kw": float(p["electric_power_kw"]), "modulating": bool(p.get("modulating", False)),
             "cop": float(p.get("cop", 1.0)), "min_energy_kwh": 0.0, "max_energy_kwh": round(max_kwh, 4),
             "initial_energy_kwh": round(initial, 4), "final_energy_kwh": round(initial, 4),
-            "standing_loss_kw": float(p.get("standing_loss_w", 0.0)) / 1000.0,
+            "standing_loss_kw": float(p.get("standing_loss_kw", 0.0)),
             "heat_demand_kw": [round(w / 1000.0, 4) for w in demand],
         })
     return out

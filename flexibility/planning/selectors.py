@@ -4,13 +4,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Optional
 
-from django.db.models import Exists, OuterRef, QuerySet
+from datetime import datetime
+
+from django.db.models import Exists, Max, OuterRef, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from devices.models import Home
+from devices.models import Cycle, CycleState, EVSession, Home
 from devices.permissions import scope_to_owner
 
+from . import signals
 from .models import OptimizationRun, Recommendation, RunStatus, RunTrigger, Schedule
 
 
@@ -63,3 +66,14 @@ def day_ahead_due_home_ids(zone: str, delivery_day) -> QuerySet:
                                              fleet_run__delivery_day=delivery_day)
     return (Home.objects.filter(global_optimizer_opt_in=True, timezone=zone).exclude(Exists(planned))
             .order_by("id").values_list("id", flat=True))
+
+
+def open_requests_end(home: Home, now: datetime) -> Optional[datetime]:
+    """When the home's last open request ends: a cycle's window, an EV departure, or one announced by a
+    receiver of `signals.open_request_end` (grid activations). None when nothing is open."""
+    cycles = Cycle.objects.filter(device__home=home, device__allow_hems=True, latest_end__gt=now,
+                                  state__in=[CycleState.SCHEDULED, CycleState.RUNNING])
+    sessions = EVSession.objects.filter(device__home=home, device__allow_hems=True, departure__gt=now)
+    ends = [cycles.aggregate(end=Max("latest_end"))["end"], sessions.aggregate(end=Max("departure"))["end"]]
+    ends += [end for _, end in signals.open_request_end.send(sender=Home, home=home, now=now)]
+    return max((end for end in ends if end is not None), default=None)

@@ -5,23 +5,25 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from devices.models import Objective
+from energy_manager.api_input import InstantField, StrictFloatField, StrictSerializerMixin
 from flexibility.optimizer import BACKENDS
 
 from .models import OptimizationRun, Recommendation, Schedule
+from .schedule_view import schedule_view
 from .services import MAX_TIME_LIMIT_S
 from .slots import MAX_HORIZON, MAX_HORIZON_H
 
 
-class RunRequestSerializer(serializers.Serializer):
+class RunRequestSerializer(StrictSerializerMixin, serializers.Serializer):
     """Optional body of POST /homes/{id}/optimizations."""
 
-    horizon_start = serializers.DateTimeField(required=False, help_text="Default: the current 15-minute slot.")
-    horizon_end = serializers.DateTimeField(required=False)
-    horizon_hours = serializers.FloatField(required=False, min_value=0.25, max_value=MAX_HORIZON_H,
+    horizon_start = InstantField(required=False, help_text="Default: the current 15-minute slot.")
+    horizon_end = InstantField(required=False)
+    horizon_hours = StrictFloatField(required=False, min_value=0.25, max_value=MAX_HORIZON_H,
                                            help_text="Length from horizon_start when horizon_end is not given.")
     objective = serializers.ChoiceField(choices=Objective.choices, required=False)
     backend = serializers.ChoiceField(choices=BACKENDS, required=False)
-    time_limit_s = serializers.FloatField(required=False, min_value=0.1, max_value=MAX_TIME_LIMIT_S)
+    time_limit_s = StrictFloatField(required=False, min_value=0.1, max_value=MAX_TIME_LIMIT_S)
     force = serializers.BooleanField(required=False, default=False, help_text="Run again even if identical input ran recently.")
 
     def validate(self, attrs: dict) -> dict:
@@ -35,11 +37,53 @@ class RunRequestSerializer(serializers.Serializer):
         return attrs
 
 
-class ScheduleSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Schedule
-        fields = ["id", "run", "home", "created_at", "start", "resolution_minutes", "slots", "cost_eur", "co2_kg",
-                  "baseline_cost_eur", "baseline_co2_kg", "savings_eur", "net_import_kw", "devices"]
+class ScheduleDeviceSerializer(serializers.Serializer):
+    item = serializers.CharField(help_text="The plan's item: cycle-<id>, ev-<id>, battery-<id>, pv-<id>, thermal-<id>.")
+    device = serializers.IntegerField(allow_null=True, help_text="The device's API id.")
+    serial_number = serializers.CharField()
+    name = serializers.CharField()
+    device_type = serializers.CharField(allow_null=True)
+    kind = serializers.CharField()
+    label = serializers.CharField(help_text="The optimizer's name for the item (e.g. device and program).")
+    power_kw = serializers.ListField(child=serializers.FloatField(), help_text="Per slot; negative = produces.")
+    start = serializers.DateTimeField(required=False, help_text="Cycles: planned start.")
+    end = serializers.DateTimeField(required=False)
+    soc_kwh = serializers.ListField(child=serializers.FloatField(), required=False,
+                                    help_text="Batteries, EVs (delivered), water heaters: kWh at each slot boundary.")
+    energy_kwh = serializers.FloatField(required=False)
+    saving_eur = serializers.FloatField(allow_null=True, help_text="This device's own saving against the baseline.")
+    reason = serializers.CharField(allow_null=True, help_text="What the plan does with the device and why.")
+
+
+class ScheduleSerializer(serializers.Serializer):
+    """A plan with each slot's start, prices and CO2 beside the powers, devices by API id, and reasons."""
+
+    id = serializers.IntegerField()
+    run = serializers.IntegerField()
+    home = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    timezone = serializers.CharField(help_text="The home's zone: reasons use its local times.")
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    resolution_minutes = serializers.IntegerField()
+    slots = serializers.IntegerField()
+    slot_starts = serializers.ListField(child=serializers.DateTimeField())
+    import_price_eur_per_kwh = serializers.ListField(child=serializers.FloatField())
+    export_price_eur_per_kwh = serializers.ListField(child=serializers.FloatField())
+    co2_g_per_kwh = serializers.ListField(child=serializers.FloatField(), allow_null=True)
+    net_import_kw = serializers.ListField(child=serializers.FloatField(), help_text="Per slot; negative = export.")
+    baseline_net_import_kw = serializers.ListField(child=serializers.FloatField(),
+                                                   help_text="Per slot, unoptimized: what the savings count against.")
+    cost_eur = serializers.FloatField()
+    baseline_cost_eur = serializers.FloatField()
+    savings_eur = serializers.FloatField()
+    co2_kg = serializers.FloatField()
+    baseline_co2_kg = serializers.FloatField()
+    devices = ScheduleDeviceSerializer(many=True)
+    reasons = serializers.ListField(child=serializers.CharField())
+
+    def to_representation(self, instance):
+        return super().to_representation(schedule_view(instance) if isinstance(instance, Schedule) else instance)
 
 
 class RunSerializer(serializers.ModelSerializer):

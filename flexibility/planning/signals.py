@@ -22,3 +22,8 @@ rolling_chunk_due = Signal()
 
 # kwargs: schedules (list[Schedule], each with its run). Sent inside the transaction that stored them.
 schedules_stored = Signal()
+
+# kwargs: home (Home), now (datetime). Asked when a re-plan chooses its horizon: each receiver answers when
+# the home's last open request it knows of ends (an aware datetime), or None. Planning itself knows cycles
+# and EV sessions; grid answers for its activations.
+open_request_end = Signal()

@@ -40,6 +40,22 @@ def default_horizon(now: Optional[datetime] = None, hours: float = DEFAULT_HORIZ
     return start, start + SLOT * slots
 
 
+def ceil_to_slot(when: datetime) -> datetime:
+    start = floor_to_slot(when)
+    return start if start == when else start + SLOT
+
+
+def covering_horizon(now: datetime, requests_end: Optional[datetime],
+                     base_end: Optional[datetime] = None) -> tuple[datetime, datetime]:
+    """From the current slot to the later of `base_end` (default: the default horizon) and the end of the last
+    open request, at most 72 h."""
+    start, end = default_horizon(now)
+    end = base_end or end
+    if requests_end is not None:
+        end = max(end, ceil_to_slot(requests_end))
+    return start, min(end, start + MAX_HORIZON)
+
+
 def local_day_horizon(home: Home, day: date) -> tuple[datetime, datetime]:
     """Local midnight to next local midnight of `day` in the home's zone (92/96/100 quarter-hours)."""
     zone = home.tzinfo

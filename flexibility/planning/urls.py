@@ -14,7 +14,7 @@ urlpatterns = [
     re_path(r"^homes/(?P<home_id>[0-9]+)/optimizations/?$", views.HomeOptimizationsView.as_view(),
             name="home-optimizations"),
     re_path(r"^homes/(?P<home_id>[0-9]+)/schedules/?$", views.HomeSchedulesView.as_view(), name="home-schedules"),
-    re_path(r"^homes/(?P<home_id>[0-9]+)/schedules/latest/?$", views.HomeSchedulesView.as_view(latest=True),
+    re_path(r"^homes/(?P<home_id>[0-9]+)/schedules/latest/?$", views.HomeLatestScheduleView.as_view(),
             name="home-schedule-latest"),
     *router.urls,
 ]

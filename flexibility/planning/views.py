@@ -4,27 +4,47 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.generics import GenericAPIView
 
+from energy_manager.throttles import SolveThrottle
+
 from . import selectors, services
+from .models import OptimizationRun, Schedule
 from .serializers import RecommendationSerializer, RunRequestSerializer, RunSerializer, ScheduleSerializer
 from .slots import floor_to_slot
 
 
+HOME_ID = OpenApiParameter("home_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The home's id.")
+
+
+@extend_schema(parameters=[HOME_ID])
 class HomeOptimizationsView(GenericAPIView):
     """POST: plan a home (202 with the run and its status URL). GET: the home's runs, newest first."""
 
     serializer_class = RunSerializer
+    queryset = OptimizationRun.objects.none()  # for the schema generator; requests use selectors
+    throttle_classes = [SolveThrottle]
 
+    @extend_schema(summary="The home's optimization runs, newest first", responses={200: RunSerializer(many=True)})
     def get(self, request, home_id: int):
         home = selectors.home_for_user(request.user, home_id)
         page = self.paginate_queryset(selectors.runs_for_user(request.user).filter(home=home))
         return self.get_paginated_response(RunSerializer(page, many=True, context={"request": request}).data)
 
+    @extend_schema(
+        summary="Plan the home: 202 with the queued run, or 200 with the recent run of identical input",
+        request=RunRequestSerializer,
+        responses={202: RunSerializer, 200: RunSerializer,
+                   422: OpenApiResponse(description="Data the plan needs is missing; `error.fields` names it."),
+                   503: OpenApiResponse(description="The task broker is unreachable; the run stays queued and the "
+                                                    "reaper sends it again.")},
+    )
     def post(self, request, home_id: int):
         home = selectors.home_for_user(request.user, home_id)
         body = RunRequestSerializer(data=request.data or {})
@@ -41,7 +61,8 @@ class HomeOptimizationsView(GenericAPIView):
             )
         except ValueError as exc:
             raise ValidationError({"horizon_end": [str(exc)]})
-        payload = RunSerializer(run, context={"request": request}).data
+        # an identical recent run answers with its schedule when it has one, as GET /optimizations/{id} does
+        payload = RunSerializer(run, context={"request": request, "with_schedule": not created}).data
         payload["created"] = created
         return Response(payload, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
 
@@ -59,21 +80,32 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
         return {**super().get_serializer_context(), "with_schedule": self.action == "retrieve"}
 
 
+@extend_schema(parameters=[HOME_ID])
 class HomeSchedulesView(GenericAPIView):
-    """GET /homes/{id}/schedules: history; /homes/{id}/schedules/latest: the current plan."""
+    """GET /homes/{id}/schedules: the home's schedules, newest first."""
 
-    latest = False
     serializer_class = ScheduleSerializer
+    queryset = Schedule.objects.none()  # for the schema generator; requests use selectors
 
+    @extend_schema(summary="The home's schedules, newest first", responses={200: ScheduleSerializer(many=True)})
     def get(self, request, home_id: int):
         home = selectors.home_for_user(request.user, home_id)
-        if self.latest:
-            schedule = selectors.latest_schedule(home)
-            if schedule is None:
-                raise NotFound("This home has no schedule yet.")
-            return Response(ScheduleSerializer(schedule).data)
         page = self.paginate_queryset(selectors.schedules_for_home(home))
         return self.get_paginated_response(ScheduleSerializer(page, many=True).data)
+
+
+@extend_schema(parameters=[HOME_ID])
+class HomeLatestScheduleView(GenericAPIView):
+    """GET /homes/{id}/schedules/latest: the current plan."""
+
+    serializer_class = ScheduleSerializer
+
+    @extend_schema(summary="The home's current plan", responses={200: ScheduleSerializer})
+    def get(self, request, home_id: int):
+        schedule = selectors.latest_schedule(selectors.home_for_user(request.user, home_id))
+        if schedule is None:
+            raise NotFound("This home has no schedule yet.")
+        return Response(ScheduleSerializer(schedule).data)
 
 
 class RecommendationViewSet(viewsets.ReadOnlyModelViewSet):

@@ -9,7 +9,7 @@ pytestmark = pytest.mark.django_db
 def test_register_login_refresh_logout(anon_client, django_user_model):
     r = anon_client.post("/api/v1/auth/register/", {"email": "New@Example.com", "password": "a-long-enough-pass-77"},
                          format="json")
-    assert r.status_code == 201, r.json()
+    assert r.status_code == 202, r.json()
     assert r.json()["email"] == "new@example.com" and "password" not in r.json()
     user = django_user_model.objects.get(email="new@example.com")
     assert user.check_password("a-long-enough-pass-77") and not user.is_staff
@@ -41,7 +41,6 @@ def test_wrong_password_is_401(anon_client, user):
 
 @pytest.mark.parametrize("payload, bad", [
     ({"email": "not-an-email", "password": "a-long-enough-pass-77"}, "email"),
-    ({"email": "alice@example.com", "password": "a-long-enough-pass-77"}, "email"),  # taken (fixture user)
     ({"email": "x@example.com", "password": "123"}, "password"),
     ({"email": "x@example.com", "password": "a-long-enough-pass-77", "is_staff": True}, "is_staff"),
 ])
@@ -59,3 +58,16 @@ def test_logout_requires_own_valid_token(api_client, other_user):
     r = api_client.post("/api/v1/auth/logout/", {"refresh": foreign}, format="json")
     assert r.status_code == 400 and "refresh" in r.json()["error"]["fields"]
     assert api_client.post("/api/v1/auth/logout/", {"refresh": "garbage"}, format="json").status_code == 400
+
+
+def test_registration_does_not_reveal_which_emails_have_accounts(anon_client, user, django_user_model, mailoutbox):
+    """A taken address answers exactly like a free one; its owner is told by e-mail instead."""
+    taken = anon_client.post("/api/v1/auth/register/", {"email": "ALICE@example.com",
+                                                         "password": "a-long-enough-pass-77"})
+    free = anon_client.post("/api/v1/auth/register/", {"email": "carol@example.com",
+                                                        "password": "a-long-enough-pass-77"})
+    assert (taken.status_code, set(taken.json())) == (free.status_code, set(free.json())) == (202, {"email", "message"})
+    assert taken.json()["message"] == free.json()["message"]
+    assert django_user_model.objects.filter(email__iexact="alice@example.com").count() == 1
+    assert not django_user_model.objects.get(email="alice@example.com").check_password("a-long-enough-pass-77")
+    assert [m.to for m in mailoutbox] == [["alice@example.com"]]

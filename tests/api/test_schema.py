@@ -51,3 +51,47 @@ def test_schema_and_docs_are_served(anon_client):
     r = anon_client.get("/api/schema/")
     assert r.status_code == 200 and b"openapi: 3" in r.content
     assert anon_client.get("/api/docs/").status_code == 200
+
+
+def _response_schema(schema: dict, path: str, method: str, status: str) -> dict:
+    content = schema["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]
+    ref = content.get("$ref", "")
+    return schema["components"]["schemas"][ref.split("/")[-1]] if ref else content
+
+
+def _parameter(schema: dict, path: str, method: str, name: str) -> dict:
+    return next(p for p in schema["paths"][path][method]["parameters"] if p["name"] == name)
+
+
+def test_schema_declares_what_the_api_answers(schema_run):
+    """The disagreements the hardening review found between the schema and the API."""
+    _, schema = schema_run
+    runs = "/api/v1/homes/{home_id}/optimizations/"
+    assert _response_schema(schema, runs, "get", "200")["properties"]["results"]["type"] == "array"
+    assert {"200", "202", "422"} <= set(schema["paths"][runs]["post"]["responses"])
+    history = _response_schema(schema, "/api/v1/homes/{home_id}/schedules/", "get", "200")
+    assert history["properties"]["results"]["type"] == "array"
+    assert set(_response_schema(schema, "/api/v1/notifications/dismiss-all/", "post", "200")["properties"]) == \
+        {"dismissed"}
+    hub = schema["components"]["schemas"]["Hub"]["properties"]["home"]
+    comfort = schema["components"]["schemas"]["ComfortPreference"]["properties"]["updated_at"]
+    assert hub.get("nullable") and comfort.get("nullable")
+    assert _parameter(schema, "/api/v1/operator/offers/", "get", "delivery_day")["required"]
+    assert _parameter(schema, "/api/v1/operator/portfolios/{id}/offer/", "get", "delivery_day")["required"]
+    compat = "/api/energy_manager_service/flexibility/available"
+    assert _parameter(schema, compat, "get", "user_id")["required"]
+    assert _parameter(schema, compat, "get", "X-Correlation-ID")["required"]
+
+
+def test_every_operation_documents_its_error_responses(schema_run):
+    _, schema = schema_run
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            assert "400" in responses, (method, path)
+            error = _response_schema(schema, path, method, "400")
+            assert "error" in error["properties"], (method, path)
+            if operation.get("security") and {} not in operation["security"]:
+                assert "401" in responses, (method, path)
+    throttled = ["/api/v1/auth/register/", "/api/v1/auth/token/", "/api/v1/homes/{home_id}/optimizations/"]
+    assert all("429" in schema["paths"][p]["post"]["responses"] for p in throttled)

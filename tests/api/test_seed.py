@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from devices.management.commands.seed_demo import local_day_slots
+from demo.management.commands.seed_demo import local_day_slots
 from devices.models import ComfortPreference, Cycle, Device, EVSession, Home, Hub, SignalSeries
 from devices.hub_credentials import check_secret
 
@@ -71,3 +71,30 @@ def test_the_demo_household_can_be_planned_right_after_seeding(django_capture_on
     assert created and run.status == RunStatus.SUCCEEDED, (run.status, run.error, run.explanation)
     kinds = {d["kind"] for d in run.schedule.devices.values()}
     assert {"cycle", "ev", "battery", "pv", "thermal"} <= kinds, kinds
+
+
+@pytest.mark.django_db(transaction=True)  # the seed's plans run after its commits, as under `make run`
+def test_seed_builds_the_grid_side_once(settings):
+    """Tomorrow's day-ahead plan and its offer, the demo portfolio with an aggregator, one activation at the
+    evening peak, and hub commands for the battery under automatic management; seeding again adds none."""
+    from flexibility.grid.models import Activation, FlexibilityOffer, Portfolio, ServiceAccount
+    from hub_bridge.models import HubCommand
+    from tests.factories.homes import restore_default_tariffs
+
+    restore_default_tariffs()
+
+    settings.OPTIMIZER_BACKEND = "cpsat"  # plans the demo household in seconds (auto's HiGHS may need its limit)
+    call_command("seed_demo")
+    home = Home.objects.get(name="Demo household")
+    portfolio = Portfolio.objects.get(code="demo-feeder")
+    assert list(portfolio.homes.all()) == [home]
+    assert ServiceAccount.objects.get(name="demo-aggregator").portfolios.get() == portfolio
+    offer = FlexibilityOffer.objects.get(home=home)
+    activation = Activation.objects.get(portfolio=portfolio)
+    assert activation.delivery_day == offer.delivery_day and activation.status == "planned"
+    assert activation.start.astimezone(LISBON).hour == 19 and activation.slots == 4
+    commands = HubCommand.objects.filter(device__home=home)
+    assert commands.filter(kind="set_battery_setpoint").exists()
+    counts = [m.objects.count() for m in (Portfolio, FlexibilityOffer, Activation, ServiceAccount)]
+    call_command("seed_demo")
+    assert [m.objects.count() for m in (Portfolio, FlexibilityOffer, Activation, ServiceAccount)] == counts

@@ -103,3 +103,12 @@ def first_peak_slot(periods: list[dict], after: datetime, zone) -> datetime:
     while price_at(periods, at.astimezone(zone)) < top:
         at += timedelta(minutes=15)
     return at
+
+
+def restore_default_tariffs() -> None:
+    """The built-in tariffs as their data migration wrote them: a transactional test's flush removes them."""
+    from devices.models import Tariff
+    from devices.tariffs import DEFAULT_TARIFFS, TARIFF_SOURCE
+
+    for t in DEFAULT_TARIFFS:
+        Tariff.objects.update_or_create(code=t["code"], defaults={**t, "source": TARIFF_SOURCE})

@@ -15,7 +15,7 @@ from flexibility.planning.models import OptimizationRun, RunStatus
 def test_a_new_household_gets_a_plan_the_same_day_without_anyone_typing_inputs(db, django_capture_on_commit_callbacks):
     anon = APIClient()
     assert anon.post("/api/v1/auth/register/", {"email": "new@example.com", "password": "a-long-passphrase-2026"},
-                     format="json").status_code == 201
+                     format="json").status_code == 202
     token = anon.post("/api/v1/auth/token/", {"email": "new@example.com", "password": "a-long-passphrase-2026"},
                       format="json").json()["access"]
     client = APIClient()

@@ -17,6 +17,7 @@ obey the same validation as the API. Use them from any test:
 from __future__ import annotations
 
 import itertools
+import uuid
 from datetime import datetime, timedelta, timezone as dt_timezone
 from typing import Any, Callable
 
@@ -43,6 +44,12 @@ WASHING_PROFILE = [
 def _fast_password_hashing(settings) -> None:
     """PBKDF2's million iterations dominate fixture time; tests do not measure hashing strength."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache_namespace(settings) -> None:
+    """Each test counts its own throttled requests: the shared Redis cache gets a key prefix per test."""
+    settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}}
 
 
 @pytest.fixture

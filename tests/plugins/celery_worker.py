@@ -215,7 +215,12 @@ def celery_worker(request, django_db_setup, django_db_blocker):
         worker = CeleryWorker(list(queues), concurrency, **kwargs)
         if not workers:
             purge_queues(["optimization", "default", "hub", *queues], worker.broker)
-            undo.append(use_broker(worker.broker))
+            from energy_manager.celery import app
+
+            # A test that pointed the app at its own broker (use_broker) undoes that itself: capturing it
+            # here would restore the test's broker after the test's undo ran, leaking it to later tests.
+            if app.conf.broker_url != worker.broker:
+                undo.append(use_broker(worker.broker))
         workers.append(worker)
         return worker.start()
 

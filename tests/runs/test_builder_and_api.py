@@ -117,7 +117,13 @@ def test_eager_run_stores_schedule_recommendations_and_notifies(home, owner, own
     assert run["timings"]["finished_at"] and run["solver_stats"]
     schedule = run["schedule"]
     assert schedule["cost_eur"] < schedule["baseline_cost_eur"] - 0.01  # the user's starts are at peak price
-    assert set(schedule["devices"]) >= {f"cycle-{c.pk}" for c in Cycle.objects.filter(device__home=home)}
+    assert {d["item"] for d in schedule["devices"]} >= {f"cycle-{c.pk}" for c in Cycle.objects.filter(device__home=home)}
+    # Each slot has its start, prices and CO2 beside the powers; devices carry their API ids and reasons.
+    assert len(schedule["slot_starts"]) == len(schedule["import_price_eur_per_kwh"]) == schedule["slots"]
+    assert len(schedule["baseline_net_import_kw"]) == schedule["slots"]
+    moved = [d for d in schedule["devices"] if d["kind"] == "cycle"]
+    assert all(d["device"] in set(home.devices.values_list("pk", flat=True)) for d in moved)
+    assert all(" moved from " in d["reason"] and d["reason"].startswith(d["name"]) for d in moved)
     # The user's starts (peak price) move to cheaper slots.
     recs = owner_client.get("/api/v1/recommendations", {"status": "pending"}).json()["results"]
     assert recs, "moving cycles must produce recommendations"

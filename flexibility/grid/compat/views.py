@@ -18,10 +18,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework_simplejwt.authentication import JWTAuthentication
+from energy_manager.authentication import JWTAuthentication
 
 from devices.models import Home
 from energy_manager.api_errors import domain_status
+from energy_manager.api_input import InstantField, StrictFloatField, null_character_fields, parse_id
 from energy_manager.errors import Conflict, DomainError
 from flexibility.planning.models import Recommendation, RecommendationStatus
 from flexibility.planning.services import accept_recommendation, decline_recommendation
@@ -31,6 +32,11 @@ from .. import selectors as sel
 from .. import services
 from ..models import Activation, ActivationMode, ActivationStatus, ServiceAccount
 from ..service_auth import IsServiceAccount, ServiceAccountAuthentication, is_service_account
+from .schema import (
+    ACCEPTED, ASSET, CORRELATION_ID, NOT_FOUND, RECOMMENDATION_ID, RECOMMENDATION_ID_OPTIONAL, SEQUENCE_ID,
+    SERIAL_NUMBER, USER_ID, AcceptedSerializer, AvailableFlexibilitySerializer, CompatErrorSerializer,
+    CompatRecommendationSerializer, InfoMessageSerializer, error,
+)
 
 CORRELATION_HEADER = "X-Correlation-ID"
 MESSAGES = {
@@ -54,10 +60,14 @@ class CompatView(APIView):
 
     authentication_classes = [ServiceAccountAuthentication, JWTAuthentication]
     permission_classes = [IsAuthenticated]
+    checks_null_characters_itself = True  # to answer in the contract's error shape
+    error_serializer = CompatErrorSerializer
 
     def initial(self, request, *args, **kwargs):
         if not request.headers.get(CORRELATION_HEADER, "").strip():
             raise CompatError(400, "missing X-Correlation-ID header")
+        for name, messages in null_character_fields(kwargs, request.query_params).items():
+            raise CompatError(400, f"{name}: {messages[0]}")
         super().initial(request, *args, **kwargs)
 
     def handle_exception(self, exc):
@@ -126,7 +136,10 @@ def available_body(compat_id: str, offer) -> dict:
 
 
 class AvailableView(CompatView):
-    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT}, description="FlexiHome AvailableFlexibility: baseline and up/down flexibility, 15-min Scheduling vectors in kW.")
+    @extend_schema(parameters=[CORRELATION_ID, USER_ID],
+                   responses={200: AvailableFlexibilitySerializer, 404: NOT_FOUND},
+                   description="FlexiHome AvailableFlexibility: baseline and up/down flexibility, 15-min Scheduling "
+                               "vectors in kW.")
     def get(self, request):
         compat_id = request.query_params.get("user_id", "")
         home = self.home_for(compat_id)
@@ -135,7 +148,9 @@ class AvailableView(CompatView):
             raise CompatError(404, f'no flexibility available for user with id "{compat_id}"')
         return Response(available_body(compat_id, offer))
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT}, description="FlexiHome-compatible POST (see the FlexiHome Energy Manager OpenAPI v1.8.0).")
+    @extend_schema(parameters=[CORRELATION_ID, USER_ID], request=None,
+                   responses={200: AvailableFlexibilitySerializer, 202: InfoMessageSerializer, 404: NOT_FOUND,
+                              422: error("The offer could not be computed.")})
     def post(self, request):
         """Build the day-ahead offer now (tomorrow in the home's time zone)."""
         compat_id = request.query_params.get("user_id", "")
@@ -153,9 +168,9 @@ class AvailableView(CompatView):
 
 
 class SetpointSerializer(serializers.Serializer):
-    time_interval_start = serializers.DateTimeField()
-    time_interval_end = serializers.DateTimeField()
-    power_value = serializers.FloatField(min_value=0)
+    time_interval_start = InstantField()
+    time_interval_end = InstantField()
+    power_value = StrictFloatField(min_value=0)
 
     def validate(self, data):
         start, end = data["time_interval_start"], data["time_interval_end"]
@@ -166,7 +181,7 @@ class SetpointSerializer(serializers.Serializer):
 
 class FlexAcceptSerializer(serializers.Serializer):
     data_point = serializers.CharField(max_length=120)
-    creation_timestamp = serializers.DateTimeField()
+    creation_timestamp = InstantField()
     setpoints = SetpointSerializer(many=True, min_length=24, max_length=96)
 
 
@@ -189,7 +204,9 @@ class AcceptView(CompatView):
 
     permission_classes = [IsServiceAccount]
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT}, description="FlexiHome-compatible POST (see the FlexiHome Energy Manager OpenAPI v1.8.0).")
+    @extend_schema(parameters=[CORRELATION_ID, ASSET], request=FlexAcceptSerializer,
+                   responses={200: AcceptedSerializer, 202: AcceptedSerializer, 404: NOT_FOUND,
+                              422: error("The setpoints go beyond the home's offer.")})
     def post(self, request):
         asset = request.query_params.get("asset", "")
         home = self.home_for(asset, "asset")
@@ -225,9 +242,10 @@ def _parse_bool(value: str | None, name: str) -> bool | None:
 def _int_param(value: str | None, name: str) -> int | None:
     if value in (None, ""):
         return None
-    if not value.isdigit():
+    number = parse_id(value)
+    if number is None:
         raise CompatError(400, f"{name} must be an integer")
-    return int(value)
+    return number
 
 
 class HouseholdOnly(IsAuthenticated):
@@ -245,7 +263,9 @@ def _recommendations_of(user):
 class RecommendationsView(CompatView):
     permission_classes = [HouseholdOnly]
 
-    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT}, description="FlexiHome-compatible GET (see the FlexiHome Energy Manager OpenAPI v1.8.0).")
+    @extend_schema(parameters=[CORRELATION_ID, USER_ID, ACCEPTED],
+                   responses={200: CompatRecommendationSerializer(many=True), 404: NOT_FOUND},
+                   description="Optimized cycle recommendations from today onward.")
     def get(self, request):
         compat_id = request.query_params.get("user_id", "")
         accepted = _parse_bool(request.query_params.get("accepted"), "accepted")
@@ -270,7 +290,8 @@ class RecommendationsView(CompatView):
             for r in qs
         ])
 
-    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT}, description="FlexiHome-compatible DELETE (see the FlexiHome Energy Manager OpenAPI v1.8.0).")
+    @extend_schema(parameters=[CORRELATION_ID, RECOMMENDATION_ID_OPTIONAL, SEQUENCE_ID, SERIAL_NUMBER], request=None,
+                   responses={200: OpenApiTypes.STR, 404: NOT_FOUND})
     def delete(self, request):
         """Delete = decline: the recommendation leaves the list; its history stays."""
         rec_id = _int_param(request.query_params.get("recommendation_id"), "recommendation_id")
@@ -299,7 +320,9 @@ class DelayStatusSerializer(serializers.Serializer):
 class RecommendationAcceptView(CompatView):
     permission_classes = [HouseholdOnly]
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT}, description="FlexiHome-compatible POST (see the FlexiHome Energy Manager OpenAPI v1.8.0).")
+    @extend_schema(parameters=[CORRELATION_ID, RECOMMENDATION_ID], request=DelayStatusSerializer,
+                   responses={200: OpenApiTypes.STR, 202: AcceptedSerializer, 404: NOT_FOUND,
+                              409: error("The recommendation can no longer be accepted.")})
     def post(self, request):
         rec_id = _int_param(request.query_params.get("recommendation_id"), "recommendation_id")
         if rec_id is None:

@@ -26,31 +26,6 @@ from ..slots import floor_to_slot
 COMMAND_SLOT_LIMIT = 96  # a command carries at most one day of 15-minute setpoints
 
 
-def _cycle_saving_eur(run: OptimizationRun, cycle_item: dict, old_start: datetime, new_start: datetime) -> float:
-    """Import cost of the cycle's energy at its current start minus at the recommended one."""
-    p = run.problem
-    prices = p["site"]["import_price_eur_per_kwh"]
-    grid_start = datetime.fromisoformat(p["start"])
-    res = p["resolution_min"]
-
-    def cost(at: datetime) -> float:
-        total, offset = 0.0, (at - grid_start).total_seconds() / 60
-        for phase in cycle_item["phases"]:
-            minute = offset
-            remaining = phase["duration_min"]
-            while remaining > 1e-9:
-                slot = int(minute // res)
-                take = min(remaining, (slot + 1) * res - minute)
-                price = prices[min(max(slot, 0), len(prices) - 1)]
-                total += phase["power_w"] / 1000.0 * take / 60.0 * price
-                minute += take
-                remaining -= take
-            offset += phase["duration_min"]
-        return total
-
-    return round(cost(old_start) - cost(new_start), 4)
-
-
 class Actions:
     """What stored schedules change, collected for a few bulk writes (`write`)."""
 
@@ -111,7 +86,8 @@ def _plan_actions(run: OptimizationRun, schedule: Schedule, devices_by_serial: d
                   cycles: dict[int, Cycle], live: dict[int, set], actions: Actions) -> None:
     home = run.home
     cycle_items = {c["id"]: c for c in run.problem.get("cycles", [])}
-    changed: list[str] = []
+    saving = {r["item"]: r["saving_eur"] for r in schedule.reasons}  # each device's own, not the plan's
+    changed: dict[Device, float] = {}
     for result_id, planned in schedule.devices.items():
         kind, pk = object_pk(result_id)
         device = devices_by_serial.get(planned.get("device"))
@@ -128,20 +104,30 @@ def _plan_actions(run: OptimizationRun, schedule: Schedule, devices_by_serial: d
             rec = Recommendation(
                 schedule=schedule, home=home, device=device, cycle=cycle, current_start=cycle.scheduled_start,
                 recommended_start=new_start, recommended_end=parse_datetime(planned["end"]),
-                saving_eur=_cycle_saving_eur(run, cycle_items[result_id], current, new_start),
+                saving_eur=saving.get(result_id, 0.0),
             )
             actions.recommendations.append(rec)
-            changed.append(device.name)
+            changed[device] = changed.get(device, 0.0) + saving.get(result_id, 0.0)
             if device.automatic_management:
                 _accept(rec, actions)
         elif kind in ("ev", "battery", "thermal") and device.automatic_management:
             _send_setpoints(run, schedule, device, kind, planned, live.get(device.pk, set()), actions)
-            changed.append(device.name)
+            changed[device] = changed.get(device, 0.0) + saving.get(result_id, 0.0)
     if changed:
-        names = ", ".join(sorted(set(changed)))
-        actions.notes.append((home, "plan_changed", f"A new plan changes {names}; it saves about "
-                              f"{schedule.savings_eur:.2f} EUR against running them as planned.",
-                              {"run": run.pk, "schedule": schedule.pk}))
+        actions.notes.append((home, "plan_changed", plan_changed_message(changed),
+                              {"run": run.pk, "schedule": schedule.pk,
+                               "savings_eur": {str(d.pk): round(eur, 2) for d, eur in changed.items()}}))
+
+
+def plan_changed_message(changed: dict[Device, float]) -> str:
+    """'A new plan changes Washing machine (saves 0.24 EUR) and EV charger (saves 2.15 EUR).'"""
+    parts = []
+    for device, eur in sorted(changed.items(), key=lambda kv: kv[0].name):
+        effect = f"saves {eur:.2f} EUR" if eur >= 0.005 else f"costs {-eur:.2f} EUR more" if eur <= -0.005 \
+            else "no saving"
+        parts.append(f"{device.name} ({effect})")
+    listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    return f"A new plan changes {listed}."
 
 
 def _send_setpoints(run: OptimizationRun, schedule: Schedule, device: Device, kind: str, planned: dict,

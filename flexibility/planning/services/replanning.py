@@ -21,7 +21,7 @@ from flexibility.notifications.services import notify
 from .. import selectors, signals
 from ..models import OptimizationRun, RunTrigger
 from ..problem_builder import MissingData
-from ..slots import RESOLUTION_MIN, floor_to_slot
+from ..slots import RESOLUTION_MIN, covering_horizon, floor_to_slot
 from .runs import submit_run
 
 
@@ -57,19 +57,26 @@ def schedule_reoptimization(home_id: int, reason: str) -> None:
 
 
 def reoptimize(home_id: int, reason: str) -> Optional[OptimizationRun]:
-    """Task body: release the debounce key, then submit a run of the remaining horizon."""
+    """Task body: release the debounce key, then plan from now to the end of the last open request."""
     if not eager():
         _redis().delete(f"hems:reoptimize:{home_id}")
     home = Home.objects.filter(pk=home_id).first()
     if home is None:
         return None
-    # From the current slot to where the current plan ends (prices further out may not be published yet).
-    end = selectors.current_plan_end(home, timezone.now())
-    if end is not None and end - floor_to_slot(timezone.now()) < timedelta(minutes=RESOLUTION_MIN):
-        end = None
-    try:
-        run, _ = submit_run(home, trigger=RunTrigger.REOPTIMIZE, horizon_end=end, refresh_forecasts=True)
-    except MissingData as exc:
-        notify(home, "plan_not_updated", f"Your plan could not be updated after {reason}: {exc}", {"reason": reason})
-        return None
-    return run
+    now = timezone.now()
+    # The current plan's end (prices further out may not be published yet), stretched to the last open request.
+    plan_end = selectors.current_plan_end(home, now)
+    if plan_end is not None and plan_end - floor_to_slot(now) < timedelta(minutes=RESOLUTION_MIN):
+        plan_end = None
+    start, base = covering_horizon(now, None, base_end=plan_end)
+    _, end = covering_horizon(now, selectors.open_requests_end(home, now), base_end=plan_end)
+    for horizon_end in dict.fromkeys([end, base]):  # the requests' horizon, else (data missing) the plan's
+        try:
+            run, _ = submit_run(home, trigger=RunTrigger.REOPTIMIZE, horizon_start=start, horizon_end=horizon_end,
+                                refresh_forecasts=True)
+        except MissingData as exc:
+            notify(home, "plan_not_updated", f"Your plan could not be made up to {horizon_end.isoformat()} "
+                   f"after {reason}: {exc}", {"reason": reason, "until": horizon_end.isoformat()})
+            continue
+        return run
+    return None

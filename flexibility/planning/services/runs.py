@@ -15,11 +15,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from devices.models import THERMAL_TYPES, DeviceType, Home, SignalKind, SignalSeries
+from devices.models import THERMAL_TYPES, Device, DeviceType, Home, SignalKind, SignalSeries
 from energy_manager import metrics
 from flexibility.forecasting import services as forecasting
 from flexibility.notifications.services import notify_many
 from flexibility.optimizer import ProblemError, problem_from_dict, solve
+from flexibility.optimizer.reasons import plan_reasons
 
 from .. import problem_builder, signals
 from ..models import FINAL_RUN_STATUSES, FleetRun, OptimizationRun, RunStatus, RunTrigger, Schedule
@@ -198,6 +199,11 @@ def store_outcomes(outcomes: list[tuple[OptimizationRun, dict]]) -> None:
     `signals.schedules_stored` (inside the transaction)."""
     now = timezone.now()
     schedules, notes = [], []
+    names_by_home: dict[int, dict[str, str]] = {}
+    planned = {run.home_id for run, result in outcomes if str(result.get("status", "")) in ("OPTIMAL", "FEASIBLE")}
+    for home_id, serial, name in Device.objects.filter(home_id__in=planned).values_list(
+            "home_id", "serial_number", "name"):
+        names_by_home.setdefault(home_id, {})[serial] = name
     for run, result in outcomes:
         run.solver_status = str(result.get("status", ""))
         run.solver_stats = result.get("stats") or {}
@@ -205,7 +211,7 @@ def store_outcomes(outcomes: list[tuple[OptimizationRun, dict]]) -> None:
         run.finished_at = now
         status = run.solver_status
         if status in ("OPTIMAL", "FEASIBLE"):
-            schedules.append(_schedule_row(run, result))
+            schedules.append(_schedule_row(run, result, names_by_home.get(run.home_id, {})))
             run.status = RunStatus.SUCCEEDED
         elif status == "INFEASIBLE":
             run.status = RunStatus.INFEASIBLE
@@ -232,9 +238,11 @@ def store_outcomes(outcomes: list[tuple[OptimizationRun, dict]]) -> None:
         signals.schedules_stored.send(sender=OptimizationRun, schedules=schedules)
 
 
-def _schedule_row(run: OptimizationRun, result: dict) -> Schedule:
+def _schedule_row(run: OptimizationRun, result: dict, device_names: dict[str, str]) -> Schedule:
+    """The unsaved schedule of a run (for a bulk insert), with its reasons; `device_names`: serial -> name."""
     p = run.problem
     baseline = result.get("baseline") or {}
+    explained = plan_reasons(p, result, timezone=run.home.timezone, device_names=device_names)
     return Schedule(
         run=run, home=run.home, start=run.horizon_start, resolution_minutes=p["resolution_min"], slots=p["slots"],
         cost_eur=float(result["cost_eur"]), co2_kg=float(result.get("co2_kg") or 0.0),
@@ -242,6 +250,7 @@ def _schedule_row(run: OptimizationRun, result: dict) -> Schedule:
         baseline_co2_kg=float(baseline.get("co2_kg", result.get("co2_kg") or 0.0)),
         savings_eur=float(result.get("savings_eur") or 0.0),
         net_import_kw=list(result.get("net_import_kw") or []), devices=result.get("devices") or {},
+        baseline_net_import_kw=explained["baseline_net_import_kw"], reasons=explained["reasons"],
     )
 
 

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('devices', '0005_partitioned_telemetry'),
+        ('devices', '0006_partitioned_telemetry'),
     ]
 
     operations = [

@@ -128,7 +128,7 @@ def backwards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("devices", "0004_dynamic_tariffs")]
+    dependencies = [("devices", "0005_device_power_in_kw")]
 
     operations = [
         migrations.SeparateDatabaseAndState(

@@ -1,12 +1,18 @@
-"""Seed a demo household (idempotent: running it again updates, never duplicates).
+"""Seed the demo (idempotent: running it again updates, never duplicates).
 
 Users: demo@example.com / demo-password-2026 (household) and
 operator@example.com / operator-password-2026 (staff, superuser).
+The household: a home, its hub and six devices (the battery under automatic management, so
+its plans go to the hub as commands), a washing cycle, an EV session, signals for today and tomorrow and a
+month of telemetry. Then the grid side: the household's day-ahead plan for tomorrow and the offer built
+around it, a portfolio with the home, an aggregator's service account and one activation at tomorrow's
+evening peak, re-planned as in production (tasks run in-process without a broker).
 """
 from __future__ import annotations
 
 import json
 import math
+import random
 from datetime import date, datetime, time, timedelta, timezone as dt_timezone
 from pathlib import Path
 from typing import Any
@@ -19,7 +25,17 @@ from django.utils import timezone
 
 from devices import services
 from devices.device_parameters import EXAMPLE_PARAMETERS
-from devices.models import Cycle, CycleState, Device, EVSession, Home, Hub, SignalKind, Tariff, TariffKind
+from energy_manager.errors import DomainError
+from flexibility.grid import services as grid
+from flexibility.grid.models import Activation, ActivationMode, FlexibilityOffer, Portfolio, ServiceAccount
+from flexibility.planning import services as planning
+from flexibility.planning.models import OptimizationRun, RunStatus, RunTrigger
+from flexibility.planning.problem_builder import MissingData
+from flexibility.planning.slots import local_day_horizon
+from hub_bridge.models import HubCommand
+from devices.models import (
+    Cycle, CycleState, Device, EVSession, Home, Hub, Measurement, SignalKind, Tariff, TariffKind,
+)
 from devices.tariffs import price_series
 
 DEMO_EMAIL, DEMO_PASSWORD = "demo@example.com", "demo-password-2026"
@@ -27,6 +43,8 @@ OPERATOR_EMAIL, OPERATOR_PASSWORD = "operator@example.com", "operator-password-2
 HUB_ID = "DEMO-HUB-001"
 AREA = "PT"
 RESOLUTION_MIN = 15
+TELEMETRY_DAYS = 31  # past local days of demo telemetry, so statistics have a month to show
+TELEMETRY_STEP = timedelta(minutes=5)
 REFERENCE = Path(settings.BASE_DIR).parent / "shared" / "reference" / "flexihome-default-data.json"
 WASHING_PROGRAM = "Hotpoint_FabricCare_WPR4LLLG8NWD4/WashCycleAntiStain-13"
 
@@ -39,6 +57,9 @@ BUILTIN_LOAD_PER_UNIT = [0.21, 0.11, 0.10, 0.09, 0.10, 0.22, 0.37, 0.58, 0.54, 0
                          0.44, 0.44, 0.30, 0.29, 0.41, 0.49, 0.60, 0.59, 0.51, 0.42, 0.28, 0.25]
 BUILTIN_CO2 = [58, 54, 56, 72, 56, 65, 64, 63, 52, 57, 54, 53, 49, 54, 67, 73, 62, 60, 55, 56, 63, 59, 63, 73]
 
+AUTOMATIC = {"battery"}  # the hub follows its plans without asking
+PORTFOLIO_CODE = "demo-feeder"
+AGGREGATOR = "demo-aggregator"
 DEVICES = [
     ("DEMO-DW-1", "Dishwasher", "Bosch", "dishwasher"),
     ("DEMO-WM-1", "Washing machine", "Hotpoint", "washing_machine"),
@@ -88,12 +109,16 @@ def _pv_shape(start: datetime, slots: int, tz, peak_w: float) -> list[float]:
 class Command(BaseCommand):
     help = "Create or refresh the demo household, its devices, tariffs and a day of signals (idempotent)."
 
-    @transaction.atomic
     def handle(self, *args, **options) -> None:
+        home, operator = self._household()  # committed: its re-plans ran (in-process) before the grid side
+        self._grid(home, operator)
+
+    @transaction.atomic
+    def _household(self) -> tuple[Home, Any]:
         ref = _reference()
         User = get_user_model()
         demo = self._user(User, DEMO_EMAIL, DEMO_PASSWORD, staff=False)
-        self._user(User, OPERATOR_EMAIL, OPERATOR_PASSWORD, staff=True)
+        operator = self._user(User, OPERATOR_EMAIL, OPERATOR_PASSWORD, staff=True)
 
         tariff = Tariff.objects.get(code="pt-tri-hourly-daily")
         home = Home.objects.filter(owner=demo, name="Demo household").first() or Home(owner=demo)
@@ -116,6 +141,7 @@ class Command(BaseCommand):
             devices[dtype] = services.device_save(device, {
                 "serial_number": serial, "name": name, "brand": brand, "device_type": dtype, "hub": hub,
                 "parameters": dict(EXAMPLE_PARAMETERS[dtype]), "allow_hems": True,
+                "automatic_management": dtype in AUTOMATIC,
             })
         services.comfort_save(devices["battery"], {"battery_reserve_pct": 20})
         services.comfort_save(devices["water_heater"], {"temperature_min_c": 45, "temperature_max_c": 60})
@@ -126,11 +152,52 @@ class Command(BaseCommand):
         self._ev_session(devices["ev_charger"], tz, today)
         for day in (today, today + timedelta(days=1)):
             self._signals(home, devices["pv"], devices["water_heater"], ref, tz, day, tariff)
+        written = self._telemetry(home, devices, ref, tz, today)
 
         self.stdout.write(self.style.SUCCESS(
             f"Demo household ready: home {home.pk}, hub {HUB_ID}, {len(devices)} devices, signals for "
-            f"{today} and {today + timedelta(days=1)} ({'FlexiHome reference data' if ref else 'built-in data'})."
+            f"{today} and {today + timedelta(days=1)} ({'FlexiHome reference data' if ref else 'built-in data'}), "
+            f"{written} telemetry rows written."
         ))
+        return home, operator
+
+    def _grid(self, home: Home, operator) -> None:
+        """Tomorrow's day-ahead plan (which builds the home's offer), a portfolio, an aggregator and an
+        activation asking the portfolio to import less at tomorrow's evening peak."""
+        tomorrow = timezone.now().astimezone(home.tzinfo).date() + timedelta(days=1)
+        start, end = local_day_horizon(home, tomorrow)
+        if not OptimizationRun.objects.filter(home=home, trigger=RunTrigger.DAY_AHEAD, horizon_start=start,
+                                              status=RunStatus.SUCCEEDED).exists():
+            try:
+                planning.submit_run(home, trigger=RunTrigger.DAY_AHEAD, horizon_start=start, horizon_end=end)
+            except MissingData as exc:
+                self.stderr.write(f"No day-ahead plan for {tomorrow}: {exc}")
+        portfolio, _ = Portfolio.objects.get_or_create(
+            code=PORTFOLIO_CODE, defaults={"name": "Demo feeder", "description": "The demo household's feeder."})
+        portfolio.homes.add(home)
+        if not ServiceAccount.objects.filter(name=AGGREGATOR).exists():
+            _, key = grid.create_service_account(AGGREGATOR, portfolios=[portfolio])
+            self.stdout.write(f"Service account {AGGREGATOR}: API key {key} (shown once)")
+        offer = FlexibilityOffer.objects.filter(home=home, delivery_day=tomorrow).first()
+        if offer is None:
+            self.stderr.write(f"No offer for {tomorrow} (the day-ahead plan did not succeed): no activation.")
+            return
+        if Activation.objects.filter(portfolio=portfolio, delivery_day=tomorrow).exists():
+            return
+        peak = datetime.combine(tomorrow, time(19), tzinfo=home.tzinfo).astimezone(dt_timezone.utc)
+        first = int((peak - offer.start).total_seconds() // (offer.resolution_minutes * 60))
+        setpoints = [round((offer.baseline_kw[t] + offer.min_kw[t]) / 2, 3) for t in range(first, first + 4)]
+        try:
+            activation = grid.create_activation(operator, start=peak, requested_min_kw=setpoints,
+                                                requested_max_kw=setpoints, mode=ActivationMode.SETPOINT,
+                                                portfolio=portfolio, external_id="demo-evening-peak")
+        except DomainError as exc:
+            self.stderr.write(f"No demo activation: {exc}")
+            return
+        activation.refresh_from_db()
+        self.stdout.write(self.style.SUCCESS(
+            f"Grid side ready: portfolio {PORTFOLIO_CODE}, offer for {tomorrow}, activation {activation.pk} "
+            f"({activation.status}), {HubCommand.objects.filter(device__home=home).count()} hub commands."))
 
     def _user(self, User, email: str, password: str, staff: bool):
         user, _ = User.objects.get_or_create(username=email, defaults={"email": email})
@@ -187,3 +254,58 @@ class Command(BaseCommand):
         services.replace_signal(SignalKind.HEAT_DEMAND, start, RESOLUTION_MIN,
                                 _by_local_hour(start, slots, tz, HOT_WATER_DRAW_W),
                                 home=home, device=water_heater, source="hot-water draws: morning showers, evening (demo)")
+
+    def _telemetry(self, home: Home, devices: dict[str, Device], ref, tz, today: date) -> int:
+        """A month of made-up but physically consistent telemetry, every 5 minutes up to now: base load,
+        PV (cloudiness varies by day), a water heater on a timer, night EV charging on weekdays and a
+        battery storing the PV surplus for the evening. The grid meter is their sum. Days that already
+        have meter data are left alone, so seeding again adds only the days since."""
+        load_per_unit = ref["load_profile_per_unit_hourly"] if ref else BUILTIN_LOAD_PER_UNIT
+        co2 = ref["co2_g_per_kwh_hourly"] if ref else BUILTIN_CO2
+        kva_w = float(home.contracted_power_kva) * 1000
+        peak_w = float(devices["pv"].parameters["peak_power_kw"]) * 1000
+        battery = devices["battery"].parameters
+        capacity_wh = float(battery["capacity_kwh"]) * 1000
+        reserve_wh = capacity_wh * 0.2
+        now = timezone.now()
+        rows: list[Measurement] = []
+        for back in range(TELEMETRY_DAYS, -1, -1):
+            day = today - timedelta(days=back)
+            start, slots = local_day_slots(day, tz)
+            if back:  # area CO2 for past days (today's comes with the signals above)
+                services.replace_signal(SignalKind.CO2_INTENSITY, start, RESOLUTION_MIN,
+                                        _by_local_hour(start, slots, tz, co2), area=AREA, source="demo history")
+            end = start + timedelta(minutes=RESOLUTION_MIN * slots)
+            if Measurement.objects.filter(home=home, device__isnull=True, time__gte=start, time__lt=end).exists():
+                continue
+            rng = random.Random(day.toordinal())
+            sun = rng.uniform(0.25, 1.0)
+            soc_wh = capacity_wh * 0.5
+            t = start
+            while t < min(end, now):
+                local = t.astimezone(tz)
+                hour = local.hour + local.minute / 60
+                base = load_per_unit[local.hour] * kva_w * rng.uniform(0.8, 1.2)
+                pv = max(0.0, math.sin(math.pi * (hour - 7) / 13)) * peak_w * 0.8 * sun
+                heater = 2000.0 if 3 <= hour < 4 or 14 <= hour < 14.5 else 0.0
+                ev = 3680.0 if day.weekday() < 5 and 1 <= hour < 5 else 0.0
+                surplus = pv - base - heater
+                if surplus > 0:
+                    bat = min(surplus, 2500.0, (capacity_wh - soc_wh) * 12)
+                elif 18 <= hour < 23:
+                    bat = -min(-surplus + ev, 2500.0, max(0.0, soc_wh - reserve_wh) * 12)
+                else:
+                    bat = 0.0
+                soc_wh += bat / 12
+                meter = base + heater + ev + bat - pv
+                rows += [
+                    Measurement(home=home, time=t, power_w=round(meter, 1)),
+                    Measurement(home=home, device=devices["pv"], time=t, power_w=round(-pv, 1)),
+                    Measurement(home=home, device=devices["battery"], time=t, power_w=round(bat, 1),
+                                soc_pct=round(100 * soc_wh / capacity_wh, 1)),
+                    Measurement(home=home, device=devices["water_heater"], time=t, power_w=heater),
+                    Measurement(home=home, device=devices["ev_charger"], time=t, power_w=ev),
+                ]
+                t += TELEMETRY_STEP
+        Measurement.objects.bulk_create(rows, batch_size=5000)
+        return len(rows)
