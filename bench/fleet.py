@@ -10,7 +10,8 @@ and plans them (-> Redis -> worker processes -> PostgreSQL): by default through 
 day-ahead fan-out for tomorrow (`--via day-ahead`: chunk tasks submit the runs inside the
 workers, as beat does), or with this process submitting each run through the run service
 (`--via service`; on 2 cores that process then competes with the workers). Prints one JSON
-line: homes/s and p50/p95 submit-to-stored latency. `--compare` runs 1 worker process then
+line: homes/s, p50/p95 submit-to-stored latency and the highest resident memory of each
+worker process (main and pool) sampled during the run. `--compare` runs 1 worker process then
 N and adds the speed-up.
 The seeding helpers are also the fixtures of tests/runs.
 """
@@ -85,7 +86,10 @@ def run_once(homes: list, workers: int, timeout_s: float, delivery_day=None) -> 
             started = None
         submit_s = time.time() - t0
         deadline = time.monotonic() + timeout_s
+        rss_mb: dict[int, float] = {}
         while time.monotonic() < deadline:  # polling the database, the source of truth, not a sleep for a race
+            for pid in [worker.proc.pid, *worker.pool_pids()]:
+                rss_mb[pid] = max(rss_mb.get(pid, 0.0), _rss_mb(pid))
             if mine.filter(status__in=FINAL_RUN_STATUSES).count() >= len(homes):
                 break
             time.sleep(0.2)
@@ -108,7 +112,22 @@ def run_once(homes: list, workers: int, timeout_s: float, delivery_day=None) -> 
         "homes_per_s": round(len(done) / elapsed, 2),
         "latency_p50_s": round(statistics.median(latencies), 3) if latencies else None,
         "latency_p95_s": round(_percentile(latencies, 0.95), 3) if latencies else None,
+        "worker_rss_mb_max": round(max(rss_mb.values()), 1) if rss_mb else None,
+        "worker_rss_mb": sorted(round(v, 1) for v in rss_mb.values()),
+        "loadavg_1m": round(os.getloadavg()[0], 2),
     }
+
+
+def _rss_mb(pid: int) -> float:
+    """Resident set size of a process (MB), 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except FileNotFoundError:
+        pass
+    return 0.0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,17 @@ simulated hubs, then:
 * ingestion: `--telemetry-hubs` simulated hubs (a `python -m hub_bridge.simulator`
   subprocess) publish telemetry every `--telemetry-interval` s for `--telemetry-duration`
   s; reports messages and rows per second written and the listener backlog over time.
+* step load (`--step-load`): one publisher (the broker's admin account, pre-built payloads, so
+  the load generator costs little CPU) offers telemetry of `--telemetry-hubs` hubs at rising
+  rates (`--step-rates`, rows/s, `--step-seconds` each) to one and then two listener processes
+  sharing the subscription (`--listeners 1,2`). A step is sustained when, over its second half,
+  the listeners wrote >= 90 % of the offered rate (the rate is read from their once-a-second stats
+  lines) and their inbox backlog at its end is under one second of offered messages; the load stops rising at the first step that is not. Reports, per listener
+  count, the highest sustained rate (JSON line "hub.step_load").
+
+    DJANGO_ENV=test DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_scale \
+    CELERY_BROKER_URL=redis://127.0.0.1:6379/9 \
+        .venv/bin/python -m bench.hub --step-load --telemetry-hubs 1000 --listeners 1,2 --json
 """
 from __future__ import annotations
 
@@ -26,9 +37,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone as dt_timezone
 from pathlib import Path
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "energy_manager.settings")
@@ -160,6 +172,102 @@ def ingestion_phase(broker, specs, interval_s: float, duration_s: float, listene
     }
 
 
+class TelemetryPublisher(threading.Thread):
+    """Publishes telemetry for many hubs over one MQTT connection at a settable rate (messages/s)."""
+
+    def __init__(self, url: str, prefix: str, specs):
+        super().__init__(daemon=True)
+        from hub_bridge import protocol
+        from hub_bridge.mqtt import Connection, parse_url
+
+        self.connection = Connection(parse_url(url), client_id=f"bench-load-{uuid.uuid4().hex[:6]}",
+                                     max_inflight=65535).start(wait_s=15)
+        self.templates = []
+        for spec in specs:
+            rows = [{"time": "@T@", "device_serial": d["device_serial"], "power_w": 100.0 + i}
+                    for i, d in enumerate(spec.devices)]
+            rows.append({"time": "@T@", "power_w": 1500.0, "energy_wh": 12345.0})
+            message = {"version": protocol.VERSION, "hub_id": spec.hub_id, "measurements": rows}
+            protocol.validate("telemetry", {**message, "measurements": [
+                {**r, "time": protocol.iso(datetime.now(dt_timezone.utc))} for r in rows]})
+            self.templates.append((protocol.topic(prefix, spec.hub_id, protocol.TELEMETRY),
+                                   json.dumps(message, separators=(",", ":"))))
+        self.rows_per_message = len(specs[0].devices) + 1
+        self.rate = 0.0  # messages per second
+        self.published = 0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        from hub_bridge import protocol
+
+        i, t0, base = 0, time.monotonic(), 0
+        rate = self.rate
+        while not self._halt.is_set():
+            if self.rate != rate:  # a new step: pace from here
+                rate, t0, base = self.rate, time.monotonic(), self.published
+            due = base + int(rate * (time.monotonic() - t0))
+            if self.published >= due:
+                time.sleep(0.005)
+                continue
+            stamp = '"' + protocol.iso(datetime.now(dt_timezone.utc)) + '"'
+            while self.published < due:
+                topic, template = self.templates[i % len(self.templates)]
+                self.connection.client.publish(topic, template.replace('"@T@"', stamp).encode(), qos=0)
+                self.published += 1
+                i += 1
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(10)
+        self.connection.stop()
+
+
+def _listener_totals(listeners) -> tuple[int, int]:
+    """Rows written and inbox backlog, summed over the listeners' latest stats lines."""
+    rows = backlog = 0
+    for listener in listeners:
+        lines = re.findall(r"hub_listener stats (\{.*\})", listener.log())
+        if lines:
+            stats = json.loads(lines[-1])
+            rows += stats.get("measurements", 0)
+            backlog += stats.get("backlog", 0)
+    return rows, backlog
+
+
+def step_load_phase(publisher: TelemetryPublisher, listeners, rates: list[float], step_s: float) -> dict:
+    """Raise the offered rows/s step by step until the listeners fall behind; see the module docstring."""
+    steps, best = [], None
+    per_message = publisher.rows_per_message
+    for rows_per_s in rates:
+        msgs_per_s = rows_per_s / per_message
+        published0 = publisher.published
+        publisher.rate = msgs_per_s
+        t0 = time.monotonic()
+        samples = []  # (seconds into the step, rows written so far, backlog)
+        while time.monotonic() - t0 < step_s:
+            time.sleep(1.0)
+            samples.append((time.monotonic() - t0, *_listener_totals(listeners)))
+        elapsed = time.monotonic() - t0
+        offered = (publisher.published - published0) * per_message / elapsed
+        # Steady state: the second half of the step (the first absorbs the change of rate).
+        mid = next(s for s in samples if s[0] >= step_s / 2)
+        written = (samples[-1][1] - mid[1]) / max(samples[-1][0] - mid[0], 1e-9)
+        backlog_end = samples[-1][2]
+        sustained = written >= 0.9 * offered and backlog_end <= msgs_per_s
+        step = {"offered_rows_per_s": round(offered, 1), "written_rows_per_s": round(written, 1),
+                "backlog_end": backlog_end, "backlog_max": max(s[2] for s in samples), "sustained": sustained,
+                "loadavg_1m": round(os.getloadavg()[0], 2)}
+        steps.append(step)
+        if not sustained:
+            break
+        best = step
+    publisher.rate = 0.0
+    deadline = time.monotonic() + 60
+    while _listener_totals(listeners)[1] > 0 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return {"max_sustained_rows_per_s": best["written_rows_per_s"] if best else 0.0, "steps": steps}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--commands", type=int, default=1000)
@@ -170,6 +278,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--telemetry-interval", type=float, default=10.0)
     parser.add_argument("--telemetry-duration", type=float, default=60.0)
     parser.add_argument("--skip-telemetry", action="store_true")
+    parser.add_argument("--step-load", action="store_true",
+                        help="only the step-load ingestion phase (no relay, no simulator phase)")
+    parser.add_argument("--step-rates", default="1000,2000,3000,4000,5000,6000,8000,10000,12000",
+                        help="offered telemetry rows/s, one step each")
+    parser.add_argument("--step-seconds", type=float, default=20.0)
+    parser.add_argument("--listeners", default="1,2", help="listener processes to measure, e.g. 1,2")
     parser.add_argument("--json", action="store_true", help="JSON lines only")
     args = parser.parse_args(argv)
 
@@ -198,6 +312,30 @@ def main(argv: list[str] | None = None) -> int:
     purge_queues(["hub"], redis_url)
     undo = use_broker(redis_url)
     worker = listener = sim = None
+    if args.step_load:
+        try:
+            say(f"provisioning {args.telemetry_hubs} telemetry hubs")
+            specs = provision_simulated_hubs(args.telemetry_hubs, tag=uuid.uuid4().hex[:6], with_cycle=False)
+            broker.sync_credentials()
+            publisher = TelemetryPublisher(broker.url("admin"), prefix, specs)
+            publisher.start()
+            rates = [float(r) for r in args.step_rates.split(",")]
+            for count in [int(n) for n in args.listeners.split(",")]:
+                listeners = [ListenerProcess({**env, "LOG_LEVEL": "INFO"}).start() for _ in range(count)]
+                try:
+                    say(f"step load with {count} listener(s)")
+                    result = step_load_phase(publisher, listeners, rates, args.step_seconds)
+                finally:
+                    for lp in listeners:
+                        lp.stop()
+                print(json.dumps({"bench": "hub.step_load", "listeners": count, "hubs": len(specs),
+                                  "rows_per_message": publisher.rows_per_message, "cpus": os.cpu_count(),
+                                  **result}), flush=True)
+            publisher.stop()
+        finally:
+            broker.stop()
+            undo()
+        return 0
     try:
         tag = uuid.uuid4().hex[:6]
         say(f"provisioning {args.hubs} hubs")

@@ -9,7 +9,8 @@ from django.contrib import admin, messages
 
 from . import services
 from .models import (
-    ComfortPreference, Cycle, Device, DoNotDisturbWindow, EVSession, Home, Hub, Measurement, SignalSeries, Tariff,
+    ComfortPreference, Cycle, Device, DoNotDisturbWindow, EVSession, Home, Hub, Measurement, MeasurementDay,
+    MeasurementRollup, SignalSeries, Tariff,
 )
 
 
@@ -182,4 +183,26 @@ class MeasurementAdmin(admin.ModelAdmin):
     raw_id_fields = ["home", "device"]
     show_full_result_count = False
     date_hierarchy = "time"
+
+
+class _RollupAdmin(admin.ModelAdmin):
+    search_fields = ["home__owner__email", "device__serial_number"]
+    raw_id_fields = ["home", "device"]
+    show_full_result_count = False
+
+
+@admin.register(MeasurementRollup)
+class MeasurementRollupAdmin(_RollupAdmin):
+    """15-minute roll-ups, written by the telemetry writer (devices.telemetry)."""
+
+    list_display = ["slot_start", "home", "device", "samples", "mean_power_w", "energy_wh", "soc_pct_last"]
+    date_hierarchy = "slot_start"
+
+
+@admin.register(MeasurementDay)
+class MeasurementDayAdmin(_RollupAdmin):
+    """Each home's local days, rebuilt from the 15-minute roll-ups every 15 minutes."""
+
+    list_display = ["day", "home", "device", "energy_wh", "import_wh", "export_wh", "soc_pct_last"]
+    date_hierarchy = "day"
 

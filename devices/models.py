@@ -460,12 +460,18 @@ class SignalSeries(TimeStampedModel):
 class Measurement(models.Model):
     """Telemetry: one measurement of a home (device null) or of one device.
 
-    Written in bulk by the hub listener; indexed for time-range queries.
+    Written in bulk by `services.record_measurements` (which also maintains the roll-ups).
+    On PostgreSQL the table is partitioned by UTC day and its primary key is (id, time)
+    (devices.partitions); raw rows are kept TELEMETRY_RAW_RETENTION_DAYS.
     """
 
     id = models.BigAutoField(primary_key=True)
-    home = models.ForeignKey(Home, on_delete=models.CASCADE, related_name="measurements")
-    device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.CASCADE, related_name="measurements")
+    # (home, time) and (device, time) below serve the foreign keys too. No constraint in the database:
+    # checking it per row costs as much as the write; rows are still deleted with their home or device.
+    home = models.ForeignKey(Home, on_delete=models.CASCADE, related_name="measurements", db_index=False,
+                             db_constraint=False)
+    device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.CASCADE, related_name="measurements",
+                               db_index=False, db_constraint=False)
     time = models.DateTimeField()
     power_w = models.FloatField(null=True, blank=True)
     energy_wh = models.FloatField(null=True, blank=True, help_text="Cumulative energy meter reading (Wh).")
@@ -475,3 +481,78 @@ class Measurement(models.Model):
     class Meta:
         ordering = ["time"]
         indexes = [models.Index(fields=["home", "time"]), models.Index(fields=["device", "time"])]
+
+
+ROLLUP_SLOT_MINUTES = 15
+
+
+class MeasurementRollup(models.Model):
+    """Telemetry of one home (device null) or device over one 15-minute UTC slot, kept for years.
+
+    Sums and counts (not means) so that each written batch adds to its slots: the mean power
+    of a slot is power_w_sum / power_samples whatever order the rows arrive in. Last state of
+    charge and last meter reading keep the value with the latest measurement time. Partitioned
+    by UTC month on PostgreSQL, primary key (id, slot_start).
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    home = models.ForeignKey(Home, on_delete=models.CASCADE, related_name="rollups", db_index=False)
+    device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.CASCADE, related_name="rollups",
+                               db_index=False)
+    slot_start = models.DateTimeField()
+    samples = models.PositiveIntegerField(default=0)
+    power_samples = models.PositiveIntegerField(default=0)
+    power_w_sum = models.FloatField(default=0.0)
+    power_w_min = models.FloatField(null=True, blank=True)
+    power_w_max = models.FloatField(null=True, blank=True)
+    soc_pct_last = models.FloatField(null=True, blank=True)
+    soc_at = models.DateTimeField(null=True, blank=True)
+    meter_wh_last = models.FloatField(null=True, blank=True, help_text="Last cumulative meter reading (Wh).")
+    meter_at = models.DateTimeField(null=True, blank=True)
+    temperature_samples = models.PositiveIntegerField(default=0)
+    temperature_c_sum = models.FloatField(default=0.0)
+
+    class Meta:
+        ordering = ["slot_start"]
+        constraints = [models.UniqueConstraint(fields=["home", "device", "slot_start"], nulls_distinct=False,
+                                               name="devices_rollup_one_per_slot")]
+        indexes = [models.Index(fields=["home", "slot_start"], name="devices_rollup_home_slot"),
+                   models.Index(fields=["device", "slot_start"], name="devices_rollup_device_slot")]
+
+    @property
+    def mean_power_w(self) -> float | None:
+        return self.power_w_sum / self.power_samples if self.power_samples else None
+
+    @property
+    def energy_wh(self) -> float | None:
+        """Energy over the slot from its mean power (Wh); positive is consumed (imported at the meter)."""
+        mean = self.mean_power_w
+        return None if mean is None else mean * ROLLUP_SLOT_MINUTES / 60.0
+
+
+class MeasurementDay(models.Model):
+    """Telemetry of one home (device null) or device over one local day of the home, from its 15-minute
+    roll-ups: what daily and monthly statistics read (a month of a home is 30 rows, not 2,880).
+
+    Energies come from each slot's mean power x 15 min: import_wh sums the slots that consumed,
+    export_wh the slots that fed in. Rebuilt for today and yesterday every 15 minutes (devices.services).
+    """
+
+    home = models.ForeignKey(Home, on_delete=models.CASCADE, related_name="telemetry_days", db_index=False)
+    device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.CASCADE, related_name="telemetry_days")
+    day = models.DateField(help_text="Local day in the home's time zone.")
+    samples = models.PositiveIntegerField(default=0)
+    slots = models.PositiveSmallIntegerField(default=0, help_text="15-minute slots with a power reading.")
+    energy_wh = models.FloatField(default=0.0)
+    import_wh = models.FloatField(default=0.0)
+    export_wh = models.FloatField(default=0.0)
+    power_w_max = models.FloatField(null=True, blank=True)
+    soc_pct_last = models.FloatField(null=True, blank=True)
+    temperature_samples = models.PositiveIntegerField(default=0)
+    temperature_c_sum = models.FloatField(default=0.0)
+
+    class Meta:
+        ordering = ["day"]
+        constraints = [models.UniqueConstraint(fields=["home", "device", "day"], nulls_distinct=False,
+                                               name="devices_telemetry_one_per_day")]
+        indexes = [models.Index(fields=["home", "day"], name="devices_day_home_day")]

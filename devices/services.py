@@ -22,14 +22,13 @@ from django.utils import timezone
 
 from energy_manager.errors import Conflict, NotFound
 
+from . import telemetry
 from .hub_credentials import hub_username, mosquitto_hash, new_secret
 from .models import (
     HOME_SIGNALS, ComfortPreference, Cycle, Device, DoNotDisturbWindow, EVSession, Home, Hub, Measurement,
     SignalSeries, Tariff, TariffKind,
 )
 from .signals import announce_plan_stale
-
-MEASUREMENT_BATCH = 2000
 
 
 # --- helpers -------------------------------------------------------------------
@@ -343,19 +342,61 @@ def replace_signal(
     return series
 
 
-def record_measurements(rows: Iterable[Mapping[str, Any] | Measurement]) -> int:
-    """Write telemetry in bulk (hub listener, seed). Rows need home (or home_id), an aware time.
+MEASUREMENT_KEYS = {"home", "home_id", "device", "device_id", *telemetry.COLUMNS}
 
-    Returns the number of rows written. Values are trusted to come from a hub of the home.
+
+def record_measurements(rows: Iterable[Mapping[str, Any] | Measurement]) -> int:
+    """Write a batch of telemetry and add it to the 15-minute roll-ups, in one transaction.
+
+    Rows (dicts of Measurement fields or unsaved Measurement objects) need home (or home_id)
+    and an aware time. Values are trusted to come from a hub of the home (hub_bridge checks
+    the device serials). Returns the number of rows written. The one way to write telemetry:
+    rows written any other way are missing from the roll-ups.
     """
-    objs: list[Measurement] = []
+    batch = []
     for i, row in enumerate(rows):
-        m = row if isinstance(row, Measurement) else Measurement(**row)
-        if m.home_id is None:
+        if isinstance(row, Measurement):
+            values = (row.home_id, row.device_id, row.time, row.power_w, row.energy_wh, row.soc_pct,
+                      row.temperature_c)
+        else:  # plain dicts stay plain: building a model instance per row would cost more than its write
+            unknown = set(row) - MEASUREMENT_KEYS
+            if unknown:
+                raise ValidationError({f"rows[{i}].{sorted(unknown)[0]}": "Unknown field."})
+            home, device = row.get("home"), row.get("device")
+            values = (home.pk if home is not None else row.get("home_id"),
+                      device.pk if device is not None else row.get("device_id"), row.get("time"),
+                      row.get("power_w"), row.get("energy_wh"), row.get("soc_pct"), row.get("temperature_c"))
+        if values[0] is None:
             raise ValidationError({f"rows[{i}].home": "Required."})
-        if m.time is None or timezone.is_naive(m.time):
+        if values[2] is None or timezone.is_naive(values[2]):
             raise ValidationError({f"rows[{i}].time": "Must be an aware datetime."})
-        objs.append(m)
-    with transaction.atomic():
-        Measurement.objects.bulk_create(objs, batch_size=MEASUREMENT_BATCH)
-    return len(objs)
+        batch.append(values)
+    if batch:
+        with transaction.atomic():
+            telemetry.write_batch(batch)
+    return len(batch)
+
+
+@transaction.atomic
+def roll_up_telemetry_days(now: datetime | None = None, days_back: int = 1) -> int:
+    """Rebuild the daily roll-ups of each home's local today and the `days_back` days before
+    (late rows included). Idempotent; beat runs it every 15 minutes. Returns the rows written."""
+    return telemetry.roll_up_days(now or timezone.now(), days_back)
+
+
+def maintain_telemetry_storage(now: datetime | None = None) -> dict[str, list[str]]:
+    """Create the partitions of the coming days and months; drop raw days past the retention.
+
+    Roll-ups are never dropped. Idempotent (beat runs it hourly).
+    """
+    from django.conf import settings
+
+    now = now or timezone.now()
+    ahead = now + timedelta(days=settings.TELEMETRY_PARTITIONS_AHEAD_DAYS)
+    return {
+        "created": telemetry.ensure_partitions(telemetry.MEASUREMENTS, now - timedelta(days=1), ahead)
+        + telemetry.ensure_partitions(telemetry.ROLLUPS, now, ahead + timedelta(days=31)),
+        "dropped": telemetry.drop_partitions_before(
+            telemetry.MEASUREMENTS,
+            telemetry.MEASUREMENTS.floor(now - timedelta(days=settings.TELEMETRY_RAW_RETENTION_DAYS))),
+    }

@@ -1,24 +1,359 @@
-"""Telemetry aggregated per slot: the one place that turns raw measurements into energy per slot.
+"""Telemetry storage on PostgreSQL: time partitions and the 15-minute roll-up SQL.
 
-Everything above (statistics, charts, the APIs) reads telemetry through `slot_energy`, so
-pre-computed roll-up tables can later replace its body without touching its callers.
+Raw measurements are partitioned by UTC day so that retention drops whole days (a DROP TABLE,
+no row-by-row DELETE and no bloat); their 15-minute roll-ups by UTC month, kept for years.
+Each table also has a DEFAULT partition: a row whose time has no partition yet (a hub with a
+wrong clock, a backfill) is kept there instead of failing its whole batch, and is moved into
+its own partition when that partition is created.
 
-A slot's energy is the mean of the power samples in the slot times the slot length: hubs
-sample at a steady rate, so the mean power is the slot's average power. Power follows the
-hub protocol: positive = consumption (or import, for the grid meter), negative = production
-(or export). Slots without a sample have no data (`reporting` 0), never a made-up zero.
+Django does not know about any of this: the models keep `id` as their primary key (unique by
+its identity sequence); the database's primary key is (id, time column), as PostgreSQL requires
+the partition key in every unique constraint. Other databases (the SQLite demo) keep plain tables.
+
+Reading: everything above (statistics, charts, the APIs) reads telemetry energy per slot through
+`slot_energy` / `device_slot_energy` (at the end of this module), so the roll-ups can later replace
+their body without touching their callers.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Iterable, Optional
+from datetime import datetime, timedelta, timezone as dt_timezone
+from typing import Iterable, Iterator, Optional
 
 from django.core.exceptions import EmptyResultSet
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Avg, Func, IntegerField
 
-from devices.models import Device, Measurement
+from .models import ROLLUP_SLOT_MINUTES, Device, Measurement
+
+UTC = dt_timezone.utc
+
+
+@dataclass(frozen=True)
+class PartitionedTable:
+    table: str
+    column: str  # the partition key
+    period: str  # "day" or "month"
+    fillfactor: int = 100  # below 100 leaves room on each page for in-place (HOT) updates
+
+    def floor(self, when: datetime) -> datetime:
+        when = when.astimezone(UTC)
+        if self.period == "day":
+            return datetime(when.year, when.month, when.day, tzinfo=UTC)
+        return datetime(when.year, when.month, 1, tzinfo=UTC)
+
+    def next(self, start: datetime) -> datetime:
+        if self.period == "day":
+            return start + timedelta(days=1)
+        return datetime(start.year + start.month // 12, start.month % 12 + 1, 1, tzinfo=UTC)
+
+    def name(self, start: datetime) -> str:
+        return f"{self.table}_p{start:%Y%m%d}" if self.period == "day" else f"{self.table}_p{start:%Y%m}"
+
+    @property
+    def default(self) -> str:
+        return f"{self.table}_default"
+
+    def periods(self, start: datetime, end: datetime) -> Iterator[datetime]:
+        """Start of every period that overlaps [start, end)."""
+        at = self.floor(start)
+        while at < end:
+            yield at
+            at = self.next(at)
+
+
+MEASUREMENTS = PartitionedTable("devices_measurement", "time", "day")
+ROLLUPS = PartitionedTable("devices_measurementrollup", "slot_start", "month", fillfactor=70)
+
+_BOUND = re.compile(r"FROM \('([^']+)'\) TO \('([^']+)'\)")
+
+
+def supported() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _parse_bound(text: str) -> datetime:
+    value = datetime.fromisoformat(text.replace(" ", "T"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def partitions(spec: PartitionedTable) -> dict[str, tuple[datetime, datetime]]:
+    """The range partitions of `spec` (name -> [from, to)), without the default partition."""
+    with connection.cursor() as cur:
+        cur.execute(
+            """SELECT c.relname, pg_get_expr(c.relpartbound, c.oid)
+                 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                WHERE i.inhparent = %s::regclass""", [spec.table])
+        rows = cur.fetchall()
+    out = {}
+    for name, bound in rows:
+        m = _BOUND.search(bound or "")
+        if m:
+            out[name] = (_parse_bound(m.group(1)), _parse_bound(m.group(2)))
+    return out
+
+
+def create_partition(spec: PartitionedTable, start: datetime) -> bool:
+    """Create the partition starting at `start` (a period start) unless it exists; True if created.
+
+    Rows already kept in the default partition for that period move into it, in the same
+    transaction, so that attaching it does not fail.
+    """
+    end = spec.next(start)
+    name = spec.name(start)
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s)", [name])
+        if cur.fetchone()[0] is not None:
+            return False
+        cur.execute(f'CREATE TABLE "{name}" (LIKE "{spec.table}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS) '
+                    f'WITH (fillfactor = {spec.fillfactor})')
+        cur.execute(
+            f'WITH moved AS (DELETE FROM "{spec.default}" WHERE "{spec.column}" >= %s AND "{spec.column}" < %s '
+            f'RETURNING *) INSERT INTO "{name}" SELECT * FROM moved', [start, end])
+        cur.execute(f'ALTER TABLE "{spec.table}" ATTACH PARTITION "{name}" FOR VALUES FROM (%s) TO (%s)',
+                    [start, end])
+    return True
+
+
+def ensure_partitions(spec: PartitionedTable, start: datetime, end: datetime) -> list[str]:
+    """Every partition overlapping [start, end) exists; returns the names created."""
+    if not supported():
+        return []
+    existing = {s for s, _ in partitions(spec).values()}
+    return [spec.name(p) for p in spec.periods(start, end) if p not in existing and create_partition(spec, p)]
+
+
+def drop_partitions_before(spec: PartitionedTable, cutoff: datetime) -> list[str]:
+    """Drop whole partitions that end at or before `cutoff`, and older rows of the default partition."""
+    if not supported():
+        return []
+    dropped = []
+    for name, (_, end) in sorted(partitions(spec).items(), key=lambda kv: kv[1][0]):
+        if end <= cutoff:
+            with connection.cursor() as cur:
+                # Deferred foreign-key checks of rows written earlier in this transaction block a DROP.
+                cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                cur.execute(f'DROP TABLE "{name}"')
+            dropped.append(name)
+    with connection.cursor() as cur:
+        cur.execute(f'DELETE FROM "{spec.default}" WHERE "{spec.column}" < %s', [cutoff])
+    return dropped
+
+
+# Measurements columns in the order the batch statements bind them.
+COLUMNS = ("home_id", "device_id", "time", "power_w", "energy_wh", "soc_pct", "temperature_c")
+
+
+ROLLUP_COLUMNS = ("home_id", "device_id", "slot_start", "samples", "power_samples", "power_w_sum", "power_w_min",
+                  "power_w_max", "soc_pct_last", "soc_at", "meter_wh_last", "meter_at", "temperature_samples",
+                  "temperature_c_sum")
+SLOT_SECONDS = ROLLUP_SLOT_MINUTES * 60
+
+_INSERT_ROLLUPS = f'INSERT INTO devices_measurementrollup AS r ({", ".join(ROLLUP_COLUMNS)})'
+# Counts and sums add; last SoC and last meter reading keep the later measurement.
+_ADD_TO_SLOTS = """
+    ON CONFLICT (home_id, device_id, slot_start) DO UPDATE SET
+        samples = r.samples + EXCLUDED.samples,
+        power_samples = r.power_samples + EXCLUDED.power_samples,
+        power_w_sum = r.power_w_sum + EXCLUDED.power_w_sum,
+        power_w_min = LEAST(r.power_w_min, EXCLUDED.power_w_min),
+        power_w_max = GREATEST(r.power_w_max, EXCLUDED.power_w_max),
+        soc_pct_last = CASE WHEN EXCLUDED.soc_at >= r.soc_at OR r.soc_at IS NULL
+                            THEN coalesce(EXCLUDED.soc_pct_last, r.soc_pct_last) ELSE r.soc_pct_last END,
+        soc_at = GREATEST(r.soc_at, EXCLUDED.soc_at),
+        meter_wh_last = CASE WHEN EXCLUDED.meter_at >= r.meter_at OR r.meter_at IS NULL
+                             THEN coalesce(EXCLUDED.meter_wh_last, r.meter_wh_last) ELSE r.meter_wh_last END,
+        meter_at = GREATEST(r.meter_at, EXCLUDED.meter_at),
+        temperature_samples = r.temperature_samples + EXCLUDED.temperature_samples,
+        temperature_c_sum = r.temperature_c_sum + EXCLUDED.temperature_c_sum
+"""
+
+
+def rollup_upsert_sql(source: str) -> str:
+    """Add the measurements of `source` (a table or subquery with COLUMNS) to their 15-minute slots.
+
+    Groups are inserted in key order so that two writers touching the same slots lock them in the
+    same order (no deadlock)."""
+    return f"""{_INSERT_ROLLUPS}
+    SELECT home_id, device_id, date_bin('{ROLLUP_SLOT_MINUTES} minutes', time, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS slot,
+           count(*), count(power_w), coalesce(sum(power_w), 0), min(power_w), max(power_w),
+           (array_agg(soc_pct ORDER BY time DESC) FILTER (WHERE soc_pct IS NOT NULL))[1],
+           max(time) FILTER (WHERE soc_pct IS NOT NULL),
+           (array_agg(energy_wh ORDER BY time DESC) FILTER (WHERE energy_wh IS NOT NULL))[1],
+           max(time) FILTER (WHERE energy_wh IS NOT NULL),
+           count(temperature_c), coalesce(sum(temperature_c), 0)
+      FROM {source} AS batch
+     GROUP BY home_id, device_id, slot
+     ORDER BY home_id, device_id NULLS FIRST, slot
+    {_ADD_TO_SLOTS}"""
+
+
+# The batch is COPied into a temporary table of the session (emptied at commit), then one statement
+# moves it into the measurements and adds it to the roll-ups.
+STAGE_SQL = """CREATE TEMP TABLE IF NOT EXISTS telemetry_stage (
+    home_id bigint, device_id bigint, time timestamptz, power_w float8, energy_wh float8, soc_pct float8,
+    temperature_c float8) ON COMMIT DELETE ROWS"""
+COPY_SQL = f'COPY telemetry_stage ({", ".join(COLUMNS)}) FROM STDIN (FORMAT BINARY)'
+COPY_TYPES = ["int8", "int8", "timestamptz", "float8", "float8", "float8", "float8"]
+STORE_SQL = f"""WITH raw AS (INSERT INTO devices_measurement ({", ".join(COLUMNS)})
+                             SELECT {", ".join(COLUMNS)} FROM telemetry_stage)
+{rollup_upsert_sql("telemetry_stage")}"""
+
+
+def aggregate_slots(rows: list[tuple]) -> list[list]:
+    """The rows (COLUMNS order) summed per home, device and 15-minute slot (ROLLUP_COLUMNS order), as
+    rollup_upsert_sql does in SQL."""
+    slots: dict[tuple, list] = {}
+    for home_id, device_id, t, power_w, energy_wh, soc_pct, temperature_c in rows:
+        epoch = t.timestamp()
+        key = (home_id, device_id, int(epoch // SLOT_SECONDS))
+        s = slots.get(key)
+        if s is None:
+            s = slots[key] = [home_id, device_id, None, 0, 0, 0.0, None, None, None, None, None, None, 0, 0.0]
+        s[3] += 1
+        if power_w is not None:
+            s[4] += 1
+            s[5] += power_w
+            s[6] = power_w if s[6] is None or power_w < s[6] else s[6]
+            s[7] = power_w if s[7] is None or power_w > s[7] else s[7]
+        if soc_pct is not None and (s[9] is None or t >= s[9]):
+            s[8], s[9] = soc_pct, t
+        if energy_wh is not None and (s[11] is None or t >= s[11]):
+            s[10], s[11] = energy_wh, t
+        if temperature_c is not None:
+            s[12] += 1
+            s[13] += temperature_c
+    for (_, _, slot), s in slots.items():
+        s[2] = datetime.fromtimestamp(slot * SLOT_SECONDS, UTC)
+    return list(slots.values())
+
+
+def write_batch(rows: list[tuple]) -> None:
+    """COPY `rows` (tuples in COLUMNS order) into the measurements and add them to their roll-up slots.
+
+    Runs on the Django connection, inside the caller's transaction: the raw rows and their
+    roll-up counts commit together or not at all, so a slot never counts a row twice or misses one.
+    That transaction commits without waiting for its WAL flush (synchronous_commit off: a server
+    crash may lose the last fraction of a second of telemetry, never leave it half-written).
+    """
+    if not supported():
+        return _write_batch_portable(rows)
+    connection.ensure_connection()
+    # The raw psycopg cursor (for COPY) with its errors mapped to Django's, as a Django cursor would.
+    with connection.wrap_database_errors, connection.connection.cursor() as cur:
+        cur.execute("SET LOCAL synchronous_commit TO OFF")
+        cur.execute(STAGE_SQL)
+        with cur.copy(COPY_SQL) as copy:
+            copy.set_types(COPY_TYPES)
+            for row in rows:
+                copy.write_row(row)
+        cur.execute(STORE_SQL)
+        cur.execute("DELETE FROM telemetry_stage")  # a caller may write more batches before it commits
+
+
+def _write_batch_portable(rows: list[tuple]) -> None:
+    """The same through the ORM on databases without COPY and the upsert (the SQLite demo)."""
+    from .models import Measurement, MeasurementRollup
+
+    Measurement.objects.bulk_create([Measurement(**dict(zip(COLUMNS, r))) for r in rows], batch_size=2000)
+    for slot in aggregate_slots(rows):
+        add = dict(zip(ROLLUP_COLUMNS, slot))
+        r, _ = MeasurementRollup.objects.get_or_create(home_id=add["home_id"], device_id=add["device_id"],
+                                                       slot_start=add["slot_start"])
+        r.samples += add["samples"]
+        r.power_samples += add["power_samples"]
+        r.power_w_sum += add["power_w_sum"]
+        if add["power_w_min"] is not None:
+            r.power_w_min = min(x for x in (r.power_w_min, add["power_w_min"]) if x is not None)
+            r.power_w_max = max(x for x in (r.power_w_max, add["power_w_max"]) if x is not None)
+        if add["soc_at"] is not None and (r.soc_at is None or add["soc_at"] >= r.soc_at):
+            r.soc_pct_last, r.soc_at = add["soc_pct_last"], add["soc_at"]
+        if add["meter_at"] is not None and (r.meter_at is None or add["meter_at"] >= r.meter_at):
+            r.meter_wh_last, r.meter_at = add["meter_wh_last"], add["meter_at"]
+        r.temperature_samples += add["temperature_samples"]
+        r.temperature_c_sum += add["temperature_c_sum"]
+        r.save()
+
+
+SLOT_HOURS = ROLLUP_SLOT_MINUTES / 60.0
+
+# Each home's local days from `days_back` days before its local today up to today, rebuilt from the
+# 15-minute slots: a replace, so running it again after late rows arrived is safe. %(start)s must be
+# at least days_back + 1 days before %(now)s (the earliest local midnight of any zone).
+DAYS_SQL = f"""
+    INSERT INTO devices_measurementday AS d (
+        home_id, device_id, day, samples, slots, energy_wh, import_wh, export_wh, power_w_max, soc_pct_last,
+        temperature_samples, temperature_c_sum)
+    SELECT home_id, device_id, day, sum(samples), count(mean_w), coalesce(sum(mean_w), 0) * {SLOT_HOURS},
+           coalesce(sum(greatest(mean_w, 0)), 0) * {SLOT_HOURS}, coalesce(sum(greatest(-mean_w, 0)), 0) * {SLOT_HOURS},
+           max(power_w_max), (array_agg(soc_pct_last ORDER BY soc_at DESC) FILTER (WHERE soc_at IS NOT NULL))[1],
+           sum(temperature_samples), sum(temperature_c_sum)
+      FROM (SELECT r.*, (r.slot_start AT TIME ZONE h.timezone)::date AS day,
+                   (%(now)s::timestamptz AT TIME ZONE h.timezone)::date AS today,
+                   r.power_w_sum / NULLIF(r.power_samples, 0) AS mean_w
+              FROM devices_measurementrollup r JOIN devices_home h ON h.id = r.home_id
+             WHERE r.slot_start >= %(start)s AND r.slot_start <= %(now)s) s
+     WHERE day >= today - %(days_back)s AND day <= today
+     GROUP BY home_id, device_id, day
+     ORDER BY home_id, device_id NULLS FIRST, day
+    ON CONFLICT (home_id, device_id, day) DO UPDATE SET
+        samples = EXCLUDED.samples, slots = EXCLUDED.slots, energy_wh = EXCLUDED.energy_wh,
+        import_wh = EXCLUDED.import_wh, export_wh = EXCLUDED.export_wh, power_w_max = EXCLUDED.power_w_max,
+        soc_pct_last = EXCLUDED.soc_pct_last, temperature_samples = EXCLUDED.temperature_samples,
+        temperature_c_sum = EXCLUDED.temperature_c_sum
+"""
+
+
+def roll_up_days(now: datetime, days_back: int) -> int:
+    """Rebuild each home's local days from `days_back` days ago to today; returns the rows written."""
+    if not supported():
+        return _roll_up_days_portable(now, days_back)
+    with connection.cursor() as cur:
+        cur.execute(DAYS_SQL, {"now": now, "start": now - timedelta(days=days_back + 1), "days_back": days_back})
+        return cur.rowcount
+
+
+def _roll_up_days_portable(now: datetime, days_back: int) -> int:
+    from zoneinfo import ZoneInfo
+
+    from .models import MeasurementDay, MeasurementRollup
+
+    days: dict[tuple, dict] = {}
+    rollups = (MeasurementRollup.objects.filter(slot_start__gte=now - timedelta(days=days_back + 1),
+                                                slot_start__lte=now)
+               .select_related("home").order_by("slot_start"))
+    for r in rollups:
+        zone = ZoneInfo(r.home.timezone)
+        day, today = r.slot_start.astimezone(zone).date(), now.astimezone(zone).date()
+        if not (today - timedelta(days=days_back) <= day <= today):
+            continue
+        d = days.setdefault((r.home_id, r.device_id, day), {
+            "samples": 0, "slots": 0, "energy_wh": 0.0, "import_wh": 0.0, "export_wh": 0.0, "power_w_max": None,
+            "soc_pct_last": None, "temperature_samples": 0, "temperature_c_sum": 0.0})
+        d["samples"] += r.samples
+        if r.mean_power_w is not None:
+            d["slots"] += 1
+            d["energy_wh"] += r.energy_wh
+            d["import_wh"] += max(r.energy_wh, 0.0)
+            d["export_wh"] += max(-r.energy_wh, 0.0)
+        if r.power_w_max is not None:
+            d["power_w_max"] = max(r.power_w_max, d["power_w_max"] if d["power_w_max"] is not None else r.power_w_max)
+        if r.soc_at is not None:
+            d["soc_pct_last"] = r.soc_pct_last
+        d["temperature_samples"] += r.temperature_samples
+        d["temperature_c_sum"] += r.temperature_c_sum
+    for (home_id, device_id, day), values in days.items():
+        MeasurementDay.objects.update_or_create(home_id=home_id, device_id=device_id, day=day, defaults=values)
+    return len(days)
+
+# --- Reading: energy per slot ---------------------------------------------------------------------------
+# A slot's energy is the mean of the power samples in the slot times the slot length: hubs sample at a
+# steady rate, so the mean power is the slot's average power. Power follows the hub protocol: positive =
+# consumption (or import, for the grid meter), negative = production (or export). Slots without a sample
+# have no data (`reporting` 0), never a made-up zero.
 
 
 class SlotIndex(Func):

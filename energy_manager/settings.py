@@ -201,6 +201,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "tasks.flex.freeze_due_offers": {"queue": "default"},  # cheap bookkeeping, before the tasks.flex.* glob
     "tasks.optimization.*": {"queue": "optimization"},
+    "tasks.periodic.day_ahead_chunk": {"queue": "optimization"},  # builds, solves and stores a chunk of homes
     "tasks.flex.*": {"queue": "optimization"},
     "tasks.hub.*": {"queue": "hub"},
 }
@@ -217,6 +218,10 @@ OPTIMIZATION_MAX_ATTEMPTS = env.int("OPTIMIZATION_MAX_ATTEMPTS", default=3)
 OPTIMIZATION_REOPTIMIZE_DEBOUNCE_S = env.int("OPTIMIZATION_REOPTIMIZE_DEBOUNCE_S", default=60)  # re-plan triggers per home
 DAY_AHEAD_LOCAL_TIME = env.str("DAY_AHEAD_LOCAL_TIME", default="18:00")
 FLEX_GATE_CLOSURE_LOCAL_TIME = env.str("FLEX_GATE_CLOSURE_LOCAL_TIME", default="23:30")
+
+# --- Telemetry storage (devices.telemetry) --------------------------------------
+TELEMETRY_RAW_RETENTION_DAYS = env.int("TELEMETRY_RAW_RETENTION_DAYS", default=90)  # roll-ups are kept
+TELEMETRY_PARTITIONS_AHEAD_DAYS = env.int("TELEMETRY_PARTITIONS_AHEAD_DAYS", default=7)
 
 # --- Inputs: importers and forecasting ----------------------------------------
 # Who besides households and operators may call the signals API: the service-account key scheme.
@@ -254,6 +259,12 @@ PERIODIC_TASKS = {
     },
     "Hub relay sweep: resend, expire, fail unreported commands": {
         "task": "tasks.hub.relay_sweep", "queue": "hub", "every": (30, "seconds"),
+    },
+    "Telemetry storage: partitions ahead, retention of raw rows": {
+        "task": "tasks.telemetry.maintain_storage", "queue": "default", "every": (1, "hours"),
+    },
+    "Telemetry storage: daily roll-ups of today and yesterday": {
+        "task": "tasks.telemetry.roll_up_days", "queue": "default", "every": (15, "minutes"),
     },
     "Rolling re-planning: homes whose measured state left their plan": {
         "task": "tasks.planning.rolling_tick", "queue": "default", "every": (ROLLING_TICK_MINUTES, "minutes"),

@@ -260,14 +260,12 @@ class Listener:
                 written["cycles"] += 1
             except ValidationError as exc:
                 rejections.append(("invalid_cycle", protocol.topic(self.prefix, hub.hub_id, protocol.CYCLES), str(exc)))
-        rows = []
-        for hub, message in by_channel[protocol.TELEMETRY]:
-            try:
-                rows.extend(services.telemetry_rows(hub, message))
-                written["telemetry_messages"] += 1
-            except ValidationError as exc:
-                rejections.append(("invalid_telemetry", protocol.topic(self.prefix, hub.hub_id, protocol.TELEMETRY),
-                                   str(exc)))
+        # One query resolves the device serials of the whole batch; one COPY writes its rows.
+        rows, refused = services.telemetry_rows_of(by_channel[protocol.TELEMETRY])
+        written["telemetry_messages"] += len(by_channel[protocol.TELEMETRY]) - len(refused)
+        for hub, _, exc in refused:
+            rejections.append(("invalid_telemetry", protocol.topic(self.prefix, hub.hub_id, protocol.TELEMETRY),
+                               str(exc)))
         written["measurements"] += services.record_telemetry(rows)
         services.touch_hubs(h.pk for h, _ in by_channel[protocol.TELEMETRY])
         acks = by_channel[protocol.ACK]

@@ -45,7 +45,7 @@ def _jsonable(parameters: dict) -> dict:
     return {k: protocol.iso(v) if isinstance(v, datetime) else v for k, v in parameters.items()}
 
 
-def enqueue_command(
+def command_row(
     device: Device,
     kind: str,
     parameters: dict,
@@ -54,7 +54,7 @@ def enqueue_command(
     run=None,
     recommendation=None,
 ) -> HubCommand:
-    """Record a command for the device's hub; it is relayed after the transaction commits.
+    """A validated, unsaved command for the device's hub (`enqueue_commands` records it).
 
     `parameters` follow PROTOCOL.md for `kind` (datetimes may be given as aware datetimes);
     they are validated against the same schema the hub uses, so a bad command fails here.
@@ -74,12 +74,21 @@ def enqueue_command(
         })
     except protocol.ProtocolError as exc:
         raise ValueError(f"Invalid {kind} command: {exc.detail}") from None
-    command = HubCommand.objects.create(
-        hub_id=device.hub_id, device=device, kind=kind, parameters=parameters,
-        not_before=not_before, expires_at=expires_at, run=run, recommendation=recommendation,
-    )
-    transaction.on_commit(kick_relay)
-    return command
+    return HubCommand(hub_id=device.hub_id, device=device, kind=kind, parameters=parameters,
+                      not_before=not_before, expires_at=expires_at, run=run, recommendation=recommendation)
+
+
+def enqueue_commands(commands: list[HubCommand]) -> list[HubCommand]:
+    """Record commands made by `command_row` with one INSERT; relayed after the transaction commits."""
+    if commands:
+        HubCommand.objects.bulk_create(commands)
+        transaction.on_commit(kick_relay)
+    return commands
+
+
+def enqueue_command(*args, **kwargs) -> HubCommand:
+    """Record one command for the device's hub (the arguments of `command_row`); relayed after commit."""
+    return enqueue_commands([command_row(*args, **kwargs)])[0]
 
 
 # --- relay scheduling -----------------------------------------------------------------
@@ -241,23 +250,36 @@ def apply_acknowledgements(acks: list[tuple[Hub, dict]]) -> int:
     return changed
 
 
-def telemetry_rows(hub: Hub, message: dict) -> list[Measurement]:
-    """Measurements of one telemetry message; ValidationError (nothing kept) if any row names a
-    device the hub's home does not have."""
-    if hub.home_id is None:
-        raise ValidationError("The hub is not attached to a home.")
-    serials = {m.get("device_serial") for m in message["measurements"]} - {None}
-    devices = dict(Device.objects.filter(home_id=hub.home_id, serial_number__in=serials)
-                   .values_list("serial_number", "id")) if serials else {}
-    unknown = serials - set(devices)
-    if unknown:
-        raise ValidationError(f"Unknown device serial(s): {sorted(unknown)[:5]}")
-    return [
-        Measurement(home_id=hub.home_id, device_id=devices.get(m.get("device_serial")),
-                    time=protocol.parse_time(m["time"]), power_w=m.get("power_w"), energy_wh=m.get("energy_wh"),
-                    soc_pct=m.get("soc_pct"), temperature_c=m.get("temperature_c"))
-        for m in message["measurements"]
-    ]
+def telemetry_rows_of(messages: list[tuple[Hub, dict]]) -> tuple[list[Measurement], list[tuple[Hub, dict, ValidationError]]]:
+    """Measurements of a batch of telemetry messages, their device serials resolved with one query.
+
+    Returns (rows, refused): a message naming a device its hub's home does not have, or from a hub
+    without a home, is refused whole with its reason; the others' rows are returned.
+    """
+    wanted = {(hub.home_id, m.get("device_serial")) for hub, message in messages if hub.home_id is not None
+              for m in message["measurements"] if m.get("device_serial") is not None}
+    devices: dict[tuple[int, str], int] = {}
+    if wanted:
+        candidates = Device.objects.filter(home_id__in={h for h, _ in wanted})  # a few devices per home
+        devices = {(home_id, serial): pk for pk, home_id, serial in
+                   candidates.values_list("id", "home_id", "serial_number") if (home_id, serial) in wanted}
+    rows, refused = [], []
+    for hub, message in messages:
+        if hub.home_id is None:
+            refused.append((hub, message, ValidationError("The hub is not attached to a home.")))
+            continue
+        serials = {m.get("device_serial") for m in message["measurements"]} - {None}
+        unknown = {s for s in serials if (hub.home_id, s) not in devices}
+        if unknown:
+            refused.append((hub, message, ValidationError(f"Unknown device serial(s): {sorted(unknown)[:5]}")))
+            continue
+        rows += [
+            Measurement(home_id=hub.home_id, device_id=devices.get((hub.home_id, m.get("device_serial"))),
+                        time=protocol.parse_time(m["time"]), power_w=m.get("power_w"), energy_wh=m.get("energy_wh"),
+                        soc_pct=m.get("soc_pct"), temperature_c=m.get("temperature_c"))
+            for m in message["measurements"]
+        ]
+    return rows, refused
 
 
 def record_telemetry(rows: list[Measurement]) -> int:

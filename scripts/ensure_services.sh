@@ -33,4 +33,10 @@ ensure PostgreSQL 5432 "${PG_BIN:-pg_ctlcluster}" \
 ensure Redis 6379 redis-server \
   'mkdir -p /var/lib/redis /var/log/redis; redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log' redis-server
 ensure Mosquitto 1883 mosquitto 'mosquitto -d -c /etc/mosquitto/mosquitto.conf' mosquitto
+# The other-hosts test forwards the services into network namespaces with socat.
+if ! command -v socat >/dev/null 2>&1; then
+  say "socat is missing; installing it (apt-get install socat)"
+  (apt-get install -y -q socat || (apt-get update -q && apt-get install -y -q socat)) >/dev/null 2>&1 \
+    || { say "could not install socat: run 'apt-get install socat'"; fail=1; }
+fi
 exit $fail

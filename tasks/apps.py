@@ -9,7 +9,7 @@ class TasksConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import grid, hub, inputs, planning, receivers  # noqa: F401  register the tasks, connect the receivers
+        from . import grid, hub, inputs, planning, receivers, telemetry  # noqa: F401  register the tasks, connect the receivers
         from .periodic import sync_after_migrate
 
         post_migrate.connect(sync_after_migrate, dispatch_uid="tasks.sync_periodic_tasks")

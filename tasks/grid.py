@@ -1,4 +1,4 @@
-"""Grid flexibility tasks (queue: optimization): offers per home, re-plans under activation shares.
+"""Grid flexibility tasks (queue: optimization): offers per chunk of homes, re-plans under activation shares.
 
 Names keep their historical `tasks.flex.*` prefix (beat rows, routes, queued messages use it).
 """
@@ -16,6 +16,13 @@ def build_offer(home_id: int, delivery_day: str) -> int | None:
     """Build one home's offer for a delivery day (after its day-ahead run)."""
     offer = services.build_offer(home_id, date.fromisoformat(delivery_day))
     return offer.pk if offer else None
+
+
+@shared_task(name="tasks.flex.build_offers", acks_late=True)
+def build_offers(home_ids: list[int], delivery_day: str) -> int:
+    """Build the offers of a chunk of homes for a delivery day (after their day-ahead runs)."""
+    offers = services.build_offers(home_ids, date.fromisoformat(delivery_day))
+    return sum(1 for offer in offers.values() if offer is not None)
 
 
 @shared_task(name="tasks.flex.replan_share", acks_late=True)

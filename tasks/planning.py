@@ -1,5 +1,5 @@
-"""Planning tasks: solving runs and re-plans (queue `optimization`), the day-ahead fan-out and the
-stuck-run reaper (queue `default`; they submit runs, never solve).
+"""Planning tasks: solving runs, re-plans and day-ahead chunks (queue `optimization`), the day-ahead
+fan-out and the stuck-run reaper (queue `default`; they never solve).
 
 Task names keep their historical `tasks.optimization.*` / `tasks.periodic.*` prefixes: beat rows,
 queue routes (settings.CELERY_TASK_ROUTES) and messages already queued use them.
@@ -71,9 +71,9 @@ def day_ahead(delivery_day: str | None = None) -> list[int]:
 
 @shared_task(name="tasks.periodic.day_ahead_chunk", bind=True, acks_late=True, max_retries=5)
 def day_ahead_chunk(self, fleet_pk: int, home_ids: list[int]):
-    """Submit one chunk of homes (each in its own transaction)."""
+    """Plan one chunk of homes: build, solve and store their day-ahead runs in this task."""
     try:
-        return services.plan_fleet_chunk(fleet_pk, home_ids)
+        return services.plan_fleet_chunk(fleet_pk, home_ids, task_id=self.request.id or "")
     except (OperationalError, InterfaceError) as exc:
         raise self.retry(exc=exc, countdown=min(2 ** self.request.retries, 60))
 

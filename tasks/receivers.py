@@ -48,8 +48,8 @@ def send_rolling_chunk(sender, home_ids: list[int], now: str, **kwargs) -> None:
 
 
 @receiver(grid_signals.offer_build_due, dispatch_uid="tasks.offer_build_due")
-def send_offer_build(sender, home_id: int, delivery_day, **kwargs) -> None:
-    grid.build_offer.delay(home_id, delivery_day.isoformat())
+def send_offer_build(sender, home_ids: list[int], delivery_day, **kwargs) -> None:
+    grid.build_offers.delay(home_ids, delivery_day.isoformat())
 
 
 @receiver(grid_signals.share_replan_due, dispatch_uid="tasks.share_replan_due")

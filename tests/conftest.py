@@ -13,4 +13,5 @@ pytest_plugins = [
     "tests.plugins.api",
     "tests.plugins.celery_worker",
     "tests.plugins.mqtt",
+    "tests.plugins.netns",
 ]

@@ -4,17 +4,23 @@ from __future__ import annotations
 from django.dispatch import receiver
 
 from flexibility.planning.models import RunTrigger
-from flexibility.planning.signals import open_request_end, schedule_stored
+from flexibility.planning.signals import open_request_end, schedules_stored
 
 from .selectors import activations_end
 from .services import enqueue_offer_builds
 
 
-@receiver(schedule_stored, dispatch_uid="grid.schedule_stored")
-def offer_around_day_ahead_plan(sender, run, schedule, **kwargs) -> None:
-    """A day-ahead plan is what the home offers the grid around: build its offer for that day."""
-    if run.trigger == RunTrigger.DAY_AHEAD:
-        enqueue_offer_builds([run.home_id], run.horizon_start.astimezone(run.home.tzinfo).date())
+@receiver(schedules_stored, dispatch_uid="grid.schedules_stored")
+def offer_around_day_ahead_plans(sender, schedules, **kwargs) -> None:
+    """A day-ahead plan is what the home offers the grid around: build the homes' offers for that day
+    (a day-ahead chunk asks once for all its homes)."""
+    homes_by_day: dict = {}
+    for schedule in schedules:
+        run = schedule.run
+        if run.trigger == RunTrigger.DAY_AHEAD:
+            homes_by_day.setdefault(run.horizon_start.astimezone(run.home.tzinfo).date(), []).append(run.home_id)
+    for day, home_ids in homes_by_day.items():
+        enqueue_offer_builds(home_ids, day)
 
 
 @receiver(open_request_end, dispatch_uid="grid.open_request_end")

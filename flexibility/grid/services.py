@@ -28,6 +28,7 @@ from .service_auth import hash_key, new_api_key
 
 log = logging.getLogger(__name__)
 EPS_KW = 1e-6
+OFFER_CHUNK = 50  # homes per offer-building task
 
 
 # --- Service accounts -------------------------------------------------------------
@@ -109,39 +110,80 @@ def save_offer(home: Home, day: date, envelope: dict, run=None, now: datetime | 
 
 
 def build_offer(home_id: int, day: date, now: datetime | None = None) -> FlexibilityOffer | None:
-    """Plan the delivery day's envelope for one home and store it as its offer.
+    """Plan the delivery day's envelope for one home and store it as its offer (see `build_offers`)."""
+    return build_offers([home_id], day, now).get(home_id)
 
-    None when the home does not contribute (not opted in, no device the HEMS may plan)
-    or its data cannot describe the day (problem_builder.MissingData, logged).
+
+def build_offers(home_ids: list[int], day: date, now: datetime | None = None) -> dict[int, FlexibilityOffer | None]:
+    """Plan the delivery day's envelope of each home and store it as its offer, in one pass.
+
+    The day-ahead run of each home for that day is read with one query: its stored plan is where the envelope
+    starts (no second solve) when it still fits the problem.
+    A home gets None when it does not contribute (not opted in, no device the HEMS may plan), its
+    data cannot describe the day (MissingData, logged), or its envelope fails (logged, alone).
     """
-    home = Home.objects.get(pk=home_id)
-    if not sel.home_contributes(home):
-        return None
-    existing = FlexibilityOffer.objects.filter(home=home, delivery_day=day).first()
-    if existing is not None and (existing.frozen or (now or timezone.now()) >= existing.gate_closure):
+    now = now or timezone.now()
+    homes = list(sel.contributing_homes(Home.objects.filter(pk__in=home_ids)).select_related("tariff"))
+    out: dict[int, FlexibilityOffer | None] = {pk: None for pk in home_ids}
+    if not homes:
+        return out
+    existing = {o.home_id: o for o in FlexibilityOffer.objects.filter(home__in=homes, delivery_day=day)}
+    windows = {h.pk: delivery_window(h, day) for h in homes}
+    ends = {pk: start + SLOT * slots for pk, (start, slots) in windows.items()}
+    runs: dict[int, OptimizationRun] = {}
+    for run in (OptimizationRun.objects.filter(home__in=homes, trigger=RunTrigger.DAY_AHEAD, status=RunStatus.SUCCEEDED,
+                                               horizon_start__in={s for s, _ in windows.values()})
+                .select_related("schedule").order_by("home_id", "-finished_at")):
+        if run.horizon_start == windows[run.home_id][0]:
+            runs.setdefault(run.home_id, run)
+    for home in homes:
+        try:
+            with transaction.atomic():
+                out[home.pk] = _build_offer(home, day, windows[home.pk][0], ends[home.pk], existing.get(home.pk),
+                                            runs.get(home.pk), now)
+        except Exception:  # one home's bad data never blocks the others' offers
+            log.exception("No offer for home %s on %s", home.pk, day)
+    return out
+
+
+def _build_offer(home: Home, day: date, start: datetime, end: datetime, existing: FlexibilityOffer | None,
+                 run, now: datetime) -> FlexibilityOffer | None:
+    if existing is not None and (existing.frozen or now >= existing.gate_closure):
         return save_offer(home, day, {}, now=now)
-    start, slots = delivery_window(home, day)
     try:
-        problem = build_problem(home, start, start + SLOT * slots)
+        problem = build_problem(home, start, end, now=now)
     except MissingData as exc:
-        log.info("No offer for home %s on %s: %s", home_id, day, exc)
+        log.info("No offer for home %s on %s: %s", home.pk, day, exc)
         return None
-    env = envelope(problem_from_dict(problem)).to_dict()
+    env = envelope(problem_from_dict(problem), plan=_stored_plan(run)).to_dict()
+    log.info("Offer for home %s on %s: envelope from %s plan in %s ms", home.pk, day,
+             "its stored" if (env.get("stats") or {}).get("plan") == "reused" else "a new",
+             (env.get("stats") or {}).get("plan_ms"))
     if env.get("status") not in ("OPTIMAL", "FEASIBLE") or not env.get("baseline_kw"):
-        log.warning("No offer for home %s on %s: envelope %s (%s)", home_id, day, env.get("status"),
+        log.warning("No offer for home %s on %s: envelope %s (%s)", home.pk, day, env.get("status"),
                     "; ".join(env.get("explanation") or []))
         return None
-    run = (OptimizationRun.objects.filter(home=home, trigger=RunTrigger.DAY_AHEAD, status=RunStatus.SUCCEEDED,
-                                          horizon_start=start).order_by("-finished_at").first())
     return save_offer(home, day, env, run=run, now=now)
 
 
+def _stored_plan(run: OptimizationRun | None) -> dict | None:
+    """The day-ahead run's plan as the optimizer's result dict, for the envelope to start from (no second
+    solve); the optimizer checks that it fits the problem and solves again when it does not."""
+    schedule = getattr(run, "schedule", None) if run is not None else None
+    if schedule is None:
+        return None
+    return {"status": run.solver_status, "devices": schedule.devices, "stats": run.solver_stats,
+            "backend": run.backend}
+
+
 def enqueue_offer_builds(home_ids: list[int], day: date) -> int:
-    """Ask for one offer build per contributing home, after commit (called after the day-ahead runs)."""
+    """Ask for the offers of the contributing homes after commit: one task per OFFER_CHUNK homes
+    (called with the homes of a day-ahead chunk once their plans are stored)."""
     ids = list(sel.contributing_homes(Home.objects.filter(pk__in=home_ids)).values_list("pk", flat=True))
-    for pk in ids:
-        transaction.on_commit(lambda pk=pk: signals.offer_build_due.send(sender=FlexibilityOffer, home_id=pk,
-                                                                          delivery_day=day))
+    for i in range(0, len(ids), OFFER_CHUNK):
+        chunk = ids[i:i + OFFER_CHUNK]
+        transaction.on_commit(lambda chunk=chunk: signals.offer_build_due.send(
+            sender=FlexibilityOffer, home_ids=chunk, delivery_day=day))
     return len(ids)
 
 

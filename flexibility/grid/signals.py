@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.dispatch import Signal
 
-# kwargs: home_id (int), delivery_day (date). After commit: build the home's offer for the day.
+# kwargs: home_ids (list[int]), delivery_day (date). After commit: build the homes' offers for the day.
 offer_build_due = Signal()
 
 # kwargs: share_pk (int). After commit: re-plan the share's home under the activation's bounds.

@@ -11,7 +11,14 @@ from .models import Notification
 
 def notify(home: Home, kind: str, message: str, data: dict | None = None) -> Notification:
     """Notify the owner of `home`."""
-    return Notification.objects.create(user_id=home.owner_id, home=home, kind=kind, message=message, data=data or {})
+    return notify_many([(home, kind, message, data)])[0]
+
+
+def notify_many(notes: list[tuple[Home, str, str, dict | None]]) -> list[Notification]:
+    """Notify the owners of many homes with one INSERT: (home, kind, message, data) each."""
+    return Notification.objects.bulk_create([
+        Notification(user_id=home.owner_id, home=home, kind=kind, message=message, data=data or {})
+        for home, kind, message, data in notes])
 
 
 @transaction.atomic

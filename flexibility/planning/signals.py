@@ -20,8 +20,8 @@ fleet_chunk_due = Signal()
 # kwargs: home_ids (list[int]), now (ISO str). One chunk of a rolling re-planning tick is ready to check.
 rolling_chunk_due = Signal()
 
-# kwargs: run (OptimizationRun), schedule (Schedule). Sent inside the transaction that stored the schedule.
-schedule_stored = Signal()
+# kwargs: schedules (list[Schedule], each with its run). Sent inside the transaction that stored them.
+schedules_stored = Signal()
 
 # kwargs: home (Home), now (datetime). Asked when a re-plan chooses its horizon: each receiver answers when
 # the home's last open request it knows of ends (an aware datetime), or None. Planning itself knows cycles

@@ -7,6 +7,7 @@
         worker.kill()            # kill -9 the whole worker (main process and pool)
         worker.kill_pool_process()  # kill -9 one pool process; the main process replaces it
         worker.restart()
+        celery_worker(..., command_prefix=host.prefix, env={...})  # on another host (tests.plugins.netns)
 
 Each worker is a `celery -A energy_manager worker` subprocess pointed at the
 pytest-django test database and at TEST_REDIS_URL (one Redis db per suite run).
@@ -88,7 +89,11 @@ class CeleryWorker:
     """One `celery worker` subprocess (its own process group, so kill reaches the pool too)."""
 
     def __init__(self, queues: list[str], concurrency: int = 1, pool: str = "prefork",
-                 env: Optional[dict] = None, name: str = "test", broker: Optional[str] = None):
+                 env: Optional[dict] = None, name: str = "test", broker: Optional[str] = None,
+                 command_prefix: Optional[list[str]] = None):
+        """`broker` is where this process reaches the worker (ping); `env` may point the worker itself
+        elsewhere (CELERY_BROKER_URL, DATABASE_URL), e.g. over the link of a `command_prefix` host."""
+        self.command_prefix = list(command_prefix or [])
         self.queues = list(queues)
         self.concurrency = concurrency
         self.pool = pool
@@ -103,7 +108,7 @@ class CeleryWorker:
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self, timeout: float = READY_TIMEOUT_S) -> "CeleryWorker":
-        cmd = [sys.executable, "-m", "celery", "-A", "energy_manager", "worker", "-Q", ",".join(self.queues),
+        cmd = [*self.command_prefix, sys.executable, "-m", "celery", "-A", "energy_manager", "worker", "-Q", ",".join(self.queues),
                "-c", str(self.concurrency), "-P", self.pool, "-n", self.hostname, "--prefetch-multiplier", "1",
                "--without-gossip", "--without-mingle", "-l", "INFO"]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
@@ -210,7 +215,12 @@ def celery_worker(request, django_db_setup, django_db_blocker):
         worker = CeleryWorker(list(queues), concurrency, **kwargs)
         if not workers:
             purge_queues(["optimization", "default", "hub", *queues], worker.broker)
-            undo.append(use_broker(worker.broker))
+            from energy_manager.celery import app
+
+            # A test that pointed the app at its own broker (use_broker) undoes that itself: capturing it
+            # here would restore the test's broker after the test's undo ran, leaking it to later tests.
+            if app.conf.broker_url != worker.broker:
+                undo.append(use_broker(worker.broker))
         workers.append(worker)
         return worker.start()
 

@@ -1,5 +1,8 @@
-"""From a stored schedule to actions: recommendations for moved cycles, hub commands for devices under
-automatic management, one notification per plan; households accept or decline recommendations."""
+"""From stored schedules to actions: recommendations for moved cycles, hub commands for devices under
+automatic management, one notification per plan; households accept or decline recommendations.
+
+Actions are collected first and written with one statement per kind, so a chunk of fifty plans
+costs about as many queries as one."""
 from __future__ import annotations
 
 import json
@@ -12,9 +15,9 @@ from django.utils.dateparse import parse_datetime
 
 from devices.models import Cycle, Device
 from energy_manager.errors import Conflict
-from flexibility.notifications.services import notify
+from flexibility.notifications.services import notify_many
 from hub_bridge.models import CommandKind, CommandState, HubCommand
-from hub_bridge.services import enqueue_command
+from hub_bridge.services import command_row, enqueue_commands
 
 from ..models import OptimizationRun, Recommendation, RecommendationStatus, Schedule
 from ..problem_builder import object_pk, thermal_band
@@ -23,13 +26,66 @@ from ..slots import floor_to_slot
 COMMAND_SLOT_LIMIT = 96  # a command carries at most one day of 15-minute setpoints
 
 
-def act_on_schedule(run: OptimizationRun, schedule: Schedule) -> None:
-    """Recommendations for moved cycles, hub commands for automatic devices, one notification."""
+class Actions:
+    """What stored schedules change, collected for a few bulk writes (`write`)."""
+
+    def __init__(self):
+        self.recommendations: list[Recommendation] = []
+        self.commands: list[tuple] = []  # command_row arguments
+        self.notes: list[tuple] = []  # notify_many items
+        self.cycle_starts: dict[int, datetime] = {}
+
+    def command_or_notify(self, device: Device, kind: str, parameters: dict, not_before: datetime,
+                          expires_at: datetime, run: Optional[OptimizationRun] = None,
+                          recommendation: Optional[Recommendation] = None) -> None:
+        """A command for the device's hub; a device without a hub gets a notification instead."""
+        if device.hub_id is None:
+            self.notes.append((device.home, "device_without_hub",
+                               f"{device.name} has no hub, so the plan could not be sent to it: please apply it "
+                               f"by hand ({kind}).", {"device": device.pk, "kind": kind, "parameters": parameters}))
+            return
+        self.commands.append((device, kind, parameters, not_before, expires_at, run, recommendation))
+
+    def write(self) -> None:
+        """New recommendations, moved cycles, hub commands, notifications: one statement each."""
+        Recommendation.objects.bulk_create([r for r in self.recommendations if r.pk is None])
+        if self.cycle_starts:
+            now = timezone.now()
+            cycles = list(Cycle.objects.filter(pk__in=self.cycle_starts))
+            for cycle in cycles:
+                cycle.scheduled_start, cycle.updated_at = self.cycle_starts[cycle.pk], now
+            Cycle.objects.bulk_update(cycles, ["scheduled_start", "updated_at"])
+        enqueue_commands([command_row(*c) for c in self.commands])
+        notify_many(self.notes)
+
+
+def act_on_schedules(schedules: list[Schedule]) -> None:
+    """Recommendations for moved cycles, hub commands for automatic devices, one notification per
+    plan; for any number of stored schedules with a fixed number of queries."""
+    if not schedules:
+        return
+    home_ids = [s.run.home_id for s in schedules]
+    Recommendation.objects.filter(home_id__in=home_ids, status=RecommendationStatus.PENDING).update(
+        status=RecommendationStatus.SUPERSEDED, decided_at=timezone.now())
+    devices: dict[int, dict[str, Device]] = {}
+    for d in Device.objects.filter(home_id__in=home_ids).select_related("home", "comfort"):
+        devices.setdefault(d.home_id, {})[d.serial_number] = d
+    cycle_pks = [object_pk(k)[1] for s in schedules for k in s.devices if object_pk(k)[0] == "cycle"]
+    cycles = {c.pk: c for c in Cycle.objects.filter(pk__in=cycle_pks)}
+    live: dict[int, set] = {}  # setpoints the hubs already hold: a re-plan sends only those that changed
+    for c in HubCommand.objects.filter(device__home_id__in=home_ids, expires_at__gt=timezone.now()).exclude(
+            state__in=[CommandState.REJECTED, CommandState.FAILED, CommandState.EXPIRED]):
+        live.setdefault(c.device_id, set()).add((c.kind, c.expires_at, json.dumps(c.parameters, sort_keys=True)))
+    actions = Actions()
+    for schedule in schedules:
+        _plan_actions(schedule.run, schedule, devices.get(schedule.run.home_id, {}), cycles, live, actions)
+    actions.write()
+
+
+def _plan_actions(run: OptimizationRun, schedule: Schedule, devices_by_serial: dict[str, Device],
+                  cycles: dict[int, Cycle], live: dict[int, set], actions: Actions) -> None:
     home = run.home
-    Recommendation.objects.filter(home=home, status=RecommendationStatus.PENDING).exclude(
-        schedule=schedule).update(status=RecommendationStatus.SUPERSEDED, decided_at=timezone.now())
     cycle_items = {c["id"]: c for c in run.problem.get("cycles", [])}
-    devices_by_serial = {d.serial_number: d for d in home.devices.select_related("hub")}
     saving = {r["item"]: r["saving_eur"] for r in schedule.reasons}  # each device's own, not the plan's
     changed: dict[Device, float] = {}
     for result_id, planned in schedule.devices.items():
@@ -38,28 +94,29 @@ def act_on_schedule(run: OptimizationRun, schedule: Schedule) -> None:
         if device is None:
             continue
         if kind == "cycle" and planned.get("start"):
-            cycle = Cycle.objects.filter(pk=pk, device=device).first()
-            if cycle is None:
+            cycle = cycles.get(pk)
+            if cycle is None or cycle.device_id != device.pk:
                 continue
             new_start = parse_datetime(planned["start"])
             current = cycle.scheduled_start or datetime.fromisoformat(cycle_items[result_id]["earliest_start"])
             if abs((new_start - current).total_seconds()) < 60:
                 continue
-            rec = Recommendation.objects.create(
+            rec = Recommendation(
                 schedule=schedule, home=home, device=device, cycle=cycle, current_start=cycle.scheduled_start,
                 recommended_start=new_start, recommended_end=parse_datetime(planned["end"]),
                 saving_eur=saving.get(result_id, 0.0),
             )
+            actions.recommendations.append(rec)
             changed[device] = changed.get(device, 0.0) + saving.get(result_id, 0.0)
             if device.automatic_management:
-                _accept(rec, automatic=True)
+                _accept(rec, actions)
         elif kind in ("ev", "battery", "thermal") and device.automatic_management:
-            _send_setpoints(run, schedule, device, kind, planned)
+            _send_setpoints(run, schedule, device, kind, planned, live.get(device.pk, set()), actions)
             changed[device] = changed.get(device, 0.0) + saving.get(result_id, 0.0)
     if changed:
-        notify(home, "plan_changed", plan_changed_message(changed),
-               {"run": run.pk, "schedule": schedule.pk,
-                "savings_eur": {str(d.pk): round(eur, 2) for d, eur in changed.items()}})
+        actions.notes.append((home, "plan_changed", plan_changed_message(changed),
+                              {"run": run.pk, "schedule": schedule.pk,
+                               "savings_eur": {str(d.pk): round(eur, 2) for d, eur in changed.items()}}))
 
 
 def plan_changed_message(changed: dict[Device, float]) -> str:
@@ -73,17 +130,16 @@ def plan_changed_message(changed: dict[Device, float]) -> str:
     return f"A new plan changes {listed}."
 
 
-def _send_setpoints(run: OptimizationRun, schedule: Schedule, device: Device, kind: str, planned: dict) -> None:
+def _send_setpoints(run: OptimizationRun, schedule: Schedule, device: Device, kind: str, planned: dict,
+                    live: set, actions: Actions) -> None:
     """One hub command per block of constant planned power, from the current slot for up to a day.
 
     EV and battery: power_w until the block's end; thermal: heat to the top of the comfort band
     while the plan heats, hold the bottom otherwise. A re-plan sends only the setpoints that changed:
-    a block whose command the hub already holds (same kind, parameters and end, still live) is skipped.
+    a block whose command the hub already holds (same kind, parameters and end, still live: `live`,
+    read for all the homes at once) is skipped.
     """
     now = timezone.now()
-    live = {(c.kind, c.expires_at, json.dumps(c.parameters, sort_keys=True))
-            for c in HubCommand.objects.filter(device=device, expires_at__gt=now).exclude(
-                state__in=[CommandState.REJECTED, CommandState.FAILED, CommandState.EXPIRED])}
     res = timedelta(minutes=schedule.resolution_minutes)
     first = max(0, int((floor_to_slot(now) - schedule.start) / res))
     power = [round(float(x), 3) for x in planned.get("power_kw", [])][first:first + COMMAND_SLOT_LIMIT]
@@ -106,33 +162,25 @@ def _send_setpoints(run: OptimizationRun, schedule: Schedule, device: Device, ki
             command, parameters = CommandKind.SET_THERMAL_SETPOINT, {
                 "temperature_c": t_max if heating else t_min, "mode": "comfort" if heating else "eco", "until": until}
         if (command, block_end, json.dumps(parameters, sort_keys=True)) not in live:
-            _command_or_notify(device, command, parameters, not_before=max(block_start, now), expires_at=block_end,
-                               run=run)
+            actions.command_or_notify(device, command, parameters, not_before=max(block_start, now),
+                                      expires_at=block_end, run=run)
             if device.hub_id is None:
                 return  # one notification is enough
         t = end + 1
 
 
-def _command_or_notify(device: Device, kind: str, parameters: dict, not_before: datetime, expires_at: datetime,
-                       run: Optional[OptimizationRun] = None, recommendation: Optional[Recommendation] = None) -> None:
-    """Hand a command to the hub bridge; a device without a hub gets a notification instead."""
-    if device.hub_id is None:
-        notify(device.home, "device_without_hub", f"{device.name} has no hub, so the plan could not be sent to it: "
-               f"please apply it by hand ({kind}).", {"device": device.pk, "kind": kind, "parameters": parameters})
-        return
-    enqueue_command(device, kind, parameters, not_before, expires_at, run=run, recommendation=recommendation)
-
-
 # ------------------------------------------------------------------------ recommendations
-def _accept(rec: Recommendation, automatic: bool = False) -> Recommendation:
+def _accept(rec: Recommendation, actions: Actions) -> Recommendation:
+    """Accept: the cycle moves to the recommended start and the hub is told to start it then
+    (written by `actions.write()`, together with the recommendation when it is new)."""
     now = timezone.now()
     rec.status = RecommendationStatus.ACCEPTED
     rec.decided_at = now
-    rec.save(update_fields=["status", "decided_at"])
-    Cycle.objects.filter(pk=rec.cycle_id).update(scheduled_start=rec.recommended_start, updated_at=now)
-    _command_or_notify(rec.device, CommandKind.START_CYCLE,
-                       {"sequence_id": rec.cycle.sequence_id, "start": rec.recommended_start.isoformat()},
-                       not_before=now, expires_at=rec.recommended_start, run=rec.schedule.run, recommendation=rec)
+    actions.cycle_starts[rec.cycle_id] = rec.recommended_start
+    actions.command_or_notify(rec.device, CommandKind.START_CYCLE,
+                              {"sequence_id": rec.cycle.sequence_id, "start": rec.recommended_start.isoformat()},
+                              not_before=now, expires_at=rec.recommended_start, run=rec.schedule.run,
+                              recommendation=rec)
     return rec
 
 
@@ -147,7 +195,11 @@ def _decidable(rec_pk: int) -> Recommendation:
 @transaction.atomic
 def accept_recommendation(rec: Recommendation) -> Recommendation:
     """Move the cycle to the recommended start and send the start command to the hub."""
-    return _accept(_decidable(rec.pk))
+    actions = Actions()
+    rec = _accept(_decidable(rec.pk), actions)
+    rec.save(update_fields=["status", "decided_at"])
+    actions.write()
+    return rec
 
 
 @transaction.atomic

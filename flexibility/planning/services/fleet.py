@@ -7,16 +7,16 @@ from typing import Optional
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
 from devices.models import Home
 
-from .. import selectors, signals
+from .. import problem_builder, selectors, signals
 from ..models import FleetRun, OptimizationRun, RunStatus, RunTrigger
-from ..problem_builder import MissingData
 from ..slots import local_day_horizon
-from .runs import submit_run
+from .runs import describe_exception, ensure_forecasts, fail_run, solve_problem, store_outcomes
 
 logger = logging.getLogger(__name__)
 
@@ -66,38 +66,87 @@ def start_day_ahead(delivery_day=None, chunk_size: int = FLEET_CHUNK_SIZE, home_
     return fleet
 
 
-def plan_fleet_chunk(fleet_pk: int, home_ids: list[int]) -> dict[str, int]:
-    """Submit the day-ahead run of each home; one home's failure is recorded and the rest go on.
+def plan_fleet_chunk(fleet_pk: int, home_ids: list[int], task_id: str = "") -> dict[str, int]:
+    """Build, solve and store the day-ahead runs of `home_ids` in this task; returns counts by outcome.
 
-    A redelivered chunk skips the homes that already have a run in this fleet run.
+    The homes' problems are built here (forecasts first), their runs are written with one INSERT, each home is solved here (no task per home), and the outcomes
+    are stored together (runs.store_outcomes: schedules, recommendations, commands and notifications
+    in bulk), so the relay publishes the chunk's commands in one pass. A home whose data is bad fails
+    alone with its reason: at building, at solving, or, if storing the chunk at once fails, when its
+    outcome is stored on its own. A redelivered chunk skips the homes that already have a run in the
+    fleet run; a run left `running` by a lost worker is re-sent by the reaper.
     """
     fleet = FleetRun.objects.get(pk=fleet_pk)
-    out = {"submitted": 0, "missing_data": 0, "error": 0}
     done = set(OptimizationRun.objects.filter(fleet_run=fleet, home_id__in=home_ids).values_list("home_id", flat=True))
-    for home in Home.objects.filter(pk__in=home_ids).exclude(pk__in=done).select_related("tariff"):
-        start, end = local_day_horizon(home, fleet.delivery_day)
+    homes = list(Home.objects.filter(pk__in=home_ids).exclude(pk__in=done).select_related("tariff"))
+    out = {"submitted": 0, "missing_data": 0, "error": 0}
+    solved = []
+    for run in _record_runs(fleet, homes, out, task_id):
         try:
-            submit_run(home, trigger=RunTrigger.DAY_AHEAD, horizon_start=start, horizon_end=end, fleet_run=fleet,
-                       force=True, refresh_forecasts=True)
-            out["submitted"] += 1
-        except MissingData as exc:
-            _record_failed_submit(home, fleet, start, end, str(exc))
-            out["missing_data"] += 1
-        except Exception as exc:  # one home never blocks the others
-            logger.exception("day-ahead submit failed for home %s", home.pk)
-            _record_failed_submit(home, fleet, start, end, f"{type(exc).__name__}: {exc}")
+            solved.append((run, solve_problem(run)))
+        except Exception as exc:  # an invalid problem or a solver crash: this home only
+            logger.exception("day-ahead run %s of home %s failed", run.pk, run.home_id)
+            fail_run(run.pk, f"Unexpected error: {describe_exception(exc)}")
             out["error"] += 1
-    FleetRun.objects.filter(pk=fleet_pk).update(chunks_done=F("chunks_done") + 1)
+    with transaction.atomic():
+        held = set(OptimizationRun.objects.select_for_update().filter(
+            pk__in=[run.pk for run, _ in solved], status=RunStatus.RUNNING).values_list("pk", flat=True))
+        todo = [(run, result) for run, result in solved if run.pk in held]  # not re-sent and finished meanwhile
+        try:
+            with transaction.atomic():
+                store_outcomes(todo)
+        except (OperationalError, InterfaceError):
+            raise  # the database, not a home: the task retries; the reaper re-sends the runs left running
+        except Exception:
+            logger.exception("storing %s day-ahead runs at once failed; storing them one by one", len(todo))
+            for run, result in todo:
+                try:
+                    with transaction.atomic():
+                        store_outcomes([(run, result)])
+                except Exception as exc:
+                    logger.exception("storing day-ahead run %s of home %s failed", run.pk, run.home_id)
+                    fail_run(run.pk, f"Unexpected error: {describe_exception(exc)}")
+                    out["error"] += 1
+        FleetRun.objects.filter(pk=fleet_pk).update(chunks_done=F("chunks_done") + 1)
     return out
 
 
-def _record_failed_submit(home: Home, fleet: FleetRun, start: datetime, end: datetime, error: str) -> None:
-    """A failed run row, so the summary counts the home and the admin shows why."""
+def _record_runs(fleet: FleetRun, homes: list[Home], out: dict[str, int], task_id: str) -> list[OptimizationRun]:
+    """One INSERT for the chunk: a running run per home whose problem could be built, a failed one
+    (with the reason) per home whose could not. Returns the running ones."""
+    if not homes:
+        return []
+    backend = settings.OPTIMIZER_BACKEND
+    limit = float(settings.OPTIMIZER_TIME_LIMIT_S)
+    horizons = {h.pk: local_day_horizon(h, fleet.delivery_day) for h in homes}
+    for home in homes:  # day-ahead plans start from fresh forecasts (runs.ensure_forecasts), before reading
+        try:
+            ensure_forecasts(home, *horizons[home.pk], refresh=True)
+        except Exception:  # the builder then names what is missing, for this home only
+            logger.exception("forecasting home %s for the day-ahead run failed", home.pk)
     now = timezone.now()
-    OptimizationRun.objects.create(
-        home=home, trigger=RunTrigger.DAY_AHEAD, status=RunStatus.FAILED, input_hash="", problem={},
-        horizon_start=start, horizon_end=end, finished_at=now, error=error, fleet_run=fleet,
-    )
+    rows = []
+    for home in homes:
+        start, end = horizons[home.pk]
+        common = dict(home=home, trigger=RunTrigger.DAY_AHEAD, horizon_start=start, horizon_end=end, fleet_run=fleet)
+        try:
+            problem = problem_builder.build_problem(home, start, end, now=now)
+        except Exception as exc:  # MissingData and any other bad data: this home only
+            missing = isinstance(exc, problem_builder.MissingData)
+            if not missing:
+                logger.exception("day-ahead problem of home %s could not be built", home.pk)
+            out["missing_data" if missing else "error"] += 1
+            rows.append(OptimizationRun(status=RunStatus.FAILED, input_hash="", problem={}, finished_at=now,
+                                        error=str(exc) if missing else f"{type(exc).__name__}: {exc}", **common))
+            continue
+        rows.append(OptimizationRun(
+            status=RunStatus.RUNNING, problem=problem, input_hash=problem_builder.input_hash(problem, backend, limit),
+            backend=backend, time_limit_s=limit, attempts=1, started_at=now, last_enqueued_at=now, task_id=task_id,
+            **common))
+        out["submitted"] += 1
+    with transaction.atomic():
+        OptimizationRun.objects.bulk_create(rows)
+    return [r for r in rows if r.status == RunStatus.RUNNING]
 
 
 def refresh_fleet_summaries(pks: Optional[list[int]] = None) -> None:

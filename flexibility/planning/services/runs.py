@@ -3,7 +3,8 @@
 Flow: `submit_run` records a queued run (with a snapshot and hash of its input) and announces
 `signals.run_enqueued` after commit (the tasks app sends `solve_run`); `execute_run` (the task
 body) solves outside any transaction and `store_result` writes the schedule once, under a row
-lock on the run, then acts on it (dispatch) and announces `signals.schedule_stored`.
+lock on the run, then acts on it (dispatch) and announces `signals.schedules_stored`. A day-ahead
+chunk (fleet) stores the outcomes of all its runs at once through the same `store_outcomes`.
 """
 from __future__ import annotations
 
@@ -14,17 +15,17 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from devices.models import THERMAL_TYPES, DeviceType, Home, SignalKind, SignalSeries
+from devices.models import THERMAL_TYPES, Device, DeviceType, Home, SignalKind, SignalSeries
 from energy_manager import metrics
 from flexibility.forecasting import services as forecasting
-from flexibility.notifications.services import notify
+from flexibility.notifications.services import notify_many
 from flexibility.optimizer import ProblemError, problem_from_dict, solve
 from flexibility.optimizer.reasons import plan_reasons
 
 from .. import problem_builder, signals
 from ..models import FINAL_RUN_STATUSES, FleetRun, OptimizationRun, RunStatus, RunTrigger, Schedule
 from ..slots import MAX_HORIZON_H, RESOLUTION_MIN, default_horizon, floor_to_slot
-from .dispatch import act_on_schedule
+from .dispatch import act_on_schedules
 
 MAX_TIME_LIMIT_S = 120.0
 
@@ -181,38 +182,68 @@ def store_result(run_pk: int, result: dict) -> str:
     run = OptimizationRun.objects.select_for_update().select_related("home").get(pk=run_pk)
     if is_final(run):
         return run.status
-    run.solver_status = str(result.get("status", ""))
-    run.solver_stats = result.get("stats") or {}
-    run.explanation = list(result.get("explanation") or [])
-    run.finished_at = timezone.now()
-    status = run.solver_status
-    if status in ("OPTIMAL", "FEASIBLE"):
-        if not Schedule.objects.filter(run=run).exists():
-            schedule = _write_schedule(run, result)
-            act_on_schedule(run, schedule)
-            signals.schedule_stored.send(sender=OptimizationRun, run=run, schedule=schedule)
+    if result.get("status") in ("OPTIMAL", "FEASIBLE") and Schedule.objects.filter(run=run).exists():
         run.status = RunStatus.SUCCEEDED
-    elif status == "INFEASIBLE":
-        run.status = RunStatus.INFEASIBLE
-        notify(run.home, "plan_infeasible", "Your devices could not be planned: "
-               + ("; ".join(run.explanation) or "the requirements contradict each other."), {"run": run.pk})
-    else:
-        run.status = RunStatus.FAILED
-        run.error = (f"The solver found no plan within {run.time_limit_s:g} s ({status})."
-                     if status == "NO_SOLUTION_IN_TIME" else f"Unexpected solver status {status!r}.")
-    run.save()
-    stats, final = run.solver_stats, run.status
-    transaction.on_commit(lambda: metrics.observe_solve(
-        (stats.get("build_ms", 0) + stats.get("solve_ms", 0)) / 1000, stats.get("backend") or run.backend, final))
+        run.save(update_fields=["status"])
+        return run.status
+    store_outcomes([(run, result)])
     return run.status
 
 
-def _write_schedule(run: OptimizationRun, result: dict) -> Schedule:
+OUTCOME_FIELDS = ["status", "solver_status", "solver_stats", "explanation", "finished_at", "error"]
+
+
+def store_outcomes(outcomes: list[tuple[OptimizationRun, dict]]) -> None:
+    """Write the outcomes of runs the caller holds (locked, not final) with a few bulk statements:
+    schedules, what they change (dispatch), notifications, the runs; then announce
+    `signals.schedules_stored` (inside the transaction)."""
+    now = timezone.now()
+    schedules, notes = [], []
+    names_by_home: dict[int, dict[str, str]] = {}
+    planned = {run.home_id for run, result in outcomes if str(result.get("status", "")) in ("OPTIMAL", "FEASIBLE")}
+    for home_id, serial, name in Device.objects.filter(home_id__in=planned).values_list(
+            "home_id", "serial_number", "name"):
+        names_by_home.setdefault(home_id, {})[serial] = name
+    for run, result in outcomes:
+        run.solver_status = str(result.get("status", ""))
+        run.solver_stats = result.get("stats") or {}
+        run.explanation = list(result.get("explanation") or [])
+        run.finished_at = now
+        status = run.solver_status
+        if status in ("OPTIMAL", "FEASIBLE"):
+            schedules.append(_schedule_row(run, result, names_by_home.get(run.home_id, {})))
+            run.status = RunStatus.SUCCEEDED
+        elif status == "INFEASIBLE":
+            run.status = RunStatus.INFEASIBLE
+            notes.append((run.home, "plan_infeasible", "Your devices could not be planned: "
+                          + ("; ".join(run.explanation) or "the requirements contradict each other."),
+                          {"run": run.pk}))
+        else:
+            run.status = RunStatus.FAILED
+            run.error = (f"The solver found no plan within {run.time_limit_s:g} s ({status})."
+                         if status == "NO_SOLUTION_IN_TIME" else f"Unexpected solver status {status!r}.")
+    Schedule.objects.bulk_create(schedules)
+    act_on_schedules(schedules)
+    notify_many(notes)
+    OptimizationRun.objects.bulk_update([run for run, _ in outcomes], OUTCOME_FIELDS)
+    observed = [((run.solver_stats.get("build_ms", 0) + run.solver_stats.get("solve_ms", 0)) / 1000,
+                 run.solver_stats.get("backend") or run.backend, run.status) for run, _ in outcomes]
+
+    def observe() -> None:
+        for seconds, backend, status in observed:
+            metrics.observe_solve(seconds, backend, status)
+
+    transaction.on_commit(observe)
+    if schedules:
+        signals.schedules_stored.send(sender=OptimizationRun, schedules=schedules)
+
+
+def _schedule_row(run: OptimizationRun, result: dict, device_names: dict[str, str]) -> Schedule:
+    """The unsaved schedule of a run (for a bulk insert), with its reasons; `device_names`: serial -> name."""
     p = run.problem
     baseline = result.get("baseline") or {}
-    names = dict(run.home.devices.values_list("serial_number", "name"))
-    explained = plan_reasons(p, result, timezone=run.home.timezone, device_names=names)
-    return Schedule.objects.create(
+    explained = plan_reasons(p, result, timezone=run.home.timezone, device_names=device_names)
+    return Schedule(
         run=run, home=run.home, start=run.horizon_start, resolution_minutes=p["resolution_min"], slots=p["slots"],
         cost_eur=float(result["cost_eur"]), co2_kg=float(result.get("co2_kg") or 0.0),
         baseline_cost_eur=float(baseline.get("cost_eur", result["cost_eur"])),

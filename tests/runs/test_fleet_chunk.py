@@ -1,0 +1,53 @@
+"""A chunk of the day-ahead fan-out: homes solved in the chunk's task, their outcomes stored together, a
+home with bad data failing alone with its reason, a redelivered chunk doing nothing twice."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone as dt_timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.utils import timezone
+
+from tests.factories.homes import seed_area_signals, seed_standard_home
+from devices.models import Device, DeviceType
+from flexibility.planning import services
+from flexibility.planning.models import FleetRun, OptimizationRun, RunStatus, Schedule
+
+pytestmark = pytest.mark.django_db
+
+LISBON = ZoneInfo("Europe/Lisbon")
+
+
+def _tomorrow():
+    day = (timezone.now().astimezone(LISBON) + timedelta(days=1)).date()
+    return day, datetime(day.year, day.month, day.day, tzinfo=LISBON).astimezone(dt_timezone.utc)
+
+
+def _homes(owner, n, now, prefix="chunk"):
+    return [seed_standard_home(owner, f"{prefix} {i}", now) for i in range(n)]
+
+
+def test_a_chunk_plans_its_homes_and_a_broken_one_fails_alone_with_its_reason(owner):
+    day, now = _tomorrow()
+    seed_area_signals(now - timedelta(hours=1))
+    good = _homes(owner, 4, now)
+    no_forecast = seed_standard_home(owner, "no forecast", now, with_load=False)
+    bad_device = seed_standard_home(owner, "bad battery", now)
+    Device.objects.create(home=bad_device, serial_number="BAT-X", name="Battery", device_type=DeviceType.BATTERY,
+                          parameters={})  # written around validation: no parameters at all
+    ids = [h.pk for h in good + [no_forecast, bad_device]]
+    fleet = FleetRun.objects.create(delivery_day=day, homes=len(ids), chunks_total=1)
+
+    out = services.plan_fleet_chunk(fleet.pk, ids)
+
+    assert out == {"submitted": 5, "missing_data": 0, "error": 1}  # the chunk forecasts the home without one
+    runs = {r.home_id: r for r in OptimizationRun.objects.filter(fleet_run=fleet)}
+    assert all(runs[h.pk].status == RunStatus.SUCCEEDED and runs[h.pk].attempts == 1 for h in good)
+    assert Schedule.objects.filter(run__fleet_run=fleet).count() == 5
+    assert runs[no_forecast.pk].status == RunStatus.SUCCEEDED, runs[no_forecast.pk].error
+    assert runs[bad_device.pk].status == RunStatus.FAILED and "KeyError" in runs[bad_device.pk].error and "soc" in runs[bad_device.pk].error
+    assert FleetRun.objects.get(pk=fleet.pk).chunks_done == 1
+
+    # A redelivered chunk finds every home done.
+    assert services.plan_fleet_chunk(fleet.pk, ids) == {"submitted": 0, "missing_data": 0, "error": 0}
+    assert OptimizationRun.objects.filter(fleet_run=fleet).count() == len(ids)
