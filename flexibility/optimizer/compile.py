@@ -143,6 +143,62 @@ def cycle_model(p: Problem, c: ShiftableCycle, base_kw: list[float], max_relief_
     return CycleModel(c, options, False, reasons)
 
 
+def interchangeable_cycles(cp: "Compiled") -> list[tuple[CycleModel, CycleModel]]:
+    """Pairs (a, b) of cycles of one appliance where some optimal plan starts b after a ends.
+
+    Both have the same profile and no comfort penalty (so a start costs both the same), and
+    swapping their starts in any plan where b runs first is again a plan: every start of b that
+    lies before a start of a is also one of a's, and every start of a after one of b's is also one
+    of b's. Identical windows are the plain case (symmetry); nested or shifted windows are a
+    dominance. Chained in list order within each group of identical cycles, so it is exact.
+    """
+    groups: dict[tuple, list[CycleModel]] = {}
+    for cm in cp.cycles:
+        if cm.fixed or not cm.options or cm.cycle.late_penalty_eur_per_h:
+            continue
+        groups.setdefault((cm.cycle.device, cm.options[0].profile_kw), []).append(cm)
+    pairs = []
+    for same in groups.values():
+        same.sort(key=lambda cm: (cm.options[0].start_min, cm.options[-1].start_min))
+        for a, b in zip(same, same[1:]):
+            sa = {o.start_min for o in a.options}
+            sb = {o.start_min for o in b.options}
+            if all(q >= max(sa) for q in sb - sa) and all(p <= min(sb) for p in sa - sb):
+                pairs.append((a, b))
+    return pairs
+
+
+def power_cliques(cp: "Compiled") -> list[list[tuple[int, int]]]:
+    """Per slot, the cycle starts whose load there is above half of the room under the import limit.
+
+    Any two of them together exceed the limit even with all PV and battery output, so at most one
+    can be chosen (an exact clique cut, across appliances). The slot row alone lets the LP run two
+    heating phases at 0.8 each; this row does not. Items are (cycle index, option index); only
+    sets spanning two cycles or more are returned.
+    """
+    p = cp.problem
+    relief = [sum(pv.forecast_kw[t] for pv in p.pv) + sum(b.max_discharge_kw for b in p.batteries)
+              for t in range(cp.n)]
+    room = [p.site.import_limit_kw - cp.base_kw[t] + relief[t] for t in range(cp.n)]
+    for cm in cp.cycles:
+        if cm.fixed:
+            for t, pk in cm.options[0].load().items():
+                room[t] -= pk
+    heavy: list[list[tuple[int, int]]] = [[] for _ in range(cp.n)]
+    for i, cm in enumerate(cp.cycles):
+        if cm.fixed:
+            continue
+        for k, o in enumerate(cm.options):
+            for t, pk in o.load().items():
+                if 2 * pk > room[t] + EPS:
+                    heavy[t].append((i, k))
+    out = []
+    for items in heavy:
+        if len({i for i, _ in items}) > 1:
+            out.append(items)
+    return out
+
+
 def heating_count_bounds(th: ThermalStorage, n: int, dt_h: float) -> tuple[list[float], list[float], list[tuple[int, int]]]:
     """Bounds on S_t, the number of on-slots of an on/off heater up to slot t, and suffix needs.
 

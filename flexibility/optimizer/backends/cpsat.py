@@ -15,7 +15,7 @@ from typing import Optional
 
 from ortools.sat.python import cp_model
 
-from ..compile import THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel
+from ..compile import THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, interchangeable_cycles, power_cliques
 from ..problem import Battery, PV, ThermalStorage
 from ..result import Schedule, Status
 from .common import BackendResult, rel_gap
@@ -154,12 +154,12 @@ def _add_cycle(mm: CpsatModel, cm: CycleModel) -> None:
 
 
 def _add_no_overlap(mm: CpsatModel) -> None:
-    """At most one busy cycle per appliance and slot; identical cycles run in list order."""
+    """At most one busy cycle per appliance and slot; interchangeable cycles run in order; heavy starts
+    that cannot share a slot under the import limit exclude each other (compile.power_cliques)."""
     cp, md = mm.cp, mm.md
     by_dev: dict[str, list[CycleModel]] = {}
     for cm in cp.cycles:
         by_dev.setdefault(cm.cycle.device, []).append(cm)
-    res = cp.problem.grid.resolution_min
     for dev, cms in by_dev.items():
         if len(cms) < 2:
             continue
@@ -170,18 +170,15 @@ def _add_no_overlap(mm: CpsatModel) -> None:
                     md.add(x == 0)
             elif len(busy[t]) > 1:
                 md.add_at_most_one(busy[t])
-        if not mm.symmetry:
-            continue
-        groups: dict[tuple, list[CycleModel]] = {}
-        for cm in cms:
-            if cm.fixed or not cm.options or cm.cycle.late_penalty_eur_per_h:
-                continue
-            groups.setdefault((cm.options[0].profile_kw, tuple(o.start_min for o in cm.options)), []).append(cm)
-        for same in groups.values():
-            for a, b in zip(same, same[1:]):
-                xa, xb = mm.cycle_x[a.cycle.id], mm.cycle_x[b.cycle.id]
-                occ = a.options[0].occupied[1] - a.options[0].occupied[0]
-                md.add(sum(int(round(s / res)) * x for x, s in xb) - sum(int(round(s / res)) * x for x, s in xa) >= occ)
+    for items in power_cliques(cp):
+        md.add_at_most_one([mm.cycle_x[cp.cycles[i].cycle.id][k][0] for i, k in items])
+    if not mm.symmetry:
+        return
+    res = cp.problem.grid.resolution_min
+    for a, b in interchangeable_cycles(cp):
+        xa, xb = mm.cycle_x[a.cycle.id], mm.cycle_x[b.cycle.id]
+        occ = a.options[0].occupied[1] - a.options[0].occupied[0]
+        md.add(sum(int(round(s / res)) * x for x, s in xb) - sum(int(round(s / res)) * x for x, s in xa) >= occ)
 
 
 def _add_ev(mm: CpsatModel, em: EVModel) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 from typing import Callable, Optional
 
-from ..compile import THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, heating_count_bounds
+from ..compile import (THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, heating_count_bounds,
+                       interchangeable_cycles, power_cliques)
 from ..problem import Battery, PV, ThermalStorage
 from ..result import Schedule, Violation
 from .common import ELASTIC_PER_CYCLE, ELASTIC_PER_KWH
@@ -21,8 +22,9 @@ class MilpModel:
     """The built model plus the column maps needed to read a schedule back."""
 
     def __init__(self, cp: Compiled, elastic: bool = False, symmetry: bool = True, relax_ev_steps: bool = False,
-                 round_ev_energy: bool = True, heating_cuts: bool = True):
+                 round_ev_energy: bool = True, heating_cuts: bool = True, cycle_cuts: bool = True):
         self.cp = cp
+        self.cycle_cuts = cycle_cuts  # the exact power cliques between heavy cycle starts (off only for cross-checks)
         self.heating_cuts = heating_cuts  # the exact whole-heating-slot cut (off only for cross-checks)
         self.round_ev_energy = round_ev_energy  # the exact whole-step energy cut (off only for cross-checks)
         self.elastic = elastic
@@ -139,7 +141,8 @@ def _add_cycle(mm: MilpModel, cm: CycleModel) -> None:
 
 
 def _add_no_overlap(mm: MilpModel) -> None:
-    """Cycles of one appliance: at most one busy per slot (clique rows, tight in the LP)."""
+    """Cycles of one appliance: at most one busy per slot (clique rows, tight in the LP); heavy starts
+    that cannot share a slot under the import limit exclude each other (compile.power_cliques)."""
     cp, m = mm.cp, mm.m
     by_dev: dict[str, list[CycleModel]] = {}
     for cm in cp.cycles:
@@ -151,27 +154,25 @@ def _add_no_overlap(mm: MilpModel) -> None:
         for t in range(cp.n):
             if busy[t] and (len(busy[t]) > 1 or fixed[t]):
                 m.row(busy[t], [1.0] * len(busy[t]), -INF, max(0.0, 1.0 - fixed[t]))
-        if mm.symmetry:
-            _break_symmetry(mm, cms)
+    if mm.symmetry:
+        _break_symmetry(mm)
+    if mm.elastic or not mm.cycle_cuts:
+        return  # elastic: the import limit and the cycles themselves may give way there
+    for items in power_cliques(cp):
+        cols = [mm.cycle_x[cp.cycles[i].cycle.id][k][0] for i, k in items]
+        m.row(cols, [1.0] * len(cols), -INF, 1.0)
 
 
-def _break_symmetry(mm: MilpModel, cms: list[CycleModel]) -> None:
-    """Identical cycles of one appliance are interchangeable: force them to run in list order."""
-    groups: dict[tuple, list[CycleModel]] = {}
-    for cm in cms:
-        if cm.fixed or not cm.options or cm.cycle.late_penalty_eur_per_h:
-            continue
-        key = (cm.options[0].profile_kw, tuple(o.start_min for o in cm.options))
-        groups.setdefault(key, []).append(cm)
-    for same in groups.values():
-        for a, b in zip(same, same[1:]):
-            xa, xb = mm.cycle_x[a.cycle.id], mm.cycle_x[b.cycle.id]
-            # start(b) >= start(a) + duration (they cannot overlap anyway)
-            occ = a.options[0].occupied[1] - a.options[0].occupied[0]
-            res = mm.cp.problem.grid.resolution_min
-            idx = [j for j, _ in xb] + [j for j, _ in xa]
-            val = [s / res for _, s in xb] + [-s / res for _, s in xa]
-            mm.m.row(idx, val, float(occ), INF)
+def _break_symmetry(mm: MilpModel) -> None:
+    """Interchangeable cycles of one appliance (compile.interchangeable_cycles) run in order."""
+    res = mm.cp.problem.grid.resolution_min
+    for a, b in interchangeable_cycles(mm.cp):
+        xa, xb = mm.cycle_x[a.cycle.id], mm.cycle_x[b.cycle.id]
+        # start(b) >= start(a) + duration (they cannot overlap anyway)
+        occ = a.options[0].occupied[1] - a.options[0].occupied[0]
+        idx = [j for j, _ in xb] + [j for j, _ in xa]
+        val = [s / res for _, s in xb] + [-s / res for _, s in xa]
+        mm.m.row(idx, val, float(occ), INF)
 
 
 def _add_ev(mm: MilpModel, em: EVModel) -> None:
