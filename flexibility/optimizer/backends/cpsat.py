@@ -331,8 +331,8 @@ def _add_site(mm: CpsatModel) -> None:
 def _set_objective(mm: CpsatModel) -> float:
     """Scale the float coefficients (summed per variable) to integers; returns the scale K (units per EUR).
 
-    The largest per-W-slot grid coefficient becomes ~1e6. `mm.rounding` bounds in EUR what rounding
-    can move the objective (half a unit per unit of each variable's range); the proven bound is
+    The largest per-W-slot grid coefficient becomes ~1e6. `mm.rounding` bounds in EUR how much the
+    integer objective can exceed the float one over the variables' domains; the proven bound is
     lowered by it, so a reported gap is never optimistic.
     """
     cp = mm.cp
@@ -352,8 +352,8 @@ def _set_objective(mm: CpsatModel) -> float:
         k = int(round(c * K))
         if k == 0:
             k = 1 if c > 0 else -1
-        dom = mm.md.proto.variables[i].domain
-        err += abs(k - c * K) * max(abs(dom[0]), abs(dom[len(dom) - 1]))  # (this binding reads dom[-1] as 0)
+        dom = mm.md.proto.variables[i].domain  # (this binding reads dom[-1] as 0)
+        err += max((k - c * K) * dom[0], (k - c * K) * dom[len(dom) - 1])  # most the rounding can add here
         terms.append((var[i], k))
     mm.md.minimize(sum(k * v for v, k in terms))
     mm.rounding = err / K
