@@ -3,8 +3,9 @@
 Neither backend is robust alone on realistic homes (README "Choosing a backend": CP-SAT needs seconds
 to close the last 1e-4 on continuous storage, HiGHS needs seconds on tightly packed start times), so
 `auto` runs the backend the rule picks for a first slice of the budget and, if that does not prove
-optimality, the other one (CP-SAT gets the best plan so far as a hint; HiGHS starts from scratch),
-then the first again with what is left. The plan served is the best plan either found (re-evaluated
+optimality, the other one for the rest (CP-SAT gets the best plan so far as a hint; HiGHS starts from
+scratch). No third round: neither backend resumes a search, so going back to the first one only
+restarted it with a little more time than it already failed in. The plan served is the best plan either found (re-evaluated
 in floats), its proven gap is measured against the best bound either proved.
 """
 from __future__ import annotations
@@ -83,8 +84,7 @@ def solve_portfolio(cp: Compiled, time_limit_s: float, threads: int = 1, *, firs
     """Best plan of both backends within `time_limit_s`; returns it and the backend that found it.
 
     Rounds: the first backend for `first_slice_s` (default: FIRST_SHARE of the budget, at least
-    MIN_FIRST_SLICE_S), the other one for half of what is left, the first again for the rest; each
-    round starts from the best plan so far. It stops as soon as a round proves infeasibility, or the
+    MIN_FIRST_SLICE_S), the other one for the rest, starting from the first one's plan. It stops as soon as a round proves infeasibility, or the
     best plan is within GAP of the best bound either backend proved.
     """
     t0 = time.perf_counter()
@@ -92,7 +92,7 @@ def solve_portfolio(cp: Compiled, time_limit_s: float, threads: int = 1, *, firs
     a = first or choose_backend(cp)
     b = "cpsat" if a == "milp" else "milp"
     slice0 = first_slice_s if first_slice_s is not None else max(MIN_FIRST_SLICE_S, FIRST_SHARE * time_limit_s)
-    rounds = [(a, min(slice0, time_limit_s)), (b, 0.5), (a, 1.0)]  # round 0 in seconds, later ones: share of what is left
+    rounds = [(a, min(slice0, time_limit_s)), (b, 1.0)]  # round 0 in seconds, round 1: share of what is left
     best: Optional[_Plan] = None
     bound = -float("inf")
     log: list[dict[str, Any]] = []

@@ -68,16 +68,26 @@ def test_both_find_plans_neither_proves_best_plan_served_with_its_gap():
     cp = compile_problem(problem_from_dict(standard_home()))
     run = Recorder(milp=unproven, cpsat=unproven)
     res, served_by = solve_portfolio(cp, 20, first="milp", runner=run)
-    assert run.calls == [("milp", False), ("cpsat", True), ("milp", True)]
-    assert [e["started_from_plan"] for e in res.detail["portfolio"]] == [False, True, False]  # HiGHS takes none
+    assert run.calls == [("milp", False), ("cpsat", True)]  # no third round: a restart would not resume
+    assert [e["started_from_plan"] for e in res.detail["portfolio"]] == [False, True]
     assert res.status == Status.FEASIBLE
     plans = [e["objective"] for e in res.detail["portfolio"] if e["objective"] is not None]
-    assert len(plans) == 3
+    assert len(plans) == 2
     assert res.objective <= min(plans) + 1e-6  # evaluated objective of the best plan either backend found
     bounds = [e["bound"] for e in res.detail["portfolio"]]
     assert res.bound == max(bounds)  # the best bound either proved
     assert res.gap == (res.objective - res.bound) / abs(res.objective)
     assert 0.09 < res.gap < 0.11
+
+
+def test_cpsat_first_unproven_highs_second_starts_from_scratch():
+    cp = compile_problem(problem_from_dict(many_cycles_home()))
+    run = Recorder(cpsat=unproven)
+    res, served_by = solve_portfolio(cp, 20, first="cpsat", runner=run)
+    assert [b for b, _ in run.calls] == ["cpsat", "milp"]
+    assert [e["started_from_plan"] for e in res.detail["portfolio"]] == [False, False]  # HiGHS takes no start
+    assert res.status == Status.OPTIMAL and served_by in ("cpsat", "milp")
+    assert not evaluate(cp.problem, res.schedule, cp).violations
 
 
 def test_infeasible_is_final():
