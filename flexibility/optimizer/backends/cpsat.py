@@ -5,7 +5,7 @@ stored energy in Wh/S with S chosen per device so that the efficiency
 coefficients keep >= 5 significant digits (rounded conservatively: charging
 floors, discharging/draining ceils, so every integer solution is feasible in
 floats), objective in units of 1/K EUR with K chosen so that the largest
-price coefficient is ~1e6; prices sit on the devices' variables, not on import (see _add_site).
+price coefficient is ~1e6; without a battery prices sit on the devices' variables (see _add_site).
 """
 from __future__ import annotations
 
@@ -295,15 +295,20 @@ def _add_site(mm: CpsatModel) -> None:
         mm.exp.append(exp)
         net = imp - exp if exp is not None else imp
         md.add(net == sum(c * v for v, c in mm.loads[t]) + mm.const[t])
-        # imp = net + exp, so w_imp*imp + w_exp*exp = w_imp*(loads + const) + (w_imp + w_exp)*exp: the
-        # price lands on the devices' own variables (a cycle start carries its whole cost), which gives
-        # CP-SAT's objective propagation and LP the same information without going through imp.
+        # Without a battery, imp = net + exp is substituted: w_imp*imp + w_exp*exp = w_imp*(loads + const)
+        # + (w_imp + w_exp)*exp, so the price lands on the devices' own variables (a cycle start carries its
+        # whole cost), which CP-SAT's search uses well. With a battery it searched worse that way (README
+        # "CP-SAT scaling"), so the price stays on imp there.
         wi = cp.w_imp[t] * dt / mm.W
-        mm.offset += wi * mm.const[t]
-        for v, c in mm.loads[t]:
-            mm.obj.append((v, wi * c))
+        subst = not p.batteries
+        if subst:
+            mm.offset += wi * mm.const[t]
+            for v, c in mm.loads[t]:
+                mm.obj.append((v, wi * c))
+        else:
+            mm.obj.append((imp, wi))
         if exp is not None:
-            mm.obj.append((exp, (cp.w_imp[t] + cp.w_exp[t]) * dt / mm.W))
+            mm.obj.append((exp, ((cp.w_imp[t] if subst else 0.0) + cp.w_exp[t]) * dt / mm.W))
             if t in cp.exclusive_grid_slots:
                 z = md.new_bool_var("")
                 md.add(imp == 0).only_enforce_if(~z)
