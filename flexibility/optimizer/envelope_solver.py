@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Optional
-
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 from .compile import compile_problem
 from .evaluate import evaluate

@@ -23,6 +23,9 @@ def solve(problem: Problem, backend: str = "auto", time_limit_s: float = 5.0, *,
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend: must be one of {', '.join(BACKENDS)}")
+    if backend == "auto" and backend_options:
+        # they are one backend's options; `auto` used to drop the portfolio silently when given any
+        raise ValueError(f"{', '.join(sorted(backend_options))}: options of one backend, not of auto")
     t0 = time.perf_counter()
     cp = compile_problem(problem)
     bl = baseline(problem, cp)
@@ -39,7 +42,7 @@ def solve(problem: Problem, backend: str = "auto", time_limit_s: float = 5.0, *,
 
     compile_ms = _ms(t0)
     left = max(0.05, time_limit_s - compile_ms / 1000)
-    if backend == "auto" and not backend_options:
+    if backend == "auto":
         out, chosen = solve_portfolio(cp, left, threads)
         name = f"auto:{chosen}"
     else:

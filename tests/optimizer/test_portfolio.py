@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from flexibility.optimizer import Status, problem_from_dict, solve
 from flexibility.optimizer.backends.common import BackendResult
 from flexibility.optimizer.compile import compile_problem
@@ -121,3 +123,10 @@ def test_auto_reports_the_portfolio():
     assert out["stats"]["portfolio"] and out["stats"]["served_by"] in ("milp", "cpsat")
     cost, errs = check(d, out)
     assert not errs and abs(cost - r.cost_eur) < 1e-3
+
+
+def test_auto_takes_no_single_backend_options():
+    """A backend's own option (here CP-SAT's symmetry switch) is refused with auto instead of silently
+    turning the portfolio into one backend."""
+    with pytest.raises(ValueError, match="symmetry: options of one backend, not of auto"):
+        solve(problem_from_dict(standard_home()), backend="auto", symmetry=False)
