@@ -185,13 +185,14 @@ def power_cliques(cp: "Compiled") -> list[list[tuple[int, int]]]:
             for t, pk in cm.options[0].load().items():
                 room[t] -= pk
     heavy: list[list[tuple[int, int]]] = [[] for _ in range(cp.n)]
+    least = min(room, default=0.0)
     for i, cm in enumerate(cp.cycles):
-        if cm.fixed:
-            continue
+        if cm.fixed or not cm.options or 2 * max(cm.options[0].profile_kw, default=0.0) <= least + EPS:
+            continue  # (a free start's profile is the same at every start)
         for k, o in enumerate(cm.options):
-            for t, pk in o.load().items():
-                if 2 * pk > room[t] + EPS:
-                    heavy[t].append((i, k))
+            for j, pk in enumerate(o.profile_kw):
+                if 2 * pk > room[o.first_slot + j] + EPS:
+                    heavy[o.first_slot + j].append((i, k))
     out = []
     for items in heavy:
         if len({i for i, _ in items}) > 1:
