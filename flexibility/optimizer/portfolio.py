@@ -23,6 +23,7 @@ BACKENDS = ("auto", "cpsat", "milp", "milp-pulp")
 GAP = 5e-5  # both backends' relative gap limit (README "Optimality")
 FIRST_SHARE = 0.3  # of the budget for the first backend before the other one gets its turn
 STARTS_ONLY_SHARE = 0.7  # the same when CP-SAT goes first on a home whose only decisions are start times
+HEATER_SHARE = 0.05  # ... and when CP-SAT goes first on a home with an on/off heater (and no battery or EV)
 MIN_FIRST_SLICE_S = 0.2
 
 Runner = Callable[[Compiled, str, float, int, Optional[Schedule]], BackendResult]
@@ -49,13 +50,18 @@ def choose_backend(cp: Compiled) -> str:
 
 
 def first_share(cp: Compiled, first: str) -> float:
-    """Share of the budget for the first backend. On homes whose only decisions are start times (no
-    battery, EV or heater) CP-SAT is the one that proves, HiGHS rarely rescues it (1 of 100 such homes
-    in the 300-home run, `appliances-246`) while CP-SAT needed more than 30 % on several 8-cycle homes
-    under load: it keeps 70 % there."""
+    """Share of the budget for the first backend (README "Choosing a backend").
+
+    On homes whose only decisions are start times (no battery, EV or heater) CP-SAT is the one that
+    proves, HiGHS rarely rescues it (1 of 100 such homes in the 300-home run, `appliances-246`) while
+    CP-SAT needed more than 30 % on several 8-cycle homes under load: it keeps 70 % there. On heater
+    homes without battery or EV the two are complementary (each proves in 14-480 ms where the other
+    needs seconds or fails), so CP-SAT only gets a short first look (5 %).
+    """
     p = cp.problem
-    starts_only = not p.batteries and not p.thermal_storages and not any(em.slots for em in cp.evs)
-    return STARTS_ONLY_SHARE if first == "cpsat" and starts_only else FIRST_SHARE
+    if first != "cpsat" or p.batteries or any(em.slots for em in cp.evs):
+        return FIRST_SHARE
+    return HEATER_SHARE if p.thermal_storages else STARTS_ONLY_SHARE
 
 
 def run_backend(cp: Compiled, backend: str, time_limit_s: float, threads: int = 1,
