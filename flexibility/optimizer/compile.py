@@ -174,7 +174,8 @@ def power_cliques(cp: "Compiled") -> list[list[tuple[int, int]]]:
     Any two of them together exceed the limit even with all PV and battery output, so at most one
     can be chosen (an exact clique cut, across appliances). The slot row alone lets the LP run two
     heating phases at 0.8 each; this row does not. Items are (cycle index, option index); only
-    sets spanning two cycles or more are returned.
+    sets spanning two cycles or more are returned. Valid only while `relief` holds every source that
+    can lower net import (PV, battery discharge): a new one (V2G, say) must be added there.
     """
     p = cp.problem
     relief = [sum(pv.forecast_kw[t] for pv in p.pv) + sum(b.max_discharge_kw for b in p.batteries)
