@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .problem import EVSession, Problem, ShiftableCycle, ThermalStorage, q_kw
+from .problem import EVSession, MinimumState, Problem, ShiftableCycle, ThermalStorage, q_kw
 
 THROUGHPUT_EPS_PER_KWH = 1e-6  # objective units per kWh cycled through a battery (breaks c/d ties)
 EPS = 1e-9
@@ -223,3 +223,19 @@ def compile_problem(p: Problem) -> Compiled:
     evs = [ev_model(p, e) for e in p.ev_sessions]
     return Compiled(p, n, g.dt_h, base, pv_fixed, w_imp, w_exp, cycles, evs, excl_bat, excl_grid, may_export,
                     cost_norm, co2_norm)
+
+
+def min_state_bounds(p: Problem, reqs: tuple[MinimumState, ...]) -> list[tuple[int, float, MinimumState]]:
+    """(boundary k, kWh, requirement) for each minimum state: the state after k slots must hold kWh.
+
+    An instant inside a slot binds both of its boundaries (the state is linear in between); boundaries
+    after the horizon end are dropped (a later plan sees them). k = 0 is the initial state.
+    """
+    g = p.grid
+    out: dict[int, tuple[float, MinimumState]] = {}
+    for r in reqs:
+        x = g.offset_min(r.at) / g.resolution_min
+        for k in {int(math.floor(x + EPS)), int(math.ceil(x - EPS))}:
+            if 0 <= k <= g.slots and r.energy_kwh > out.get(k, (-1.0, r))[0]:
+                out[k] = (r.energy_kwh, r)
+    return [(k, kwh, r) for k, (kwh, r) in sorted(out.items())]

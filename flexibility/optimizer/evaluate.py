@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .compile import THROUGHPUT_EPS_PER_KWH, Compiled, compile_problem, option_extra_cost, resample_profile
+from .compile import (THROUGHPUT_EPS_PER_KWH, Compiled, compile_problem, min_state_bounds, option_extra_cost,
+                      resample_profile)
 from .problem import Problem
 from .result import Evaluation, Schedule, Violation
 
@@ -87,6 +88,8 @@ def evaluate(problem: Problem, schedule: Schedule, compiled: Optional[Compiled] 
             v(e.id, "energy", em.need_kwh - energy, "kWh", f"EV '{e.name}' gets {energy:.2f} of {em.need_kwh:.2f} kWh")
         if em.max_kwh is not None and energy > em.max_kwh + TOL_KWH:
             v(e.id, "capacity", energy - em.max_kwh, "kWh", f"EV '{e.name}' overfilled")
+        _check_min_state(problem, e.id, f"EV '{e.name}'", e.min_energy_at,
+                         [sum(p[:k]) * dt * e.efficiency for k in range(n + 1)], v)
 
     # batteries
     soc: dict[str, list[float]] = {}
@@ -113,6 +116,7 @@ def evaluate(problem: Problem, schedule: Schedule, compiled: Optional[Compiled] 
             throughput += (c[t] + d[t]) * dt
         if b.final_kwh is not None and e < b.final_kwh - TOL_KWH:
             v(b.id, "final_soc", b.final_kwh - e, "kWh", f"battery '{b.name}' ends below its final SoC")
+        _check_min_state(problem, b.id, f"battery '{b.name}'", b.min_energy_at, traj, v)
         soc[b.id] = traj
     extra += THROUGHPUT_EPS_PER_KWH * throughput
 
@@ -170,3 +174,11 @@ def evaluate(problem: Problem, schedule: Schedule, compiled: Optional[Compiled] 
                 pen += short * dt * gr.penalty_eur_per_kwh
     obj += extra + pen
     return Evaluation(cost, co2, pen, obj, net, soc, viol)
+
+
+def _check_min_state(problem: Problem, dev: str, what: str, reqs, traj: list[float], v) -> None:
+    """Each minimum state against the trajectory (traj[k]: the state after k slots)."""
+    for k, kwh, r in min_state_bounds(problem, reqs):
+        if traj[k] < kwh - TOL_KWH:
+            v(dev, "min_energy_at", kwh - traj[k], "kWh",
+              f"{what} holds {traj[k]:.2f} kWh at {problem.grid.local(r.at):%H:%M}, needs {kwh:.2f}", max(0, k - 1))

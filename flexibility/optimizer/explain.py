@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
-from .compile import Compiled
+from .compile import Compiled, min_state_bounds
 from .problem import Problem
 from .result import Violation
 
@@ -80,11 +80,13 @@ def precheck(cp: Compiled) -> list[Violation]:
             out.append(Violation(e.id, "energy", em.need_kwh - cap, "kWh", None,
                                  f"EV '{e.name}' needs {_kwh(em.need_kwh)} before {_hm(p, e.departure)} "
                                  f"but can take at most {_kwh(cap)}"))
+        _precheck_ev_min_state(cp, em, headroom, out)
         if em.max_kwh is not None and em.need_kwh > em.max_kwh + 1e-6:
             out.append(Violation(e.id, "capacity", em.need_kwh - em.max_kwh, "kWh", None,
                                  f"EV '{e.name}' needs {_kwh(em.need_kwh)} but has room for only {_kwh(em.max_kwh)}"))
 
     for b in p.batteries:
+        _precheck_battery_min_state(cp, b, out)
         fin = b.final_kwh
         if fin is None:
             continue
@@ -137,6 +139,41 @@ def precheck(cp: Compiled) -> list[Violation]:
     return out
 
 
+def _precheck_battery_min_state(cp: Compiled, b, out: list[Violation]) -> None:
+    """A battery cannot hold more at an instant than charging at full power from the start reaches."""
+    p = cp.problem
+    for k, kwh, r in min_state_bounds(p, b.min_energy_at):
+        reach = min(b.capacity_kwh, b.initial_kwh + b.max_charge_kw * b.charge_efficiency * cp.dt_h * k)
+        if kwh > reach + 1e-6:
+            out.append(Violation(b.id, "min_energy_at", kwh - reach, "kWh", max(0, k - 1),
+                                 f"Battery '{b.name}' must hold {_kwh(kwh)} at {_hm(p, r.at)} but can reach at most "
+                                 f"{_kwh(reach)} by then (it holds {_kwh(b.initial_kwh)} now and charges at up to "
+                                 f"{b.max_charge_kw:.1f} kW)"))
+            return
+
+
+def _precheck_ev_min_state(cp: Compiled, em, headroom: list[float], out: list[Violation]) -> None:
+    """An EV cannot have more by an instant than full power (under the import limit) since arrival gives."""
+    p, e = cp.problem, em.ev
+    for k, kwh, r in min_state_bounds(p, e.min_energy_at):
+        cap = 0.0
+        for t in em.slots:
+            if t >= k:
+                break
+            room = min(e.max_power_kw, headroom[t])
+            if em.levels_kw is not None:
+                fit = [lv for lv in em.levels_kw if lv <= room + 1e-9]
+                room = max(fit) if fit else 0.0
+            elif room < e.min_power_kw - 1e-9:
+                room = 0.0
+            cap += room * cp.dt_h * e.efficiency
+        if kwh > cap + 1e-6:
+            out.append(Violation(e.id, "min_energy_at", kwh - cap, "kWh", max(0, k - 1),
+                                 f"EV '{e.name}' must have {_kwh(kwh)} by {_hm(p, r.at)} but can take at most "
+                                 f"{_kwh(cap)} by then"))
+            return
+
+
 def describe(cp: Compiled, violations: list[Violation]) -> list[str]:
     """Summarize elastic-model violations per device and requirement."""
     p = cp.problem
@@ -160,6 +197,9 @@ def describe(cp: Compiled, violations: list[Violation]) -> list[str]:
             b = next(x for x in p.batteries if x.id == dev)
             out.append(f"Battery '{b.name}' must end at {b.final_soc_pct:.0f}% but falls {_kwh(worst.amount)} short "
                        f"alongside the other requirements")
+        elif req == "min_energy_at":
+            out.append(f"'{names.get(dev, dev)}' would hold {_kwh(worst.amount)} less than required{at} "
+                       f"alongside the other requirements{more}")
         elif req == "scheduled":
             out.append(f"Cycle '{names.get(dev, dev)}' cannot be placed alongside the other requirements "
                        f"(window, appliance busy, import limit)")

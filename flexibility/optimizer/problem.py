@@ -70,6 +70,19 @@ class TimeGrid:
 
 # ------------------------------------------------------------------------ devices
 @dataclass(frozen=True)
+class MinimumState:
+    """A storage must hold at least `energy_kwh` at the instant `at` (backup before a storm, a trip).
+
+    Batteries: stored energy. EV sessions: energy delivered into the car since arrival (the unit of the
+    session's `energy_kwh`). Between slot boundaries the state is linear, so an instant inside a slot
+    binds the boundaries on both sides; instants after the horizon end are left to a later plan.
+    """
+
+    at: datetime
+    energy_kwh: float
+
+
+@dataclass(frozen=True)
 class Site:
     import_limit_kw: float
     export_limit_kw: float
@@ -133,6 +146,8 @@ class EVSession:
     efficiency: float = 1.0
     capacity_kwh: Optional[float] = None
     max_energy_kwh: Optional[float] = None
+    # minimum state at a time (FORMAT.md "Minimum state at a time"): delivered kWh by an instant
+    min_energy_at: tuple[MinimumState, ...] = ()
 
     def power_levels_kw(self) -> Optional[tuple[float, ...]]:
         """Allowed non-zero powers when charging in discrete current steps, else None."""
@@ -155,6 +170,8 @@ class Battery:
     max_discharge_kw: float = 5.0
     charge_efficiency: float = 1.0
     discharge_efficiency: float = 1.0
+    # minimum state at a time (FORMAT.md "Minimum state at a time"): stored kWh at an instant
+    min_energy_at: tuple[MinimumState, ...] = ()
 
     @property
     def initial_kwh(self) -> float:

@@ -12,8 +12,8 @@ from datetime import datetime
 from typing import Any, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .problem import (MAX_HORIZON_H, PV, RESOLUTIONS_MIN, Battery, EVSession, GridRequest, Interval, Objective, Phase,
-                      Problem, ProblemError, ShiftableCycle, Site, ThermalStorage, TimeGrid, q_kw)
+from .problem import (MAX_HORIZON_H, PV, RESOLUTIONS_MIN, Battery, EVSession, GridRequest, Interval, MinimumState,
+                      Objective, Phase, Problem, ProblemError, ShiftableCycle, Site, ThermalStorage, TimeGrid, q_kw)
 
 # ------------------------------------------------------------------------ parsing
 _MISSING = object()
@@ -42,7 +42,11 @@ FIELDS: dict[str, frozenset[str]] = {
                           "max_energy_kwh", "initial_energy_kwh", "final_energy_kwh", "standing_loss_kw",
                           "heat_demand_kw"}),
     "grid_request": frozenset({"min_net_import_kw", "max_net_import_kw", "penalty_eur_per_kwh"}),
+    # minimum state at a time (batteries and EV sessions)
+    "min_state": frozenset({"at", "energy_kwh"}),
 }
+FIELDS["ev"] |= {"min_energy_at"}
+FIELDS["battery"] |= {"min_energy_at"}
 
 
 class _Reader:
@@ -279,7 +283,8 @@ def problem_from_dict(d: Any) -> Problem:
                        min_power_kw=mn, max_power_kw=mx, current_steps_a=steps, phases=phases,
                        voltage_v=x.num("voltage_v", 230.0, lo=0, lo_open=True),
                        efficiency=x.num("efficiency", 1.0, lo=0, hi=1, lo_open=True),
-                       capacity_kwh=cap, max_energy_kwh=max_energy)
+                       capacity_kwh=cap, max_energy_kwh=max_energy,
+                       min_energy_at=_min_states(x, max_energy))
         if steps is not None and not ev.power_levels_kw():
             raise ProblemError(f"{x.p('current_steps_a')}: no step fits under max_power_kw")
         evs.append(ev)
@@ -295,7 +300,8 @@ def problem_from_dict(d: Any) -> Problem:
                             final_soc_pct=fin, max_charge_kw=q_kw(x.num("max_charge_kw", lo=0)),
                             max_discharge_kw=q_kw(x.num("max_discharge_kw", lo=0)),
                             charge_efficiency=x.num("charge_efficiency", 1.0, lo=0, hi=1, lo_open=True),
-                            discharge_efficiency=x.num("discharge_efficiency", 1.0, lo=0, hi=1, lo_open=True)))
+                            discharge_efficiency=x.num("discharge_efficiency", 1.0, lo=0, hi=1, lo_open=True),
+                            min_energy_at=_min_states(x, cap)))
 
     pvs = []
     for i, x in enumerate(r.objects("pv", "pv")):
@@ -330,6 +336,14 @@ def problem_from_dict(d: Any) -> Problem:
     return Problem(grid=grid, site=site, objective=objective, cycles=tuple(cycles), ev_sessions=tuple(evs),
                    batteries=tuple(bats), pv=tuple(pvs), thermal_storages=tuple(ths), grid_request=gr,
                    do_not_disturb=tuple(dnd))
+
+
+def _min_states(x: _Reader, cap_kwh: Optional[float]) -> tuple[MinimumState, ...]:
+    """`min_energy_at`: [{"at", "energy_kwh"}], each at most what the storage can hold."""
+    out = []
+    for r in x.objects("min_energy_at", "min_state"):
+        out.append(MinimumState(r.instant("at"), r.num("energy_kwh", lo=0, hi=cap_kwh)))
+    return tuple(sorted(out, key=lambda m: m.at))
 
 
 # --------------------------------------------------------------------- to JSON

@@ -287,8 +287,9 @@ def _thermal(r: random.Random, g: _Grid) -> dict[str, Any]:
             "standing_loss_kw": round(r.uniform(0.02, 0.06), 3), "heat_demand_kw": demand}
 
 
-def random_home(seed: int, kind: Optional[str] = None) -> dict[str, Any]:
-    """One household problem; `kind` defaults to `CLASSES[seed % len(CLASSES)]`."""
+def random_home(seed: int, kind: Optional[str] = None, force: tuple[str, ...] = ()) -> dict[str, Any]:
+    """One household problem; `kind` defaults to `CLASSES[seed % len(CLASSES)]`; `force` names features of
+    `_physics_features` to switch on wherever the home has the device (tests of one feature)."""
     kind = kind or CLASSES[seed % len(CLASSES)]
     if kind not in CLASSES:
         raise ValueError(f"kind: must be one of {', '.join(CLASSES)}")
@@ -343,7 +344,42 @@ def random_home(seed: int, kind: Optional[str] = None) -> dict[str, Any]:
         p["pv"] = [{"id": "pv-1", "device": "PV-1", "name": "Roof", "forecast_kw": _pv_series(r, g, kwp),
                     "curtailable": r.random() < 0.4}]
     p["_meta"] = {"class": kind, "seed": seed, "day": day.isoformat(), "tariff": tariff}
+    _physics_features(seed, kind, p, g, force)
     return p
+
+
+def _physics_features(seed: int, kind: str, p: dict[str, Any], g: _Grid, force: tuple[str, ...] = ()) -> None:
+    """Issue 14's features (items 1, 2, 6, 7) switched on in a realistic share of homes.
+
+    Drawn from their own random stream, so every home keeps all it had before and only gains these.
+    """
+    r = random.Random(f"physics:{kind}:{seed}")
+    horizon_h = g.slots * g.res / 60
+    feats = p["_meta"].setdefault("features", [])
+
+    def draw(feature: str, share: float) -> bool:
+        return r.random() < share or feature in force
+    for b in p["batteries"]:  # a backup before a forecast storm in one battery out of four
+        if draw("min_state", 0.25):
+            h = r.uniform(4.0, horizon_h - 0.5)
+            ini = b["capacity_kwh"] * b["initial_soc_pct"] / 100
+            reach = ini + 0.5 * b["max_charge_kw"] * b["charge_efficiency"] * h
+            b["min_energy_at"] = [{"at": g.iso(0, h), "energy_kwh": round(min(reach, r.uniform(0.6, 0.9)
+                                                                                * b["capacity_kwh"]), 3)}]
+            feats.append("min_state")
+    for e in p["ev_sessions"]:  # a trip in the middle of the session in one EV out of five
+        if draw("min_state", 0.2):
+            arr, dep = datetime.fromisoformat(e["arrival"]), datetime.fromisoformat(e["departure"])
+            need = e.get("energy_kwh")
+            if need is None:
+                need = (e["target_soc_pct"] - e["initial_soc_pct"]) / 100 * e["capacity_kwh"]
+            at = arr + (dep - arr) * r.uniform(0.6, 0.9)
+            e["min_energy_at"] = [{"at": at.isoformat(), "energy_kwh": round(0.4 * need, 3)}]
+            feats.append("min_state")
+    prices = p["site"]["import_price_eur_per_kwh"]
+    if p["pv"] and min(prices) < 0 and draw("negative_export", 0.5):  # spot-indexed export: paid to export, or paying
+        p["site"]["export_price_eur_per_kwh"] = [round(0.8 * x, 4) for x in prices]
+        feats.append("negative_export")
 
 
 def strip_meta(p: dict[str, Any]) -> dict[str, Any]:

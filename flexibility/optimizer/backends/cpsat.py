@@ -15,7 +15,7 @@ from typing import Optional
 
 from ortools.sat.python import cp_model
 
-from ..compile import THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel
+from ..compile import THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, min_state_bounds
 from ..problem import Battery, PV, ThermalStorage
 from ..result import Schedule, Status
 from .common import BackendResult, rel_gap
@@ -212,6 +212,14 @@ def _add_ev(mm: CpsatModel, em: EVModel) -> None:
     md.add(expr >= math.ceil(em.need_kwh / per - 1e-6))
     if em.max_kwh is not None:
         md.add(expr <= math.floor(em.max_kwh / per + 1e-6))
+    _add_ev_min_state(mm, em, slots, per)
+
+
+def _add_ev_min_state(mm: CpsatModel, em: EVModel, slots: list, per: float) -> None:
+    """Delivered energy (W-slots x `per` kWh) in the slots before boundary k >= the requirement."""
+    for k, kwh, _r in min_state_bounds(mm.cp.problem, em.ev.min_energy_at):
+        terms = [(v, c) for t, ts in slots if t < k for v, c in ts]
+        mm.md.add(sum(c * v for v, c in terms) >= math.ceil(kwh / per - 1e-6))
 
 
 def _add_battery(mm: CpsatModel, b: Battery) -> None:
@@ -244,7 +252,15 @@ def _add_battery(mm: CpsatModel, b: Battery) -> None:
             md.add(d[t] == 0).only_enforce_if(z)
     if b.final_kwh is not None:
         md.add(soc[-1] >= math.ceil(b.final_kwh * E - 1e-6))
+    _add_battery_min_state(mm, b, soc, E)
     mm.bat[b.id] = (c, d)
+
+
+def _add_battery_min_state(mm: CpsatModel, b: Battery, soc: list, E: float) -> None:
+    """Stored energy (E units per kWh) after k slots >= the requirement; k = 0 is a pre-check."""
+    for k, kwh, _r in min_state_bounds(mm.cp.problem, b.min_energy_at):
+        if k > 0:
+            mm.md.add(soc[k - 1] >= math.ceil(kwh * E - 1e-6))
 
 
 def _add_pv(mm: CpsatModel, pv: PV) -> None:

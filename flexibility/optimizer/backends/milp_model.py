@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Callable, Optional
 
-from ..compile import THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, heating_count_bounds
+from ..compile import THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, heating_count_bounds, min_state_bounds
 from ..problem import Battery, PV, ThermalStorage
 from ..result import Schedule, Violation
 from .common import ELASTIC_PER_CYCLE, ELASTIC_PER_KWH
@@ -215,6 +215,20 @@ def _add_ev(mm: MilpModel, em: EVModel) -> None:
                                                                 f"EV '{e.name}' gets {v:.1f} kWh too little"))
         idx, val = idx + [s], val + [1.0]
     m.row(idx, val, lo_kwh, hi)
+    _add_ev_min_state(mm, em, slots)
+
+
+def _add_ev_min_state(mm: MilpModel, em: EVModel, slots: list[tuple[int, list[Term]]]) -> None:
+    """Energy delivered in the slots before boundary k >= the requirement."""
+    e, dt = em.ev, mm.cp.dt_h
+    for k, kwh, r in min_state_bounds(mm.cp.problem, e.min_energy_at):
+        terms = [(j, c * dt * e.efficiency) for t, ts in slots if t < k for j, c in ts]
+        idx, val = [j for j, _ in terms], [c for _, c in terms]
+        if mm.elastic:
+            s = mm.slack(ELASTIC_PER_KWH, lambda v, e=e, k=k: Violation(
+                e.id, "min_energy_at", v, "kWh", max(0, k - 1), f"EV '{e.name}' gets {v:.1f} kWh too little by then"))
+            idx, val = idx + [s], val + [1.0]
+        mm.m.row(idx, val, kwh, INF)
 
 
 def step_grid(em: EVModel, dt: float) -> Optional[tuple[list[int], float]]:
@@ -284,7 +298,21 @@ def _add_battery(mm: MilpModel, b: Battery) -> None:
         s = mm.slack(ELASTIC_PER_KWH, lambda v, b=b: Violation(b.id, "final_soc", v, "kWh", None,
                                                                 f"battery '{b.name}' ends {v:.1f} kWh short"))
         m.row([soc[-1], s], [1.0, 1.0], fin, INF)
+    _add_battery_min_state(mm, b, soc)
     mm.bat[b.id] = (c, d, soc)
+
+
+def _add_battery_min_state(mm: MilpModel, b: Battery, soc: list[int]) -> None:
+    """Stored energy after k slots >= the requirement (k = 0, the initial state, is a pre-check)."""
+    for k, kwh, r in min_state_bounds(mm.cp.problem, b.min_energy_at):
+        if k == 0:
+            continue
+        if mm.elastic:
+            s = mm.slack(ELASTIC_PER_KWH, lambda v, b=b, r=r, k=k: Violation(
+                b.id, "min_energy_at", v, "kWh", k - 1, f"battery '{b.name}' holds {v:.1f} kWh too little"))
+            mm.m.row([soc[k - 1], s], [1.0, 1.0], kwh, INF)
+        else:
+            mm.m.lb[soc[k - 1]] = max(mm.m.lb[soc[k - 1]], kwh)
 
 
 def _add_pv(mm: MilpModel, pv: PV) -> None:
