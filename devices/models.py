@@ -556,3 +556,38 @@ class MeasurementDay(models.Model):
         constraints = [models.UniqueConstraint(fields=["home", "device", "day"], nulls_distinct=False,
                                                name="devices_telemetry_one_per_day")]
         indexes = [models.Index(fields=["home", "day"], name="devices_day_home_day")]
+
+
+# --- issue 14: minimum state at a time --------------------------------------------------
+
+class MinimumState(TimeStampedModel):
+    """A battery or EV must hold at least `energy_kwh` at `at` (backup before a forecast storm, a trip).
+
+    Battery: energy stored. EV charger: energy charged into the car since it was plugged in (the unit of
+    its session's `energy_kwh`); it applies to the session plugged in at `at`.
+    """
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="minimum_states")
+    at = models.DateTimeField(help_text="The instant the energy must be there (with a time zone offset).")
+    energy_kwh = models.FloatField(validators=[MinValueValidator(0), MaxValueValidator(1000)],
+                                   help_text="Battery: kWh stored. EV: kWh charged since plug-in.")
+    reason = models.CharField(max_length=120, blank=True, help_text="Shown to the household, e.g. 'storm backup'.")
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["device", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.energy_kwh:g} kWh in {self.device} at {self.at:%Y-%m-%d %H:%M}"
+
+    def clean(self) -> None:
+        require_aware("at", self.at)
+        if not self.device_id:
+            return
+        kind = self.device.device_type
+        if kind not in (DeviceType.BATTERY, DeviceType.EV_CHARGER):
+            raise ValidationError({"device": "Only batteries and EV chargers hold a minimum state."})
+        capacity = (self.device.parameters or {}).get("capacity_kwh")
+        if kind == DeviceType.BATTERY and capacity is not None and self.energy_kwh is not None \
+                and self.energy_kwh > float(capacity):
+            raise ValidationError({"energy_kwh": f"Must not exceed the battery's capacity of {capacity:g} kWh."})

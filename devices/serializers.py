@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from energy_manager.api_input import InstantField, StrictFloatField, StrictSerializerMixin
 
+from .models import MinimumState
 from .models import (
     CONTRACTED_POWER_STEPS_KVA, ComfortPreference, Cycle, Device, DeviceType, DoNotDisturbWindow, EVSession, Home,
     Hub, Measurement, SignalKind, SignalSeries, Tariff,
@@ -205,6 +206,17 @@ class EVSessionSerializer(StrictModelSerializer):
         model = EVSession
         fields = ["id", "device", "arrival", "departure", "energy_kwh", "target_soc_pct", "initial_soc_pct",
                   "vehicle_capacity_kwh", "vehicle_name", "required_energy_kwh", "created_at", "updated_at"]
+        create_only_fields = ["device"]
+
+
+class MinimumStateSerializer(StrictModelSerializer):
+    """Issue 14: a battery or EV must hold at least `energy_kwh` at `at`."""
+
+    device = OwnedRelatedField(queryset=Device.objects.all(), owner_path="home__owner")
+
+    class Meta:
+        model = MinimumState
+        fields = ["id", "device", "at", "energy_kwh", "reason", "created_at", "updated_at"]
         create_only_fields = ["device"]
 
 

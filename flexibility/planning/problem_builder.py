@@ -19,6 +19,7 @@ from devices.models import (
     SHIFTABLE_TYPES, THERMAL_TYPES, Cycle, CycleState, Device, DeviceType, EVSession, ExportKind, Home, Measurement,
     Objective, SignalKind, SignalSeries, TariffKind,
 )
+from devices.models import MinimumState
 from devices.power_profiles import profile_duration_minutes
 from devices.tariffs import price_series, tariff_export_prices, tariff_import_prices
 from energy_manager.errors import Unprocessable
@@ -212,6 +213,7 @@ def build_problem(
         "pv": _pv(home, devices, start, slots, missing),
         "thermal_storages": _thermal(home, devices, start, slots, missing),
     }
+    _add_minimum_states(problem, devices, start, end)
     if co2 is not None:
         problem["site"]["co2_g_per_kwh"] = co2
     if grid_request is not None:
@@ -456,6 +458,23 @@ def _thermal(home: Home, devices: Iterable[Device], start: datetime, slots: int,
             "heat_demand_kw": [round(w / 1000.0, 4) for w in demand],
         })
     return out
+
+
+def _add_minimum_states(problem: dict, devices: list[Device], start: datetime, end: datetime) -> None:
+    """Minimum states inside the horizon, to their battery, or to the EV session plugged in at that instant
+    (FORMAT.md "Minimum state at a time"); one query for the whole home."""
+    by_serial = {d.pk: d.serial_number for d in devices}
+    rows = MinimumState.objects.filter(device_id__in=by_serial, at__gt=start, at__lte=end).order_by("at", "id")
+    for m in rows:
+        item = {"at": m.at.isoformat(), "energy_kwh": float(m.energy_kwh)}
+        for b in problem["batteries"]:
+            if b["id"] == f"battery-{m.device_id}":
+                b.setdefault("min_energy_at", []).append(
+                    {**item, "energy_kwh": min(item["energy_kwh"], b["capacity_kwh"])})
+        for e in problem["ev_sessions"]:
+            if e["device"] == by_serial[m.device_id] and \
+                    datetime.fromisoformat(e["arrival"]) < m.at <= datetime.fromisoformat(e["departure"]):
+                e.setdefault("min_energy_at", []).append(item)
 
 
 def object_pk(problem_id: str) -> tuple[str, int]:

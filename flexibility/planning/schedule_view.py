@@ -13,6 +13,10 @@ from .models import RunStatus, Schedule
 from .slots import local_day_horizon
 
 
+# Issue 14: what a plan item shows of its physics (minimum states to hold).
+ISSUE_14_DEVICE_KEYS = ("min_energy_at",)
+
+
 def schedule_reasons(schedule: Schedule, devices_by_serial: Optional[dict[str, Device]] = None) -> dict[str, Any]:
     """Reasons and the baseline's net import of a schedule: stored with it, or (older schedules) worked out
     again from its run's problem."""
@@ -52,6 +56,7 @@ def schedule_view(schedule: Schedule) -> dict[str, Any]:
             "label": planned.get("name", item_id),
             "power_kw": planned.get("power_kw", []),
             **{k: planned[k] for k in ("start", "end", "soc_kwh", "energy_kwh") if k in planned},
+            **{k: planned[k] for k in ISSUE_14_DEVICE_KEYS if k in planned},
             "saving_eur": reason.get("saving_eur"),
             "reason": reason.get("text"),
         })

@@ -37,6 +37,11 @@ class RunRequestSerializer(StrictSerializerMixin, serializers.Serializer):
         return attrs
 
 
+class PlannedMinimumStateSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    energy_kwh = serializers.FloatField(help_text="Batteries: kWh stored; EVs: kWh charged since plug-in.")
+
+
 class ScheduleDeviceSerializer(serializers.Serializer):
     item = serializers.CharField(help_text="The plan's item: cycle-<id>, ev-<id>, battery-<id>, pv-<id>, thermal-<id>.")
     device = serializers.IntegerField(allow_null=True, help_text="The device's API id.")
@@ -51,6 +56,8 @@ class ScheduleDeviceSerializer(serializers.Serializer):
     soc_kwh = serializers.ListField(child=serializers.FloatField(), required=False,
                                     help_text="Batteries, EVs (delivered), water heaters: kWh at each slot boundary.")
     energy_kwh = serializers.FloatField(required=False)
+    min_energy_at = PlannedMinimumStateSerializer(many=True, required=False,
+                                                  help_text="Minimum states the plan holds (issue 14).")
     saving_eur = serializers.FloatField(allow_null=True, help_text="This device's own saving against the baseline.")
     reason = serializers.CharField(allow_null=True, help_text="What the plan does with the device and why.")
 

