@@ -44,6 +44,8 @@ def precheck(cp: Compiled) -> list[Violation]:
                                  f"limit of {site.import_limit_kw:.2f} kW even with all PV and battery output"))
             break
 
+    _precheck_export_limit(cp, out)
+
     for cm in cp.cycles:
         if cm.options:
             continue
@@ -139,6 +141,25 @@ def precheck(cp: Compiled) -> list[Violation]:
     return out
 
 
+def _precheck_export_limit(cp: Compiled, out: list[Violation]) -> None:
+    """PV that cannot be curtailed must go somewhere: the home's loads at their most, or export under the limit
+    (sunny hours of negative prices make this bind when nothing may absorb it)."""
+    p = cp.problem
+    cycles_kw = sum(max(ph.power_w for ph in cm.cycle.phases) / 1000 for cm in cp.cycles)
+    for t in range(cp.n):
+        absorb = (cp.base_kw[t] + cycles_kw + sum(b.max_charge_kw for b in p.batteries)
+                  + sum(em.ev.max_power_kw for em in cp.evs if t in em.slots)
+                  + sum(th.electric_power_kw for th in p.thermal_storages))
+        excess = cp.pv_fixed_kw[t] - absorb
+        if excess > p.site.export_limit_kw + 1e-9:
+            names = ", ".join(f"'{pv.name}'" for pv in p.pv if not pv.curtailable)
+            out.append(Violation("site", "export_limit", excess - p.site.export_limit_kw, "kW", t,
+                                 f"PV {names} that cannot be curtailed produces {cp.pv_fixed_kw[t]:.2f} kW at "
+                                 f"{_slot_hm(p, t)}; the home can use at most {absorb:.2f} kW and export "
+                                 f"{p.site.export_limit_kw:.2f} kW"))
+            return
+
+
 def _precheck_battery_min_state(cp: Compiled, b, out: list[Violation]) -> None:
     """A battery cannot hold more at an instant than charging at full power from the start reaches."""
     p = cp.problem
@@ -197,6 +218,10 @@ def describe(cp: Compiled, violations: list[Violation]) -> list[str]:
             b = next(x for x in p.batteries if x.id == dev)
             out.append(f"Battery '{b.name}' must end at {b.final_soc_pct:.0f}% but falls {_kwh(worst.amount)} short "
                        f"alongside the other requirements")
+        elif req == "export_limit":
+            fixed = ", ".join(f"'{pv.name}'" for pv in p.pv if not pv.curtailable) or "the home"
+            out.append(f"The export limit of {p.site.export_limit_kw:.2f} kW is too low for the PV that cannot be "
+                       f"curtailed ({fixed}): {worst.amount:.2f} kW more export would be needed{at}{more}")
         elif req == "min_energy_at":
             out.append(f"'{names.get(dev, dev)}' would hold {_kwh(worst.amount)} less than required{at} "
                        f"alongside the other requirements{more}")

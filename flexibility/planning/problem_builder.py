@@ -373,6 +373,8 @@ def _ev_sessions(devices: Iterable[Device], start: datetime, end: datetime) -> l
         }
         if p.get("current_steps_a"):
             item["current_steps_a"] = list(p["current_steps_a"])
+        if s.vehicle_capacity_kwh and s.initial_soc_pct is not None:  # never more than fits (negative prices)
+            item["capacity_kwh"], item["initial_soc_pct"] = float(s.vehicle_capacity_kwh), float(s.initial_soc_pct)
         out.append(item)
     return out
 

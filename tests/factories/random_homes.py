@@ -377,6 +377,14 @@ def _physics_features(seed: int, kind: str, p: dict[str, Any], g: _Grid, force: 
             e["min_energy_at"] = [{"at": at.isoformat(), "energy_kwh": round(0.4 * need, 3)}]
             feats.append("min_state")
     prices = p["site"]["import_price_eur_per_kwh"]
+    if "negative_prices" in force:  # a sunny day's negative midday hours, paid to import, paying to export
+        for t in range(g.slots):
+            if 11 <= g.hour(t) % 24 < 15:
+                prices[t] = -round(r.uniform(0.005, 0.06), 4)
+        p["site"]["export_price_eur_per_kwh"] = [round(0.8 * x, 4) for x in prices]
+        for pv in p["pv"]:
+            pv["curtailable"] = r.random() < 0.7
+        feats.append("negative_prices")
     if p["pv"] and min(prices) < 0 and draw("negative_export", 0.5):  # spot-indexed export: paid to export, or paying
         p["site"]["export_price_eur_per_kwh"] = [round(0.8 * x, 4) for x in prices]
         feats.append("negative_export")

@@ -382,6 +382,15 @@ def _add_heating_counts(mm: MilpModel, th: ThermalStorage, on: list[int]) -> Non
         m.row([S[-1], S[t]], [1.0, -1.0], float(need), INF)
 
 
+def _add_export_slack(mm: MilpModel, exp: int, t: int) -> None:
+    """Explanation mode: export above the limit at a price (PV that cannot be curtailed must go somewhere)."""
+    E = mm.cp.problem.site.export_limit_kw
+    mm.m.ub[exp] = INF
+    s = mm.slack(ELASTIC_PER_KWH * mm.cp.dt_h, lambda v, t=t: Violation("site", "export_limit", v, "kW", t,
+                                                                        f"export {v:.2f} kW above the limit"))
+    mm.m.row([exp, s], [1.0, -1.0], -INF, E)
+
+
 def _add_site(mm: MilpModel) -> None:
     """imp - exp = base - fixed PV + device loads; limits, grid request and the objective."""
     m, cp = mm.m, mm.cp
@@ -394,6 +403,8 @@ def _add_site(mm: MilpModel) -> None:
         exp = m.var(0.0, E, cp.w_exp[t] * dt) if cp.may_export[t] else None
         mm.imp.append(imp)
         mm.exp.append(exp)
+        if mm.elastic and exp is not None:
+            _add_export_slack(mm, exp, t)
         idx = [imp] + ([exp] if exp is not None else []) + [j for j, _ in mm.loads[t]]
         val = [1.0] + ([-1.0] if exp is not None else []) + [-c for _, c in mm.loads[t]]
         m.row(idx, val, mm.const[t], mm.const[t])
@@ -405,7 +416,7 @@ def _add_site(mm: MilpModel) -> None:
             z = m.var(0.0, 1.0, 0.0, integer=True)
             mm.int_rules.append((z, t, lambda s, net, t=t: float(net[t] > 1e-9), 1.0, 0.0, "site"))
             m.row([imp, z], [1.0, -(L if not mm.elastic else 1e4)], -INF, 0.0)
-            m.row([exp, z], [1.0, E], -INF, E)
+            m.row([exp, z], [1.0, E if not mm.elastic else 1e4], -INF, E if not mm.elastic else 1e4)
         if gr is None:
             continue
         lo, hi = gr.min_net_import_kw[t], gr.max_net_import_kw[t]
