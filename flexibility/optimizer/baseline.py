@@ -74,10 +74,19 @@ def _battery_min_state_charge(problem: Problem, b: Battery) -> list[float]:
     for t in range(n):
         want = max([kwh for k, kwh, _r in reqs if k > t] + [e])
         if want > e + 1e-9:
-            x = min(b.max_charge_kw, (want - e) / (b.charge_efficiency * dt))
+            x = min(_charge_limit_over_slot(b, e, dt), (want - e) / (b.charge_efficiency * dt))
             c[t] = x
             e += x * b.charge_efficiency * dt
     return c
+
+
+def _charge_limit_over_slot(b: Battery, e: float, dt: float) -> float:
+    """The highest charge power for a slot starting at `e` kWh that the taper allows at the slot's end."""
+    if b.charge_taper_above_soc_pct is None:
+        return b.max_charge_kw
+    k = (b.max_charge_kw - b.charge_kw_at_full) / (b.capacity_kwh * (1 - b.charge_taper_above_soc_pct / 100))
+    return max(0.0, min(b.max_charge_kw, (b.charge_kw_at_full + k * (b.capacity_kwh - e)) /
+                        (1 + k * b.charge_efficiency * dt)) - 1e-6)
 
 
 def baseline(problem: Problem, compiled: Optional[Compiled] = None) -> Evaluation:

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .problem import EVSession, MinimumState, Problem, ShiftableCycle, ThermalStorage, q_kw
+from .problem import EVSession, MinimumState, Problem, ShiftableCycle, ThermalStorage, TimeGrid, q_kw
 
 THROUGHPUT_EPS_PER_KWH = 1e-6  # objective units per kWh cycled through a battery (breaks c/d ties)
 EPS = 1e-9
@@ -239,3 +239,27 @@ def min_state_bounds(p: Problem, reqs: tuple[MinimumState, ...]) -> list[tuple[i
             if 0 <= k <= g.slots and r.energy_kwh > out.get(k, (-1.0, r))[0]:
                 out[k] = (r.energy_kwh, r)
     return [(k, kwh, r) for k, (kwh, r) in sorted(out.items())]
+
+
+def money_weight(p: Problem) -> float:
+    """Objective units per EUR of a cost beside the energy prices (battery wear, capacity charge)."""
+    kind = p.objective.kind
+    if kind == "economic":
+        return 1.0
+    if kind == "ecologic":
+        return 0.0
+    norm = sum(abs(x) for x in p.site.import_price_eur_per_kwh) / p.grid.slots or 1.0
+    return p.objective.cost_weight / norm
+
+
+def day_slot_groups(p: Problem) -> list[tuple[list[int], float]]:
+    """The slots of each local day of the horizon, and the share of that day they cover (DST-aware)."""
+    g = p.grid
+    days: dict = {}
+    for t in range(g.slots):
+        days.setdefault(g.local(g.slot_start(t)).date(), []).append(t)
+    out = []
+    for day, ts in days.items():
+        nxt = TimeGrid.for_local_day(day, g.timezone, g.resolution_min)
+        out.append((ts, len(ts) * g.resolution_min / (nxt.slots * nxt.resolution_min)))
+    return out

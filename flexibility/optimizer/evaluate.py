@@ -9,7 +9,8 @@ from typing import Optional
 
 from .compile import (THROUGHPUT_EPS_PER_KWH, Compiled, compile_problem, min_state_bounds, option_extra_cost,
                       resample_profile)
-from .problem import Problem
+from .compile import day_slot_groups, money_weight
+from .problem import Battery, Problem
 from .result import Evaluation, Schedule, Violation
 
 TOL_KW = 1e-3
@@ -117,6 +118,7 @@ def evaluate(problem: Problem, schedule: Schedule, compiled: Optional[Compiled] 
         if b.final_kwh is not None and e < b.final_kwh - TOL_KWH:
             v(b.id, "final_soc", b.final_kwh - e, "kWh", f"battery '{b.name}' ends below its final SoC")
         _check_min_state(problem, b.id, f"battery '{b.name}'", b.min_energy_at, traj, v)
+        extra += _check_battery_wear(problem, b, c, d, traj, v)
         soc[b.id] = traj
     extra += THROUGHPUT_EPS_PER_KWH * throughput
 
@@ -182,3 +184,25 @@ def _check_min_state(problem: Problem, dev: str, what: str, reqs, traj: list[flo
         if traj[k] < kwh - TOL_KWH:
             v(dev, "min_energy_at", kwh - traj[k], "kWh",
               f"{what} holds {traj[k]:.2f} kWh at {problem.grid.local(r.at):%H:%M}, needs {kwh:.2f}", max(0, k - 1))
+
+
+def _check_battery_wear(problem: Problem, b: Battery, c: list[float], d: list[float], traj: list[float], v) -> float:
+    """SoC taper (at each slot's end SoC) and cycles per day against the plan; returns the wear cost in
+    objective units."""
+    dt = problem.grid.dt_h
+    for t in range(problem.grid.slots):
+        e = traj[t + 1]
+        if c[t] > b.charge_limit_kw(e) + TOL_KW:
+            v(b.id, "charge_taper", c[t] - b.charge_limit_kw(e), "kW",
+              f"battery '{b.name}' charges faster than its taper allows at {e:.2f} kWh", t)
+        if d[t] > b.discharge_limit_kw(e) + TOL_KW:
+            v(b.id, "discharge_taper", d[t] - b.discharge_limit_kw(e), "kW",
+              f"battery '{b.name}' discharges faster than its taper allows at {e:.2f} kWh", t)
+    if b.max_cycles_per_day is not None:
+        for ts, share in day_slot_groups(problem):
+            through = sum(c[t] + d[t] for t in ts) * dt
+            allow = 2 * b.max_cycles_per_day * b.capacity_kwh * share
+            if through > allow + TOL_KWH:
+                v(b.id, "cycles_per_day", through - allow, "kWh",
+                  f"battery '{b.name}' cycles {through / (2 * b.capacity_kwh):.2f} times in a day", ts[0])
+    return money_weight(problem) * b.wear_cost_eur_per_kwh * sum(c[t] + d[t] for t in range(problem.grid.slots)) * dt

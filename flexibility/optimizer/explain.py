@@ -89,6 +89,7 @@ def precheck(cp: Compiled) -> list[Violation]:
 
     for b in p.batteries:
         _precheck_battery_min_state(cp, b, out)
+        _precheck_battery_cycles(cp, b, out)
         fin = b.final_kwh
         if fin is None:
             continue
@@ -171,6 +172,22 @@ def _precheck_battery_min_state(cp: Compiled, b, out: list[Violation]) -> None:
                                  f"{_kwh(reach)} by then (it holds {_kwh(b.initial_kwh)} now and charges at up to "
                                  f"{b.max_charge_kw:.1f} kW)"))
             return
+
+
+def _precheck_battery_cycles(cp: Compiled, b, out: list[Violation]) -> None:
+    """The charging a battery's final SoC and minimum states need must fit in its cycles per day."""
+    if b.max_cycles_per_day is None:
+        return
+    from .compile import day_slot_groups
+
+    want = max([b.final_kwh or 0.0] + [kwh for _k, kwh, _r in min_state_bounds(cp.problem, b.min_energy_at)])
+    need = max(0.0, want - b.initial_kwh) / b.charge_efficiency  # kWh through the battery, at the least
+    allow = sum(2 * b.max_cycles_per_day * b.capacity_kwh * share for _ts, share in day_slot_groups(cp.problem))
+    if need > allow + 1e-6:
+        out.append(Violation(b.id, "cycles_per_day", need - allow, "kWh", None,
+                             f"Battery '{b.name}' may cycle {b.max_cycles_per_day:g} times a day ({_kwh(allow)} "
+                             f"through it over the plan) but needs {_kwh(need)} of charging to hold "
+                             f"{_kwh(want)}"))
 
 
 def _precheck_ev_min_state(cp: Compiled, em, headroom: list[float], out: list[Violation]) -> None:

@@ -172,6 +172,31 @@ class Battery:
     discharge_efficiency: float = 1.0
     # minimum state at a time (FORMAT.md "Minimum state at a time"): stored kWh at an instant
     min_energy_at: tuple[MinimumState, ...] = ()
+    # battery wear (FORMAT.md "Battery wear and taper"): EUR per kWh charged or discharged, a cap on
+    # full-equivalent cycles per local day, charge power tapering linearly above a SoC to `charge_kw_at_full`
+    # at 100 %, discharge power tapering below a SoC to `discharge_kw_at_empty` at 0 %
+    wear_cost_eur_per_kwh: float = 0.0
+    max_cycles_per_day: Optional[float] = None
+    charge_taper_above_soc_pct: Optional[float] = None
+    charge_kw_at_full: float = 0.0
+    discharge_taper_below_soc_pct: Optional[float] = None
+    discharge_kw_at_empty: float = 0.0
+
+    def charge_limit_kw(self, soc_kwh: float) -> float:
+        """The highest charge power at a stored energy (the taper above its SoC, else the rating)."""
+        if self.charge_taper_above_soc_pct is None:
+            return self.max_charge_kw
+        s0 = self.capacity_kwh * self.charge_taper_above_soc_pct / 100.0
+        slope = (self.max_charge_kw - self.charge_kw_at_full) / (self.capacity_kwh - s0)
+        return min(self.max_charge_kw, self.charge_kw_at_full + slope * (self.capacity_kwh - soc_kwh))
+
+    def discharge_limit_kw(self, soc_kwh: float) -> float:
+        """The highest discharge power at a stored energy (the taper below its SoC, else the rating)."""
+        if self.discharge_taper_below_soc_pct is None:
+            return self.max_discharge_kw
+        s1 = self.capacity_kwh * self.discharge_taper_below_soc_pct / 100.0
+        slope = (self.max_discharge_kw - self.discharge_kw_at_empty) / s1
+        return min(self.max_discharge_kw, self.discharge_kw_at_empty + slope * soc_kwh)
 
     @property
     def initial_kwh(self) -> float:

@@ -47,6 +47,8 @@ FIELDS: dict[str, frozenset[str]] = {
 }
 FIELDS["ev"] |= {"min_energy_at"}
 FIELDS["battery"] |= {"min_energy_at"}
+FIELDS["battery"] |= {"wear_cost_eur_per_kwh", "max_cycles_per_day", "charge_taper_above_soc_pct", "charge_kw_at_full",
+                      "discharge_taper_below_soc_pct", "discharge_kw_at_empty"}
 
 
 class _Reader:
@@ -301,7 +303,7 @@ def problem_from_dict(d: Any) -> Problem:
                             max_discharge_kw=q_kw(x.num("max_discharge_kw", lo=0)),
                             charge_efficiency=x.num("charge_efficiency", 1.0, lo=0, hi=1, lo_open=True),
                             discharge_efficiency=x.num("discharge_efficiency", 1.0, lo=0, hi=1, lo_open=True),
-                            min_energy_at=_min_states(x, cap)))
+                            min_energy_at=_min_states(x, cap), **_battery_wear(x)))
 
     pvs = []
     for i, x in enumerate(r.objects("pv", "pv")):
@@ -336,6 +338,20 @@ def problem_from_dict(d: Any) -> Problem:
     return Problem(grid=grid, site=site, objective=objective, cycles=tuple(cycles), ev_sessions=tuple(evs),
                    batteries=tuple(bats), pv=tuple(pvs), thermal_storages=tuple(ths), grid_request=gr,
                    do_not_disturb=tuple(dnd))
+
+
+def _battery_wear(x: _Reader) -> dict[str, Any]:
+    """Wear cost, cycle cap and SoC taper of a battery (FORMAT.md "Battery wear and taper")."""
+    out = {"wear_cost_eur_per_kwh": x.num("wear_cost_eur_per_kwh", 0.0, lo=0),
+           "max_cycles_per_day": x.num("max_cycles_per_day", None, lo=0, lo_open=True),
+           "charge_taper_above_soc_pct": x.num("charge_taper_above_soc_pct", None, lo=0, hi=99.9),
+           "charge_kw_at_full": q_kw(x.num("charge_kw_at_full", 0.0, lo=0)),
+           "discharge_taper_below_soc_pct": x.num("discharge_taper_below_soc_pct", None, lo=0.1, hi=100),
+           "discharge_kw_at_empty": q_kw(x.num("discharge_kw_at_empty", 0.0, lo=0))}
+    for key, rating in (("charge_kw_at_full", "max_charge_kw"), ("discharge_kw_at_empty", "max_discharge_kw")):
+        if out[key] > q_kw(x.num(rating, lo=0)):
+            raise ProblemError(f"{x.p(key)}: must be <= {rating}")
+    return out
 
 
 def _min_states(x: _Reader, cap_kwh: Optional[float]) -> tuple[MinimumState, ...]:

@@ -125,6 +125,9 @@ def devices_view(cp: Compiled, sch: Schedule, ev: Evaluation) -> dict[str, dict[
                      "charge_kw": [round(x, 4) for x in c], "discharge_kw": [round(x, 4) for x in d],
                      "soc_kwh": [round(x, 4) for x in ev.soc_kwh.get(b.id, [])]}
         _show_min_state(out[b.id], b.min_energy_at)
+        if b.wear_cost_eur_per_kwh:  # battery wear: what the plan's throughput costs
+            through = sum(c[t] + d[t] for t in range(n)) * dt
+            out[b.id].update(throughput_kwh=round(through, 4), wear_eur=round(through * b.wear_cost_eur_per_kwh, 6))
     for pv in p.pv:
         u = sch.pv_kw.get(pv.id, list(pv.forecast_kw))
         out[pv.id] = {"kind": "pv", "device": pv.device, "name": pv.name, "power_kw": [round(-x, 4) for x in u],

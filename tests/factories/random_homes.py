@@ -376,6 +376,21 @@ def _physics_features(seed: int, kind: str, p: dict[str, Any], g: _Grid, force: 
             at = arr + (dep - arr) * r.uniform(0.6, 0.9)
             e["min_energy_at"] = [{"at": at.isoformat(), "energy_kwh": round(0.4 * need, 3)}]
             feats.append("min_state")
+    for b in p["batteries"]:  # battery wear: a price on throughput, a cycle cap, lithium's taper
+        kw = b["max_charge_kw"]
+        if draw("battery_wear", 0.4):
+            b["wear_cost_eur_per_kwh"] = round(r.uniform(0.02, 0.08), 4)
+            if r.random() < 0.5:
+                b["max_cycles_per_day"] = r.choice([1.0, 1.5, 2.0])
+            feats.append("battery_wear")
+        if draw("battery_taper", 0.3):
+            top = r.choice([80.0, 85.0, 90.0])
+            b.update(charge_taper_above_soc_pct=top, charge_kw_at_full=round(kw * r.uniform(0.1, 0.3), 3),
+                     discharge_taper_below_soc_pct=r.choice([10.0, 15.0]),
+                     discharge_kw_at_empty=round(b["max_discharge_kw"] * r.uniform(0.2, 0.4), 3))
+            for m in b.get("min_energy_at", []):  # the backup stays below the taper, where full power reaches it
+                m["energy_kwh"] = round(min(m["energy_kwh"], top / 100 * b["capacity_kwh"]), 3)
+            feats.append("battery_taper")
     prices = p["site"]["import_price_eur_per_kwh"]
     if "negative_prices" in force:  # a sunny day's negative midday hours, paid to import, paying to export
         for t in range(g.slots):

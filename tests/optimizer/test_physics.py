@@ -170,3 +170,38 @@ def test_fixed_pv_over_a_full_battery_and_the_export_limit_is_explained_in_words
     assert r.status == Status.INFEASIBLE
     assert any(x.startswith("The export limit of 3.00 kW is too low for the PV that cannot be curtailed ('Roof'):")
                for x in r.explanation), r.explanation
+
+
+# ------------------------------------------------------------------ 2: battery wear and SoC taper
+@HOME
+@given(st.integers(0, 10 ** 6), st.sampled_from(["battery", "full"]), st.sampled_from(["battery_wear", "battery_taper"]))
+def test_battery_wear_and_taper_on_random_homes(seed, kind, feature):
+    both_backends(_home(seed, kind, feature), drawn=True)
+
+
+def test_wear_cost_stops_cycling_for_money_and_the_taper_slows_a_full_battery():
+    worn = _negative_day()
+    worn["batteries"][0]["wear_cost_eur_per_kwh"] = 0.05
+    out = both_backends(worn)
+    bat = out["milp"].to_dict()["devices"]["bat"]
+    assert bat["discharge_kw"][12] == pytest.approx(0.0, abs=1e-6)  # 0.05 EUR/kWh of wear: not worth it
+    assert bat["wear_eur"] == pytest.approx(bat["throughput_kwh"] * 0.05, abs=1e-5)
+    capped = _negative_day()
+    capped["batteries"][0]["max_cycles_per_day"] = 0.5
+    through = sum(both_backends(capped)["cpsat"].to_dict()["devices"]["bat"][k][t]
+                  for k in ("charge_kw", "discharge_kw") for t in range(24))
+    assert through <= 2 * 0.5 * 5.0 + 1e-3
+    tapered = _negative_day()
+    tapered["batteries"][0].update(charge_taper_above_soc_pct=70, charge_kw_at_full=0.5)
+    bat = both_backends(tapered)["milp"].to_dict()["devices"]["bat"]
+    for t in range(24):  # above 70 % the charge power falls linearly to 0.5 kW at 100 % (at the slot's end SoC)
+        assert bat["charge_kw"][t] <= 0.5 + 2.0 * (5.0 - bat["soc_kwh"][t + 1]) / 1.5 + 1e-4
+    assert max(bat["charge_kw"][t] for t in range(24) if bat["soc_kwh"][t + 1] > 4.9) <= 0.6
+
+
+def test_a_cycle_cap_too_small_for_the_backup_is_explained():
+    d = _battery_day(max_cycles_per_day=0.1, min_energy_at=[{"at": "2026-11-24T18:00:00+00:00", "energy_kwh": 8.0}])
+    r = solve(problem_from_dict(d))
+    assert r.status == Status.INFEASIBLE and r.explanation == [
+        "Battery 'Home battery' may cycle 0.1 times a day (2.0 kWh through it over the plan) but needs 6.3 kWh of "
+        "charging to hold 8.0 kWh"], r.explanation

@@ -16,6 +16,7 @@ from typing import Optional
 from ortools.sat.python import cp_model
 
 from ..compile import THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, min_state_bounds
+from ..compile import day_slot_groups, money_weight
 from ..problem import Battery, PV, ThermalStorage
 from ..result import Schedule, Status
 from .common import BackendResult, rel_gap
@@ -253,7 +254,35 @@ def _add_battery(mm: CpsatModel, b: Battery) -> None:
     if b.final_kwh is not None:
         md.add(soc[-1] >= math.ceil(b.final_kwh * E - 1e-6))
     _add_battery_min_state(mm, b, soc, E)
+    _add_battery_wear(mm, b, c, d, soc, E, hi)
     mm.bat[b.id] = (c, d)
+
+
+def _add_battery_wear(mm: CpsatModel, b: Battery, c: list, d: list, soc: list, E: float, hi: int) -> None:
+    """Wear cost, cycles per local day and the SoC taper (as milp_model), rounded so that every integer plan
+    meets the float limits: slopes floored, allowances floored, SoC room measured to the (floored) capacity."""
+    md, cp = mm.md, mm.cp
+    dt = cp.dt_h
+    wear = money_weight(cp.problem) * b.wear_cost_eur_per_kwh * dt / mm.W
+    if wear:
+        mm.obj.extend((v, wear) for v in c + d)
+    if b.max_cycles_per_day is not None:
+        for ts, share in day_slot_groups(cp.problem):
+            allow = 2 * b.max_cycles_per_day * b.capacity_kwh * share / (dt / mm.W)
+            md.add(sum(c[t] for t in ts) + sum(d[t] for t in ts) <= math.floor(allow + 1e-6))
+    if b.charge_taper_above_soc_pct is not None:  # c <= full + k (cap - soc_end)
+        cap = b.capacity_kwh
+        k = (b.max_charge_kw - b.charge_kw_at_full) / (cap - cap * b.charge_taper_above_soc_pct / 100)
+        M, A = _taper_scale(k * mm.W / E, mm.w(b.max_charge_kw))
+        full = math.floor(M * b.charge_kw_at_full * mm.W)
+        for t in range(cp.n):
+            md.add(M * c[t] + A * soc[t] <= full + A * hi)
+    if b.discharge_taper_below_soc_pct is not None:  # d <= empty + k soc_end
+        k = (b.max_discharge_kw - b.discharge_kw_at_empty) / (b.capacity_kwh * b.discharge_taper_below_soc_pct / 100)
+        M, A = _taper_scale(k * mm.W / E, mm.w(b.max_discharge_kw))
+        empty = math.floor(M * b.discharge_kw_at_empty * mm.W)
+        for t in range(cp.n):
+            md.add(M * d[t] - A * soc[t] <= empty)
 
 
 def _add_battery_min_state(mm: CpsatModel, b: Battery, soc: list, E: float) -> None:
@@ -261,6 +290,14 @@ def _add_battery_min_state(mm: CpsatModel, b: Battery, soc: list, E: float) -> N
     for k, kwh, _r in min_state_bounds(mm.cp.problem, b.min_energy_at):
         if k > 0:
             mm.md.add(soc[k - 1] >= math.ceil(kwh * E - 1e-6))
+
+
+def _taper_scale(slope: float, p_max: int) -> tuple[int, int]:
+    """(M, floor(slope * M)): a multiplier giving the slope (power units per SoC unit) >= 5 digits, capped so
+    that M * p_max stays far inside CP-SAT's 64-bit range; the floored slope only tightens the taper."""
+    M = 10 ** max(0, math.ceil(math.log10(1e5 / max(slope, 1e-30))))
+    M = min(M, 10 ** max(0, int(math.log10(1e17 / max(p_max, 1)))))
+    return M, math.floor(slope * M)
 
 
 def _add_pv(mm: CpsatModel, pv: PV) -> None:

@@ -10,6 +10,7 @@ import math
 from typing import Callable, Optional
 
 from ..compile import THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, heating_count_bounds, min_state_bounds
+from ..compile import day_slot_groups, money_weight
 from ..problem import Battery, PV, ThermalStorage
 from ..result import Schedule, Violation
 from .common import ELASTIC_PER_CYCLE, ELASTIC_PER_KWH
@@ -299,7 +300,31 @@ def _add_battery(mm: MilpModel, b: Battery) -> None:
                                                                 f"battery '{b.name}' ends {v:.1f} kWh short"))
         m.row([soc[-1], s], [1.0, 1.0], fin, INF)
     _add_battery_min_state(mm, b, soc)
+    _add_battery_wear(mm, b, c, d, soc)
     mm.bat[b.id] = (c, d, soc)
+
+
+def _add_battery_wear(mm: MilpModel, b: Battery, c: list[int], d: list[int], soc: list[int]) -> None:
+    """Wear cost per kWh through the battery, a cap on full-equivalent cycles per local day, and the SoC
+    taper of charge / discharge power (linear in the SoC at the slot's end: concave, so no binaries)."""
+    m, cp = mm.m, mm.cp
+    dt, cap = cp.dt_h, b.capacity_kwh
+    wear = money_weight(cp.problem) * b.wear_cost_eur_per_kwh * dt
+    for j in c + d:
+        m.cost[j] += wear
+    if b.max_cycles_per_day is not None:
+        for ts, share in day_slot_groups(cp.problem):
+            cols = [c[t] for t in ts] + [d[t] for t in ts]
+            m.row(cols, [dt] * len(cols), -INF, 2 * b.max_cycles_per_day * cap * share)
+    # the limit at the slot's end SoC, where the taper is lowest, holds the power below the curve all slot long
+    if b.charge_taper_above_soc_pct is not None:  # c <= full + k (cap - soc_end)
+        k = (b.max_charge_kw - b.charge_kw_at_full) / (cap - cap * b.charge_taper_above_soc_pct / 100)
+        for t in range(cp.n):
+            m.row([c[t], soc[t]], [1.0, k], -INF, b.charge_kw_at_full + k * cap)
+    if b.discharge_taper_below_soc_pct is not None:  # d <= empty + k soc_end
+        k = (b.max_discharge_kw - b.discharge_kw_at_empty) / (cap * b.discharge_taper_below_soc_pct / 100)
+        for t in range(cp.n):
+            m.row([d[t], soc[t]], [1.0, -k], -INF, b.discharge_kw_at_empty)
 
 
 def _add_battery_min_state(mm: MilpModel, b: Battery, soc: list[int]) -> None:
