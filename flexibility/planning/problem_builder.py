@@ -401,7 +401,13 @@ def _battery(d: Device) -> dict:
         "max_charge_kw": float(p["max_charge_kw"]), "max_discharge_kw": float(p["max_discharge_kw"]),
         "charge_efficiency": float(p.get("charge_efficiency", 1.0)),
         "discharge_efficiency": float(p.get("discharge_efficiency", 1.0)),
+        **{k: float(p[k]) for k in BATTERY_WEAR_PARAMETERS if p.get(k) is not None},
     }
+
+
+# issue 14: device parameters the optimizer reads as they are (FORMAT.md "Battery wear and taper")
+BATTERY_WEAR_PARAMETERS = ("wear_cost_eur_per_kwh", "max_cycles_per_day", "charge_taper_above_soc_pct",
+                           "charge_kw_at_full", "discharge_taper_below_soc_pct", "discharge_kw_at_empty")
 
 
 def _pv(home: Home, devices: Iterable[Device], start: datetime, slots: int,

@@ -13,8 +13,8 @@ from .models import RunStatus, Schedule
 from .slots import local_day_horizon
 
 
-# Issue 14: what a plan item shows of its physics (minimum states to hold).
-ISSUE_14_DEVICE_KEYS = ("min_energy_at",)
+# Issue 14: what a plan item shows of its physics (minimum states to hold, battery wear).
+ISSUE_14_DEVICE_KEYS = ("min_energy_at", "throughput_kwh", "wear_eur")
 
 
 def schedule_reasons(schedule: Schedule, devices_by_serial: Optional[dict[str, Device]] = None) -> dict[str, Any]:

@@ -58,6 +58,8 @@ class ScheduleDeviceSerializer(serializers.Serializer):
     energy_kwh = serializers.FloatField(required=False)
     min_energy_at = PlannedMinimumStateSerializer(many=True, required=False,
                                                   help_text="Minimum states the plan holds (issue 14).")
+    throughput_kwh = serializers.FloatField(required=False, help_text="Batteries with a wear cost: kWh in + out.")
+    wear_eur = serializers.FloatField(required=False, help_text="Batteries with a wear cost: what the plan wears.")
     saving_eur = serializers.FloatField(allow_null=True, help_text="This device's own saving against the baseline.")
     reason = serializers.CharField(allow_null=True, help_text="What the plan does with the device and why.")
 

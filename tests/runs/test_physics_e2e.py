@@ -27,7 +27,8 @@ def test_physics_set_over_the_api_are_planned_by_a_worker(home, owner_client, no
     battery = owner_client.post("/api/v1/devices/", {
         "home": home.pk, "serial_number": "BAT-1", "name": "Home battery", "device_type": "battery",
         "parameters": {"capacity_kwh": 10.0, "max_charge_kw": 3.0, "max_discharge_kw": 3.0, "min_soc_pct": 10,
-                       "initial_soc_pct": 30}}, format="json")
+                       "initial_soc_pct": 30, "wear_cost_eur_per_kwh": 0.03, "max_cycles_per_day": 1.5,
+                       "charge_taper_above_soc_pct": 80, "charge_kw_at_full": 0.6}}, format="json")
     assert battery.status_code == 201, battery.content
     start = slots.floor_to_slot(now)
     storm = start + timedelta(hours=9, minutes=7)
@@ -59,3 +60,12 @@ def test_physics_set_over_the_api_are_planned_by_a_worker(home, owner_client, no
     assert bat["soc_kwh"][k] >= 9.0 - 1e-3 and bat["soc_kwh"][k - 1] >= 9.0 - 1e-3
     ev = items[f"ev-{session.pk}"]
     assert ev["soc_kwh"][_boundary(schedule, trip)] >= 8.0 - 1e-3, ev["soc_kwh"]
+
+    # 2: the battery's wear is priced and shown; above 80 % its charge power tapers to 0.6 kW at full.
+    assert bat["wear_eur"] == pytest.approx(bat["throughput_kwh"] * 0.03, abs=1e-5) and bat["throughput_kwh"] > 0
+    charge = [max(x, 0.0) for x in bat["power_kw"]]
+    for t, x in enumerate(charge):
+        assert x <= 0.6 + 2.4 * (10.0 - bat["soc_kwh"][t + 1]) / 2.0 + 1e-3, (t, x, bat["soc_kwh"][t + 1])
+    bad = owner_client.patch(f"/api/v1/devices/{battery.json()['id']}/", {"parameters": {
+        **battery.json()["parameters"], "charge_kw_at_full": 5.0}}, format="json")
+    assert bad.status_code == 400 and "parameters.charge_kw_at_full" in bad.json()["error"]["fields"], bad.content
