@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .problem import EVSession, MinimumState, Problem, ShiftableCycle, ThermalStorage, TimeGrid, q_kw
+from .problem import CapacityCharge, EVSession, MinimumState, Problem, ShiftableCycle, ThermalStorage, TimeGrid, q_kw
 
 THROUGHPUT_EPS_PER_KWH = 1e-6  # objective units per kWh cycled through a battery (breaks c/d ties)
 EPS = 1e-9
@@ -263,3 +263,16 @@ def day_slot_groups(p: Problem) -> list[tuple[list[int], float]]:
         nxt = TimeGrid.for_local_day(day, g.timezone, g.resolution_min)
         out.append((ts, len(ts) * g.resolution_min / (nxt.slots * nxt.resolution_min)))
     return out
+
+
+def capacity_windows(p: Problem, cc: CapacityCharge) -> list[list[int]]:
+    """The horizon's slots of each metering window of a capacity charge, windows counted from the period's
+    start; a window cut by the horizon's edges averages over the slots it has (never lower than the meter)."""
+    g = p.grid
+    groups: dict[int, list[int]] = {}
+    for t in range(g.slots):
+        a = g.slot_start(t)
+        if cc.start <= a < cc.end:
+            groups.setdefault(int((a - cc.start).total_seconds() // 60 // max(cc.window_min, g.resolution_min)),
+                              []).append(t)
+    return [ts for _w, ts in sorted(groups.items())]

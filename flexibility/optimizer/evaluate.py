@@ -9,7 +9,7 @@ from typing import Optional
 
 from .compile import (THROUGHPUT_EPS_PER_KWH, Compiled, compile_problem, min_state_bounds, option_extra_cost,
                       resample_profile)
-from .compile import day_slot_groups, money_weight
+from .compile import capacity_windows, day_slot_groups, money_weight
 from .problem import Battery, Problem
 from .result import Evaluation, Schedule, Violation
 
@@ -174,8 +174,9 @@ def evaluate(problem: Problem, schedule: Schedule, compiled: Optional[Compiled] 
                     v("site", "grid_request", short, "kW", "net import outside the grid request", t)
             if gr.penalty_eur_per_kwh is not None:
                 pen += short * dt * gr.penalty_eur_per_kwh
-    obj += extra + pen
-    return Evaluation(cost, co2, pen, obj, net, soc, viol)
+    capacity = capacity_view(problem, net)
+    obj += extra + pen + money_weight(problem) * sum(c["added_eur"] for c in capacity)
+    return Evaluation(cost, co2, pen, obj, net, soc, viol, capacity)
 
 
 def _check_min_state(problem: Problem, dev: str, what: str, reqs, traj: list[float], v) -> None:
@@ -206,3 +207,18 @@ def _check_battery_wear(problem: Problem, b: Battery, c: list[float], d: list[fl
                 v(b.id, "cycles_per_day", through - allow, "kWh",
                   f"battery '{b.name}' cycles {through / (2 * b.capacity_kwh):.2f} times in a day", ts[0])
     return money_weight(problem) * b.wear_cost_eur_per_kwh * sum(c[t] + d[t] for t in range(problem.grid.slots)) * dt
+
+
+def capacity_view(problem: Problem, net_import_kw: list[float]) -> list[dict]:
+    """Per capacity charge: the planned peak (highest window average import), the peak so far, what the
+    period's capacity charge comes to with this plan and what the plan adds to it (EUR)."""
+    out = []
+    for cc in problem.capacity_charges:
+        windows = capacity_windows(problem, cc)
+        peak = max([sum(max(net_import_kw[t], 0.0) for t in ts) / len(ts) for ts in windows] + [0.0])
+        billed = max(peak, cc.peak_floor_kw)
+        out.append({"start": cc.start.isoformat(), "end": cc.end.isoformat(), "planned_peak_kw": round(peak, 4),
+                    "peak_floor_kw": cc.peak_floor_kw, "peak_kw": round(billed, 4),
+                    "price_eur_per_kw": cc.price_eur_per_kw, "charge_eur": round(billed * cc.price_eur_per_kw, 6),
+                    "added_eur": (billed - cc.peak_floor_kw) * cc.price_eur_per_kw})
+    return out

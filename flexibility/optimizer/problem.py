@@ -248,6 +248,19 @@ class GridRequest:
 
 
 @dataclass(frozen=True)
+class CapacityCharge:
+    """A capacity (demand) charge: `price_eur_per_kw` on the highest average import over `window_min` in the
+    billing period [start, end); `peak_floor_kw` is the peak already reached in the period (the horizon may
+    be shorter than the period: the plan pays only for raising the peak above it)."""
+
+    start: datetime
+    end: datetime
+    price_eur_per_kw: float
+    window_min: int = 15
+    peak_floor_kw: float = 0.0
+
+
+@dataclass(frozen=True)
 class Objective:
     kind: str = "economic"  # economic | ecologic | mixed
     cost_weight: float = 0.5
@@ -266,6 +279,8 @@ class Problem:
     thermal_storages: tuple[ThermalStorage, ...] = ()
     grid_request: Optional[GridRequest] = None
     do_not_disturb: tuple[Interval, ...] = ()
+    # capacity (demand) charges of the billing periods the horizon overlaps (FORMAT.md "Capacity charge")
+    capacity_charges: tuple[CapacityCharge, ...] = ()
 
     def device_ids(self) -> list[str]:
         return [d.id for group in (self.cycles, self.ev_sessions, self.batteries, self.pv, self.thermal_storages) for d in group]

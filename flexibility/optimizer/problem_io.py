@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .problem import CapacityCharge
 from .problem import (MAX_HORIZON_H, PV, RESOLUTIONS_MIN, Battery, EVSession, GridRequest, Interval, MinimumState,
                       Objective, Phase, Problem, ProblemError, ShiftableCycle, Site, ThermalStorage, TimeGrid, q_kw)
 
@@ -47,6 +48,8 @@ FIELDS: dict[str, frozenset[str]] = {
 }
 FIELDS["ev"] |= {"min_energy_at"}
 FIELDS["battery"] |= {"min_energy_at"}
+FIELDS["problem"] |= {"capacity_charges"}
+FIELDS["capacity_charge"] = frozenset({"start", "end", "price_eur_per_kw", "window_min", "peak_floor_kw"})
 FIELDS["battery"] |= {"wear_cost_eur_per_kwh", "max_cycles_per_day", "charge_taper_above_soc_pct", "charge_kw_at_full",
                       "discharge_taper_below_soc_pct", "discharge_kw_at_empty"}
 
@@ -337,7 +340,22 @@ def problem_from_dict(d: Any) -> Problem:
 
     return Problem(grid=grid, site=site, objective=objective, cycles=tuple(cycles), ev_sessions=tuple(evs),
                    batteries=tuple(bats), pv=tuple(pvs), thermal_storages=tuple(ths), grid_request=gr,
-                   do_not_disturb=tuple(dnd))
+                   do_not_disturb=tuple(dnd), capacity_charges=_capacity_charges(r, res))
+
+
+def _capacity_charges(r: _Reader, res: int) -> tuple[CapacityCharge, ...]:
+    """`capacity_charges`: billing periods with a price per kW of peak (FORMAT.md "Capacity charge")."""
+    out = []
+    for x in r.objects("capacity_charges", "capacity_charge"):
+        a, b = x.instant("start"), x.instant("end")
+        if b <= a:
+            raise ProblemError(f"{x.p('end')}: must be after start")
+        w = x.get("window_min", 15)
+        if isinstance(w, bool) or not isinstance(w, int) or w <= 0 or (w % res and res % w):
+            raise ProblemError(f"{x.p('window_min')}: must be a whole number of minutes that divides or is a "
+                               f"multiple of resolution_min ({res})")
+        out.append(CapacityCharge(a, b, x.num("price_eur_per_kw", lo=0), w, q_kw(x.num("peak_floor_kw", 0.0, lo=0))))
+    return tuple(out)
 
 
 def _battery_wear(x: _Reader) -> dict[str, Any]:
@@ -391,6 +409,8 @@ def problem_to_dict(p: Problem) -> dict:
         "thermal_storages": [_jsonable(x) for x in p.thermal_storages],
         "grid_request": _jsonable(p.grid_request) if p.grid_request else None,
     }
+    if p.capacity_charges:
+        out["capacity_charges"] = [_jsonable(c) for c in p.capacity_charges]
     for c in p.cycles:
         d = _jsonable(c)
         d["phases"] = [{"duration_min": ph.duration_min, "power_w": ph.power_w} for ph in c.phases]

@@ -391,6 +391,16 @@ def _physics_features(seed: int, kind: str, p: dict[str, Any], g: _Grid, force: 
             for m in b.get("min_energy_at", []):  # the backup stays below the taper, where full power reaches it
                 m["energy_kwh"] = round(min(m["energy_kwh"], top / 100 * b["capacity_kwh"]), 3)
             feats.append("battery_taper")
+    if draw("capacity_charge", 0.2):  # a monthly capacity tariff (BE, NL): EUR per kW of the 15-min peak
+        month = g.day.replace(day=1)
+        nxt = (month + timedelta(days=32)).replace(day=1)
+        zone = ZoneInfo(TZ)
+        p["capacity_charges"] = [{
+            "start": datetime(month.year, month.month, 1, tzinfo=zone).isoformat(),
+            "end": datetime(nxt.year, nxt.month, 1, tzinfo=zone).isoformat(),
+            "price_eur_per_kw": round(r.uniform(3.0, 5.0), 3), "window_min": 15,
+            "peak_floor_kw": round(r.uniform(0.5, 0.8) * p["site"]["import_limit_kw"] * r.choice([0.0, 0.4, 0.7]), 3)}]
+        feats.append("capacity_charge")
     prices = p["site"]["import_price_eur_per_kwh"]
     if "negative_prices" in force:  # a sunny day's negative midday hours, paid to import, paying to export
         for t in range(g.slots):

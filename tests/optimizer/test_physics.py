@@ -205,3 +205,35 @@ def test_a_cycle_cap_too_small_for_the_backup_is_explained():
     assert r.status == Status.INFEASIBLE and r.explanation == [
         "Battery 'Home battery' may cycle 0.1 times a day (2.0 kWh through it over the plan) but needs 6.3 kWh of "
         "charging to hold 8.0 kWh"], r.explanation
+
+
+# ------------------------------------------------------------------ 1: capacity (demand) charge
+@HOME
+@given(st.integers(0, 10 ** 6), st.sampled_from(["battery", "ev", "thermal", "full", "appliances"]))
+def test_capacity_charge_on_random_homes(seed, kind):
+    both_backends(_home(seed, kind, "capacity_charge"), drawn=True)
+
+
+def _peaky_day(floor_kw: float) -> dict:
+    """A quarter-hourly day with a 2.8 kW evening cooking peak, a battery, and a monthly capacity tariff."""
+    d = _battery_day()
+    d.update(resolution_min=15, slots=96)
+    d["site"]["import_price_eur_per_kwh"] = [x for x in d["site"]["import_price_eur_per_kwh"] for _ in range(4)]
+    d["site"]["base_load_kw"] = [0.3 + (2.5 if 72 <= t < 80 else 0.0) for t in range(96)]
+    d["capacity_charges"] = [{"start": "2026-11-01T00:00:00+00:00", "end": "2026-12-01T00:00:00+00:00",
+                              "price_eur_per_kw": 4.0, "window_min": 15, "peak_floor_kw": floor_kw}]
+    return d
+
+
+def test_capacity_charge_shaves_the_peak_down_to_the_month_so_far():
+    out = both_backends(_peaky_day(1.5))
+    cc = out["cpsat"].to_dict()["capacity_charges"][0]
+    assert cc["planned_peak_kw"] == pytest.approx(1.5, abs=1e-3) and cc["charge_eur"] == pytest.approx(6.0, abs=1e-2)
+    assert out["milp"].baseline.capacity_charges[0]["peak_kw"] == pytest.approx(2.8)
+    # a higher peak earlier in the month: shaving below it saves nothing, so the battery is spared that work
+    high = both_backends(_peaky_day(2.8))["milp"].to_dict()
+    assert high["capacity_charges"][0]["added_eur"] == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(Exception, match=r"capacity_charges\[0\]\.window_min"):
+        d = _peaky_day(0.0)
+        d["capacity_charges"][0]["window_min"] = 7
+        problem_from_dict(d)

@@ -16,7 +16,7 @@ from typing import Optional
 from ortools.sat.python import cp_model
 
 from ..compile import THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, min_state_bounds
-from ..compile import day_slot_groups, money_weight
+from ..compile import capacity_windows, day_slot_groups, money_weight
 from ..problem import Battery, PV, ThermalStorage
 from ..result import Schedule, Status
 from .common import BackendResult, rel_gap
@@ -73,6 +73,7 @@ class CpsatModel:
         for th in cp.problem.thermal_storages:
             _add_thermal(self, th)
         _add_site(self)
+        _add_capacity_charges(self)
         self.K = _set_objective(self)
         if hint is not None:
             self.add_hint(hint)
@@ -376,6 +377,23 @@ def _add_site(mm: CpsatModel) -> None:
                 s = md.new_int_var(0, L + X + abs(mm.w(hi)), "")
                 md.add(net - s <= math.floor(hi * mm.W + 1e-6))
                 mm.obj.append((s, soft * dt / mm.W))
+
+
+def _add_capacity_charges(mm: CpsatModel) -> None:
+    """As milp_model: the peak in units of 1/(W x L) kW, L the lcm of the window lengths, so that L / len(window)
+    x the window's import is a whole number and the peak is exact."""
+    md, p = mm.md, mm.cp.problem
+    for cc in p.capacity_charges:
+        windows = capacity_windows(p, cc)
+        if not windows:
+            continue
+        L = math.lcm(*[len(ts) for ts in windows])
+        floor = math.ceil(cc.peak_floor_kw * mm.W * L - 1e-6)
+        peak = md.new_int_var(floor, max(floor, L * mm.w(p.site.import_limit_kw)), "")
+        for ts in windows:
+            md.add(peak >= sum((L // len(ts)) * mm.imp[t] for t in ts))
+        mm.obj.append((peak, money_weight(p) * cc.price_eur_per_kw / (mm.W * L)))
+        mm.offset -= money_weight(p) * cc.price_eur_per_kw * floor / (mm.W * L)
 
 
 def _set_objective(mm: CpsatModel) -> float:

@@ -10,7 +10,7 @@ import math
 from typing import Callable, Optional
 
 from ..compile import THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, heating_count_bounds, min_state_bounds
-from ..compile import day_slot_groups, money_weight
+from ..compile import capacity_windows, day_slot_groups, money_weight
 from ..problem import Battery, PV, ThermalStorage
 from ..result import Schedule, Violation
 from .common import ELASTIC_PER_CYCLE, ELASTIC_PER_KWH
@@ -61,6 +61,7 @@ class MilpModel:
         for th in cp.problem.thermal_storages:
             _add_thermal(self, th)
         _add_site(self)
+        _add_capacity_charges(self)
 
     def slack(self, cost: float, make: Callable[[float], Violation], ub: float = INF) -> int:
         j = self.m.var(0.0, ub, cost)
@@ -405,6 +406,17 @@ def _add_heating_counts(mm: MilpModel, th: ThermalStorage, on: list[int]) -> Non
         S.append(j)
     for t, need in suffix:
         m.row([S[-1], S[t]], [1.0, -1.0], float(need), INF)
+
+
+def _add_capacity_charges(mm: MilpModel) -> None:
+    """Peak import per billing period: peak >= every window's average import, >= the period's peak so far;
+    the objective pays the price on the peak above that floor."""
+    m, p = mm.m, mm.cp.problem
+    for cc in p.capacity_charges:
+        peak = m.var(cc.peak_floor_kw, INF, money_weight(p) * cc.price_eur_per_kw)
+        m.offset -= money_weight(p) * cc.price_eur_per_kw * cc.peak_floor_kw
+        for ts in capacity_windows(p, cc):
+            m.row([mm.imp[t] for t in ts] + [peak], [1.0 / len(ts)] * len(ts) + [-1.0], -INF, 0.0)
 
 
 def _add_export_slack(mm: MilpModel, exp: int, t: int) -> None:
