@@ -100,6 +100,12 @@ class Tariff(TimeStampedModel):
     export_spot_multiplier = models.DecimalField(max_digits=8, decimal_places=5, default=Decimal("1"))
     export_spot_adder_eur_per_kwh = models.DecimalField(max_digits=8, decimal_places=5, default=Decimal("0"))
     source = models.TextField(blank=True, help_text="Where these prices come from.")
+    # issue 14: a capacity (demand) charge on the month's highest average import over a window
+    capacity_price_eur_per_kw_month = models.DecimalField(
+        max_digits=8, decimal_places=4, default=Decimal("0"), validators=[MinValueValidator(0)],
+        help_text="EUR per kW of the month's highest average import over the window (0 = none).")
+    capacity_window_min = models.PositiveSmallIntegerField(
+        default=15, choices=[(m, f"{m} min") for m in (15, 30, 60)], help_text="Metering window of the peak.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["country", "kind"], condition=models.Q(is_default=True),

@@ -308,11 +308,14 @@ class TariffSerializer(StrictModelSerializer):
     export_price_eur_per_kwh = serializers.DecimalField(**decimals)
     export_spot_multiplier = serializers.DecimalField(**decimals)
     export_spot_adder_eur_per_kwh = serializers.DecimalField(**decimals)
+    capacity_price_eur_per_kw_month = serializers.DecimalField(  # issue 14: capacity (demand) charge
+        max_digits=8, decimal_places=4, coerce_to_string=False, required=False, min_value=0)
 
     class Meta:
         model = Tariff
         fields = ["id", "code", "name", "kind", "country", "owner", "is_default", "periods", "spot_area",
                   "spot_multiplier", "spot_adder_eur_per_kwh", "vat_pct", "export_kind", "export_price_eur_per_kwh",
                   "export_spot_multiplier", "export_spot_adder_eur_per_kwh", "source"]
+        fields += ["capacity_price_eur_per_kw_month", "capacity_window_min"]  # issue 14
         read_only_fields = ["is_default", "source"]
         validators: list = []

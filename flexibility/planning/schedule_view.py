@@ -74,7 +74,18 @@ def schedule_view(schedule: Schedule) -> dict[str, Any]:
         "savings_eur": schedule.savings_eur, "co2_kg": schedule.co2_kg, "baseline_co2_kg": schedule.baseline_co2_kg,
         "devices": items,
         "reasons": [r["text"] for r in explained["reasons"]],
+        "capacity_charges": planned_capacity_charges(problem, schedule.net_import_kw),
     }
+
+
+def planned_capacity_charges(problem: dict, net_import_kw: list[float]) -> list[dict]:
+    """Issue 14: per billing period, the plan's peak and what the capacity charge comes to with it."""
+    if not problem.get("capacity_charges"):
+        return []
+    from flexibility.optimizer import problem_from_dict
+    from flexibility.optimizer.evaluate import capacity_view
+
+    return capacity_view(problem_from_dict(problem), list(net_import_kw))
 
 
 def schedule_for_day(home, day) -> Optional[Schedule]:

@@ -64,6 +64,17 @@ class ScheduleDeviceSerializer(serializers.Serializer):
     reason = serializers.CharField(allow_null=True, help_text="What the plan does with the device and why.")
 
 
+class PlannedCapacityChargeSerializer(serializers.Serializer):
+    start = serializers.DateTimeField(help_text="Billing period start.")
+    end = serializers.DateTimeField()
+    planned_peak_kw = serializers.FloatField(help_text="The plan's highest window average import.")
+    peak_floor_kw = serializers.FloatField(help_text="The period's peak before this plan.")
+    peak_kw = serializers.FloatField(help_text="The peak billed with this plan.")
+    price_eur_per_kw = serializers.FloatField()
+    charge_eur = serializers.FloatField(help_text="The period's capacity charge with this plan.")
+    added_eur = serializers.FloatField(help_text="What this plan adds to it.")
+
+
 class ScheduleSerializer(serializers.Serializer):
     """A plan with each slot's start, prices and CO2 beside the powers, devices by API id, and reasons."""
 
@@ -90,6 +101,7 @@ class ScheduleSerializer(serializers.Serializer):
     baseline_co2_kg = serializers.FloatField()
     devices = ScheduleDeviceSerializer(many=True)
     reasons = serializers.ListField(child=serializers.CharField())
+    capacity_charges = PlannedCapacityChargeSerializer(many=True, help_text="Issue 14: planned peak and its cost.")
 
     def to_representation(self, instance):
         return super().to_representation(schedule_view(instance) if isinstance(instance, Schedule) else instance)

@@ -45,6 +45,14 @@ def test_physics_set_over_the_api_are_planned_by_a_worker(home, owner_client, no
         "device": session.device_id, "at": trip.isoformat(), "energy_kwh": 8.0, "reason": "trip"},
         format="json").status_code == 201
 
+    # 1: the home's tariff bills 4 EUR per kW of the month's highest 15-minute import (set by the admin's
+    # tariff form or the operator API; here on the row); a 3 kW quarter-hour earlier this month is the floor.
+    from devices.models import MeasurementRollup
+
+    home.tariff.capacity_price_eur_per_kw_month = 4
+    home.tariff.save()
+    earlier = start - timedelta(hours=2)
+    MeasurementRollup.objects.create(home=home, slot_start=earlier, samples=1, power_samples=1, power_w_sum=3000.0)
     response = owner_client.post(f"/api/v1/homes/{home.pk}/optimizations", {}, format="json")
     assert response.status_code == 202, response.content
     run = final_run(response.json()["id"], worker=worker)
@@ -69,3 +77,10 @@ def test_physics_set_over_the_api_are_planned_by_a_worker(home, owner_client, no
     bad = owner_client.patch(f"/api/v1/devices/{battery.json()['id']}/", {"parameters": {
         **battery.json()["parameters"], "charge_kw_at_full": 5.0}}, format="json")
     assert bad.status_code == 400 and "parameters.charge_kw_at_full" in bad.json()["error"]["fields"], bad.content
+
+    # 1: the planned peak and its cost are in the stored schedule; the battery keeps imports under the floor.
+    (cc,) = [c for c in schedule["capacity_charges"] if datetime.fromisoformat(c["start"]) <= start]
+    assert cc["peak_floor_kw"] == pytest.approx(3.0) and cc["price_eur_per_kw"] == 4.0
+    assert cc["planned_peak_kw"] == pytest.approx(max(max(schedule["net_import_kw"][:96]), 0.0), abs=1e-3)
+    assert cc["charge_eur"] == pytest.approx(4.0 * max(3.0, cc["planned_peak_kw"]), abs=1e-3)
+    assert run.problem["capacity_charges"][0]["peak_floor_kw"] == pytest.approx(3.0)
