@@ -215,3 +215,15 @@ class MeasurementDayAdmin(_RollupAdmin):
     list_display = ["day", "home", "device", "energy_wh", "import_wh", "export_wh", "soc_pct_last"]
     date_hierarchy = "day"
 
+
+
+@admin.register(MinimumState)
+class MinimumStateAdmin(admin.ModelAdmin):
+    """Issue 14: the energy a battery or EV must hold at an instant (also inline on the device page)."""
+
+    list_display = ["device", "at", "energy_kwh", "reason"]
+    list_filter = ["device__device_type"]
+    search_fields = ["reason", "device__serial_number", "device__home__owner__email"]
+    autocomplete_fields = ["device"]
+    list_select_related = ["device"]
+    date_hierarchy = "at"
