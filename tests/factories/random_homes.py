@@ -356,6 +356,8 @@ def _physics_features(seed: int, kind: str, p: dict[str, Any], g: _Grid, force: 
     r = random.Random(f"physics:{kind}:{seed}")
     horizon_h = g.slots * g.res / 60
     feats = p["_meta"].setdefault("features", [])
+    if "off" in force:  # the home as it was before issue 14 (the benchmark's reference)
+        return
 
     def draw(feature: str, share: float) -> bool:
         return r.random() < share or feature in force
@@ -420,10 +422,11 @@ def strip_meta(p: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in p.items() if k != "_meta"}
 
 
-def random_homes(n: int, first_seed: int = 0) -> list[tuple[str, dict[str, Any]]]:
-    """`n` homes, classes in turn: [(name, problem)], name = "<class>-<seed>"."""
+def random_homes(n: int, first_seed: int = 0, force: tuple[str, ...] = ()) -> list[tuple[str, dict[str, Any]]]:
+    """`n` homes, classes in turn: [(name, problem)], name = "<class>-<seed>"; `force` as for `random_home`
+    ("off": without issue 14's features)."""
     out = []
     for i in range(first_seed, first_seed + n):
         kind = CLASSES[i % len(CLASSES)]
-        out.append((f"{kind}-{i}", strip_meta(random_home(i, kind))))
+        out.append((f"{kind}-{i}", strip_meta(random_home(i, kind, force))))
     return out
