@@ -69,15 +69,7 @@ def precheck(cp: Compiled) -> list[Violation]:
 
     for em in cp.evs:
         e = em.ev
-        cap = 0.0
-        for t in em.slots:
-            room = min(e.max_power_kw, headroom[t])
-            if em.levels_kw is not None:
-                fit = [lv for lv in em.levels_kw if lv <= room + 1e-9]
-                room = max(fit) if fit else 0.0
-            elif room < e.min_power_kw - 1e-9:
-                room = 0.0
-            cap += room * dt * e.efficiency
+        cap = _ev_reach_kwh(cp, em, headroom, cp.n)
         if em.need_kwh > cap + 1e-6:
             out.append(Violation(e.id, "energy", em.need_kwh - cap, "kWh", None,
                                  f"EV '{e.name}' needs {_kwh(em.need_kwh)} before {_hm(p, e.departure)} "
@@ -174,6 +166,22 @@ def _precheck_battery_min_state(cp: Compiled, b, out: list[Violation]) -> None:
             return
 
 
+def _ev_reach_kwh(cp: Compiled, em, headroom: list[float], before: int) -> float:
+    """The most an EV can take in its slots before `before`: the highest allowed power under the headroom."""
+    e, cap = em.ev, 0.0
+    for t in em.slots:
+        if t >= before:
+            break
+        room = min(e.max_power_kw, headroom[t])
+        if em.levels_kw is not None:
+            fit = [lv for lv in em.levels_kw if lv <= room + 1e-9]
+            room = max(fit) if fit else 0.0
+        elif room < e.min_power_kw - 1e-9:
+            room = 0.0
+        cap += room * cp.dt_h * e.efficiency
+    return cap
+
+
 def _precheck_battery_cycles(cp: Compiled, b, out: list[Violation]) -> None:
     """The charging a battery's final SoC and minimum states need must fit in its cycles per day."""
     if b.max_cycles_per_day is None:
@@ -194,17 +202,7 @@ def _precheck_ev_min_state(cp: Compiled, em, headroom: list[float], out: list[Vi
     """An EV cannot have more by an instant than full power (under the import limit) since arrival gives."""
     p, e = cp.problem, em.ev
     for k, kwh, r in min_state_bounds(p, e.min_energy_at):
-        cap = 0.0
-        for t in em.slots:
-            if t >= k:
-                break
-            room = min(e.max_power_kw, headroom[t])
-            if em.levels_kw is not None:
-                fit = [lv for lv in em.levels_kw if lv <= room + 1e-9]
-                room = max(fit) if fit else 0.0
-            elif room < e.min_power_kw - 1e-9:
-                room = 0.0
-            cap += room * cp.dt_h * e.efficiency
+        cap = _ev_reach_kwh(cp, em, headroom, k)
         if kwh > cap + 1e-6:
             out.append(Violation(e.id, "min_energy_at", kwh - cap, "kWh", max(0, k - 1),
                                  f"EV '{e.name}' must have {_kwh(kwh)} by {_hm(p, r.at)} but can take at most "
