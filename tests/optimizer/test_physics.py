@@ -237,3 +237,22 @@ def test_capacity_charge_shaves_the_peak_down_to_the_month_so_far():
         d = _peaky_day(0.0)
         d["capacity_charges"][0]["window_min"] = 7
         problem_from_dict(d)
+
+
+def test_random_homes_switch_the_features_on_in_a_realistic_share():
+    from collections import Counter
+
+    from tests.factories.random_homes import random_homes
+
+    seen = Counter(f for i in range(300) for f in random_home(i)["_meta"]["features"])
+    assert 20 <= seen["min_state"] <= 60 and 20 <= seen["battery_wear"] <= 70 and 20 <= seen["battery_taper"] <= 70
+    assert 40 <= seen["capacity_charge"] <= 80 and seen["negative_export"] >= 5
+    assert [d for _, d in random_homes(30, force=("off",))] == [
+        {k: v for k, v in strip_meta(random_home(i)).items() if k != "capacity_charges"} | {
+            "batteries": [{k: v for k, v in b.items() if k not in (
+                "min_energy_at", "wear_cost_eur_per_kwh", "max_cycles_per_day", "charge_taper_above_soc_pct",
+                "charge_kw_at_full", "discharge_taper_below_soc_pct", "discharge_kw_at_empty")}
+                for b in random_home(i)["batteries"]],
+            "ev_sessions": [{k: v for k, v in e.items() if k != "min_energy_at"} for e in random_home(i)["ev_sessions"]],
+            "site": random_home(i, force=("off",))["site"]}
+        for i in range(30)]  # "off" differs from the default only by issue 14's features
