@@ -123,7 +123,8 @@ def check(problem: dict[str, Any], result: dict[str, Any]) -> tuple[float, list[
             if c[t] < -TOL or c[t] > b["max_charge_kw"] + TOL or dis[t] < -TOL or dis[t] > b["max_discharge_kw"] + TOL:
                 errs.append(f"battery {b['id']} power out of range at {t}")
             pi, pe = site["import_price_eur_per_kwh"][t], (site.get("export_price_eur_per_kwh") or [0.0] * n)[t]
-            if c[t] > TOL and dis[t] > TOL and (pi < 0 or pe > pi):  # burning energy for money: not physics
+            economic = (problem.get("objective") or {}).get("kind", "economic") == "economic"
+            if c[t] > TOL and dis[t] > TOL and economic and (pi < 0 or pe < 0):  # burning energy for money
                 errs.append(f"battery {b['id']} charges and discharges at once at {t} (negative prices)")
             soc += (c[t] * b.get("charge_efficiency", 1) - dis[t] / b.get("discharge_efficiency", 1)) * dt
             trajectory.append(soc)
