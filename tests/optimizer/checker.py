@@ -174,7 +174,26 @@ def check(problem: dict[str, Any], result: dict[str, Any]) -> tuple[float, list[
             hi = (gr.get("max_net_import_kw") or [None] * n)[t]
             if lo is not None and x < lo - TOL or hi is not None and x > hi + TOL:
                 errs.append(f"grid request violated at {t}: {x:.3f}")
+    errs += _capacity_errors(problem, result, net, start, res)
     return cost, errs
+
+
+def _capacity_errors(problem: dict[str, Any], result: dict[str, Any], net: list[float], start: datetime,
+                     res: int) -> list[str]:
+    """`capacity_charges`: the reported peak is the highest window average import, recomputed here."""
+    out = []
+    reported = result.get("capacity_charges") or []
+    for i, cc in enumerate(problem.get("capacity_charges") or []):
+        a, b, w = _t(cc["start"]), _t(cc["end"]), max(cc.get("window_min", 15), res)
+        windows: dict[int, list[float]] = {}
+        for t, x in enumerate(net):
+            at = start + timedelta(minutes=res * t)
+            if a <= at < b:
+                windows.setdefault(int((at - a).total_seconds() // 60 // w), []).append(max(x, 0.0))
+        peak = max([sum(v) / len(v) for v in windows.values()] + [0.0])
+        if i >= len(reported) or abs(reported[i]["planned_peak_kw"] - peak) > TOL:
+            out.append(f"capacity charge {i}: planned peak {peak:.4f} kW, reported {reported[i:i + 1]}")
+    return out
 
 
 def _min_state_errors(item: dict[str, Any], trajectory: list[float], start: datetime, res: int,
