@@ -50,3 +50,23 @@ def test_builder_hands_issue_14_physics_to_the_optimizer(home, now):
                                           end_of_month + timedelta(hours=18))
     assert [c["peak_floor_kw"] for c in crossing["capacity_charges"]][1] == 0.0
     assert crossing["capacity_charges"][1]["start"] == end_of_month.isoformat()
+
+
+def test_minimum_states_are_scoped_to_their_owner(home, owner_client, stranger, now):
+    from .conftest import client_for
+
+    session = EVSession.objects.get(device__home=home)
+    body = {"device": session.device_id, "at": (session.arrival + timedelta(hours=1)).isoformat(), "energy_kwh": 3.0}
+    created = owner_client.post("/api/v1/minimum-states/", body, format="json")
+    assert created.status_code == 201, created.content
+    other = client_for(stranger)
+    assert other.get(f"/api/v1/minimum-states/{created.json()['id']}/").status_code == 404
+    assert other.get("/api/v1/minimum-states/").json()["results"] == []
+    assert other.post("/api/v1/minimum-states/", body, format="json").status_code in (400, 404)
+    past = owner_client.post("/api/v1/minimum-states/", {**body, "at": (now - timedelta(hours=1)).isoformat()},
+                             format="json")
+    assert past.status_code == 400 and "at" in past.json()["error"]["fields"], past.content
+    pv = Device.objects.create(home=home, serial_number="PV-9", name="Roof", device_type="pv",
+                               parameters={"peak_power_kw": 3.0})
+    wrong = owner_client.post("/api/v1/minimum-states/", {**body, "device": pv.pk}, format="json")
+    assert wrong.status_code == 400 and "device" in wrong.json()["error"]["fields"], wrong.content
