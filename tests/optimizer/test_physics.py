@@ -138,6 +138,7 @@ def _negative_day(curtailable: bool = True, export_limit_kw: float = 3.0) -> dic
 def test_negative_midday_prices_curtail_import_and_never_burn_energy_in_one_slot():
     d = _negative_day()
     out = both_backends(d)
+    assert out["cpsat"].status == Status.OPTIMAL  # restarts over the exclusive Booleans (README "Issue 14")
     r = out["milp"].to_dict()
     neg = [t for t in range(24) if d["site"]["import_price_eur_per_kwh"][t] < 0]
     pv = r["devices"]["pv"]
