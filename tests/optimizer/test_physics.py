@@ -25,8 +25,8 @@ def both_backends(d: dict, drawn: bool = False) -> dict:
     """Solve with both backends; assert what issue 14 asks of every feature. Returns {backend: result}.
 
     HiGHS must prove its optimum (a drawn home it cannot prove in 10 s is skipped, not failed). CP-SAT must
-    agree with it when it proves its own; when it does not (negative prices next to a lossy battery are
-    its weak spot, README "Issue 14 physics"), its plan must still be valid and no better than the optimum.
+    agree with it when it proves its own; when it does not (the SoC taper is its weak spot, README "Issue 14
+    physics"), its plan must still be valid and no better than the optimum.
     """
     p = problem_from_dict(d)
     out = {b: solve(p, backend=b, time_limit_s=10) for b in ("milp", "cpsat")}
