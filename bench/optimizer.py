@@ -31,6 +31,7 @@ from tests.factories.problems import HOMES
 
 BEST_KNOWN = Path(__file__).resolve().parent / "results" / "best_known.json"
 
+PHYSICS_FEATURES = ("min_state", "negative_prices", "battery_wear", "battery_taper", "capacity_charge")  # issue 14
 TARGET_MS = {"standard": 50, "battery_only": 10, "many_cycles": 1000, "thermal": None, "stress": 500}
 
 
@@ -101,10 +102,11 @@ def _solve_random(backend: str, time_limit_s: float, homes: list[tuple[str, dict
         yield name, res, ms
 
 
-def run_random(n: int, backends: list[str], time_limit_s: float, per_home: bool) -> list[dict[str, Any]]:
+def run_random(n: int, backends: list[str], time_limit_s: float, per_home: bool,
+               feature: str | None = None) -> list[dict[str, Any]]:
     from tests.factories.random_homes import CLASSES, random_homes
 
-    homes = random_homes(n)
+    homes = random_homes(n, force=(feature,) if feature else ())
     best = json.loads(BEST_KNOWN.read_text())["homes"] if BEST_KNOWN.exists() else {}
     list(_solve_random("milp", 2, homes[:1])) and list(_solve_random("cpsat", 2, homes[:1]))  # warm imports
     lines = []
@@ -126,7 +128,7 @@ def run_random(n: int, backends: list[str], time_limit_s: float, per_home: bool)
             ms = [r["ms"] for r in rs]
             gaps = [r["gap_to_best"] for r in rs if r["gap_to_best"] is not None]
             lines.append({
-                "random": n, "class": cls, "backend": backend, "homes": len(rs), "time_limit_s": time_limit_s,
+                "random": n, **({"feature": feature} if feature else {}), "class": cls, "backend": backend, "homes": len(rs), "time_limit_s": time_limit_s,
                 "p50_ms": round(statistics.median(ms), 1), "p95_ms": round(_pct(ms, 0.95), 1), "max_ms": round(max(ms), 1),
                 "not_optimal": sum(r["status"] != "OPTIMAL" for r in rs),
                 "rejected_by_evaluator": sum(r["rejected"] for r in rs),
@@ -185,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-envelope", action="store_true")
     ap.add_argument("--random", type=int, metavar="N", help="N random households (per-class summary lines)")
     ap.add_argument("--per-home", action="store_true", help="with --random: also one line per home")
+    ap.add_argument("--feature", choices=["off", *PHYSICS_FEATURES],
+                    help="with --random: issue 14's feature switched on wherever the home has the device, or 'off' "
+                         "for none (the reference its solve-time cost is measured against)")
     ap.add_argument("--best-known", type=int, metavar="N", help=f"recompute {BEST_KNOWN.name} for N random homes")
     args = ap.parse_args(argv)
     if args.best_known:
@@ -192,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.random:
         backends = args.backends if args.backends != ["milp", "cpsat", "auto"] else ["auto"]
-        run_random(args.random, backends, args.time_limit, args.per_home)
+        run_random(args.random, backends, args.time_limit, args.per_home, args.feature)
         return 0
     lines = run(args.homes, args.backends, args.repeat, args.time_limit, not args.no_envelope)
     if not args.json:

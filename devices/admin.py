@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 
 from . import services
+from .models import MinimumState
 from .models import (
     ComfortPreference, Cycle, Device, DoNotDisturbWindow, EVSession, Home, Hub, Measurement, MeasurementDay,
     MeasurementRollup, SignalSeries, Tariff,
@@ -53,6 +54,14 @@ class ComfortInline(admin.StackedInline):
 class EVSessionInline(admin.TabularInline):
     model = EVSession
     fields = ["arrival", "departure", "energy_kwh", "target_soc_pct", "vehicle_name"]
+    extra = 0
+
+
+class MinimumStateInline(admin.TabularInline):
+    """Issue 14: the energy a battery or EV must hold at an instant."""
+
+    model = MinimumState
+    fields = ["at", "energy_kwh", "reason"]
     extra = 0
 
 
@@ -116,7 +125,7 @@ class DeviceAdmin(admin.ModelAdmin):
     search_fields = ["serial_number", "name", "brand", "home__name", "home__owner__email", "hub__hub_id"]
     autocomplete_fields = ["home", "hub"]
     list_select_related = ["home", "hub"]
-    inlines = [ComfortInline, CycleInline, EVSessionInline]
+    inlines = [ComfortInline, CycleInline, EVSessionInline, MinimumStateInline]
 
 
 @admin.register(Cycle)
@@ -206,3 +215,15 @@ class MeasurementDayAdmin(_RollupAdmin):
     list_display = ["day", "home", "device", "energy_wh", "import_wh", "export_wh", "soc_pct_last"]
     date_hierarchy = "day"
 
+
+
+@admin.register(MinimumState)
+class MinimumStateAdmin(admin.ModelAdmin):
+    """Issue 14: the energy a battery or EV must hold at an instant (also inline on the device page)."""
+
+    list_display = ["device", "at", "energy_kwh", "reason"]
+    list_filter = ["device__device_type"]
+    search_fields = ["reason", "device__serial_number", "device__home__owner__email"]
+    autocomplete_fields = ["device"]
+    list_select_related = ["device"]
+    date_hierarchy = "at"

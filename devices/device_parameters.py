@@ -43,6 +43,13 @@ DEVICE_PARAMETERS: dict[str, dict[str, Param]] = {
         "discharge_efficiency": Param(_NUM, default=0.95, min=0.5, max=1.0),
         "min_soc_pct": Param(_NUM, default=10, min=0, max=100),
         "initial_soc_pct": Param(_NUM, default=50, min=0, max=100),
+        # issue 14: wear and taper (flexibility/optimizer/FORMAT.md "Battery wear and taper")
+        "wear_cost_eur_per_kwh": Param(_NUM, default=None, min=0, max=1),
+        "max_cycles_per_day": Param(_NUM, default=None, min=0.1, max=10),
+        "charge_taper_above_soc_pct": Param(_NUM, default=None, min=0, max=99.9),
+        "charge_kw_at_full": Param(_NUM, default=None, min=0, max=500),
+        "discharge_taper_below_soc_pct": Param(_NUM, default=None, min=0.1, max=100),
+        "discharge_kw_at_empty": Param(_NUM, default=None, min=0, max=500),
     },
     "pv": {
         "peak_power_kw": Param(_NUM, required=True, min=0.1, max=1000),
@@ -128,6 +135,10 @@ def _check_cross_fields(device_type: str, p: dict, errors: dict[str, str]) -> No
             errors["parameters.temperature_max_c"] = "Must be above temperature_min_c."
     if device_type == "battery" and p["initial_soc_pct"] < p["min_soc_pct"]:
         errors["parameters.initial_soc_pct"] = "Must not be below min_soc_pct."
+    if device_type == "battery":
+        for key, rating in (("charge_kw_at_full", "max_charge_kw"), ("discharge_kw_at_empty", "max_discharge_kw")):
+            if p.get(key) is not None and p[key] > p[rating]:
+                errors[f"parameters.{key}"] = f"Must not exceed {rating}."
 
 
 # A plausible parameter set per device type (demo seed, tests, API examples).

@@ -100,6 +100,12 @@ class Tariff(TimeStampedModel):
     export_spot_multiplier = models.DecimalField(max_digits=8, decimal_places=5, default=Decimal("1"))
     export_spot_adder_eur_per_kwh = models.DecimalField(max_digits=8, decimal_places=5, default=Decimal("0"))
     source = models.TextField(blank=True, help_text="Where these prices come from.")
+    # issue 14: a capacity (demand) charge on the month's highest average import over a window
+    capacity_price_eur_per_kw_month = models.DecimalField(
+        max_digits=8, decimal_places=4, default=Decimal("0"), validators=[MinValueValidator(0)],
+        help_text="EUR per kW of the month's highest average import over the window (0 = none).")
+    capacity_window_min = models.PositiveSmallIntegerField(
+        default=15, choices=[(m, f"{m} min") for m in (15, 30, 60)], help_text="Metering window of the peak.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["country", "kind"], condition=models.Q(is_default=True),
@@ -556,3 +562,38 @@ class MeasurementDay(models.Model):
         constraints = [models.UniqueConstraint(fields=["home", "device", "day"], nulls_distinct=False,
                                                name="devices_telemetry_one_per_day")]
         indexes = [models.Index(fields=["home", "day"], name="devices_day_home_day")]
+
+
+# --- issue 14: minimum state at a time --------------------------------------------------
+
+class MinimumState(TimeStampedModel):
+    """A battery or EV must hold at least `energy_kwh` at `at` (backup before a forecast storm, a trip).
+
+    Battery: energy stored. EV charger: energy charged into the car since it was plugged in (the unit of
+    its session's `energy_kwh`); it applies to the session plugged in at `at`.
+    """
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="minimum_states")
+    at = models.DateTimeField(help_text="The instant the energy must be there (with a time zone offset).")
+    energy_kwh = models.FloatField(validators=[MinValueValidator(0), MaxValueValidator(1000)],
+                                   help_text="Battery: kWh stored. EV: kWh charged since plug-in.")
+    reason = models.CharField(max_length=120, blank=True, help_text="Shown to the household, e.g. 'storm backup'.")
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["device", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.energy_kwh:g} kWh in {self.device} at {self.at:%Y-%m-%d %H:%M}"
+
+    def clean(self) -> None:
+        require_aware("at", self.at)
+        if not self.device_id:
+            return
+        kind = self.device.device_type
+        if kind not in (DeviceType.BATTERY, DeviceType.EV_CHARGER):
+            raise ValidationError({"device": "Only batteries and EV chargers hold a minimum state."})
+        capacity = (self.device.parameters or {}).get("capacity_kwh")
+        if kind == DeviceType.BATTERY and capacity is not None and self.energy_kwh is not None \
+                and self.energy_kwh > float(capacity):
+            raise ValidationError({"energy_kwh": f"Must not exceed the battery's capacity of {capacity:g} kWh."})

@@ -10,6 +10,7 @@ from django.db.models import Q, QuerySet
 from .models import (
     ROLLUP_SLOT_MINUTES, ComfortPreference, Cycle, Device, EVSession, Home, Hub, Measurement, SignalSeries, Tariff,
 )
+from .models import MinimumState
 from .permissions import scope_to_owner, writes_any_scope
 
 # A series holds at most one week of values (SignalSeries.clean), which bounds range queries.
@@ -36,6 +37,10 @@ def cycles_for(user: Any) -> QuerySet[Cycle]:
 
 def ev_sessions_for(user: Any) -> QuerySet[EVSession]:
     return scope_to_owner(EVSession.objects.select_related("device"), user, "device__home__owner")
+
+
+def minimum_states_for(user: Any) -> QuerySet[MinimumState]:
+    return scope_to_owner(MinimumState.objects.select_related("device"), user, "device__home__owner")
 
 
 def comfort_for(device: Device) -> ComfortPreference:

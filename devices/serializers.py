@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from energy_manager.api_input import InstantField, StrictFloatField, StrictSerializerMixin
 
+from .models import MinimumState
 from .models import (
     CONTRACTED_POWER_STEPS_KVA, ComfortPreference, Cycle, Device, DeviceType, DoNotDisturbWindow, EVSession, Home,
     Hub, Measurement, SignalKind, SignalSeries, Tariff,
@@ -208,6 +209,17 @@ class EVSessionSerializer(StrictModelSerializer):
         create_only_fields = ["device"]
 
 
+class MinimumStateSerializer(StrictModelSerializer):
+    """Issue 14: a battery or EV must hold at least `energy_kwh` at `at`."""
+
+    device = OwnedRelatedField(queryset=Device.objects.all(), owner_path="home__owner")
+
+    class Meta:
+        model = MinimumState
+        fields = ["id", "device", "at", "energy_kwh", "reason", "created_at", "updated_at"]
+        create_only_fields = ["device"]
+
+
 # --- read-only data ------------------------------------------------------------------
 
 class SignalSeriesSerializer(serializers.ModelSerializer):
@@ -296,11 +308,14 @@ class TariffSerializer(StrictModelSerializer):
     export_price_eur_per_kwh = serializers.DecimalField(**decimals)
     export_spot_multiplier = serializers.DecimalField(**decimals)
     export_spot_adder_eur_per_kwh = serializers.DecimalField(**decimals)
+    capacity_price_eur_per_kw_month = serializers.DecimalField(  # issue 14: capacity (demand) charge
+        max_digits=8, decimal_places=4, coerce_to_string=False, required=False, min_value=0)
 
     class Meta:
         model = Tariff
         fields = ["id", "code", "name", "kind", "country", "owner", "is_default", "periods", "spot_area",
                   "spot_multiplier", "spot_adder_eur_per_kwh", "vat_pct", "export_kind", "export_price_eur_per_kwh",
                   "export_spot_multiplier", "export_spot_adder_eur_per_kwh", "source"]
+        fields += ["capacity_price_eur_per_kw_month", "capacity_window_min"]  # issue 14
         read_only_fields = ["is_default", "source"]
         validators: list = []

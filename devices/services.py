@@ -28,6 +28,7 @@ from .models import (
     HOME_SIGNALS, ComfortPreference, Cycle, Device, DoNotDisturbWindow, EVSession, Home, Hub, Measurement,
     SignalSeries, Tariff, TariffKind,
 )
+from .models import MinimumState
 from .signals import announce_plan_stale
 
 
@@ -400,3 +401,19 @@ def maintain_telemetry_storage(now: datetime | None = None) -> dict[str, list[st
             telemetry.MEASUREMENTS,
             telemetry.MEASUREMENTS.floor(now - timedelta(days=settings.TELEMETRY_RAW_RETENTION_DAYS))),
     }
+
+
+# --- minimum state at a time (issue 14) ---------------------------------------------------
+
+@transaction.atomic
+def minimum_state_save(requirement: MinimumState, data: Mapping[str, Any]) -> MinimumState:
+    """Create or change a minimum state; an instant already past is refused; the home is planned again."""
+    _assign(requirement, data)
+    _full_clean_window(requirement, "at", data)
+    requirement.save()
+    _reoptimize_on_commit(requirement.device.home_id, "minimum_state_changed")
+    return requirement
+
+
+def minimum_state_delete(requirement: MinimumState) -> None:
+    _delete_and_reoptimize(requirement, requirement.device.home_id, "minimum_state_deleted")

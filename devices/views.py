@@ -21,6 +21,8 @@ from rest_framework.settings import api_settings
 from energy_manager.api_input import InstantFilter
 
 from . import selectors, services, signal_ingest
+from .models import MinimumState
+from .serializers import MinimumStateSerializer
 from .models import (
     Cycle, CycleState, Device, DeviceType, EVSession, Home, Hub, Measurement, SignalKind, SignalSeries, Tariff,
 )
@@ -283,6 +285,32 @@ class EVSessionViewSet(ServiceModelViewSet):
 
     def perform_destroy(self, instance):
         services.ev_session_delete(instance)
+
+
+class MinimumStateFilter(django_filters.FilterSet):
+    device = django_filters.NumberFilter(field_name="device_id")
+    home = django_filters.NumberFilter(field_name="device__home_id")
+
+    class Meta:
+        model = MinimumState
+        fields = ["device", "home"]
+
+
+class MinimumStateViewSet(ServiceModelViewSet):
+    """Issue 14: minimum states of batteries and EVs (backup before a storm, a trip)."""
+
+    serializer_class = MinimumStateSerializer
+    filterset_class = MinimumStateFilter
+    ordering_fields = ["at", "id"]
+
+    def get_queryset(self):
+        return selectors.minimum_states_for(self.request.user)
+
+    def save_instance(self, instance, data):
+        return services.minimum_state_save(instance, data)
+
+    def perform_destroy(self, instance):
+        services.minimum_state_delete(instance)
 
 
 # --- read-only -----------------------------------------------------------------------

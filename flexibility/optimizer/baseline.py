@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .compile import Compiled, compile_problem
+from .compile import Compiled, compile_problem, min_state_bounds
 from .evaluate import evaluate
-from .problem import Problem
+from .problem import Battery, Problem
 from .result import Evaluation, Schedule
 
 
@@ -30,7 +30,7 @@ def baseline_schedule(problem: Problem, compiled: Optional[Compiled] = None) -> 
     for em in cp.evs:
         e = em.ev
         p = [0.0] * n
-        left = em.need_kwh
+        left = max([em.need_kwh] + [kwh for _k, kwh, _r in min_state_bounds(problem, e.min_energy_at)])
         for t in em.slots:
             if left <= 1e-9:
                 break
@@ -44,7 +44,7 @@ def baseline_schedule(problem: Problem, compiled: Optional[Compiled] = None) -> 
             left -= x * e.efficiency * dt
         sch.ev_kw[e.id] = p
     for b in problem.batteries:
-        sch.battery_charge_kw[b.id] = [0.0] * n
+        sch.battery_charge_kw[b.id] = _battery_min_state_charge(problem, b)
         sch.battery_discharge_kw[b.id] = [0.0] * n
     for pv in problem.pv:
         sch.pv_kw[pv.id] = list(pv.forecast_kw)
@@ -63,6 +63,30 @@ def baseline_schedule(problem: Problem, compiled: Optional[Compiled] = None) -> 
             e += th.cop * x * dt - drain
         sch.thermal_kw[th.id] = p
     return sch
+
+
+def _battery_min_state_charge(problem: Problem, b: Battery) -> list[float]:
+    """Idle, except charging at full power as early as needed to hold every minimum state in time."""
+    n, dt = problem.grid.slots, problem.grid.dt_h
+    reqs = min_state_bounds(problem, b.min_energy_at)
+    c = [0.0] * n
+    e = b.initial_kwh
+    for t in range(n):
+        want = max([kwh for k, kwh, _r in reqs if k > t] + [e])
+        if want > e + 1e-9:
+            x = min(_charge_limit_over_slot(b, e, dt), (want - e) / (b.charge_efficiency * dt))
+            c[t] = x
+            e += x * b.charge_efficiency * dt
+    return c
+
+
+def _charge_limit_over_slot(b: Battery, e: float, dt: float) -> float:
+    """The highest charge power for a slot starting at `e` kWh that the taper allows at the slot's end."""
+    if b.charge_taper_above_soc_pct is None:
+        return b.max_charge_kw
+    k = (b.max_charge_kw - b.charge_kw_at_full) / (b.capacity_kwh * (1 - b.charge_taper_above_soc_pct / 100))
+    return max(0.0, min(b.max_charge_kw, (b.charge_kw_at_full + k * (b.capacity_kwh - e)) /
+                        (1 + k * b.charge_efficiency * dt)) - 1e-6)
 
 
 def baseline(problem: Problem, compiled: Optional[Compiled] = None) -> Evaluation:

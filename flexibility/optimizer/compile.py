@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .problem import EVSession, Problem, ShiftableCycle, ThermalStorage, q_kw
+from .problem import CapacityCharge, EVSession, MinimumState, Problem, ShiftableCycle, ThermalStorage, TimeGrid, q_kw
 
 THROUGHPUT_EPS_PER_KWH = 1e-6  # objective units per kWh cycled through a battery (breaks c/d ties)
 EPS = 1e-9
@@ -281,3 +281,56 @@ def compile_problem(p: Problem) -> Compiled:
     evs = [ev_model(p, e) for e in p.ev_sessions]
     return Compiled(p, n, g.dt_h, base, pv_fixed, w_imp, w_exp, cycles, evs, excl_bat, excl_grid, may_export,
                     cost_norm, co2_norm)
+
+
+def min_state_bounds(p: Problem, reqs: tuple[MinimumState, ...]) -> list[tuple[int, float, MinimumState]]:
+    """(boundary k, kWh, requirement) for each minimum state: the state after k slots must hold kWh.
+
+    An instant inside a slot binds both of its boundaries (the state is linear in between); boundaries
+    after the horizon end are dropped (a later plan sees them). k = 0 is the initial state.
+    """
+    g = p.grid
+    out: dict[int, tuple[float, MinimumState]] = {}
+    for r in reqs:
+        x = g.offset_min(r.at) / g.resolution_min
+        for k in {int(math.floor(x + EPS)), int(math.ceil(x - EPS))}:
+            if 0 <= k <= g.slots and r.energy_kwh > out.get(k, (-1.0, r))[0]:
+                out[k] = (r.energy_kwh, r)
+    return [(k, kwh, r) for k, (kwh, r) in sorted(out.items())]
+
+
+def money_weight(p: Problem) -> float:
+    """Objective units per EUR of a cost beside the energy prices (battery wear, capacity charge)."""
+    kind = p.objective.kind
+    if kind == "economic":
+        return 1.0
+    if kind == "ecologic":
+        return 0.0
+    norm = sum(abs(x) for x in p.site.import_price_eur_per_kwh) / p.grid.slots or 1.0
+    return p.objective.cost_weight / norm
+
+
+def day_slot_groups(p: Problem) -> list[tuple[list[int], float]]:
+    """The slots of each local day of the horizon, and the share of that day they cover (DST-aware)."""
+    g = p.grid
+    days: dict = {}
+    for t in range(g.slots):
+        days.setdefault(g.local(g.slot_start(t)).date(), []).append(t)
+    out = []
+    for day, ts in days.items():
+        nxt = TimeGrid.for_local_day(day, g.timezone, g.resolution_min)
+        out.append((ts, len(ts) * g.resolution_min / (nxt.slots * nxt.resolution_min)))
+    return out
+
+
+def capacity_windows(p: Problem, cc: CapacityCharge) -> list[list[int]]:
+    """The horizon's slots of each metering window of a capacity charge, windows counted from the period's
+    start; a window cut by the horizon's edges averages over the slots it has (never lower than the meter)."""
+    g = p.grid
+    groups: dict[int, list[int]] = {}
+    for t in range(g.slots):
+        a = g.slot_start(t)
+        if cc.start <= a < cc.end:
+            groups.setdefault(int((a - cc.start).total_seconds() // 60 // max(cc.window_min, g.resolution_min)),
+                              []).append(t)
+    return [ts for _w, ts in sorted(groups.items())]

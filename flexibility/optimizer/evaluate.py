@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .compile import THROUGHPUT_EPS_PER_KWH, Compiled, compile_problem, option_extra_cost, resample_profile
-from .problem import Problem
+from .compile import (THROUGHPUT_EPS_PER_KWH, Compiled, compile_problem, min_state_bounds, option_extra_cost,
+                      resample_profile)
+from .compile import capacity_windows, day_slot_groups, money_weight
+from .problem import Battery, Problem
 from .result import Evaluation, Schedule, Violation
 
 TOL_KW = 1e-3
@@ -87,6 +89,8 @@ def evaluate(problem: Problem, schedule: Schedule, compiled: Optional[Compiled] 
             v(e.id, "energy", em.need_kwh - energy, "kWh", f"EV '{e.name}' gets {energy:.2f} of {em.need_kwh:.2f} kWh")
         if em.max_kwh is not None and energy > em.max_kwh + TOL_KWH:
             v(e.id, "capacity", energy - em.max_kwh, "kWh", f"EV '{e.name}' overfilled")
+        _check_min_state(problem, e.id, f"EV '{e.name}'", e.min_energy_at,
+                         [sum(p[:k]) * dt * e.efficiency for k in range(n + 1)], v)
 
     # batteries
     soc: dict[str, list[float]] = {}
@@ -113,6 +117,8 @@ def evaluate(problem: Problem, schedule: Schedule, compiled: Optional[Compiled] 
             throughput += (c[t] + d[t]) * dt
         if b.final_kwh is not None and e < b.final_kwh - TOL_KWH:
             v(b.id, "final_soc", b.final_kwh - e, "kWh", f"battery '{b.name}' ends below its final SoC")
+        _check_min_state(problem, b.id, f"battery '{b.name}'", b.min_energy_at, traj, v)
+        extra += _check_battery_wear(problem, b, c, d, traj, v)
         soc[b.id] = traj
     extra += THROUGHPUT_EPS_PER_KWH * throughput
 
@@ -168,5 +174,51 @@ def evaluate(problem: Problem, schedule: Schedule, compiled: Optional[Compiled] 
                     v("site", "grid_request", short, "kW", "net import outside the grid request", t)
             if gr.penalty_eur_per_kwh is not None:
                 pen += short * dt * gr.penalty_eur_per_kwh
-    obj += extra + pen
-    return Evaluation(cost, co2, pen, obj, net, soc, viol)
+    capacity = capacity_view(problem, net)
+    obj += extra + pen + money_weight(problem) * sum(c["added_eur"] for c in capacity)
+    return Evaluation(cost, co2, pen, obj, net, soc, viol, capacity)
+
+
+def _check_min_state(problem: Problem, dev: str, what: str, reqs, traj: list[float], v) -> None:
+    """Each minimum state against the trajectory (traj[k]: the state after k slots)."""
+    for k, kwh, r in min_state_bounds(problem, reqs):
+        if traj[k] < kwh - TOL_KWH:
+            v(dev, "min_energy_at", kwh - traj[k], "kWh",
+              f"{what} holds {traj[k]:.2f} kWh at {problem.grid.local(r.at):%H:%M}, needs {kwh:.2f}", max(0, k - 1))
+
+
+def _check_battery_wear(problem: Problem, b: Battery, c: list[float], d: list[float], traj: list[float], v) -> float:
+    """SoC taper (at each slot's end SoC) and cycles per day against the plan; returns the wear cost in
+    objective units."""
+    dt = problem.grid.dt_h
+    for t in range(problem.grid.slots):
+        e = traj[t + 1]
+        if c[t] > b.charge_limit_kw(e) + TOL_KW:
+            v(b.id, "charge_taper", c[t] - b.charge_limit_kw(e), "kW",
+              f"battery '{b.name}' charges faster than its taper allows at {e:.2f} kWh", t)
+        if d[t] > b.discharge_limit_kw(e) + TOL_KW:
+            v(b.id, "discharge_taper", d[t] - b.discharge_limit_kw(e), "kW",
+              f"battery '{b.name}' discharges faster than its taper allows at {e:.2f} kWh", t)
+    if b.max_cycles_per_day is not None:
+        for ts, share in day_slot_groups(problem):
+            through = sum(c[t] + d[t] for t in ts) * dt
+            allow = 2 * b.max_cycles_per_day * b.capacity_kwh * share
+            if through > allow + TOL_KWH:
+                v(b.id, "cycles_per_day", through - allow, "kWh",
+                  f"battery '{b.name}' cycles {through / (2 * b.capacity_kwh):.2f} times in a day", ts[0])
+    return money_weight(problem) * b.wear_cost_eur_per_kwh * sum(c[t] + d[t] for t in range(problem.grid.slots)) * dt
+
+
+def capacity_view(problem: Problem, net_import_kw: list[float]) -> list[dict]:
+    """Per capacity charge: the planned peak (highest window average import), the peak so far, what the
+    period's capacity charge comes to with this plan and what the plan adds to it (EUR)."""
+    out = []
+    for cc in problem.capacity_charges:
+        windows = capacity_windows(problem, cc)
+        peak = max([sum(max(net_import_kw[t], 0.0) for t in ts) / len(ts) for ts in windows] + [0.0])
+        billed = max(peak, cc.peak_floor_kw)
+        out.append({"start": cc.start.isoformat(), "end": cc.end.isoformat(), "planned_peak_kw": round(peak, 4),
+                    "peak_floor_kw": cc.peak_floor_kw, "peak_kw": round(billed, 4),
+                    "price_eur_per_kw": cc.price_eur_per_kw, "charge_eur": round(billed * cc.price_eur_per_kw, 6),
+                    "added_eur": (billed - cc.peak_floor_kw) * cc.price_eur_per_kw})
+    return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
-from .compile import Compiled
+from .compile import Compiled, min_state_bounds
 from .problem import Problem
 from .result import Violation
 
@@ -44,6 +44,8 @@ def precheck(cp: Compiled) -> list[Violation]:
                                  f"limit of {site.import_limit_kw:.2f} kW even with all PV and battery output"))
             break
 
+    _precheck_export_limit(cp, out)
+
     for cm in cp.cycles:
         if cm.options:
             continue
@@ -67,24 +69,19 @@ def precheck(cp: Compiled) -> list[Violation]:
 
     for em in cp.evs:
         e = em.ev
-        cap = 0.0
-        for t in em.slots:
-            room = min(e.max_power_kw, headroom[t])
-            if em.levels_kw is not None:
-                fit = [lv for lv in em.levels_kw if lv <= room + 1e-9]
-                room = max(fit) if fit else 0.0
-            elif room < e.min_power_kw - 1e-9:
-                room = 0.0
-            cap += room * dt * e.efficiency
+        cap = _ev_reach_kwh(cp, em, headroom, cp.n)
         if em.need_kwh > cap + 1e-6:
             out.append(Violation(e.id, "energy", em.need_kwh - cap, "kWh", None,
                                  f"EV '{e.name}' needs {_kwh(em.need_kwh)} before {_hm(p, e.departure)} "
                                  f"but can take at most {_kwh(cap)}"))
+        _precheck_ev_min_state(cp, em, headroom, out)
         if em.max_kwh is not None and em.need_kwh > em.max_kwh + 1e-6:
             out.append(Violation(e.id, "capacity", em.need_kwh - em.max_kwh, "kWh", None,
                                  f"EV '{e.name}' needs {_kwh(em.need_kwh)} but has room for only {_kwh(em.max_kwh)}"))
 
     for b in p.batteries:
+        _precheck_battery_min_state(cp, b, out)
+        _precheck_battery_cycles(cp, b, out)
         fin = b.final_kwh
         if fin is None:
             continue
@@ -137,6 +134,82 @@ def precheck(cp: Compiled) -> list[Violation]:
     return out
 
 
+def _precheck_export_limit(cp: Compiled, out: list[Violation]) -> None:
+    """PV that cannot be curtailed must go somewhere: the home's loads at their most, or export under the limit
+    (sunny hours of negative prices make this bind when nothing may absorb it)."""
+    p = cp.problem
+    cycles_kw = sum(max(ph.power_w for ph in cm.cycle.phases) / 1000 for cm in cp.cycles)
+    for t in range(cp.n):
+        absorb = (cp.base_kw[t] + cycles_kw + sum(b.max_charge_kw for b in p.batteries)
+                  + sum(em.ev.max_power_kw for em in cp.evs if t in em.slots)
+                  + sum(th.electric_power_kw for th in p.thermal_storages))
+        excess = cp.pv_fixed_kw[t] - absorb
+        if excess > p.site.export_limit_kw + 1e-9:
+            names = ", ".join(f"'{pv.name}'" for pv in p.pv if not pv.curtailable)
+            out.append(Violation("site", "export_limit", excess - p.site.export_limit_kw, "kW", t,
+                                 f"PV {names} that cannot be curtailed produces {cp.pv_fixed_kw[t]:.2f} kW at "
+                                 f"{_slot_hm(p, t)}; the home can use at most {absorb:.2f} kW and export "
+                                 f"{p.site.export_limit_kw:.2f} kW"))
+            return
+
+
+def _precheck_battery_min_state(cp: Compiled, b, out: list[Violation]) -> None:
+    """A battery cannot hold more at an instant than charging at full power from the start reaches."""
+    p = cp.problem
+    for k, kwh, r in min_state_bounds(p, b.min_energy_at):
+        reach = min(b.capacity_kwh, b.initial_kwh + b.max_charge_kw * b.charge_efficiency * cp.dt_h * k)
+        if kwh > reach + 1e-6:
+            out.append(Violation(b.id, "min_energy_at", kwh - reach, "kWh", max(0, k - 1),
+                                 f"Battery '{b.name}' must hold {_kwh(kwh)} at {_hm(p, r.at)} but can reach at most "
+                                 f"{_kwh(reach)} by then (it holds {_kwh(b.initial_kwh)} now and charges at up to "
+                                 f"{b.max_charge_kw:.1f} kW)"))
+            return
+
+
+def _ev_reach_kwh(cp: Compiled, em, headroom: list[float], before: int) -> float:
+    """The most an EV can take in its slots before `before`: the highest allowed power under the headroom."""
+    e, cap = em.ev, 0.0
+    for t in em.slots:
+        if t >= before:
+            break
+        room = min(e.max_power_kw, headroom[t])
+        if em.levels_kw is not None:
+            fit = [lv for lv in em.levels_kw if lv <= room + 1e-9]
+            room = max(fit) if fit else 0.0
+        elif room < e.min_power_kw - 1e-9:
+            room = 0.0
+        cap += room * cp.dt_h * e.efficiency
+    return cap
+
+
+def _precheck_battery_cycles(cp: Compiled, b, out: list[Violation]) -> None:
+    """The charging a battery's final SoC and minimum states need must fit in its cycles per day."""
+    if b.max_cycles_per_day is None:
+        return
+    from .compile import day_slot_groups
+
+    want = max([b.final_kwh or 0.0] + [kwh for _k, kwh, _r in min_state_bounds(cp.problem, b.min_energy_at)])
+    need = max(0.0, want - b.initial_kwh) / b.charge_efficiency  # kWh through the battery, at the least
+    allow = sum(2 * b.max_cycles_per_day * b.capacity_kwh * share for _ts, share in day_slot_groups(cp.problem))
+    if need > allow + 1e-6:
+        out.append(Violation(b.id, "cycles_per_day", need - allow, "kWh", None,
+                             f"Battery '{b.name}' may cycle {b.max_cycles_per_day:g} times a day ({_kwh(allow)} "
+                             f"through it over the plan) but needs {_kwh(need)} of charging to hold "
+                             f"{_kwh(want)}"))
+
+
+def _precheck_ev_min_state(cp: Compiled, em, headroom: list[float], out: list[Violation]) -> None:
+    """An EV cannot have more by an instant than full power (under the import limit) since arrival gives."""
+    p, e = cp.problem, em.ev
+    for k, kwh, r in min_state_bounds(p, e.min_energy_at):
+        cap = _ev_reach_kwh(cp, em, headroom, k)
+        if kwh > cap + 1e-6:
+            out.append(Violation(e.id, "min_energy_at", kwh - cap, "kWh", max(0, k - 1),
+                                 f"EV '{e.name}' must have {_kwh(kwh)} by {_hm(p, r.at)} but can take at most "
+                                 f"{_kwh(cap)} by then"))
+            return
+
+
 def describe(cp: Compiled, violations: list[Violation]) -> list[str]:
     """Summarize elastic-model violations per device and requirement."""
     p = cp.problem
@@ -160,6 +233,13 @@ def describe(cp: Compiled, violations: list[Violation]) -> list[str]:
             b = next(x for x in p.batteries if x.id == dev)
             out.append(f"Battery '{b.name}' must end at {b.final_soc_pct:.0f}% but falls {_kwh(worst.amount)} short "
                        f"alongside the other requirements")
+        elif req == "export_limit":
+            fixed = ", ".join(f"'{pv.name}'" for pv in p.pv if not pv.curtailable) or "the home"
+            out.append(f"The export limit of {p.site.export_limit_kw:.2f} kW is too low for the PV that cannot be "
+                       f"curtailed ({fixed}): {worst.amount:.2f} kW more export would be needed{at}{more}")
+        elif req == "min_energy_at":
+            out.append(f"'{names.get(dev, dev)}' would hold {_kwh(worst.amount)} less than required{at} "
+                       f"alongside the other requirements{more}")
         elif req == "scheduled":
             out.append(f"Cycle '{names.get(dev, dev)}' cannot be placed alongside the other requirements "
                        f"(window, appliance busy, import limit)")

@@ -70,6 +70,19 @@ class TimeGrid:
 
 # ------------------------------------------------------------------------ devices
 @dataclass(frozen=True)
+class MinimumState:
+    """A storage must hold at least `energy_kwh` at the instant `at` (backup before a storm, a trip).
+
+    Batteries: stored energy. EV sessions: energy delivered into the car since arrival (the unit of the
+    session's `energy_kwh`). Between slot boundaries the state is linear, so an instant inside a slot
+    binds the boundaries on both sides; instants after the horizon end are left to a later plan.
+    """
+
+    at: datetime
+    energy_kwh: float
+
+
+@dataclass(frozen=True)
 class Site:
     import_limit_kw: float
     export_limit_kw: float
@@ -133,6 +146,8 @@ class EVSession:
     efficiency: float = 1.0
     capacity_kwh: Optional[float] = None
     max_energy_kwh: Optional[float] = None
+    # minimum state at a time (FORMAT.md "Minimum state at a time"): delivered kWh by an instant
+    min_energy_at: tuple[MinimumState, ...] = ()
 
     def power_levels_kw(self) -> Optional[tuple[float, ...]]:
         """Allowed non-zero powers when charging in discrete current steps, else None."""
@@ -155,6 +170,33 @@ class Battery:
     max_discharge_kw: float = 5.0
     charge_efficiency: float = 1.0
     discharge_efficiency: float = 1.0
+    # minimum state at a time (FORMAT.md "Minimum state at a time"): stored kWh at an instant
+    min_energy_at: tuple[MinimumState, ...] = ()
+    # battery wear (FORMAT.md "Battery wear and taper"): EUR per kWh charged or discharged, a cap on
+    # full-equivalent cycles per local day, charge power tapering linearly above a SoC to `charge_kw_at_full`
+    # at 100 %, discharge power tapering below a SoC to `discharge_kw_at_empty` at 0 %
+    wear_cost_eur_per_kwh: float = 0.0
+    max_cycles_per_day: Optional[float] = None
+    charge_taper_above_soc_pct: Optional[float] = None
+    charge_kw_at_full: float = 0.0
+    discharge_taper_below_soc_pct: Optional[float] = None
+    discharge_kw_at_empty: float = 0.0
+
+    def charge_limit_kw(self, soc_kwh: float) -> float:
+        """The highest charge power at a stored energy (the taper above its SoC, else the rating)."""
+        if self.charge_taper_above_soc_pct is None:
+            return self.max_charge_kw
+        s0 = self.capacity_kwh * self.charge_taper_above_soc_pct / 100.0
+        slope = (self.max_charge_kw - self.charge_kw_at_full) / (self.capacity_kwh - s0)
+        return min(self.max_charge_kw, self.charge_kw_at_full + slope * (self.capacity_kwh - soc_kwh))
+
+    def discharge_limit_kw(self, soc_kwh: float) -> float:
+        """The highest discharge power at a stored energy (the taper below its SoC, else the rating)."""
+        if self.discharge_taper_below_soc_pct is None:
+            return self.max_discharge_kw
+        s1 = self.capacity_kwh * self.discharge_taper_below_soc_pct / 100.0
+        slope = (self.max_discharge_kw - self.discharge_kw_at_empty) / s1
+        return min(self.max_discharge_kw, self.discharge_kw_at_empty + slope * soc_kwh)
 
     @property
     def initial_kwh(self) -> float:
@@ -206,6 +248,19 @@ class GridRequest:
 
 
 @dataclass(frozen=True)
+class CapacityCharge:
+    """A capacity (demand) charge: `price_eur_per_kw` on the highest average import over `window_min` in the
+    billing period [start, end); `peak_floor_kw` is the peak already reached in the period (the horizon may
+    be shorter than the period: the plan pays only for raising the peak above it)."""
+
+    start: datetime
+    end: datetime
+    price_eur_per_kw: float
+    window_min: int = 15
+    peak_floor_kw: float = 0.0
+
+
+@dataclass(frozen=True)
 class Objective:
     kind: str = "economic"  # economic | ecologic | mixed
     cost_weight: float = 0.5
@@ -224,6 +279,8 @@ class Problem:
     thermal_storages: tuple[ThermalStorage, ...] = ()
     grid_request: Optional[GridRequest] = None
     do_not_disturb: tuple[Interval, ...] = ()
+    # capacity (demand) charges of the billing periods the horizon overlaps (FORMAT.md "Capacity charge")
+    capacity_charges: tuple[CapacityCharge, ...] = ()
 
     def device_ids(self) -> list[str]:
         return [d.id for group in (self.cycles, self.ev_sessions, self.batteries, self.pv, self.thermal_storages) for d in group]

@@ -12,8 +12,9 @@ from datetime import datetime
 from typing import Any, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .problem import (MAX_HORIZON_H, PV, RESOLUTIONS_MIN, Battery, EVSession, GridRequest, Interval, Objective, Phase,
-                      Problem, ProblemError, ShiftableCycle, Site, ThermalStorage, TimeGrid, q_kw)
+from .problem import CapacityCharge
+from .problem import (MAX_HORIZON_H, PV, RESOLUTIONS_MIN, Battery, EVSession, GridRequest, Interval, MinimumState,
+                      Objective, Phase, Problem, ProblemError, ShiftableCycle, Site, ThermalStorage, TimeGrid, q_kw)
 
 # ------------------------------------------------------------------------ parsing
 _MISSING = object()
@@ -42,7 +43,15 @@ FIELDS: dict[str, frozenset[str]] = {
                           "max_energy_kwh", "initial_energy_kwh", "final_energy_kwh", "standing_loss_kw",
                           "heat_demand_kw"}),
     "grid_request": frozenset({"min_net_import_kw", "max_net_import_kw", "penalty_eur_per_kwh"}),
+    # minimum state at a time (batteries and EV sessions)
+    "min_state": frozenset({"at", "energy_kwh"}),
 }
+FIELDS["ev"] |= {"min_energy_at"}
+FIELDS["battery"] |= {"min_energy_at"}
+FIELDS["problem"] |= {"capacity_charges"}
+FIELDS["capacity_charge"] = frozenset({"start", "end", "price_eur_per_kw", "window_min", "peak_floor_kw"})
+FIELDS["battery"] |= {"wear_cost_eur_per_kwh", "max_cycles_per_day", "charge_taper_above_soc_pct", "charge_kw_at_full",
+                      "discharge_taper_below_soc_pct", "discharge_kw_at_empty"}
 
 
 class _Reader:
@@ -279,7 +288,8 @@ def problem_from_dict(d: Any) -> Problem:
                        min_power_kw=mn, max_power_kw=mx, current_steps_a=steps, phases=phases,
                        voltage_v=x.num("voltage_v", 230.0, lo=0, lo_open=True),
                        efficiency=x.num("efficiency", 1.0, lo=0, hi=1, lo_open=True),
-                       capacity_kwh=cap, max_energy_kwh=max_energy)
+                       capacity_kwh=cap, max_energy_kwh=max_energy,
+                       min_energy_at=_min_states(x, max_energy))
         if steps is not None and not ev.power_levels_kw():
             raise ProblemError(f"{x.p('current_steps_a')}: no step fits under max_power_kw")
         evs.append(ev)
@@ -295,7 +305,8 @@ def problem_from_dict(d: Any) -> Problem:
                             final_soc_pct=fin, max_charge_kw=q_kw(x.num("max_charge_kw", lo=0)),
                             max_discharge_kw=q_kw(x.num("max_discharge_kw", lo=0)),
                             charge_efficiency=x.num("charge_efficiency", 1.0, lo=0, hi=1, lo_open=True),
-                            discharge_efficiency=x.num("discharge_efficiency", 1.0, lo=0, hi=1, lo_open=True)))
+                            discharge_efficiency=x.num("discharge_efficiency", 1.0, lo=0, hi=1, lo_open=True),
+                            min_energy_at=_min_states(x, cap), **_battery_wear(x)))
 
     pvs = []
     for i, x in enumerate(r.objects("pv", "pv")):
@@ -329,7 +340,44 @@ def problem_from_dict(d: Any) -> Problem:
 
     return Problem(grid=grid, site=site, objective=objective, cycles=tuple(cycles), ev_sessions=tuple(evs),
                    batteries=tuple(bats), pv=tuple(pvs), thermal_storages=tuple(ths), grid_request=gr,
-                   do_not_disturb=tuple(dnd))
+                   do_not_disturb=tuple(dnd), capacity_charges=_capacity_charges(r, res))
+
+
+def _capacity_charges(r: _Reader, res: int) -> tuple[CapacityCharge, ...]:
+    """`capacity_charges`: billing periods with a price per kW of peak (FORMAT.md "Capacity charge")."""
+    out = []
+    for x in r.objects("capacity_charges", "capacity_charge"):
+        a, b = x.instant("start"), x.instant("end")
+        if b <= a:
+            raise ProblemError(f"{x.p('end')}: must be after start")
+        w = x.get("window_min", 15)
+        if isinstance(w, bool) or not isinstance(w, int) or w <= 0 or (w % res and res % w):
+            raise ProblemError(f"{x.p('window_min')}: must be a whole number of minutes that divides or is a "
+                               f"multiple of resolution_min ({res})")
+        out.append(CapacityCharge(a, b, x.num("price_eur_per_kw", lo=0), w, q_kw(x.num("peak_floor_kw", 0.0, lo=0))))
+    return tuple(out)
+
+
+def _battery_wear(x: _Reader) -> dict[str, Any]:
+    """Wear cost, cycle cap and SoC taper of a battery (FORMAT.md "Battery wear and taper")."""
+    out = {"wear_cost_eur_per_kwh": x.num("wear_cost_eur_per_kwh", 0.0, lo=0),
+           "max_cycles_per_day": x.num("max_cycles_per_day", None, lo=0, lo_open=True),
+           "charge_taper_above_soc_pct": x.num("charge_taper_above_soc_pct", None, lo=0, hi=99.9),
+           "charge_kw_at_full": q_kw(x.num("charge_kw_at_full", 0.0, lo=0)),
+           "discharge_taper_below_soc_pct": x.num("discharge_taper_below_soc_pct", None, lo=0.1, hi=100),
+           "discharge_kw_at_empty": q_kw(x.num("discharge_kw_at_empty", 0.0, lo=0))}
+    for key, rating in (("charge_kw_at_full", "max_charge_kw"), ("discharge_kw_at_empty", "max_discharge_kw")):
+        if out[key] > q_kw(x.num(rating, lo=0)):
+            raise ProblemError(f"{x.p(key)}: must be <= {rating}")
+    return out
+
+
+def _min_states(x: _Reader, cap_kwh: Optional[float]) -> tuple[MinimumState, ...]:
+    """`min_energy_at`: [{"at", "energy_kwh"}], each at most what the storage can hold."""
+    out = []
+    for r in x.objects("min_energy_at", "min_state"):
+        out.append(MinimumState(r.instant("at"), r.num("energy_kwh", lo=0, hi=cap_kwh)))
+    return tuple(sorted(out, key=lambda m: m.at))
 
 
 # --------------------------------------------------------------------- to JSON
@@ -361,6 +409,8 @@ def problem_to_dict(p: Problem) -> dict:
         "thermal_storages": [_jsonable(x) for x in p.thermal_storages],
         "grid_request": _jsonable(p.grid_request) if p.grid_request else None,
     }
+    if p.capacity_charges:
+        out["capacity_charges"] = [_jsonable(c) for c in p.capacity_charges]
     for c in p.cycles:
         d = _jsonable(c)
         d["phases"] = [{"duration_min": ph.duration_min, "power_w": ph.power_w} for ph in c.phases]

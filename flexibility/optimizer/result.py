@@ -49,6 +49,7 @@ class Evaluation:
     net_import_kw: list[float]
     soc_kwh: dict[str, list[float]]
     violations: list[Violation]
+    capacity_charges: list[dict[str, Any]] = field(default_factory=list)  # per billing period: peak and its cost
 
     @property
     def feasible(self) -> bool:
@@ -109,6 +110,7 @@ class SolveResult:
             "savings_eur": None if ev is None or bl is None else round(bl.cost_eur - ev.cost_eur, 6),
             "net_import_kw": None if ev is None else [round(x, 4) for x in ev.net_import_kw],
             "devices": self.devices,
+            **({"capacity_charges": ev.capacity_charges} if ev is not None and ev.capacity_charges else {}),
             "explanation": list(self.explanation),
             "violations": [v.to_dict() for v in self.violations],
             "stats": self.stats.to_dict(),

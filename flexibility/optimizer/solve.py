@@ -119,6 +119,7 @@ def devices_view(cp: Compiled, sch: Schedule, ev: Evaluation) -> dict[str, dict[
             traj.append(round(acc, 4))
         out[e.id] = {"kind": "ev", "device": e.device, "name": e.name, "power_kw": pw, "soc_kwh": traj,
                      "energy_kwh": round(acc, 4)}
+        _show_min_state(out[e.id], e.min_energy_at)
     for b in p.batteries:
         c = sch.battery_charge_kw.get(b.id, [0.0] * n)
         d = sch.battery_discharge_kw.get(b.id, [0.0] * n)
@@ -126,6 +127,10 @@ def devices_view(cp: Compiled, sch: Schedule, ev: Evaluation) -> dict[str, dict[
                      "power_kw": [round(c[t] - d[t], 4) for t in range(n)],
                      "charge_kw": [round(x, 4) for x in c], "discharge_kw": [round(x, 4) for x in d],
                      "soc_kwh": [round(x, 4) for x in ev.soc_kwh.get(b.id, [])]}
+        _show_min_state(out[b.id], b.min_energy_at)
+        if b.wear_cost_eur_per_kwh:  # battery wear: what the plan's throughput costs
+            through = sum(c[t] + d[t] for t in range(n)) * dt
+            out[b.id].update(throughput_kwh=round(through, 4), wear_eur=round(through * b.wear_cost_eur_per_kwh, 6))
     for pv in p.pv:
         u = sch.pv_kw.get(pv.id, list(pv.forecast_kw))
         out[pv.id] = {"kind": "pv", "device": pv.device, "name": pv.name, "power_kw": [round(-x, 4) for x in u],
@@ -135,6 +140,12 @@ def devices_view(cp: Compiled, sch: Schedule, ev: Evaluation) -> dict[str, dict[
                       "power_kw": [round(x, 4) for x in sch.thermal_kw.get(th.id, [0.0] * n)],
                       "soc_kwh": [round(x, 4) for x in ev.soc_kwh.get(th.id, [])]}
     return out
+
+
+def _show_min_state(entry: dict[str, Any], reqs: tuple) -> None:
+    """The minimum states a storage had to hold, beside its trajectory."""
+    if reqs:
+        entry["min_energy_at"] = [{"at": r.at.isoformat(), "energy_kwh": r.energy_kwh} for r in reqs]
 
 
 def schedule_from_result(problem: Problem, result: dict[str, Any]) -> Schedule:

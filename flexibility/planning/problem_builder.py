@@ -19,6 +19,7 @@ from devices.models import (
     SHIFTABLE_TYPES, THERMAL_TYPES, Cycle, CycleState, Device, DeviceType, EVSession, ExportKind, Home, Measurement,
     Objective, SignalKind, SignalSeries, TariffKind,
 )
+from devices.models import MeasurementRollup, MinimumState
 from devices.power_profiles import profile_duration_minutes
 from devices.tariffs import price_series, tariff_export_prices, tariff_import_prices
 from energy_manager.errors import Unprocessable
@@ -212,6 +213,8 @@ def build_problem(
         "pv": _pv(home, devices, start, slots, missing),
         "thermal_storages": _thermal(home, devices, start, slots, missing),
     }
+    _add_minimum_states(problem, devices, start, end)
+    _add_capacity_charges(problem, home, start, end)
     if co2 is not None:
         problem["site"]["co2_g_per_kwh"] = co2
     if grid_request is not None:
@@ -371,6 +374,8 @@ def _ev_sessions(devices: Iterable[Device], start: datetime, end: datetime) -> l
         }
         if p.get("current_steps_a"):
             item["current_steps_a"] = list(p["current_steps_a"])
+        if s.vehicle_capacity_kwh and s.initial_soc_pct is not None:  # never more than fits (negative prices)
+            item["capacity_kwh"], item["initial_soc_pct"] = float(s.vehicle_capacity_kwh), float(s.initial_soc_pct)
         out.append(item)
     return out
 
@@ -397,7 +402,13 @@ def _battery(d: Device) -> dict:
         "max_charge_kw": float(p["max_charge_kw"]), "max_discharge_kw": float(p["max_discharge_kw"]),
         "charge_efficiency": float(p.get("charge_efficiency", 1.0)),
         "discharge_efficiency": float(p.get("discharge_efficiency", 1.0)),
+        **{k: float(p[k]) for k in BATTERY_WEAR_PARAMETERS if p.get(k) is not None},
     }
+
+
+# issue 14: device parameters the optimizer reads as they are (FORMAT.md "Battery wear and taper")
+BATTERY_WEAR_PARAMETERS = ("wear_cost_eur_per_kwh", "max_cycles_per_day", "charge_taper_above_soc_pct",
+                           "charge_kw_at_full", "discharge_taper_below_soc_pct", "discharge_kw_at_empty")
 
 
 def _pv(home: Home, devices: Iterable[Device], start: datetime, slots: int,
@@ -456,6 +467,53 @@ def _thermal(home: Home, devices: Iterable[Device], start: datetime, slots: int,
             "heat_demand_kw": [round(w / 1000.0, 4) for w in demand],
         })
     return out
+
+
+def _add_minimum_states(problem: dict, devices: list[Device], start: datetime, end: datetime) -> None:
+    """Minimum states inside the horizon, to their battery, or to the EV session plugged in at that instant
+    (FORMAT.md "Minimum state at a time"); one query for the whole home."""
+    by_serial = {d.pk: d.serial_number for d in devices}
+    rows = MinimumState.objects.filter(device_id__in=by_serial, at__gt=start, at__lte=end).order_by("at", "id")
+    for m in rows:
+        item = {"at": m.at.isoformat(), "energy_kwh": float(m.energy_kwh)}
+        for b in problem["batteries"]:
+            if b["id"] == f"battery-{m.device_id}":
+                b.setdefault("min_energy_at", []).append(
+                    {**item, "energy_kwh": min(item["energy_kwh"], b["capacity_kwh"])})
+        for e in problem["ev_sessions"]:
+            if e["device"] == by_serial[m.device_id] and \
+                    datetime.fromisoformat(e["arrival"]) < m.at <= datetime.fromisoformat(e["departure"]):
+                e.setdefault("min_energy_at", []).append(item)
+
+
+def _add_capacity_charges(problem: dict, home: Home, start: datetime, end: datetime) -> None:
+    """The tariff's capacity charge for each local month the horizon overlaps (FORMAT.md "Capacity charge");
+    the current month's floor is its highest window average import so far, from the grid meter's roll-ups."""
+    tariff = home.tariff
+    if tariff is None or not tariff.capacity_price_eur_per_kw_month:
+        return
+    zone, window = home.tzinfo, int(tariff.capacity_window_min)
+    local = start.astimezone(zone)
+    month = datetime(local.year, local.month, 1, tzinfo=zone)
+    charges = []
+    while month < end:
+        nxt = (month.replace(tzinfo=None) + timedelta(days=32)).replace(day=1).replace(tzinfo=zone)
+        charges.append({"start": month.isoformat(), "end": nxt.isoformat(),
+                        "price_eur_per_kw": float(tariff.capacity_price_eur_per_kw_month), "window_min": window,
+                        "peak_floor_kw": round(_peak_so_far_kw(home, month, start, window), 3) if month <= start else 0.0})
+        month = nxt
+    problem["capacity_charges"] = charges
+
+
+def _peak_so_far_kw(home: Home, since: datetime, until: datetime, window_min: int) -> float:
+    """The highest average import (kW) over a metering window in [since, until), from 15-minute roll-ups."""
+    rows = MeasurementRollup.objects.filter(home=home, device__isnull=True, slot_start__gte=since,
+                                            slot_start__lt=until, power_samples__gt=0)
+    windows: dict[int, list[float]] = {}
+    for slot_start, total, count in rows.values_list("slot_start", "power_w_sum", "power_samples"):
+        key = int((slot_start - since).total_seconds() // 60 // window_min)
+        windows.setdefault(key, []).append(total / count)
+    return max([max(0.0, sum(v) / len(v)) / 1000.0 for v in windows.values()] + [0.0])
 
 
 def object_pk(problem_id: str) -> tuple[str, int]:

@@ -13,6 +13,10 @@ from .models import RunStatus, Schedule
 from .slots import local_day_horizon
 
 
+# Issue 14: what a plan item shows of its physics (minimum states to hold, battery wear).
+ISSUE_14_DEVICE_KEYS = ("min_energy_at", "throughput_kwh", "wear_eur")
+
+
 def schedule_reasons(schedule: Schedule, devices_by_serial: Optional[dict[str, Device]] = None) -> dict[str, Any]:
     """Reasons and the baseline's net import of a schedule: stored with it, or (older schedules) worked out
     again from its run's problem."""
@@ -52,6 +56,7 @@ def schedule_view(schedule: Schedule) -> dict[str, Any]:
             "label": planned.get("name", item_id),
             "power_kw": planned.get("power_kw", []),
             **{k: planned[k] for k in ("start", "end", "soc_kwh", "energy_kwh") if k in planned},
+            **{k: planned[k] for k in ISSUE_14_DEVICE_KEYS if k in planned},
             "saving_eur": reason.get("saving_eur"),
             "reason": reason.get("text"),
         })
@@ -69,7 +74,18 @@ def schedule_view(schedule: Schedule) -> dict[str, Any]:
         "savings_eur": schedule.savings_eur, "co2_kg": schedule.co2_kg, "baseline_co2_kg": schedule.baseline_co2_kg,
         "devices": items,
         "reasons": [r["text"] for r in explained["reasons"]],
+        "capacity_charges": planned_capacity_charges(problem, schedule.net_import_kw),
     }
+
+
+def planned_capacity_charges(problem: dict, net_import_kw: list[float]) -> list[dict]:
+    """Issue 14: per billing period, the plan's peak and what the capacity charge comes to with it."""
+    if not problem.get("capacity_charges"):
+        return []
+    from flexibility.optimizer import problem_from_dict
+    from flexibility.optimizer.evaluate import capacity_view
+
+    return capacity_view(problem_from_dict(problem), list(net_import_kw))
 
 
 def schedule_for_day(home, day) -> Optional[Schedule]:

@@ -37,6 +37,11 @@ class RunRequestSerializer(StrictSerializerMixin, serializers.Serializer):
         return attrs
 
 
+class PlannedMinimumStateSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    energy_kwh = serializers.FloatField(help_text="Batteries: kWh stored; EVs: kWh charged since plug-in.")
+
+
 class ScheduleDeviceSerializer(serializers.Serializer):
     item = serializers.CharField(help_text="The plan's item: cycle-<id>, ev-<id>, battery-<id>, pv-<id>, thermal-<id>.")
     device = serializers.IntegerField(allow_null=True, help_text="The device's API id.")
@@ -51,8 +56,23 @@ class ScheduleDeviceSerializer(serializers.Serializer):
     soc_kwh = serializers.ListField(child=serializers.FloatField(), required=False,
                                     help_text="Batteries, EVs (delivered), water heaters: kWh at each slot boundary.")
     energy_kwh = serializers.FloatField(required=False)
+    min_energy_at = PlannedMinimumStateSerializer(many=True, required=False,
+                                                  help_text="Minimum states the plan holds (issue 14).")
+    throughput_kwh = serializers.FloatField(required=False, help_text="Batteries with a wear cost: kWh in + out.")
+    wear_eur = serializers.FloatField(required=False, help_text="Batteries with a wear cost: what the plan wears.")
     saving_eur = serializers.FloatField(allow_null=True, help_text="This device's own saving against the baseline.")
     reason = serializers.CharField(allow_null=True, help_text="What the plan does with the device and why.")
+
+
+class PlannedCapacityChargeSerializer(serializers.Serializer):
+    start = serializers.DateTimeField(help_text="Billing period start.")
+    end = serializers.DateTimeField()
+    planned_peak_kw = serializers.FloatField(help_text="The plan's highest window average import.")
+    peak_floor_kw = serializers.FloatField(help_text="The period's peak before this plan.")
+    peak_kw = serializers.FloatField(help_text="The peak billed with this plan.")
+    price_eur_per_kw = serializers.FloatField()
+    charge_eur = serializers.FloatField(help_text="The period's capacity charge with this plan.")
+    added_eur = serializers.FloatField(help_text="What this plan adds to it.")
 
 
 class ScheduleSerializer(serializers.Serializer):
@@ -81,6 +101,7 @@ class ScheduleSerializer(serializers.Serializer):
     baseline_co2_kg = serializers.FloatField()
     devices = ScheduleDeviceSerializer(many=True)
     reasons = serializers.ListField(child=serializers.CharField())
+    capacity_charges = PlannedCapacityChargeSerializer(many=True, help_text="Issue 14: planned peak and its cost.")
 
     def to_representation(self, instance):
         return super().to_representation(schedule_view(instance) if isinstance(instance, Schedule) else instance)

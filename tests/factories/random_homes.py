@@ -287,8 +287,9 @@ def _thermal(r: random.Random, g: _Grid) -> dict[str, Any]:
             "standing_loss_kw": round(r.uniform(0.02, 0.06), 3), "heat_demand_kw": demand}
 
 
-def random_home(seed: int, kind: Optional[str] = None) -> dict[str, Any]:
-    """One household problem; `kind` defaults to `CLASSES[seed % len(CLASSES)]`."""
+def random_home(seed: int, kind: Optional[str] = None, force: tuple[str, ...] = ()) -> dict[str, Any]:
+    """One household problem; `kind` defaults to `CLASSES[seed % len(CLASSES)]`; `force` names features of
+    `_physics_features` to switch on wherever the home has the device (tests of one feature)."""
     kind = kind or CLASSES[seed % len(CLASSES)]
     if kind not in CLASSES:
         raise ValueError(f"kind: must be one of {', '.join(CLASSES)}")
@@ -343,7 +344,77 @@ def random_home(seed: int, kind: Optional[str] = None) -> dict[str, Any]:
         p["pv"] = [{"id": "pv-1", "device": "PV-1", "name": "Roof", "forecast_kw": _pv_series(r, g, kwp),
                     "curtailable": r.random() < 0.4}]
     p["_meta"] = {"class": kind, "seed": seed, "day": day.isoformat(), "tariff": tariff}
+    _physics_features(seed, kind, p, g, force)
     return p
+
+
+def _physics_features(seed: int, kind: str, p: dict[str, Any], g: _Grid, force: tuple[str, ...] = ()) -> None:
+    """Issue 14's features (items 1, 2, 6, 7) switched on in a realistic share of homes.
+
+    Drawn from their own random stream, so every home keeps all it had before and only gains these.
+    """
+    r = random.Random(f"physics:{kind}:{seed}")
+    horizon_h = g.slots * g.res / 60
+    feats = p["_meta"].setdefault("features", [])
+    if "off" in force:  # the home as it was before issue 14 (the benchmark's reference)
+        return
+
+    def draw(feature: str, share: float) -> bool:
+        return r.random() < share or feature in force
+    for b in p["batteries"]:  # a backup before a forecast storm in one battery out of four
+        if draw("min_state", 0.25):
+            h = r.uniform(4.0, horizon_h - 0.5)
+            ini = b["capacity_kwh"] * b["initial_soc_pct"] / 100
+            reach = ini + 0.5 * b["max_charge_kw"] * b["charge_efficiency"] * h
+            b["min_energy_at"] = [{"at": g.iso(0, h), "energy_kwh": round(min(reach, r.uniform(0.6, 0.9)
+                                                                                * b["capacity_kwh"]), 3)}]
+            feats.append("min_state")
+    for e in p["ev_sessions"]:  # a trip in the middle of the session in one EV out of five
+        if draw("min_state", 0.2):
+            arr, dep = datetime.fromisoformat(e["arrival"]), datetime.fromisoformat(e["departure"])
+            need = e.get("energy_kwh")
+            if need is None:
+                need = (e["target_soc_pct"] - e["initial_soc_pct"]) / 100 * e["capacity_kwh"]
+            at = arr + (dep - arr) * r.uniform(0.6, 0.9)
+            e["min_energy_at"] = [{"at": at.isoformat(), "energy_kwh": round(0.4 * need, 3)}]
+            feats.append("min_state")
+    for b in p["batteries"]:  # battery wear: a price on throughput, a cycle cap, lithium's taper
+        kw = b["max_charge_kw"]
+        if draw("battery_wear", 0.4):
+            b["wear_cost_eur_per_kwh"] = round(r.uniform(0.02, 0.08), 4)
+            if r.random() < 0.5:
+                b["max_cycles_per_day"] = r.choice([1.0, 1.5, 2.0])
+            feats.append("battery_wear")
+        if draw("battery_taper", 0.3):
+            top = r.choice([80.0, 85.0, 90.0])
+            b.update(charge_taper_above_soc_pct=top, charge_kw_at_full=round(kw * r.uniform(0.1, 0.3), 3),
+                     discharge_taper_below_soc_pct=r.choice([10.0, 15.0]),
+                     discharge_kw_at_empty=round(b["max_discharge_kw"] * r.uniform(0.2, 0.4), 3))
+            for m in b.get("min_energy_at", []):  # the backup stays below the taper, where full power reaches it
+                m["energy_kwh"] = round(min(m["energy_kwh"], top / 100 * b["capacity_kwh"]), 3)
+            feats.append("battery_taper")
+    if draw("capacity_charge", 0.2):  # a monthly capacity tariff (BE, NL): EUR per kW of the 15-min peak
+        month = g.day.replace(day=1)
+        nxt = (month + timedelta(days=32)).replace(day=1)
+        zone = ZoneInfo(TZ)
+        p["capacity_charges"] = [{
+            "start": datetime(month.year, month.month, 1, tzinfo=zone).isoformat(),
+            "end": datetime(nxt.year, nxt.month, 1, tzinfo=zone).isoformat(),
+            "price_eur_per_kw": round(r.uniform(3.0, 5.0), 3), "window_min": 15,
+            "peak_floor_kw": round(r.uniform(0.5, 0.8) * p["site"]["import_limit_kw"] * r.choice([0.0, 0.4, 0.7]), 3)}]
+        feats.append("capacity_charge")
+    prices = p["site"]["import_price_eur_per_kwh"]
+    if "negative_prices" in force:  # a sunny day's negative midday hours, paid to import, paying to export
+        for t in range(g.slots):
+            if 11 <= g.hour(t) % 24 < 15:
+                prices[t] = -round(r.uniform(0.005, 0.06), 4)
+        p["site"]["export_price_eur_per_kwh"] = [round(0.8 * x, 4) for x in prices]
+        for pv in p["pv"]:
+            pv["curtailable"] = r.random() < 0.7
+        feats.append("negative_prices")
+    if p["pv"] and min(prices) < 0 and draw("negative_export", 0.5):  # spot-indexed export: paid to export, or paying
+        p["site"]["export_price_eur_per_kwh"] = [round(0.8 * x, 4) for x in prices]
+        feats.append("negative_export")
 
 
 def strip_meta(p: dict[str, Any]) -> dict[str, Any]:
@@ -351,10 +422,11 @@ def strip_meta(p: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in p.items() if k != "_meta"}
 
 
-def random_homes(n: int, first_seed: int = 0) -> list[tuple[str, dict[str, Any]]]:
-    """`n` homes, classes in turn: [(name, problem)], name = "<class>-<seed>"."""
+def random_homes(n: int, first_seed: int = 0, force: tuple[str, ...] = ()) -> list[tuple[str, dict[str, Any]]]:
+    """`n` homes, classes in turn: [(name, problem)], name = "<class>-<seed>"; `force` as for `random_home`
+    ("off": without issue 14's features)."""
     out = []
     for i in range(first_seed, first_seed + n):
         kind = CLASSES[i % len(CLASSES)]
-        out.append((f"{kind}-{i}", strip_meta(random_home(i, kind))))
+        out.append((f"{kind}-{i}", strip_meta(random_home(i, kind, force))))
     return out

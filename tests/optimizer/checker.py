@@ -107,6 +107,10 @@ def check(problem: dict[str, Any], result: dict[str, Any]) -> tuple[float, list[
             errs.append(f"EV {e['id']} gets {got:.3f} < {need} kWh")
         if cap is not None and got > (100 - ini) / 100 * cap + TOL:
             errs.append(f"EV {e['id']} gets {got:.3f} kWh, more than fits in the car")
+        delivered = [0.0]
+        for x in p:
+            delivered.append(delivered[-1] + x * dt * e.get("efficiency", 1.0))
+        errs += _min_state_errors(e, delivered, start, res, f"EV {e['id']}")
 
     for b in problem.get("batteries", []):
         d = dev[b["id"]]
@@ -114,15 +118,22 @@ def check(problem: dict[str, Any], result: dict[str, Any]) -> tuple[float, list[
         cap = b["capacity_kwh"]
         soc = cap * b["initial_soc_pct"] / 100
         lo = min(cap * b.get("min_soc_pct", 0) / 100, soc)
+        trajectory = [soc]
         for t in range(n):
             if c[t] < -TOL or c[t] > b["max_charge_kw"] + TOL or dis[t] < -TOL or dis[t] > b["max_discharge_kw"] + TOL:
                 errs.append(f"battery {b['id']} power out of range at {t}")
+            pi, pe = site["import_price_eur_per_kwh"][t], (site.get("export_price_eur_per_kwh") or [0.0] * n)[t]
+            economic = (problem.get("objective") or {}).get("kind", "economic") == "economic"
+            if c[t] > TOL and dis[t] > TOL and economic and (pi < 0 or pe < 0):  # burning energy for money
+                errs.append(f"battery {b['id']} charges and discharges at once at {t} (negative prices)")
             soc += (c[t] * b.get("charge_efficiency", 1) - dis[t] / b.get("discharge_efficiency", 1)) * dt
+            trajectory.append(soc)
             if soc < lo - TOL or soc > cap + TOL:
                 errs.append(f"battery {b['id']} SoC {soc:.3f} out of [{lo}, {cap}] at {t}")
             net[t] += c[t] - dis[t]
         if b.get("final_soc_pct") is not None and soc < cap * b["final_soc_pct"] / 100 - TOL:
             errs.append(f"battery {b['id']} ends at {soc:.3f} kWh")
+        errs += _min_state_errors(b, trajectory, start, res, f"battery {b['id']}")
 
     for pv in problem.get("pv", []):
         used = [-x for x in dev[pv["id"]]["power_kw"]]
@@ -163,7 +174,42 @@ def check(problem: dict[str, Any], result: dict[str, Any]) -> tuple[float, list[
             hi = (gr.get("max_net_import_kw") or [None] * n)[t]
             if lo is not None and x < lo - TOL or hi is not None and x > hi + TOL:
                 errs.append(f"grid request violated at {t}: {x:.3f}")
+    errs += _capacity_errors(problem, result, net, start, res)
     return cost, errs
+
+
+def _capacity_errors(problem: dict[str, Any], result: dict[str, Any], net: list[float], start: datetime,
+                     res: int) -> list[str]:
+    """`capacity_charges`: the reported peak is the highest window average import, recomputed here."""
+    out = []
+    reported = result.get("capacity_charges") or []
+    for i, cc in enumerate(problem.get("capacity_charges") or []):
+        a, b, w = _t(cc["start"]), _t(cc["end"]), max(cc.get("window_min", 15), res)
+        windows: dict[int, list[float]] = {}
+        for t, x in enumerate(net):
+            at = start + timedelta(minutes=res * t)
+            if a <= at < b:
+                windows.setdefault(int((at - a).total_seconds() // 60 // w), []).append(max(x, 0.0))
+        peak = max([sum(v) / len(v) for v in windows.values()] + [0.0])
+        if i >= len(reported) or abs(reported[i]["planned_peak_kw"] - peak) > TOL:
+            out.append(f"capacity charge {i}: planned peak {peak:.4f} kW, reported {reported[i:i + 1]}")
+    return out
+
+
+def _min_state_errors(item: dict[str, Any], trajectory: list[float], start: datetime, res: int,
+                      what: str) -> list[str]:
+    """`min_energy_at`: the state, linear between slot boundaries, at each instant inside the horizon."""
+    out = []
+    for r in item.get("min_energy_at") or []:
+        x = (_t(r["at"]) - start).total_seconds() / 60 / res
+        if x < 0 or x > len(trajectory) - 1:
+            continue
+        k = min(int(x), len(trajectory) - 2)
+        f = x - k
+        state = trajectory[k] * (1 - f) + trajectory[k + 1] * f
+        if state < r["energy_kwh"] - TOL:
+            out.append(f"{what} holds {state:.3f} < {r['energy_kwh']} kWh at {r['at']}")
+    return out
 
 
 def shifted(iso: str, minutes: float) -> str:

@@ -15,7 +15,8 @@ from typing import Optional
 
 from ortools.sat.python import cp_model
 
-from ..compile import THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, interchangeable_cycles, power_cliques
+from ..compile import (THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, capacity_windows, day_slot_groups,
+                       interchangeable_cycles, min_state_bounds, money_weight, power_cliques)
 from ..problem import Battery, PV, ThermalStorage
 from ..result import Schedule, Status
 from .common import BackendResult, rel_gap
@@ -60,6 +61,7 @@ class CpsatModel:
         self.imp: list = []
         self.exp: list = []
         self.symmetry = symmetry
+        self.exclusive: list = []  # the exclusive-slot Booleans (battery mode, import or export): issue 14
         for cm in cp.cycles:
             _add_cycle(self, cm)
         _add_no_overlap(self)
@@ -72,7 +74,10 @@ class CpsatModel:
         for th in cp.problem.thermal_storages:
             _add_thermal(self, th)
         _add_site(self)
+        _add_capacity_charges(self)
         self.K = _set_objective(self)
+        if self.exclusive:  # negative prices: decide the few "charge or discharge" Booleans first
+            self.md.add_decision_strategy(self.exclusive, cp_model.CHOOSE_FIRST, cp_model.SELECT_MAX_VALUE)
         if hint is not None:
             self.add_hint(hint)
 
@@ -209,6 +214,14 @@ def _add_ev(mm: CpsatModel, em: EVModel) -> None:
     md.add(expr >= math.ceil(em.need_kwh / per - 1e-6))
     if em.max_kwh is not None:
         md.add(expr <= math.floor(em.max_kwh / per + 1e-6))
+    _add_ev_min_state(mm, em, slots, per)
+
+
+def _add_ev_min_state(mm: CpsatModel, em: EVModel, slots: list, per: float) -> None:
+    """Delivered energy (W-slots x `per` kWh) in the slots before boundary k >= the requirement."""
+    for k, kwh, _r in min_state_bounds(mm.cp.problem, em.ev.min_energy_at):
+        terms = [(v, c) for t, ts in slots if t < k for v, c in ts]
+        mm.md.add(sum(c * v for v, c in terms) >= math.ceil(kwh / per - 1e-6))
 
 
 def _add_battery(mm: CpsatModel, b: Battery) -> None:
@@ -237,11 +250,56 @@ def _add_battery(mm: CpsatModel, b: Battery) -> None:
         mm.obj.append((d[t], eps))
         if t in cp.exclusive_battery_slots:
             z = md.new_bool_var("")
+            mm.exclusive.append(z)
             md.add(c[t] == 0).only_enforce_if(~z)
             md.add(d[t] == 0).only_enforce_if(z)
     if b.final_kwh is not None:
         md.add(soc[-1] >= math.ceil(b.final_kwh * E - 1e-6))
+    _add_battery_min_state(mm, b, soc, E)
+    _add_battery_wear(mm, b, c, d, soc, E, hi)
     mm.bat[b.id] = (c, d)
+
+
+def _add_battery_wear(mm: CpsatModel, b: Battery, c: list, d: list, soc: list, E: float, hi: int) -> None:
+    """Wear cost, cycles per local day and the SoC taper (as milp_model), rounded so that every integer plan
+    meets the float limits: slopes floored, allowances floored, SoC room measured to the (floored) capacity."""
+    md, cp = mm.md, mm.cp
+    dt = cp.dt_h
+    wear = money_weight(cp.problem) * b.wear_cost_eur_per_kwh * dt / mm.W
+    if wear:
+        mm.obj.extend((v, wear) for v in c + d)
+    if b.max_cycles_per_day is not None:
+        for ts, share in day_slot_groups(cp.problem):
+            allow = 2 * b.max_cycles_per_day * b.capacity_kwh * share / (dt / mm.W)
+            md.add(sum(c[t] for t in ts) + sum(d[t] for t in ts) <= math.floor(allow + 1e-6))
+    if b.charge_taper_above_soc_pct is not None:  # c <= full + k (cap - soc_end)
+        cap = b.capacity_kwh
+        k = (b.max_charge_kw - b.charge_kw_at_full) / (cap - cap * b.charge_taper_above_soc_pct / 100)
+        M, A = _taper_scale(k * mm.W / E, mm.w(b.max_charge_kw))
+        full = math.floor(M * b.charge_kw_at_full * mm.W)
+        for t in range(cp.n):
+            md.add(M * c[t] + A * soc[t] <= full + A * hi)
+    if b.discharge_taper_below_soc_pct is not None:  # d <= empty + k soc_end
+        k = (b.max_discharge_kw - b.discharge_kw_at_empty) / (b.capacity_kwh * b.discharge_taper_below_soc_pct / 100)
+        M, A = _taper_scale(k * mm.W / E, mm.w(b.max_discharge_kw))
+        empty = math.floor(M * b.discharge_kw_at_empty * mm.W)
+        for t in range(cp.n):
+            md.add(M * d[t] - A * soc[t] <= empty)
+
+
+def _add_battery_min_state(mm: CpsatModel, b: Battery, soc: list, E: float) -> None:
+    """Stored energy (E units per kWh) after k slots >= the requirement; k = 0 is a pre-check."""
+    for k, kwh, _r in min_state_bounds(mm.cp.problem, b.min_energy_at):
+        if k > 0:
+            mm.md.add(soc[k - 1] >= math.ceil(kwh * E - 1e-6))
+
+
+def _taper_scale(slope: float, p_max: int) -> tuple[int, int]:
+    """(M, floor(slope * M)): a multiplier giving the slope (power units per SoC unit) >= 5 digits, capped so
+    that M * p_max stays far inside CP-SAT's 64-bit range; the floored slope only tightens the taper."""
+    M = 10 ** max(0, math.ceil(math.log10(1e5 / max(slope, 1e-30))))
+    M = min(M, 10 ** max(0, int(math.log10(1e17 / max(p_max, 1)))))
+    return M, math.floor(slope * M)
 
 
 def _add_pv(mm: CpsatModel, pv: PV) -> None:
@@ -311,6 +369,7 @@ def _add_site(mm: CpsatModel) -> None:
             mm.obj.append((exp, ((cp.w_imp[t] if subst else 0.0) + cp.w_exp[t]) * dt / mm.W))
             if t in cp.exclusive_grid_slots:
                 z = md.new_bool_var("")
+                mm.exclusive.append(z)
                 md.add(imp == 0).only_enforce_if(~z)
                 md.add(exp == 0).only_enforce_if(z)
         if gr is None:
@@ -337,6 +396,23 @@ def prices_on_devices(cp: Compiled) -> bool:
     """Whether the import price goes onto the devices' own variables (see _add_site): in homes without a
     battery or heat store, where it made CP-SAT 2-4x faster; with either it was mostly slower."""
     return not cp.problem.batteries and not cp.problem.thermal_storages
+
+
+def _add_capacity_charges(mm: CpsatModel) -> None:
+    """As milp_model: the peak in units of 1/(W x L) kW, L the lcm of the window lengths, so that L / len(window)
+    x the window's import is a whole number and the peak is exact."""
+    md, p = mm.md, mm.cp.problem
+    for cc in p.capacity_charges:
+        windows = capacity_windows(p, cc)
+        if not windows:
+            continue
+        L = math.lcm(*[len(ts) for ts in windows])
+        floor = math.ceil(cc.peak_floor_kw * mm.W * L - 1e-6)
+        peak = md.new_int_var(floor, max(floor, L * mm.w(p.site.import_limit_kw)), "")
+        for ts in windows:
+            md.add(peak >= sum((L // len(ts)) * mm.imp[t] for t in ts))
+        mm.obj.append((peak, money_weight(p) * cc.price_eur_per_kw / (mm.W * L)))
+        mm.offset -= money_weight(p) * cc.price_eur_per_kw * floor / (mm.W * L)
 
 
 def _set_objective(mm: CpsatModel) -> float:
@@ -384,6 +460,11 @@ def solve_cpsat(cp: Compiled, time_limit_s: float = 5.0, *, workers: int = 1, sy
     prm.random_seed = 0
     prm.linearization_level = 2
     prm.add_lp_constraints_lazily = False
+    if mm.exclusive:
+        # Negative prices next to a lossy battery: the default search left a 24-slot day at a 1 % gap after
+        # 30 s (its LP burns energy at fractional Booleans); restarts over the decision strategy prove it in
+        # ~1 s (README "Issue 14 physics").
+        prm.search_branching = cp_model.PORTFOLIO_WITH_QUICK_RESTART_SEARCH
     t1 = time.perf_counter()
     st = s.solve(mm.md)
     solve_ms = (time.perf_counter() - t1) * 1000

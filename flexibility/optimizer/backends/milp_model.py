@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from typing import Callable, Optional
 
-from ..compile import (THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, heating_count_bounds,
-                       interchangeable_cycles, power_cliques)
+from ..compile import (THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, capacity_windows, day_slot_groups,
+                       heating_count_bounds, interchangeable_cycles, min_state_bounds, money_weight, power_cliques)
 from ..problem import Battery, PV, ThermalStorage
 from ..result import Schedule, Violation
 from .common import ELASTIC_PER_CYCLE, ELASTIC_PER_KWH
@@ -62,6 +62,7 @@ class MilpModel:
         for th in cp.problem.thermal_storages:
             _add_thermal(self, th)
         _add_site(self)
+        _add_capacity_charges(self)
 
     def slack(self, cost: float, make: Callable[[float], Violation], ub: float = INF) -> int:
         j = self.m.var(0.0, ub, cost)
@@ -216,6 +217,20 @@ def _add_ev(mm: MilpModel, em: EVModel) -> None:
                                                                 f"EV '{e.name}' gets {v:.1f} kWh too little"))
         idx, val = idx + [s], val + [1.0]
     m.row(idx, val, lo_kwh, hi)
+    _add_ev_min_state(mm, em, slots)
+
+
+def _add_ev_min_state(mm: MilpModel, em: EVModel, slots: list[tuple[int, list[Term]]]) -> None:
+    """Energy delivered in the slots before boundary k >= the requirement."""
+    e, dt = em.ev, mm.cp.dt_h
+    for k, kwh, r in min_state_bounds(mm.cp.problem, e.min_energy_at):
+        terms = [(j, c * dt * e.efficiency) for t, ts in slots if t < k for j, c in ts]
+        idx, val = [j for j, _ in terms], [c for _, c in terms]
+        if mm.elastic:
+            s = mm.slack(ELASTIC_PER_KWH, lambda v, e=e, k=k: Violation(
+                e.id, "min_energy_at", v, "kWh", max(0, k - 1), f"EV '{e.name}' gets {v:.1f} kWh too little by then"))
+            idx, val = idx + [s], val + [1.0]
+        mm.m.row(idx, val, kwh, INF)
 
 
 def step_grid(em: EVModel, dt: float) -> Optional[tuple[list[int], float]]:
@@ -285,7 +300,45 @@ def _add_battery(mm: MilpModel, b: Battery) -> None:
         s = mm.slack(ELASTIC_PER_KWH, lambda v, b=b: Violation(b.id, "final_soc", v, "kWh", None,
                                                                 f"battery '{b.name}' ends {v:.1f} kWh short"))
         m.row([soc[-1], s], [1.0, 1.0], fin, INF)
+    _add_battery_min_state(mm, b, soc)
+    _add_battery_wear(mm, b, c, d, soc)
     mm.bat[b.id] = (c, d, soc)
+
+
+def _add_battery_wear(mm: MilpModel, b: Battery, c: list[int], d: list[int], soc: list[int]) -> None:
+    """Wear cost per kWh through the battery, a cap on full-equivalent cycles per local day, and the SoC
+    taper of charge / discharge power (linear in the SoC at the slot's end: concave, so no binaries)."""
+    m, cp = mm.m, mm.cp
+    dt, cap = cp.dt_h, b.capacity_kwh
+    wear = money_weight(cp.problem) * b.wear_cost_eur_per_kwh * dt
+    for j in c + d:
+        m.cost[j] += wear
+    if b.max_cycles_per_day is not None:
+        for ts, share in day_slot_groups(cp.problem):
+            cols = [c[t] for t in ts] + [d[t] for t in ts]
+            m.row(cols, [dt] * len(cols), -INF, 2 * b.max_cycles_per_day * cap * share)
+    # the limit at the slot's end SoC, where the taper is lowest, holds the power below the curve all slot long
+    if b.charge_taper_above_soc_pct is not None:  # c <= full + k (cap - soc_end)
+        k = (b.max_charge_kw - b.charge_kw_at_full) / (cap - cap * b.charge_taper_above_soc_pct / 100)
+        for t in range(cp.n):
+            m.row([c[t], soc[t]], [1.0, k], -INF, b.charge_kw_at_full + k * cap)
+    if b.discharge_taper_below_soc_pct is not None:  # d <= empty + k soc_end
+        k = (b.max_discharge_kw - b.discharge_kw_at_empty) / (cap * b.discharge_taper_below_soc_pct / 100)
+        for t in range(cp.n):
+            m.row([d[t], soc[t]], [1.0, -k], -INF, b.discharge_kw_at_empty)
+
+
+def _add_battery_min_state(mm: MilpModel, b: Battery, soc: list[int]) -> None:
+    """Stored energy after k slots >= the requirement (k = 0, the initial state, is a pre-check)."""
+    for k, kwh, r in min_state_bounds(mm.cp.problem, b.min_energy_at):
+        if k == 0:
+            continue
+        if mm.elastic:
+            s = mm.slack(ELASTIC_PER_KWH, lambda v, b=b, r=r, k=k: Violation(
+                b.id, "min_energy_at", v, "kWh", k - 1, f"battery '{b.name}' holds {v:.1f} kWh too little"))
+            mm.m.row([soc[k - 1], s], [1.0, 1.0], kwh, INF)
+        else:
+            mm.m.lb[soc[k - 1]] = max(mm.m.lb[soc[k - 1]], kwh)
 
 
 def _add_pv(mm: MilpModel, pv: PV) -> None:
@@ -355,6 +408,26 @@ def _add_heating_counts(mm: MilpModel, th: ThermalStorage, on: list[int]) -> Non
         m.row([S[-1], S[t]], [1.0, -1.0], float(need), INF)
 
 
+def _add_capacity_charges(mm: MilpModel) -> None:
+    """Peak import per billing period: peak >= every window's average import, >= the period's peak so far;
+    the objective pays the price on the peak above that floor."""
+    m, p = mm.m, mm.cp.problem
+    for cc in p.capacity_charges:
+        peak = m.var(cc.peak_floor_kw, INF, money_weight(p) * cc.price_eur_per_kw)
+        m.offset -= money_weight(p) * cc.price_eur_per_kw * cc.peak_floor_kw
+        for ts in capacity_windows(p, cc):
+            m.row([mm.imp[t] for t in ts] + [peak], [1.0 / len(ts)] * len(ts) + [-1.0], -INF, 0.0)
+
+
+def _add_export_slack(mm: MilpModel, exp: int, t: int) -> None:
+    """Explanation mode: export above the limit at a price (PV that cannot be curtailed must go somewhere)."""
+    E = mm.cp.problem.site.export_limit_kw
+    mm.m.ub[exp] = INF
+    s = mm.slack(ELASTIC_PER_KWH * mm.cp.dt_h, lambda v, t=t: Violation("site", "export_limit", v, "kW", t,
+                                                                        f"export {v:.2f} kW above the limit"))
+    mm.m.row([exp, s], [1.0, -1.0], -INF, E)
+
+
 def _add_site(mm: MilpModel) -> None:
     """imp - exp = base - fixed PV + device loads; limits, grid request and the objective."""
     m, cp = mm.m, mm.cp
@@ -367,6 +440,8 @@ def _add_site(mm: MilpModel) -> None:
         exp = m.var(0.0, E, cp.w_exp[t] * dt) if cp.may_export[t] else None
         mm.imp.append(imp)
         mm.exp.append(exp)
+        if mm.elastic and exp is not None:
+            _add_export_slack(mm, exp, t)
         idx = [imp] + ([exp] if exp is not None else []) + [j for j, _ in mm.loads[t]]
         val = [1.0] + ([-1.0] if exp is not None else []) + [-c for _, c in mm.loads[t]]
         m.row(idx, val, mm.const[t], mm.const[t])
@@ -378,7 +453,7 @@ def _add_site(mm: MilpModel) -> None:
             z = m.var(0.0, 1.0, 0.0, integer=True)
             mm.int_rules.append((z, t, lambda s, net, t=t: float(net[t] > 1e-9), 1.0, 0.0, "site"))
             m.row([imp, z], [1.0, -(L if not mm.elastic else 1e4)], -INF, 0.0)
-            m.row([exp, z], [1.0, E], -INF, E)
+            m.row([exp, z], [1.0, E if not mm.elastic else 1e4], -INF, E if not mm.elastic else 1e4)
         if gr is None:
             continue
         lo, hi = gr.min_net_import_kw[t], gr.max_net_import_kw[t]
