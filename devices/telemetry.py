@@ -11,8 +11,7 @@ its identity sequence); the database's primary key is (id, time column), as Post
 the partition key in every unique constraint. Other databases (the SQLite demo) keep plain tables.
 
 Reading: everything above (statistics, charts, the APIs) reads telemetry energy per slot through
-`slot_energy` / `device_slot_energy` (at the end of this module), so the roll-ups can later replace
-their body without touching their callers.
+`slot_energy` / `device_slot_energy` (at the end of this module), from the 15-minute roll-ups.
 """
 from __future__ import annotations
 
@@ -23,9 +22,9 @@ from typing import Iterable, Iterator, Optional
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
-from django.db.models import Avg, Func, IntegerField
+from django.db.models import Avg, ExpressionWrapper, F, FloatField, Func, IntegerField, Sum
 
-from .models import ROLLUP_SLOT_MINUTES, Device, Measurement
+from .models import ROLLUP_SLOT_MINUTES, Device, Measurement, MeasurementRollup
 
 UTC = dt_timezone.utc
 
@@ -391,32 +390,51 @@ class SlotEnergy:
 
 def _per_slot_means(home_ids: Iterable[int], start: datetime, slots: int, resolution_min: int, *,
                     device_ids: Optional[Iterable[int]] = None, device_type: Optional[str] = None,
-                    all_devices: bool = False):
-    """Mean power (W) per (home or device, slot): the grid meters unless devices are asked for."""
+                    all_devices: bool = False, raw: bool = False):
+    """Mean power (W) per (home or device, slot): the grid meters unless devices are asked for.
+
+    Read from the 15-minute roll-ups (unless `raw`) when the slots are whole roll-up slots: a slot's
+    mean is then its roll-ups' power sum over their sample count, the same number as the mean of the raw
+    samples (each batch is added to its roll-ups in the transaction that writes it, so there is no
+    not-yet-rolled-up part, and roll-ups outlive the raw rows' retention). Other grids read the raw rows.
+    """
     end = start + timedelta(minutes=resolution_min * slots)
     home_ids = list(home_ids)
     if device_type is not None:  # ids first: a join would make the planner scan every device's rows
         device_ids = Device.objects.filter(home_id__in=home_ids, device_type=device_type).values_list("id", flat=True)
-    qs = Measurement.objects.filter(home_id__in=home_ids, time__gte=start, time__lt=end, power_w__isnull=False)
+    key = "home_id" if device_ids is None and not all_devices else "device_id"
+    rollups = not raw and resolution_min % ROLLUP_SLOT_MINUTES == 0 and start.timestamp() % SLOT_SECONDS == 0
+    if rollups:
+        qs = MeasurementRollup.objects.filter(home_id__in=home_ids, slot_start__gte=start, slot_start__lt=end,
+                                              power_samples__gt=0)
+    else:
+        qs = Measurement.objects.filter(home_id__in=home_ids, time__gte=start, time__lt=end, power_w__isnull=False)
     if device_ids is not None:
         qs = qs.filter(device_id__in=list(device_ids))
     elif all_devices:
         qs = qs.filter(device__isnull=False)
     else:
         qs = qs.filter(device__isnull=True)
-    key = "home_id" if device_ids is None and not all_devices else "device_id"
-    return (qs.annotate(slot=SlotIndex("time", start, resolution_min * 60)).order_by()
-            .values(key, "slot").annotate(w=Avg("power_w")))
+    if not rollups:
+        return (qs.annotate(slot=SlotIndex("time", start, resolution_min * 60)).order_by()
+                .values(key, "slot").annotate(w=Avg("power_w")))
+    qs = qs.annotate(slot=SlotIndex("slot_start", start, resolution_min * 60)).order_by()
+    if resolution_min == ROLLUP_SLOT_MINUTES:  # one roll-up per key and slot: no grouping (3 M groups hash slowly)
+        return qs.values(key, "slot", w=ExpressionWrapper(F("power_w_sum") / F("power_samples"), FloatField()))
+    return qs.values(key, "slot").annotate(w=ExpressionWrapper(Sum("power_w_sum") / Sum("power_samples"), FloatField()))
 
 
 def slot_energy(home_ids: Iterable[int], start: datetime, slots: int, resolution_min: int = 15, *,
-                device_ids: Optional[Iterable[int]] = None, device_type: Optional[str] = None) -> SlotEnergy:
+                device_ids: Optional[Iterable[int]] = None, device_type: Optional[str] = None,
+                raw: bool = False) -> SlotEnergy:
     """Energy per slot from `start`, summed over homes: their grid meters by default, or the given
     devices / every device of `device_type` in those homes. Each home (device) is averaged on its own
     first, then the positive and negative parts are summed, so one home's export never hides another's
-    import."""
+    import. Read from the roll-ups where the slots allow (see `_per_slot_means`), or from the raw rows
+    if `raw` (benchmarks and tests compare the two)."""
     out = SlotEnergy.empty(slots)
-    per = _per_slot_means(home_ids, start, slots, resolution_min, device_ids=device_ids, device_type=device_type)
+    per = _per_slot_means(home_ids, start, slots, resolution_min, device_ids=device_ids, device_type=device_type,
+                          raw=raw)
     try:
         inner, params = per.query.sql_with_params()
     except EmptyResultSet:  # no such devices: nothing reported
@@ -434,11 +452,12 @@ def slot_energy(home_ids: Iterable[int], start: datetime, slots: int, resolution
     return out
 
 
-def device_slot_energy(home_id: int, start: datetime, slots: int, resolution_min: int = 15) -> dict[int, SlotEnergy]:
+def device_slot_energy(home_id: int, start: datetime, slots: int, resolution_min: int = 15,
+                       raw: bool = False) -> dict[int, SlotEnergy]:
     """Per device of one home that reported in the span: its energy per slot, keyed by device id."""
     dt_h = resolution_min / 60.0
     out: dict[int, SlotEnergy] = {}
-    for row in _per_slot_means([home_id], start, slots, resolution_min, all_devices=True):
+    for row in _per_slot_means([home_id], start, slots, resolution_min, all_devices=True, raw=raw):
         t, w = row["slot"], row["w"]
         if not 0 <= t < slots:
             continue
