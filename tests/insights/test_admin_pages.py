@@ -65,7 +65,7 @@ def test_system_records_are_view_only(operator_client, label):
 def test_home_page_charts_the_plan_and_links_to_its_records(operator_client, home, planned):
     html = operator_client.get(reverse("admin:devices_home_change", args=[home.pk])).content.decode()
     assert 'data-chart="net-import"' in html and 'data-chart="forecast"' in html
-    assert "/static/vendor/plotly.min.js" in html, html[html.find("insights-charts"):][:3000]
+    assert "/static/vendor/plotly-basic-" in html, html[html.find("insights-charts"):][:3000]
     assert "Washing Machine" in html and " EUR" in html
     links = re.findall(r'href="(/admin/[^"]+\?[^"]+)"', html)
     assert len(links) >= 5
