@@ -98,15 +98,15 @@ def _time_reads(args, homes, zone: str, first, last, rows: int) -> None:
     """What the portfolio's statistics read of telemetry, alone: every meter and every PV per slot over
     the days, from the roll-ups (and from the raw rows with --raw)."""
     from devices.models import DeviceType
-    from devices.telemetry import slot_energy
+    from devices.telemetry import grouped_slot_energy
     from insights.selectors import Period
 
     period = Period.of_days(zone, first, last)
     ids = [h.pk for h in homes]
 
     def read(raw: bool):
-        return (slot_energy(ids, period.start, period.slots, raw=raw),
-                slot_energy(ids, period.start, period.slots, device_type=DeviceType.PV, raw=raw))
+        (meters,), pv = grouped_slot_energy([ids], period.start, period.slots, device_type=DeviceType.PV, raw=raw)
+        return meters, pv
 
     energy = {}
     for source in ("rollups", "raw") if args.raw else ("rollups",):

@@ -18,11 +18,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone as dt_timezone
-from typing import Iterable, Iterator, Optional
+from typing import Iterable, Iterator, Optional, Sequence
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
-from django.db.models import Avg, ExpressionWrapper, F, FloatField, Func, IntegerField, Sum
+from django.db.models import Avg, ExpressionWrapper, F, FloatField, Func, IntegerField, Q, Sum
 
 from .models import ROLLUP_SLOT_MINUTES, Device, Measurement, MeasurementRollup
 
@@ -403,8 +403,9 @@ class SlotEnergy:
 
 def _per_slot_means(home_ids: Iterable[int], start: datetime, slots: int, resolution_min: int, *,
                     device_ids: Optional[Iterable[int]] = None, device_type: Optional[str] = None,
-                    all_devices: bool = False, raw: bool = False):
-    """Mean power (W) per (home or device, slot): the grid meters unless devices are asked for.
+                    all_devices: bool = False, with_meters: bool = False, raw: bool = False):
+    """Mean power (W) per (home or device, slot): the grid meters unless devices are asked for, or the
+    meters and those devices together (`with_meters`: rows keyed by home and device, device null for a meter).
 
     Read from the 15-minute roll-ups (unless `raw`) when the slots are whole roll-up slots: a slot's
     mean is then its roll-ups' power sum over their sample count, the same number as the mean of the raw
@@ -415,14 +416,17 @@ def _per_slot_means(home_ids: Iterable[int], start: datetime, slots: int, resolu
     home_ids = list(home_ids)
     if device_type is not None:  # ids first: a join would make the planner scan every device's rows
         device_ids = Device.objects.filter(home_id__in=home_ids, device_type=device_type).values_list("id", flat=True)
-    key = "home_id" if device_ids is None and not all_devices else "device_id"
+    keys = ["home_id", "device_id"] if with_meters else ["home_id" if device_ids is None and not all_devices
+                                                         else "device_id"]
     rollups = not raw and resolution_min % ROLLUP_SLOT_MINUTES == 0 and start.timestamp() % SLOT_SECONDS == 0
     if rollups:
         qs = MeasurementRollup.objects.filter(home_id__in=home_ids, slot_start__gte=start, slot_start__lt=end,
                                               power_samples__gt=0)
     else:
         qs = Measurement.objects.filter(home_id__in=home_ids, time__gte=start, time__lt=end, power_w__isnull=False)
-    if device_ids is not None:
+    if with_meters:
+        qs = qs.filter(Q(device__isnull=True) | Q(device_id__in=list(device_ids or [])))
+    elif device_ids is not None:
         qs = qs.filter(device_id__in=list(device_ids))
     elif all_devices:
         qs = qs.filter(device__isnull=False)
@@ -430,11 +434,12 @@ def _per_slot_means(home_ids: Iterable[int], start: datetime, slots: int, resolu
         qs = qs.filter(device__isnull=True)
     if not rollups:
         return (qs.annotate(slot=SlotIndex("time", start, resolution_min * 60)).order_by()
-                .values(key, "slot").annotate(w=Avg("power_w")))
+                .values(*keys, "slot").annotate(w=Avg("power_w")))
     qs = qs.annotate(slot=SlotIndex("slot_start", start, resolution_min * 60)).order_by()
     if resolution_min == ROLLUP_SLOT_MINUTES:  # one roll-up per key and slot: no grouping (3 M groups hash slowly)
-        return qs.values(key, "slot", w=ExpressionWrapper(F("power_w_sum") / F("power_samples"), FloatField()))
-    return qs.values(key, "slot").annotate(w=ExpressionWrapper(Sum("power_w_sum") / Sum("power_samples"), FloatField()))
+        return qs.values(*keys, "slot", w=ExpressionWrapper(F("power_w_sum") / F("power_samples"), FloatField()))
+    return qs.values(*keys, "slot").annotate(w=ExpressionWrapper(Sum("power_w_sum") / Sum("power_samples"),
+                                                                 FloatField()))
 
 
 def slot_energy(home_ids: Iterable[int], start: datetime, slots: int, resolution_min: int = 15, *,
@@ -463,6 +468,47 @@ def slot_energy(home_ids: Iterable[int], start: datetime, slots: int, resolution
                 out.export_kwh[slot] = float(neg_w) / 1000.0 * dt_h
                 out.reporting[slot] = int(n)
     return out
+
+
+def grouped_slot_energy(groups: Sequence[Iterable[int]], start: datetime, slots: int, resolution_min: int = 15, *,
+                        device_type: str, raw: bool = False) -> tuple[list[SlotEnergy], SlotEnergy]:
+    """`slot_energy` of each group's grid meters, and of every device of `device_type` in all the groups'
+    homes, in one pass over the telemetry: a portfolio's month is millions of roll-ups, and its homes
+    fall into groups that share prices."""
+    groups = [list(g) for g in groups]
+    home_ids = [h for g in groups for h in g]
+    meters, devices = [SlotEnergy.empty(slots) for _ in groups], SlotEnergy.empty(slots)
+    device_ids = list(Device.objects.filter(home_id__in=home_ids, device_type=device_type).values_list("id", flat=True))
+    per = _per_slot_means(home_ids, start, slots, resolution_min, device_ids=device_ids, with_meters=True, raw=raw)
+    try:
+        inner, params = per.query.sql_with_params()
+    except EmptyResultSet:  # no homes
+        return meters, devices
+    join, join_params, group_of, group_params = _group_sql(groups)
+    dt_h = resolution_min / 60.0
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT CASE WHEN per.device_id IS NULL THEN {group_of} ELSE -1 END AS series, per.slot, "
+            "SUM(CASE WHEN per.w > 0 THEN per.w ELSE 0 END), SUM(CASE WHEN per.w < 0 THEN -per.w ELSE 0 END), "
+            f"COUNT(*) FROM ({inner}) per {join} GROUP BY series, per.slot", [*group_params, *params, *join_params])
+        for series, slot, pos_w, neg_w, n in cur.fetchall():
+            if 0 <= slot < slots:
+                out = devices if series < 0 else meters[series]
+                out.import_kwh[slot] = float(pos_w) / 1000.0 * dt_h
+                out.export_kwh[slot] = float(neg_w) / 1000.0 * dt_h
+                out.reporting[slot] = int(n)
+    return meters, devices
+
+
+def _group_sql(groups: list[list[int]]) -> tuple[str, list, str, list]:
+    """A join and an expression giving the index of the group of each row's home (`per.home_id`)."""
+    if len(groups) == 1:
+        return "", [], "0", []
+    if connection.vendor == "postgresql":  # a hash join: one lookup per row, however many groups
+        return ("JOIN unnest(%s::bigint[], %s::integer[]) AS g(home_id, grp) ON g.home_id = per.home_id",
+                [[h for g in groups for h in g], [i for i, g in enumerate(groups) for _ in g]], "g.grp", [])
+    cases = " ".join(f"WHEN per.home_id IN ({', '.join(['%s'] * len(g))}) THEN {i}" for i, g in enumerate(groups))
+    return "", [], f"CASE {cases} END", [h for g in groups for h in g]
 
 
 def device_slot_energy(home_id: int, start: datetime, slots: int, resolution_min: int = 15,

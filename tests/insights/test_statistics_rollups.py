@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from devices import telemetry
 from devices.models import Measurement, MeasurementRollup
-from devices.services import record_measurements
+from devices.models import SignalKind
+from devices.services import record_measurements, replace_signal
 from flexibility.grid.models import Portfolio
 from insights import selectors
 from insights.selectors import Period, home_series, home_statistics, portfolio_statistics
@@ -76,7 +77,7 @@ def from_raw(monkeypatch):
     """Switches the statistics to the raw rows, as they were read before the roll-ups."""
 
     def use_raw() -> None:
-        monkeypatch.setattr(selectors, "slot_energy", functools.partial(telemetry.slot_energy, raw=True))
+        monkeypatch.setattr(selectors, "grouped_slot_energy", functools.partial(telemetry.grouped_slot_energy, raw=True))
         monkeypatch.setattr(selectors, "device_slot_energy", functools.partial(telemetry.device_slot_energy, raw=True))
 
     return use_raw
@@ -106,6 +107,8 @@ def test_dst_days_statistics_from_rollups_equal_those_from_raw_rows(homes, from_
         co2_day(day, 180.0)
         stored_plan(home, local_midnight(day), slots, made=local_midnight(day) - timedelta(hours=3),
                     baseline_cost_eur=3.0, savings_eur=0.4)
+    # The second home's own CO2 series puts it in a price group of its own: the portfolio reads two groups.
+    replace_signal(SignalKind.CO2_INTENSITY, local_midnight(AUTUMN), 15, [90.0] * 100, home=second)
     portfolio = Portfolio.objects.create(code="p-rollups", name="Roll-ups")
     portfolio.homes.set([home, second])
     assert MeasurementRollup.objects.count() > 0
@@ -122,6 +125,7 @@ def test_dst_days_statistics_from_rollups_equal_those_from_raw_rows(homes, from_
     rolled = answers()
     assert [b["slots"] for b in rolled["spring days"]["buckets"]] == [96, 92, 96]
     assert len(rolled["autumn series"]["slots"]) == 100
+    assert len(selectors.price_groups([home, second], Period.of_days("Europe/Lisbon", AUTUMN, AUTUMN))) == 2
     assert rolled["spring days"]["totals"]["import_kwh"] > 10 and rolled["portfolio"]["totals"]["pv_kwh"] > 10
     assert 0 < rolled["autumn month"]["totals"]["coverage"] < 1  # the gaps stay gaps
     from_raw()
@@ -162,3 +166,20 @@ def test_statistics_outlive_the_raw_rows(homes, from_raw):
     assert home_statistics(home, "day", AUTUMN, AUTUMN, with_devices=True) == before
     from_raw()
     assert home_statistics(home, "day", AUTUMN, AUTUMN)["totals"]["import_kwh"] == 0.0
+
+
+@pytest.mark.parametrize("raw", [False, True])
+def test_one_pass_over_groups_gives_what_slot_energy_gives_group_by_group(homes, raw):
+    home, second = homes[:2]
+    start = local_midnight(AUTUMN)
+    fill(homes, start, start + timedelta(days=1), seed=6)
+    for groups in ([[home.pk], [second.pk]], [[second.pk, home.pk]]):
+        meters, pv = telemetry.grouped_slot_energy(groups, start, 100, device_type="pv", raw=raw)
+        for group, got in zip(groups, meters):
+            same(got, telemetry.slot_energy(group, start, 100, raw=raw))
+        same(pv, telemetry.slot_energy([home.pk, second.pk], start, 100, device_type="pv", raw=raw))
+
+
+def same(got: telemetry.SlotEnergy, want: telemetry.SlotEnergy) -> None:
+    assert got.reporting == want.reporting and sum(got.reporting) > 50
+    assert got.import_kwh == pytest.approx(want.import_kwh) and got.export_kwh == pytest.approx(want.export_kwh)
