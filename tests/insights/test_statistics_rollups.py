@@ -183,3 +183,13 @@ def test_one_pass_over_groups_gives_what_slot_energy_gives_group_by_group(homes,
 def same(got: telemetry.SlotEnergy, want: telemetry.SlotEnergy) -> None:
     assert got.reporting == want.reporting and sum(got.reporting) > 50
     assert got.import_kwh == pytest.approx(want.import_kwh) and got.export_kwh == pytest.approx(want.export_kwh)
+
+
+def test_grouped_read_of_homes_without_such_devices_and_of_no_homes(other_home):
+    start = local_midnight(AUTUMN)
+    record_measurements([Measurement(home=other_home, time=start + timedelta(minutes=m), power_w=1200.0)
+                         for m in range(0, 60, 5)])
+    (meter,), pv = telemetry.grouped_slot_energy([[other_home.pk]], start, 100, device_type="pv")
+    assert meter.import_kwh[:4] == pytest.approx([0.3] * 4) and sum(meter.reporting) == 4
+    assert pv == telemetry.SlotEnergy.empty(100)
+    assert telemetry.grouped_slot_energy([], start, 100, device_type="pv") == ([], telemetry.SlotEnergy.empty(100))
