@@ -11,7 +11,8 @@ its identity sequence); the database's primary key is (id, time column), as Post
 the partition key in every unique constraint. Other databases (the SQLite demo) keep plain tables.
 
 Reading: everything above (statistics, charts, the APIs) reads telemetry energy per slot through
-`slot_energy` / `device_slot_energy` (at the end of this module), from the 15-minute roll-ups.
+`slot_energy` / `grouped_slot_energy` / `device_slot_energy` (at the end of this module), from the 15-minute
+roll-ups.
 """
 from __future__ import annotations
 
