@@ -200,7 +200,7 @@ def _seed(args, first, zone: str, tag: dict, log):
             for when, (load, pv_w) in zip(times, shape):
                 rows.append({"home_id": home.pk, "time": when, "power_w": round(load * scale - pv_w * sun, 1)})
                 rows.append({"home_id": home.pk, "device_id": pv.pk, "time": when, "power_w": round(-pv_w * sun, 1)})
-        for i in range(0, len(rows), WRITE_BATCH_ROWS):  # the listener's batches, each its own transaction
+        for i in range(0, len(rows), WRITE_BATCH_ROWS):  # each batch its own transaction, as the listener writes
             written += services.record_measurements(rows[i:i + WRITE_BATCH_ROWS])
         runs = OptimizationRun.objects.bulk_create([
             OptimizationRun(home=h, status=RunStatus.SUCCEEDED, input_hash="bench", problem={}, horizon_start=start,
