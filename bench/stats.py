@@ -5,15 +5,17 @@
 
 Seeds (once; `--reseed` to redo) N households in Europe/Lisbon on the tri-hourly tariff, each with a
 PV system, a grid-meter and a PV sample every `--sample-min` minutes for the last `--days` local days
-(written with COPY), a stored day-ahead plan per home and day, and the area's CO2 series. Then times
+written as production writes it (`devices.services.record_measurements`: COPY into the raw rows plus
+the 15-minute roll-ups in the same transaction; then the beat's daily roll-up, `roll_up_telemetry_days`),
+a stored day-ahead plan per home and day, and the area's CO2 series. Then times
 GET /api/v1/homes/<id>/statistics/ (one home) and GET /api/v1/operator/portfolios/<id>/statistics/
 (all N homes) over those days through Django's full request stack, `--repeat` times each, and prints
-JSON lines with the median and every run. The telemetry is read raw: no roll-up tables.
+JSON lines with the median and every run. Statistics read the 15-minute roll-ups; `--raw` reads the raw
+rows instead (the figures before the roll-ups).
 """
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import os
@@ -25,6 +27,9 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 
+WRITE_BATCH_ROWS = 20_000
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--homes", type=int, default=1000)
@@ -32,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample-min", type=int, default=15, choices=[1, 5, 15], help="telemetry interval")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--reseed", action="store_true")
+    parser.add_argument("--raw", action="store_true",
+                        help="also time the same read from the raw rows (slow) and check it gives the same energy")
     parser.add_argument("--json", action="store_true", help="print JSON lines only")
     args = parser.parse_args(argv)
     _setup_django()
@@ -48,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     last = today - timedelta(days=1)
     first = last - timedelta(days=args.days - 1)
     portfolio = Portfolio.objects.filter(code="bench-stats").first()
-    tag = {"homes": args.homes, "first": first.isoformat(), "days": args.days, "sample_min": args.sample_min}
+    tag = {"homes": args.homes, "first": first.isoformat(), "days": args.days, "sample_min": args.sample_min,
+           "writer": "record_measurements"}
     if args.reseed or portfolio is None or portfolio.description != json.dumps(tag, sort_keys=True):
         portfolio = _seed(args, first, zone, tag, log)
     homes = list(portfolio.homes.order_by("id"))
@@ -81,8 +89,43 @@ def main(argv: list[str] | None = None) -> int:
             "realized_slots": body["totals"]["realized_slots"],
             "load_1m": round(os.getloadavg()[0], 2),
         }), flush=True)
+    _time_reads(args, homes, zone, first, last, rows)
     connection.close()
     return 0
+
+
+def _time_reads(args, homes, zone: str, first, last, rows: int) -> None:
+    """What the portfolio's statistics read of telemetry, alone: every meter and every PV per slot over
+    the days, from the roll-ups (and from the raw rows with --raw)."""
+    from devices.models import DeviceType
+    from devices.telemetry import grouped_slot_energy
+    from insights.selectors import Period
+
+    period = Period.of_days(zone, first, last)
+    ids = [h.pk for h in homes]
+
+    def read(raw: bool):
+        (meters,), pv = grouped_slot_energy([ids], period.start, period.slots, device_type=DeviceType.PV, raw=raw)
+        return meters, pv
+
+    energy = {}
+    for source in ("rollups", "raw") if args.raw else ("rollups",):
+        raw = source == "raw"
+        read(raw)  # warm
+        times = []
+        for _ in range(args.repeat if not raw else 1):
+            t0 = time.perf_counter()
+            meters, pv = read(raw)
+            times.append((time.perf_counter() - t0) * 1000)
+        energy[source] = [sum(meters.import_kwh), sum(meters.export_kwh), sum(pv.export_kwh), sum(meters.reporting)]
+        print(json.dumps({
+            "bench": "stats", "scope": f"telemetry read ({source})", "homes": len(ids), "slots": period.slots,
+            "rows_read": 2 * sum(meters.reporting) if not raw else rows, "p50_ms": round(statistics.median(times), 1),
+            "runs_ms": [round(t, 1) for t in times], "import_kwh, export_kwh, pv_kwh, home_slots": [round(x, 3) for x in energy[source]],
+            "load_1m": round(os.getloadavg()[0], 2),
+        }), flush=True)
+    if args.raw and any(abs(a - b) > 1e-9 * max(1.0, abs(a)) for a, b in zip(energy["raw"], energy["rollups"])):
+        print(json.dumps({"bench": "stats", "error": "roll-ups and raw rows disagree", **energy}), flush=True)
 
 
 def _setup_django() -> None:
@@ -100,7 +143,7 @@ def _setup_django() -> None:
 
 
 def _seed(args, first, zone: str, tag: dict, log):
-    """Homes, PV devices, telemetry (COPY), day-ahead plans and CO2 for the benchmark's days."""
+    """Homes, PV devices, telemetry (the production writer), day-ahead plans and CO2 for the benchmark's days."""
     from django.contrib.auth import get_user_model
     from django.db import connection, transaction
 
@@ -130,6 +173,11 @@ def _seed(args, first, zone: str, tag: dict, log):
     log(f"homes created in {time.time() - t0:.1f} s")
 
     days = [first + timedelta(days=d) for d in range(args.days)]
+    from devices import telemetry
+
+    span = (local_day_slots(days[0], tz)[0], local_day_slots(days[-1], tz)[0] + timedelta(days=1))
+    for spec in (telemetry.MEASUREMENTS, telemetry.ROLLUPS):  # as the hourly beat job made them, day by day
+        telemetry.ensure_partitions(spec, *span)
     step = timedelta(minutes=args.sample_min)
     rng = random.Random(7)
     t0 = time.time()
@@ -146,19 +194,14 @@ def _seed(args, first, zone: str, tag: dict, log):
             local = when.astimezone(tz)
             hour = local.hour + local.minute / 60
             shape.append((BUILTIN_LOAD_PER_UNIT[local.hour] * 6900, max(0.0, math.sin(math.pi * (hour - 7) / 13)) * 3200))
-        buf = io.StringIO()
+        rows = []
         for home, pv in zip(homes, pvs):
             scale, sun = rng.uniform(0.6, 1.4), rng.uniform(0.2, 1.0)
             for when, (load, pv_w) in zip(times, shape):
-                iso = when.isoformat()
-                buf.write(f"{home.pk}\t\\N\t{iso}\t{load * scale - pv_w * sun:.1f}\n")
-                buf.write(f"{home.pk}\t{pv.pk}\t{iso}\t{-pv_w * sun:.1f}\n")
-                written += 2
-        buf.seek(0)
-        with connection.cursor() as cur:
-            with cur.copy("COPY devices_measurement (home_id, device_id, time, power_w) FROM STDIN") as copy:
-                while chunk := buf.read(1 << 20):
-                    copy.write(chunk)
+                rows.append({"home_id": home.pk, "time": when, "power_w": round(load * scale - pv_w * sun, 1)})
+                rows.append({"home_id": home.pk, "device_id": pv.pk, "time": when, "power_w": round(-pv_w * sun, 1)})
+        for i in range(0, len(rows), WRITE_BATCH_ROWS):  # each batch its own transaction, as the listener writes
+            written += services.record_measurements(rows[i:i + WRITE_BATCH_ROWS])
         runs = OptimizationRun.objects.bulk_create([
             OptimizationRun(home=h, status=RunStatus.SUCCEEDED, input_hash="bench", problem={}, horizon_start=start,
                             horizon_end=start + timedelta(minutes=15 * slots)) for h in homes])
@@ -169,6 +212,9 @@ def _seed(args, first, zone: str, tag: dict, log):
                      net_import_kw=[0.5] * slots, devices={}) for r in runs])
         Schedule.objects.filter(pk__in=[s.pk for s in schedules]).update(created_at=made)
         log(f"{day}: {written} measurements so far ({time.time() - t0:.0f} s)")
+    services.maintain_telemetry_storage()  # as beat: partitions ahead (the seed's days are written already)
+    # The beat job rebuilds today and yesterday every 15 minutes; over the seeded days it has done them all.
+    services.roll_up_telemetry_days(days_back=args.days + 1)
     with connection.cursor() as cur:
         cur.execute("ANALYZE")  # fresh statistics, as autovacuum keeps them in service
     return portfolio

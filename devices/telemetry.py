@@ -11,21 +11,21 @@ its identity sequence); the database's primary key is (id, time column), as Post
 the partition key in every unique constraint. Other databases (the SQLite demo) keep plain tables.
 
 Reading: everything above (statistics, charts, the APIs) reads telemetry energy per slot through
-`slot_energy` / `device_slot_energy` (at the end of this module), so the roll-ups can later replace
-their body without touching their callers.
+`slot_energy` / `grouped_slot_energy` / `device_slot_energy` (at the end of this module), from the 15-minute
+roll-ups.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone as dt_timezone
-from typing import Iterable, Iterator, Optional
+from typing import Iterable, Iterator, Optional, Sequence
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
-from django.db.models import Avg, Func, IntegerField
+from django.db.models import Avg, ExpressionWrapper, F, FloatField, Func, IntegerField, Q, Sum
 
-from .models import ROLLUP_SLOT_MINUTES, Device, Measurement
+from .models import ROLLUP_SLOT_MINUTES, Device, Measurement, MeasurementRollup
 
 UTC = dt_timezone.utc
 
@@ -255,14 +255,26 @@ def write_batch(rows: list[tuple]) -> None:
 
 
 def _write_batch_portable(rows: list[tuple]) -> None:
-    """The same through the ORM on databases without COPY and the upsert (the SQLite demo)."""
+    """The same through the ORM on databases without COPY and the upsert (the SQLite demo): the batch's
+    slots are read in one query and written in bulk (a month of demo telemetry is 15,000 slots)."""
     from .models import Measurement, MeasurementRollup
 
     Measurement.objects.bulk_create([Measurement(**dict(zip(COLUMNS, r))) for r in rows], batch_size=2000)
-    for slot in aggregate_slots(rows):
+    added = aggregate_slots(rows)
+    if not added:
+        return
+    starts = [slot[2] for slot in added]
+    existing = {(r.home_id, r.device_id, r.slot_start): r for r in MeasurementRollup.objects.filter(
+        home_id__in={slot[0] for slot in added}, slot_start__gte=min(starts), slot_start__lte=max(starts))}
+    new, changed = [], []
+    for slot in added:
         add = dict(zip(ROLLUP_COLUMNS, slot))
-        r, _ = MeasurementRollup.objects.get_or_create(home_id=add["home_id"], device_id=add["device_id"],
-                                                       slot_start=add["slot_start"])
+        r = existing.get((add["home_id"], add["device_id"], add["slot_start"]))
+        if r is None:
+            r = MeasurementRollup(home_id=add["home_id"], device_id=add["device_id"], slot_start=add["slot_start"])
+            new.append(r)
+        else:
+            changed.append(r)
         r.samples += add["samples"]
         r.power_samples += add["power_samples"]
         r.power_w_sum += add["power_w_sum"]
@@ -275,7 +287,8 @@ def _write_batch_portable(rows: list[tuple]) -> None:
             r.meter_wh_last, r.meter_at = add["meter_wh_last"], add["meter_at"]
         r.temperature_samples += add["temperature_samples"]
         r.temperature_c_sum += add["temperature_c_sum"]
-        r.save()
+    MeasurementRollup.objects.bulk_create(new, batch_size=2000)
+    MeasurementRollup.objects.bulk_update(changed, ROLLUP_COLUMNS[3:], batch_size=500)
 
 
 SLOT_HOURS = ROLLUP_SLOT_MINUTES / 60.0
@@ -391,32 +404,56 @@ class SlotEnergy:
 
 def _per_slot_means(home_ids: Iterable[int], start: datetime, slots: int, resolution_min: int, *,
                     device_ids: Optional[Iterable[int]] = None, device_type: Optional[str] = None,
-                    all_devices: bool = False):
-    """Mean power (W) per (home or device, slot): the grid meters unless devices are asked for."""
+                    all_devices: bool = False, with_meters: bool = False, raw: bool = False):
+    """Mean power (W) per (home or device, slot): the grid meters unless devices are asked for, or the
+    meters and those devices together (`with_meters`: rows keyed by home and device, device null for a meter).
+
+    Read from the 15-minute roll-ups (unless `raw`) when the slots are whole roll-up slots: a slot's
+    mean is then its roll-ups' power sum over their sample count, the same number as the mean of the raw
+    samples (each batch is added to its roll-ups in the transaction that writes it, so there is no
+    not-yet-rolled-up part, and roll-ups outlive the raw rows' retention). Other grids read the raw rows.
+    """
     end = start + timedelta(minutes=resolution_min * slots)
     home_ids = list(home_ids)
     if device_type is not None:  # ids first: a join would make the planner scan every device's rows
         device_ids = Device.objects.filter(home_id__in=home_ids, device_type=device_type).values_list("id", flat=True)
-    qs = Measurement.objects.filter(home_id__in=home_ids, time__gte=start, time__lt=end, power_w__isnull=False)
-    if device_ids is not None:
+    keys = ["home_id", "device_id"] if with_meters else ["home_id" if device_ids is None and not all_devices
+                                                         else "device_id"]
+    rollups = not raw and resolution_min % ROLLUP_SLOT_MINUTES == 0 and start.timestamp() % SLOT_SECONDS == 0
+    if rollups:
+        qs = MeasurementRollup.objects.filter(home_id__in=home_ids, slot_start__gte=start, slot_start__lt=end,
+                                              power_samples__gt=0)
+    else:
+        qs = Measurement.objects.filter(home_id__in=home_ids, time__gte=start, time__lt=end, power_w__isnull=False)
+    if with_meters:
+        qs = qs.filter(Q(device__isnull=True) | Q(device_id__in=list(device_ids or [])))
+    elif device_ids is not None:
         qs = qs.filter(device_id__in=list(device_ids))
     elif all_devices:
         qs = qs.filter(device__isnull=False)
     else:
         qs = qs.filter(device__isnull=True)
-    key = "home_id" if device_ids is None and not all_devices else "device_id"
-    return (qs.annotate(slot=SlotIndex("time", start, resolution_min * 60)).order_by()
-            .values(key, "slot").annotate(w=Avg("power_w")))
+    if not rollups:
+        return (qs.annotate(slot=SlotIndex("time", start, resolution_min * 60)).order_by()
+                .values(*keys, "slot").annotate(w=Avg("power_w")))
+    qs = qs.annotate(slot=SlotIndex("slot_start", start, resolution_min * 60)).order_by()
+    if resolution_min == ROLLUP_SLOT_MINUTES:  # one roll-up per key and slot: no grouping (3 M groups hash slowly)
+        return qs.values(*keys, "slot", w=ExpressionWrapper(F("power_w_sum") / F("power_samples"), FloatField()))
+    return qs.values(*keys, "slot").annotate(w=ExpressionWrapper(Sum("power_w_sum") / Sum("power_samples"),
+                                                                 FloatField()))
 
 
 def slot_energy(home_ids: Iterable[int], start: datetime, slots: int, resolution_min: int = 15, *,
-                device_ids: Optional[Iterable[int]] = None, device_type: Optional[str] = None) -> SlotEnergy:
+                device_ids: Optional[Iterable[int]] = None, device_type: Optional[str] = None,
+                raw: bool = False) -> SlotEnergy:
     """Energy per slot from `start`, summed over homes: their grid meters by default, or the given
     devices / every device of `device_type` in those homes. Each home (device) is averaged on its own
     first, then the positive and negative parts are summed, so one home's export never hides another's
-    import."""
+    import. Read from the roll-ups where the slots allow (see `_per_slot_means`), or from the raw rows
+    if `raw` (benchmarks and tests compare the two)."""
     out = SlotEnergy.empty(slots)
-    per = _per_slot_means(home_ids, start, slots, resolution_min, device_ids=device_ids, device_type=device_type)
+    per = _per_slot_means(home_ids, start, slots, resolution_min, device_ids=device_ids, device_type=device_type,
+                          raw=raw)
     try:
         inner, params = per.query.sql_with_params()
     except EmptyResultSet:  # no such devices: nothing reported
@@ -434,11 +471,53 @@ def slot_energy(home_ids: Iterable[int], start: datetime, slots: int, resolution
     return out
 
 
-def device_slot_energy(home_id: int, start: datetime, slots: int, resolution_min: int = 15) -> dict[int, SlotEnergy]:
+def grouped_slot_energy(groups: Sequence[Iterable[int]], start: datetime, slots: int, resolution_min: int = 15, *,
+                        device_type: str, raw: bool = False) -> tuple[list[SlotEnergy], SlotEnergy]:
+    """`slot_energy` of each group's grid meters, and of every device of `device_type` in all the groups'
+    homes, in one pass over the telemetry: a portfolio's month is millions of roll-ups, and its homes
+    fall into groups that share prices."""
+    groups = [list(g) for g in groups]
+    home_ids = [h for g in groups for h in g]
+    meters, devices = [SlotEnergy.empty(slots) for _ in groups], SlotEnergy.empty(slots)
+    device_ids = list(Device.objects.filter(home_id__in=home_ids, device_type=device_type).values_list("id", flat=True))
+    per = _per_slot_means(home_ids, start, slots, resolution_min, device_ids=device_ids, with_meters=True, raw=raw)
+    try:
+        inner, params = per.query.sql_with_params()
+    except EmptyResultSet:  # no homes
+        return meters, devices
+    join, join_params, group_of, group_params = _group_sql(groups)
+    dt_h = resolution_min / 60.0
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT CASE WHEN per.device_id IS NULL THEN {group_of} ELSE -1 END AS series, per.slot, "
+            "SUM(CASE WHEN per.w > 0 THEN per.w ELSE 0 END), SUM(CASE WHEN per.w < 0 THEN -per.w ELSE 0 END), "
+            f"COUNT(*) FROM ({inner}) per {join} GROUP BY series, per.slot", [*group_params, *params, *join_params])
+        for series, slot, pos_w, neg_w, n in cur.fetchall():
+            if 0 <= slot < slots:
+                out = devices if series < 0 else meters[series]
+                out.import_kwh[slot] = float(pos_w) / 1000.0 * dt_h
+                out.export_kwh[slot] = float(neg_w) / 1000.0 * dt_h
+                out.reporting[slot] = int(n)
+    return meters, devices
+
+
+def _group_sql(groups: list[list[int]]) -> tuple[str, list, str, list]:
+    """A join and an expression giving the index of the group of each row's home (`per.home_id`)."""
+    if len(groups) == 1:
+        return "", [], "0", []
+    if connection.vendor == "postgresql":  # a hash join: one lookup per row, however many groups
+        return ("JOIN unnest(%s::bigint[], %s::integer[]) AS g(home_id, grp) ON g.home_id = per.home_id",
+                [[h for g in groups for h in g], [i for i, g in enumerate(groups) for _ in g]], "g.grp", [])
+    cases = " ".join(f"WHEN per.home_id IN ({', '.join(['%s'] * len(g))}) THEN {i}" for i, g in enumerate(groups))
+    return "", [], f"CASE {cases} END", [h for g in groups for h in g]
+
+
+def device_slot_energy(home_id: int, start: datetime, slots: int, resolution_min: int = 15,
+                       raw: bool = False) -> dict[int, SlotEnergy]:
     """Per device of one home that reported in the span: its energy per slot, keyed by device id."""
     dt_h = resolution_min / 60.0
     out: dict[int, SlotEnergy] = {}
-    for row in _per_slot_means([home_id], start, slots, resolution_min, all_devices=True):
+    for row in _per_slot_means([home_id], start, slots, resolution_min, all_devices=True, raw=raw):
         t, w = row["slot"], row["w"]
         if not 0 <= t < slots:
             continue

@@ -124,10 +124,11 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.FileSystemFinder",
     "django.contrib.staticfiles.finders.AppDirectoriesFinder",
-    "insights.staticfinders.PlotlyFinder",  # plotly.js as shipped inside the plotly package
 ]
 # Serve static files straight from the apps and packages (no collectstatic step needed to run a role).
 WHITENOISE_USE_FINDERS = True
+# Vendored files carry their version in their name (vendor/plotly-basic-4.1.1.min.js): cached for good.
+WHITENOISE_IMMUTABLE_FILE_TEST = r"/vendor/[^/]+-\d+\.\d+\.\d+\.min\.js$"
 warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")  # STATIC_ROOT is optional
 LOGIN_URL = "webapp:login"
 LOGIN_REDIRECT_URL = "webapp:home"

@@ -10,6 +10,8 @@ from datetime import datetime, timedelta
 from typing import Any, Optional, Sequence
 from zoneinfo import ZoneInfo
 
+import numpy as np
+
 COLORS = {
     "net": "#1f6feb", "baseline": "#8b949e", "price": "#d29922", "co2": "#2da44e", "measured": "#cf222e",
     "band": "rgba(31,111,235,0.15)", "requested": "rgba(207,34,46,0.15)",
@@ -208,8 +210,15 @@ def counts_figure(fig_id: str, title: str, counts: dict[str, int]) -> dict[str, 
                                     "marker": {"color": COLORS["net"]}}], "layout": layout}
 
 
-def histogram_figure(fig_id: str, title: str, values: Sequence[float], unit: str) -> dict[str, Any]:
+def histogram_figure(fig_id: str, title: str, values: Sequence[float], unit: str, bins: int = 20) -> dict[str, Any]:
+    """How many values fall in each of `bins` equal ranges, as bars (the basic plotly.js bundle that the
+    pages load has bars, not plotly's histogram trace)."""
+    counts, edges = np.histogram(np.asarray(values, dtype=float), bins=bins) if len(values) else ([], [0.0])
     layout = _layout(title, "homes")
     layout["xaxis"] = {"title": {"text": unit}}
-    return {"id": fig_id, "data": [{"type": "histogram", "x": list(values), "name": title,
-                                    "marker": {"color": COLORS["co2"]}}], "layout": layout}
+    layout["bargap"] = 0.02
+    return {"id": fig_id, "data": [{
+        "type": "bar", "x": [round((lo + hi) / 2, 6) for lo, hi in zip(edges[:-1], edges[1:])],
+        "width": [round(hi - lo, 6) for lo, hi in zip(edges[:-1], edges[1:])], "y": [int(c) for c in counts],
+        "name": title, "marker": {"color": COLORS["co2"]},
+        "hovertemplate": "%{x}: %{y} homes<extra></extra>"}], "layout": layout}

@@ -15,6 +15,13 @@ from . import selectors
 from .serializers import SeriesQuerySerializer, StatisticsQuerySerializer
 
 
+def _query(serializer_class, request) -> dict:
+    """The validated query parameters (a 400 naming the field otherwise)."""
+    query = serializer_class(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    return query.validated_data
+
+
 class HomeStatisticsView(APIView):
     """Energy imported/exported, PV, cost, CO2, self-consumption, self-sufficiency and savings per local
     day or month; `devices=true` adds each device's consumption, production, cost and CO2."""
@@ -22,9 +29,7 @@ class HomeStatisticsView(APIView):
     @extend_schema(parameters=[StatisticsQuerySerializer], responses={200: OpenApiTypes.OBJECT})
     def get(self, request, home_id: int):
         home = home_for_user(request.user, home_id)
-        query = StatisticsQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        q = query.validated_data
+        q = _query(StatisticsQuerySerializer, request)
         return Response(selectors.home_statistics(home, q["bucket"], q.get("first_day"), q.get("last_day"),
                                                   with_devices=q["devices"]))
 
@@ -36,9 +41,7 @@ class HomeSeriesView(APIView):
     @extend_schema(parameters=[SeriesQuerySerializer], responses={200: OpenApiTypes.OBJECT})
     def get(self, request, home_id: int):
         home = home_for_user(request.user, home_id)
-        query = SeriesQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        return Response(selectors.home_series(home, query.validated_data.get("day")))
+        return Response(selectors.home_series(home, _query(SeriesQuerySerializer, request).get("day")))
 
 
 class PortfolioStatisticsView(OperatorView, APIView):
@@ -47,7 +50,5 @@ class PortfolioStatisticsView(OperatorView, APIView):
     @extend_schema(parameters=[StatisticsQuerySerializer], responses={200: OpenApiTypes.OBJECT})
     def get(self, request, pk: int):
         portfolio = get_object_or_404(grid_selectors.portfolios_for(request.user), pk=pk)
-        query = StatisticsQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        q = query.validated_data
+        q = _query(StatisticsQuerySerializer, request)
         return Response(selectors.portfolio_statistics(portfolio, q["bucket"], q.get("first_day"), q.get("last_day")))

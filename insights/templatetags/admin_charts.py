@@ -21,9 +21,9 @@ register = template.Library()
 TEMPLATE = "insights/admin/charts.html"
 
 
-def _plan(schedule: Schedule) -> dict[str, Any]:
+def _plan(schedule: Schedule, with_charts: bool = True) -> dict[str, Any]:
     view = schedule_view(schedule)
-    return {"figures": charts.plan_figures(view), "plan": view,
+    return {"figures": charts.plan_figures(view) if with_charts else [], "plan": view,
             "reasons": [d["reason"] for d in view["devices"] if d["reason"]]}
 
 
@@ -39,15 +39,19 @@ def run_charts(run: OptimizationRun) -> dict[str, Any]:
 
 
 @register.inclusion_tag(TEMPLATE)
-def home_charts(home) -> dict[str, Any]:
-    """The home's current plan, today's forecast against measured, and links to its records."""
-    context: dict[str, Any] = {"figures": []}
+def home_charts(home, with_charts: bool = True) -> dict[str, Any]:
+    """The home's current plan with its reasons, today's forecast against measured, and links to its
+    records. The home's form shows the plan without charts (`with_charts` False) and links to the plan page."""
     schedule = planning_selectors.latest_schedule(home)
-    if schedule is not None:
-        context = _plan(schedule)
-    context["figures"] = context["figures"] + [charts.forecast_figure(home_series(home))]
+    context = _plan(schedule, with_charts) if schedule is not None else {"figures": []}
+    if with_charts:
+        context["figures"] = context["figures"] + [charts.forecast_figure(home_series(home))]
+        first = ("The home", reverse("admin:devices_home_change", args=[home.pk]))
+    else:
+        first = ("Plan and forecast charts", reverse("admin:devices_home_plan", args=[home.pk]))
     q = f"?home__id__exact={home.pk}"
     context["links"] = [
+        first,
         ("Optimization runs", reverse("admin:flexibility_optimizationrun_changelist") + q),
         ("Schedules", reverse("admin:flexibility_schedule_changelist") + q),
         ("Recommendations", reverse("admin:flexibility_recommendation_changelist") + q),

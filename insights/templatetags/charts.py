@@ -7,6 +7,9 @@ from django import template
 from django.utils.html import format_html, json_script
 
 register = template.Library()
+# plotly.js's basic bundle (scatter, bar, pie), vendored by scripts/vendor_plotly.sh; the version in the name
+# lets browsers cache it for good (WHITENOISE_IMMUTABLE_FILE_TEST).
+PLOTLY_JS = "vendor/plotly-basic-4.1.1.min.js"
 _ids = itertools.count(1)
 
 
@@ -22,4 +25,4 @@ def chart(figure: dict, css_class: str = "chart"):
 @register.inclusion_tag("insights/chart_assets.html")
 def chart_assets():
     """The plotly.js bundle and the renderer; include once per page."""
-    return {}
+    return {"plotly_js": PLOTLY_JS}

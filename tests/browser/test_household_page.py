@@ -104,3 +104,11 @@ def test_api_docs_render_offline(new_page, transactional_db):
     # The only complaint: the browser refusing ReDoc's remote logo (our CSP), so nothing leaves the machine.
     others = [e for e in page.errors if "logo-mini.svg" not in e or "Content Security Policy" not in e]
     assert page.elsewhere == [] and others == [], (page.elsewhere, page.errors)
+
+
+def test_requests_to_other_servers_are_refused_and_recorded(new_page, transactional_db):
+    page = new_page(DESKTOP)
+    page.page.goto("/app/login/")
+    outcome = page.page.evaluate("""() => fetch('https://cdn.example.org/plotly.min.js')
+                                          .then(() => 'loaded', () => 'refused')""")
+    assert outcome == "refused" and page.elsewhere == ["https://cdn.example.org/plotly.min.js"]

@@ -18,12 +18,17 @@ def test_operator_opens_a_homes_plan_an_offer_and_an_activation(demo, new_page):
     page.page.wait_for_selector("#site-name")
     assert "HEMS energy manager" in page.page.locator("#site-name").inner_text()
 
-    page.open_and_time(f"/admin/devices/home/{demo.pk}/change/", "admin: a home's plan")
+    page.open_and_time(f"/admin/devices/home/{demo.pk}/plan/", "admin: a home's plan")  # the first page after login
     for chart in ("net-import", "device-power", "timeline", "state-of-charge", "forecast"):
         assert page.chart_points(chart) > 0, chart
     assert page.page.locator(".insights-charts li").count() >= 3  # the plan's reasons
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.page.locator(".insights-charts").screenshot(path=str(SCREENSHOTS / "operator-plan.png"))
+
+    page.page.goto(f"/admin/devices/home/{demo.pk}/change/")  # the home's form links to its plan
+    assert page.page.locator(".insights-charts li").count() >= 3
+    page.page.get_by_role("link", name="Plan and forecast charts").click()
+    page.page.wait_for_url(f"**/admin/devices/home/{demo.pk}/plan/")
 
     page.open_and_time(f"/admin/grid/flexibilityoffer/{offer.pk}/change/", "admin: an offer")
     assert page.chart_points("offer-envelope") >= 3 * offer.slots  # lower, upper and baseline per slot

@@ -7,6 +7,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from devices.models import Measurement
+from devices.services import record_measurements
 from flexibility.grid.models import Activation, ActivationShare, FlexibilityOffer
 
 from .conftest import CORRELATION, jwt_client, make_home, store_offer, tomorrow
@@ -131,7 +132,7 @@ def test_delivery_reports_requested_planned_and_measured(aggregator, household):
     share = act.shares.get()
     share.planned_kw = [1.5, 0.1]
     share.save()
-    Measurement.objects.bulk_create([
+    record_measurements([
         Measurement(home=household, time=start + timedelta(minutes=1), power_w=1400),
         Measurement(home=household, time=start + timedelta(minutes=9), power_w=1600),
     ])

@@ -34,7 +34,7 @@ def meter(home: Home, start: datetime, slots: int, power_w: float, device=None, 
     """Samples every `every_min` minutes over `slots` quarter-hours from `start`."""
     rows = [Measurement(home=home, device=device, time=start + timedelta(minutes=m), power_w=power_w)
             for m in range(0, slots * 15, every_min)]
-    Measurement.objects.bulk_create(rows)
+    device_services.record_measurements(rows)
 
 
 def co2_day(day: date, value: float) -> None:

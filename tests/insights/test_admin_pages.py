@@ -62,11 +62,16 @@ def test_system_records_are_view_only(operator_client, label):
     assert operator_client.get(reverse("admin:%s_%s_add" % info)).status_code == 403
 
 
-def test_home_page_charts_the_plan_and_links_to_its_records(operator_client, home, planned):
-    html = operator_client.get(reverse("admin:devices_home_change", args=[home.pk])).content.decode()
+def test_home_plan_page_charts_the_plan_and_links_to_its_records(operator_client, home, planned):
+    form = operator_client.get(reverse("admin:devices_home_change", args=[home.pk])).content.decode()
+    assert "Washing Machine" in form and " EUR" in form  # the plan's summary and reasons, without charts
+    assert "data-chart=" not in form and "plotly" not in form
+    plan_url = reverse("admin:devices_home_plan", args=[home.pk])
+    assert plan_url in form
+    html = operator_client.get(plan_url).content.decode()
     assert 'data-chart="net-import"' in html and 'data-chart="forecast"' in html
-    assert "/static/vendor/plotly.min.js" in html, html[html.find("insights-charts"):][:3000]
-    assert "Washing Machine" in html and " EUR" in html
+    assert "/static/vendor/plotly-basic-" in html, html[html.find("insights-charts"):][:3000]
+    assert "Washing Machine" in html and "<form" not in html.split('id="content-main"')[1]
     links = re.findall(r'href="(/admin/[^"]+\?[^"]+)"', html)
     assert len(links) >= 5
     for link in links:
@@ -76,6 +81,18 @@ def test_home_page_charts_the_plan_and_links_to_its_records(operator_client, hom
     commands = operator_client.get(reverse("admin:hub_bridge_hubcommand_changelist"),
                                    {"device__home__id__exact": home.pk})
     assert commands.context["cl"].result_count == HubCommand.objects.filter(device__home=home).count() > 0
+
+
+def test_home_plan_page_is_for_operators(operator_client, home, user):
+    from django.test import Client
+
+    url = reverse("admin:devices_home_plan", args=[home.pk])
+    household = Client()
+    household.force_login(user)  # the home's owner, not staff
+    for visitor in (Client(), household):
+        r = visitor.get(url)
+        assert r.status_code == 302 and r["Location"].startswith(reverse("admin:login"))
+    assert operator_client.get(reverse("admin:devices_home_plan", args=[home.pk + 1000])).status_code == 404
 
 
 def test_readable_titles_and_a_schedule_page_without_raw_json(operator_client, planned):

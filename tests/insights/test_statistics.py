@@ -6,6 +6,7 @@ from datetime import date, timedelta
 import pytest
 
 from devices.models import Measurement
+from devices.services import record_measurements
 from flexibility.planning.models import RunStatus
 from devices.telemetry import slot_energy
 from insights.selectors import Period, combine_buckets, home_series, home_statistics, portfolio_statistics
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_slot_energy_averages_each_home_then_sums_import_and_export(winter_home, other_home, pv):
-    Measurement.objects.bulk_create([
+    record_measurements([
         Measurement(home=winter_home, time=at(DAY, 2, 0), power_w=1000.0),
         Measurement(home=winter_home, time=at(DAY, 2, 5), power_w=3000.0),  # slot 8 averages 2 kW: 0.5 kWh
         Measurement(home=other_home, time=at(DAY, 2, 10), power_w=-2000.0),  # exports 0.5 kWh in the same slot

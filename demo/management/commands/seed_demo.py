@@ -34,7 +34,7 @@ from flexibility.planning.problem_builder import MissingData
 from flexibility.planning.slots import local_day_horizon
 from hub_bridge.models import HubCommand
 from devices.models import (
-    Cycle, CycleState, Device, EVSession, Home, Hub, Measurement, SignalKind, Tariff, TariffKind,
+    Cycle, CycleState, Device, EVSession, Home, Hub, Measurement, MeasurementRollup, SignalKind, Tariff, TariffKind,
 )
 from devices.tariffs import price_series
 
@@ -276,8 +276,12 @@ class Command(BaseCommand):
                 services.replace_signal(SignalKind.CO2_INTENSITY, start, RESOLUTION_MIN,
                                         _by_local_hour(start, slots, tz, co2), area=AREA, source="demo history")
             end = start + timedelta(minutes=RESOLUTION_MIN * slots)
-            if Measurement.objects.filter(home=home, device__isnull=True, time__gte=start, time__lt=end).exists():
+            if MeasurementRollup.objects.filter(home=home, device__isnull=True, slot_start__gte=start,
+                                                slot_start__lt=end).exists():
                 continue
+            # Raw rows without roll-ups come from a demo database seeded before the roll-ups (SQLite's
+            # migration leaves them empty): that day is written again, through the writer.
+            Measurement.objects.filter(home=home, time__gte=start, time__lt=end).delete()
             rng = random.Random(day.toordinal())
             sun = rng.uniform(0.25, 1.0)
             soc_wh = capacity_wh * 0.5
@@ -307,5 +311,5 @@ class Command(BaseCommand):
                     Measurement(home=home, device=devices["ev_charger"], time=t, power_w=ev),
                 ]
                 t += TELEMETRY_STEP
-        Measurement.objects.bulk_create(rows, batch_size=5000)
-        return len(rows)
+        # Through the one telemetry writer, so that the 15-minute roll-ups the statistics read are filled.
+        return services.record_measurements(rows)
