@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Optional
 
 from .compile import Compiled, compile_problem
-from .evaluate import evaluate
+from .evaluate import device_power_kw, evaluate
 from .problem import Problem
 from .result import Evaluation, Schedule
 
@@ -31,6 +31,7 @@ def baseline_schedule(problem: Problem, compiled: Optional[Compiled] = None) -> 
         e = em.ev
         p = [0.0] * n
         left = em.need_kwh
+        room = _circuit_room_kw(problem, cp, sch, e.device)  # a load-managed charger stays under its circuit
         for t in em.slots:
             if left <= 1e-9:
                 break
@@ -40,6 +41,9 @@ def baseline_schedule(problem: Problem, compiled: Optional[Compiled] = None) -> 
                 x = min(ups) if ups else max(em.levels_kw)
             else:
                 x = min(e.max_power_kw, max(want, e.min_power_kw))
+            if x > room[t] + 1e-9:
+                fit = [lv for lv in (em.levels_kw or (room[t],)) if lv <= room[t] + 1e-9 and lv >= e.min_power_kw]
+                x = max(fit) if fit else 0.0
             p[t] = x
             left -= x * e.efficiency * dt
         sch.ev_kw[e.id] = p
@@ -63,6 +67,21 @@ def baseline_schedule(problem: Problem, compiled: Optional[Compiled] = None) -> 
             e += th.cop * x * dt - drain
         sch.thermal_kw[th.id] = p
     return sch
+
+
+def _circuit_room_kw(problem: Problem, cp: Compiled, sch: Schedule, device: str) -> list[float]:
+    """Per slot, what `device` may draw under its tightest shared circuit given what is planned so far."""
+    n = problem.grid.slots
+    room = [float("inf")] * n
+    circuits = [ci for ci in problem.circuits if device in ci.devices]
+    if not circuits:
+        return room
+    power = device_power_kw(problem, cp, sch)
+    for ci in circuits:
+        for t in range(n):
+            others = sum(power.get(d, [0.0] * n)[t] for d in ci.devices if d != device)
+            room[t] = min(room[t], max(0.0, ci.limit_kw - others))
+    return room
 
 
 def baseline(problem: Problem, compiled: Optional[Compiled] = None) -> Evaluation:

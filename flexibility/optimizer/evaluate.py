@@ -147,6 +147,8 @@ def evaluate(problem: Problem, schedule: Schedule, compiled: Optional[Compiled] 
             v(th.id, "final_energy", th.final_energy_kwh - e, "kWh", f"'{th.name}' ends below its final energy")
         soc[th.id] = traj
 
+    _check_circuits(problem, cp, schedule, v)
+
     # site
     cost = co2 = pen = obj = 0.0
     gr = problem.grid_request
@@ -170,3 +172,51 @@ def evaluate(problem: Problem, schedule: Schedule, compiled: Optional[Compiled] 
                 pen += short * dt * gr.penalty_eur_per_kwh
     obj += extra + pen
     return Evaluation(cost, co2, pen, obj, net, soc, viol)
+
+
+def device_power_kw(problem: Problem, cp: Compiled, schedule: Schedule) -> dict[str, list[float]]:
+    """Per physical device (`device` field), its power per slot in kW (consumption positive)."""
+    n, res = problem.grid.slots, problem.grid.resolution_min
+    out: dict[str, list[float]] = {}
+
+    def add(device: str, t: int, kw: float) -> None:
+        out.setdefault(device, [0.0] * n)[t] += kw
+
+    for cm in cp.cycles:
+        sm = schedule.cycle_start_min.get(cm.cycle.id)
+        if sm is not None:
+            for k, pk in resample_profile(cm.cycle, sm, res, n).items():
+                add(cm.cycle.device, k, pk)
+    for e in problem.ev_sessions:
+        for t, x in enumerate(schedule.ev_kw.get(e.id, [0.0] * n)):
+            add(e.device, t, x)
+        for t, x in enumerate(schedule.ev_discharge_kw.get(e.id, [0.0] * n)):
+            add(e.device, t, -x)
+    for b in problem.batteries:
+        c = schedule.battery_charge_kw.get(b.id, [0.0] * n)
+        d = schedule.battery_discharge_kw.get(b.id, [0.0] * n)
+        for t in range(n):
+            add(b.device, t, c[t] - d[t])
+    for pv in problem.pv:
+        for t, x in enumerate(schedule.pv_kw.get(pv.id, list(pv.forecast_kw))):
+            add(pv.device, t, -x)
+    for th in problem.thermal_storages:
+        for t, x in enumerate(schedule.thermal_kw.get(th.id, [0.0] * n)):
+            add(th.device, t, x)
+    for hp in problem.heat_pumps:
+        for t, x in enumerate(schedule.heat_pump_kw.get(hp.id, [0.0] * n)):
+            add(hp.device, t, x)
+    return out
+
+
+def _check_circuits(problem: Problem, cp: Compiled, schedule: Schedule, v) -> None:
+    """Shared circuits: the named devices' summed power within +-limit_kw in every slot."""
+    if not problem.circuits:
+        return
+    power = device_power_kw(problem, cp, schedule)
+    for ci in problem.circuits:
+        for t in range(problem.grid.slots):
+            x = sum(power.get(d, [0.0] * problem.grid.slots)[t] for d in ci.devices)
+            if abs(x) > ci.limit_kw + TOL_KW:
+                v(ci.id, "circuit_limit", abs(x) - ci.limit_kw, "kW",
+                  f"circuit '{ci.name}' carries {abs(x):.2f} kW, above its limit of {ci.limit_kw:.2f} kW", t)

@@ -134,6 +134,44 @@ def precheck(cp: Compiled) -> list[Violation]:
                                      f"The grid request allows at most {hi:.2f} kW at {_slot_hm(p, t)} but the home "
                                      f"cannot go below {max(floor, -site.export_limit_kw):.2f} kW"))
                 break
+    out.extend(_circuit_prechecks(cp))
+    return out
+
+
+def _circuit_prechecks(cp: Compiled) -> list[Violation]:
+    """A cycle whose peak, or an EV whose energy, cannot fit under its shared circuit's limit."""
+    p = cp.problem
+    n, dt = cp.n, cp.dt_h
+    out: list[Violation] = []
+    for ci in p.circuits:
+        on = set(ci.devices)
+        relief = [sum(b.max_discharge_kw for b in p.batteries if b.device in on)
+                  + sum(pv.forecast_kw[t] for pv in p.pv if pv.device in on) for t in range(n)]
+        for cm in cp.cycles:
+            if cm.cycle.device not in on or not cm.options:
+                continue
+            peak = max(cm.options[0].profile_kw, default=0.0)
+            if all(peak > ci.limit_kw + relief[o.first_slot] + 1e-9 for o in cm.options):
+                out.append(Violation(cm.cycle.id, "circuit_limit", peak - ci.limit_kw, "kW", None,
+                                     f"Cycle '{cm.cycle.name}' draws up to {peak:.2f} kW but its circuit "
+                                     f"'{ci.name}' allows only {ci.limit_kw:.2f} kW"))
+        for em in cp.evs:
+            e = em.ev
+            if e.device not in on:
+                continue
+            cap = 0.0
+            for t in em.slots:
+                room = min(e.max_power_kw, ci.limit_kw + relief[t])
+                if em.levels_kw is not None:
+                    fit = [lv for lv in em.levels_kw if lv <= room + 1e-9]
+                    room = max(fit) if fit else 0.0
+                elif room < e.min_power_kw - 1e-9:
+                    room = 0.0
+                cap += room * dt * e.efficiency
+            if em.need_kwh > cap + 1e-6:
+                out.append(Violation(e.id, "circuit_limit", em.need_kwh - cap, "kWh", None,
+                                     f"EV '{e.name}' needs {_kwh(em.need_kwh)} before {_hm(p, e.departure)} but its "
+                                     f"circuit '{ci.name}' of {ci.limit_kw:.2f} kW lets it take at most {_kwh(cap)}"))
     return out
 
 
@@ -155,14 +193,20 @@ def describe(cp: Compiled, violations: list[Violation]) -> list[str]:
         elif req == "energy":
             e = next(x for x in p.ev_sessions if x.id == dev)
             out.append(f"EV '{e.name}' needs {_kwh(e.energy_kwh)} before {_hm(p, e.departure)} but can take at most "
-                       f"{_kwh(e.energy_kwh - worst.amount)} alongside the other requirements")
+                       f"{_kwh(e.energy_kwh - worst.amount)} alongside the other requirements"
+                       + _on_circuits(p, e.device))
         elif req == "final_soc":
             b = next(x for x in p.batteries if x.id == dev)
             out.append(f"Battery '{b.name}' must end at {b.final_soc_pct:.0f}% but falls {_kwh(worst.amount)} short "
                        f"alongside the other requirements")
         elif req == "scheduled":
+            cyc = next((c for c in p.cycles if c.id == dev), None)
             out.append(f"Cycle '{names.get(dev, dev)}' cannot be placed alongside the other requirements "
-                       f"(window, appliance busy, import limit)")
+                       f"(window, appliance busy, import limit)" + (_on_circuits(p, cyc.device) if cyc else ""))
+        elif req == "circuit_limit" and dev in {c.id for c in p.circuits}:
+            ci = next(c for c in p.circuits if c.id == dev)
+            out.append(f"Circuit '{ci.name}' ({ci.limit_kw:.2f} kW) is too small for its devices' requirements "
+                       f"together: {worst.amount:.2f} kW more would be needed{at}{more}")
         elif req == "grid_request":
             out.append(f"The grid request cannot be met{at}: off by {worst.amount:.2f} kW{more}")
         elif req in ("comfort_min", "comfort_max", "final_energy"):
@@ -172,6 +216,12 @@ def describe(cp: Compiled, violations: list[Violation]) -> list[str]:
         else:
             out.append(worst.message)
     return out
+
+
+def _on_circuits(p: Problem, device: str) -> str:
+    """' (it shares circuit 'Garage' of 7.40 kW)' when the device is on shared circuits, else ''."""
+    names = [f"'{c.name}' of {c.limit_kw:.2f} kW" for c in p.circuits if device in c.devices]
+    return f" (it shares circuit {', '.join(names)})" if names else ""
 
 
 def explain_infeasible(cp: Compiled, time_limit_s: float) -> tuple[list[str], list[Violation], Optional[object]]:

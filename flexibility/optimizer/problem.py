@@ -224,6 +224,21 @@ class Problem:
     thermal_storages: tuple[ThermalStorage, ...] = ()
     grid_request: Optional[GridRequest] = None
     do_not_disturb: tuple[Interval, ...] = ()
+    circuits: tuple["Circuit", ...] = ()  # issue 14 item 4, see `Circuit`
+    heat_pumps: tuple["SpaceHeating", ...] = ()  # issue 14 item 5, see `SpaceHeating`
 
     def device_ids(self) -> list[str]:
         return [d.id for group in (self.cycles, self.ev_sessions, self.batteries, self.pv, self.thermal_storages) for d in group]
+
+
+# ------------------------------------------------------------ shared circuits (issue 14, item 4)
+@dataclass(frozen=True)
+class Circuit:
+    """A breaker or phase shared by named devices (their `device` field): the sum of their powers
+    (consumption positive; battery / V2G discharge and PV negative) stays within +-limit_kw in every
+    slot, beside the site's import and export limits."""
+
+    id: str
+    name: str
+    limit_kw: float
+    devices: tuple[str, ...]

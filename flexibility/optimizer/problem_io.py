@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .problem import (MAX_HORIZON_H, PV, RESOLUTIONS_MIN, Battery, EVSession, GridRequest, Interval, Objective, Phase,
+from .problem import (MAX_HORIZON_H, PV, RESOLUTIONS_MIN, Battery, Circuit, EVSession, GridRequest, Interval, Objective, Phase,
                       Problem, ProblemError, ShiftableCycle, Site, ThermalStorage, TimeGrid, q_kw)
 
 # ------------------------------------------------------------------------ parsing
@@ -24,7 +24,7 @@ MIN_PHASE_POWER_W = 10.0  # a non-zero appliance phase below this is a kW value 
 FIELDS: dict[str, frozenset[str]] = {
     "problem": frozenset({"version", "start", "resolution_min", "slots", "end", "timezone", "objective", "site",
                           "do_not_disturb", "cycles", "ev_sessions", "batteries", "pv", "thermal_storages",
-                          "grid_request"}),
+                          "grid_request", "circuits"}),
     "objective": frozenset({"kind", "cost_weight", "early_finish_eur_per_slot"}),
     "site": frozenset({"import_limit_kw", "export_limit_kw", "import_price_eur_per_kwh", "export_price_eur_per_kwh",
                        "co2_g_per_kwh", "base_load_kw"}),
@@ -42,6 +42,7 @@ FIELDS: dict[str, frozenset[str]] = {
                           "max_energy_kwh", "initial_energy_kwh", "final_energy_kwh", "standing_loss_kw",
                           "heat_demand_kw"}),
     "grid_request": frozenset({"min_net_import_kw", "max_net_import_kw", "penalty_eur_per_kwh"}),
+    "circuit": frozenset({"id", "name", "limit_kw", "devices"}),
 }
 
 
@@ -327,9 +328,29 @@ def problem_from_dict(d: Any) -> Problem:
                 raise ProblemError(f"grid_request.max_net_import_kw[{t}]: must be >= min_net_import_kw[{t}]")
         gr = GridRequest(lo_, hi_, g.num("penalty_eur_per_kwh", None, lo=0))
 
+    device_names = {d.device for grp in (cycles, evs, bats, pvs, ths) for d in grp}
     return Problem(grid=grid, site=site, objective=objective, cycles=tuple(cycles), ev_sessions=tuple(evs),
                    batteries=tuple(bats), pv=tuple(pvs), thermal_storages=tuple(ths), grid_request=gr,
-                   do_not_disturb=tuple(dnd))
+                   do_not_disturb=tuple(dnd), circuits=_circuits(r, device_names))
+
+
+def _circuits(r: _Reader, device_names: set[str]) -> tuple[Circuit, ...]:
+    """Shared circuits (FORMAT.md "circuits"): every named device must be one of the problem's `device`s."""
+    out, seen = [], set()
+    for x in r.objects("circuits", "circuit"):
+        cid = x.string("id")
+        if not cid or cid in seen:
+            raise ProblemError(f"{x.p('id')}: must be a non-empty, unique string")
+        seen.add(cid)
+        names = x.get("devices")
+        if not isinstance(names, list) or not names or not all(isinstance(d, str) for d in names):
+            raise ProblemError(f"{x.p('devices')}: must be a non-empty list of device names")
+        for i, d in enumerate(names):
+            if d not in device_names:
+                raise ProblemError(f"{x.p('devices')}[{i}]: no device {d!r} in the problem")
+        out.append(Circuit(id=cid, name=x.string("name", cid), limit_kw=q_kw(x.num("limit_kw", lo=0, lo_open=True)),
+                           devices=tuple(dict.fromkeys(names))))
+    return tuple(out)
 
 
 # --------------------------------------------------------------------- to JSON
@@ -373,4 +394,6 @@ def problem_to_dict(p: Problem) -> dict:
             d["capacity_kwh"] = e.capacity_kwh
             d["initial_soc_pct"] = 100.0 - 100.0 * e.max_energy_kwh / e.capacity_kwh
         out["ev_sessions"].append(d)
+    if p.circuits:
+        out["circuits"] = [_jsonable(c) for c in p.circuits]
     return out

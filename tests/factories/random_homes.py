@@ -287,6 +287,32 @@ def _thermal(r: random.Random, g: _Grid) -> dict[str, Any]:
             "standing_loss_kw": round(r.uniform(0.02, 0.06), 3), "heat_demand_kw": demand}
 
 
+def _peak_kw(p: dict[str, Any], device: str) -> float:
+    """The largest power one device of the home can draw (kW)."""
+    peaks = [max(ph["power_w"] for ph in c["phases"]) / 1000 for c in p["cycles"] if c["device"] == device]
+    for e in p["ev_sessions"]:
+        if e["device"] == device:
+            steps = e.get("current_steps_a")
+            peaks.append(min(e["max_power_kw"], max(steps) * e["voltage_v"] * e["phases"] / 1000) if steps
+                         else e["max_power_kw"])
+    peaks += [th["electric_power_kw"] for th in p["thermal_storages"] if th["device"] == device]
+    return max(peaks, default=0.0)
+
+
+def _circuits(r: random.Random, p: dict[str, Any]) -> None:
+    """Issue 14 item 4: in about a third of the homes with two candidate devices, put two of them on one
+    shared circuit: the EV charger beside the water heater or an appliance (a garage breaker), or two
+    appliances on one phase. The limit lets the bigger one run alone at full power, not both at once."""
+    names = list(dict.fromkeys([c["device"] for c in p["cycles"]] + [e["device"] for e in p["ev_sessions"]]
+                               + [th["device"] for th in p["thermal_storages"]]))
+    if len(names) < 2 or r.random() >= 1 / 3:
+        return
+    pair = r.sample(names, 2)
+    a, b = (_peak_kw(p, x) for x in pair)
+    limit = round(max(a, b) + r.uniform(0.2, 0.8) * min(a, b), 3)
+    p["circuits"] = [{"id": "circuit-1", "name": "Shared breaker", "limit_kw": limit, "devices": pair}]
+
+
 def random_home(seed: int, kind: Optional[str] = None) -> dict[str, Any]:
     """One household problem; `kind` defaults to `CLASSES[seed % len(CLASSES)]`."""
     kind = kind or CLASSES[seed % len(CLASSES)]
@@ -342,6 +368,8 @@ def random_home(seed: int, kind: Optional[str] = None) -> dict[str, Any]:
     if kwp:
         p["pv"] = [{"id": "pv-1", "device": "PV-1", "name": "Roof", "forecast_kw": _pv_series(r, g, kwp),
                     "curtailable": r.random() < 0.4}]
+    physics = random.Random(f"{kind}:{seed}:physics")  # its own stream: the homes above stay as they were
+    _circuits(physics, p)
     p["_meta"] = {"class": kind, "seed": seed, "day": day.isoformat(), "tariff": tariff}
     return p
 

@@ -146,6 +146,8 @@ def check(problem: dict[str, Any], result: dict[str, Any]) -> tuple[float, list[
         if th.get("final_energy_kwh") is not None and e < th["final_energy_kwh"] - TOL:
             errs.append(f"thermal {th['id']} ends at {e:.3f}")
 
+    errs += _check_circuits(problem, dev, n)
+
     cost = 0.0
     gr = problem.get("grid_request") or {}
     for t in range(n):
@@ -164,6 +166,17 @@ def check(problem: dict[str, Any], result: dict[str, Any]) -> tuple[float, list[
             if lo is not None and x < lo - TOL or hi is not None and x > hi + TOL:
                 errs.append(f"grid request violated at {t}: {x:.3f}")
     return cost, errs
+
+
+def _check_circuits(problem: dict[str, Any], dev: dict[str, Any], n: int) -> list[str]:
+    """Shared circuits: the summed reported power of the named devices within +-limit_kw."""
+    errs = []
+    for ci in problem.get("circuits", []):
+        for t in range(n):
+            x = sum(d["power_kw"][t] for d in dev.values() if d["device"] in ci["devices"])
+            if abs(x) > ci["limit_kw"] + TOL:
+                errs.append(f"circuit {ci['id']} carries {x:.3f} kW at {t}")
+    return errs
 
 
 def shifted(iso: str, minutes: float) -> str:

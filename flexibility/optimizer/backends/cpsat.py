@@ -57,6 +57,8 @@ class CpsatModel:
         self.bat: dict[str, tuple[list, list]] = {}
         self.pv_u: dict[str, list] = {}
         self.th_p: dict[str, list[tuple[object, int]]] = {}
+        self.ev_d: dict[str, list[tuple[int, object]]] = {}  # V2G discharge: per EV, (slot, W variable)
+        self.hp_p: dict[str, tuple[str, list[tuple[object, int]]]] = {}  # space heating: id -> (device, per slot)
         self.imp: list = []
         self.exp: list = []
         self.symmetry = symmetry
@@ -71,6 +73,7 @@ class CpsatModel:
             _add_pv(self, pv)
         for th in cp.problem.thermal_storages:
             _add_thermal(self, th)
+        _add_circuits(self)
         _add_site(self)
         self.K = _set_objective(self)
         if hint is not None:
@@ -283,6 +286,74 @@ def _add_thermal(mm: CpsatModel, th: ThermalStorage) -> None:
     if th.final_energy_kwh is not None:
         md.add(e[-1] >= math.ceil(th.final_energy_kwh * E - 1e-6))
     mm.th_p[th.id] = terms
+
+
+def device_terms(mm: CpsatModel, device: str) -> tuple[list[list[tuple[object, int]]], list[int]]:
+    """Per slot, the variables (with power-unit coefficients) and the constant of one physical device
+    (consumption positive), read from the maps the `_add_*` functions leave."""
+    cp = mm.cp
+    terms: list[list[tuple[object, int]]] = [[] for _ in range(cp.n)]
+    const = [0] * cp.n
+    for cm in cp.cycles:
+        if cm.cycle.device != device:
+            continue
+        if cm.fixed:
+            o = cm.options[0]
+            for k, pk in enumerate(o.profile_kw):
+                const[o.first_slot + k] += mm.w(pk)
+            continue
+        for (x, _sm), o in zip(mm.cycle_x.get(cm.cycle.id, []), cm.options):
+            for k, pk in enumerate(o.profile_kw):
+                if pk:
+                    terms[o.first_slot + k].append((x, mm.w(pk)))
+    for e in cp.problem.ev_sessions:
+        if e.device == device:
+            for t, ts in mm.ev_p.get(e.id, []):
+                terms[t].extend(ts)
+            for t, v in mm.ev_d.get(e.id, []):
+                terms[t].append((v, -1))
+    for b in cp.problem.batteries:
+        if b.device == device:
+            c, d = mm.bat[b.id]
+            for t in range(cp.n):
+                terms[t] += [(c[t], 1), (d[t], -1)]
+    for pv in cp.problem.pv:
+        if pv.device == device:
+            cols = mm.pv_u.get(pv.id)
+            for t in range(cp.n):
+                if cols is None:
+                    const[t] -= mm.w(pv.forecast_kw[t])
+                else:
+                    terms[t].append((cols[t], -1))
+    for th in cp.problem.thermal_storages:
+        if th.device == device:
+            for t, term in enumerate(mm.th_p[th.id]):
+                terms[t].append(term)
+    for hp_device, hp_terms in mm.hp_p.values():
+        if hp_device == device:
+            for t, term in enumerate(hp_terms):
+                terms[t].append(term)
+    return terms, const
+
+
+def _add_circuits(mm: CpsatModel) -> None:
+    """Shared circuits: -limit <= the named devices' summed power <= limit in every slot."""
+    n = mm.cp.n
+    for ci in mm.cp.problem.circuits:
+        terms: list[list[tuple[object, int]]] = [[] for _ in range(n)]
+        const = [0] * n
+        for dev in ci.devices:
+            ts, cs = device_terms(mm, dev)
+            for t in range(n):
+                terms[t] += ts[t]
+                const[t] += cs[t]
+        L = mm.w(ci.limit_kw)
+        for t in range(n):
+            if not terms[t]:
+                if abs(const[t]) > L:
+                    mm.md.add_bool_or([])  # a fixed load above the limit: infeasible, as in the MILP
+                continue
+            mm.md.add_linear_constraint(sum(c * v for v, c in terms[t]), -L - const[t], L - const[t])
 
 
 def _add_site(mm: CpsatModel) -> None:

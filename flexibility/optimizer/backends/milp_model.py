@@ -41,6 +41,8 @@ class MilpModel:
         self.bat: dict[str, tuple[list[int], list[int], list[int]]] = {}
         self.pv_u: dict[str, list[int]] = {}
         self.th_p: dict[str, list[Term]] = {}
+        self.ev_d: dict[str, list[tuple[int, int]]] = {}  # V2G discharge: per EV, (slot, column)
+        self.hp_p: dict[str, tuple[str, list[Term]]] = {}  # space-heating heat pumps: id -> (device, per slot)
         self.imp: list[int] = []
         self.exp: list[Optional[int]] = []
         self.slacks: list[tuple[int, Callable[[float], Violation]]] = []
@@ -59,6 +61,7 @@ class MilpModel:
             _add_pv(self, pv)
         for th in cp.problem.thermal_storages:
             _add_thermal(self, th)
+        _add_circuits(self)
         _add_site(self)
 
     def slack(self, cost: float, make: Callable[[float], Violation], ub: float = INF) -> int:
@@ -352,6 +355,84 @@ def _add_heating_counts(mm: MilpModel, th: ThermalStorage, on: list[int]) -> Non
         S.append(j)
     for t, need in suffix:
         m.row([S[-1], S[t]], [1.0, -1.0], float(need), INF)
+
+
+def device_terms(mm: MilpModel, device: str) -> tuple[list[list[Term]], list[float]]:
+    """Per slot, the columns (with kW coefficients) and the constant kW of one physical device
+    (consumption positive), read from the column maps the `_add_*` functions leave."""
+    cp = mm.cp
+    terms: list[list[Term]] = [[] for _ in range(cp.n)]
+    const = [0.0] * cp.n
+    for cm in cp.cycles:
+        if cm.cycle.device != device:
+            continue
+        if cm.fixed:
+            o = cm.options[0]
+            for k, pk in enumerate(o.profile_kw):
+                const[o.first_slot + k] += pk
+            continue
+        for (j, _sm), o in zip(mm.cycle_x.get(cm.cycle.id, []), cm.options):
+            for k, pk in enumerate(o.profile_kw):
+                if pk:
+                    terms[o.first_slot + k].append((j, pk))
+    for e in cp.problem.ev_sessions:
+        if e.device == device:
+            for t, ts in mm.ev_p.get(e.id, []):
+                terms[t].extend(ts)
+            for t, j in mm.ev_d.get(e.id, []):  # V2G discharge, if any
+                terms[t].append((j, -1.0))
+    for b in cp.problem.batteries:
+        if b.device == device:
+            c, d, _soc = mm.bat[b.id]
+            for t in range(cp.n):
+                terms[t] += [(c[t], 1.0), (d[t], -1.0)]
+    for pv in cp.problem.pv:
+        if pv.device == device:
+            cols = mm.pv_u.get(pv.id)
+            for t in range(cp.n):
+                if cols is None:
+                    const[t] -= pv.forecast_kw[t]
+                else:
+                    terms[t].append((cols[t], -1.0))
+    for th in cp.problem.thermal_storages:
+        if th.device == device:
+            for t, term in enumerate(mm.th_p[th.id]):
+                terms[t].append(term)
+    for hp_id, (hp_device, hp_terms) in mm.hp_p.items():  # space-heating heat pumps, if any
+        if hp_device == device:
+            for t, term in enumerate(hp_terms):
+                terms[t].append(term)
+    return terms, const
+
+
+def _add_circuits(mm: MilpModel) -> None:
+    """Shared circuits: -limit <= the named devices' summed power <= limit in every slot (elastic: slack)."""
+    m = mm.m
+    for ci in mm.cp.problem.circuits:
+        terms: list[list[Term]] = [[] for _ in range(mm.cp.n)]
+        const = [0.0] * mm.cp.n
+        for dev in ci.devices:
+            ts, cs = device_terms(mm, dev)
+            for t in range(mm.cp.n):
+                terms[t] += ts[t]
+                const[t] += cs[t]
+        L = ci.limit_kw
+        for t in range(mm.cp.n):
+            idx, val = [j for j, _ in terms[t]], [c for _, c in terms[t]]
+            if not idx:
+                if abs(const[t]) <= L + 1e-9:
+                    continue
+                idx, val = [m.var(0.0, 0.0)], [1.0]  # fixed loads alone above the limit (the pre-check says so)
+            if mm.elastic:
+                # a breaker is physics: the explanation rather gives up energy or a cycle than the limit
+                s = mm.slack(10 * ELASTIC_PER_KWH * mm.cp.dt_h, lambda v, t=t, ci=ci: Violation(
+                    ci.id, "circuit_limit", v, "kW", t, f"circuit '{ci.name}' {v:.2f} kW above its limit"))
+                m.row(idx + [s], val + [-1.0], -INF, L - const[t])
+                s2 = mm.slack(10 * ELASTIC_PER_KWH * mm.cp.dt_h, lambda v, t=t, ci=ci: Violation(
+                    ci.id, "circuit_limit", v, "kW", t, f"circuit '{ci.name}' {v:.2f} kW above its limit"))
+                m.row(idx + [s2], val + [1.0], -L - const[t], INF)
+            else:
+                m.row(idx, val, -L - const[t], L - const[t])
 
 
 def _add_site(mm: MilpModel) -> None:
