@@ -556,3 +556,28 @@ class MeasurementDay(models.Model):
         constraints = [models.UniqueConstraint(fields=["home", "device", "day"], nulls_distinct=False,
                                                name="devices_telemetry_one_per_day")]
         indexes = [models.Index(fields=["home", "day"], name="devices_day_home_day")]
+
+
+# ------------------------------------------------------------ shared circuits (issue 14, item 4)
+class Circuit(TimeStampedModel):
+    """A breaker or phase several devices of a home share: the planner keeps their summed power within
+    `limit_kw` (beside the home's contracted power), e.g. two EV chargers on one 32 A breaker."""
+
+    home = models.ForeignKey(Home, on_delete=models.CASCADE, related_name="circuits")
+    name = models.CharField(max_length=120)
+    limit_kw = models.FloatField(validators=[MinValueValidator(0.1), MaxValueValidator(1000)],
+                                 help_text="The most the devices on it may draw together (kW).")
+    devices = models.ManyToManyField(Device, related_name="circuits", blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["home", "name"], name="circuit_name_unique_per_home")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.limit_kw:g} kW)"
+
+    def check_devices(self, devices) -> None:
+        """Every device must belong to the circuit's home (a many-to-many is not seen by clean())."""
+        foreign = [d.pk for d in devices if d.home_id != self.home_id]
+        if foreign:
+            raise ValidationError({"devices": f"Devices {foreign} belong to another home."})

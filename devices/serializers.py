@@ -10,7 +10,7 @@ from rest_framework import serializers
 from energy_manager.api_input import InstantField, StrictFloatField, StrictSerializerMixin
 
 from .models import (
-    CONTRACTED_POWER_STEPS_KVA, ComfortPreference, Cycle, Device, DeviceType, DoNotDisturbWindow, EVSession, Home,
+    CONTRACTED_POWER_STEPS_KVA, Circuit, ComfortPreference, Cycle, Device, DeviceType, DoNotDisturbWindow, EVSession, Home,
     Hub, Measurement, SignalKind, SignalSeries, Tariff,
 )
 from .permissions import OwnedRelatedField, SignalScopeField, writes_any_scope
@@ -303,4 +303,20 @@ class TariffSerializer(StrictModelSerializer):
                   "spot_multiplier", "spot_adder_eur_per_kwh", "vat_pct", "export_kind", "export_price_eur_per_kwh",
                   "export_spot_multiplier", "export_spot_adder_eur_per_kwh", "source"]
         read_only_fields = ["is_default", "source"]
+        validators: list = []
+
+
+# --- shared circuits (issue 14, item 4) ----------------------------------------------
+
+class CircuitSerializer(StrictModelSerializer):
+    home = OwnedRelatedField(queryset=Home.objects.all(), owner_path="owner")
+    devices = OwnedRelatedField(queryset=Device.objects.all(), owner_path="home__owner", many=True, required=False,
+                                help_text="Ids of the devices on this breaker or phase (of the same home).")
+    limit_kw = StrictFloatField(min_value=0.1, max_value=1000,
+                                help_text="The most the devices on it may draw together (kW).")
+
+    class Meta:
+        model = Circuit
+        fields = ["id", "home", "name", "limit_kw", "devices", "created_at", "updated_at"]
+        create_only_fields = ["home"]
         validators: list = []

@@ -14,5 +14,6 @@ router.register("ev-sessions", views.EVSessionViewSet, basename="ev-session")
 router.register("signals", views.SignalViewSet, basename="signal")
 router.register("measurements", views.MeasurementViewSet, basename="measurement")
 router.register("tariffs", views.TariffViewSet, basename="tariff")
+router.register("circuits", views.CircuitViewSet, basename="circuit")
 
 urlpatterns = router.urls

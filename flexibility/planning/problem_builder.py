@@ -212,6 +212,9 @@ def build_problem(
         "pv": _pv(home, devices, start, slots, missing),
         "thermal_storages": _thermal(home, devices, start, slots, missing),
     }
+    circuits = _circuits(home, problem)  # issue 14 item 4
+    if circuits:
+        problem["circuits"] = circuits
     if co2 is not None:
         problem["site"]["co2_g_per_kwh"] = co2
     if grid_request is not None:
@@ -455,6 +458,19 @@ def _thermal(home: Home, devices: Iterable[Device], start: datetime, slots: int,
             "standing_loss_kw": float(p.get("standing_loss_kw", 0.0)),
             "heat_demand_kw": [round(w / 1000.0, 4) for w in demand],
         })
+    return out
+
+
+def _circuits(home: Home, problem: dict) -> list[dict]:
+    """The home's shared circuits, over the devices the problem plans (a device the HEMS may not plan, or with
+    nothing to plan in the horizon, is left out: its draw is in the base load forecast)."""
+    planned = {x["device"] for key in ("cycles", "ev_sessions", "batteries", "pv", "thermal_storages", "heat_pumps")
+               for x in problem.get(key, [])}
+    out = []
+    for c in home.circuits.prefetch_related("devices").order_by("id"):
+        names = [d.serial_number for d in c.devices.all() if d.serial_number in planned]
+        if names:
+            out.append({"id": f"circuit-{c.pk}", "name": c.name, "limit_kw": float(c.limit_kw), "devices": names})
     return out
 
 

@@ -53,6 +53,24 @@ class ScheduleDeviceSerializer(serializers.Serializer):
     energy_kwh = serializers.FloatField(required=False)
     saving_eur = serializers.FloatField(allow_null=True, help_text="This device's own saving against the baseline.")
     reason = serializers.CharField(allow_null=True, help_text="What the plan does with the device and why.")
+    charge_kw = serializers.ListField(child=serializers.FloatField(), required=False,
+                                      help_text="V2G EVs: charging power per slot (power_kw is charge - discharge).")
+    discharge_kw = serializers.ListField(child=serializers.FloatField(), required=False,
+                                         help_text="V2G EVs: discharging power per slot (to the home or the grid).")
+    indoor_temperature_c = serializers.ListField(child=serializers.FloatField(), required=False,
+                                                 help_text="Space heating: planned indoor temperature at each slot "
+                                                           "boundary (slots + 1 values).")
+    comfort_min_c = serializers.ListField(child=serializers.FloatField(), required=False)
+    comfort_max_c = serializers.ListField(child=serializers.FloatField(), required=False)
+    outdoor_temperature_c = serializers.ListField(child=serializers.FloatField(), required=False)
+
+
+class ScheduleCircuitSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    limit_kw = serializers.FloatField()
+    devices = serializers.ListField(child=serializers.CharField(), help_text="Serial numbers of the devices on it.")
+    power_kw = serializers.ListField(child=serializers.FloatField(), help_text="Planned summed power per slot.")
 
 
 class ScheduleSerializer(serializers.Serializer):
@@ -81,6 +99,7 @@ class ScheduleSerializer(serializers.Serializer):
     baseline_co2_kg = serializers.FloatField()
     devices = ScheduleDeviceSerializer(many=True)
     reasons = serializers.ListField(child=serializers.CharField())
+    circuits = ScheduleCircuitSerializer(many=True, help_text="Shared circuits and their planned load.")
 
     def to_representation(self, instance):
         return super().to_representation(schedule_view(instance) if isinstance(instance, Schedule) else instance)

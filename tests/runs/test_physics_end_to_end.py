@@ -1,0 +1,42 @@
+"""Issue 14 items 3-5 end to end: set over the API, planned by a real Celery worker, visible in the stored schedule."""
+from __future__ import annotations
+
+import pytest
+
+from devices.models import Device
+
+from .conftest import client_for
+from .test_workers import QUEUES, final_run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def plan(client, home, worker) -> dict:
+    response = client.post(f"/api/v1/homes/{home.pk}/optimizations", {}, format="json")
+    assert response.status_code in (200, 202), response.content  # 200: the re-plan the change queued, same input
+    run = final_run(response.json()["id"], worker=worker)
+    assert run.status == "succeeded", (run.error, run.explanation, worker.log())
+    body = client.get(response.json()["status_url"]).json()
+    return {"run": run, "schedule": body["schedule"]}
+
+
+def test_shared_circuit_set_over_the_api_is_planned_by_a_worker(home, owner_client, stranger, celery_worker):
+    ev, washer = (Device.objects.get(home=home, serial_number=s) for s in ("EVC-1", "WM-1"))
+    body = {"home": home.pk, "name": "Garage", "limit_kw": 7.4, "devices": [ev.pk, washer.pk]}
+    assert client_for(stranger).post("/api/v1/circuits/", body, format="json").status_code == 400  # not their home
+    bad = owner_client.post("/api/v1/circuits/", {**body, "limit_kw": "7.4"}, format="json")
+    assert bad.status_code == 400 and "limit_kw" in bad.json()["error"]["fields"], bad.content
+    created = owner_client.post("/api/v1/circuits/", body, format="json")
+    assert created.status_code == 201, created.content
+    assert client_for(stranger).get(f"/api/v1/circuits/{created.json()['id']}/").status_code == 404
+
+    worker = celery_worker(queues=QUEUES, concurrency=1)
+    out = plan(owner_client, home, worker)
+    assert out["run"].problem["circuits"] == [{"id": f"circuit-{created.json()['id']}", "name": "Garage",
+                                               "limit_kw": 7.4, "devices": ["WM-1", "EVC-1"]}]
+    (circuit,) = out["schedule"]["circuits"]
+    assert circuit["name"] == "Garage" and max(circuit["power_kw"]) <= 7.4 + 1e-6
+    items = {d["serial_number"]: d for d in out["schedule"]["devices"]}
+    summed = [items["EVC-1"]["power_kw"][t] + items["WM-1"]["power_kw"][t] for t in range(len(circuit["power_kw"]))]
+    assert summed == pytest.approx(circuit["power_kw"], abs=1e-3)
+    assert max(items["EVC-1"]["power_kw"]) > 0 and max(items["WM-1"]["power_kw"]) > 0
