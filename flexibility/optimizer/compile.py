@@ -183,6 +183,14 @@ def ev_model(p: Problem, e: EVSession) -> EVModel:
     return EVModel(e, slots, e.energy_kwh, e.max_energy_kwh, levels, levels is None and e.min_power_kw > 0)
 
 
+def _v2g_may_export(evs: list[EVModel], may_export: list[bool]) -> None:
+    """A V2G car that may export can feed the grid in every slot it is plugged in (issue 14 item 3)."""
+    for em in evs:
+        if em.ev.v2g and em.ev.export_allowed:
+            for t in em.slots:
+                may_export[t] = True
+
+
 def compile_problem(p: Problem) -> Compiled:
     g, s = p.grid, p.site
     n = g.slots
@@ -221,5 +229,6 @@ def compile_problem(p: Problem) -> Compiled:
             may_export[t] = False
     cycles = [cycle_model(p, c, base, relief) for c in p.cycles]
     evs = [ev_model(p, e) for e in p.ev_sessions]
+    _v2g_may_export(evs, may_export)
     return Compiled(p, n, g.dt_h, base, pv_fixed, w_imp, w_exp, cycles, evs, excl_bat, excl_grid, may_export,
                     cost_norm, co2_norm)

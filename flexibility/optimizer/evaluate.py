@@ -85,7 +85,7 @@ def evaluate(problem: Problem, schedule: Schedule, compiled: Optional[Compiled] 
         energy = sum(p) * dt * e.efficiency
         if energy < em.need_kwh - TOL_KWH:
             v(e.id, "energy", em.need_kwh - energy, "kWh", f"EV '{e.name}' gets {energy:.2f} of {em.need_kwh:.2f} kWh")
-        if em.max_kwh is not None and energy > em.max_kwh + TOL_KWH:
+        if em.max_kwh is not None and energy > em.max_kwh + TOL_KWH and not e.v2g:  # V2G: `_check_v2g`
             v(e.id, "capacity", energy - em.max_kwh, "kWh", f"EV '{e.name}' overfilled")
 
     # batteries
@@ -148,6 +148,7 @@ def evaluate(problem: Problem, schedule: Schedule, compiled: Optional[Compiled] 
         soc[th.id] = traj
 
     _check_circuits(problem, cp, schedule, v)
+    _check_v2g(problem, cp, schedule, v, net)
 
     # site
     cost = co2 = pen = obj = 0.0
@@ -220,3 +221,48 @@ def _check_circuits(problem: Problem, cp: Compiled, schedule: Schedule, v) -> No
             if abs(x) > ci.limit_kw + TOL_KW:
                 v(ci.id, "circuit_limit", abs(x) - ci.limit_kw, "kW",
                   f"circuit '{ci.name}' carries {abs(x):.2f} kW, above its limit of {ci.limit_kw:.2f} kW", t)
+
+
+def _check_v2g(problem: Problem, cp: Compiled, schedule: Schedule, v, net: list[float]) -> None:
+    """V2G sessions (issue 14 item 3): discharge limits, the car's energy within [floor, room] after every slot
+    and at least the need at departure, no charging and discharging at once where the model forbids it, and
+    no export from a car that may not export. Subtracts the discharge from `net`."""
+    n, dt = problem.grid.slots, problem.grid.dt_h
+    for em in cp.evs:
+        e = em.ev
+        d = schedule.ev_discharge_kw.get(e.id, [0.0] * n)
+        if not e.v2g:
+            if any(x > TOL_KW for x in d):
+                v(e.id, "discharge", max(d), "kW", f"EV '{e.name}' may not discharge")
+            continue
+        c = schedule.ev_kw.get(e.id, [0.0] * n)
+        allowed = set(em.slots)
+        both_forbidden = em.levels_kw is not None or em.semicontinuous
+        acc = 0.0
+        for t in range(n):
+            if d[t] < -TOL_KW or d[t] > e.max_discharge_kw + TOL_KW:
+                v(e.id, "discharge_power", d[t], "kW", f"EV '{e.name}' discharge power out of range", t)
+            if d[t] > TOL_KW and t not in allowed:
+                v(e.id, "availability", d[t], "kW", f"EV '{e.name}' discharges while away", t)
+            if c[t] > TOL_KW and d[t] > TOL_KW and (both_forbidden or t in cp.exclusive_battery_slots):
+                v(e.id, "exclusive", min(c[t], d[t]), "kW", f"EV '{e.name}' charges and discharges at once", t)
+            acc += (c[t] * e.efficiency - d[t] / e.discharge_efficiency) * dt
+            if acc < e.floor_kwh - TOL_KWH:
+                v(e.id, "min_soc", e.floor_kwh - acc, "kWh", f"EV '{e.name}' below its minimum SoC", t)
+            if em.max_kwh is not None and acc > em.max_kwh + TOL_KWH:
+                v(e.id, "capacity", acc - em.max_kwh, "kWh", f"EV '{e.name}' overfilled", t)
+            net[t] -= d[t]
+        if acc < em.need_kwh - TOL_KWH:
+            v(e.id, "energy", em.need_kwh - acc, "kWh", f"EV '{e.name}' leaves with {acc:.2f} of {em.need_kwh:.2f} kWh")
+    no_export = [e for e in problem.ev_sessions if e.v2g and not e.export_allowed]
+    if not no_export:
+        return
+    for t in range(n):
+        if not any(schedule.ev_discharge_kw.get(e.id, [0.0] * n)[t] > TOL_KW for e in no_export):
+            continue
+        gen = sum(schedule.pv_kw.get(pv.id, list(pv.forecast_kw))[t] for pv in problem.pv)
+        gen += sum(schedule.battery_discharge_kw.get(b.id, [0.0] * n)[t] for b in problem.batteries)
+        gen += sum(schedule.ev_discharge_kw.get(e.id, [0.0] * n)[t] for e in problem.ev_sessions
+                   if e.v2g and e.export_allowed)
+        if net[t] + gen < -TOL_KW:
+            v("site", "v2g_export", -(net[t] + gen), "kW", "an EV that may not export feeds the grid", t)

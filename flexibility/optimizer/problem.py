@@ -133,6 +133,24 @@ class EVSession:
     efficiency: float = 1.0
     capacity_kwh: Optional[float] = None
     max_energy_kwh: Optional[float] = None
+    # vehicle-to-home / vehicle-to-grid (issue 14 item 3): 0 kW = the car only charges
+    max_discharge_kw: float = 0.0
+    discharge_efficiency: float = 1.0  # car battery kWh -> AC kWh
+    min_soc_pct: Optional[float] = None  # never below this while plugged in ("keep 40 % in case I must leave")
+    export_allowed: bool = False  # False: discharge only covers the home's own consumption
+
+    @property
+    def v2g(self) -> bool:
+        return self.max_discharge_kw > 0
+
+    @property
+    def floor_kwh(self) -> float:
+        """The lowest delivered energy (kWh, <= 0) the car may reach while plugged in: its minimum SoC (or
+        empty) relative to its SoC at arrival; 0 without V2G."""
+        if not self.v2g or self.capacity_kwh is None or self.max_energy_kwh is None:
+            return 0.0
+        initial = self.capacity_kwh - self.max_energy_kwh
+        return min(0.0, self.capacity_kwh * (self.min_soc_pct or 0.0) / 100.0 - initial)
 
     def power_levels_kw(self) -> Optional[tuple[float, ...]]:
         """Allowed non-zero powers when charging in discrete current steps, else None."""

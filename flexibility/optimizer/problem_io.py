@@ -34,7 +34,7 @@ FIELDS: dict[str, frozenset[str]] = {
     "phase": frozenset({"duration_min", "power_w", "expected_power_w", "max_power_w", "order"}),
     "ev": frozenset({"id", "device", "name", "arrival", "departure", "energy_kwh", "target_soc_pct", "capacity_kwh",
                      "initial_soc_pct", "min_power_kw", "max_power_kw", "current_steps_a", "phases", "voltage_v",
-                     "efficiency"}),
+                     "efficiency", "max_discharge_kw", "discharge_efficiency", "min_soc_pct", "export_allowed"}),
     "battery": frozenset({"id", "device", "name", "capacity_kwh", "initial_soc_pct", "min_soc_pct", "final_soc_pct",
                           "max_charge_kw", "max_discharge_kw", "charge_efficiency", "discharge_efficiency"}),
     "pv": frozenset({"id", "device", "name", "forecast_kw", "curtailable"}),
@@ -280,7 +280,7 @@ def problem_from_dict(d: Any) -> Problem:
                        min_power_kw=mn, max_power_kw=mx, current_steps_a=steps, phases=phases,
                        voltage_v=x.num("voltage_v", 230.0, lo=0, lo_open=True),
                        efficiency=x.num("efficiency", 1.0, lo=0, hi=1, lo_open=True),
-                       capacity_kwh=cap, max_energy_kwh=max_energy)
+                       capacity_kwh=cap, max_energy_kwh=max_energy, **_v2g(x, cap))
         if steps is not None and not ev.power_levels_kw():
             raise ProblemError(f"{x.p('current_steps_a')}: no step fits under max_power_kw")
         evs.append(ev)
@@ -332,6 +332,17 @@ def problem_from_dict(d: Any) -> Problem:
     return Problem(grid=grid, site=site, objective=objective, cycles=tuple(cycles), ev_sessions=tuple(evs),
                    batteries=tuple(bats), pv=tuple(pvs), thermal_storages=tuple(ths), grid_request=gr,
                    do_not_disturb=tuple(dnd), circuits=_circuits(r, device_names))
+
+
+def _v2g(x: _Reader, capacity_kwh: Optional[float]) -> dict[str, Any]:
+    """V2G fields of an EV session (FORMAT.md "V2G"): discharging needs the car's capacity (its SoC)."""
+    out = {"max_discharge_kw": q_kw(x.num("max_discharge_kw", 0.0, lo=0)),
+           "discharge_efficiency": x.num("discharge_efficiency", 1.0, lo=0, hi=1, lo_open=True),
+           "min_soc_pct": x.num("min_soc_pct", None, lo=0, hi=100),
+           "export_allowed": x.boolean("export_allowed", False)}
+    if out["max_discharge_kw"] > 0 and capacity_kwh is None:
+        raise ProblemError(f"{x.p('capacity_kwh')}: required with max_discharge_kw (the car's state of charge)")
+    return out
 
 
 def _circuits(r: _Reader, device_names: set[str]) -> tuple[Circuit, ...]:

@@ -116,6 +116,8 @@ def devices_view(cp: Compiled, sch: Schedule, ev: Evaluation) -> dict[str, dict[
             traj.append(round(acc, 4))
         out[e.id] = {"kind": "ev", "device": e.device, "name": e.name, "power_kw": pw, "soc_kwh": traj,
                      "energy_kwh": round(acc, 4)}
+        if e.v2g:
+            out[e.id].update(_v2g_view(e, sch, n, dt))
     for b in p.batteries:
         c = sch.battery_charge_kw.get(b.id, [0.0] * n)
         d = sch.battery_discharge_kw.get(b.id, [0.0] * n)
@@ -132,6 +134,19 @@ def devices_view(cp: Compiled, sch: Schedule, ev: Evaluation) -> dict[str, dict[
                       "power_kw": [round(x, 4) for x in sch.thermal_kw.get(th.id, [0.0] * n)],
                       "soc_kwh": [round(x, 4) for x in ev.soc_kwh.get(th.id, [])]}
     return out
+
+
+def _v2g_view(e, sch: Schedule, n: int, dt: float) -> dict[str, Any]:
+    """A V2G session's entries: power_kw = charge - discharge, both series, and the energy delivered so far
+    (negative while the car has given more than it got) after each slot."""
+    c = [round(x, 4) for x in sch.ev_kw.get(e.id, [0.0] * n)]
+    d = [round(x, 4) for x in sch.ev_discharge_kw.get(e.id, [0.0] * n)]
+    acc, traj = 0.0, [0.0]
+    for t in range(n):
+        acc += (c[t] * e.efficiency - d[t] / e.discharge_efficiency) * dt
+        traj.append(round(acc, 4))
+    return {"power_kw": [round(c[t] - d[t], 4) for t in range(n)], "charge_kw": c, "discharge_kw": d,
+            "soc_kwh": traj, "energy_kwh": round(acc, 4)}
 
 
 def schedule_from_result(problem: Problem, result: dict[str, Any]) -> Schedule:
@@ -154,7 +169,9 @@ def schedule_from_result(problem: Problem, result: dict[str, Any]) -> Schedule:
             raise ValueError(f"{c.id}: not scheduled")
         sch.cycle_start_min[c.id] = round(g.offset_min(datetime.fromisoformat(start)), 6)
     for e in problem.ev_sessions:
-        sch.ev_kw[e.id] = series(devices[e.id], "power_kw")
+        sch.ev_kw[e.id] = series(devices[e.id], "charge_kw" if e.v2g else "power_kw")
+        if e.v2g:
+            sch.ev_discharge_kw[e.id] = series(devices[e.id], "discharge_kw")
     for b in problem.batteries:
         sch.battery_charge_kw[b.id] = series(devices[b.id], "charge_kw")
         sch.battery_discharge_kw[b.id] = series(devices[b.id], "discharge_kw")

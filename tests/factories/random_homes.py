@@ -299,6 +299,23 @@ def _peak_kw(p: dict[str, Any], device: str) -> float:
     return max(peaks, default=0.0)
 
 
+def _v2g(r: random.Random, p: dict[str, Any]) -> None:
+    """Issue 14 item 3: about a third of the cars may discharge (bidirectional charger up to its charge power),
+    with a minimum SoC at every time in half of them and export allowed in half."""
+    for e in p["ev_sessions"]:
+        if r.random() >= 1 / 3:
+            continue
+        if e.get("capacity_kwh") is None:  # discharging needs the car's state of charge
+            e["capacity_kwh"] = r.choice([40.0, 58.0, 77.0])
+            e["initial_soc_pct"] = round(r.uniform(20, 60), 1)
+            e["energy_kwh"] = min(e["energy_kwh"], round((100 - e["initial_soc_pct"]) / 100 * e["capacity_kwh"], 2))
+        e["max_discharge_kw"] = round(min(e["max_power_kw"], r.choice([3.68, 7.36, 11.0])), 3)
+        e["discharge_efficiency"] = round(r.uniform(0.88, 0.95), 3)
+        if r.random() < 0.5:
+            e["min_soc_pct"] = r.choice([20.0, 30.0, 40.0])
+        e["export_allowed"] = r.random() < 0.5
+
+
 def _circuits(r: random.Random, p: dict[str, Any]) -> None:
     """Issue 14 item 4: in about a third of the homes with two candidate devices, put two of them on one
     shared circuit: the EV charger beside the water heater or an appliance (a garage breaker), or two
@@ -369,6 +386,7 @@ def random_home(seed: int, kind: Optional[str] = None) -> dict[str, Any]:
         p["pv"] = [{"id": "pv-1", "device": "PV-1", "name": "Roof", "forecast_kw": _pv_series(r, g, kwp),
                     "curtailable": r.random() < 0.4}]
     physics = random.Random(f"{kind}:{seed}:physics")  # its own stream: the homes above stay as they were
+    _v2g(physics, p)
     _circuits(physics, p)
     p["_meta"] = {"class": kind, "seed": seed, "day": day.isoformat(), "tariff": tariff}
     return p

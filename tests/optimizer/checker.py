@@ -80,7 +80,7 @@ def check(problem: dict[str, Any], result: dict[str, Any]) -> tuple[float, list[
                 errs.append(f"{dname}: cycles {a[2]} and {b[2]} overlap")
 
     for e in problem.get("ev_sessions", []):
-        p = dev[e["id"]]["power_kw"]
+        p = dev[e["id"]].get("charge_kw", dev[e["id"]]["power_kw"])  # a V2G car: charge here, discharge below
         arr, dep = minute(_t(e["arrival"])), minute(_t(e["departure"]))
         steps = e.get("current_steps_a")
         levels = None
@@ -105,7 +105,7 @@ def check(problem: dict[str, Any], result: dict[str, Any]) -> tuple[float, list[
         need = e["energy_kwh"] if e.get("energy_kwh") is not None else max(0.0, (e["target_soc_pct"] - ini) / 100 * cap)
         if got < need - TOL:
             errs.append(f"EV {e['id']} gets {got:.3f} < {need} kWh")
-        if cap is not None and got > (100 - ini) / 100 * cap + TOL:
+        if cap is not None and got > (100 - ini) / 100 * cap + TOL and not e.get("max_discharge_kw"):
             errs.append(f"EV {e['id']} gets {got:.3f} kWh, more than fits in the car")
 
     for b in problem.get("batteries", []):
@@ -147,6 +147,7 @@ def check(problem: dict[str, Any], result: dict[str, Any]) -> tuple[float, list[
             errs.append(f"thermal {th['id']} ends at {e:.3f}")
 
     errs += _check_circuits(problem, dev, n)
+    errs += _check_v2g(problem, dev, n, dt, net)
 
     cost = 0.0
     gr = problem.get("grid_request") or {}
@@ -176,6 +177,47 @@ def _check_circuits(problem: dict[str, Any], dev: dict[str, Any], n: int) -> lis
             x = sum(d["power_kw"][t] for d in dev.values() if d["device"] in ci["devices"])
             if abs(x) > ci["limit_kw"] + TOL:
                 errs.append(f"circuit {ci['id']} carries {x:.3f} kW at {t}")
+    return errs
+
+
+def _check_v2g(problem: dict[str, Any], dev: dict[str, Any], n: int, dt: float, net: list[float]) -> list[str]:
+    """V2G cars: discharge within its limit while plugged in, the SoC replayed within [minimum SoC or empty,
+    full] and at the target at departure, no export from a car that may not export; subtracts the discharge
+    from `net`."""
+    errs = []
+    res = problem["resolution_min"]
+    start = _t(problem["start"])
+    no_export_slots = set()
+    for e in problem.get("ev_sessions", []):
+        if not e.get("max_discharge_kw"):
+            continue
+        d, c = dev[e["id"]]["discharge_kw"], dev[e["id"]]["charge_kw"]
+        cap, ini = e["capacity_kwh"], e.get("initial_soc_pct") or 0.0
+        soc = cap * ini / 100
+        floor = min(soc, cap * (e.get("min_soc_pct") or 0.0) / 100)
+        arr = (_t(e["arrival"]) - start).total_seconds() / 60
+        dep = (_t(e["departure"]) - start).total_seconds() / 60
+        for t in range(n):
+            if d[t] < -TOL or d[t] > e["max_discharge_kw"] + TOL:
+                errs.append(f"EV {e['id']} discharge {d[t]} out of range")
+            if d[t] > TOL and (t * res < arr - 1e-6 or (t + 1) * res > dep + 1e-6):
+                errs.append(f"EV {e['id']} discharges while away at {t}")
+            soc += (c[t] * e.get("efficiency", 1.0) - d[t] / e.get("discharge_efficiency", 1.0)) * dt
+            if soc < floor - TOL or soc > cap + TOL:
+                errs.append(f"EV {e['id']} SoC {soc:.3f} kWh outside [{floor:.3f}, {cap}] at {t}")
+            net[t] -= d[t]
+            if d[t] > TOL and not e.get("export_allowed"):
+                no_export_slots.add(t)
+        need = e.get("energy_kwh")
+        target = cap * ini / 100 + need if need is not None else cap * e["target_soc_pct"] / 100
+        if soc < target - TOL:
+            errs.append(f"EV {e['id']} leaves at {soc:.3f} kWh, below its target {target:.3f}")
+    for t in sorted(no_export_slots):
+        gen = sum(-d["power_kw"][t] for d in dev.values() if d["kind"] in ("pv", "battery") and d["power_kw"][t] < 0)
+        gen += sum(dev[e["id"]]["discharge_kw"][t] for e in problem.get("ev_sessions", [])
+                   if e.get("max_discharge_kw") and e.get("export_allowed"))
+        if net[t] + gen < -TOL:
+            errs.append(f"an EV that may not export feeds {-(net[t] + gen):.3f} kW to the grid at {t}")
     return errs
 
 

@@ -74,6 +74,7 @@ class CpsatModel:
         for th in cp.problem.thermal_storages:
             _add_thermal(self, th)
         _add_circuits(self)
+        _add_v2g_no_export(self)
         _add_site(self)
         self.K = _set_objective(self)
         if hint is not None:
@@ -124,6 +125,7 @@ class CpsatModel:
             sch.pv_kw[pv.id] = list(pv.forecast_kw) if cols is None else [s.value(v) / self.W for v in cols]
         for tid, terms in self.th_p.items():
             sch.thermal_kw[tid] = [c * s.value(v) / self.W for v, c in terms]
+        _extract_physics(self, s, sch)
         return sch
 
 
@@ -213,8 +215,73 @@ def _add_ev(mm: CpsatModel, em: EVModel) -> None:
     per = e.efficiency * dt / mm.W  # kWh delivered per W-slot
     expr = sum(c * v for v, c in total)
     md.add(expr >= math.ceil(em.need_kwh / per - 1e-6))
-    if em.max_kwh is not None:
+    if em.max_kwh is not None and not e.v2g:  # with V2G the room is kept slot by slot
         md.add(expr <= math.floor(em.max_kwh / per + 1e-6))
+    _add_ev_discharge(mm, em, slots)
+
+
+V2G_ROOM_SLACK_KWH = 5e-4  # below the evaluator's 1e-3 kWh tolerance
+
+
+def _add_ev_discharge(mm: CpsatModel, em: EVModel, slots: list[tuple[int, list[tuple[object, int]]]]) -> None:
+    """V2G (issue 14 item 3), as in the MILP: discharge in W, the car's energy in Wh/S after every slot within
+    [floor, room] (charging floored, discharging ceiled: conservative), a charge-or-discharge Boolean where the
+    MILP has its binary, and the delivered energy at departure >= the need."""
+    e, md, cp = em.ev, mm.md, mm.cp
+    if not e.v2g or not slots:
+        return
+    dt = cp.dt_h
+    S = _scale(min(e.efficiency * dt, dt / e.discharge_efficiency))
+    kc = math.floor(e.efficiency * dt * S)
+    kd = math.ceil(dt / e.discharge_efficiency * S)
+    E = mm.W * S  # units per kWh
+    lo = math.ceil(e.floor_kwh * E - 1e-6)
+    # the room gets V2G_ROOM_SLACK_KWH: with floored charging, a car that must end exactly full (need = room)
+    # would otherwise have to hit one integer value, a number-theory puzzle CP-SAT cannot solve in time
+    hi = (math.floor((em.max_kwh + V2G_ROOM_SLACK_KWH) * E) if em.max_kwh is not None
+          else kc * mm.w(e.max_power_kw) * len(slots))
+    prev = 0
+    cells = []
+    for t, terms in slots:
+        d = md.new_int_var(0, mm.w(e.max_discharge_kw), "")
+        cells.append((t, d))
+        mm.loads[t].append((d, -1))
+        soc = md.new_int_var(lo, max(lo, hi), "")
+        charge = sum(c * v for v, c in terms)
+        md.add(soc == prev + kc * charge - kd * d)
+        prev = soc
+        if t in cp.exclusive_battery_slots or em.levels_kw is not None or em.semicontinuous:
+            z = md.new_bool_var("")
+            md.add(charge == 0).only_enforce_if(~z)
+            md.add(d == 0).only_enforce_if(z)
+    md.add(prev >= math.ceil(em.need_kwh * E - 1e-6))
+    mm.ev_d[e.id] = cells
+
+
+def _add_v2g_no_export(mm: CpsatModel) -> None:
+    """A V2G car that may not export only covers the home's own consumption (as in the MILP)."""
+    cp = mm.cp
+    p = cp.problem
+    if not any(e.v2g and not e.export_allowed for e in p.ev_sessions):
+        return
+    gen = {v.index for cols in mm.pv_u.values() for v in cols}
+    gen |= {v.index for _c, d in mm.bat.values() for v in d}
+    gen |= {v.index for e in p.ev_sessions if e.export_allowed for _t, v in mm.ev_d.get(e.id, [])}
+    slots = {t for e in p.ev_sessions if not e.export_allowed for t, _v in mm.ev_d.get(e.id, [])}
+    for t in sorted(slots):
+        own = sum(c * v for v, c in mm.loads[t] if v.index not in gen)
+        mm.md.add(own >= -(mm.const[t] + mm.w(cp.pv_fixed_kw[t])))
+
+
+def _extract_physics(mm: CpsatModel, s: cp_model.CpSolver, sch: Schedule) -> None:
+    """Issue 14 decisions: V2G discharge and space-heating power."""
+    for eid, cells in mm.ev_d.items():
+        d = [0.0] * mm.cp.n
+        for t, v in cells:
+            d[t] = s.value(v) / mm.W
+        sch.ev_discharge_kw[eid] = d
+    for hid, (_dev, terms) in mm.hp_p.items():
+        sch.heat_pump_kw[hid] = [c * s.value(v) / mm.W for v, c in terms]
 
 
 def _add_battery(mm: CpsatModel, b: Battery) -> None:

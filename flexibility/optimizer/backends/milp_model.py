@@ -62,6 +62,7 @@ class MilpModel:
         for th in cp.problem.thermal_storages:
             _add_thermal(self, th)
         _add_circuits(self)
+        _add_v2g_no_export(self)
         _add_site(self)
 
     def slack(self, cost: float, make: Callable[[float], Violation], ub: float = INF) -> int:
@@ -92,6 +93,7 @@ class MilpModel:
             sch.pv_kw[pv.id] = list(pv.forecast_kw) if cols is None else [_clean(x[j]) for j in cols]
         for tid, terms in self.th_p.items():
             sch.thermal_kw[tid] = [_clean(c * x[j]) for j, c in terms]
+        _extract_physics(self, x, sch)
         return sch
 
     def violations(self, x) -> list[Violation]:
@@ -211,13 +213,74 @@ def _add_ev(mm: MilpModel, em: EVModel) -> None:
     mm.ev_p[e.id] = slots
     idx, val = [j for j, _ in energy], [c for _, c in energy]
     lo_kwh, hi = em.need_kwh, em.max_kwh if em.max_kwh is not None else INF
-    if em.levels_kw is not None and not mm.elastic and mm.round_ev_energy:
+    if em.levels_kw is not None and not mm.elastic and mm.round_ev_energy and not e.v2g:
         lo_kwh, hi = _step_rounded_energy(em, dt, lo_kwh, hi)
+    idx, val = _add_ev_discharge(mm, em, slots, idx, val)
     if mm.elastic:
         s = mm.slack(ELASTIC_PER_KWH, lambda v, e=e: Violation(e.id, "energy", v, "kWh", None,
                                                                 f"EV '{e.name}' gets {v:.1f} kWh too little"))
         idx, val = idx + [s], val + [1.0]
     m.row(idx, val, lo_kwh, hi)
+
+
+def _add_ev_discharge(mm: MilpModel, em: EVModel, slots: list[tuple[int, list[Term]]], idx: list[int],
+                      val: list[float]) -> tuple[list[int], list[float]]:
+    """V2G (issue 14 item 3): discharge columns, the car's energy after every slot within [floor, room],
+    and a charge-or-discharge binary where doing both could pay (the battery's slots) or where charging is
+    stepped / on-off (else charging at a step while discharging would fake an in-between power).
+    Returns the delivered-energy row's terms with the discharge added."""
+    e, m, cp = em.ev, mm.m, mm.cp
+    if not e.v2g or not slots:
+        return idx, val
+    dt = cp.dt_h
+    top = max(em.levels_kw) if em.levels_kw else e.max_power_kw
+    room = em.max_kwh if em.max_kwh is not None else INF
+    prev: Optional[int] = None
+    cells = []
+    for t, terms in slots:
+        d = m.var(0.0, e.max_discharge_kw)
+        cells.append((t, d))
+        mm.loads[t].append((d, -1.0))
+        soc = m.var(e.floor_kwh, room)
+        row = [soc] + [j for j, _ in terms] + [d] + ([prev] if prev is not None else [])
+        coef = [1.0] + [-c * dt * e.efficiency for _, c in terms] + [dt / e.discharge_efficiency] + (
+            [-1.0] if prev is not None else [])
+        m.row(row, coef, 0.0, 0.0)
+        prev = soc
+        if t in cp.exclusive_battery_slots or em.levels_kw is not None or em.semicontinuous:
+            z = m.var(0.0, 1.0, 0.0, integer=True)
+            mm.int_rules.append((z, t, lambda s, net, t=t, eid=e.id: float(s.ev_kw[eid][t] > 1e-9), 1.0, 0.0, e.id))
+            m.row([j for j, _ in terms] + [z], [c for _, c in terms] + [-top], -INF, 0.0)
+            m.row([d, z], [1.0, e.max_discharge_kw], -INF, e.max_discharge_kw)
+    mm.ev_d[e.id] = cells
+    return idx + [d for _, d in cells], val + [-dt / e.discharge_efficiency] * len(cells)
+
+
+def _add_v2g_no_export(mm: MilpModel) -> None:
+    """A V2G car that may not export only covers the home's own consumption: per slot, the net import
+    plus what PV, batteries and the cars that may export produce stays >= 0 (issue 14 item 3)."""
+    cp = mm.cp
+    p = cp.problem
+    if not any(e.v2g and not e.export_allowed for e in p.ev_sessions):
+        return
+    gen = {j for cols in mm.pv_u.values() for j in cols}
+    gen |= {j for _c, d, _s in mm.bat.values() for j in d}
+    gen |= {j for e in p.ev_sessions if e.export_allowed for _t, j in mm.ev_d.get(e.id, [])}
+    slots = {t for e in p.ev_sessions if not e.export_allowed for t, _j in mm.ev_d.get(e.id, [])}
+    for t in sorted(slots):
+        terms = [(j, c) for j, c in mm.loads[t] if j not in gen]
+        mm.m.row([j for j, _ in terms], [c for _, c in terms], -(mm.const[t] + cp.pv_fixed_kw[t]), INF)
+
+
+def _extract_physics(mm: MilpModel, x, sch: Schedule) -> None:
+    """Issue 14 decisions: V2G discharge and space-heating power."""
+    for eid, cells in mm.ev_d.items():
+        d = [0.0] * mm.cp.n
+        for t, j in cells:
+            d[t] = _clean(x[j])
+        sch.ev_discharge_kw[eid] = d
+    for hid, (_dev, terms) in mm.hp_p.items():
+        sch.heat_pump_kw[hid] = [_clean(c * x[j]) for j, c in terms]
 
 
 def step_grid(em: EVModel, dt: float) -> Optional[tuple[list[int], float]]:
