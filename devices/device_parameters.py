@@ -34,6 +34,9 @@ DEVICE_PARAMETERS: dict[str, dict[str, Param]] = {
         "voltage_v": Param(_NUM, default=230, min=100, max=480),
         "current_steps_a": Param(list, default=None),
         "efficiency": Param(_NUM, default=0.92, min=0.5, max=1.0),
+        # bidirectional chargers (V2G / V2H, issue 14 item 3); 0 = charges only
+        "max_discharge_kw": Param(_NUM, default=0.0, min=0, max=350),
+        "discharge_efficiency": Param(_NUM, default=0.92, min=0.5, max=1.0),
     },
     "battery": {
         "capacity_kwh": Param(_NUM, required=True, min=0.1, max=1000),

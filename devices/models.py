@@ -352,6 +352,11 @@ class EVSession(TimeStampedModel):
     initial_soc_pct = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(100)])
     vehicle_capacity_kwh = models.FloatField(null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(250)])
     vehicle_name = models.CharField(max_length=80, blank=True)
+    # vehicle-to-home / vehicle-to-grid (issue 14 item 3), on a charger with max_discharge_kw > 0
+    may_discharge = models.BooleanField(default=False, help_text="The car may power the home while plugged in.")
+    min_soc_pct = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(100)],
+                                    help_text="Discharging never takes the car below this SoC (e.g. 40 %).")
+    export_allowed = models.BooleanField(default=False, help_text="Discharging may also feed the grid.")
 
     class Meta:
         ordering = ["arrival", "id"]
@@ -373,8 +378,19 @@ class EVSession(TimeStampedModel):
                 errors["energy_kwh"] = "Give energy_kwh, or target_soc_pct with initial_soc_pct and vehicle_capacity_kwh."
             elif self.target_soc_pct < self.initial_soc_pct:
                 errors["target_soc_pct"] = "Must not be below initial_soc_pct."
+        errors.update(self._v2g_errors())
         if errors:
             raise ValidationError(errors)
+
+    def _v2g_errors(self) -> dict[str, str]:
+        """Discharging needs a bidirectional charger and the car's state of charge (capacity and SoC now)."""
+        if not self.may_discharge:
+            return {}
+        if self.device_id and not float(self.device.parameters.get("max_discharge_kw", 0) or 0) > 0:
+            return {"may_discharge": "The charger cannot discharge (its max_discharge_kw is 0)."}
+        if self.vehicle_capacity_kwh is None or self.initial_soc_pct is None:
+            return {"may_discharge": "Give vehicle_capacity_kwh and initial_soc_pct to let the car discharge."}
+        return {}
 
     @property
     def required_energy_kwh(self) -> float:

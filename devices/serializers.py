@@ -204,7 +204,8 @@ class EVSessionSerializer(StrictModelSerializer):
     class Meta:
         model = EVSession
         fields = ["id", "device", "arrival", "departure", "energy_kwh", "target_soc_pct", "initial_soc_pct",
-                  "vehicle_capacity_kwh", "vehicle_name", "required_energy_kwh", "created_at", "updated_at"]
+                  "vehicle_capacity_kwh", "vehicle_name", "required_energy_kwh", "may_discharge", "min_soc_pct",
+                  "export_allowed", "created_at", "updated_at"]
         create_only_fields = ["device"]
 
 

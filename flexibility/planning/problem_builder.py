@@ -374,7 +374,21 @@ def _ev_sessions(devices: Iterable[Device], start: datetime, end: datetime) -> l
         }
         if p.get("current_steps_a"):
             item["current_steps_a"] = list(p["current_steps_a"])
+        item.update(_v2g(s, p))
         out.append(item)
+    return out
+
+
+def _v2g(s: EVSession, p: dict) -> dict:
+    """Issue 14 item 3: a session that may discharge, on a bidirectional charger, with the car's SoC."""
+    if not (s.may_discharge and float(p.get("max_discharge_kw", 0) or 0) > 0
+            and s.vehicle_capacity_kwh is not None and s.initial_soc_pct is not None):
+        return {}
+    out = {"capacity_kwh": float(s.vehicle_capacity_kwh), "initial_soc_pct": float(s.initial_soc_pct),
+           "max_discharge_kw": float(p["max_discharge_kw"]),
+           "discharge_efficiency": float(p.get("discharge_efficiency", 1.0)), "export_allowed": s.export_allowed}
+    if s.min_soc_pct is not None:
+        out["min_soc_pct"] = float(s.min_soc_pct)
     return out
 
 

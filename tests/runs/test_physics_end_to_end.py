@@ -40,3 +40,32 @@ def test_shared_circuit_set_over_the_api_is_planned_by_a_worker(home, owner_clie
     summed = [items["EVC-1"]["power_kw"][t] + items["WM-1"]["power_kw"][t] for t in range(len(circuit["power_kw"]))]
     assert summed == pytest.approx(circuit["power_kw"], abs=1e-3)
     assert max(items["EVC-1"]["power_kw"]) > 0 and max(items["WM-1"]["power_kw"]) > 0
+
+
+def test_v2g_session_set_over_the_api_is_planned_by_a_worker(home, owner_client, celery_worker):
+    from devices.models import EVSession
+
+    ev = Device.objects.get(home=home, serial_number="EVC-1")
+    session = EVSession.objects.get(device=ev)
+    v2g = {"may_discharge": True, "vehicle_capacity_kwh": 60.0, "initial_soc_pct": 50.0, "min_soc_pct": 40.0,
+           "export_allowed": False}
+    refused = owner_client.patch(f"/api/v1/ev-sessions/{session.pk}/", v2g, format="json")
+    assert refused.status_code == 400 and "may_discharge" in refused.json()["error"]["fields"], refused.content
+    changed = owner_client.patch(f"/api/v1/devices/{ev.pk}/", {"parameters": {
+        "max_power_kw": 7.4, "max_discharge_kw": 7.4, "discharge_efficiency": 0.9}}, format="json")
+    assert changed.status_code == 200, changed.content
+    accepted = owner_client.patch(f"/api/v1/ev-sessions/{session.pk}/", v2g, format="json")
+    assert accepted.status_code == 200 and accepted.json()["may_discharge"] is True, accepted.content
+
+    worker = celery_worker(queues=QUEUES, concurrency=1)
+    out = plan(owner_client, home, worker)
+    (car,) = out["run"].problem["ev_sessions"]
+    assert car["max_discharge_kw"] == 7.4 and car["min_soc_pct"] == 40.0 and car["export_allowed"] is False
+    item = next(d for d in out["schedule"]["devices"] if d["serial_number"] == "EVC-1")
+    n = len(item["power_kw"])
+    assert len(item["charge_kw"]) == len(item["discharge_kw"]) == n
+    assert item["power_kw"] == pytest.approx([item["charge_kw"][t] - item["discharge_kw"][t] for t in range(n)],
+                                             abs=1e-3)
+    assert min(item["soc_kwh"]) >= -6.0 - 1e-3  # never below 40 % of 60 kWh from 50 %
+    assert item["soc_kwh"][-1] >= 10.0 - 1e-3  # leaves with its 10 kWh
+    assert min(out["schedule"]["net_import_kw"]) >= -1e-3  # no export from the car (the home has no PV)
