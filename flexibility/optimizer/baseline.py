@@ -66,7 +66,39 @@ def baseline_schedule(problem: Problem, compiled: Optional[Compiled] = None) -> 
             p[t] = x
             e += th.cop * x * dt - drain
         sch.thermal_kw[th.id] = p
+    for hp in problem.heat_pumps:
+        sch.heat_pump_kw[hp.id] = _heat_pump_thermostat(hp, g.dt_h, res)
     return sch
+
+
+def _heat_pump_thermostat(hp, dt: float, res: int) -> list[float]:
+    """A thermostat with optimum start, blind to prices: heat just enough (modulating) or switch on (on/off,
+    keeping the minimum run and off times) when the house would fall below `need` by the end of the slot, the
+    band's floor raised ahead of a step (the night setback's end) by what full power can recover."""
+    n = len(hp.comfort_min_c)
+    a = hp.decay(dt)
+    run, off = hp.run_slots(res)
+    need = list(hp.comfort_min_c)
+    for t in range(n - 2, -1, -1):
+        reach = hp.drift_c(t + 1, dt) + hp.gain_c_per_kw(t + 1, dt) * hp.max_power_kw
+        need[t] = max(need[t], (need[t + 1] - reach) / a)
+    temp, out, on_for, off_for = hp.initial_indoor_c, [], 0, off
+    for t in range(n):
+        free = a * temp + hp.drift_c(t, dt)  # the end-of-slot temperature without heating
+        gain = hp.gain_c_per_kw(t, dt)
+        if hp.modulating:
+            x = min(hp.max_power_kw, max(0.0, (need[t] - free) / gain))
+        else:
+            want = free < need[t]
+            if on_for and on_for < run:
+                want = True
+            elif not on_for and off_for < off:
+                want = False
+            x = hp.max_power_kw if want else 0.0
+            on_for, off_for = (on_for + 1, 0) if want else (0, off_for + 1)
+        out.append(x)
+        temp = free + gain * x
+    return out
 
 
 def _circuit_room_kw(problem: Problem, cp: Compiled, sch: Schedule, device: str) -> list[float]:

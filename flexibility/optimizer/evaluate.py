@@ -13,6 +13,7 @@ from .result import Evaluation, Schedule, Violation
 
 TOL_KW = 1e-3
 TOL_KWH = 1e-3
+TOL_C = 1e-3
 
 
 def evaluate(problem: Problem, schedule: Schedule, compiled: Optional[Compiled] = None) -> Evaluation:
@@ -149,6 +150,7 @@ def evaluate(problem: Problem, schedule: Schedule, compiled: Optional[Compiled] 
 
     _check_circuits(problem, cp, schedule, v)
     _check_v2g(problem, cp, schedule, v, net)
+    temps = _check_heat_pumps(problem, schedule, v, net)
 
     # site
     cost = co2 = pen = obj = 0.0
@@ -172,7 +174,7 @@ def evaluate(problem: Problem, schedule: Schedule, compiled: Optional[Compiled] 
             if gr.penalty_eur_per_kwh is not None:
                 pen += short * dt * gr.penalty_eur_per_kwh
     obj += extra + pen
-    return Evaluation(cost, co2, pen, obj, net, soc, viol)
+    return Evaluation(cost, co2, pen, obj, net, soc, viol, temps)
 
 
 def device_power_kw(problem: Problem, cp: Compiled, schedule: Schedule) -> dict[str, list[float]]:
@@ -266,3 +268,41 @@ def _check_v2g(problem: Problem, cp: Compiled, schedule: Schedule, v, net: list[
                    if e.v2g and e.export_allowed)
         if net[t] + gen < -TOL_KW:
             v("site", "v2g_export", -(net[t] + gen), "kW", "an EV that may not export feeds the grid", t)
+
+
+def _check_heat_pumps(problem: Problem, schedule: Schedule, v, net: list[float]) -> dict[str, list[float]]:
+    """Space heating (issue 14 item 5): power range or on/off with minimum run and off times, the indoor
+    temperature replayed through the building model inside the comfort band. Adds the power to `net`;
+    returns the temperature trajectories (slots + 1 values)."""
+    g = problem.grid
+    n, dt = g.slots, g.dt_h
+    out: dict[str, list[float]] = {}
+    for hp in problem.heat_pumps:
+        p = schedule.heat_pump_kw.get(hp.id, [0.0] * n)
+        a = hp.decay(dt)
+        temp = hp.initial_indoor_c
+        traj = [temp]
+        for t in range(n):
+            x = p[t]
+            if x < -TOL_KW or x > hp.max_power_kw + TOL_KW:
+                v(hp.id, "power", x, "kW", f"'{hp.name}' power out of range", t)
+            elif not hp.modulating and TOL_KW < x < hp.max_power_kw - TOL_KW:
+                v(hp.id, "on_off", x, "kW", f"'{hp.name}' is on/off", t)
+            temp = a * temp + hp.drift_c(t, dt) + hp.gain_c_per_kw(t, dt) * x
+            traj.append(temp)
+            if temp < hp.comfort_min_c[t] - TOL_C:
+                v(hp.id, "comfort_min", hp.comfort_min_c[t] - temp, "K", f"'{hp.name}' below its comfort band", t)
+            if temp > hp.comfort_max_c[t] + TOL_C:
+                v(hp.id, "comfort_max", temp - hp.comfort_max_c[t], "K", f"'{hp.name}' above its comfort band", t)
+            net[t] += x
+        if not hp.modulating:
+            run, off = hp.run_slots(g.resolution_min)
+            on = [x > hp.max_power_kw / 2 for x in p]
+            for t in range(n):
+                was = on[t - 1] if t > 0 else False
+                if on[t] and not was and not all(on[t:t + run]):
+                    v(hp.id, "min_run", 1, "slot", f"'{hp.name}' stops before its minimum run time", t)
+                if t > 0 and was and not on[t] and any(on[t:t + off]):
+                    v(hp.id, "min_off", 1, "slot", f"'{hp.name}' restarts before its minimum off time", t)
+        out[hp.id] = traj
+    return out

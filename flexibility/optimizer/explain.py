@@ -135,6 +135,7 @@ def precheck(cp: Compiled) -> list[Violation]:
                                      f"cannot go below {max(floor, -site.export_limit_kw):.2f} kW"))
                 break
     out.extend(_circuit_prechecks(cp))
+    out.extend(_heat_pump_prechecks(cp))
     return out
 
 
@@ -175,10 +176,38 @@ def _circuit_prechecks(cp: Compiled) -> list[Violation]:
     return out
 
 
+def _heat_pump_prechecks(cp: Compiled) -> list[Violation]:
+    """Space heating: the house falls below the comfort band even heating flat out, or is above it without heating
+    (bounds that ignore minimum run / off times)."""
+    p = cp.problem
+    out: list[Violation] = []
+    for hp in p.heat_pumps:
+        a = hp.decay(cp.dt_h)
+        hot = cold = hp.initial_indoor_c
+        for t in range(cp.n):
+            gain = hp.gain_c_per_kw(t, cp.dt_h) * hp.max_power_kw
+            hot = min(hp.comfort_max_c[t], a * hot + hp.drift_c(t, cp.dt_h) + gain)
+            cold = max(hp.comfort_min_c[t], a * cold + hp.drift_c(t, cp.dt_h))
+            if hot < hp.comfort_min_c[t] - 1e-6:
+                out.append(Violation(hp.id, "comfort_min", hp.comfort_min_c[t] - hot, "K", t,
+                                     f"'{hp.name}' cannot keep the house at {hp.comfort_min_c[t]:.1f} °C at "
+                                     f"{_slot_hm(p, t)}: heating flat out at {hp.max_power_kw:.1f} kW (COP "
+                                     f"{hp.cop_at(hp.outdoor_temperature_c[t]):.1f} at "
+                                     f"{hp.outdoor_temperature_c[t]:.1f} °C outside) reaches only {hot:.1f} °C"))
+                break
+            if cold > hp.comfort_max_c[t] + 1e-6:
+                out.append(Violation(hp.id, "comfort_max", cold - hp.comfort_max_c[t], "K", t,
+                                     f"'{hp.name}': the house is at {cold:.1f} °C at {_slot_hm(p, t)}, above its "
+                                     f"comfort maximum of {hp.comfort_max_c[t]:.1f} °C, even without heating"))
+                break
+    return out
+
+
 def describe(cp: Compiled, violations: list[Violation]) -> list[str]:
     """Summarize elastic-model violations per device and requirement."""
     p = cp.problem
-    names = {d.id: d.name for grp in (p.cycles, p.ev_sessions, p.batteries, p.pv, p.thermal_storages) for d in grp}
+    names = {d.id: d.name for grp in (p.cycles, p.ev_sessions, p.batteries, p.pv, p.thermal_storages, p.heat_pumps)
+             for d in grp}
     by: dict[tuple[str, str], list[Violation]] = {}
     for v in violations:
         by.setdefault((v.device, v.requirement), []).append(v)
@@ -209,6 +238,10 @@ def describe(cp: Compiled, violations: list[Violation]) -> list[str]:
                        f"together: {worst.amount:.2f} kW more would be needed{at}{more}")
         elif req == "grid_request":
             out.append(f"The grid request cannot be met{at}: off by {worst.amount:.2f} kW{more}")
+        elif req in ("comfort_min", "comfort_max") and dev in {h.id for h in p.heat_pumps}:
+            what = "below" if req == "comfort_min" else "above"
+            out.append(f"'{names.get(dev, dev)}' would keep the house {worst.amount:.1f} K {what} its comfort band"
+                       f"{at}{more}" + _on_circuits(p, next(h.device for h in p.heat_pumps if h.id == dev)))
         elif req in ("comfort_min", "comfort_max", "final_energy"):
             what = {"comfort_min": "below its comfort band", "comfort_max": "above its comfort band",
                     "final_energy": "short of its final energy"}[req]

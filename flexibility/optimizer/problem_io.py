@@ -13,7 +13,7 @@ from typing import Any, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .problem import (MAX_HORIZON_H, PV, RESOLUTIONS_MIN, Battery, Circuit, EVSession, GridRequest, Interval, Objective, Phase,
-                      Problem, ProblemError, ShiftableCycle, Site, ThermalStorage, TimeGrid, q_kw)
+                      Problem, ProblemError, ShiftableCycle, Site, SpaceHeating, ThermalStorage, TimeGrid, q_kw)
 
 # ------------------------------------------------------------------------ parsing
 _MISSING = object()
@@ -24,7 +24,7 @@ MIN_PHASE_POWER_W = 10.0  # a non-zero appliance phase below this is a kW value 
 FIELDS: dict[str, frozenset[str]] = {
     "problem": frozenset({"version", "start", "resolution_min", "slots", "end", "timezone", "objective", "site",
                           "do_not_disturb", "cycles", "ev_sessions", "batteries", "pv", "thermal_storages",
-                          "grid_request", "circuits"}),
+                          "grid_request", "circuits", "heat_pumps"}),
     "objective": frozenset({"kind", "cost_weight", "early_finish_eur_per_slot"}),
     "site": frozenset({"import_limit_kw", "export_limit_kw", "import_price_eur_per_kwh", "export_price_eur_per_kwh",
                        "co2_g_per_kwh", "base_load_kw"}),
@@ -43,6 +43,10 @@ FIELDS: dict[str, frozenset[str]] = {
                           "heat_demand_kw"}),
     "grid_request": frozenset({"min_net_import_kw", "max_net_import_kw", "penalty_eur_per_kwh"}),
     "circuit": frozenset({"id", "name", "limit_kw", "devices"}),
+    "heat_pump": frozenset({"id", "device", "name", "max_power_kw", "heat_capacity_kwh_per_k", "heat_loss_kw_per_k",
+                            "initial_indoor_c", "outdoor_temperature_c", "comfort_min_c", "comfort_max_c", "cop_curve",
+                            "solar_gain_factor_m2", "solar_irradiance_kw_per_m2", "modulating", "min_run_min",
+                            "min_off_min"}),
 }
 
 
@@ -328,10 +332,40 @@ def problem_from_dict(d: Any) -> Problem:
                 raise ProblemError(f"grid_request.max_net_import_kw[{t}]: must be >= min_net_import_kw[{t}]")
         gr = GridRequest(lo_, hi_, g.num("penalty_eur_per_kwh", None, lo=0))
 
-    device_names = {d.device for grp in (cycles, evs, bats, pvs, ths) for d in grp}
+    hps = _heat_pumps(r, n, ident)
+    device_names = {d.device for grp in (cycles, evs, bats, pvs, ths, hps) for d in grp}
     return Problem(grid=grid, site=site, objective=objective, cycles=tuple(cycles), ev_sessions=tuple(evs),
                    batteries=tuple(bats), pv=tuple(pvs), thermal_storages=tuple(ths), grid_request=gr,
-                   do_not_disturb=tuple(dnd), circuits=_circuits(r, device_names))
+                   do_not_disturb=tuple(dnd), circuits=_circuits(r, device_names), heat_pumps=hps)
+
+
+def _heat_pumps(r: _Reader, n: int, ident) -> tuple[SpaceHeating, ...]:
+    """Space-heating heat pumps (FORMAT.md "heat_pumps")."""
+    out = []
+    for i, x in enumerate(r.objects("heat_pumps", "heat_pump")):
+        hid, dev, name = ident(x, "heat_pump", i)
+        lo, hi = x.series("comfort_min_c", n), x.series("comfort_max_c", n)
+        for t in range(n):
+            if hi[t] < lo[t]:
+                raise ProblemError(f"{x.p('comfort_max_c')}[{t}]: must be >= comfort_min_c[{t}]")
+        curve = x.get("cop_curve")
+        if not isinstance(curve, list) or not curve or not all(
+                isinstance(pt, list) and len(pt) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                              and math.isfinite(v) for v in pt) and pt[1] > 0
+                for pt in curve):
+            raise ProblemError(f"{x.p('cop_curve')}: must be a non-empty list of [outdoor_c, cop] pairs with cop > 0")
+        mod = x.boolean("modulating", True)
+        out.append(SpaceHeating(
+            id=hid, device=dev, name=name, max_power_kw=q_kw(x.num("max_power_kw", lo=0, lo_open=True)),
+            heat_capacity_kwh_per_k=x.num("heat_capacity_kwh_per_k", lo=0, lo_open=True),
+            heat_loss_kw_per_k=x.num("heat_loss_kw_per_k", lo=0, lo_open=True),
+            initial_indoor_c=x.num("initial_indoor_c", lo=-50, hi=60),
+            outdoor_temperature_c=x.series("outdoor_temperature_c", n), comfort_min_c=lo, comfort_max_c=hi,
+            cop_curve=tuple((float(a), float(b)) for a, b in curve),
+            solar_gain_factor_m2=x.num("solar_gain_factor_m2", 0.0, lo=0),
+            solar_irradiance_kw_per_m2=x.series("solar_irradiance_kw_per_m2", n, None, lo=0), modulating=mod,
+            min_run_min=x.num("min_run_min", 0.0, lo=0), min_off_min=x.num("min_off_min", 0.0, lo=0)))
+    return tuple(out)
 
 
 def _v2g(x: _Reader, capacity_kwh: Optional[float]) -> dict[str, Any]:
@@ -407,4 +441,6 @@ def problem_to_dict(p: Problem) -> dict:
         out["ev_sessions"].append(d)
     if p.circuits:
         out["circuits"] = [_jsonable(c) for c in p.circuits]
+    if p.heat_pumps:
+        out["heat_pumps"] = [_jsonable(h) for h in p.heat_pumps]
     return out

@@ -51,6 +51,7 @@ class Evaluation:
     net_import_kw: list[float]
     soc_kwh: dict[str, list[float]]
     violations: list[Violation]
+    indoor_temperature_c: dict[str, list[float]] = field(default_factory=dict)  # space heating (issue 14 item 5)
 
     @property
     def feasible(self) -> bool:

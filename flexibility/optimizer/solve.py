@@ -133,6 +133,12 @@ def devices_view(cp: Compiled, sch: Schedule, ev: Evaluation) -> dict[str, dict[
         out[th.id] = {"kind": "thermal", "device": th.device, "name": th.name,
                       "power_kw": [round(x, 4) for x in sch.thermal_kw.get(th.id, [0.0] * n)],
                       "soc_kwh": [round(x, 4) for x in ev.soc_kwh.get(th.id, [])]}
+    for hp in p.heat_pumps:
+        out[hp.id] = {"kind": "heat_pump", "device": hp.device, "name": hp.name,
+                      "power_kw": [round(x, 4) for x in sch.heat_pump_kw.get(hp.id, [0.0] * n)],
+                      "indoor_temperature_c": [round(x, 4) for x in ev.indoor_temperature_c.get(hp.id, [])],
+                      "comfort_min_c": list(hp.comfort_min_c), "comfort_max_c": list(hp.comfort_max_c),
+                      "outdoor_temperature_c": list(hp.outdoor_temperature_c)}
     return out
 
 
@@ -179,4 +185,6 @@ def schedule_from_result(problem: Problem, result: dict[str, Any]) -> Schedule:
         sch.pv_kw[pv.id] = [-x for x in series(devices[pv.id], "power_kw")]
     for th in problem.thermal_storages:
         sch.thermal_kw[th.id] = series(devices[th.id], "power_kw")
+    for hp in problem.heat_pumps:
+        sch.heat_pump_kw[hp.id] = series(devices[hp.id], "power_kw")
     return sch

@@ -146,6 +146,7 @@ def check(problem: dict[str, Any], result: dict[str, Any]) -> tuple[float, list[
         if th.get("final_energy_kwh") is not None and e < th["final_energy_kwh"] - TOL:
             errs.append(f"thermal {th['id']} ends at {e:.3f}")
 
+    errs += _check_heat_pumps(problem, dev, n, dt, net)
     errs += _check_circuits(problem, dev, n)
     errs += _check_v2g(problem, dev, n, dt, net)
 
@@ -218,6 +219,51 @@ def _check_v2g(problem: dict[str, Any], dev: dict[str, Any], n: int, dt: float, 
                    if e.get("max_discharge_kw") and e.get("export_allowed"))
         if net[t] + gen < -TOL:
             errs.append(f"an EV that may not export feeds {-(net[t] + gen):.3f} kW to the grid at {t}")
+    return errs
+
+
+def _check_heat_pumps(problem: dict[str, Any], dev: dict[str, Any], n: int, dt: float, net: list[float]) -> list[str]:
+    """Space heating: the indoor temperature integrated minute by minute (dT/dt = (Q - H (T - T_out)) / C, a
+    different scheme from the package's exact step) stays in the comfort band within 0.01 K; on/off power; adds
+    the power to `net`."""
+    import math
+
+    errs = []
+    res = problem["resolution_min"]
+    for hp in problem.get("heat_pumps", []):
+        p = dev[hp["id"]]["power_kw"]
+        curve = sorted(tuple(x) for x in hp["cop_curve"])
+        C, H = hp["heat_capacity_kwh_per_k"], hp["heat_loss_kw_per_k"]
+        sun = hp.get("solar_irradiance_kw_per_m2") or [0.0] * n
+        temp = hp["initial_indoor_c"]
+        for t in range(n):
+            out = hp["outdoor_temperature_c"][t]
+            xs = [x for x, _ in curve]
+            cop = curve[0][1] if out <= xs[0] else curve[-1][1] if out >= xs[-1] else next(
+                y0 + (y1 - y0) * (out - x0) / (x1 - x0) for (x0, y0), (x1, y1) in zip(curve, curve[1:]) if x0 <= out <= x1)
+            if p[t] < -TOL or p[t] > hp["max_power_kw"] + TOL or (
+                    not hp.get("modulating", True) and TOL < p[t] < hp["max_power_kw"] - TOL):
+                errs.append(f"heat pump {hp['id']} power {p[t]} not allowed at {t}")
+            q = cop * p[t] + hp.get("solar_gain_factor_m2", 0.0) * sun[t]
+            steps = res * 4  # quarter-minute Euler steps
+            for _ in range(steps):
+                temp += (q - H * (temp - out)) / C * (dt / steps)
+            if temp < hp["comfort_min_c"][t] - 0.01 or temp > hp["comfort_max_c"][t] + 0.01:
+                errs.append(f"heat pump {hp['id']} indoor {temp:.3f} C outside its band at {t}")
+            if abs(temp - dev[hp["id"]]["indoor_temperature_c"][t + 1]) > 0.01:
+                errs.append(f"heat pump {hp['id']} reports {dev[hp['id']]['indoor_temperature_c'][t + 1]} C at {t}, "
+                            f"replay says {temp:.3f}")
+            net[t] += p[t]
+        if not hp.get("modulating", True):
+            on = [x > TOL for x in p]
+            run = max(1, math.ceil(hp.get("min_run_min", 0) / res - 1e-9))
+            off = max(1, math.ceil(hp.get("min_off_min", 0) / res - 1e-9))
+            for t in range(n):
+                was = on[t - 1] if t else False
+                if on[t] and not was and not all(on[t:t + run]):
+                    errs.append(f"heat pump {hp['id']} runs shorter than its minimum at {t}")
+                if was and not on[t] and any(on[t:t + off]):
+                    errs.append(f"heat pump {hp['id']} restarts too soon at {t}")
     return errs
 
 

@@ -3,6 +3,7 @@ feature, the independent checker finds no violation, the plan never costs more t
 feature makes infeasible gets a person-readable explanation."""
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import pytest
@@ -19,6 +20,7 @@ from .test_backends import agree, both
 FEATURES: dict[str, Callable[[dict[str, Any]], bool]] = {
     "circuits": lambda d: bool(d.get("circuits")),
     "v2g": lambda d: any(e.get("max_discharge_kw") for e in d["ev_sessions"]),
+    "heat_pump": lambda d: bool(d.get("heat_pumps")),
 }
 
 
@@ -39,11 +41,11 @@ def proved(r) -> bool:
     return r.status == Status.OPTIMAL or (r.stats.gap is not None and r.stats.gap <= 1e-4)
 
 
-def check_home(d: dict[str, Any]) -> None:
+def check_home(d: dict[str, Any], time_limit_s: float = 10) -> None:
     """Both plans valid (evaluator and the independent checker); where both backends prove their plan they
     agree within 1e-4, where one does the other's plan is no better; the best plan never costs more than the
     baseline when the baseline is itself valid."""
-    p, r = both(d, time_limit_s=10, proven=())
+    p, r = both(d, time_limit_s=time_limit_s, proven=())
     m, c = r["milp"], r["cpsat"]
     for x in (m, c):
         assert x.evaluation is not None and not x.evaluation.violations, x.evaluation.violations[:3]
@@ -159,3 +161,50 @@ def test_v2g_needs_the_cars_capacity():
     ev["energy_kwh"] = 6.0
     with pytest.raises(ProblemError, match=r"ev_sessions\[0\]\.capacity_kwh: required with max_discharge_kw"):
         problem_from_dict(d)
+
+
+@settings(**{**_SETTINGS, "max_examples": 4})
+@given(st.integers(0, 10 ** 6))
+def test_space_heating_on_random_homes(seed):
+    check_home(home_with("heat_pump", seed, max_slots=96), time_limit_s=5)
+
+
+def heated_home(modulating: bool, **changes: Any) -> dict[str, Any]:
+    """A winter day in hourly slots: 0-4 C outside, a 10 kWh/K house losing 0.2 kW/K, comfort 20-23 C by day and
+    a 17 C setback 22:00-06:00, night power at 0.10, day at 0.30 EUR/kWh."""
+    n = 24
+    night = [t < 6 or t >= 22 for t in range(n)]
+    hp = {"id": "hp-1", "device": "HP-1", "name": "Heat pump", "max_power_kw": 3.0, "heat_capacity_kwh_per_k": 10.0,
+          "heat_loss_kw_per_k": 0.2, "initial_indoor_c": 20.0,
+          "outdoor_temperature_c": [2.0 - 2.0 * math.cos(2 * math.pi * (t - 5) / 24) for t in range(n)],
+          "comfort_min_c": [17.0 if x else 20.0 for x in night], "comfort_max_c": [23.0] * n,
+          "cop_curve": [[-10, 2.0], [7, 3.4]], "modulating": modulating, **changes}
+    if not modulating:
+        hp.update(min_run_min=120, min_off_min=60)
+    return {"version": 1, "start": "2026-01-12T00:00:00+00:00", "resolution_min": 60, "slots": n,
+            "site": {"import_limit_kw": 6.9, "import_price_eur_per_kwh": [0.10 if x else 0.30 for x in night],
+                     "base_load_kw": [0.4] * n},
+            "heat_pumps": [hp]}
+
+
+@pytest.mark.parametrize("modulating", [True, False])
+def test_space_heating_keeps_the_band_and_preheats_at_night(modulating):
+    d = heated_home(modulating)
+    p, r = both(d, proven=("milp",))
+    for res in r.values():
+        hp = res.to_dict()["devices"]["hp-1"]
+        temp = hp["indoor_temperature_c"]
+        assert all(hp["comfort_min_c"][t] - 1e-3 <= temp[t + 1] <= hp["comfort_max_c"][t] + 1e-3 for t in range(24))
+        assert max(temp[1:7]) > 20.0  # heats ahead of the day, at night prices, above the setback
+        if not modulating:
+            assert set(round(x, 3) for x in hp["power_kw"]) <= {0.0, 3.0}
+    check_home(d)
+    assert r["milp"].cost_eur < baseline(p).cost_eur
+
+
+def test_space_heating_too_small_is_explained():
+    d = heated_home(True, max_power_kw=0.5)
+    r = solve(problem_from_dict(d), backend="auto", time_limit_s=5)
+    assert r.status == Status.INFEASIBLE
+    assert any("cannot keep the house at" in m and "heating flat out at 0.5 kW" in m for m in r.explanation), \
+        r.explanation

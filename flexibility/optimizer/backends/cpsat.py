@@ -16,7 +16,7 @@ from typing import Optional
 from ortools.sat.python import cp_model
 
 from ..compile import THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel
-from ..problem import Battery, PV, ThermalStorage
+from ..problem import Battery, PV, SpaceHeating, ThermalStorage
 from ..result import Schedule, Status
 from .common import BackendResult, rel_gap
 
@@ -73,6 +73,8 @@ class CpsatModel:
             _add_pv(self, pv)
         for th in cp.problem.thermal_storages:
             _add_thermal(self, th)
+        for hp in cp.problem.heat_pumps:
+            _add_heat_pump(self, hp)
         _add_circuits(self)
         _add_v2g_no_export(self)
         _add_site(self)
@@ -401,6 +403,59 @@ def device_terms(mm: CpsatModel, device: str) -> tuple[list[list[tuple[object, i
             for t, term in enumerate(hp_terms):
                 terms[t].append(term)
     return terms, const
+
+
+HP_UNITS_PER_K = 10 ** 6  # indoor temperature in micro-kelvin
+HP_DENOMINATOR = 10 ** 9  # the decay and gains as integers over this
+
+
+def _add_heat_pump(mm: CpsatModel, hp: SpaceHeating) -> None:
+    """Space heating as in the MILP, in integers: T[t+1] = floor((A T[t] + B[t] + K[t] P[t]) / D) with A, B, K the
+    model's coefficients times D (temperatures in micro-kelvin). The floor and the rounded coefficients move T by
+    at most `err` units per slot, which the decay keeps below err / (1 - a) in all: the comfort band is tightened
+    by that much (the top by the floor too, which only lowers T), so every integer plan is in the band in floats."""
+    md, cp = mm.md, mm.cp
+    n, dt = cp.n, cp.dt_h
+    U, D = HP_UNITS_PER_K, HP_DENOMINATOR
+    a = hp.decay(dt)
+    A = round(a * D)
+    P = mm.w(hp.max_power_kw)
+    terms = []
+    for t in range(n):
+        if hp.modulating:
+            terms.append((md.new_int_var(0, P, ""), 1))
+        else:
+            terms.append((md.new_bool_var(""), P))
+    t_max = max(max(abs(x) for x in hp.comfort_max_c), max(abs(x) for x in hp.comfort_min_c),
+                abs(hp.initial_indoor_c)) * U
+    K = [round(hp.gain_c_per_kw(t, dt) / mm.W * U * D) for t in range(n)]
+    k_err = max(abs(K[t] - hp.gain_c_per_kw(t, dt) / mm.W * U * D) for t in range(n)) * P
+    coef_err = (abs(A - a * D) * t_max + 0.5 + k_err) / D  # units per slot, either way
+    lift = math.ceil(coef_err / (1 - a)) + 1
+    drop = math.ceil((1 + coef_err) / (1 - a)) + 1  # the floor too
+    prev = round(hp.initial_indoor_c * U)
+    for t in range(n):
+        lo = math.ceil(hp.comfort_min_c[t] * U) + lift
+        hi = math.floor(hp.comfort_max_c[t] * U) - drop
+        temp = md.new_int_var(lo, max(lo, hi), "")
+        if hi < lo:
+            md.add_bool_or([])  # a band narrower than the rounding: infeasible (pre-checks name it)
+        v, coef = terms[t]
+        B = round(hp.drift_c(t, dt) * U * D)
+        md.add_linear_constraint(A * prev + K[t] * coef * v - D * temp, -B, D - 1 - B)
+        prev = temp
+        mm.loads[t].append((v, coef))
+    if not hp.modulating:
+        run, off = hp.run_slots(cp.problem.grid.resolution_min)
+        on = [v for v, _ in terms]
+        for t in range(n):
+            before = [on[t - 1]] if t > 0 else []
+            for tau in range(t + 1, min(n, t + run)):
+                md.add_bool_or([on[tau], ~on[t]] + before)
+            if t > 0:
+                for tau in range(t + 1, min(n, t + off)):
+                    md.add_bool_or([~on[tau], on[t], ~on[t - 1]])
+    mm.hp_p[hp.id] = (hp.device, terms)
 
 
 def _add_circuits(mm: CpsatModel) -> None:

@@ -10,7 +10,7 @@ import math
 from typing import Callable, Optional
 
 from ..compile import THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, heating_count_bounds
-from ..problem import Battery, PV, ThermalStorage
+from ..problem import Battery, PV, SpaceHeating, ThermalStorage
 from ..result import Schedule, Violation
 from .common import ELASTIC_PER_CYCLE, ELASTIC_PER_KWH
 from .linear import INF, LinModel
@@ -61,6 +61,8 @@ class MilpModel:
             _add_pv(self, pv)
         for th in cp.problem.thermal_storages:
             _add_thermal(self, th)
+        for hp in cp.problem.heat_pumps:
+            _add_heat_pump(self, hp)
         _add_circuits(self)
         _add_v2g_no_export(self)
         _add_site(self)
@@ -466,6 +468,64 @@ def device_terms(mm: MilpModel, device: str) -> tuple[list[list[Term]], list[flo
             for t, term in enumerate(hp_terms):
                 terms[t].append(term)
     return terms, const
+
+
+def _add_heat_pump(mm: MilpModel, hp: SpaceHeating) -> None:
+    """Space heating (issue 14 item 5): indoor temperature after each slot from the first-order building model
+    (`SpaceHeating`), inside the comfort band (elastic: slack per K, priced as the heat it stands for); power
+    modulating, or on/off with minimum run and off times."""
+    m, cp = mm.m, mm.cp
+    n, dt = cp.n, cp.dt_h
+    a = hp.decay(dt)
+    terms: list[Term] = []
+    on: list[int] = []
+    for t in range(n):
+        if hp.modulating:
+            terms.append((m.var(0.0, hp.max_power_kw), 1.0))
+        else:
+            j = m.var(0.0, 1.0, 0.0, integer=True)
+            mm.int_rules.append((j, t, lambda s, net, t=t, hid=hp.id: float(s.heat_pump_kw[hid][t] > 1e-6), 1.0, 0.0,
+                                 hp.id))
+            terms.append((j, hp.max_power_kw))
+            on.append(j)
+    prev: Optional[int] = None
+    for t in range(n):
+        lo, hi = (-INF, INF) if mm.elastic else (hp.comfort_min_c[t], hp.comfort_max_c[t])
+        temp = m.var(lo, hi)
+        j, coef = terms[t]
+        idx, val = [temp, j], [1.0, -hp.gain_c_per_kw(t, dt) * coef]
+        rhs = hp.drift_c(t, dt) + (a * hp.initial_indoor_c if prev is None else 0.0)
+        if prev is not None:
+            idx.append(prev)
+            val.append(-a)
+        m.row(idx, val, rhs, rhs)
+        prev = temp
+        mm.loads[t].append((j, coef))
+        if mm.elastic:
+            per_k = ELASTIC_PER_KWH * hp.heat_capacity_kwh_per_k
+            s1 = mm.slack(per_k, lambda v, t=t: Violation(hp.id, "comfort_min", v, "K", t,
+                                                          f"'{hp.name}' {v:.2f} K below its comfort band"))
+            s2 = mm.slack(per_k, lambda v, t=t: Violation(hp.id, "comfort_max", v, "K", t,
+                                                          f"'{hp.name}' {v:.2f} K above its comfort band"))
+            m.row([temp, s1], [1.0, 1.0], hp.comfort_min_c[t], INF)
+            m.row([temp, s2], [1.0, -1.0], -INF, hp.comfort_max_c[t])
+    if on:
+        _add_min_run_off(mm, hp, on)
+    mm.hp_p[hp.id] = (hp.device, terms)
+
+
+def _add_min_run_off(mm: MilpModel, hp: SpaceHeating, on: list[int]) -> None:
+    """A start at t (on[t] - on[t-1] = 1) keeps the pump on through t + run - 1, a stop keeps it off through
+    t + off - 1 (cut at the horizon's end; off before the horizon)."""
+    run, off = hp.run_slots(mm.cp.problem.grid.resolution_min)
+    n = len(on)
+    for t in range(n):
+        before = [on[t - 1]] if t > 0 else []
+        for tau in range(t + 1, min(n, t + run)):
+            mm.m.row([on[tau], on[t]] + before, [1.0, -1.0] + [1.0] * len(before), 0.0, INF)
+        if t > 0:
+            for tau in range(t + 1, min(n, t + off)):
+                mm.m.row([on[tau], on[t - 1], on[t]], [-1.0, -1.0, 1.0], -1.0, INF)
 
 
 def _add_circuits(mm: MilpModel) -> None:
