@@ -437,7 +437,7 @@ def problem_to_dict(p: Problem) -> dict:
         d.pop("max_energy_kwh")
         if e.capacity_kwh is not None and e.max_energy_kwh is not None:
             d["capacity_kwh"] = e.capacity_kwh
-            d["initial_soc_pct"] = 100.0 - 100.0 * e.max_energy_kwh / e.capacity_kwh
+            d["initial_soc_pct"] = round(100.0 - 100.0 * e.max_energy_kwh / e.capacity_kwh, 9)  # exact back
         out["ev_sessions"].append(d)
     if p.circuits:
         out["circuits"] = [_jsonable(c) for c in p.circuits]
