@@ -211,6 +211,7 @@ class DeviceType(models.TextChoices):
     PV = "pv", "PV system"
     WATER_HEATER = "water_heater", "Water heater"
     HEAT_PUMP = "heat_pump", "Heat pump"
+    SPACE_HEATING = "space_heating", "Heat pump (space heating)"  # issue 14 item 5: heats the house itself
 
 
 SHIFTABLE_TYPES = {DeviceType.DISHWASHER, DeviceType.WASHING_MACHINE, DeviceType.DRYER}
@@ -406,6 +407,8 @@ class SignalKind(models.TextChoices):
     LOAD_FORECAST = "load_forecast", "Base load forecast (W)"
     PV_FORECAST = "pv_forecast", "PV forecast (W)"
     HEAT_DEMAND = "heat_demand", "Heat demand forecast (W thermal)"
+    OUTDOOR_TEMPERATURE = "outdoor_temperature", "Outdoor temperature forecast (C)"  # space heating (issue 14)
+    SOLAR_IRRADIANCE = "solar_irradiance", "Solar irradiance forecast (W/m2)"
 
 
 SIGNAL_UNITS = {
@@ -415,6 +418,8 @@ SIGNAL_UNITS = {
     SignalKind.LOAD_FORECAST: "W",
     SignalKind.PV_FORECAST: "W",
     SignalKind.HEAT_DEMAND: "W",
+    SignalKind.OUTDOOR_TEMPERATURE: "C",
+    SignalKind.SOLAR_IRRADIANCE: "W/m2",
 }
 HOME_SIGNALS = {SignalKind.LOAD_FORECAST, SignalKind.PV_FORECAST, SignalKind.HEAT_DEMAND}
 

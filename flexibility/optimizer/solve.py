@@ -134,7 +134,7 @@ def devices_view(cp: Compiled, sch: Schedule, ev: Evaluation) -> dict[str, dict[
                       "power_kw": [round(x, 4) for x in sch.thermal_kw.get(th.id, [0.0] * n)],
                       "soc_kwh": [round(x, 4) for x in ev.soc_kwh.get(th.id, [])]}
     for hp in p.heat_pumps:
-        out[hp.id] = {"kind": "heat_pump", "device": hp.device, "name": hp.name,
+        out[hp.id] = {"kind": "space_heating", "device": hp.device, "name": hp.name,
                       "power_kw": [round(x, 4) for x in sch.heat_pump_kw.get(hp.id, [0.0] * n)],
                       "indoor_temperature_c": [round(x, 4) for x in ev.indoor_temperature_c.get(hp.id, [])],
                       "comfort_min_c": list(hp.comfort_min_c), "comfort_max_c": list(hp.comfort_max_c),

@@ -212,6 +212,9 @@ def build_problem(
         "pv": _pv(home, devices, start, slots, missing),
         "thermal_storages": _thermal(home, devices, start, slots, missing),
     }
+    heat_pumps = _space_heating(home, devices, start, slots, missing)  # issue 14 item 5
+    if heat_pumps:
+        problem["heat_pumps"] = heat_pumps
     circuits = _circuits(home, problem)  # issue 14 item 4
     if circuits:
         problem["circuits"] = circuits
@@ -472,6 +475,46 @@ def _thermal(home: Home, devices: Iterable[Device], start: datetime, slots: int,
             "standing_loss_kw": float(p.get("standing_loss_kw", 0.0)),
             "heat_demand_kw": [round(w / 1000.0, 4) for w in demand],
         })
+    return out
+
+
+def _space_heating(home: Home, devices: Iterable[Device], start: datetime, slots: int,
+                   missing: dict[str, list[str]]) -> list[dict]:
+    """Heat pumps heating the house: the building model from the device's parameters, the comfort band per slot
+    with the night setback (local time of the slot's start), the outdoor temperature forecast (required) and the
+    solar irradiance forecast (optional: no solar gain without it)."""
+    out = []
+    for d in devices:
+        if d.device_type != DeviceType.SPACE_HEATING:
+            continue
+        p = d.parameters
+        outdoor = _required_signal(home, SignalKind.OUTDOOR_TEMPERATURE, start, slots,
+                                   f"outdoor temperature forecast for {d.name}", "outdoor_temperature", missing)
+        if outdoor is None:
+            continue
+        sun = signal_for_home(home, SignalKind.SOLAR_IRRADIANCE, start, slots)
+        measured = _latest_measurement(d, "temperature_c")
+        lo, hi = [], []
+        for t in range(slots):
+            local = (start + timedelta(minutes=RESOLUTION_MIN * t)).astimezone(home.tzinfo).strftime("%H:%M")
+            a, b = p["setback_start"], p["setback_end"]
+            night = (a <= local or local < b) if a > b else (a <= local < b)
+            lo.append(float(p["setback_min_c"]) if night and p.get("setback_min_c") is not None
+                      else float(p["comfort_min_c"]))
+            hi.append(float(p["comfort_max_c"]))
+        item = {
+            "id": f"space_heating-{d.pk}", "device": d.serial_number, "name": d.name,
+            "max_power_kw": float(p["max_power_kw"]), "heat_capacity_kwh_per_k": float(p["heat_capacity_kwh_per_k"]),
+            "heat_loss_kw_per_k": float(p["heat_loss_kw_per_k"]),
+            "initial_indoor_c": float(measured if measured is not None else p["initial_indoor_c"]),
+            "outdoor_temperature_c": [round(x, 3) for x in outdoor], "comfort_min_c": lo, "comfort_max_c": hi,
+            "cop_curve": [[float(x), float(y)] for x, y in p["cop_curve"]],
+            "solar_gain_factor_m2": float(p.get("solar_gain_factor_m2", 0.0)), "modulating": bool(p["modulating"]),
+            "min_run_min": float(p.get("min_run_min", 0)), "min_off_min": float(p.get("min_off_min", 0)),
+        }
+        if sun is not None:
+            item["solar_irradiance_kw_per_m2"] = [round(max(0.0, w) / 1000.0, 4) for w in sun]
+        out.append(item)
     return out
 
 

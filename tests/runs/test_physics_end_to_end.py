@@ -69,3 +69,35 @@ def test_v2g_session_set_over_the_api_is_planned_by_a_worker(home, owner_client,
     assert min(item["soc_kwh"]) >= -6.0 - 1e-3  # never below 40 % of 60 kWh from 50 %
     assert item["soc_kwh"][-1] >= 10.0 - 1e-3  # leaves with its 10 kWh
     assert min(out["schedule"]["net_import_kw"]) >= -1e-3  # no export from the car (the home has no PV)
+
+
+def test_space_heating_set_over_the_api_is_planned_by_a_worker(home, owner_client, now, celery_worker):
+    from datetime import timedelta
+
+    from devices.models import SignalKind, SignalSeries
+    from flexibility.planning import slots
+
+    body = {"home": home.pk, "serial_number": "HP-SH-1", "name": "Living-room heat pump",
+            "device_type": "space_heating", "parameters": {"max_power_kw": 3.0, "heat_capacity_kwh_per_k": 10.0,
+                                                          "heat_loss_kw_per_k": 0.2, "setback_min_c": 17.0,
+                                                          "comfort_max_c": 19.0}}
+    bad = owner_client.post("/api/v1/devices/", body, format="json")
+    assert bad.status_code == 400 and "parameters.comfort_max_c" in bad.json()["error"]["fields"], bad.content
+    body["parameters"]["comfort_max_c"] = 23.0
+    created = owner_client.post("/api/v1/devices/", body, format="json")
+    assert created.status_code == 201, created.content
+    start = slots.floor_to_slot(now, 60) - timedelta(hours=1)
+    SignalSeries.objects.create(kind=SignalKind.OUTDOOR_TEMPERATURE, home=home, start=start, resolution_minutes=60,
+                                values=[3.0] * 30, source="test: a cold day")
+
+    worker = celery_worker(queues=QUEUES, concurrency=1)
+    out = plan(owner_client, home, worker)
+    (hp,) = out["run"].problem["heat_pumps"]
+    assert hp["device"] == "HP-SH-1" and set(hp["comfort_min_c"]) <= {17.0, 20.0} and hp["outdoor_temperature_c"][0] == 3.0
+    item = next(d for d in out["schedule"]["devices"] if d["serial_number"] == "HP-SH-1")
+    assert item["kind"] == "space_heating" and item["device"] == created.json()["id"]
+    temp = item["indoor_temperature_c"]
+    assert len(temp) == len(item["power_kw"]) + 1 and temp[0] == 20.0
+    assert all(item["comfort_min_c"][t] - 1e-3 <= temp[t + 1] <= item["comfort_max_c"][t] + 1e-3
+               for t in range(len(item["power_kw"])))
+    assert sum(item["power_kw"]) > 0  # 3 C outside: the house needs heat
