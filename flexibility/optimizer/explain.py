@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
-from .compile import Compiled
+from .compile import Compiled, EVModel
 from .problem import Problem
 from .result import Violation
 
@@ -67,15 +67,7 @@ def precheck(cp: Compiled) -> list[Violation]:
 
     for em in cp.evs:
         e = em.ev
-        cap = 0.0
-        for t in em.slots:
-            room = min(e.max_power_kw, headroom[t])
-            if em.levels_kw is not None:
-                fit = [lv for lv in em.levels_kw if lv <= room + 1e-9]
-                room = max(fit) if fit else 0.0
-            elif room < e.min_power_kw - 1e-9:
-                room = 0.0
-            cap += room * dt * e.efficiency
+        cap = _deliverable_kwh(em, dt, headroom)
         if em.need_kwh > cap + 1e-6:
             out.append(Violation(e.id, "energy", em.need_kwh - cap, "kWh", None,
                                  f"EV '{e.name}' needs {_kwh(em.need_kwh)} before {_hm(p, e.departure)} "
@@ -139,6 +131,20 @@ def precheck(cp: Compiled) -> list[Violation]:
     return out
 
 
+def _deliverable_kwh(em: EVModel, dt: float, room_kw: list[float]) -> float:
+    """The most an EV can take with at most room_kw[t] in each available slot (its steps / minimum power)."""
+    cap = 0.0
+    for t in em.slots:
+        room = min(em.ev.max_power_kw, room_kw[t])
+        if em.levels_kw is not None:
+            fit = [lv for lv in em.levels_kw if lv <= room + 1e-9]
+            room = max(fit) if fit else 0.0
+        elif room < em.ev.min_power_kw - 1e-9:
+            room = 0.0
+        cap += room * dt * em.ev.efficiency
+    return cap
+
+
 def _circuit_prechecks(cp: Compiled) -> list[Violation]:
     """A cycle whose peak, or an EV whose energy, cannot fit under its shared circuit's limit."""
     p = cp.problem
@@ -160,15 +166,7 @@ def _circuit_prechecks(cp: Compiled) -> list[Violation]:
             e = em.ev
             if e.device not in on:
                 continue
-            cap = 0.0
-            for t in em.slots:
-                room = min(e.max_power_kw, ci.limit_kw + relief[t])
-                if em.levels_kw is not None:
-                    fit = [lv for lv in em.levels_kw if lv <= room + 1e-9]
-                    room = max(fit) if fit else 0.0
-                elif room < e.min_power_kw - 1e-9:
-                    room = 0.0
-                cap += room * dt * e.efficiency
+            cap = _deliverable_kwh(em, dt, [ci.limit_kw + r for r in relief])
             if em.need_kwh > cap + 1e-6:
                 out.append(Violation(e.id, "circuit_limit", em.need_kwh - cap, "kWh", None,
                                      f"EV '{e.name}' needs {_kwh(em.need_kwh)} before {_hm(p, e.departure)} but its "

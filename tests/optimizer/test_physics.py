@@ -15,6 +15,7 @@ from flexibility.optimizer.compile import compile_problem
 from flexibility.optimizer.explain import precheck
 from tests.factories.random_homes import CLASSES, random_home, strip_meta
 
+from .checker import check
 from .test_backends import agree, both
 
 FEATURES: dict[str, Callable[[dict[str, Any]], bool]] = {
@@ -42,32 +43,44 @@ def proved(r) -> bool:
 
 
 def check_home(d: dict[str, Any], time_limit_s: float = 10) -> None:
-    """Both plans valid (evaluator and the independent checker); where both backends prove their plan they
+    """Every plan valid (evaluator and the independent checker); where both backends prove their plan they
     agree within 1e-4, where one does the other's plan is no better; the best plan never costs more than the
-    baseline when the baseline is itself valid."""
-    p, r = both(d, time_limit_s=time_limit_s, proven=())
-    m, c = r["milp"], r["cpsat"]
-    for x in (m, c):
-        assert x.evaluation is not None and not x.evaluation.violations, x.evaluation.violations[:3]
-    if proved(m) and proved(c):
-        assert agree(m.objective_value, c.objective_value), (m.objective_value, c.objective_value)
-    for a, b in ((m, c), (c, m)):
-        if proved(a) and not proved(b):
-            assert b.objective_value >= a.objective_value - 1e-6 - 1e-4 * abs(a.objective_value)
+    baseline when the baseline is itself valid. A backend may find nothing in the time on a hard home (the
+    robustness benchmark counts those), but not both."""
+    p = problem_from_dict(d)
+    out = {}
+    for backend in ("milp", "cpsat"):
+        r = solve(p, backend=backend, time_limit_s=time_limit_s)
+        assert r.status != Status.INFEASIBLE, (backend, r.explanation)
+        if r.schedule is None:
+            continue
+        assert not r.evaluation.violations, (backend, r.evaluation.violations[:3])
+        cost, errs = check(d, r.to_dict())
+        assert not errs, (backend, errs[:5])
+        assert abs(cost - r.cost_eur) <= 1e-3 * max(1.0, abs(cost)), (backend, cost, r.cost_eur)
+        out[backend] = r
+    assert out, "neither backend found a plan"
+    m, c = out.get("milp"), out.get("cpsat")
+    if m is not None and c is not None:
+        if proved(m) and proved(c):
+            assert agree(m.objective_value, c.objective_value), (m.objective_value, c.objective_value)
+        for a, b in ((m, c), (c, m)):
+            if proved(a) and not proved(b):
+                assert b.objective_value >= a.objective_value - 1e-6 - 1e-4 * abs(a.objective_value)
     bl = baseline(p)
-    best = min(m.objective_value, c.objective_value)
+    best = min(r.objective_value for r in out.values())
     if bl.feasible:
         assert best <= bl.objective + 1e-6 + 1e-4 * abs(bl.objective), (best, bl.objective)
 
 
-_SETTINGS = dict(max_examples=6, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
+_SETTINGS = dict(max_examples=4, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 
 @settings(**_SETTINGS)
 @given(st.integers(0, 10 ** 6))
 def test_shared_circuits_on_random_homes(seed):
-    check_home(home_with("circuits", seed))
+    check_home(home_with("circuits", seed), time_limit_s=5)
 
 
 def test_circuit_too_small_for_an_appliance_is_explained():
@@ -108,7 +121,7 @@ def test_circuit_keeps_two_chargers_apart():
 @settings(**_SETTINGS)
 @given(st.integers(0, 10 ** 6))
 def test_v2g_on_random_homes(seed):
-    check_home(home_with("v2g", seed))
+    check_home(home_with("v2g", seed), time_limit_s=5)
 
 
 def v2g_home(export_allowed: bool, min_soc_pct=None) -> dict[str, Any]:
@@ -190,7 +203,7 @@ def heated_home(modulating: bool, **changes: Any) -> dict[str, Any]:
 @pytest.mark.parametrize("modulating", [True, False])
 def test_space_heating_keeps_the_band_and_preheats_at_night(modulating):
     d = heated_home(modulating)
-    p, r = both(d, proven=("milp",))
+    p, r = both(d, time_limit_s=5, proven=("milp",))
     for res in r.values():
         hp = res.to_dict()["devices"]["hp-1"]
         temp = hp["indoor_temperature_c"]
@@ -198,7 +211,7 @@ def test_space_heating_keeps_the_band_and_preheats_at_night(modulating):
         assert max(temp[1:7]) > 20.0  # heats ahead of the day, at night prices, above the setback
         if not modulating:
             assert set(round(x, 3) for x in hp["power_kw"]) <= {0.0, 3.0}
-    check_home(d)
+    check_home(d, time_limit_s=3)
     assert r["milp"].cost_eur < baseline(p).cost_eur
 
 

@@ -253,6 +253,9 @@ def _add_ev_discharge(mm: CpsatModel, em: EVModel, slots: list[tuple[int, list[t
         md.add(soc == prev + kc * charge - kd * d)
         prev = soc
         if t in cp.exclusive_battery_slots or em.levels_kw is not None or em.semicontinuous:
+            if em.levels_kw is not None:  # steps: no discharge while a step is on
+                md.add(d + mm.w(e.max_discharge_kw) * sum(y for y, _c in terms) <= mm.w(e.max_discharge_kw))
+                continue
             z = md.new_bool_var("")
             md.add(charge == 0).only_enforce_if(~z)
             md.add(d == 0).only_enforce_if(z)

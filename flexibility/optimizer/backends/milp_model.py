@@ -249,7 +249,10 @@ def _add_ev_discharge(mm: MilpModel, em: EVModel, slots: list[tuple[int, list[Te
             [-1.0] if prev is not None else [])
         m.row(row, coef, 0.0, 0.0)
         prev = soc
-        if t in cp.exclusive_battery_slots or em.levels_kw is not None or em.semicontinuous:
+        if em.levels_kw is not None and not mm.relax_ev_steps:
+            # steps: no discharge while a step is on (the step binaries already say "charging")
+            m.row([d] + [j for j, _ in terms], [1.0] + [e.max_discharge_kw] * len(terms), -INF, e.max_discharge_kw)
+        elif t in cp.exclusive_battery_slots or em.levels_kw is not None or em.semicontinuous:
             z = m.var(0.0, 1.0, 0.0, integer=True)
             mm.int_rules.append((z, t, lambda s, net, t=t, eid=e.id: float(s.ev_kw[eid][t] > 1e-9), 1.0, 0.0, e.id))
             m.row([j for j, _ in terms] + [z], [c for _, c in terms] + [-top], -INF, 0.0)
