@@ -518,17 +518,23 @@ def _add_heat_pump(mm: MilpModel, hp: SpaceHeating) -> None:
 
 
 def _add_min_run_off(mm: MilpModel, hp: SpaceHeating, on: list[int]) -> None:
-    """A start at t (on[t] - on[t-1] = 1) keeps the pump on through t + run - 1, a stop keeps it off through
-    t + off - 1 (cut at the horizon's end; off before the horizon)."""
+    """Minimum run and off times in the start-up / shut-down form of Rajan and Takriti (whose LP is the convex
+    hull of the on/off patterns): on[t] - on[t-1] = up[t] - down[t], the starts of the last `run` slots are at
+    most on[t], the stops of the last `off` slots at most 1 - on[t] (off before the horizon; cut at its end)."""
+    m = mm.m
     run, off = hp.run_slots(mm.cp.problem.grid.resolution_min)
     n = len(on)
+    up = [m.var(0.0, 1.0) for _ in range(n)]
+    down = [m.var(0.0, 1.0) for _ in range(n)]
     for t in range(n):
         before = [on[t - 1]] if t > 0 else []
-        for tau in range(t + 1, min(n, t + run)):
-            mm.m.row([on[tau], on[t]] + before, [1.0, -1.0] + [1.0] * len(before), 0.0, INF)
-        if t > 0:
-            for tau in range(t + 1, min(n, t + off)):
-                mm.m.row([on[tau], on[t - 1], on[t]], [-1.0, -1.0, 1.0], -1.0, INF)
+        m.row([on[t], up[t], down[t]] + before, [1.0, -1.0, 1.0] + [-1.0] * len(before), 0.0, 0.0)
+        if run > 1:
+            starts = up[max(0, t - run + 1):t + 1]
+            m.row(starts + [on[t]], [1.0] * len(starts) + [-1.0], -INF, 0.0)
+        if off > 1:
+            stops = down[max(0, t - off + 1):t + 1]
+            m.row(stops + [on[t]], [1.0] * len(stops) + [1.0], -INF, 1.0)
 
 
 def _add_circuits(mm: MilpModel) -> None:
