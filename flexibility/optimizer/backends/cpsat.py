@@ -227,8 +227,8 @@ V2G_ROOM_SLACK_KWH = 5e-4  # below the evaluator's 1e-3 kWh tolerance
 
 def _add_ev_discharge(mm: CpsatModel, em: EVModel, slots: list[tuple[int, list[tuple[object, int]]]]) -> None:
     """V2G (issue 14 item 3), as in the MILP: discharge in W, the car's energy in Wh/S after every slot within
-    [floor, room] (charging floored, discharging ceiled: conservative), a charge-or-discharge Boolean where the
-    MILP has its binary, and the delivered energy at departure >= the need."""
+    [floor, room] (charging floored, discharging ceiled: conservative), no charging while discharging where the
+    MILP forbids it, and the delivered energy at departure >= the need."""
     e, md, cp = em.ev, mm.md, mm.cp
     if not e.v2g or not slots:
         return

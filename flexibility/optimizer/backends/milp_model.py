@@ -228,8 +228,9 @@ def _add_ev(mm: MilpModel, em: EVModel) -> None:
 def _add_ev_discharge(mm: MilpModel, em: EVModel, slots: list[tuple[int, list[Term]]], idx: list[int],
                       val: list[float]) -> tuple[list[int], list[float]]:
     """V2G (issue 14 item 3): discharge columns, the car's energy after every slot within [floor, room],
-    and a charge-or-discharge binary where doing both could pay (the battery's slots) or where charging is
-    stepped / on-off (else charging at a step while discharging would fake an in-between power).
+    and no charging while discharging where doing both could pay (the battery's slots) or where charging is
+    stepped / on-off (else a step while discharging would fake an in-between power): with steps, the step
+    binaries themselves keep the discharge at 0; otherwise a charge-or-discharge binary.
     Returns the delivered-energy row's terms with the discharge added."""
     e, m, cp = em.ev, mm.m, mm.cp
     if not e.v2g or not slots:
