@@ -221,3 +221,15 @@ def test_space_heating_too_small_is_explained():
     assert r.status == Status.INFEASIBLE
     assert any("cannot keep the house at" in m and "heating flat out at 0.5 kW" in m for m in r.explanation), \
         r.explanation
+
+
+def test_stored_results_read_back_with_v2g_and_space_heating():
+    """`schedule_from_result` (re-plans and reasons read stored plans) inverts the devices view of both."""
+    from flexibility.optimizer import evaluate
+    from flexibility.optimizer.solve import schedule_from_result
+
+    for d in (v2g_home(export_allowed=True, min_soc_pct=40.0), heated_home(False)):
+        p = problem_from_dict(d)
+        r = solve(p, backend="milp")
+        again = evaluate(p, schedule_from_result(p, r.to_dict()))
+        assert not again.violations and abs(again.cost_eur - r.cost_eur) < 1e-3
