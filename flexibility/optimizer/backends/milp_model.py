@@ -515,7 +515,30 @@ def _add_heat_pump(mm: MilpModel, hp: SpaceHeating) -> None:
             m.row([temp, s2], [1.0, -1.0], -INF, hp.comfort_max_c[t])
     if on:
         _add_min_run_off(mm, hp, on)
+        if not mm.elastic and mm.heating_cuts:
+            _add_heat_pump_counts(mm, hp, on)
     mm.hp_p[hp.id] = (hp.device, terms)
+
+
+def _add_heat_pump_counts(mm: MilpModel, hp: SpaceHeating, on: list[int]) -> None:
+    """Whole on-slots (an exact cut, like `_add_heating_counts`): by the end of slot t the heat pump has added
+    sum over tau <= t of w[t, tau] on[tau] degrees, w[t, tau] = a^(t - tau) gain[tau] P, and must have added
+    at least what the unheated house misses of the band's floor, so the number of on-slots up to t is at least
+    that shortfall over the largest w[t, .], rounded up (the LP alone keeps the fraction)."""
+    m, dt = mm.m, mm.cp.dt_h
+    a = hp.decay(dt)
+    free, best = hp.initial_indoor_c, 0.0
+    count: Optional[int] = None
+    for t in range(len(on)):
+        free = a * free + hp.drift_c(t, dt)
+        best = max(a * best, hp.gain_c_per_kw(t, dt) * hp.max_power_kw)  # max over tau <= t of w[t, tau]
+        s = m.var(0.0, t + 1.0)
+        m.row([s, on[t]] + ([count] if count is not None else []), [1.0, -1.0] + ([-1.0] if count is not None else []),
+              0.0, 0.0)
+        count = s
+        short = hp.comfort_min_c[t] - free
+        if short > 1e-9 and best > 0:
+            m.lb[s] = max(m.lb[s], float(math.ceil(short / best - 1e-9)))
 
 
 def _add_min_run_off(mm: MilpModel, hp: SpaceHeating, on: list[int]) -> None:
