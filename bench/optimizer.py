@@ -177,6 +177,55 @@ def _best_of(entry: dict[str, Any]) -> None:
     entry["both_optimal_agree"] = None if not both else abs(_gap(ok["milp"]["objective"], ok["cpsat"]["objective"])) <= 1e-4
 
 
+def _without(feature: str, d: dict[str, Any]) -> dict[str, Any]:
+    """The home with one issue-14 feature switched off (circuits, v2g or heat_pumps)."""
+    d = json.loads(json.dumps(d))
+    if feature == "circuits":
+        d.pop("circuits", None)
+    elif feature == "v2g":
+        for e in d["ev_sessions"]:
+            for k in ("max_discharge_kw", "discharge_efficiency", "min_soc_pct", "export_allowed"):
+                e.pop(k, None)
+    else:
+        gone = {hp["device"] for hp in d.pop("heat_pumps", [])}
+        d["circuits"] = [c for c in ({**c, "devices": [x for x in c["devices"] if x not in gone]}
+                                     for c in d.get("circuits", [])) if c["devices"]]
+    return d
+
+
+FEATURE_USED = {"circuits": lambda d: bool(d.get("circuits")),
+                "v2g": lambda d: any(e.get("max_discharge_kw") for e in d["ev_sessions"]),
+                "heat_pumps": lambda d: bool(d.get("heat_pumps"))}
+
+
+def feature_cost(n: int, backend: str, time_limit_s: float) -> list[dict[str, Any]]:
+    """Issue 14 items 3-5: per feature, the random homes (of the first `n`) that use it, solved with the feature
+    and with it switched off: wall-time percentiles and how many were not proven, both ways."""
+    from tests.factories.random_homes import random_homes
+
+    homes = random_homes(n)
+    list(_solve_random("milp", 2, homes[:1])) and list(_solve_random("cpsat", 2, homes[:1]))  # warm imports
+    lines = []
+    for feature, used in FEATURE_USED.items():
+        chosen = [(name, d) for name, d in homes if used(d)]
+        if not chosen:
+            continue
+        line: dict[str, Any] = {"feature": feature, "random": n, "homes": len(chosen), "backend": backend,
+                                "time_limit_s": time_limit_s}
+        for label, todo in (("with", chosen), ("without", [(nm, _without(feature, d)) for nm, d in chosen])):
+            ms, not_optimal, rejected = [], 0, 0
+            for _name, res, t in _solve_random(backend, time_limit_s, todo):
+                ms.append(t)
+                not_optimal += res.status.value != "OPTIMAL"
+                rejected += bool(res.violations)
+            line.update({f"{label}_p50_ms": round(statistics.median(ms), 1),
+                         f"{label}_p95_ms": round(_pct(ms, 0.95), 1), f"{label}_max_ms": round(max(ms), 1),
+                         f"{label}_not_optimal": not_optimal, f"{label}_rejected": rejected})
+        lines.append(line)
+        print(json.dumps(line), flush=True)
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.optimizer", description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="one JSON object per line (default: also a table)")
@@ -191,7 +240,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --random: issue 14's feature switched on wherever the home has the device, or 'off' "
                          "for none (the reference its solve-time cost is measured against)")
     ap.add_argument("--best-known", type=int, metavar="N", help=f"recompute {BEST_KNOWN.name} for N random homes")
+    ap.add_argument("--feature-cost", type=int, metavar="N",
+                    help="issue 14: solve-time cost of V2G, shared circuits and space heating on the first N homes")
     args = ap.parse_args(argv)
+    if args.feature_cost:
+        feature_cost(args.feature_cost, args.backends[0] if args.backends != ["milp", "cpsat", "auto"] else "auto",
+                     args.time_limit)
+        return 0
     if args.best_known:
         best_known(args.best_known, args.time_limit if args.time_limit != 10.0 else 60.0)
         return 0

@@ -5,6 +5,7 @@ profile phases and telemetry, which are measured appliance curves, are in W and 
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,9 @@ DEVICE_PARAMETERS: dict[str, dict[str, Param]] = {
         "voltage_v": Param(_NUM, default=230, min=100, max=480),
         "current_steps_a": Param(list, default=None),
         "efficiency": Param(_NUM, default=0.92, min=0.5, max=1.0),
+        # bidirectional chargers (V2G / V2H, issue 14 item 3); 0 = charges only
+        "max_discharge_kw": Param(_NUM, default=0.0, min=0, max=350),
+        "discharge_efficiency": Param(_NUM, default=0.92, min=0.5, max=1.0),
     },
     "battery": {
         "capacity_kwh": Param(_NUM, required=True, min=0.1, max=1000),
@@ -78,6 +82,23 @@ DEVICE_PARAMETERS: dict[str, dict[str, Param]] = {
         "initial_temperature_c": Param(_NUM, default=48, min=5, max=95),
         "modulating": Param(bool, default=True),
         "standing_loss_kw": Param(_NUM, default=0.08, min=0, max=5),
+    },
+    # a heat pump heating the house (issue 14 item 5): the building's first-order model and the comfort band
+    "space_heating": {
+        "max_power_kw": Param(_NUM, required=True, min=0.1, max=50),  # electric
+        "heat_capacity_kwh_per_k": Param(_NUM, required=True, min=0.5, max=500),
+        "heat_loss_kw_per_k": Param(_NUM, required=True, min=0.01, max=10),
+        "solar_gain_factor_m2": Param(_NUM, default=0.0, min=0, max=100),
+        "cop_curve": Param(list, default=[[-10.0, 2.0], [-2.0, 2.6], [7.0, 3.4], [15.0, 4.2]]),  # [outdoor_c, cop]
+        "modulating": Param(bool, default=True),
+        "min_run_min": Param(_NUM, default=0, min=0, max=240),
+        "min_off_min": Param(_NUM, default=0, min=0, max=240),
+        "comfort_min_c": Param(_NUM, default=20.0, min=5, max=30),
+        "comfort_max_c": Param(_NUM, default=23.0, min=5, max=35),
+        "setback_min_c": Param(_NUM, default=None, min=5, max=30),  # night setback floor, e.g. 17
+        "setback_start": Param(str, default="22:00"),
+        "setback_end": Param(str, default="06:00"),
+        "initial_indoor_c": Param(_NUM, default=20.0, min=-10, max=40),  # until a temperature is measured
     },
 }
 
@@ -133,12 +154,28 @@ def _check_cross_fields(device_type: str, p: dict, errors: dict[str, str]) -> No
     if device_type in ("water_heater", "heat_pump"):
         if p["temperature_max_c"] <= p["temperature_min_c"]:
             errors["parameters.temperature_max_c"] = "Must be above temperature_min_c."
+    if device_type == "space_heating":
+        _check_space_heating(p, errors)
     if device_type == "battery" and p["initial_soc_pct"] < p["min_soc_pct"]:
         errors["parameters.initial_soc_pct"] = "Must not be below min_soc_pct."
     if device_type == "battery":
         for key, rating in (("charge_kw_at_full", "max_charge_kw"), ("discharge_kw_at_empty", "max_discharge_kw")):
             if p.get(key) is not None and p[key] > p[rating]:
                 errors[f"parameters.{key}"] = f"Must not exceed {rating}."
+
+
+def _check_space_heating(p: dict, errors: dict[str, str]) -> None:
+    if p["comfort_max_c"] <= p["comfort_min_c"]:
+        errors["parameters.comfort_max_c"] = "Must be above comfort_min_c."
+    if p.get("setback_min_c") is not None and p["setback_min_c"] > p["comfort_min_c"]:
+        errors["parameters.setback_min_c"] = "Must not be above comfort_min_c."
+    for name in ("setback_start", "setback_end"):
+        if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", p[name]):
+            errors[f"parameters.{name}"] = "Must be a local time HH:MM."
+    curve = p["cop_curve"]
+    if not curve or not all(isinstance(pt, list) and len(pt) == 2 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in pt) and 0 < pt[1] <= 10 for pt in curve):
+        errors["parameters.cop_curve"] = "Must be a non-empty list of [outdoor_c, cop] pairs with 0 < cop <= 10."
 
 
 # A plausible parameter set per device type (demo seed, tests, API examples).
@@ -153,4 +190,6 @@ EXAMPLE_PARAMETERS: dict[str, dict[str, Any]] = {
     "pv": {"peak_power_kw": 4.0},
     "water_heater": {"electric_power_kw": 2.0, "tank_volume_l": 200},
     "heat_pump": {"electric_power_kw": 3.0, "tank_volume_l": 200},
+    "space_heating": {"max_power_kw": 3.0, "heat_capacity_kwh_per_k": 10.0, "heat_loss_kw_per_k": 0.2,
+                      "setback_min_c": 17.0},
 }

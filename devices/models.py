@@ -217,6 +217,7 @@ class DeviceType(models.TextChoices):
     PV = "pv", "PV system"
     WATER_HEATER = "water_heater", "Water heater"
     HEAT_PUMP = "heat_pump", "Heat pump"
+    SPACE_HEATING = "space_heating", "Heat pump (space heating)"  # issue 14 item 5: heats the house itself
 
 
 SHIFTABLE_TYPES = {DeviceType.DISHWASHER, DeviceType.WASHING_MACHINE, DeviceType.DRYER}
@@ -358,6 +359,11 @@ class EVSession(TimeStampedModel):
     initial_soc_pct = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(100)])
     vehicle_capacity_kwh = models.FloatField(null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(250)])
     vehicle_name = models.CharField(max_length=80, blank=True)
+    # vehicle-to-home / vehicle-to-grid (issue 14 item 3), on a charger with max_discharge_kw > 0
+    may_discharge = models.BooleanField(default=False, help_text="The car may power the home while plugged in.")
+    min_soc_pct = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(100)],
+                                    help_text="Discharging never takes the car below this SoC (e.g. 40 %).")
+    export_allowed = models.BooleanField(default=False, help_text="Discharging may also feed the grid.")
 
     class Meta:
         ordering = ["arrival", "id"]
@@ -379,8 +385,19 @@ class EVSession(TimeStampedModel):
                 errors["energy_kwh"] = "Give energy_kwh, or target_soc_pct with initial_soc_pct and vehicle_capacity_kwh."
             elif self.target_soc_pct < self.initial_soc_pct:
                 errors["target_soc_pct"] = "Must not be below initial_soc_pct."
+        errors.update(self._v2g_errors())
         if errors:
             raise ValidationError(errors)
+
+    def _v2g_errors(self) -> dict[str, str]:
+        """Discharging needs a bidirectional charger and the car's state of charge (capacity and SoC now)."""
+        if not self.may_discharge:
+            return {}
+        if self.device_id and not float(self.device.parameters.get("max_discharge_kw", 0) or 0) > 0:
+            return {"may_discharge": "The charger cannot discharge (its max_discharge_kw is 0)."}
+        if self.vehicle_capacity_kwh is None or self.initial_soc_pct is None:
+            return {"may_discharge": "Give vehicle_capacity_kwh and initial_soc_pct to let the car discharge."}
+        return {}
 
     @property
     def required_energy_kwh(self) -> float:
@@ -396,6 +413,8 @@ class SignalKind(models.TextChoices):
     LOAD_FORECAST = "load_forecast", "Base load forecast (W)"
     PV_FORECAST = "pv_forecast", "PV forecast (W)"
     HEAT_DEMAND = "heat_demand", "Heat demand forecast (W thermal)"
+    OUTDOOR_TEMPERATURE = "outdoor_temperature", "Outdoor temperature forecast (C)"  # space heating (issue 14)
+    SOLAR_IRRADIANCE = "solar_irradiance", "Solar irradiance forecast (W/m2)"
 
 
 SIGNAL_UNITS = {
@@ -405,6 +424,8 @@ SIGNAL_UNITS = {
     SignalKind.LOAD_FORECAST: "W",
     SignalKind.PV_FORECAST: "W",
     SignalKind.HEAT_DEMAND: "W",
+    SignalKind.OUTDOOR_TEMPERATURE: "C",
+    SignalKind.SOLAR_IRRADIANCE: "W/m2",
 }
 HOME_SIGNALS = {SignalKind.LOAD_FORECAST, SignalKind.PV_FORECAST, SignalKind.HEAT_DEMAND}
 
@@ -597,3 +618,28 @@ class MinimumState(TimeStampedModel):
         if kind == DeviceType.BATTERY and capacity is not None and self.energy_kwh is not None \
                 and self.energy_kwh > float(capacity):
             raise ValidationError({"energy_kwh": f"Must not exceed the battery's capacity of {capacity:g} kWh."})
+
+
+# ------------------------------------------------------------ shared circuits (issue 14, item 4)
+class Circuit(TimeStampedModel):
+    """A breaker or phase several devices of a home share: the planner keeps their summed power within
+    `limit_kw` (beside the home's contracted power), e.g. two EV chargers on one 32 A breaker."""
+
+    home = models.ForeignKey(Home, on_delete=models.CASCADE, related_name="circuits")
+    name = models.CharField(max_length=120)
+    limit_kw = models.FloatField(validators=[MinValueValidator(0.1), MaxValueValidator(1000)],
+                                 help_text="The most the devices on it may draw together (kW).")
+    devices = models.ManyToManyField(Device, related_name="circuits", blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["home", "name"], name="circuit_name_unique_per_home")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.limit_kw:g} kW)"
+
+    def check_devices(self, devices) -> None:
+        """Every device must belong to the circuit's home (a many-to-many is not seen by clean())."""
+        foreign = [d.pk for d in devices if d.home_id != self.home_id]
+        if foreign:
+            raise ValidationError({"devices": f"Devices {foreign} belong to another home."})

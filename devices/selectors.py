@@ -8,7 +8,8 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 
 from .models import (
-    ROLLUP_SLOT_MINUTES, ComfortPreference, Cycle, Device, EVSession, Home, Hub, Measurement, SignalSeries, Tariff,
+    ROLLUP_SLOT_MINUTES, Circuit, ComfortPreference, Cycle, Device, EVSession, Home, Hub, Measurement, SignalSeries,
+    Tariff,
 )
 from .models import MinimumState
 from .permissions import scope_to_owner, writes_any_scope
@@ -41,6 +42,10 @@ def ev_sessions_for(user: Any) -> QuerySet[EVSession]:
 
 def minimum_states_for(user: Any) -> QuerySet[MinimumState]:
     return scope_to_owner(MinimumState.objects.select_related("device"), user, "device__home__owner")
+
+
+def circuits_for(user: Any) -> QuerySet[Circuit]:
+    return scope_to_owner(Circuit.objects.select_related("home").prefetch_related("devices"), user, "home__owner")
 
 
 def comfort_for(device: Device) -> ComfortPreference:

@@ -11,7 +11,7 @@ from energy_manager.api_input import InstantField, StrictFloatField, StrictSeria
 
 from .models import MinimumState
 from .models import (
-    CONTRACTED_POWER_STEPS_KVA, ComfortPreference, Cycle, Device, DeviceType, DoNotDisturbWindow, EVSession, Home,
+    CONTRACTED_POWER_STEPS_KVA, Circuit, ComfortPreference, Cycle, Device, DeviceType, DoNotDisturbWindow, EVSession, Home,
     Hub, Measurement, SignalKind, SignalSeries, Tariff,
 )
 from .permissions import OwnedRelatedField, SignalScopeField, writes_any_scope
@@ -205,7 +205,8 @@ class EVSessionSerializer(StrictModelSerializer):
     class Meta:
         model = EVSession
         fields = ["id", "device", "arrival", "departure", "energy_kwh", "target_soc_pct", "initial_soc_pct",
-                  "vehicle_capacity_kwh", "vehicle_name", "required_energy_kwh", "created_at", "updated_at"]
+                  "vehicle_capacity_kwh", "vehicle_name", "required_energy_kwh", "may_discharge", "min_soc_pct",
+                  "export_allowed", "created_at", "updated_at"]
         create_only_fields = ["device"]
 
 
@@ -318,4 +319,20 @@ class TariffSerializer(StrictModelSerializer):
                   "export_spot_multiplier", "export_spot_adder_eur_per_kwh", "source"]
         fields += ["capacity_price_eur_per_kw_month", "capacity_window_min"]  # issue 14
         read_only_fields = ["is_default", "source"]
+        validators: list = []
+
+
+# --- shared circuits (issue 14, item 4) ----------------------------------------------
+
+class CircuitSerializer(StrictModelSerializer):
+    home = OwnedRelatedField(queryset=Home.objects.all(), owner_path="owner")
+    devices = OwnedRelatedField(queryset=Device.objects.all(), owner_path="home__owner", many=True, required=False,
+                                help_text="Ids of the devices on this breaker or phase (of the same home).")
+    limit_kw = StrictFloatField(min_value=0.1, max_value=1000,
+                                help_text="The most the devices on it may draw together (kW).")
+
+    class Meta:
+        model = Circuit
+        fields = ["id", "home", "name", "limit_kw", "devices", "created_at", "updated_at"]
+        create_only_fields = ["home"]
         validators: list = []

@@ -25,7 +25,7 @@ from energy_manager.errors import Conflict, NotFound
 from . import telemetry
 from .hub_credentials import hub_username, mosquitto_hash, new_secret
 from .models import (
-    HOME_SIGNALS, ComfortPreference, Cycle, Device, DoNotDisturbWindow, EVSession, Home, Hub, Measurement,
+    HOME_SIGNALS, Circuit, ComfortPreference, Cycle, Device, DoNotDisturbWindow, EVSession, Home, Hub, Measurement,
     SignalSeries, Tariff, TariffKind,
 )
 from .models import MinimumState
@@ -283,6 +283,27 @@ def ev_session_save(session: EVSession, data: Mapping[str, Any]) -> EVSession:
 
 def ev_session_delete(session: EVSession) -> None:
     _delete_and_reoptimize(session, session.device.home_id, "ev_session_deleted")
+
+
+# --- shared circuits (issue 14, item 4) -------------------------------------------
+
+@transaction.atomic
+def circuit_save(circuit: Circuit, data: Mapping[str, Any]) -> Circuit:
+    """Create or change a shared circuit; `devices` (when given) replaces its device set."""
+    devices = data.get("devices")
+    _assign(circuit, {k: v for k, v in data.items() if k != "devices"})
+    full_clean(circuit)
+    if devices is not None:
+        circuit.check_devices(devices)
+    circuit.save()
+    if devices is not None:
+        circuit.devices.set(devices)
+    _reoptimize_on_commit(circuit.home_id, "circuit_changed")
+    return circuit
+
+
+def circuit_delete(circuit: Circuit) -> None:
+    _delete_and_reoptimize(circuit, circuit.home_id, "circuit_deleted")
 
 
 # --- tariffs -------------------------------------------------------------------

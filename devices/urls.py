@@ -15,5 +15,6 @@ router.register("signals", views.SignalViewSet, basename="signal")
 router.register("measurements", views.MeasurementViewSet, basename="measurement")
 router.register("tariffs", views.TariffViewSet, basename="tariff")
 router.register("minimum-states", views.MinimumStateViewSet, basename="minimum-state")
+router.register("circuits", views.CircuitViewSet, basename="circuit")
 
 urlpatterns = router.urls

@@ -28,7 +28,7 @@ from .models import (
 )
 from .permissions import CanUseSignals, IsStaff
 from .serializers import (
-    ComfortPreferenceSerializer, CycleSerializer, DeviceSerializer, EVSessionSerializer, HomeSerializer,
+    CircuitSerializer, ComfortPreferenceSerializer, CycleSerializer, DeviceSerializer, EVSessionSerializer, HomeSerializer,
     HubClaimSerializer, HubRegisterSerializer, HubSerializer, MeasurementSerializer, SignalSeriesSerializer,
     SignalBulkResultSerializer, SignalBulkSerializer, SignalEnvelopeSerializer, SignalWriteSerializer, TariffSerializer,
 )
@@ -407,3 +407,22 @@ class TariffViewSet(ServiceModelViewSet):
     def perform_destroy(self, instance):
         services.tariff_delete(instance)
 
+
+
+# --- shared circuits (issue 14, item 4) ----------------------------------------------
+
+class CircuitViewSet(ServiceModelViewSet):
+    """Shared circuits: a kW limit on the summed power of named devices (two chargers on one breaker)."""
+
+    serializer_class = CircuitSerializer
+    filterset_fields = ["home"]
+    ordering_fields = ["id", "name"]
+
+    def get_queryset(self):
+        return selectors.circuits_for(self.request.user)
+
+    def save_instance(self, instance, data):
+        return services.circuit_save(instance, data)
+
+    def perform_destroy(self, instance):
+        services.circuit_delete(instance)

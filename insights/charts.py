@@ -103,7 +103,7 @@ def _timeline_figure(view: dict[str, Any], first: int, last: int, x: list[str]) 
                            "name": f"{d['name']} (plan)", "marker": {"color": COLORS["net"]},
                            "hovertemplate": f"{d['name']}: {start[-5:]}-{end[-5:]}<extra></extra>"})
             rows.append(d["name"])
-        elif d["kind"] in ("ev", "thermal", "battery"):
+        elif d["kind"] in ("ev", "thermal", "battery", "space_heating"):
             on = [t for t, p in enumerate(power) if abs(p) > 0.05]
             if not on:
                 continue

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Optional
 
 from .compile import Compiled, compile_problem, min_state_bounds
-from .evaluate import evaluate
+from .evaluate import device_power_kw, evaluate
 from .problem import Battery, Problem
 from .result import Evaluation, Schedule
 
@@ -31,6 +31,7 @@ def baseline_schedule(problem: Problem, compiled: Optional[Compiled] = None) -> 
         e = em.ev
         p = [0.0] * n
         left = max([em.need_kwh] + [kwh for _k, kwh, _r in min_state_bounds(problem, e.min_energy_at)])
+        room = _circuit_room_kw(problem, cp, sch, e.device)  # a load-managed charger stays under its circuit
         for t in em.slots:
             if left <= 1e-9:
                 break
@@ -40,6 +41,9 @@ def baseline_schedule(problem: Problem, compiled: Optional[Compiled] = None) -> 
                 x = min(ups) if ups else max(em.levels_kw)
             else:
                 x = min(e.max_power_kw, max(want, e.min_power_kw))
+            if x > room[t] + 1e-9:
+                fit = [lv for lv in (em.levels_kw or (room[t],)) if lv <= room[t] + 1e-9 and lv >= e.min_power_kw]
+                x = max(fit) if fit else 0.0
             p[t] = x
             left -= x * e.efficiency * dt
         sch.ev_kw[e.id] = p
@@ -62,6 +66,8 @@ def baseline_schedule(problem: Problem, compiled: Optional[Compiled] = None) -> 
             p[t] = x
             e += th.cop * x * dt - drain
         sch.thermal_kw[th.id] = p
+    for hp in problem.heat_pumps:
+        sch.heat_pump_kw[hp.id] = _heat_pump_thermostat(hp, g.dt_h, res)
     return sch
 
 
@@ -87,6 +93,51 @@ def _charge_limit_over_slot(b: Battery, e: float, dt: float) -> float:
     k = (b.max_charge_kw - b.charge_kw_at_full) / (b.capacity_kwh * (1 - b.charge_taper_above_soc_pct / 100))
     return max(0.0, min(b.max_charge_kw, (b.charge_kw_at_full + k * (b.capacity_kwh - e)) /
                         (1 + k * b.charge_efficiency * dt)) - 1e-6)
+
+
+def _heat_pump_thermostat(hp, dt: float, res: int) -> list[float]:
+    """A thermostat with optimum start, blind to prices: heat just enough (modulating) or switch on (on/off,
+    keeping the minimum run and off times) when the house would fall below `need` by the end of the slot, the
+    band's floor raised ahead of a step (the night setback's end) by what full power can recover."""
+    n = len(hp.comfort_min_c)
+    a = hp.decay(dt)
+    run, off = hp.run_slots(res)
+    need = list(hp.comfort_min_c)
+    for t in range(n - 2, -1, -1):
+        reach = hp.drift_c(t + 1, dt) + hp.gain_c_per_kw(t + 1, dt) * hp.max_power_kw
+        need[t] = max(need[t], (need[t + 1] - reach) / a)
+    temp, out, on_for, off_for = hp.initial_indoor_c, [], 0, off
+    for t in range(n):
+        free = a * temp + hp.drift_c(t, dt)  # the end-of-slot temperature without heating
+        gain = hp.gain_c_per_kw(t, dt)
+        if hp.modulating:
+            x = min(hp.max_power_kw, max(0.0, (need[t] - free) / gain))
+        else:
+            want = free < need[t]
+            if on_for and on_for < run:
+                want = True
+            elif not on_for and off_for < off:
+                want = False
+            x = hp.max_power_kw if want else 0.0
+            on_for, off_for = (on_for + 1, 0) if want else (0, off_for + 1)
+        out.append(x)
+        temp = free + gain * x
+    return out
+
+
+def _circuit_room_kw(problem: Problem, cp: Compiled, sch: Schedule, device: str) -> list[float]:
+    """Per slot, what `device` may draw under its tightest shared circuit given what is planned so far."""
+    n = problem.grid.slots
+    room = [float("inf")] * n
+    circuits = [ci for ci in problem.circuits if device in ci.devices]
+    if not circuits:
+        return room
+    power = device_power_kw(problem, cp, sch)
+    for ci in circuits:
+        for t in range(n):
+            others = sum(power.get(d, [0.0] * n)[t] for d in ci.devices if d != device)
+            room[t] = min(room[t], max(0.0, ci.limit_kw - others))
+    return room
 
 
 def baseline(problem: Problem, compiled: Optional[Compiled] = None) -> Evaluation:

@@ -175,11 +175,15 @@ def power_cliques(cp: "Compiled") -> list[list[tuple[int, int]]]:
     can be chosen (an exact clique cut, across appliances). The slot row alone lets the LP run two
     heating phases at 0.8 each; this row does not. Items are (cycle index, option index); only
     sets spanning two cycles or more are returned. Valid only while `relief` holds every source that
-    can lower net import (PV, battery discharge): a new one (V2G, say) must be added there.
+    can lower net import (PV, battery and V2G discharge): a new source must be added there.
     """
     p = cp.problem
     relief = [sum(pv.forecast_kw[t] for pv in p.pv) + sum(b.max_discharge_kw for b in p.batteries)
               for t in range(cp.n)]
+    for em in cp.evs:  # a V2G car can discharge while plugged in
+        if em.ev.v2g:
+            for t in em.slots:
+                relief[t] += em.ev.max_discharge_kw
     room = [p.site.import_limit_kw - cp.base_kw[t] + relief[t] for t in range(cp.n)]
     for cm in cp.cycles:
         if cm.fixed:
@@ -241,6 +245,14 @@ def ev_model(p: Problem, e: EVSession) -> EVModel:
     return EVModel(e, slots, e.energy_kwh, e.max_energy_kwh, levels, levels is None and e.min_power_kw > 0)
 
 
+def _v2g_may_export(evs: list[EVModel], may_export: list[bool]) -> None:
+    """A V2G car that may export can feed the grid in every slot it is plugged in (issue 14 item 3)."""
+    for em in evs:
+        if em.ev.v2g and em.ev.export_allowed:
+            for t in em.slots:
+                may_export[t] = True
+
+
 def compile_problem(p: Problem) -> Compiled:
     g, s = p.grid, p.site
     n = g.slots
@@ -279,6 +291,7 @@ def compile_problem(p: Problem) -> Compiled:
             may_export[t] = False
     cycles = [cycle_model(p, c, base, relief) for c in p.cycles]
     evs = [ev_model(p, e) for e in p.ev_sessions]
+    _v2g_may_export(evs, may_export)
     return Compiled(p, n, g.dt_h, base, pv_fixed, w_imp, w_exp, cycles, evs, excl_bat, excl_grid, may_export,
                     cost_norm, co2_norm)
 

@@ -15,6 +15,7 @@ from .result import Evaluation, Schedule, Violation
 
 TOL_KW = 1e-3
 TOL_KWH = 1e-3
+TOL_C = 1e-3
 
 
 def evaluate(problem: Problem, schedule: Schedule, compiled: Optional[Compiled] = None) -> Evaluation:
@@ -87,10 +88,13 @@ def evaluate(problem: Problem, schedule: Schedule, compiled: Optional[Compiled] 
         energy = sum(p) * dt * e.efficiency
         if energy < em.need_kwh - TOL_KWH:
             v(e.id, "energy", em.need_kwh - energy, "kWh", f"EV '{e.name}' gets {energy:.2f} of {em.need_kwh:.2f} kWh")
-        if em.max_kwh is not None and energy > em.max_kwh + TOL_KWH:
+        if em.max_kwh is not None and energy > em.max_kwh + TOL_KWH and not e.v2g:  # V2G: `_check_v2g`
             v(e.id, "capacity", energy - em.max_kwh, "kWh", f"EV '{e.name}' overfilled")
-        _check_min_state(problem, e.id, f"EV '{e.name}'", e.min_energy_at,
-                         [sum(p[:k]) * dt * e.efficiency for k in range(n + 1)], v)
+        d = schedule.ev_discharge_kw.get(e.id, [0.0] * n)  # V2G: what the car gave back counts against it
+        delivered = [0.0]
+        for t in range(n):
+            delivered.append(delivered[-1] + (p[t] * e.efficiency - d[t] / e.discharge_efficiency) * dt)
+        _check_min_state(problem, e.id, f"EV '{e.name}'", e.min_energy_at, delivered, v)
 
     # batteries
     soc: dict[str, list[float]] = {}
@@ -153,6 +157,10 @@ def evaluate(problem: Problem, schedule: Schedule, compiled: Optional[Compiled] 
             v(th.id, "final_energy", th.final_energy_kwh - e, "kWh", f"'{th.name}' ends below its final energy")
         soc[th.id] = traj
 
+    _check_circuits(problem, cp, schedule, v)
+    _check_v2g(problem, cp, schedule, v, net)
+    temps = _check_heat_pumps(problem, schedule, v, net)
+
     # site
     cost = co2 = pen = obj = 0.0
     gr = problem.grid_request
@@ -176,7 +184,7 @@ def evaluate(problem: Problem, schedule: Schedule, compiled: Optional[Compiled] 
                 pen += short * dt * gr.penalty_eur_per_kwh
     capacity = capacity_view(problem, net)
     obj += extra + pen + money_weight(problem) * sum(c["added_eur"] for c in capacity)
-    return Evaluation(cost, co2, pen, obj, net, soc, viol, capacity)
+    return Evaluation(cost, co2, pen, obj, net, soc, viol, capacity, temps)
 
 
 def _check_min_state(problem: Problem, dev: str, what: str, reqs, traj: list[float], v) -> None:
@@ -221,4 +229,135 @@ def capacity_view(problem: Problem, net_import_kw: list[float]) -> list[dict]:
                     "peak_floor_kw": cc.peak_floor_kw, "peak_kw": round(billed, 4),
                     "price_eur_per_kw": cc.price_eur_per_kw, "charge_eur": round(billed * cc.price_eur_per_kw, 6),
                     "added_eur": (billed - cc.peak_floor_kw) * cc.price_eur_per_kw})
+    return out
+
+
+def device_power_kw(problem: Problem, cp: Compiled, schedule: Schedule) -> dict[str, list[float]]:
+    """Per physical device (`device` field), its power per slot in kW (consumption positive)."""
+    n, res = problem.grid.slots, problem.grid.resolution_min
+    out: dict[str, list[float]] = {}
+
+    def add(device: str, t: int, kw: float) -> None:
+        out.setdefault(device, [0.0] * n)[t] += kw
+
+    for cm in cp.cycles:
+        sm = schedule.cycle_start_min.get(cm.cycle.id)
+        if sm is not None:
+            for k, pk in resample_profile(cm.cycle, sm, res, n).items():
+                add(cm.cycle.device, k, pk)
+    for e in problem.ev_sessions:
+        for t, x in enumerate(schedule.ev_kw.get(e.id, [0.0] * n)):
+            add(e.device, t, x)
+        for t, x in enumerate(schedule.ev_discharge_kw.get(e.id, [0.0] * n)):
+            add(e.device, t, -x)
+    for b in problem.batteries:
+        c = schedule.battery_charge_kw.get(b.id, [0.0] * n)
+        d = schedule.battery_discharge_kw.get(b.id, [0.0] * n)
+        for t in range(n):
+            add(b.device, t, c[t] - d[t])
+    for pv in problem.pv:
+        for t, x in enumerate(schedule.pv_kw.get(pv.id, list(pv.forecast_kw))):
+            add(pv.device, t, -x)
+    for th in problem.thermal_storages:
+        for t, x in enumerate(schedule.thermal_kw.get(th.id, [0.0] * n)):
+            add(th.device, t, x)
+    for hp in problem.heat_pumps:
+        for t, x in enumerate(schedule.heat_pump_kw.get(hp.id, [0.0] * n)):
+            add(hp.device, t, x)
+    return out
+
+
+def _check_circuits(problem: Problem, cp: Compiled, schedule: Schedule, v) -> None:
+    """Shared circuits: the named devices' summed power within +-limit_kw in every slot."""
+    if not problem.circuits:
+        return
+    power = device_power_kw(problem, cp, schedule)
+    for ci in problem.circuits:
+        for t in range(problem.grid.slots):
+            x = sum(power.get(d, [0.0] * problem.grid.slots)[t] for d in ci.devices)
+            if abs(x) > ci.limit_kw + TOL_KW:
+                v(ci.id, "circuit_limit", abs(x) - ci.limit_kw, "kW",
+                  f"circuit '{ci.name}' carries {abs(x):.2f} kW, above its limit of {ci.limit_kw:.2f} kW", t)
+
+
+def _check_v2g(problem: Problem, cp: Compiled, schedule: Schedule, v, net: list[float]) -> None:
+    """V2G sessions (issue 14 item 3): discharge limits, the car's energy within [floor, room] after every slot
+    and at least the need at departure, no charging and discharging at once where the model forbids it, and
+    no export from a car that may not export. Subtracts the discharge from `net`."""
+    n, dt = problem.grid.slots, problem.grid.dt_h
+    for em in cp.evs:
+        e = em.ev
+        d = schedule.ev_discharge_kw.get(e.id, [0.0] * n)
+        if not e.v2g:
+            if any(x > TOL_KW for x in d):
+                v(e.id, "discharge", max(d), "kW", f"EV '{e.name}' may not discharge")
+            continue
+        c = schedule.ev_kw.get(e.id, [0.0] * n)
+        allowed = set(em.slots)
+        both_forbidden = em.levels_kw is not None or em.semicontinuous
+        acc = 0.0
+        for t in range(n):
+            if d[t] < -TOL_KW or d[t] > e.max_discharge_kw + TOL_KW:
+                v(e.id, "discharge_power", d[t], "kW", f"EV '{e.name}' discharge power out of range", t)
+            if d[t] > TOL_KW and t not in allowed:
+                v(e.id, "availability", d[t], "kW", f"EV '{e.name}' discharges while away", t)
+            if c[t] > TOL_KW and d[t] > TOL_KW and (both_forbidden or t in cp.exclusive_battery_slots):
+                v(e.id, "exclusive", min(c[t], d[t]), "kW", f"EV '{e.name}' charges and discharges at once", t)
+            acc += (c[t] * e.efficiency - d[t] / e.discharge_efficiency) * dt
+            if acc < e.floor_kwh - TOL_KWH:
+                v(e.id, "min_soc", e.floor_kwh - acc, "kWh", f"EV '{e.name}' below its minimum SoC", t)
+            if em.max_kwh is not None and acc > em.max_kwh + TOL_KWH:
+                v(e.id, "capacity", acc - em.max_kwh, "kWh", f"EV '{e.name}' overfilled", t)
+            net[t] -= d[t]
+        if acc < em.need_kwh - TOL_KWH:
+            v(e.id, "energy", em.need_kwh - acc, "kWh", f"EV '{e.name}' leaves with {acc:.2f} of {em.need_kwh:.2f} kWh")
+    no_export = [e for e in problem.ev_sessions if e.v2g and not e.export_allowed]
+    if not no_export:
+        return
+    for t in range(n):
+        if not any(schedule.ev_discharge_kw.get(e.id, [0.0] * n)[t] > TOL_KW for e in no_export):
+            continue
+        gen = sum(schedule.pv_kw.get(pv.id, list(pv.forecast_kw))[t] for pv in problem.pv)
+        gen += sum(schedule.battery_discharge_kw.get(b.id, [0.0] * n)[t] for b in problem.batteries)
+        gen += sum(schedule.ev_discharge_kw.get(e.id, [0.0] * n)[t] for e in problem.ev_sessions
+                   if e.v2g and e.export_allowed)
+        if net[t] + gen < -TOL_KW:
+            v("site", "v2g_export", -(net[t] + gen), "kW", "an EV that may not export feeds the grid", t)
+
+
+def _check_heat_pumps(problem: Problem, schedule: Schedule, v, net: list[float]) -> dict[str, list[float]]:
+    """Space heating (issue 14 item 5): power range or on/off with minimum run and off times, the indoor
+    temperature replayed through the building model inside the comfort band. Adds the power to `net`;
+    returns the temperature trajectories (slots + 1 values)."""
+    g = problem.grid
+    n, dt = g.slots, g.dt_h
+    out: dict[str, list[float]] = {}
+    for hp in problem.heat_pumps:
+        p = schedule.heat_pump_kw.get(hp.id, [0.0] * n)
+        a = hp.decay(dt)
+        temp = hp.initial_indoor_c
+        traj = [temp]
+        for t in range(n):
+            x = p[t]
+            if x < -TOL_KW or x > hp.max_power_kw + TOL_KW:
+                v(hp.id, "power", x, "kW", f"'{hp.name}' power out of range", t)
+            elif not hp.modulating and TOL_KW < x < hp.max_power_kw - TOL_KW:
+                v(hp.id, "on_off", x, "kW", f"'{hp.name}' is on/off", t)
+            temp = a * temp + hp.drift_c(t, dt) + hp.gain_c_per_kw(t, dt) * x
+            traj.append(temp)
+            if temp < hp.comfort_min_c[t] - TOL_C:
+                v(hp.id, "comfort_min", hp.comfort_min_c[t] - temp, "K", f"'{hp.name}' below its comfort band", t)
+            if temp > hp.comfort_max_c[t] + TOL_C:
+                v(hp.id, "comfort_max", temp - hp.comfort_max_c[t], "K", f"'{hp.name}' above its comfort band", t)
+            net[t] += x
+        if not hp.modulating:
+            run, off = hp.run_slots(g.resolution_min)
+            on = [x > hp.max_power_kw / 2 for x in p]
+            for t in range(n):
+                was = on[t - 1] if t > 0 else False
+                if on[t] and not was and not all(on[t:t + run]):
+                    v(hp.id, "min_run", 1, "slot", f"'{hp.name}' stops before its minimum run time", t)
+                if t > 0 and was and not on[t] and any(on[t:t + off]):
+                    v(hp.id, "min_off", 1, "slot", f"'{hp.name}' restarts before its minimum off time", t)
+        out[hp.id] = traj
     return out

@@ -131,6 +131,64 @@ def precheck(cp: Compiled) -> list[Violation]:
                                      f"The grid request allows at most {hi:.2f} kW at {_slot_hm(p, t)} but the home "
                                      f"cannot go below {max(floor, -site.export_limit_kw):.2f} kW"))
                 break
+    out.extend(_circuit_prechecks(cp))
+    out.extend(_heat_pump_prechecks(cp))
+    return out
+
+
+def _circuit_prechecks(cp: Compiled) -> list[Violation]:
+    """A cycle whose peak, or an EV whose energy, cannot fit under its shared circuit's limit."""
+    p = cp.problem
+    n = cp.n
+    out: list[Violation] = []
+    for ci in p.circuits:
+        on = set(ci.devices)
+        relief = [sum(b.max_discharge_kw for b in p.batteries if b.device in on)
+                  + sum(pv.forecast_kw[t] for pv in p.pv if pv.device in on) for t in range(n)]
+        for cm in cp.cycles:
+            if cm.cycle.device not in on or not cm.options:
+                continue
+            peak = max(cm.options[0].profile_kw, default=0.0)
+            if all(peak > ci.limit_kw + relief[o.first_slot] + 1e-9 for o in cm.options):
+                out.append(Violation(cm.cycle.id, "circuit_limit", peak - ci.limit_kw, "kW", None,
+                                     f"Cycle '{cm.cycle.name}' draws up to {peak:.2f} kW but its circuit "
+                                     f"'{ci.name}' allows only {ci.limit_kw:.2f} kW"))
+        for em in cp.evs:
+            e = em.ev
+            if e.device not in on:
+                continue
+            cap = _ev_reach_kwh(cp, em, [ci.limit_kw + r for r in relief], cp.n)
+            if em.need_kwh > cap + 1e-6:
+                out.append(Violation(e.id, "circuit_limit", em.need_kwh - cap, "kWh", None,
+                                     f"EV '{e.name}' needs {_kwh(em.need_kwh)} before {_hm(p, e.departure)} but its "
+                                     f"circuit '{ci.name}' of {ci.limit_kw:.2f} kW lets it take at most {_kwh(cap)}"))
+    return out
+
+
+def _heat_pump_prechecks(cp: Compiled) -> list[Violation]:
+    """Space heating: the house falls below the comfort band even heating flat out, or is above it without heating
+    (bounds that ignore minimum run / off times)."""
+    p = cp.problem
+    out: list[Violation] = []
+    for hp in p.heat_pumps:
+        a = hp.decay(cp.dt_h)
+        hot = cold = hp.initial_indoor_c
+        for t in range(cp.n):
+            gain = hp.gain_c_per_kw(t, cp.dt_h) * hp.max_power_kw
+            hot = min(hp.comfort_max_c[t], a * hot + hp.drift_c(t, cp.dt_h) + gain)
+            cold = max(hp.comfort_min_c[t], a * cold + hp.drift_c(t, cp.dt_h))
+            if hot < hp.comfort_min_c[t] - 1e-6:
+                out.append(Violation(hp.id, "comfort_min", hp.comfort_min_c[t] - hot, "K", t,
+                                     f"'{hp.name}' cannot keep the house at {hp.comfort_min_c[t]:.1f} °C at "
+                                     f"{_slot_hm(p, t)}: heating flat out at {hp.max_power_kw:.1f} kW (COP "
+                                     f"{hp.cop_at(hp.outdoor_temperature_c[t]):.1f} at "
+                                     f"{hp.outdoor_temperature_c[t]:.1f} °C outside) reaches only {hot:.1f} °C"))
+                break
+            if cold > hp.comfort_max_c[t] + 1e-6:
+                out.append(Violation(hp.id, "comfort_max", cold - hp.comfort_max_c[t], "K", t,
+                                     f"'{hp.name}': the house is at {cold:.1f} °C at {_slot_hm(p, t)}, above its "
+                                     f"comfort maximum of {hp.comfort_max_c[t]:.1f} °C, even without heating"))
+                break
     return out
 
 
@@ -213,7 +271,8 @@ def _precheck_ev_min_state(cp: Compiled, em, headroom: list[float], out: list[Vi
 def describe(cp: Compiled, violations: list[Violation]) -> list[str]:
     """Summarize elastic-model violations per device and requirement."""
     p = cp.problem
-    names = {d.id: d.name for grp in (p.cycles, p.ev_sessions, p.batteries, p.pv, p.thermal_storages) for d in grp}
+    names = {d.id: d.name for grp in (p.cycles, p.ev_sessions, p.batteries, p.pv, p.thermal_storages, p.heat_pumps)
+             for d in grp}
     by: dict[tuple[str, str], list[Violation]] = {}
     for v in violations:
         by.setdefault((v.device, v.requirement), []).append(v)
@@ -228,7 +287,8 @@ def describe(cp: Compiled, violations: list[Violation]) -> list[str]:
         elif req == "energy":
             e = next(x for x in p.ev_sessions if x.id == dev)
             out.append(f"EV '{e.name}' needs {_kwh(e.energy_kwh)} before {_hm(p, e.departure)} but can take at most "
-                       f"{_kwh(e.energy_kwh - worst.amount)} alongside the other requirements")
+                       f"{_kwh(e.energy_kwh - worst.amount)} alongside the other requirements"
+                       + _on_circuits(p, e.device))
         elif req == "final_soc":
             b = next(x for x in p.batteries if x.id == dev)
             out.append(f"Battery '{b.name}' must end at {b.final_soc_pct:.0f}% but falls {_kwh(worst.amount)} short "
@@ -241,10 +301,19 @@ def describe(cp: Compiled, violations: list[Violation]) -> list[str]:
             out.append(f"'{names.get(dev, dev)}' would hold {_kwh(worst.amount)} less than required{at} "
                        f"alongside the other requirements{more}")
         elif req == "scheduled":
+            cyc = next((c for c in p.cycles if c.id == dev), None)
             out.append(f"Cycle '{names.get(dev, dev)}' cannot be placed alongside the other requirements "
-                       f"(window, appliance busy, import limit)")
+                       f"(window, appliance busy, import limit)" + (_on_circuits(p, cyc.device) if cyc else ""))
+        elif req == "circuit_limit" and dev in {c.id for c in p.circuits}:
+            ci = next(c for c in p.circuits if c.id == dev)
+            out.append(f"Circuit '{ci.name}' ({ci.limit_kw:.2f} kW) is too small for its devices' requirements "
+                       f"together: {worst.amount:.2f} kW more would be needed{at}{more}")
         elif req == "grid_request":
             out.append(f"The grid request cannot be met{at}: off by {worst.amount:.2f} kW{more}")
+        elif req in ("comfort_min", "comfort_max") and dev in {h.id for h in p.heat_pumps}:
+            what = "below" if req == "comfort_min" else "above"
+            out.append(f"'{names.get(dev, dev)}' would keep the house {worst.amount:.1f} K {what} its comfort band"
+                       f"{at}{more}" + _on_circuits(p, next(h.device for h in p.heat_pumps if h.id == dev)))
         elif req in ("comfort_min", "comfort_max", "final_energy"):
             what = {"comfort_min": "below its comfort band", "comfort_max": "above its comfort band",
                     "final_energy": "short of its final energy"}[req]
@@ -252,6 +321,12 @@ def describe(cp: Compiled, violations: list[Violation]) -> list[str]:
         else:
             out.append(worst.message)
     return out
+
+
+def _on_circuits(p: Problem, device: str) -> str:
+    """' (it shares circuit 'Garage' of 7.40 kW)' when the device is on shared circuits, else ''."""
+    names = [f"'{c.name}' of {c.limit_kw:.2f} kW" for c in p.circuits if device in c.devices]
+    return f" (it shares circuit {', '.join(names)})" if names else ""
 
 
 def explain_infeasible(cp: Compiled, time_limit_s: float) -> tuple[list[str], list[Violation], Optional[object]]:

@@ -42,6 +42,8 @@ def choose_backend(cp: Compiled) -> str:
     if discrete_cycles == 0 and not on_off_heater and not any(
             em.slots and (em.levels_kw is not None or em.semicontinuous) for em in cp.evs):
         return "milp"  # a pure LP: HiGHS simplex, a few ms
+    if p.heat_pumps:  # issue 14 item 5: CP-SAT's micro-kelvin building model proves slowly, HiGHS in ms
+        return "milp"
     if p.batteries or any(em.slots for em in cp.evs):
         return "milp"
     if p.thermal_storages and cp.n > 100:

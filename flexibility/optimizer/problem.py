@@ -7,6 +7,7 @@ model and the float MILP model describe exactly the same problem.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Optional
@@ -148,6 +149,24 @@ class EVSession:
     max_energy_kwh: Optional[float] = None
     # minimum state at a time (FORMAT.md "Minimum state at a time"): delivered kWh by an instant
     min_energy_at: tuple[MinimumState, ...] = ()
+    # vehicle-to-home / vehicle-to-grid (issue 14 item 3): 0 kW = the car only charges
+    max_discharge_kw: float = 0.0
+    discharge_efficiency: float = 1.0  # car battery kWh -> AC kWh
+    min_soc_pct: Optional[float] = None  # never below this while plugged in ("keep 40 % in case I must leave")
+    export_allowed: bool = False  # False: discharge only covers the home's own consumption
+
+    @property
+    def v2g(self) -> bool:
+        return self.max_discharge_kw > 0
+
+    @property
+    def floor_kwh(self) -> float:
+        """The lowest delivered energy (kWh, <= 0) the car may reach while plugged in: its minimum SoC (or
+        empty) relative to its SoC at arrival; 0 without V2G."""
+        if not self.v2g or self.capacity_kwh is None or self.max_energy_kwh is None:
+            return 0.0
+        initial = self.capacity_kwh - self.max_energy_kwh
+        return min(0.0, self.capacity_kwh * (self.min_soc_pct or 0.0) / 100.0 - initial)
 
     def power_levels_kw(self) -> Optional[tuple[float, ...]]:
         """Allowed non-zero powers when charging in discrete current steps, else None."""
@@ -281,6 +300,79 @@ class Problem:
     do_not_disturb: tuple[Interval, ...] = ()
     # capacity (demand) charges of the billing periods the horizon overlaps (FORMAT.md "Capacity charge")
     capacity_charges: tuple[CapacityCharge, ...] = ()
+    circuits: tuple["Circuit", ...] = ()  # issue 14 item 4, see `Circuit`
+    heat_pumps: tuple["SpaceHeating", ...] = ()  # issue 14 item 5, see `SpaceHeating`
 
     def device_ids(self) -> list[str]:
-        return [d.id for group in (self.cycles, self.ev_sessions, self.batteries, self.pv, self.thermal_storages) for d in group]
+        return [d.id for group in (self.cycles, self.ev_sessions, self.batteries, self.pv, self.thermal_storages,
+                                   self.heat_pumps) for d in group]
+
+
+# ------------------------------------------------------------ shared circuits (issue 14, item 4)
+@dataclass(frozen=True)
+class Circuit:
+    """A breaker or phase shared by named devices (their `device` field): the sum of their powers
+    (consumption positive; battery / V2G discharge and PV negative) stays within +-limit_kw in every
+    slot, beside the site's import and export limits."""
+
+    id: str
+    name: str
+    limit_kw: float
+    devices: tuple[str, ...]
+
+
+# ------------------------------------------------------- space heating heat pump (issue 14, item 5)
+@dataclass(frozen=True)
+class SpaceHeating:
+    """A heat pump heating the house, with a first-order thermal model of the building.
+
+    Indoor temperature after slot t (exact for inputs constant over the slot):
+    T[t+1] = a T[t] + (1 - a) (T_out[t] + (cop[t] P[t] + solar_gain_factor_m2 I[t]) / heat_loss_kw_per_k),
+    a = exp(-heat_loss_kw_per_k dt / heat_capacity_kwh_per_k); comfort_min_c[t] <= T[t+1] <= comfort_max_c[t].
+    P[t] is the electric power: in [0, max_power_kw] when modulating, else 0 or max_power_kw with minimum run
+    and off times (the pump is taken as off, and off long enough, before the horizon).
+    """
+
+    id: str
+    device: str
+    name: str
+    max_power_kw: float
+    heat_capacity_kwh_per_k: float
+    heat_loss_kw_per_k: float
+    initial_indoor_c: float
+    outdoor_temperature_c: tuple[float, ...]
+    comfort_min_c: tuple[float, ...]
+    comfort_max_c: tuple[float, ...]
+    cop_curve: tuple[tuple[float, float], ...]  # (outdoor_c, cop) points, linear between, flat outside
+    solar_gain_factor_m2: float = 0.0
+    solar_irradiance_kw_per_m2: Optional[tuple[float, ...]] = None
+    modulating: bool = True
+    min_run_min: float = 0.0
+    min_off_min: float = 0.0
+
+    def cop_at(self, outdoor_c: float) -> float:
+        pts = sorted(self.cop_curve)
+        if outdoor_c <= pts[0][0]:
+            return pts[0][1]
+        for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+            if outdoor_c <= x1:
+                return y0 + (y1 - y0) * (outdoor_c - x0) / (x1 - x0) if x1 > x0 else y1
+        return pts[-1][1]
+
+    def decay(self, dt_h: float) -> float:
+        """a = exp(-H dt / C): the share of the indoor-outdoor difference left after one slot."""
+        return math.exp(-self.heat_loss_kw_per_k * dt_h / self.heat_capacity_kwh_per_k)
+
+    def drift_c(self, t: int, dt_h: float) -> float:
+        """(1 - a) (T_out + solar gain / H): where slot t takes the house without heating."""
+        solar = self.solar_gain_factor_m2 * (self.solar_irradiance_kw_per_m2[t] if self.solar_irradiance_kw_per_m2
+                                             else 0.0)
+        return (1 - self.decay(dt_h)) * (self.outdoor_temperature_c[t] + solar / self.heat_loss_kw_per_k)
+
+    def gain_c_per_kw(self, t: int, dt_h: float) -> float:
+        """(1 - a) cop[t] / H: indoor degrees gained by the end of slot t per kW electric."""
+        return (1 - self.decay(dt_h)) * self.cop_at(self.outdoor_temperature_c[t]) / self.heat_loss_kw_per_k
+
+    def run_slots(self, res_min: int) -> tuple[int, int]:
+        """Minimum run and off times in whole slots (rounded up)."""
+        return (max(1, math.ceil(self.min_run_min / res_min - 1e-9)), max(1, math.ceil(self.min_off_min / res_min - 1e-9)))

@@ -12,9 +12,9 @@ from datetime import datetime
 from typing import Any, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .problem import CapacityCharge
-from .problem import (MAX_HORIZON_H, PV, RESOLUTIONS_MIN, Battery, EVSession, GridRequest, Interval, MinimumState,
-                      Objective, Phase, Problem, ProblemError, ShiftableCycle, Site, ThermalStorage, TimeGrid, q_kw)
+from .problem import (MAX_HORIZON_H, PV, RESOLUTIONS_MIN, Battery, CapacityCharge, Circuit, EVSession, GridRequest,
+                      Interval, MinimumState, Objective, Phase, Problem, ProblemError, ShiftableCycle, Site, SpaceHeating,
+                      ThermalStorage, TimeGrid, q_kw)
 
 # ------------------------------------------------------------------------ parsing
 _MISSING = object()
@@ -25,7 +25,7 @@ MIN_PHASE_POWER_W = 10.0  # a non-zero appliance phase below this is a kW value 
 FIELDS: dict[str, frozenset[str]] = {
     "problem": frozenset({"version", "start", "resolution_min", "slots", "end", "timezone", "objective", "site",
                           "do_not_disturb", "cycles", "ev_sessions", "batteries", "pv", "thermal_storages",
-                          "grid_request"}),
+                          "grid_request", "circuits", "heat_pumps"}),
     "objective": frozenset({"kind", "cost_weight", "early_finish_eur_per_slot"}),
     "site": frozenset({"import_limit_kw", "export_limit_kw", "import_price_eur_per_kwh", "export_price_eur_per_kwh",
                        "co2_g_per_kwh", "base_load_kw"}),
@@ -35,7 +35,7 @@ FIELDS: dict[str, frozenset[str]] = {
     "phase": frozenset({"duration_min", "power_w", "expected_power_w", "max_power_w", "order"}),
     "ev": frozenset({"id", "device", "name", "arrival", "departure", "energy_kwh", "target_soc_pct", "capacity_kwh",
                      "initial_soc_pct", "min_power_kw", "max_power_kw", "current_steps_a", "phases", "voltage_v",
-                     "efficiency"}),
+                     "efficiency", "max_discharge_kw", "discharge_efficiency", "min_soc_pct", "export_allowed"}),
     "battery": frozenset({"id", "device", "name", "capacity_kwh", "initial_soc_pct", "min_soc_pct", "final_soc_pct",
                           "max_charge_kw", "max_discharge_kw", "charge_efficiency", "discharge_efficiency"}),
     "pv": frozenset({"id", "device", "name", "forecast_kw", "curtailable"}),
@@ -45,6 +45,11 @@ FIELDS: dict[str, frozenset[str]] = {
     "grid_request": frozenset({"min_net_import_kw", "max_net_import_kw", "penalty_eur_per_kwh"}),
     # minimum state at a time (batteries and EV sessions)
     "min_state": frozenset({"at", "energy_kwh"}),
+    "circuit": frozenset({"id", "name", "limit_kw", "devices"}),
+    "heat_pump": frozenset({"id", "device", "name", "max_power_kw", "heat_capacity_kwh_per_k", "heat_loss_kw_per_k",
+                            "initial_indoor_c", "outdoor_temperature_c", "comfort_min_c", "comfort_max_c", "cop_curve",
+                            "solar_gain_factor_m2", "solar_irradiance_kw_per_m2", "modulating", "min_run_min",
+                            "min_off_min"}),
 }
 FIELDS["ev"] |= {"min_energy_at"}
 FIELDS["battery"] |= {"min_energy_at"}
@@ -289,7 +294,7 @@ def problem_from_dict(d: Any) -> Problem:
                        voltage_v=x.num("voltage_v", 230.0, lo=0, lo_open=True),
                        efficiency=x.num("efficiency", 1.0, lo=0, hi=1, lo_open=True),
                        capacity_kwh=cap, max_energy_kwh=max_energy,
-                       min_energy_at=_min_states(x, max_energy))
+                       min_energy_at=_min_states(x, max_energy), **_v2g(x, cap))
         if steps is not None and not ev.power_levels_kw():
             raise ProblemError(f"{x.p('current_steps_a')}: no step fits under max_power_kw")
         evs.append(ev)
@@ -338,9 +343,12 @@ def problem_from_dict(d: Any) -> Problem:
                 raise ProblemError(f"grid_request.max_net_import_kw[{t}]: must be >= min_net_import_kw[{t}]")
         gr = GridRequest(lo_, hi_, g.num("penalty_eur_per_kwh", None, lo=0))
 
+    hps = _heat_pumps(r, n, ident)
+    device_names = {d.device for grp in (cycles, evs, bats, pvs, ths, hps) for d in grp}
     return Problem(grid=grid, site=site, objective=objective, cycles=tuple(cycles), ev_sessions=tuple(evs),
                    batteries=tuple(bats), pv=tuple(pvs), thermal_storages=tuple(ths), grid_request=gr,
-                   do_not_disturb=tuple(dnd), capacity_charges=_capacity_charges(r, res))
+                   do_not_disturb=tuple(dnd), capacity_charges=_capacity_charges(r, res),
+                   circuits=_circuits(r, device_names), heat_pumps=hps)
 
 
 def _capacity_charges(r: _Reader, res: int) -> tuple[CapacityCharge, ...]:
@@ -378,6 +386,65 @@ def _min_states(x: _Reader, cap_kwh: Optional[float]) -> tuple[MinimumState, ...
     for r in x.objects("min_energy_at", "min_state"):
         out.append(MinimumState(r.instant("at"), r.num("energy_kwh", lo=0, hi=cap_kwh)))
     return tuple(sorted(out, key=lambda m: m.at))
+
+
+def _heat_pumps(r: _Reader, n: int, ident) -> tuple[SpaceHeating, ...]:
+    """Space-heating heat pumps (FORMAT.md "heat_pumps")."""
+    out = []
+    for i, x in enumerate(r.objects("heat_pumps", "heat_pump")):
+        hid, dev, name = ident(x, "heat_pump", i)
+        lo, hi = x.series("comfort_min_c", n), x.series("comfort_max_c", n)
+        for t in range(n):
+            if hi[t] < lo[t]:
+                raise ProblemError(f"{x.p('comfort_max_c')}[{t}]: must be >= comfort_min_c[{t}]")
+        curve = x.get("cop_curve")
+        if not isinstance(curve, list) or not curve or not all(
+                isinstance(pt, list) and len(pt) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                              and math.isfinite(v) for v in pt) and pt[1] > 0
+                for pt in curve):
+            raise ProblemError(f"{x.p('cop_curve')}: must be a non-empty list of [outdoor_c, cop] pairs with cop > 0")
+        mod = x.boolean("modulating", True)
+        out.append(SpaceHeating(
+            id=hid, device=dev, name=name, max_power_kw=q_kw(x.num("max_power_kw", lo=0, lo_open=True)),
+            heat_capacity_kwh_per_k=x.num("heat_capacity_kwh_per_k", lo=0, lo_open=True),
+            heat_loss_kw_per_k=x.num("heat_loss_kw_per_k", lo=0, lo_open=True),
+            initial_indoor_c=x.num("initial_indoor_c", lo=-50, hi=60),
+            outdoor_temperature_c=x.series("outdoor_temperature_c", n), comfort_min_c=lo, comfort_max_c=hi,
+            cop_curve=tuple((float(a), float(b)) for a, b in curve),
+            solar_gain_factor_m2=x.num("solar_gain_factor_m2", 0.0, lo=0),
+            solar_irradiance_kw_per_m2=x.series("solar_irradiance_kw_per_m2", n, None, lo=0), modulating=mod,
+            min_run_min=x.num("min_run_min", 0.0, lo=0), min_off_min=x.num("min_off_min", 0.0, lo=0)))
+    return tuple(out)
+
+
+def _v2g(x: _Reader, capacity_kwh: Optional[float]) -> dict[str, Any]:
+    """V2G fields of an EV session (FORMAT.md "V2G"): discharging needs the car's capacity (its SoC)."""
+    out = {"max_discharge_kw": q_kw(x.num("max_discharge_kw", 0.0, lo=0)),
+           "discharge_efficiency": x.num("discharge_efficiency", 1.0, lo=0, hi=1, lo_open=True),
+           "min_soc_pct": x.num("min_soc_pct", None, lo=0, hi=100),
+           "export_allowed": x.boolean("export_allowed", False)}
+    if out["max_discharge_kw"] > 0 and capacity_kwh is None:
+        raise ProblemError(f"{x.p('capacity_kwh')}: required with max_discharge_kw (the car's state of charge)")
+    return out
+
+
+def _circuits(r: _Reader, device_names: set[str]) -> tuple[Circuit, ...]:
+    """Shared circuits (FORMAT.md "circuits"): every named device must be one of the problem's `device`s."""
+    out, seen = [], set()
+    for x in r.objects("circuits", "circuit"):
+        cid = x.string("id")
+        if not cid or cid in seen:
+            raise ProblemError(f"{x.p('id')}: must be a non-empty, unique string")
+        seen.add(cid)
+        names = x.get("devices")
+        if not isinstance(names, list) or not names or not all(isinstance(d, str) for d in names):
+            raise ProblemError(f"{x.p('devices')}: must be a non-empty list of device names")
+        for i, d in enumerate(names):
+            if d not in device_names:
+                raise ProblemError(f"{x.p('devices')}[{i}]: no device {d!r} in the problem")
+        out.append(Circuit(id=cid, name=x.string("name", cid), limit_kw=q_kw(x.num("limit_kw", lo=0, lo_open=True)),
+                           devices=tuple(dict.fromkeys(names))))
+    return tuple(out)
 
 
 # --------------------------------------------------------------------- to JSON
@@ -421,6 +488,10 @@ def problem_to_dict(p: Problem) -> dict:
         d.pop("max_energy_kwh")
         if e.capacity_kwh is not None and e.max_energy_kwh is not None:
             d["capacity_kwh"] = e.capacity_kwh
-            d["initial_soc_pct"] = 100.0 - 100.0 * e.max_energy_kwh / e.capacity_kwh
+            d["initial_soc_pct"] = round(100.0 - 100.0 * e.max_energy_kwh / e.capacity_kwh, 9)  # exact back
         out["ev_sessions"].append(d)
+    if p.circuits:
+        out["circuits"] = [_jsonable(c) for c in p.circuits]
+    if p.heat_pumps:
+        out["heat_pumps"] = [_jsonable(h) for h in p.heat_pumps]
     return out

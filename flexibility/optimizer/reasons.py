@@ -192,7 +192,17 @@ def _ev(ctx: _Context, p: Problem, item: str, name: str, planned: dict, base: di
     prices = f" at {price:.2f} EUR/kWh" if price is not None else ""
     if prices and base_price is not None and abs(base_price - price) >= 0.005:
         prices += f" instead of {base_price:.2f} on arrival"
-    return f"{name} reaches {energy:.1f} kWh{by}{how}, {ctx.ranges(charging)}{prices}, {_saves(saving)}."
+    return (f"{name} reaches {energy:.1f} kWh{by}{how}, {ctx.ranges(charging)}{prices}{_discharging(ctx, planned)}, "
+            f"{_saves(saving)}.")
+
+
+def _discharging(ctx: _Context, planned: dict) -> str:
+    """V2G (issue 14 item 3): when the car gives energy back, and how much."""
+    d = planned.get("discharge_kw") or []
+    slots = [t for t, x in enumerate(d) if x > ACTIVE_KW]
+    if not slots:
+        return ""
+    return f", and gives {sum(d) * ctx.p.grid.dt_h:.1f} kWh back {ctx.ranges(slots)}"
 
 
 def _thermal(ctx: _Context, p: Problem, item: str, name: str, planned: dict, base: dict, saving: float) -> str:

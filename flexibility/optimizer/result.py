@@ -24,6 +24,8 @@ class Schedule:
     pv_kw: dict[str, list[float]] = field(default_factory=dict)  # PV power used (after curtailment)
     thermal_kw: dict[str, list[float]] = field(default_factory=dict)  # electric
     skipped_cycles: list[str] = field(default_factory=list)  # only in relaxed (explanation) schedules
+    ev_discharge_kw: dict[str, list[float]] = field(default_factory=dict)  # V2G sessions only (issue 14 item 3)
+    heat_pump_kw: dict[str, list[float]] = field(default_factory=dict)  # space heating, electric (item 5)
 
 
 @dataclass
@@ -50,6 +52,7 @@ class Evaluation:
     soc_kwh: dict[str, list[float]]
     violations: list[Violation]
     capacity_charges: list[dict[str, Any]] = field(default_factory=list)  # per billing period: peak and its cost
+    indoor_temperature_c: dict[str, list[float]] = field(default_factory=dict)  # space heating (issue 14 item 5)
 
     @property
     def feasible(self) -> bool:

@@ -120,6 +120,8 @@ def devices_view(cp: Compiled, sch: Schedule, ev: Evaluation) -> dict[str, dict[
         out[e.id] = {"kind": "ev", "device": e.device, "name": e.name, "power_kw": pw, "soc_kwh": traj,
                      "energy_kwh": round(acc, 4)}
         _show_min_state(out[e.id], e.min_energy_at)
+        if e.v2g:
+            out[e.id].update(_v2g_view(e, sch, n, dt))
     for b in p.batteries:
         c = sch.battery_charge_kw.get(b.id, [0.0] * n)
         d = sch.battery_discharge_kw.get(b.id, [0.0] * n)
@@ -139,6 +141,12 @@ def devices_view(cp: Compiled, sch: Schedule, ev: Evaluation) -> dict[str, dict[
         out[th.id] = {"kind": "thermal", "device": th.device, "name": th.name,
                       "power_kw": [round(x, 4) for x in sch.thermal_kw.get(th.id, [0.0] * n)],
                       "soc_kwh": [round(x, 4) for x in ev.soc_kwh.get(th.id, [])]}
+    for hp in p.heat_pumps:
+        out[hp.id] = {"kind": "space_heating", "device": hp.device, "name": hp.name,
+                      "power_kw": [round(x, 4) for x in sch.heat_pump_kw.get(hp.id, [0.0] * n)],
+                      "indoor_temperature_c": [round(x, 4) for x in ev.indoor_temperature_c.get(hp.id, [])],
+                      "comfort_min_c": list(hp.comfort_min_c), "comfort_max_c": list(hp.comfort_max_c),
+                      "outdoor_temperature_c": list(hp.outdoor_temperature_c)}
     return out
 
 
@@ -146,6 +154,19 @@ def _show_min_state(entry: dict[str, Any], reqs: tuple) -> None:
     """The minimum states a storage had to hold, beside its trajectory."""
     if reqs:
         entry["min_energy_at"] = [{"at": r.at.isoformat(), "energy_kwh": r.energy_kwh} for r in reqs]
+
+
+def _v2g_view(e, sch: Schedule, n: int, dt: float) -> dict[str, Any]:
+    """A V2G session's entries: power_kw = charge - discharge, both series, and the energy delivered so far
+    (negative while the car has given more than it got) after each slot."""
+    c = [round(x, 4) for x in sch.ev_kw.get(e.id, [0.0] * n)]
+    d = [round(x, 4) for x in sch.ev_discharge_kw.get(e.id, [0.0] * n)]
+    acc, traj = 0.0, [0.0]
+    for t in range(n):
+        acc += (c[t] * e.efficiency - d[t] / e.discharge_efficiency) * dt
+        traj.append(round(acc, 4))
+    return {"power_kw": [round(c[t] - d[t], 4) for t in range(n)], "charge_kw": c, "discharge_kw": d,
+            "soc_kwh": traj, "energy_kwh": round(acc, 4)}
 
 
 def schedule_from_result(problem: Problem, result: dict[str, Any]) -> Schedule:
@@ -168,7 +189,9 @@ def schedule_from_result(problem: Problem, result: dict[str, Any]) -> Schedule:
             raise ValueError(f"{c.id}: not scheduled")
         sch.cycle_start_min[c.id] = round(g.offset_min(datetime.fromisoformat(start)), 6)
     for e in problem.ev_sessions:
-        sch.ev_kw[e.id] = series(devices[e.id], "power_kw")
+        sch.ev_kw[e.id] = series(devices[e.id], "charge_kw" if e.v2g else "power_kw")
+        if e.v2g:
+            sch.ev_discharge_kw[e.id] = series(devices[e.id], "discharge_kw")
     for b in problem.batteries:
         sch.battery_charge_kw[b.id] = series(devices[b.id], "charge_kw")
         sch.battery_discharge_kw[b.id] = series(devices[b.id], "discharge_kw")
@@ -176,4 +199,6 @@ def schedule_from_result(problem: Problem, result: dict[str, Any]) -> Schedule:
         sch.pv_kw[pv.id] = [-x for x in series(devices[pv.id], "power_kw")]
     for th in problem.thermal_storages:
         sch.thermal_kw[th.id] = series(devices[th.id], "power_kw")
+    for hp in problem.heat_pumps:
+        sch.heat_pump_kw[hp.id] = series(devices[hp.id], "power_kw")
     return sch

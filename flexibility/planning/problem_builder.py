@@ -215,6 +215,12 @@ def build_problem(
     }
     _add_minimum_states(problem, devices, start, end)
     _add_capacity_charges(problem, home, start, end)
+    heat_pumps = _space_heating(home, devices, start, slots, missing)  # issue 14 item 5
+    if heat_pumps:
+        problem["heat_pumps"] = heat_pumps
+    circuits = _circuits(home, problem)  # issue 14 item 4
+    if circuits:
+        problem["circuits"] = circuits
     if co2 is not None:
         problem["site"]["co2_g_per_kwh"] = co2
     if grid_request is not None:
@@ -376,7 +382,21 @@ def _ev_sessions(devices: Iterable[Device], start: datetime, end: datetime) -> l
             item["current_steps_a"] = list(p["current_steps_a"])
         if s.vehicle_capacity_kwh and s.initial_soc_pct is not None:  # never more than fits (negative prices)
             item["capacity_kwh"], item["initial_soc_pct"] = float(s.vehicle_capacity_kwh), float(s.initial_soc_pct)
+        item.update(_v2g(s, p))
         out.append(item)
+    return out
+
+
+def _v2g(s: EVSession, p: dict) -> dict:
+    """Issue 14 item 3: a session that may discharge, on a bidirectional charger, with the car's SoC."""
+    if not (s.may_discharge and float(p.get("max_discharge_kw", 0) or 0) > 0
+            and s.vehicle_capacity_kwh is not None and s.initial_soc_pct is not None):
+        return {}
+    out = {"capacity_kwh": float(s.vehicle_capacity_kwh), "initial_soc_pct": float(s.initial_soc_pct),
+           "max_discharge_kw": float(p["max_discharge_kw"]),
+           "discharge_efficiency": float(p.get("discharge_efficiency", 1.0)), "export_allowed": s.export_allowed}
+    if s.min_soc_pct is not None:
+        out["min_soc_pct"] = float(s.min_soc_pct)
     return out
 
 
@@ -514,6 +534,59 @@ def _peak_so_far_kw(home: Home, since: datetime, until: datetime, window_min: in
         key = int((slot_start - since).total_seconds() // 60 // window_min)
         windows.setdefault(key, []).append(total / count)
     return max([max(0.0, sum(v) / len(v)) / 1000.0 for v in windows.values()] + [0.0])
+
+
+def _space_heating(home: Home, devices: Iterable[Device], start: datetime, slots: int,
+                   missing: dict[str, list[str]]) -> list[dict]:
+    """Heat pumps heating the house: the building model from the device's parameters, the comfort band per slot
+    with the night setback (local time of the slot's start), the outdoor temperature forecast (required) and the
+    solar irradiance forecast (optional: no solar gain without it)."""
+    out = []
+    for d in devices:
+        if d.device_type != DeviceType.SPACE_HEATING:
+            continue
+        p = d.parameters
+        outdoor = _required_signal(home, SignalKind.OUTDOOR_TEMPERATURE, start, slots,
+                                   f"outdoor temperature forecast for {d.name}", "outdoor_temperature", missing)
+        if outdoor is None:
+            continue
+        sun = signal_for_home(home, SignalKind.SOLAR_IRRADIANCE, start, slots)
+        measured = _latest_measurement(d, "temperature_c")
+        lo, hi = [], []
+        for t in range(slots):
+            local = (start + timedelta(minutes=RESOLUTION_MIN * t)).astimezone(home.tzinfo).strftime("%H:%M")
+            a, b = p["setback_start"], p["setback_end"]
+            night = (a <= local or local < b) if a > b else (a <= local < b)
+            lo.append(float(p["setback_min_c"]) if night and p.get("setback_min_c") is not None
+                      else float(p["comfort_min_c"]))
+            hi.append(float(p["comfort_max_c"]))
+        item = {
+            "id": f"space_heating-{d.pk}", "device": d.serial_number, "name": d.name,
+            "max_power_kw": float(p["max_power_kw"]), "heat_capacity_kwh_per_k": float(p["heat_capacity_kwh_per_k"]),
+            "heat_loss_kw_per_k": float(p["heat_loss_kw_per_k"]),
+            "initial_indoor_c": float(measured if measured is not None else p["initial_indoor_c"]),
+            "outdoor_temperature_c": [round(x, 3) for x in outdoor], "comfort_min_c": lo, "comfort_max_c": hi,
+            "cop_curve": [[float(x), float(y)] for x, y in p["cop_curve"]],
+            "solar_gain_factor_m2": float(p.get("solar_gain_factor_m2", 0.0)), "modulating": bool(p["modulating"]),
+            "min_run_min": float(p.get("min_run_min", 0)), "min_off_min": float(p.get("min_off_min", 0)),
+        }
+        if sun is not None:
+            item["solar_irradiance_kw_per_m2"] = [round(max(0.0, w) / 1000.0, 4) for w in sun]
+        out.append(item)
+    return out
+
+
+def _circuits(home: Home, problem: dict) -> list[dict]:
+    """The home's shared circuits, over the devices the problem plans (a device the HEMS may not plan, or with
+    nothing to plan in the horizon, is left out: its draw is in the base load forecast)."""
+    planned = {x["device"] for key in ("cycles", "ev_sessions", "batteries", "pv", "thermal_storages", "heat_pumps")
+               for x in problem.get(key, [])}
+    out = []
+    for c in home.circuits.prefetch_related("devices").order_by("id"):
+        names = [d.serial_number for d in c.devices.all() if d.serial_number in planned]
+        if names:
+            out.append({"id": f"circuit-{c.pk}", "name": c.name, "limit_kw": float(c.limit_kw), "devices": names})
+    return out
 
 
 def object_pk(problem_id: str) -> tuple[str, int]:

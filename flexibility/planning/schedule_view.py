@@ -57,6 +57,7 @@ def schedule_view(schedule: Schedule) -> dict[str, Any]:
             "power_kw": planned.get("power_kw", []),
             **{k: planned[k] for k in ("start", "end", "soc_kwh", "energy_kwh") if k in planned},
             **{k: planned[k] for k in ISSUE_14_DEVICE_KEYS if k in planned},
+            **{k: planned[k] for k in PHYSICS_KEYS if k in planned},
             "saving_eur": reason.get("saving_eur"),
             "reason": reason.get("text"),
         })
@@ -74,6 +75,7 @@ def schedule_view(schedule: Schedule) -> dict[str, Any]:
         "savings_eur": schedule.savings_eur, "co2_kg": schedule.co2_kg, "baseline_co2_kg": schedule.baseline_co2_kg,
         "devices": items,
         "reasons": [r["text"] for r in explained["reasons"]],
+        "circuits": circuit_loads(problem, schedule.devices, n),
         "capacity_charges": planned_capacity_charges(problem, schedule.net_import_kw),
     }
 
@@ -86,6 +88,23 @@ def planned_capacity_charges(problem: dict, net_import_kw: list[float]) -> list[
     from flexibility.optimizer.evaluate import capacity_view
 
     return capacity_view(problem_from_dict(problem), list(net_import_kw))
+
+
+# issue 14 items 3 and 5: V2G charge / discharge and space heating's indoor temperature, where planned
+PHYSICS_KEYS = ("charge_kw", "discharge_kw", "indoor_temperature_c", "comfort_min_c", "comfort_max_c",
+                "outdoor_temperature_c")
+
+
+def circuit_loads(problem: dict[str, Any], devices: dict[str, Any], n: int) -> list[dict[str, Any]]:
+    """Issue 14 item 4: per shared circuit, the planned summed power of its devices (kW per slot)."""
+    out = []
+    for ci in problem.get("circuits") or []:
+        on = set(ci["devices"])
+        power = [round(sum(d["power_kw"][t] for d in devices.values() if d.get("device") in on), 4)
+                 for t in range(n)]
+        out.append({"id": ci["id"], "name": ci.get("name", ci["id"]), "limit_kw": ci["limit_kw"],
+                    "devices": ci["devices"], "power_kw": power})
+    return out
 
 
 def schedule_for_day(home, day) -> Optional[Schedule]:

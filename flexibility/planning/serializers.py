@@ -62,6 +62,24 @@ class ScheduleDeviceSerializer(serializers.Serializer):
     wear_eur = serializers.FloatField(required=False, help_text="Batteries with a wear cost: what the plan wears.")
     saving_eur = serializers.FloatField(allow_null=True, help_text="This device's own saving against the baseline.")
     reason = serializers.CharField(allow_null=True, help_text="What the plan does with the device and why.")
+    charge_kw = serializers.ListField(child=serializers.FloatField(), required=False,
+                                      help_text="V2G EVs: charging power per slot (power_kw is charge - discharge).")
+    discharge_kw = serializers.ListField(child=serializers.FloatField(), required=False,
+                                         help_text="V2G EVs: discharging power per slot (to the home or the grid).")
+    indoor_temperature_c = serializers.ListField(child=serializers.FloatField(), required=False,
+                                                 help_text="Space heating: planned indoor temperature at each slot "
+                                                           "boundary (slots + 1 values).")
+    comfort_min_c = serializers.ListField(child=serializers.FloatField(), required=False)
+    comfort_max_c = serializers.ListField(child=serializers.FloatField(), required=False)
+    outdoor_temperature_c = serializers.ListField(child=serializers.FloatField(), required=False)
+
+
+class ScheduleCircuitSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    limit_kw = serializers.FloatField()
+    devices = serializers.ListField(child=serializers.CharField(), help_text="Serial numbers of the devices on it.")
+    power_kw = serializers.ListField(child=serializers.FloatField(), help_text="Planned summed power per slot.")
 
 
 class PlannedCapacityChargeSerializer(serializers.Serializer):
@@ -102,6 +120,7 @@ class ScheduleSerializer(serializers.Serializer):
     devices = ScheduleDeviceSerializer(many=True)
     reasons = serializers.ListField(child=serializers.CharField())
     capacity_charges = PlannedCapacityChargeSerializer(many=True, help_text="Issue 14: planned peak and its cost.")
+    circuits = ScheduleCircuitSerializer(many=True, help_text="Shared circuits and their planned load.")
 
     def to_representation(self, instance):
         return super().to_representation(schedule_view(instance) if isinstance(instance, Schedule) else instance)

@@ -287,6 +287,103 @@ def _thermal(r: random.Random, g: _Grid) -> dict[str, Any]:
             "standing_loss_kw": round(r.uniform(0.02, 0.06), 3), "heat_demand_kw": demand}
 
 
+def _peak_kw(p: dict[str, Any], device: str) -> float:
+    """The largest power one device of the home can draw (kW)."""
+    peaks = [max(ph["power_w"] for ph in c["phases"]) / 1000 for c in p["cycles"] if c["device"] == device]
+    for e in p["ev_sessions"]:
+        if e["device"] == device:
+            steps = e.get("current_steps_a")
+            peaks.append(min(e["max_power_kw"], max(steps) * e["voltage_v"] * e["phases"] / 1000) if steps
+                         else e["max_power_kw"])
+    peaks += [th["electric_power_kw"] for th in p["thermal_storages"] if th["device"] == device]
+    peaks += [hp["max_power_kw"] for hp in p.get("heat_pumps", []) if hp["device"] == device]
+    return max(peaks, default=0.0)
+
+
+def _v2g(r: random.Random, p: dict[str, Any]) -> None:
+    """Issue 14 item 3: about a third of the cars may discharge (bidirectional charger up to its charge power),
+    with a minimum SoC at every time in half of them and export allowed in half."""
+    for e in p["ev_sessions"]:
+        if r.random() >= 1 / 3:
+            continue
+        if e.get("capacity_kwh") is None:  # discharging needs the car's state of charge
+            e["capacity_kwh"] = r.choice([40.0, 58.0, 77.0])
+            e["initial_soc_pct"] = round(r.uniform(20, 60), 1)
+            e["energy_kwh"] = min(e["energy_kwh"], round((100 - e["initial_soc_pct"]) / 100 * e["capacity_kwh"], 2))
+        e["max_discharge_kw"] = round(min(e["max_power_kw"], r.choice([3.68, 7.36, 11.0])), 3)
+        e["discharge_efficiency"] = round(r.uniform(0.88, 0.95), 3)
+        if r.random() < 0.5:
+            e["min_soc_pct"] = r.choice([20.0, 30.0, 40.0])
+        e["export_allowed"] = r.random() < 0.5
+
+
+SPACE_HEATING_SHARE = {"thermal": 0.5, "full": 0.3, "battery": 0.2, "ev": 0.1, "appliances": 0.1}
+COP_CURVE = [[-10.0, 2.0], [-2.0, 2.6], [7.0, 3.4], [15.0, 4.2]]  # air-to-water, typical data-sheet shape
+
+
+def _space_heating(r: random.Random, p: dict[str, Any], g: _Grid, kind: str) -> None:
+    """Issue 14 item 5: on days of the heating season (October-April), a heat pump heats the house in a share of
+    the homes (`SPACE_HEATING_SHARE`): a first-order house (5-20 kWh/K, 100-300 W/K, 0.5-2 m2 of effective
+    glazing), an outdoor temperature with a daily swing (coldest at 05:00), comfort 20-23 C by day and a 17 C
+    night setback 22:00-06:00, sized to hold 21 C at the coldest hour with 50 % spare; modulating in 60 %,
+    else on/off with 30-60 min minimum run and 15-30 min minimum off. No cooling: where the sun would take the
+    house above 23 C unheated, the band's top is raised to that temperature plus 0.5 K."""
+    if g.day.month not in (10, 11, 12, 1, 2, 3, 4) or r.random() >= SPACE_HEATING_SHARE.get(kind, 0.0):
+        return
+    doy = g.day.timetuple().tm_yday
+    mean = 9.0 - 8.0 * math.cos(2 * math.pi * (doy - 20) / 365) + r.uniform(-3, 3)
+    swing = r.uniform(2.0, 5.0)
+    hours = [g.hour(t) % 24 for t in range(g.slots)]
+    outdoor = [round(mean - swing * math.cos(2 * math.pi * (h - 5.0) / 24), 2) for h in hours]
+    sun = [round(max(0.0, 0.5 * r.uniform(0.4, 1.0) * math.sin(math.pi * (h - 8) / 9)) if 8 < h < 17 else 0.0, 3)
+           for h in hours]
+    C, H, glazing = round(r.uniform(5, 20), 2), round(r.uniform(0.1, 0.3), 3), round(r.uniform(0.5, 2.0), 2)
+    cold = min(outdoor)
+    cop_cold = _interp(COP_CURVE, cold)
+    power = round(max(1.0, 1.5 * H * (21.0 - cold) / cop_cold), 2)
+    night = [h >= 22 or h < 6 for h in hours]
+    lo = [17.0 if x else 20.0 for x in night]
+    hi = [23.0] * g.slots
+    a = math.exp(-H * g.res / 60 / C)
+    temp = 20.5
+    for t in range(g.slots):  # unheated, the sun may take the house above the band: no cooling, raise the top
+        temp = a * temp + (1 - a) * (outdoor[t] + glazing * sun[t] / H)
+        hi[t] = round(max(hi[t], temp + 0.5), 2)
+    modulating = r.random() < 0.6
+    hp: dict[str, Any] = {
+        "id": "hp-1", "device": "HP-1", "name": "Heat pump (heating)", "max_power_kw": power,
+        "heat_capacity_kwh_per_k": C, "heat_loss_kw_per_k": H, "initial_indoor_c": 20.5,
+        "outdoor_temperature_c": outdoor, "comfort_min_c": lo, "comfort_max_c": hi, "cop_curve": COP_CURVE,
+        "solar_gain_factor_m2": glazing, "solar_irradiance_kw_per_m2": sun, "modulating": modulating}
+    if not modulating:
+        hp.update(min_run_min=r.choice([30, 45, 60]), min_off_min=r.choice([15, 30]))
+    p["heat_pumps"] = [hp]
+
+
+def _interp(curve: list[list[float]], x: float) -> float:
+    if x <= curve[0][0]:
+        return curve[0][1]
+    for (x0, y0), (x1, y1) in zip(curve, curve[1:]):
+        if x <= x1:
+            return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    return curve[-1][1]
+
+
+def _circuits(r: random.Random, p: dict[str, Any]) -> None:
+    """Issue 14 item 4: in about a third of the homes with two candidate devices, put two of them on one
+    shared circuit: the EV charger beside the water heater or an appliance (a garage breaker), or two
+    appliances on one phase. The limit lets the bigger one run alone at full power, not both at once."""
+    names = list(dict.fromkeys([c["device"] for c in p["cycles"]] + [e["device"] for e in p["ev_sessions"]]
+                               + [th["device"] for th in p["thermal_storages"]]
+                               + [hp["device"] for hp in p.get("heat_pumps", [])]))
+    if len(names) < 2 or r.random() >= 1 / 3:
+        return
+    pair = r.sample(names, 2)
+    a, b = (_peak_kw(p, x) for x in pair)
+    limit = round(max(a, b) + r.uniform(0.2, 0.8) * min(a, b), 3)
+    p["circuits"] = [{"id": "circuit-1", "name": "Shared breaker", "limit_kw": limit, "devices": pair}]
+
+
 def random_home(seed: int, kind: Optional[str] = None, force: tuple[str, ...] = ()) -> dict[str, Any]:
     """One household problem; `kind` defaults to `CLASSES[seed % len(CLASSES)]`; `force` names features of
     `_physics_features` to switch on wherever the home has the device (tests of one feature)."""
@@ -343,6 +440,10 @@ def random_home(seed: int, kind: Optional[str] = None, force: tuple[str, ...] = 
     if kwp:
         p["pv"] = [{"id": "pv-1", "device": "PV-1", "name": "Roof", "forecast_kw": _pv_series(r, g, kwp),
                     "curtailable": r.random() < 0.4}]
+    physics = random.Random(f"{kind}:{seed}:physics")  # its own stream: the homes above stay as they were
+    _v2g(physics, p)
+    _space_heating(physics, p, g, kind)
+    _circuits(physics, p)
     p["_meta"] = {"class": kind, "seed": seed, "day": day.isoformat(), "tariff": tariff}
     _physics_features(seed, kind, p, g, force)
     return p
@@ -424,7 +525,7 @@ def strip_meta(p: dict[str, Any]) -> dict[str, Any]:
 
 def random_homes(n: int, first_seed: int = 0, force: tuple[str, ...] = ()) -> list[tuple[str, dict[str, Any]]]:
     """`n` homes, classes in turn: [(name, problem)], name = "<class>-<seed>"; `force` as for `random_home`
-    ("off": without issue 14's features)."""
+    ("off": without issue 14 items 1, 2, 6 and 7)."""
     out = []
     for i in range(first_seed, first_seed + n):
         kind = CLASSES[i % len(CLASSES)]

@@ -80,7 +80,7 @@ def check(problem: dict[str, Any], result: dict[str, Any]) -> tuple[float, list[
                 errs.append(f"{dname}: cycles {a[2]} and {b[2]} overlap")
 
     for e in problem.get("ev_sessions", []):
-        p = dev[e["id"]]["power_kw"]
+        p = dev[e["id"]].get("charge_kw", dev[e["id"]]["power_kw"])  # a V2G car: charge here, discharge below
         arr, dep = minute(_t(e["arrival"])), minute(_t(e["departure"]))
         steps = e.get("current_steps_a")
         levels = None
@@ -105,11 +105,12 @@ def check(problem: dict[str, Any], result: dict[str, Any]) -> tuple[float, list[
         need = e["energy_kwh"] if e.get("energy_kwh") is not None else max(0.0, (e["target_soc_pct"] - ini) / 100 * cap)
         if got < need - TOL:
             errs.append(f"EV {e['id']} gets {got:.3f} < {need} kWh")
-        if cap is not None and got > (100 - ini) / 100 * cap + TOL:
+        if cap is not None and got > (100 - ini) / 100 * cap + TOL and not e.get("max_discharge_kw"):
             errs.append(f"EV {e['id']} gets {got:.3f} kWh, more than fits in the car")
+        out = dev[e["id"]].get("discharge_kw", [0.0] * n)
         delivered = [0.0]
-        for x in p:
-            delivered.append(delivered[-1] + x * dt * e.get("efficiency", 1.0))
+        for x, y in zip(p, out):
+            delivered.append(delivered[-1] + (x * e.get("efficiency", 1.0) - y / e.get("discharge_efficiency", 1.0)) * dt)
         errs += _min_state_errors(e, delivered, start, res, f"EV {e['id']}")
 
     for b in problem.get("batteries", []):
@@ -156,6 +157,10 @@ def check(problem: dict[str, Any], result: dict[str, Any]) -> tuple[float, list[
             net[t] += p[t]
         if th.get("final_energy_kwh") is not None and e < th["final_energy_kwh"] - TOL:
             errs.append(f"thermal {th['id']} ends at {e:.3f}")
+
+    errs += _check_heat_pumps(problem, dev, n, dt, net)
+    errs += _check_circuits(problem, dev, n)
+    errs += _check_v2g(problem, dev, n, dt, net)
 
     cost = 0.0
     gr = problem.get("grid_request") or {}
@@ -210,6 +215,103 @@ def _min_state_errors(item: dict[str, Any], trajectory: list[float], start: date
         if state < r["energy_kwh"] - TOL:
             out.append(f"{what} holds {state:.3f} < {r['energy_kwh']} kWh at {r['at']}")
     return out
+
+
+def _check_circuits(problem: dict[str, Any], dev: dict[str, Any], n: int) -> list[str]:
+    """Shared circuits: the summed reported power of the named devices within +-limit_kw."""
+    errs = []
+    for ci in problem.get("circuits", []):
+        for t in range(n):
+            x = sum(d["power_kw"][t] for d in dev.values() if d["device"] in ci["devices"])
+            if abs(x) > ci["limit_kw"] + TOL:
+                errs.append(f"circuit {ci['id']} carries {x:.3f} kW at {t}")
+    return errs
+
+
+def _check_v2g(problem: dict[str, Any], dev: dict[str, Any], n: int, dt: float, net: list[float]) -> list[str]:
+    """V2G cars: discharge within its limit while plugged in, the SoC replayed within [minimum SoC or empty,
+    full] and at the target at departure, no export from a car that may not export; subtracts the discharge
+    from `net`."""
+    errs = []
+    res = problem["resolution_min"]
+    start = _t(problem["start"])
+    no_export_slots = set()
+    for e in problem.get("ev_sessions", []):
+        if not e.get("max_discharge_kw"):
+            continue
+        d, c = dev[e["id"]]["discharge_kw"], dev[e["id"]]["charge_kw"]
+        cap, ini = e["capacity_kwh"], e.get("initial_soc_pct") or 0.0
+        soc = cap * ini / 100
+        floor = min(soc, cap * (e.get("min_soc_pct") or 0.0) / 100)
+        arr = (_t(e["arrival"]) - start).total_seconds() / 60
+        dep = (_t(e["departure"]) - start).total_seconds() / 60
+        for t in range(n):
+            if d[t] < -TOL or d[t] > e["max_discharge_kw"] + TOL:
+                errs.append(f"EV {e['id']} discharge {d[t]} out of range")
+            if d[t] > TOL and (t * res < arr - 1e-6 or (t + 1) * res > dep + 1e-6):
+                errs.append(f"EV {e['id']} discharges while away at {t}")
+            soc += (c[t] * e.get("efficiency", 1.0) - d[t] / e.get("discharge_efficiency", 1.0)) * dt
+            if soc < floor - TOL or soc > cap + TOL:
+                errs.append(f"EV {e['id']} SoC {soc:.3f} kWh outside [{floor:.3f}, {cap}] at {t}")
+            net[t] -= d[t]
+            if d[t] > TOL and not e.get("export_allowed"):
+                no_export_slots.add(t)
+        need = e.get("energy_kwh")
+        target = cap * ini / 100 + need if need is not None else cap * e["target_soc_pct"] / 100
+        if soc < target - TOL:
+            errs.append(f"EV {e['id']} leaves at {soc:.3f} kWh, below its target {target:.3f}")
+    for t in sorted(no_export_slots):
+        gen = sum(-d["power_kw"][t] for d in dev.values() if d["kind"] in ("pv", "battery") and d["power_kw"][t] < 0)
+        gen += sum(dev[e["id"]]["discharge_kw"][t] for e in problem.get("ev_sessions", [])
+                   if e.get("max_discharge_kw") and e.get("export_allowed"))
+        if net[t] + gen < -TOL:
+            errs.append(f"an EV that may not export feeds {-(net[t] + gen):.3f} kW to the grid at {t}")
+    return errs
+
+
+def _check_heat_pumps(problem: dict[str, Any], dev: dict[str, Any], n: int, dt: float, net: list[float]) -> list[str]:
+    """Space heating: the indoor temperature integrated minute by minute (dT/dt = (Q - H (T - T_out)) / C, a
+    different scheme from the package's exact step) stays in the comfort band within 0.01 K; on/off power; adds
+    the power to `net`."""
+    import math
+
+    errs = []
+    res = problem["resolution_min"]
+    for hp in problem.get("heat_pumps", []):
+        p = dev[hp["id"]]["power_kw"]
+        curve = sorted(tuple(x) for x in hp["cop_curve"])
+        C, H = hp["heat_capacity_kwh_per_k"], hp["heat_loss_kw_per_k"]
+        sun = hp.get("solar_irradiance_kw_per_m2") or [0.0] * n
+        temp = hp["initial_indoor_c"]
+        for t in range(n):
+            out = hp["outdoor_temperature_c"][t]
+            xs = [x for x, _ in curve]
+            cop = curve[0][1] if out <= xs[0] else curve[-1][1] if out >= xs[-1] else next(
+                y0 + (y1 - y0) * (out - x0) / (x1 - x0) for (x0, y0), (x1, y1) in zip(curve, curve[1:]) if x0 <= out <= x1)
+            if p[t] < -TOL or p[t] > hp["max_power_kw"] + TOL or (
+                    not hp.get("modulating", True) and TOL < p[t] < hp["max_power_kw"] - TOL):
+                errs.append(f"heat pump {hp['id']} power {p[t]} not allowed at {t}")
+            q = cop * p[t] + hp.get("solar_gain_factor_m2", 0.0) * sun[t]
+            steps = res * 4  # quarter-minute Euler steps
+            for _ in range(steps):
+                temp += (q - H * (temp - out)) / C * (dt / steps)
+            if temp < hp["comfort_min_c"][t] - 0.01 or temp > hp["comfort_max_c"][t] + 0.01:
+                errs.append(f"heat pump {hp['id']} indoor {temp:.3f} C outside its band at {t}")
+            if abs(temp - dev[hp["id"]]["indoor_temperature_c"][t + 1]) > 0.01:
+                errs.append(f"heat pump {hp['id']} reports {dev[hp['id']]['indoor_temperature_c'][t + 1]} C at {t}, "
+                            f"replay says {temp:.3f}")
+            net[t] += p[t]
+        if not hp.get("modulating", True):
+            on = [x > TOL for x in p]
+            run = max(1, math.ceil(hp.get("min_run_min", 0) / res - 1e-9))
+            off = max(1, math.ceil(hp.get("min_off_min", 0) / res - 1e-9))
+            for t in range(n):
+                was = on[t - 1] if t else False
+                if on[t] and not was and not all(on[t:t + run]):
+                    errs.append(f"heat pump {hp['id']} runs shorter than its minimum at {t}")
+                if was and not on[t] and any(on[t:t + off]):
+                    errs.append(f"heat pump {hp['id']} restarts too soon at {t}")
+    return errs
 
 
 def shifted(iso: str, minutes: float) -> str:

@@ -17,7 +17,7 @@ from ortools.sat.python import cp_model
 
 from ..compile import (THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, capacity_windows, day_slot_groups,
                        interchangeable_cycles, min_state_bounds, money_weight, power_cliques)
-from ..problem import Battery, PV, ThermalStorage
+from ..problem import Battery, PV, SpaceHeating, ThermalStorage
 from ..result import Schedule, Status
 from .common import BackendResult, rel_gap
 
@@ -58,6 +58,8 @@ class CpsatModel:
         self.bat: dict[str, tuple[list, list]] = {}
         self.pv_u: dict[str, list] = {}
         self.th_p: dict[str, list[tuple[object, int]]] = {}
+        self.ev_d: dict[str, list[tuple[int, object]]] = {}  # V2G discharge: per EV, (slot, W variable)
+        self.hp_p: dict[str, tuple[str, list[tuple[object, int]]]] = {}  # space heating: id -> (device, per slot)
         self.imp: list = []
         self.exp: list = []
         self.symmetry = symmetry
@@ -73,6 +75,10 @@ class CpsatModel:
             _add_pv(self, pv)
         for th in cp.problem.thermal_storages:
             _add_thermal(self, th)
+        for hp in cp.problem.heat_pumps:
+            _add_heat_pump(self, hp)
+        _add_circuits(self)
+        _add_v2g_no_export(self)
         _add_site(self)
         _add_capacity_charges(self)
         self.K = _set_objective(self)
@@ -126,6 +132,7 @@ class CpsatModel:
             sch.pv_kw[pv.id] = list(pv.forecast_kw) if cols is None else [s.value(v) / self.W for v in cols]
         for tid, terms in self.th_p.items():
             sch.thermal_kw[tid] = [c * s.value(v) / self.W for v, c in terms]
+        _extract_physics(self, s, sch)
         return sch
 
 
@@ -212,16 +219,97 @@ def _add_ev(mm: CpsatModel, em: EVModel) -> None:
     per = e.efficiency * dt / mm.W  # kWh delivered per W-slot
     expr = sum(c * v for v, c in total)
     md.add(expr >= math.ceil(em.need_kwh / per - 1e-6))
-    if em.max_kwh is not None:
+    if em.max_kwh is not None and not e.v2g:  # with V2G the room is kept slot by slot
         md.add(expr <= math.floor(em.max_kwh / per + 1e-6))
-    _add_ev_min_state(mm, em, slots, per)
+    socs = _add_ev_discharge(mm, em, slots)
+    _add_ev_min_state(mm, em, slots, per, socs)
 
 
-def _add_ev_min_state(mm: CpsatModel, em: EVModel, slots: list, per: float) -> None:
-    """Delivered energy (W-slots x `per` kWh) in the slots before boundary k >= the requirement."""
+def _add_ev_min_state(mm: CpsatModel, em: EVModel, slots: list, per: float,
+                      socs: Optional[tuple[list[tuple[int, object]], int]]) -> None:
+    """Delivered energy before boundary k >= the requirement: W-slots x `per` kWh, or for a V2G car its
+    energy variable after the last slot before k (`socs`: those variables and their units per kWh)."""
     for k, kwh, _r in min_state_bounds(mm.cp.problem, em.ev.min_energy_at):
+        if socs is not None:
+            before = [v for t, v in socs[0] if t < k]
+            if before:
+                mm.md.add(before[-1] >= math.ceil(kwh * socs[1] - 1e-6))
+            elif kwh > 1e-9:
+                mm.md.add_bool_or([])  # nothing can be delivered before k
+            continue
         terms = [(v, c) for t, ts in slots if t < k for v, c in ts]
         mm.md.add(sum(c * v for v, c in terms) >= math.ceil(kwh / per - 1e-6))
+
+
+V2G_ROOM_SLACK_KWH = 5e-4  # below the evaluator's 1e-3 kWh tolerance
+
+
+def _add_ev_discharge(mm: CpsatModel, em: EVModel, slots: list[tuple[int, list[tuple[object, int]]]]
+                      ) -> Optional[tuple[list[tuple[int, object]], int]]:
+    """V2G (issue 14 item 3), as in the MILP: discharge in W, the car's energy in Wh/S after every slot within
+    [floor, room] (charging floored, discharging ceiled: conservative), no charging while discharging where the
+    MILP forbids it, and the delivered energy at departure >= the need. Returns the energy variables after
+    each slot and their units per kWh (None without V2G)."""
+    e, md, cp = em.ev, mm.md, mm.cp
+    if not e.v2g or not slots:
+        return None
+    dt = cp.dt_h
+    S = _scale(min(e.efficiency * dt, dt / e.discharge_efficiency))
+    kc = math.floor(e.efficiency * dt * S)
+    kd = math.ceil(dt / e.discharge_efficiency * S)
+    E = mm.W * S  # units per kWh
+    lo = math.ceil(e.floor_kwh * E - 1e-6)
+    # the room gets V2G_ROOM_SLACK_KWH: with floored charging, a car that must end exactly full (need = room)
+    # would otherwise have to hit one integer value, a number-theory puzzle CP-SAT cannot solve in time
+    hi = (math.floor((em.max_kwh + V2G_ROOM_SLACK_KWH) * E) if em.max_kwh is not None
+          else kc * mm.w(e.max_power_kw) * len(slots))
+    prev = 0
+    cells, socs = [], []
+    for t, terms in slots:
+        d = md.new_int_var(0, mm.w(e.max_discharge_kw), "")
+        cells.append((t, d))
+        mm.loads[t].append((d, -1))
+        soc = md.new_int_var(lo, max(lo, hi), "")
+        charge = sum(c * v for v, c in terms)
+        md.add(soc == prev + kc * charge - kd * d)
+        socs.append((t, soc))
+        prev = soc
+        if t in cp.exclusive_battery_slots or em.levels_kw is not None or em.semicontinuous:
+            if em.levels_kw is not None:  # steps: no discharge while a step is on
+                md.add(d + mm.w(e.max_discharge_kw) * sum(y for y, _c in terms) <= mm.w(e.max_discharge_kw))
+                continue
+            z = md.new_bool_var("")
+            md.add(charge == 0).only_enforce_if(~z)
+            md.add(d == 0).only_enforce_if(z)
+    md.add(prev >= math.ceil(em.need_kwh * E - 1e-6))
+    mm.ev_d[e.id] = cells
+    return socs, E
+
+
+def _add_v2g_no_export(mm: CpsatModel) -> None:
+    """A V2G car that may not export only covers the home's own consumption (as in the MILP)."""
+    cp = mm.cp
+    p = cp.problem
+    if not any(e.v2g and not e.export_allowed for e in p.ev_sessions):
+        return
+    gen = {v.index for cols in mm.pv_u.values() for v in cols}
+    gen |= {v.index for _c, d in mm.bat.values() for v in d}
+    gen |= {v.index for e in p.ev_sessions if e.export_allowed for _t, v in mm.ev_d.get(e.id, [])}
+    slots = {t for e in p.ev_sessions if not e.export_allowed for t, _v in mm.ev_d.get(e.id, [])}
+    for t in sorted(slots):
+        own = sum(c * v for v, c in mm.loads[t] if v.index not in gen)
+        mm.md.add(own >= -(mm.const[t] + mm.w(cp.pv_fixed_kw[t])))
+
+
+def _extract_physics(mm: CpsatModel, s: cp_model.CpSolver, sch: Schedule) -> None:
+    """Issue 14 decisions: V2G discharge and space-heating power."""
+    for eid, cells in mm.ev_d.items():
+        d = [0.0] * mm.cp.n
+        for t, v in cells:
+            d[t] = s.value(v) / mm.W
+        sch.ev_discharge_kw[eid] = d
+    for hid, (_dev, terms) in mm.hp_p.items():
+        sch.heat_pump_kw[hid] = [c * s.value(v) / mm.W for v, c in terms]
 
 
 def _add_battery(mm: CpsatModel, b: Battery) -> None:
@@ -338,6 +426,127 @@ def _add_thermal(mm: CpsatModel, th: ThermalStorage) -> None:
     if th.final_energy_kwh is not None:
         md.add(e[-1] >= math.ceil(th.final_energy_kwh * E - 1e-6))
     mm.th_p[th.id] = terms
+
+
+def device_terms(mm: CpsatModel, device: str) -> tuple[list[list[tuple[object, int]]], list[int]]:
+    """Per slot, the variables (with power-unit coefficients) and the constant of one physical device
+    (consumption positive), read from the maps the `_add_*` functions leave."""
+    cp = mm.cp
+    terms: list[list[tuple[object, int]]] = [[] for _ in range(cp.n)]
+    const = [0] * cp.n
+    for cm in cp.cycles:
+        if cm.cycle.device != device:
+            continue
+        if cm.fixed:
+            o = cm.options[0]
+            for k, pk in enumerate(o.profile_kw):
+                const[o.first_slot + k] += mm.w(pk)
+            continue
+        for (x, _sm), o in zip(mm.cycle_x.get(cm.cycle.id, []), cm.options):
+            for k, pk in enumerate(o.profile_kw):
+                if pk:
+                    terms[o.first_slot + k].append((x, mm.w(pk)))
+    for e in cp.problem.ev_sessions:
+        if e.device == device:
+            for t, ts in mm.ev_p.get(e.id, []):
+                terms[t].extend(ts)
+            for t, v in mm.ev_d.get(e.id, []):
+                terms[t].append((v, -1))
+    for b in cp.problem.batteries:
+        if b.device == device:
+            c, d = mm.bat[b.id]
+            for t in range(cp.n):
+                terms[t] += [(c[t], 1), (d[t], -1)]
+    for pv in cp.problem.pv:
+        if pv.device == device:
+            cols = mm.pv_u.get(pv.id)
+            for t in range(cp.n):
+                if cols is None:
+                    const[t] -= mm.w(pv.forecast_kw[t])
+                else:
+                    terms[t].append((cols[t], -1))
+    for th in cp.problem.thermal_storages:
+        if th.device == device:
+            for t, term in enumerate(mm.th_p[th.id]):
+                terms[t].append(term)
+    for hp_device, hp_terms in mm.hp_p.values():
+        if hp_device == device:
+            for t, term in enumerate(hp_terms):
+                terms[t].append(term)
+    return terms, const
+
+
+HP_UNITS_PER_K = 10 ** 6  # indoor temperature in micro-kelvin
+HP_DENOMINATOR = 10 ** 9  # the decay and gains as integers over this
+
+
+def _add_heat_pump(mm: CpsatModel, hp: SpaceHeating) -> None:
+    """Space heating as in the MILP, in integers: T[t+1] = floor((A T[t] + B[t] + K[t] P[t]) / D) with A, B, K the
+    model's coefficients times D (temperatures in micro-kelvin). The floor and the rounded coefficients move T by
+    at most `err` units per slot, which the decay keeps below err / (1 - a) in all: the comfort band is tightened
+    by that much (the top by the floor too, which only lowers T), so every integer plan is in the band in floats."""
+    md, cp = mm.md, mm.cp
+    n, dt = cp.n, cp.dt_h
+    U, D = HP_UNITS_PER_K, HP_DENOMINATOR
+    a = hp.decay(dt)
+    A = round(a * D)
+    P = mm.w(hp.max_power_kw)
+    terms = []
+    for t in range(n):
+        if hp.modulating:
+            terms.append((md.new_int_var(0, P, ""), 1))
+        else:
+            terms.append((md.new_bool_var(""), P))
+    t_max = max(max(abs(x) for x in hp.comfort_max_c), max(abs(x) for x in hp.comfort_min_c),
+                abs(hp.initial_indoor_c)) * U
+    K = [round(hp.gain_c_per_kw(t, dt) / mm.W * U * D) for t in range(n)]
+    k_err = max(abs(K[t] - hp.gain_c_per_kw(t, dt) / mm.W * U * D) for t in range(n)) * P
+    coef_err = (abs(A - a * D) * t_max + 0.5 + k_err) / D  # units per slot, either way
+    lift = math.ceil(coef_err / (1 - a)) + 1
+    drop = math.ceil((1 + coef_err) / (1 - a)) + 1  # the floor too
+    prev = round(hp.initial_indoor_c * U)
+    for t in range(n):
+        lo = math.ceil(hp.comfort_min_c[t] * U) + lift
+        hi = math.floor(hp.comfort_max_c[t] * U) - drop
+        temp = md.new_int_var(lo, max(lo, hi), "")
+        if hi < lo:
+            md.add_bool_or([])  # a band narrower than the rounding: infeasible (pre-checks name it)
+        v, coef = terms[t]
+        B = round(hp.drift_c(t, dt) * U * D)
+        md.add_linear_constraint(A * prev + K[t] * coef * v - D * temp, -B, D - 1 - B)
+        prev = temp
+        mm.loads[t].append((v, coef))
+    if not hp.modulating:
+        run, off = hp.run_slots(cp.problem.grid.resolution_min)
+        on = [v for v, _ in terms]
+        for t in range(n):
+            before = [on[t - 1]] if t > 0 else []
+            for tau in range(t + 1, min(n, t + run)):
+                md.add_bool_or([on[tau], ~on[t]] + before)
+            if t > 0:
+                for tau in range(t + 1, min(n, t + off)):
+                    md.add_bool_or([~on[tau], on[t], ~on[t - 1]])
+    mm.hp_p[hp.id] = (hp.device, terms)
+
+
+def _add_circuits(mm: CpsatModel) -> None:
+    """Shared circuits: -limit <= the named devices' summed power <= limit in every slot."""
+    n = mm.cp.n
+    for ci in mm.cp.problem.circuits:
+        terms: list[list[tuple[object, int]]] = [[] for _ in range(n)]
+        const = [0] * n
+        for dev in ci.devices:
+            ts, cs = device_terms(mm, dev)
+            for t in range(n):
+                terms[t] += ts[t]
+                const[t] += cs[t]
+        L = mm.w(ci.limit_kw)
+        for t in range(n):
+            if not terms[t]:
+                if abs(const[t]) > L:
+                    mm.md.add_bool_or([])  # a fixed load above the limit: infeasible, as in the MILP
+                continue
+            mm.md.add_linear_constraint(sum(c * v for v, c in terms[t]), -L - const[t], L - const[t])
 
 
 def _add_site(mm: CpsatModel) -> None:

@@ -11,7 +11,7 @@ from typing import Callable, Optional
 
 from ..compile import (THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, capacity_windows, day_slot_groups,
                        heating_count_bounds, interchangeable_cycles, min_state_bounds, money_weight, power_cliques)
-from ..problem import Battery, PV, ThermalStorage
+from ..problem import Battery, PV, SpaceHeating, ThermalStorage
 from ..result import Schedule, Violation
 from .common import ELASTIC_PER_CYCLE, ELASTIC_PER_KWH
 from .linear import INF, LinModel
@@ -43,6 +43,8 @@ class MilpModel:
         self.bat: dict[str, tuple[list[int], list[int], list[int]]] = {}
         self.pv_u: dict[str, list[int]] = {}
         self.th_p: dict[str, list[Term]] = {}
+        self.ev_d: dict[str, list[tuple[int, int]]] = {}  # V2G discharge: per EV, (slot, column)
+        self.hp_p: dict[str, tuple[str, list[Term]]] = {}  # space-heating heat pumps: id -> (device, per slot)
         self.imp: list[int] = []
         self.exp: list[Optional[int]] = []
         self.slacks: list[tuple[int, Callable[[float], Violation]]] = []
@@ -61,6 +63,10 @@ class MilpModel:
             _add_pv(self, pv)
         for th in cp.problem.thermal_storages:
             _add_thermal(self, th)
+        for hp in cp.problem.heat_pumps:
+            _add_heat_pump(self, hp)
+        _add_circuits(self)
+        _add_v2g_no_export(self)
         _add_site(self)
         _add_capacity_charges(self)
 
@@ -92,6 +98,7 @@ class MilpModel:
             sch.pv_kw[pv.id] = list(pv.forecast_kw) if cols is None else [_clean(x[j]) for j in cols]
         for tid, terms in self.th_p.items():
             sch.thermal_kw[tid] = [_clean(c * x[j]) for j, c in terms]
+        _extract_physics(self, x, sch)
         return sch
 
     def violations(self, x) -> list[Violation]:
@@ -210,8 +217,9 @@ def _add_ev(mm: MilpModel, em: EVModel) -> None:
     mm.ev_p[e.id] = slots
     idx, val = [j for j, _ in energy], [c for _, c in energy]
     lo_kwh, hi = em.need_kwh, em.max_kwh if em.max_kwh is not None else INF
-    if em.levels_kw is not None and not mm.elastic and mm.round_ev_energy:
+    if em.levels_kw is not None and not mm.elastic and mm.round_ev_energy and not e.v2g:
         lo_kwh, hi = _step_rounded_energy(em, dt, lo_kwh, hi)
+    idx, val = _add_ev_discharge(mm, em, slots, idx, val)
     if mm.elastic:
         s = mm.slack(ELASTIC_PER_KWH, lambda v, e=e: Violation(e.id, "energy", v, "kWh", None,
                                                                 f"EV '{e.name}' gets {v:.1f} kWh too little"))
@@ -221,16 +229,81 @@ def _add_ev(mm: MilpModel, em: EVModel) -> None:
 
 
 def _add_ev_min_state(mm: MilpModel, em: EVModel, slots: list[tuple[int, list[Term]]]) -> None:
-    """Energy delivered in the slots before boundary k >= the requirement."""
+    """Energy delivered (less any V2G discharge) in the slots before boundary k >= the requirement."""
     e, dt = em.ev, mm.cp.dt_h
     for k, kwh, r in min_state_bounds(mm.cp.problem, e.min_energy_at):
         terms = [(j, c * dt * e.efficiency) for t, ts in slots if t < k for j, c in ts]
+        terms += [(d, -dt / e.discharge_efficiency) for t, d in mm.ev_d.get(e.id, []) if t < k]  # V2G
         idx, val = [j for j, _ in terms], [c for _, c in terms]
         if mm.elastic:
             s = mm.slack(ELASTIC_PER_KWH, lambda v, e=e, k=k: Violation(
                 e.id, "min_energy_at", v, "kWh", max(0, k - 1), f"EV '{e.name}' gets {v:.1f} kWh too little by then"))
             idx, val = idx + [s], val + [1.0]
         mm.m.row(idx, val, kwh, INF)
+
+
+def _add_ev_discharge(mm: MilpModel, em: EVModel, slots: list[tuple[int, list[Term]]], idx: list[int],
+                      val: list[float]) -> tuple[list[int], list[float]]:
+    """V2G (issue 14 item 3): discharge columns, the car's energy after every slot within [floor, room],
+    and no charging while discharging where doing both could pay (the battery's slots) or where charging is
+    stepped / on-off (else a step while discharging would fake an in-between power): with steps, the step
+    binaries themselves keep the discharge at 0; otherwise a charge-or-discharge binary.
+    Returns the delivered-energy row's terms with the discharge added."""
+    e, m, cp = em.ev, mm.m, mm.cp
+    if not e.v2g or not slots:
+        return idx, val
+    dt = cp.dt_h
+    top = max(em.levels_kw) if em.levels_kw else e.max_power_kw
+    room = em.max_kwh if em.max_kwh is not None else INF
+    prev: Optional[int] = None
+    cells = []
+    for t, terms in slots:
+        d = m.var(0.0, e.max_discharge_kw)
+        cells.append((t, d))
+        mm.loads[t].append((d, -1.0))
+        soc = m.var(e.floor_kwh, room)
+        row = [soc] + [j for j, _ in terms] + [d] + ([prev] if prev is not None else [])
+        coef = [1.0] + [-c * dt * e.efficiency for _, c in terms] + [dt / e.discharge_efficiency] + (
+            [-1.0] if prev is not None else [])
+        m.row(row, coef, 0.0, 0.0)
+        prev = soc
+        if em.levels_kw is not None and not mm.relax_ev_steps:
+            # steps: no discharge while a step is on (the step binaries already say "charging")
+            m.row([d] + [j for j, _ in terms], [1.0] + [e.max_discharge_kw] * len(terms), -INF, e.max_discharge_kw)
+        elif t in cp.exclusive_battery_slots or em.levels_kw is not None or em.semicontinuous:
+            z = m.var(0.0, 1.0, 0.0, integer=True)
+            mm.int_rules.append((z, t, lambda s, net, t=t, eid=e.id: float(s.ev_kw[eid][t] > 1e-9), 1.0, 0.0, e.id))
+            m.row([j for j, _ in terms] + [z], [c for _, c in terms] + [-top], -INF, 0.0)
+            m.row([d, z], [1.0, e.max_discharge_kw], -INF, e.max_discharge_kw)
+    mm.ev_d[e.id] = cells
+    return idx + [d for _, d in cells], val + [-dt / e.discharge_efficiency] * len(cells)
+
+
+def _add_v2g_no_export(mm: MilpModel) -> None:
+    """A V2G car that may not export only covers the home's own consumption: per slot, the net import
+    plus what PV, batteries and the cars that may export produce stays >= 0 (issue 14 item 3)."""
+    cp = mm.cp
+    p = cp.problem
+    if not any(e.v2g and not e.export_allowed for e in p.ev_sessions):
+        return
+    gen = {j for cols in mm.pv_u.values() for j in cols}
+    gen |= {j for _c, d, _s in mm.bat.values() for j in d}
+    gen |= {j for e in p.ev_sessions if e.export_allowed for _t, j in mm.ev_d.get(e.id, [])}
+    slots = {t for e in p.ev_sessions if not e.export_allowed for t, _j in mm.ev_d.get(e.id, [])}
+    for t in sorted(slots):
+        terms = [(j, c) for j, c in mm.loads[t] if j not in gen]
+        mm.m.row([j for j, _ in terms], [c for _, c in terms], -(mm.const[t] + cp.pv_fixed_kw[t]), INF)
+
+
+def _extract_physics(mm: MilpModel, x, sch: Schedule) -> None:
+    """Issue 14 decisions: V2G discharge and space-heating power."""
+    for eid, cells in mm.ev_d.items():
+        d = [0.0] * mm.cp.n
+        for t, j in cells:
+            d[t] = _clean(x[j])
+        sch.ev_discharge_kw[eid] = d
+    for hid, (_dev, terms) in mm.hp_p.items():
+        sch.heat_pump_kw[hid] = [_clean(c * x[j]) for j, c in terms]
 
 
 def step_grid(em: EVModel, dt: float) -> Optional[tuple[list[int], float]]:
@@ -426,6 +499,171 @@ def _add_export_slack(mm: MilpModel, exp: int, t: int) -> None:
     s = mm.slack(ELASTIC_PER_KWH * mm.cp.dt_h, lambda v, t=t: Violation("site", "export_limit", v, "kW", t,
                                                                         f"export {v:.2f} kW above the limit"))
     mm.m.row([exp, s], [1.0, -1.0], -INF, E)
+
+
+def device_terms(mm: MilpModel, device: str) -> tuple[list[list[Term]], list[float]]:
+    """Per slot, the columns (with kW coefficients) and the constant kW of one physical device
+    (consumption positive), read from the column maps the `_add_*` functions leave."""
+    cp = mm.cp
+    terms: list[list[Term]] = [[] for _ in range(cp.n)]
+    const = [0.0] * cp.n
+    for cm in cp.cycles:
+        if cm.cycle.device != device:
+            continue
+        if cm.fixed:
+            o = cm.options[0]
+            for k, pk in enumerate(o.profile_kw):
+                const[o.first_slot + k] += pk
+            continue
+        for (j, _sm), o in zip(mm.cycle_x.get(cm.cycle.id, []), cm.options):
+            for k, pk in enumerate(o.profile_kw):
+                if pk:
+                    terms[o.first_slot + k].append((j, pk))
+    for e in cp.problem.ev_sessions:
+        if e.device == device:
+            for t, ts in mm.ev_p.get(e.id, []):
+                terms[t].extend(ts)
+            for t, j in mm.ev_d.get(e.id, []):  # V2G discharge, if any
+                terms[t].append((j, -1.0))
+    for b in cp.problem.batteries:
+        if b.device == device:
+            c, d, _soc = mm.bat[b.id]
+            for t in range(cp.n):
+                terms[t] += [(c[t], 1.0), (d[t], -1.0)]
+    for pv in cp.problem.pv:
+        if pv.device == device:
+            cols = mm.pv_u.get(pv.id)
+            for t in range(cp.n):
+                if cols is None:
+                    const[t] -= pv.forecast_kw[t]
+                else:
+                    terms[t].append((cols[t], -1.0))
+    for th in cp.problem.thermal_storages:
+        if th.device == device:
+            for t, term in enumerate(mm.th_p[th.id]):
+                terms[t].append(term)
+    for hp_id, (hp_device, hp_terms) in mm.hp_p.items():  # space-heating heat pumps, if any
+        if hp_device == device:
+            for t, term in enumerate(hp_terms):
+                terms[t].append(term)
+    return terms, const
+
+
+def _add_heat_pump(mm: MilpModel, hp: SpaceHeating) -> None:
+    """Space heating (issue 14 item 5): indoor temperature after each slot from the first-order building model
+    (`SpaceHeating`), inside the comfort band (elastic: slack per K, priced as the heat it stands for); power
+    modulating, or on/off with minimum run and off times."""
+    m, cp = mm.m, mm.cp
+    n, dt = cp.n, cp.dt_h
+    a = hp.decay(dt)
+    terms: list[Term] = []
+    on: list[int] = []
+    for t in range(n):
+        if hp.modulating:
+            terms.append((m.var(0.0, hp.max_power_kw), 1.0))
+        else:
+            j = m.var(0.0, 1.0, 0.0, integer=True)
+            mm.int_rules.append((j, t, lambda s, net, t=t, hid=hp.id: float(s.heat_pump_kw[hid][t] > 1e-6), 1.0, 0.0,
+                                 hp.id))
+            terms.append((j, hp.max_power_kw))
+            on.append(j)
+    prev: Optional[int] = None
+    for t in range(n):
+        lo, hi = (-INF, INF) if mm.elastic else (hp.comfort_min_c[t], hp.comfort_max_c[t])
+        temp = m.var(lo, hi)
+        j, coef = terms[t]
+        idx, val = [temp, j], [1.0, -hp.gain_c_per_kw(t, dt) * coef]
+        rhs = hp.drift_c(t, dt) + (a * hp.initial_indoor_c if prev is None else 0.0)
+        if prev is not None:
+            idx.append(prev)
+            val.append(-a)
+        m.row(idx, val, rhs, rhs)
+        prev = temp
+        mm.loads[t].append((j, coef))
+        if mm.elastic:
+            per_k = ELASTIC_PER_KWH * hp.heat_capacity_kwh_per_k
+            s1 = mm.slack(per_k, lambda v, t=t: Violation(hp.id, "comfort_min", v, "K", t,
+                                                          f"'{hp.name}' {v:.2f} K below its comfort band"))
+            s2 = mm.slack(per_k, lambda v, t=t: Violation(hp.id, "comfort_max", v, "K", t,
+                                                          f"'{hp.name}' {v:.2f} K above its comfort band"))
+            m.row([temp, s1], [1.0, 1.0], hp.comfort_min_c[t], INF)
+            m.row([temp, s2], [1.0, -1.0], -INF, hp.comfort_max_c[t])
+    if on:
+        _add_min_run_off(mm, hp, on)
+        if not mm.elastic and mm.heating_cuts:
+            _add_heat_pump_counts(mm, hp, on)
+    mm.hp_p[hp.id] = (hp.device, terms)
+
+
+def _add_heat_pump_counts(mm: MilpModel, hp: SpaceHeating, on: list[int]) -> None:
+    """Whole on-slots (an exact cut, like `_add_heating_counts`): by the end of slot t the heat pump has added
+    sum over tau <= t of w[t, tau] on[tau] degrees, w[t, tau] = a^(t - tau) gain[tau] P, and must have added
+    at least what the unheated house misses of the band's floor, so the number of on-slots up to t is at least
+    that shortfall over the largest w[t, .], rounded up (the LP alone keeps the fraction)."""
+    m, dt = mm.m, mm.cp.dt_h
+    a = hp.decay(dt)
+    free, best = hp.initial_indoor_c, 0.0
+    count: Optional[int] = None
+    for t in range(len(on)):
+        free = a * free + hp.drift_c(t, dt)
+        best = max(a * best, hp.gain_c_per_kw(t, dt) * hp.max_power_kw)  # max over tau <= t of w[t, tau]
+        s = m.var(0.0, t + 1.0)
+        m.row([s, on[t]] + ([count] if count is not None else []), [1.0, -1.0] + ([-1.0] if count is not None else []),
+              0.0, 0.0)
+        count = s
+        short = hp.comfort_min_c[t] - free
+        if short > 1e-9 and best > 0:
+            m.lb[s] = max(m.lb[s], float(math.ceil(short / best - 1e-9)))
+
+
+def _add_min_run_off(mm: MilpModel, hp: SpaceHeating, on: list[int]) -> None:
+    """Minimum run and off times in the start-up / shut-down form of Rajan and Takriti (whose LP is the convex
+    hull of the on/off patterns): on[t] - on[t-1] = up[t] - down[t], the starts of the last `run` slots are at
+    most on[t], the stops of the last `off` slots at most 1 - on[t] (off before the horizon; cut at its end)."""
+    m = mm.m
+    run, off = hp.run_slots(mm.cp.problem.grid.resolution_min)
+    n = len(on)
+    up = [m.var(0.0, 1.0) for _ in range(n)]
+    down = [m.var(0.0, 1.0) for _ in range(n)]
+    for t in range(n):
+        before = [on[t - 1]] if t > 0 else []
+        m.row([on[t], up[t], down[t]] + before, [1.0, -1.0, 1.0] + [-1.0] * len(before), 0.0, 0.0)
+        if run > 1:
+            starts = up[max(0, t - run + 1):t + 1]
+            m.row(starts + [on[t]], [1.0] * len(starts) + [-1.0], -INF, 0.0)
+        if off > 1:
+            stops = down[max(0, t - off + 1):t + 1]
+            m.row(stops + [on[t]], [1.0] * len(stops) + [1.0], -INF, 1.0)
+
+
+def _add_circuits(mm: MilpModel) -> None:
+    """Shared circuits: -limit <= the named devices' summed power <= limit in every slot (elastic: slack)."""
+    m = mm.m
+    for ci in mm.cp.problem.circuits:
+        terms: list[list[Term]] = [[] for _ in range(mm.cp.n)]
+        const = [0.0] * mm.cp.n
+        for dev in ci.devices:
+            ts, cs = device_terms(mm, dev)
+            for t in range(mm.cp.n):
+                terms[t] += ts[t]
+                const[t] += cs[t]
+        L = ci.limit_kw
+        for t in range(mm.cp.n):
+            idx, val = [j for j, _ in terms[t]], [c for _, c in terms[t]]
+            if not idx:
+                if abs(const[t]) <= L + 1e-9:
+                    continue
+                idx, val = [m.var(0.0, 0.0)], [1.0]  # fixed loads alone above the limit (the pre-check says so)
+            if mm.elastic:
+                # a breaker is physics: the explanation rather gives up energy or a cycle than the limit
+                s = mm.slack(10 * ELASTIC_PER_KWH * mm.cp.dt_h, lambda v, t=t, ci=ci: Violation(
+                    ci.id, "circuit_limit", v, "kW", t, f"circuit '{ci.name}' {v:.2f} kW above its limit"))
+                m.row(idx + [s], val + [-1.0], -INF, L - const[t])
+                s2 = mm.slack(10 * ELASTIC_PER_KWH * mm.cp.dt_h, lambda v, t=t, ci=ci: Violation(
+                    ci.id, "circuit_limit", v, "kW", t, f"circuit '{ci.name}' {v:.2f} kW above its limit"))
+                m.row(idx + [s2], val + [1.0], -L - const[t], INF)
+            else:
+                m.row(idx, val, -L - const[t], L - const[t])
 
 
 def _add_site(mm: MilpModel) -> None:
