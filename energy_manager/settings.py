@@ -18,6 +18,9 @@ env = environ.Env()
 
 DJANGO_ENV = env.str("DJANGO_ENV", default="development")  # development | test | production
 PRODUCTION = DJANGO_ENV == "production"
+# energy_manager.clock: a simulated clock (a Redis URL) for the closed-loop simulation only; never in production.
+if PRODUCTION and env.str("HEMS_SIMULATED_CLOCK", default=""):
+    raise ImproperlyConfigured("HEMS_SIMULATED_CLOCK (the simulation's clock) must not be set when DJANGO_ENV=production")
 
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="")
