@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from typing import Any, Iterable, Optional
 
-from django.utils import timezone
 
 from devices.models import (
     SHIFTABLE_TYPES, THERMAL_TYPES, Cycle, CycleState, Device, DeviceType, EVSession, ExportKind, Home, Measurement,

@@ -16,7 +16,6 @@ from typing import Iterable, Optional
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Avg
-from django.utils import timezone
 
 from devices.models import Cycle, CycleState, Device, DeviceType, EVSession, Measurement
 
@@ -25,6 +24,7 @@ from ..models import Schedule
 from ..mpc import Expected, Measured, Thresholds, replan_reasons
 from ..problem_builder import object_pk
 from .replanning import schedule_reoptimization
+from energy_manager import clock
 
 CYCLE_DONE = {CycleState.COMPLETED, CycleState.CANCELLED}
 SOC_FRESH = timedelta(minutes=30)  # a SoC reading older than this says nothing about now
@@ -53,7 +53,7 @@ def homes_with_current_plan(now: datetime) -> list[int]:
 
 def start_tick(now: Optional[datetime] = None, chunk_size: Optional[int] = None) -> int:
     """Announce the chunks of this tick; returns how many homes they hold."""
-    now = now or timezone.now()
+    now = now or clock.now()
     chunk_size = chunk_size or settings.ROLLING_CHUNK_SIZE
     home_ids = homes_with_current_plan(now)
     for i in range(0, len(home_ids), chunk_size):
@@ -134,7 +134,7 @@ def _measured(home_ids: list[int], planned_cycles: set[int], now: datetime) -> d
 def check_chunk(home_ids: Iterable[int], now: Optional[datetime] = None,
                 max_replans: Optional[int] = None) -> ChunkResult:
     """Re-plan (debounced) the homes of the chunk that left their plan; at most `max_replans` of them."""
-    now = now or timezone.now()
+    now = now or clock.now()
     max_replans = settings.ROLLING_MAX_REPLANS_PER_CHUNK if max_replans is None else max_replans
     home_ids = list(home_ids)
     latest = (Schedule.objects.filter(home_id__in=home_ids, start__lte=now).order_by("home_id", "-created_at")
