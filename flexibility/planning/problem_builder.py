@@ -23,6 +23,7 @@ from devices.tariffs import price_series, tariff_export_prices, tariff_import_pr
 from energy_manager.errors import Unprocessable
 
 from .slots import MAX_HORIZON_H, RESOLUTION_MIN, default_horizon, floor_to_slot
+from energy_manager import clock
 
 WATER_KWH_PER_LITRE_KELVIN = 4.186 / 3600.0  # specific heat of water: 4.186 kJ/(kg K), 1 kWh = 3600 kJ
 
@@ -165,7 +166,7 @@ def build_problem(
     `grid_request` (FORMAT.md "grid_request") is passed through for grid-flexibility re-plans.
     Raises MissingData listing every gap found (not just the first).
     """
-    now = now or timezone.now()
+    now = now or clock.now()
     if start is None or end is None:
         d_start, d_end = default_horizon(now)
         start, end = start or d_start, end or d_end
