@@ -447,11 +447,16 @@ def _thermal(home: Home, devices: Iterable[Device], start: datetime, slots: int,
                                   f"devices[{d.pk}].heat_demand", missing, device=d)
         if demand is None:
             continue
+        modulating = bool(p.get("modulating", False))
+        # End with at least the heat we start with, but an on/off heater moves in whole slot-steps of heat:
+        # the end must leave one step of room below the top, or a full tank could never end "full" exactly.
+        step_kwh = 0.0 if modulating else float(p["electric_power_kw"]) * float(p.get("cop", 1.0)) * RESOLUTION_MIN / 60
+        final = min(initial, max(max_kwh - step_kwh, 0.0))
         out.append({
             "id": f"thermal-{d.pk}", "device": d.serial_number, "name": d.name,
-            "electric_power_kw": float(p["electric_power_kw"]), "modulating": bool(p.get("modulating", False)),
+            "electric_power_kw": float(p["electric_power_kw"]), "modulating": modulating,
             "cop": float(p.get("cop", 1.0)), "min_energy_kwh": 0.0, "max_energy_kwh": round(max_kwh, 4),
-            "initial_energy_kwh": round(initial, 4), "final_energy_kwh": round(initial, 4),
+            "initial_energy_kwh": round(initial, 4), "final_energy_kwh": round(final, 4),
             "standing_loss_kw": float(p.get("standing_loss_kw", 0.0)),
             "heat_demand_kw": [round(w / 1000.0, 4) for w in demand],
         })
