@@ -15,14 +15,15 @@ from typing import Iterable, Optional
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Avg
 
-from devices.models import Cycle, CycleState, Device, DeviceType, EVSession, Measurement
+from devices import telemetry
+from devices.models import Cycle, CycleState, Device, DeviceType, EVSession
 
 from .. import signals
 from ..models import Schedule
 from ..mpc import Expected, Measured, Thresholds, replan_reasons
 from ..problem_builder import object_pk
+from ..slots import floor_to_slot
 from .replanning import schedule_reoptimization
 from energy_manager import clock
 
@@ -98,14 +99,14 @@ def _expected(plan: dict, now: datetime) -> Expected:
 
 
 def _measured(home_ids: list[int], planned_cycles: set[int], now: datetime) -> dict[int, Measured]:
-    serials = dict(Device.objects.filter(home_id__in=home_ids).values_list("id", "serial_number"))
+    """What the homes measured, from the telemetry roll-ups: last SoC, the last hour's mean powers."""
     kinds = dict(Device.objects.filter(home_id__in=home_ids).values_list("id", "device_type"))
+    serials = dict(Device.objects.filter(home_id__in=home_ids).values_list("id", "serial_number"))
+    homes = dict(Device.objects.filter(home_id__in=home_ids).values_list("id", "home_id"))
     soc: dict[int, dict[str, float]] = {h: {} for h in home_ids}
-    for home_id, device_id, value in (
-            Measurement.objects.filter(home_id__in=home_ids, device__device_type=DeviceType.BATTERY,
-                                       time__gt=now - SOC_FRESH, time__lte=now, soc_pct__isnull=False)
-            .order_by("device_id", "-time").distinct("device_id").values_list("home_id", "device_id", "soc_pct")):
-        soc[home_id][serials[device_id]] = float(value)
+    batteries = [pk for pk, kind in kinds.items() if kind == DeviceType.BATTERY]
+    for device_id, value in telemetry.last_soc_pct(batteries, now - SOC_FRESH, now).items():
+        soc[homes[device_id]][serials[device_id]] = value
     cycles: dict[int, dict[int, str]] = {h: {} for h in home_ids}
     for pk, home_id, state in Cycle.objects.filter(pk__in=planned_cycles).values_list("pk", "device__home_id", "state"):
         cycles[home_id][pk] = "done" if state in CYCLE_DONE else state
@@ -115,11 +116,8 @@ def _measured(home_ids: list[int], planned_cycles: set[int], now: datetime) -> d
         sessions[home_id].add(pk)
     meter: dict[int, float] = {}
     devices_w: dict[int, float] = {h: 0.0 for h in home_ids}
-    for home_id, device_id, power in (
-            Measurement.objects.filter(home_id__in=home_ids, time__gte=now - LOAD_WINDOW, time__lt=now,
-                                       power_w__isnull=False)
-            .values("home_id", "device_id").annotate(power=Avg("power_w")).order_by()
-            .values_list("home_id", "device_id", "power")):
+    until = floor_to_slot(now)  # whole slots: the last hour before the current one
+    for (home_id, device_id), power in telemetry.mean_power_w(home_ids, until - LOAD_WINDOW, until).items():
         if device_id is None:
             meter[home_id] = float(power)
         elif kinds.get(device_id) == DeviceType.PV:
