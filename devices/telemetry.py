@@ -465,16 +465,19 @@ def slot_means(home_id: int, start: datetime, end: datetime) -> list[tuple]:
             for device_id, slot, p_sum, p_n, t_sum, t_n in rows]
 
 
-def mean_power_w(home_ids: Iterable[int], start: datetime, end: datetime) -> dict[tuple, float]:
-    """Mean power (W) of every meter and device over the slots in [start, end), keyed (home_id, device_id)."""
+def window_means(home_ids: Iterable[int], start: datetime, end: datetime) -> dict[tuple, tuple]:
+    """(mean power W or None, mean temperature °C or None) of every meter and device over the slots in
+    [start, end), keyed (home_id, device_id)."""
     from django.db.models import Sum
 
     from .models import MeasurementRollup
 
-    rows = (MeasurementRollup.objects.filter(home_id__in=list(home_ids), slot_start__gte=start, slot_start__lt=end,
-                                             power_samples__gt=0)
-            .values("home_id", "device_id").annotate(total=Sum("power_w_sum"), n=Sum("power_samples")).order_by())
-    return {(r["home_id"], r["device_id"]): r["total"] / r["n"] for r in rows}
+    rows = (MeasurementRollup.objects.filter(home_id__in=list(home_ids), slot_start__gte=start, slot_start__lt=end)
+            .values("home_id", "device_id")
+            .annotate(p_sum=Sum("power_w_sum"), p_n=Sum("power_samples"), t_sum=Sum("temperature_c_sum"),
+                      t_n=Sum("temperature_samples")).order_by())
+    return {(r["home_id"], r["device_id"]): (r["p_sum"] / r["p_n"] if r["p_n"] else None,
+                                             r["t_sum"] / r["t_n"] if r["t_n"] else None) for r in rows}
 
 
 def last_soc_pct(device_ids: Iterable[int], since: datetime, until: datetime) -> dict[int, float]:

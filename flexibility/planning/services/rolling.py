@@ -17,13 +17,13 @@ from django.conf import settings
 from django.db import transaction
 
 from devices import telemetry
-from devices.models import Cycle, CycleState, Device, DeviceType, EVSession
+from devices.models import THERMAL_TYPES, Cycle, CycleState, Device, DeviceType, EVSession
 
 from .. import signals
 from ..models import Schedule
 from ..mpc import Expected, Measured, Thresholds, replan_reasons
-from ..problem_builder import object_pk
-from ..slots import floor_to_slot
+from ..problem_builder import object_pk, thermal_band, thermal_energy_kwh
+from ..slots import SLOT, floor_to_slot
 from .replanning import schedule_reoptimization
 from energy_manager import clock
 
@@ -40,7 +40,8 @@ class ChunkResult:
 
 
 def thresholds() -> Thresholds:
-    return Thresholds(soc_pct=settings.ROLLING_SOC_THRESHOLD_PCT, load_abs_w=settings.ROLLING_LOAD_THRESHOLD_W,
+    return Thresholds(soc_pct=settings.ROLLING_SOC_THRESHOLD_PCT, tank_kwh=settings.ROLLING_TANK_THRESHOLD_KWH,
+                      load_abs_w=settings.ROLLING_LOAD_THRESHOLD_W,
                       load_rel=settings.ROLLING_LOAD_THRESHOLD_SHARE)
 
 
@@ -77,6 +78,11 @@ def _expected(plan: dict, now: datetime) -> Expected:
         trajectory = planned.get("soc_kwh") or []
         if result_id in capacity and 0 <= t < len(trajectory) and capacity[result_id] > 0:
             soc[planned.get("device", result_id)] = 100.0 * float(trajectory[t]) / capacity[result_id]
+    tanks = {}
+    for item in problem.get("thermal_storages") or []:
+        trajectory = devices.get(item["id"], {}).get("soc_kwh") or []
+        if 0 <= t < len(trajectory):
+            tanks[item["device"]] = float(trajectory[t])
     cycles = {}
     for item in problem.get("cycles") or []:
         _, pk = object_pk(item["id"])
@@ -94,15 +100,16 @@ def _expected(plan: dict, now: datetime) -> Expected:
     base = (problem.get("site") or {}).get("base_load_kw") or []
     lo, hi = max(_slot(start, res, now - LOAD_WINDOW), 0), max(t, 0)
     window = [float(x) for x in base[lo:hi]]
-    return Expected(battery_soc_pct=soc, cycle_states=cycles, active_ev_sessions=sessions,
+    return Expected(battery_soc_pct=soc, tank_kwh=tanks, cycle_states=cycles, active_ev_sessions=sessions,
                     base_load_w=1000.0 * sum(window) / len(window) if window else None)
 
 
 def _measured(home_ids: list[int], planned_cycles: set[int], now: datetime) -> dict[int, Measured]:
     """What the homes measured, from the telemetry roll-ups: last SoC, the last hour's mean powers."""
-    kinds = dict(Device.objects.filter(home_id__in=home_ids).values_list("id", "device_type"))
-    serials = dict(Device.objects.filter(home_id__in=home_ids).values_list("id", "serial_number"))
-    homes = dict(Device.objects.filter(home_id__in=home_ids).values_list("id", "home_id"))
+    devices = {d.pk: d for d in Device.objects.filter(home_id__in=home_ids).select_related("comfort")}
+    kinds = {pk: d.device_type for pk, d in devices.items()}
+    serials = {pk: d.serial_number for pk, d in devices.items()}
+    homes = {pk: d.home_id for pk, d in devices.items()}
     soc: dict[int, dict[str, float]] = {h: {} for h in home_ids}
     batteries = [pk for pk, kind in kinds.items() if kind == DeviceType.BATTERY]
     for device_id, value in telemetry.last_soc_pct(batteries, now - SOC_FRESH, now).items():
@@ -116,15 +123,24 @@ def _measured(home_ids: list[int], planned_cycles: set[int], now: datetime) -> d
         sessions[home_id].add(pk)
     meter: dict[int, float] = {}
     devices_w: dict[int, float] = {h: 0.0 for h in home_ids}
-    until = floor_to_slot(now)  # whole slots: the last hour before the current one
-    for (home_id, device_id), power in telemetry.mean_power_w(home_ids, until - LOAD_WINDOW, until).items():
+    tanks: dict[int, dict[str, float]] = {h: {} for h in home_ids}
+    until = floor_to_slot(now)  # whole slots before the current one
+    for (home_id, device_id), (_, temperature) in telemetry.window_means(home_ids, until - SLOT, until).items():
+        device = devices.get(device_id)
+        if temperature is not None and device is not None and device.device_type in THERMAL_TYPES:
+            t_min, _ = thermal_band(device)
+            tanks[home_id][device.serial_number] = thermal_energy_kwh(
+                float(device.parameters["tank_volume_l"]), temperature, t_min)
+    for (home_id, device_id), (power, _) in telemetry.window_means(home_ids, until - LOAD_WINDOW, until).items():
+        if power is None:
+            continue
         if device_id is None:
             meter[home_id] = float(power)
         elif kinds.get(device_id) == DeviceType.PV:
             devices_w[home_id] -= abs(float(power))
         else:
             devices_w[home_id] += float(power)
-    return {h: Measured(battery_soc_pct=soc[h], cycle_states=cycles[h], active_ev_sessions=frozenset(sessions[h]),
+    return {h: Measured(battery_soc_pct=soc[h], tank_kwh=tanks[h], cycle_states=cycles[h], active_ev_sessions=frozenset(sessions[h]),
                         base_load_w=max(meter[h] - devices_w[h], 0.0) if h in meter else None)
             for h in home_ids}
 
