@@ -480,6 +480,19 @@ def window_means(home_ids: Iterable[int], start: datetime, end: datetime) -> dic
                                              r["t_sum"] / r["t_n"] if r["t_n"] else None) for r in rows}
 
 
+def energy_wh(device_ids: Iterable[int], start: datetime, end: datetime) -> dict[int, float]:
+    """Energy (Wh, consumption positive) of each device over the slots in [start, end): each slot's mean
+    power times the slot length; slots without a sample count nothing."""
+    from .models import MeasurementRollup
+
+    out: dict[int, float] = {}
+    for device_id, p_sum, p_n in (MeasurementRollup.objects.filter(
+            device_id__in=list(device_ids), slot_start__gte=start, slot_start__lt=end, power_samples__gt=0)
+            .values_list("device_id", "power_w_sum", "power_samples")):
+        out[device_id] = out.get(device_id, 0.0) + p_sum / p_n * SLOT_HOURS
+    return out
+
+
 def last_soc_pct(device_ids: Iterable[int], since: datetime, until: datetime) -> dict[int, float]:
     """Each device's last state of charge measured in (since, until]."""
     from .models import MeasurementRollup

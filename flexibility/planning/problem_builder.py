@@ -20,6 +20,7 @@ from devices.models import (
 )
 from devices.power_profiles import profile_duration_minutes
 from devices.tariffs import price_series, tariff_export_prices, tariff_import_prices
+from devices import telemetry
 from energy_manager.errors import Unprocessable
 
 from .slots import MAX_HORIZON_H, RESOLUTION_MIN, default_horizon, floor_to_slot
@@ -361,10 +362,14 @@ def _ev_sessions(devices: Iterable[Device], start: datetime, end: datetime) -> l
     for s in EVSession.objects.filter(device_id__in=chargers, departure__gt=start, arrival__lt=end).order_by("arrival"):
         d = chargers[s.device_id]
         p = d.parameters
+        need = float(s.required_energy_kwh)
+        if s.arrival < start:  # a re-plan during the session: what the car already received is not asked again
+            charged_kwh = telemetry.energy_wh([d.pk], floor_to_slot(s.arrival), start).get(d.pk, 0.0) / 1000.0
+            need = max(need - charged_kwh * float(p.get("efficiency", 1.0)), 0.0)
         item = {
             "id": f"ev-{s.pk}", "device": d.serial_number, "name": s.vehicle_name or d.name,
             "arrival": max(s.arrival, start).isoformat(), "departure": min(s.departure, end).isoformat(),
-            "energy_kwh": round(float(s.required_energy_kwh), 4),
+            "energy_kwh": round(need, 4),
             "min_power_kw": float(p.get("min_power_kw", 0.0)), "max_power_kw": float(p["max_power_kw"]),
             "phases": int(p.get("phases", 1)), "voltage_v": float(p.get("voltage_v", 230)),
             "efficiency": float(p.get("efficiency", 1.0)),
