@@ -105,7 +105,7 @@ class SimHome:
 @dataclass
 class Config:
     homes: int = 3
-    days: int = 1
+    days: float = 1.0  # planned days after the start's day (0.5: until noon of the first)
     history_days: int = 3
     seed: int = 11
     first_day: Optional[date] = None  # first planned day (default: the Monday after next)
@@ -124,12 +124,13 @@ class ClosedLoop:
         self.first_day = config.first_day or today + timedelta(days=14 - today.weekday())
         # prices arrive at 12:00, the day-ahead runs at 18:00 (DAY_AHEAD_LOCAL_TIME)
         self.start = local(self.first_day - timedelta(days=1), config.start_hour)
-        self.end = local(self.first_day + timedelta(days=config.days), 0)
+        self.end = local(self.first_day, 0) + timedelta(days=config.days)
         self.history_start = self.start - timedelta(days=config.history_days)
         self.homes: list[SimHome] = []
         self.rng = np.random.default_rng(config.seed)
         self.tag = uuid.uuid4().hex[:6]
         self.timings: dict[str, float] = {}
+        self.busy: dict[str, float] = {}  # seconds the loop waited, by what it waited for
         self.prices: dict[date, list] = {}
 
     # --- set-up -----------------------------------------------------------------------------------
@@ -151,8 +152,8 @@ class ClosedLoop:
         from hub_bridge.physics import CycleRun, EVVisit
 
         cycles, visits = [], []
-        day = self.first_day  # the day before is the warm-up: its plan is made, nothing is evaluated
-        while day < self.first_day + timedelta(days=self.config.days):
+        day = self.first_day - timedelta(days=1)
+        while local(day, 0) < self.end:
             if (day - self.first_day).days % 2 == 0:
                 at = local(day, float(rng.uniform(7.5, 10.0)))
                 if at >= self.start:
@@ -317,8 +318,10 @@ class ClosedLoop:
         deadline = time.monotonic() + timeout_s
         quiet_twice = 0
         while True:
+            t_check = time.perf_counter()
             ran = sum(h.hub.run_due(now) for h in self.homes)
             why = self._busy(now)
+            self.busy[why or "quiet"] = self.busy.get(why or "quiet", 0.0) + time.perf_counter() - t_check
             if why is None and not ran:
                 quiet_twice += 1
                 if quiet_twice >= 2:  # a task may publish its follow-up just after we looked
@@ -328,6 +331,7 @@ class ClosedLoop:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the stack did not settle at {now.isoformat()}: {why}")
             time.sleep(0.02)
+            self.busy[why or "quiet"] += 0.02
 
     def wait_stored(self, at: datetime, rows: int, cycles: dict, timeout_s: float = 120.0) -> None:
         from devices.models import Cycle, Measurement
@@ -416,37 +420,20 @@ class ClosedLoop:
                 h.hub.connection.client.loop_stop()
 
     # --- the report -------------------------------------------------------------------------------
-    @staticmethod
-    def _planned_savings(home_id: int, start: datetime, slots: int, imports: list, exports: list) -> float:
-        """What the plans in force promised: per slot, the newest plan covering it (every plan is made
-        before the slots it covers begin), its unoptimized net import priced minus its own."""
-        from flexibility.planning.models import Schedule
-
-        def priced(kw: float, t: int) -> float:
-            return kw / 4 * (imports[t] if kw > 0 else exports[t])
-
-        in_force: dict[int, tuple] = {}
-        for begin, net, base in Schedule.objects.filter(home_id=home_id).order_by("created_at", "id").values_list(
-                "start", "net_import_kw", "baseline_net_import_kw"):
-            offset = int((begin - start) / SLOT)
-            for i in range(len(net)):
-                if 0 <= offset + i < slots and i < len(base):
-                    in_force[offset + i] = (net[i], base[i])
-        return sum(priced(b, t) - priced(n, t) for t, (n, b) in in_force.items())
-
     def report(self) -> dict:
         from devices.models import Home
         from flexibility.forecasting.models import ForecastAccuracy
+        from flexibility.planning.models import RunTrigger, Schedule
         from flexibility.planning.problem_builder import site_prices
         from hub_bridge.models import CommandState, HubCommand
 
-        period_start = local(self.first_day, 0)
-        first_slot = int((period_start - self.start) / SLOT)
+        # From the start: the homes start alike, and every event (EV visit, cycle) lies inside the span.
+        period_start = self.start
+        first_slot = 0
         slots = int((self.end - period_start) / SLOT)
         realized, baseline, planned = [], [], []
         misses = {"ev_short_at_departure": 0, "cycle_late": 0, "hot_water_below_band": 0}
         raw = {"ev_short_at_departure": 0, "cycle_late": 0, "hot_water_below_band_slots": 0}
-        fallback_starts = 0
         for h in self.homes:
             home = Home.objects.get(pk=h.home_id)
             imports, exports = site_prices(home, period_start, slots)
@@ -468,12 +455,14 @@ class ClosedLoop:
             for c in h.managed.cycle_misses(self.end):
                 raw["cycle_late"] += 1
                 misses["cycle_late"] += (c.serial, c.sequence_id) not in base_late
-            fallback_starts += sum(c.fallback for c in h.managed.cycles)
             for k in range(first_slot, first_slot + slots):
                 if h.managed.tank_below[k]:
                     raw["hot_water_below_band_slots"] += 1
                     misses["hot_water_below_band"] += not h.baseline.tank_below[k]
-            planned.append(self._planned_savings(h.home_id, period_start, slots, imports, exports))
+            # What the day-ahead runs promised for the days they planned (their horizon: the local day).
+            planned.append(sum(Schedule.objects.filter(
+                home_id=h.home_id, run__trigger=RunTrigger.DAY_AHEAD, start__gte=self.start, start__lt=self.end,
+            ).values_list("savings_eur", flat=True)))
         homes = [h.home_id for h in self.homes]
         commands = HubCommand.objects.filter(device__home_id__in=homes)
         counts = {s: commands.filter(state=s).count() for s in CommandState.values}
@@ -503,11 +492,12 @@ class ClosedLoop:
             "first_day": self.first_day.isoformat(), "slots_simulated": self.timings.get("slots"),
             "wall_s": round(self.timings.get("loop_s", 0.0), 1), "create_s": round(self.timings.get("create_s", 0), 1),
             "waiting_s": {"stack_quiet": round(self.timings.get("quiet_s", 0.0), 1),
-                          "telemetry_stored": round(self.timings.get("stored_s", 0.0), 1)},
-            "comfort_misses_by_system": misses, "comfort_misses_raw": raw, "cycle_fallback_starts": fallback_starts,
+                          "telemetry_stored": round(self.timings.get("stored_s", 0.0), 1),
+                          **{k: round(v, 1) for k, v in sorted(self.busy.items())}},
+            "comfort_misses_by_system": misses, "comfort_misses_raw": raw,
             "commands": {"total": commands.count(), **{k: v for k, v in counts.items() if v}, "lost": lost},
             "cost_eur": {"baseline": round(sum(baseline), 2), "realized": round(sum(realized), 2)},
-            "savings_eur": {"realized": round(realized_savings, 2), "planned": round(planned_savings, 2),
+            "savings_eur": {"realized": round(realized_savings, 2), "planned_day_ahead": round(planned_savings, 2),
                             "realized_share_of_planned": round(realized_savings / planned_savings, 3)
                             if planned_savings > 0 else None},
             "forecasts": forecasts, "loadavg_1m": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
@@ -523,7 +513,8 @@ def stack_env(redis_url: str, import_dir: Path, mqtt_env: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--homes", type=int, default=50)
-    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--days", type=float, default=7, help="planned days after the start's day")
+    parser.add_argument("--start-hour", type=float, default=12.0, help="local hour of the start, the day before")
     parser.add_argument("--history-days", type=int, default=15, help="telemetry before the loop (LightGBM: >= 14)")
     parser.add_argument("--workers", type=int, default=2, help="processes of the optimization/default worker")
     parser.add_argument("--seed", type=int, default=11)
@@ -558,7 +549,8 @@ def main(argv: list[str] | None = None) -> int:
     settings.MQTT_URL, settings.MQTT_TOPIC_PREFIX = env["MQTT_URL"], prefix
     purge_queues(["hub", "default", "optimization"], redis_url)
     undo = use_broker(redis_url)
-    loop = ClosedLoop(Config(args.homes, args.days, args.history_days, args.seed, workers=args.workers),
+    loop = ClosedLoop(Config(args.homes, args.days, args.history_days, args.seed, workers=args.workers,
+                             start_hour=args.start_hour),
                       broker.url(), prefix, import_dir, redis_url, say)
     workers, listener = [], None
     try:

@@ -11,9 +11,9 @@ The same `HomePhysics` without a hub, `managed=False`, is the unoptimized baseli
 soon as they may, the EV charges at full power from arrival, the battery stays idle, the water heater
 keeps its tank full (the optimizer's own baseline, flexibility/optimizer/baseline.py).
 
-With `managed=True` a device without a command covering the moment runs on its own settings
-(the baseline's behaviour), and an appliance that was never told when to start starts by itself at the
-latest moment that still finishes its cycle in time (counted as a fallback start).
+With `managed=True` a device without a command covering the moment runs on its own settings (the
+baseline's behaviour); an appliance starts at its scheduled start once a start_cycle command set one,
+else as soon as it may (the protocol's reading of a cycle without scheduled_start).
 
 Pure Python (no Django): `PhysicalHub` is a `SimulatedHub` whose delayed commands wait for the
 simulated clock instead of wall-clock timers.
@@ -99,7 +99,6 @@ class CycleRun:
     scheduled_start: Optional[datetime] = None
     started_at: Optional[datetime] = None
     ended_at: Optional[datetime] = None
-    fallback: bool = False
 
     @property
     def duration(self) -> timedelta:
@@ -236,16 +235,10 @@ class HomePhysics:
             if c.appears_at > when or c.ended_at is not None:
                 continue
             if c.started_at is None:
-                latest_start = c.latest_end - c.duration
-                if not self.managed:
-                    due = max(c.earliest_start, c.appears_at)
-                elif c.scheduled_start is not None:
-                    due = c.scheduled_start
-                else:
-                    due = latest_start
+                # As soon as it may, unless it was told when (the protocol: the plan moves the start).
+                due = c.scheduled_start if self.managed and c.scheduled_start else max(c.earliest_start, c.appears_at)
                 if when >= due:
                     c.started_at = when
-                    c.fallback = self.managed and c.scheduled_start is None
                     changed.append(c)
             if c.started_at is not None and when - c.started_at >= c.duration:
                 c.ended_at = when
