@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from rest_framework.test import APIClient
 
 from devices.models import Home, SignalKind, SignalSeries, Tariff
@@ -85,3 +86,20 @@ def test_replans_forecast_again_only_when_the_forecast_is_stale(home, settings):
     settings.FORECAST_REFRESH_MIN_AGE_S = 0
     ensure_forecasts(home, start, end, refresh=True)
     assert SignalSeries.objects.get(home=home, kind="load_forecast").pk != first.pk
+
+
+def test_a_replan_during_an_ev_session_asks_only_for_what_the_car_still_needs(home, ev_charger, make_ev_session,
+                                                                              slot_start):
+    from devices.services import record_measurements
+
+    session = make_ev_session(ev_charger, arrival=slot_start - timedelta(hours=2),
+                              departure=slot_start + timedelta(hours=8), energy_kwh=20.0)
+    # The charger drew 3.68 kW for the hour after arrival (one reading a minute), then stopped.
+    record_measurements([{"home": home, "device": ev_charger, "time": session.arrival + timedelta(minutes=m),
+                          "power_w": 3680.0 if m < 60 else 0.0} for m in range(120)])
+    efficiency = ev_charger.parameters.get("efficiency", 1.0)
+    replace_signal(SignalKind.LOAD_FORECAST, slot_start, 15, [300.0] * 96, home=home)
+    problem = problem_builder.build_problem(home, slot_start, slot_start + timedelta(hours=24))
+    (item,) = problem["ev_sessions"]
+    assert item["energy_kwh"] == pytest.approx(20.0 - 3.68 * efficiency, abs=1e-3)
+    assert item["arrival"] == slot_start.isoformat()  # planned from now on
