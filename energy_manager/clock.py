@@ -14,6 +14,7 @@ Pure Python (redis-py, no Django), so the hub simulator reads the same clock.
 """
 from __future__ import annotations
 
+import functools
 import os
 from datetime import datetime, timezone
 from typing import Optional
@@ -22,7 +23,6 @@ ENV = "HEMS_SIMULATED_CLOCK"
 KEY = "hems:simulated-clock:epoch"
 
 _override: Optional[str] = None  # set by `use` (a test process); else the environment decides
-_client: Optional[tuple[str, object]] = None
 
 
 def source() -> str:
@@ -34,14 +34,15 @@ def simulated() -> bool:
     return bool(source())
 
 
-def _redis():
-    global _client
-    url = source()
-    if _client is None or _client[0] != url:
-        import redis
+@functools.lru_cache(maxsize=4)
+def _redis_for(url: str):
+    import redis
 
-        _client = (url, redis.Redis.from_url(url, socket_timeout=5))
-    return _client[1]
+    return redis.Redis.from_url(url, socket_timeout=5)  # its pool is reused across calls (and reset after fork)
+
+
+def _redis():
+    return _redis_for(source())
 
 
 def now() -> datetime:

@@ -12,6 +12,7 @@ import pytest
 
 from bench.closed_loop import ClosedLoop, Config, stack_env
 from energy_manager import clock
+from tests.plugins.api import add_starter_devices, registered_household
 from tests.plugins.celery_worker import broker_url
 from tests.plugins.mqtt import ListenerProcess
 
@@ -61,8 +62,6 @@ def test_a_new_household_gets_a_plan_from_the_workers_without_anyone_else_typing
     """Register, add a home, a tariff of its own and devices through the API; nobody asks for a plan: the
     receivers (a device added makes the home's plan stale) send the re-plan to a real worker, which
     forecasts the home from nothing and plans it."""
-    from rest_framework.test import APIClient
-
     from devices.models import SignalSeries
     from flexibility.planning.models import Schedule
     from tests.plugins.mqtt import wait_for
@@ -74,13 +73,7 @@ def test_a_new_household_gets_a_plan_from_the_workers_without_anyone_else_typing
     for key in r.scan_iter("hems:reoptimize:*"):  # an earlier test's home may have had this home's id
         r.delete(key)
     celery_worker(["optimization", "default"])
-    anon = APIClient()
-    assert anon.post("/api/v1/auth/register/", {"email": "loop-new@example.com", "password": "a-long-passphrase-2026"},
-                     format="json").status_code == 202
-    token = anon.post("/api/v1/auth/token/", {"email": "loop-new@example.com", "password": "a-long-passphrase-2026"},
-                      format="json").json()["access"]
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    client = registered_household("loop-new@example.com")
     home = client.post("/api/v1/homes/", {"name": "New home"}, format="json").json()
     tariff = {"code": "loop-new-bi-hourly", "name": "My supplier", "kind": "bi_hourly", "country": "PT",
               "periods": [{"days": [0, 1, 2, 3, 4, 5, 6], "start": "00:00", "end": "08:00", "price_eur_per_kwh": 0.11},
@@ -89,13 +82,7 @@ def test_a_new_household_gets_a_plan_from_the_workers_without_anyone_else_typing
     r = client.patch(f"/api/v1/homes/{home['id']}/", {"tariff": "loop-new-bi-hourly", "tariff_kind": "bi_hourly"},
                      format="json")
     assert r.status_code == 200, r.json()
-    for body in ({"serial_number": "LN-PV", "name": "Roof", "device_type": "pv", "parameters": {"peak_power_kw": 3.5}},
-                 {"serial_number": "LN-WH", "name": "Boiler", "device_type": "water_heater",
-                  "parameters": {"electric_power_kw": 2.0, "tank_volume_l": 150}},
-                 {"serial_number": "LN-BAT", "name": "Battery", "device_type": "battery",
-                  "parameters": {"capacity_kwh": 5, "max_charge_kw": 2.5, "max_discharge_kw": 2.5}}):
-        r = client.post("/api/v1/devices/", {"home": home["id"], **body}, format="json")
-        assert r.status_code == 201, r.json()
+    add_starter_devices(client, home["id"], "LN")
     schedule = wait_for(lambda: Schedule.objects.filter(home_id=home["id"]).first(), 60, "the workers' plan")
     assert len(schedule.devices) == 3  # PV, water heater and battery are all in it
     kinds = set(SignalSeries.objects.filter(home_id=home["id"]).values_list("kind", flat=True))

@@ -4,32 +4,20 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from rest_framework.test import APIClient
 
 from devices.models import Home, SignalKind, SignalSeries, Tariff
 from devices.services import replace_signal
 from devices.tariffs import price_series
 from flexibility.planning import problem_builder
 from flexibility.planning.models import OptimizationRun, RunStatus
+from tests.plugins.api import add_starter_devices, registered_household
 
 
 def test_a_new_household_gets_a_plan_the_same_day_without_anyone_typing_inputs(db, django_capture_on_commit_callbacks):
-    anon = APIClient()
-    assert anon.post("/api/v1/auth/register/", {"email": "new@example.com", "password": "a-long-passphrase-2026"},
-                     format="json").status_code == 202
-    token = anon.post("/api/v1/auth/token/", {"email": "new@example.com", "password": "a-long-passphrase-2026"},
-                      format="json").json()["access"]
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    client = registered_household("new@example.com")
     home = client.post("/api/v1/homes/", {"name": "New home"}, format="json").json()
     assert home["tariff"] == "pt-tri-hourly-daily"
-    for body in ({"serial_number": "PV-1", "name": "Roof", "device_type": "pv", "parameters": {"peak_power_kw": 3.5}},
-                 {"serial_number": "WH-1", "name": "Boiler", "device_type": "water_heater",
-                  "parameters": {"electric_power_kw": 2.0, "tank_volume_l": 150}},
-                 {"serial_number": "BAT-1", "name": "Battery", "device_type": "battery",
-                  "parameters": {"capacity_kwh": 5, "max_charge_kw": 2.5, "max_discharge_kw": 2.5}}):
-        r = client.post("/api/v1/devices/", {"home": home["id"], **body}, format="json")
-        assert r.status_code == 201, r.json()
+    add_starter_devices(client, home["id"], "NEW")
     with django_capture_on_commit_callbacks(execute=True):
         r = client.post(f"/api/v1/homes/{home['id']}/optimizations", {}, format="json")
     assert r.status_code == 202, r.json()
