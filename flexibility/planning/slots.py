@@ -58,8 +58,4 @@ def covering_horizon(now: datetime, requests_end: Optional[datetime],
 
 def local_day_horizon(home: Home, day: date) -> tuple[datetime, datetime]:
     """Local midnight to next local midnight of `day` in the home's zone (92/96/100 quarter-hours)."""
-    zone = home.tzinfo
-    nxt = day + timedelta(days=1)
-    start = datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(dt_timezone.utc)
-    end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=zone).astimezone(dt_timezone.utc)
-    return start, end
+    return home.local_day_bounds(day)
