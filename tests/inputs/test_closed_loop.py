@@ -39,7 +39,7 @@ def test_a_day_of_three_homes_loses_no_command_misses_no_comfort_and_saves(
     try:
         loop.create_homes()
         mqtt_broker.sync_credentials()
-        celery_worker(["optimization", "default"], env=env)
+        celery_worker(["optimization", "default"], concurrency=2, env=env)
         celery_worker(["hub"], env=env, name="hub")
         listener = ListenerProcess(env).start()
         report = loop.run()
