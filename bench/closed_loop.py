@@ -131,6 +131,8 @@ class ClosedLoop:
         self.tag = uuid.uuid4().hex[:6]
         self.timings: dict[str, float] = {}
         self.busy: dict[str, float] = {}  # seconds the loop waited, by what it waited for
+        self.wall_start = datetime.now(dt_timezone.utc)  # fleet runs of this loop started after it
+        self._redis = None
         self.prices: dict[date, list] = {}
 
     # --- set-up -----------------------------------------------------------------------------------
@@ -286,8 +288,7 @@ class ClosedLoop:
         from flexibility.planning.models import FleetRun, OptimizationRun, RunStatus
         from hub_bridge.models import CommandState, HubCommand
 
-        r = self._redis or redis.Redis.from_url(self.redis_url)
-        self._redis = r
+        r = self._redis = self._redis or redis.Redis.from_url(self.redis_url)
         for q in ("default", "optimization", "hub"):
             if r.llen(q):
                 return f"queue {q}"
@@ -303,7 +304,7 @@ class ClosedLoop:
         homes = self.home_ids
         if OptimizationRun.objects.filter(home_id__in=homes, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).exists():
             return "run open"
-        if FleetRun.objects.filter(chunks_done__lt=F("chunks_total")).exists():
+        if FleetRun.objects.filter(started_at__gte=self.wall_start, chunks_done__lt=F("chunks_total")).exists():
             return "fleet chunk open"
         commands = HubCommand.objects.filter(device__home_id__in=homes)
         if commands.filter(state__in=[CommandState.QUEUED, CommandState.SENT]).exists():
@@ -311,8 +312,6 @@ class ClosedLoop:
         if commands.filter(state=CommandState.ACKNOWLEDGED, not_before__lte=now, expires_at__gt=now).exists():
             return "command not executed"
         return None
-
-    _redis = None
 
     def wait_quiet(self, now: datetime, timeout_s: float = 300.0) -> None:
         deadline = time.monotonic() + timeout_s
