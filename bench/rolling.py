@@ -28,7 +28,10 @@ SLOTS = 96
 def seed(homes: int, off_share: float, now) -> list[int]:
     from django.contrib.auth import get_user_model
 
-    from devices.models import Device, DeviceType, Home, Measurement
+    from django.db import transaction
+
+    from devices import telemetry
+    from devices.models import Device, DeviceType, Home
     from flexibility.planning.models import OptimizationRun, RunStatus, RunTrigger, Schedule
     from flexibility.planning.slots import floor_to_slot
 
@@ -60,10 +63,11 @@ def seed(homes: int, off_share: float, now) -> list[int]:
     rows = []
     for i, (h, b) in enumerate(zip(created, batteries)):
         off = off_every and i % off_every == 0
-        rows.append(Measurement(home=h, device=b, time=now - timedelta(minutes=3), power_w=500.0,
-                                soc_pct=planned_pct - 30 if off else planned_pct + 2))
-        rows += [Measurement(home=h, time=now - timedelta(minutes=m), power_w=800.0 + 10 * (m % 3)) for m in (5, 20, 35, 50)]
-    Measurement.objects.bulk_create(rows, batch_size=5000)
+        rows.append((h.pk, b.pk, now - timedelta(minutes=3), 500.0, None, planned_pct - 30 if off else planned_pct + 2,
+                     None))
+        rows += [(h.pk, None, now - timedelta(minutes=m), 800.0 + 10 * (m % 3), None, None, None) for m in (5, 20, 35, 50)]
+    with transaction.atomic():  # raw rows and their roll-ups, as the listener writes them
+        telemetry.write_batch(rows)
     return [h.pk for h in created]
 
 

@@ -6,7 +6,7 @@ services.py, queries in selectors.py.
 from __future__ import annotations
 
 import zoneinfo
-from datetime import timedelta
+from datetime import date, datetime, timedelta, timezone as dt_timezone
 from decimal import Decimal
 
 from django.conf import settings
@@ -161,6 +161,12 @@ class Home(TimeStampedModel):
     @property
     def tzinfo(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.timezone)
+
+    def local_day_bounds(self, day: date) -> tuple[datetime, datetime]:
+        """Local midnight to the next local midnight of `day`, in UTC (23, 24 or 25 hours)."""
+        nxt = day + timedelta(days=1)
+        start = datetime(day.year, day.month, day.day, tzinfo=self.tzinfo).astimezone(dt_timezone.utc)
+        return start, datetime(nxt.year, nxt.month, nxt.day, tzinfo=self.tzinfo).astimezone(dt_timezone.utc)
 
     def clean(self) -> None:
         if self.tariff_id and self.tariff.kind != self.tariff_kind:

@@ -30,6 +30,7 @@ from .models import (
 )
 from .models import MinimumState
 from .signals import announce_plan_stale
+from energy_manager import clock
 
 
 # --- helpers -------------------------------------------------------------------
@@ -251,7 +252,7 @@ def _full_clean_window(instance: models.Model, end_field: str, data: Mapping[str
         errors = dict(exc.error_dict)
     end = getattr(instance, end_field)
     if (instance.pk is None or end_field in data) and end is not None and end_field not in errors \
-            and timezone.is_aware(end) and end <= timezone.now():
+            and timezone.is_aware(end) and end <= clock.now():
         errors[end_field] = [ValidationError("Must be in the future: this window is already over.")]
     if errors:
         raise ValidationError(errors)
@@ -403,7 +404,7 @@ def record_measurements(rows: Iterable[Mapping[str, Any] | Measurement]) -> int:
 def roll_up_telemetry_days(now: datetime | None = None, days_back: int = 1) -> int:
     """Rebuild the daily roll-ups of each home's local today and the `days_back` days before
     (late rows included). Idempotent; beat runs it every 15 minutes. Returns the rows written."""
-    return telemetry.roll_up_days(now or timezone.now(), days_back)
+    return telemetry.roll_up_days(now or clock.now(), days_back)
 
 
 def maintain_telemetry_storage(now: datetime | None = None) -> dict[str, list[str]]:

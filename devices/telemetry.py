@@ -526,3 +526,61 @@ def device_slot_energy(home_id: int, start: datetime, slots: int, resolution_min
         series.export_kwh[t] = max(-w, 0.0) / 1000.0 * dt_h
         series.reporting[t] = 1
     return out
+
+
+# --- Reading per-slot means and last states from the roll-ups (forecasting, the rolling re-planning) -----
+# Plain ORM over MeasurementRollup, so the SQLite demo reads them too.
+
+
+def slot_means(home_id: int, start: datetime, end: datetime) -> list[tuple]:
+    """(device_id or None for the meter, slot_start, mean power W or None, mean temperature °C or None) of
+    each 15-minute slot of the home in [start, end)."""
+    from .models import MeasurementRollup
+
+    rows = (MeasurementRollup.objects.filter(home_id=home_id, slot_start__gte=start, slot_start__lt=end)
+            .values_list("device_id", "slot_start", "power_w_sum", "power_samples", "temperature_c_sum",
+                         "temperature_samples"))
+    return [(device_id, slot, p_sum / p_n if p_n else None, t_sum / t_n if t_n else None)
+            for device_id, slot, p_sum, p_n, t_sum, t_n in rows]
+
+
+def window_means(home_ids: Iterable[int], start: datetime, end: datetime) -> dict[tuple, tuple]:
+    """(mean power W or None, mean temperature °C or None) of every meter and device over the slots in
+    [start, end), keyed (home_id, device_id)."""
+    from django.db.models import Sum
+
+    from .models import MeasurementRollup
+
+    rows = (MeasurementRollup.objects.filter(home_id__in=list(home_ids), slot_start__gte=start, slot_start__lt=end)
+            .values("home_id", "device_id")
+            .annotate(p_sum=Sum("power_w_sum"), p_n=Sum("power_samples"), t_sum=Sum("temperature_c_sum"),
+                      t_n=Sum("temperature_samples")).order_by())
+    return {(r["home_id"], r["device_id"]): (r["p_sum"] / r["p_n"] if r["p_n"] else None,
+                                             r["t_sum"] / r["t_n"] if r["t_n"] else None) for r in rows}
+
+
+def energy_wh(device_ids: Iterable[int], start: datetime, end: datetime) -> dict[int, float]:
+    """Energy (Wh, consumption positive) of each device over the slots in [start, end): each slot's mean
+    power times the slot length; slots without a sample count nothing."""
+    from .models import MeasurementRollup
+
+    out: dict[int, float] = {}
+    for device_id, p_sum, p_n in (MeasurementRollup.objects.filter(
+            device_id__in=list(device_ids), slot_start__gte=start, slot_start__lt=end, power_samples__gt=0)
+            .values_list("device_id", "power_w_sum", "power_samples")):
+        out[device_id] = out.get(device_id, 0.0) + p_sum / p_n * SLOT_HOURS
+    return out
+
+
+def last_soc_pct(device_ids: Iterable[int], since: datetime, until: datetime) -> dict[int, float]:
+    """Each device's last state of charge measured in (since, until]."""
+    from .models import MeasurementRollup
+
+    out: dict[int, tuple[datetime, float]] = {}
+    for device_id, at, soc in (MeasurementRollup.objects.filter(
+            device_id__in=list(device_ids), slot_start__gt=since - timedelta(minutes=ROLLUP_SLOT_MINUTES),
+            slot_start__lte=until, soc_at__gt=since, soc_at__lte=until)
+            .values_list("device_id", "soc_at", "soc_pct_last")):
+        if device_id not in out or at > out[device_id][0]:
+            out[device_id] = (at, soc)
+    return {device_id: float(soc) for device_id, (_, soc) in out.items()}

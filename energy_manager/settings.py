@@ -18,6 +18,9 @@ env = environ.Env()
 
 DJANGO_ENV = env.str("DJANGO_ENV", default="development")  # development | test | production
 PRODUCTION = DJANGO_ENV == "production"
+# energy_manager.clock: a simulated clock (a Redis URL) for the closed-loop simulation only; never in production.
+if PRODUCTION and env.str("HEMS_SIMULATED_CLOCK", default=""):
+    raise ImproperlyConfigured("HEMS_SIMULATED_CLOCK (the simulation's clock) must not be set when DJANGO_ENV=production")
 
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="")
@@ -238,6 +241,7 @@ ROLLING_TICK_MINUTES = env.int("ROLLING_TICK_MINUTES", default=15)
 ROLLING_CHUNK_SIZE = env.int("ROLLING_CHUNK_SIZE", default=500)  # homes per chunk task
 ROLLING_MAX_REPLANS_PER_CHUNK = env.int("ROLLING_MAX_REPLANS_PER_CHUNK", default=200)
 ROLLING_SOC_THRESHOLD_PCT = env.float("ROLLING_SOC_THRESHOLD_PCT", default=10.0)
+ROLLING_TANK_THRESHOLD_KWH = env.float("ROLLING_TANK_THRESHOLD_KWH", default=1.0)  # hot water off the plan
 ROLLING_LOAD_THRESHOLD_W = env.float("ROLLING_LOAD_THRESHOLD_W", default=500.0)
 ROLLING_LOAD_THRESHOLD_SHARE = env.float("ROLLING_LOAD_THRESHOLD_SHARE", default=0.5)
 

@@ -17,12 +17,12 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db.models import Case, F, Min, Q, Value, When
-from django.utils import timezone
 
 from . import protocol
 from .models import CommandState, HubCommand
 from .mqtt import Connection, parse_url
 from .services import expire_overdue_commands
+from energy_manager import clock
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class RelayPass:
 def relay_pass(conn: Connection | None = None) -> RelayPass:
     """One pass over the outbox; returns what it did and when the next pass is due."""
     result = RelayPass(expired=expire_overdue_commands())
-    now = timezone.now()
+    now = clock.now()
     resend_before = now - timedelta(seconds=settings.MQTT_COMMAND_RESEND_S)
     due = (
         HubCommand.objects.filter(hub__online=True, expires_at__gt=now)
@@ -100,7 +100,7 @@ def relay_pass(conn: Connection | None = None) -> RelayPass:
 
 def mark_sent(ids: list[int]) -> int:
     """The broker has the commands: queued -> sent (later states are kept), one UPDATE."""
-    now = timezone.now()
+    now = clock.now()
     return HubCommand.objects.filter(id__in=ids).update(
         state=Case(When(state=CommandState.QUEUED, then=Value(CommandState.SENT)), default=F("state")),
         sent_at=now,
@@ -110,7 +110,7 @@ def mark_sent(ids: list[int]) -> int:
 
 def _next_check_s() -> float | None:
     """Seconds until a resend or an expiry is due, or None when nothing is outstanding."""
-    now = timezone.now()
+    now = clock.now()
     pending = HubCommand.objects.filter(state__in=[CommandState.QUEUED, CommandState.SENT])
     agg = pending.aggregate(
         first_expiry=Min("expires_at"),

@@ -29,6 +29,7 @@ from energy_manager import metrics
 
 from . import protocol, signals
 from .models import CommandKind, CommandState, HubCommand, RejectedMessageCount
+from energy_manager import clock
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def command_row(
         protocol.validate("command", {
             "version": protocol.VERSION, "command_id": "00000000-0000-4000-8000-000000000000", "kind": kind,
             "device_serial": device.serial_number, "parameters": parameters, "not_before": protocol.iso(not_before),
-            "expires_at": protocol.iso(expires_at), "issued_at": protocol.iso(timezone.now()),
+            "expires_at": protocol.iso(expires_at), "issued_at": protocol.iso(clock.now()),
         })
     except protocol.ProtocolError as exc:
         raise ValueError(f"Invalid {kind} command: {exc.detail}") from None
@@ -169,7 +170,7 @@ def schedule_relay_check(delay_s: float) -> None:
 def expire_overdue_commands() -> int:
     """Commands that never reached their hub in time: expired, and the household told (one
     announcement per home: hub_bridge.signals.commands_expired)."""
-    now = timezone.now()
+    now = clock.now()
     with transaction.atomic():
         overdue = list(
             HubCommand.objects.select_for_update(skip_locked=True, of=("self",))
@@ -192,7 +193,7 @@ def expire_overdue_commands() -> int:
 def fail_unreported_commands() -> int:
     """Commands a hub accepted but never reported as executed (or failed) by their expiry plus
     MQTT_EXECUTION_GRACE_S: failed, with the reason, so they do not stay open forever."""
-    cutoff = timezone.now() - timedelta(seconds=settings.MQTT_EXECUTION_GRACE_S)
+    cutoff = clock.now() - timedelta(seconds=settings.MQTT_EXECUTION_GRACE_S)
     return HubCommand.objects.filter(state=CommandState.ACKNOWLEDGED, expires_at__lt=cutoff).update(
         state=CommandState.FAILED, finished_at=timezone.now(),
         message="The hub accepted the command but never reported its execution.",
@@ -367,7 +368,7 @@ def count_rejections(rejections: list[Rejection]) -> None:
     grouped: dict[tuple[str, str], list[Rejection]] = defaultdict(list)
     for r in rejections:
         grouped[(protocol.printable(r.hub_id, 64), r.reason[:32])].append(r)
-    now = timezone.now()
+    now = clock.now()
     table = RejectedMessageCount._meta.db_table
     sql = (f"INSERT INTO {table} (hub_id, reason, count, first_at, last_at, last_topic, last_detail) "
            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (hub_id, reason) DO UPDATE SET "
@@ -381,7 +382,7 @@ def count_rejections(rejections: list[Rejection]) -> None:
 
 def touch_hubs(hub_pks) -> None:
     if hub_pks:
-        Hub.objects.filter(pk__in=set(hub_pks)).update(last_seen_at=timezone.now())
+        Hub.objects.filter(pk__in=set(hub_pks)).update(last_seen_at=clock.now())
 
 
 def issue_hub_credentials(hub: Hub) -> str:

@@ -24,6 +24,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from energy_manager import clock
+
 from . import protocol
 from .mqtt import BrokerAddress, Connection, parse_url
 
@@ -31,7 +33,8 @@ log = logging.getLogger("hub_bridge.simulator")
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    """The hub's clock: the stack's one clock (the wall clock, or a simulation's: energy_manager.clock)."""
+    return clock.now()
 
 
 @dataclass
@@ -200,11 +203,15 @@ class SimulatedHub:
             self.ack(cid, "accepted")
         delay = (protocol.parse_time(command["not_before"]) - utcnow()).total_seconds()
         if delay > 0:
-            timer = threading.Timer(delay, self._execute, args=(command,))
-            timer.daemon = True
-            timer.start()
+            self._later(command, delay)
         else:
             self._execute(command)
+
+    def _later(self, command: dict, delay_s: float) -> None:
+        """Execute at `not_before` (a wall-clock timer; hub_bridge.physics runs them on its simulated clock)."""
+        timer = threading.Timer(delay_s, self._execute, args=(command,))
+        timer.daemon = True
+        timer.start()
 
     def _finish(self, cid: str, status: str, message: str) -> None:
         self.outcomes[cid] = (status, message)

@@ -10,11 +10,11 @@ from pathlib import Path
 
 from celery import shared_task
 from django.conf import settings
-from django.utils import timezone
 
 from devices.models import Home
 from devices.signal_ingest import import_path
 from flexibility.forecasting import services as forecasting
+from energy_manager import clock
 
 
 @shared_task(name="tasks.inputs.import_signal_folder")
@@ -29,5 +29,5 @@ def import_signal_folder() -> dict:
 @shared_task(name="tasks.inputs.score_forecasts")
 def score_forecasts(day: str | None = None) -> int:
     """Score each home's forecasts for `day` (default: yesterday, UTC date); returns rows written."""
-    target = date.fromisoformat(day) if day else timezone.now().date() - timedelta(days=1)
+    target = date.fromisoformat(day) if day else clock.now().date() - timedelta(days=1)
     return sum(len(forecasting.score_day(home, target)) for home in Home.objects.order_by("id"))

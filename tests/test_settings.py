@@ -30,6 +30,32 @@ def test_production_refuses_to_start_without_secret_key():
     assert "SECRET_KEY" in run.stderr
 
 
+def test_production_refuses_a_simulated_clock():
+    """energy_manager.clock reads a simulation's time only outside production."""
+    run = _run(["-c", "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='energy_manager.settings'; django.setup()"],
+               {**PRODUCTION_ENV, "HEMS_SIMULATED_CLOCK": "redis://127.0.0.1:6379/4"})
+    assert run.returncode != 0
+    assert "HEMS_SIMULATED_CLOCK" in run.stderr
+
+
+def test_the_clock_is_the_wall_clock_unless_a_simulation_sets_it():
+    from datetime import datetime, timedelta, timezone
+
+    from energy_manager import clock
+    from tests.plugins.celery_worker import broker_url
+
+    assert not clock.simulated()
+    assert abs(clock.now() - datetime.now(timezone.utc)) < timedelta(seconds=5)
+    clock.use(broker_url())
+    try:
+        when = datetime(2030, 6, 1, 12, 15, tzinfo=timezone.utc)
+        clock.set_now(when)
+        assert clock.now() == when  # it moves only when the driver moves it
+    finally:
+        clock.use(None)
+    assert not clock.simulated()
+
+
 def test_check_deploy_is_clean_in_production():
     """Security and configuration checks report nothing.
 

@@ -24,15 +24,6 @@ def slot_index(start: datetime, slots: int) -> pd.DatetimeIndex:
     return pd.date_range(pd.Timestamp(start).tz_convert("UTC"), periods=slots, freq=SLOT)
 
 
-def to_slots(series: pd.Series) -> pd.Series:
-    """Irregular readings (W, UTC index) -> 15-minute slot means; empty slots stay NaN."""
-    if series.empty:
-        return series.astype(float)
-    s = series.sort_index().astype(float)
-    s.index = pd.DatetimeIndex(s.index).tz_convert("UTC")
-    return s.resample(SLOT, label="left", closed="left").mean()
-
-
 def days_of_history(history: pd.Series) -> float:
     """How many days of slots the history actually covers (NaN slots do not count)."""
     return float(history.notna().sum()) / SLOTS_PER_DAY

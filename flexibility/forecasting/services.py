@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone as dt_timezone
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -97,9 +97,7 @@ def forecast_home(home: Home, start: datetime, slots: int, *, now: datetime | No
 
 
 def local_day_span(home: Home, day: date) -> tuple[datetime, int]:
-    zone = home.tzinfo
-    start = datetime.combine(day, time(0), tzinfo=zone).astimezone(dt_timezone.utc)
-    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone).astimezone(dt_timezone.utc)
+    start, end = home.local_day_bounds(day)
     return start, int((end - start) / timedelta(minutes=15))
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class Thresholds:
     soc_pct: float = 10.0  # battery state of charge off the plan by more than this (percentage points)
+    tank_kwh: float = 1.0  # heat stored in a hot-water tank off the plan by more than this
     load_abs_w: float = 500.0  # measured base load off its forecast by more than this ...
     load_rel: float = 0.5  # ... and by more than this share of the forecast (mean over the last hour)
 
@@ -20,6 +21,7 @@ class Expected:
     """What the current plan assumed at this moment."""
 
     battery_soc_pct: dict[str, float] = field(default_factory=dict)  # device serial -> planned SoC now
+    tank_kwh: dict[str, float] = field(default_factory=dict)  # device serial -> planned heat above the band's floor
     cycle_states: dict[int, str] = field(default_factory=dict)  # cycle id -> "scheduled" | "running" | "done"
     active_ev_sessions: frozenset[int] = frozenset()  # sessions plugged in now, per the plan
     base_load_w: float | None = None  # forecast mean over the last hour
@@ -28,6 +30,7 @@ class Expected:
 @dataclass(frozen=True)
 class Measured:
     battery_soc_pct: dict[str, float] = field(default_factory=dict)
+    tank_kwh: dict[str, float] = field(default_factory=dict)  # from the last slot's mean temperature
     cycle_states: dict[int, str] = field(default_factory=dict)  # states as the hub reported them
     active_ev_sessions: frozenset[int] = frozenset()
     base_load_w: float | None = None
@@ -40,6 +43,10 @@ def replan_reasons(expected: Expected, measured: Measured, thresholds: Threshold
         now = measured.battery_soc_pct.get(serial)
         if now is not None and abs(now - planned) > thresholds.soc_pct:
             reasons.append(f"battery {serial} at {now:.0f} % instead of {planned:.0f} %")
+    for serial, planned in sorted(expected.tank_kwh.items()):
+        now = measured.tank_kwh.get(serial)
+        if now is not None and abs(now - planned) > thresholds.tank_kwh:
+            reasons.append(f"tank {serial} holds {now:.1f} kWh instead of {planned:.1f} kWh")
     for cycle_id, state in sorted(measured.cycle_states.items()):
         planned = expected.cycle_states.get(cycle_id)
         if state == "running" and planned == "scheduled":

@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from typing import Any, Iterable, Optional
 
-from django.utils import timezone
 
 from devices.models import (
     SHIFTABLE_TYPES, THERMAL_TYPES, Cycle, CycleState, Device, DeviceType, EVSession, ExportKind, Home, Measurement,
@@ -22,9 +21,11 @@ from devices.models import (
 from devices.models import MeasurementRollup, MinimumState
 from devices.power_profiles import profile_duration_minutes
 from devices.tariffs import price_series, tariff_export_prices, tariff_import_prices
+from devices import telemetry
 from energy_manager.errors import Unprocessable
 
 from .slots import MAX_HORIZON_H, RESOLUTION_MIN, default_horizon, floor_to_slot
+from energy_manager import clock
 
 WATER_KWH_PER_LITRE_KELVIN = 4.186 / 3600.0  # specific heat of water: 4.186 kJ/(kg K), 1 kWh = 3600 kJ
 
@@ -167,7 +168,7 @@ def build_problem(
     `grid_request` (FORMAT.md "grid_request") is passed through for grid-flexibility re-plans.
     Raises MissingData listing every gap found (not just the first).
     """
-    now = now or timezone.now()
+    now = now or clock.now()
     if start is None or end is None:
         d_start, d_end = default_horizon(now)
         start, end = start or d_start, end or d_end
@@ -370,10 +371,14 @@ def _ev_sessions(devices: Iterable[Device], start: datetime, end: datetime) -> l
     for s in EVSession.objects.filter(device_id__in=chargers, departure__gt=start, arrival__lt=end).order_by("arrival"):
         d = chargers[s.device_id]
         p = d.parameters
+        need = float(s.required_energy_kwh)
+        if s.arrival < start:  # a re-plan during the session: what the car already received is not asked again
+            charged_kwh = telemetry.energy_wh([d.pk], floor_to_slot(s.arrival), start).get(d.pk, 0.0) / 1000.0
+            need = max(need - charged_kwh * float(p.get("efficiency", 1.0)), 0.0)
         item = {
             "id": f"ev-{s.pk}", "device": d.serial_number, "name": s.vehicle_name or d.name,
             "arrival": max(s.arrival, start).isoformat(), "departure": min(s.departure, end).isoformat(),
-            "energy_kwh": round(float(s.required_energy_kwh), 4),
+            "energy_kwh": round(need, 4),
             "min_power_kw": float(p.get("min_power_kw", 0.0)), "max_power_kw": float(p["max_power_kw"]),
             "phases": int(p.get("phases", 1)), "voltage_v": float(p.get("voltage_v", 230)),
             "efficiency": float(p.get("efficiency", 1.0)),
@@ -478,11 +483,16 @@ def _thermal(home: Home, devices: Iterable[Device], start: datetime, slots: int,
                                   f"devices[{d.pk}].heat_demand", missing, device=d)
         if demand is None:
             continue
+        modulating = bool(p.get("modulating", False))
+        # End with at least the heat we start with, but an on/off heater moves in whole slot-steps of heat:
+        # the end must leave one step of room below the top, or a full tank could never end "full" exactly.
+        step_kwh = 0.0 if modulating else float(p["electric_power_kw"]) * float(p.get("cop", 1.0)) * RESOLUTION_MIN / 60
+        final = min(initial, max(max_kwh - step_kwh, 0.0))
         out.append({
             "id": f"thermal-{d.pk}", "device": d.serial_number, "name": d.name,
-            "electric_power_kw": float(p["electric_power_kw"]), "modulating": bool(p.get("modulating", False)),
+            "electric_power_kw": float(p["electric_power_kw"]), "modulating": modulating,
             "cop": float(p.get("cop", 1.0)), "min_energy_kwh": 0.0, "max_energy_kwh": round(max_kwh, 4),
-            "initial_energy_kwh": round(initial, 4), "final_energy_kwh": round(initial, 4),
+            "initial_energy_kwh": round(initial, 4), "final_energy_kwh": round(final, 4),
             "standing_loss_kw": float(p.get("standing_loss_kw", 0.0)),
             "heat_demand_kw": [round(w / 1000.0, 4) for w in demand],
         })

@@ -8,13 +8,13 @@ from datetime import datetime
 
 from django.db.models import Exists, Max, OuterRef, QuerySet
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
 
 from devices.models import Cycle, CycleState, EVSession, Home
 from devices.permissions import scope_to_owner
 
 from . import signals
 from .models import OptimizationRun, Recommendation, RunStatus, RunTrigger, Schedule
+from energy_manager import clock
 
 
 def home_for_user(user: Any, home_id: int) -> Home:
@@ -34,7 +34,7 @@ def schedules_for_home(home: Home) -> QuerySet[Schedule]:
 def latest_schedule(home: Home) -> Optional[Schedule]:
     """The newest schedule of a succeeded run of `home` whose horizon has not ended yet, else the newest one."""
     qs = schedules_for_home(home).filter(run__status=RunStatus.SUCCEEDED)
-    return qs.filter(run__horizon_end__gt=timezone.now()).first() or qs.first()
+    return qs.filter(run__horizon_end__gt=clock.now()).first() or qs.first()
 
 
 def current_plan_end(home: Home, now: datetime) -> Optional[datetime]:

@@ -10,10 +10,10 @@ from datetime import date, datetime, timedelta
 from datetime import timezone as dt_timezone
 from typing import Optional
 
-from django.utils import timezone
 
 from devices.models import Home
 from flexibility.optimizer.problem import MAX_HORIZON_H
+from energy_manager import clock
 
 RESOLUTION_MIN = 15
 SLOT = timedelta(minutes=RESOLUTION_MIN)
@@ -35,7 +35,7 @@ def slot_count(start: datetime, end: datetime) -> int:
 
 def default_horizon(now: Optional[datetime] = None, hours: float = DEFAULT_HORIZON_H) -> tuple[datetime, datetime]:
     """From the current slot for `hours` (a whole number of slots)."""
-    start = floor_to_slot(now or timezone.now())
+    start = floor_to_slot(now or clock.now())
     slots = int(round(hours * 60 / RESOLUTION_MIN))
     return start, start + SLOT * slots
 
@@ -58,8 +58,4 @@ def covering_horizon(now: datetime, requests_end: Optional[datetime],
 
 def local_day_horizon(home: Home, day: date) -> tuple[datetime, datetime]:
     """Local midnight to next local midnight of `day` in the home's zone (92/96/100 quarter-hours)."""
-    zone = home.tzinfo
-    nxt = day + timedelta(days=1)
-    start = datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(dt_timezone.utc)
-    end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=zone).astimezone(dt_timezone.utc)
-    return start, end
+    return home.local_day_bounds(day)

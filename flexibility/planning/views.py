@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
@@ -18,6 +17,7 @@ from . import selectors, services
 from .models import OptimizationRun, Schedule
 from .serializers import RecommendationSerializer, RunRequestSerializer, RunSerializer, ScheduleSerializer
 from .slots import floor_to_slot
+from energy_manager import clock
 
 
 HOME_ID = OpenApiParameter("home_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The home's id.")
@@ -52,7 +52,7 @@ class HomeOptimizationsView(GenericAPIView):
         data = body.validated_data
         start, end = data.get("horizon_start"), data.get("horizon_end")
         if "horizon_hours" in data:
-            end = (start or floor_to_slot(timezone.now())) + timedelta(hours=data["horizon_hours"])
+            end = (start or floor_to_slot(clock.now())) + timedelta(hours=data["horizon_hours"])
         try:
             run, created = services.submit_run(
                 home, horizon_start=start, horizon_end=end, objective=data.get("objective"),

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from flexibility.forecasting import base_load, hot_water, pv
-from flexibility.forecasting.common import to_slots
 from flexibility.forecasting.reference import BUILTIN_LOAD_PER_UNIT
 
 from .simulation import SimulatedHome, days_before, mean_daily_mae
@@ -125,9 +124,3 @@ def test_hot_water_profile_beats_seasonal_naive_and_falls_back_without_history(s
 
     model_mae, naive_mae = mean_daily_mae(home.hot_water_w(start, slots + 7 * 96), DAY, 7, forecast)
     assert models == {"usage-profile"} and model_mae < naive_mae
-
-
-def test_to_slots_averages_readings_per_quarter_hour():
-    idx = pd.DatetimeIndex([DAY, DAY + pd.Timedelta(minutes=5), DAY + pd.Timedelta(minutes=20)])
-    slots = to_slots(pd.Series([100.0, 300.0, 50.0], index=idx))
-    assert list(slots) == [200.0, 50.0]

@@ -22,6 +22,14 @@ def test_battery_soc_off_by_more_than_the_threshold(soc, replan):
                               Thresholds(soc_pct=20))
 
 
+@pytest.mark.parametrize("kwh, replan", [(1.9, True), (2.0, False), (3.5, False), (4.1, True)])
+def test_hot_water_tank_off_the_plan_by_more_than_the_threshold(kwh, replan):
+    reasons = replan_reasons(Expected(tank_kwh={"WH": 3.0}), Measured(tank_kwh={"WH": kwh}))
+    assert bool(reasons) is replan
+    assert not replan_reasons(Expected(tank_kwh={"WH": 3.0}), Measured(tank_kwh={"WH": kwh}), Thresholds(tank_kwh=1.5))
+    assert replan_reasons(Expected(tank_kwh={"WH": 3.0}), Measured()) == []
+
+
 def test_unmeasured_battery_is_no_reason():
     assert replan_reasons(Expected(battery_soc_pct={"BAT": 50.0}), Measured()) == []
 

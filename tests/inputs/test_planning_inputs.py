@@ -3,32 +3,21 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from rest_framework.test import APIClient
+import pytest
 
 from devices.models import Home, SignalKind, SignalSeries, Tariff
 from devices.services import replace_signal
 from devices.tariffs import price_series
 from flexibility.planning import problem_builder
 from flexibility.planning.models import OptimizationRun, RunStatus
+from tests.plugins.api import add_starter_devices, registered_household
 
 
 def test_a_new_household_gets_a_plan_the_same_day_without_anyone_typing_inputs(db, django_capture_on_commit_callbacks):
-    anon = APIClient()
-    assert anon.post("/api/v1/auth/register/", {"email": "new@example.com", "password": "a-long-passphrase-2026"},
-                     format="json").status_code == 202
-    token = anon.post("/api/v1/auth/token/", {"email": "new@example.com", "password": "a-long-passphrase-2026"},
-                      format="json").json()["access"]
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    client = registered_household("new@example.com")
     home = client.post("/api/v1/homes/", {"name": "New home"}, format="json").json()
     assert home["tariff"] == "pt-tri-hourly-daily"
-    for body in ({"serial_number": "PV-1", "name": "Roof", "device_type": "pv", "parameters": {"peak_power_kw": 3.5}},
-                 {"serial_number": "WH-1", "name": "Boiler", "device_type": "water_heater",
-                  "parameters": {"electric_power_kw": 2.0, "tank_volume_l": 150}},
-                 {"serial_number": "BAT-1", "name": "Battery", "device_type": "battery",
-                  "parameters": {"capacity_kwh": 5, "max_charge_kw": 2.5, "max_discharge_kw": 2.5}}):
-        r = client.post("/api/v1/devices/", {"home": home["id"], **body}, format="json")
-        assert r.status_code == 201, r.json()
+    add_starter_devices(client, home["id"], "NEW")
     with django_capture_on_commit_callbacks(execute=True):
         r = client.post(f"/api/v1/homes/{home['id']}/optimizations", {}, format="json")
     assert r.status_code == 202, r.json()
@@ -85,3 +74,20 @@ def test_replans_forecast_again_only_when_the_forecast_is_stale(home, settings):
     settings.FORECAST_REFRESH_MIN_AGE_S = 0
     ensure_forecasts(home, start, end, refresh=True)
     assert SignalSeries.objects.get(home=home, kind="load_forecast").pk != first.pk
+
+
+def test_a_replan_during_an_ev_session_asks_only_for_what_the_car_still_needs(home, ev_charger, make_ev_session,
+                                                                              slot_start):
+    from devices.services import record_measurements
+
+    session = make_ev_session(ev_charger, arrival=slot_start - timedelta(hours=2),
+                              departure=slot_start + timedelta(hours=8), energy_kwh=20.0)
+    # The charger drew 3.68 kW for the hour after arrival (one reading a minute), then stopped.
+    record_measurements([{"home": home, "device": ev_charger, "time": session.arrival + timedelta(minutes=m),
+                          "power_w": 3680.0 if m < 60 else 0.0} for m in range(120)])
+    efficiency = ev_charger.parameters.get("efficiency", 1.0)
+    replace_signal(SignalKind.LOAD_FORECAST, slot_start, 15, [300.0] * 96, home=home)
+    problem = problem_builder.build_problem(home, slot_start, slot_start + timedelta(hours=24))
+    (item,) = problem["ev_sessions"]
+    assert item["energy_kwh"] == pytest.approx(20.0 - 3.68 * efficiency, abs=1e-3)
+    assert item["arrival"] == slot_start.isoformat()  # planned from now on

@@ -97,6 +97,28 @@ def client_for() -> Callable[[Any], APIClient]:
     return make
 
 
+def registered_household(email: str, password: str = "a-long-passphrase-2026") -> APIClient:
+    """A household that registered and logged in through the API, as a new user does: its client."""
+    anon = APIClient()
+    assert anon.post("/api/v1/auth/register/", {"email": email, "password": password}, format="json").status_code == 202
+    token = anon.post("/api/v1/auth/token/", {"email": email, "password": password}, format="json").json()["access"]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+def add_starter_devices(client: APIClient, home_id: int, prefix: str) -> None:
+    """A PV system, a water heater and a battery, added through the API with their serials under `prefix`."""
+    for body in ({"serial_number": f"{prefix}-PV", "name": "Roof", "device_type": "pv",
+                  "parameters": {"peak_power_kw": 3.5}},
+                 {"serial_number": f"{prefix}-WH", "name": "Boiler", "device_type": "water_heater",
+                  "parameters": {"electric_power_kw": 2.0, "tank_volume_l": 150}},
+                 {"serial_number": f"{prefix}-BAT", "name": "Battery", "device_type": "battery",
+                  "parameters": {"capacity_kwh": 5, "max_charge_kw": 2.5, "max_discharge_kw": 2.5}}):
+        r = client.post("/api/v1/devices/", {"home": home_id, **body}, format="json")
+        assert r.status_code == 201, r.json()
+
+
 @pytest.fixture
 def api_client(client_for, user) -> APIClient:
     return client_for(user)

@@ -22,6 +22,7 @@ from hub_bridge.services import command_row, enqueue_commands
 from ..models import OptimizationRun, Recommendation, RecommendationStatus, Schedule
 from ..problem_builder import object_pk, thermal_band
 from ..slots import floor_to_slot
+from energy_manager import clock
 
 COMMAND_SLOT_LIMIT = 96  # a command carries at most one day of 15-minute setpoints
 
@@ -73,7 +74,7 @@ def act_on_schedules(schedules: list[Schedule]) -> None:
     cycle_pks = [object_pk(k)[1] for s in schedules for k in s.devices if object_pk(k)[0] == "cycle"]
     cycles = {c.pk: c for c in Cycle.objects.filter(pk__in=cycle_pks)}
     live: dict[int, set] = {}  # setpoints the hubs already hold: a re-plan sends only those that changed
-    for c in HubCommand.objects.filter(device__home_id__in=home_ids, expires_at__gt=timezone.now()).exclude(
+    for c in HubCommand.objects.filter(device__home_id__in=home_ids, expires_at__gt=clock.now()).exclude(
             state__in=[CommandState.REJECTED, CommandState.FAILED, CommandState.EXPIRED]):
         live.setdefault(c.device_id, set()).add((c.kind, c.expires_at, json.dumps(c.parameters, sort_keys=True)))
     actions = Actions()
@@ -139,7 +140,7 @@ def _send_setpoints(run: OptimizationRun, schedule: Schedule, device: Device, ki
     a block whose command the hub already holds (same kind, parameters and end, still live: `live`,
     read for all the homes at once) is skipped.
     """
-    now = timezone.now()
+    now = clock.now()
     res = timedelta(minutes=schedule.resolution_minutes)
     first = max(0, int((floor_to_slot(now) - schedule.start) / res))
     power = [round(float(x), 3) for x in planned.get("power_kw", [])][first:first + COMMAND_SLOT_LIMIT]
@@ -173,7 +174,7 @@ def _send_setpoints(run: OptimizationRun, schedule: Schedule, device: Device, ki
 def _accept(rec: Recommendation, actions: Actions) -> Recommendation:
     """Accept: the cycle moves to the recommended start and the hub is told to start it then
     (written by `actions.write()`, together with the recommendation when it is new)."""
-    now = timezone.now()
+    now = clock.now()
     rec.status = RecommendationStatus.ACCEPTED
     rec.decided_at = now
     actions.cycle_starts[rec.cycle_id] = rec.recommended_start

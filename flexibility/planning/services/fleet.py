@@ -17,6 +17,7 @@ from .. import problem_builder, selectors, signals
 from ..models import FleetRun, OptimizationRun, RunStatus, RunTrigger
 from ..slots import local_day_horizon
 from .runs import describe_exception, ensure_forecasts, fail_run, solve_problem, store_outcomes
+from energy_manager import clock
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ def start_due_day_ahead(now: Optional[datetime] = None, chunk_size: int = FLEET_
     Beat calls it every 15 minutes; it is idempotent (a home planned for the day is not selected again,
     and a zone whose fan-out is still being submitted is skipped), and a late tick catches up.
     """
-    now = now or timezone.now()
+    now = now or clock.now()
     at = datetime.strptime(settings.DAY_AHEAD_LOCAL_TIME, "%H:%M").time()
     fleets = []
     for zone in selectors.opted_in_time_zones():
@@ -52,7 +53,7 @@ def start_day_ahead(delivery_day=None, chunk_size: int = FLEET_CHUNK_SIZE, home_
                     zone: str = "") -> FleetRun:
     """Create the fleet run and send one chunk task per `chunk_size` homes (default: every opted-in home)."""
     if delivery_day is None:
-        delivery_day = (timezone.localtime(timezone.now()) + timedelta(days=1)).date()
+        delivery_day = (timezone.localtime(clock.now()) + timedelta(days=1)).date()
     if home_ids is None:
         home_ids = list(selectors.opted_in_home_ids())
     chunks = [home_ids[i:i + chunk_size] for i in range(0, len(home_ids), chunk_size)]
@@ -130,7 +131,7 @@ def _record_runs(fleet: FleetRun, homes: list[Home], out: dict[str, int], task_i
         start, end = horizons[home.pk]
         common = dict(home=home, trigger=RunTrigger.DAY_AHEAD, horizon_start=start, horizon_end=end, fleet_run=fleet)
         try:
-            problem = problem_builder.build_problem(home, start, end, now=now)
+            problem = problem_builder.build_problem(home, start, end, now=clock.now())
         except Exception as exc:  # MissingData and any other bad data: this home only
             missing = isinstance(exc, problem_builder.MissingData)
             if not missing:

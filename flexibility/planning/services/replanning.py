@@ -12,7 +12,6 @@ from typing import Optional
 import redis
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from devices.models import Home
 from energy_manager.celery import app
@@ -23,6 +22,7 @@ from ..models import OptimizationRun, RunTrigger
 from ..problem_builder import MissingData
 from ..slots import RESOLUTION_MIN, covering_horizon, floor_to_slot
 from .runs import submit_run
+from energy_manager import clock
 
 
 def eager() -> bool:
@@ -63,7 +63,7 @@ def reoptimize(home_id: int, reason: str) -> Optional[OptimizationRun]:
     home = Home.objects.filter(pk=home_id).first()
     if home is None:
         return None
-    now = timezone.now()
+    now = clock.now()
     # The current plan's end (prices further out may not be published yet), stretched to the last open request.
     plan_end = selectors.current_plan_end(home, now)
     if plan_end is not None and plan_end - floor_to_slot(now) < timedelta(minutes=RESOLUTION_MIN):

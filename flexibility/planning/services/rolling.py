@@ -15,16 +15,17 @@ from typing import Iterable, Optional
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Avg
-from django.utils import timezone
 
-from devices.models import Cycle, CycleState, Device, DeviceType, EVSession, Measurement
+from devices import telemetry
+from devices.models import THERMAL_TYPES, Cycle, CycleState, Device, DeviceType, EVSession
 
 from .. import signals
 from ..models import Schedule
 from ..mpc import Expected, Measured, Thresholds, replan_reasons
-from ..problem_builder import object_pk
+from ..problem_builder import object_pk, thermal_band, thermal_energy_kwh
+from ..slots import SLOT, floor_to_slot
 from .replanning import schedule_reoptimization
+from energy_manager import clock
 
 CYCLE_DONE = {CycleState.COMPLETED, CycleState.CANCELLED}
 SOC_FRESH = timedelta(minutes=30)  # a SoC reading older than this says nothing about now
@@ -39,7 +40,8 @@ class ChunkResult:
 
 
 def thresholds() -> Thresholds:
-    return Thresholds(soc_pct=settings.ROLLING_SOC_THRESHOLD_PCT, load_abs_w=settings.ROLLING_LOAD_THRESHOLD_W,
+    return Thresholds(soc_pct=settings.ROLLING_SOC_THRESHOLD_PCT, tank_kwh=settings.ROLLING_TANK_THRESHOLD_KWH,
+                      load_abs_w=settings.ROLLING_LOAD_THRESHOLD_W,
                       load_rel=settings.ROLLING_LOAD_THRESHOLD_SHARE)
 
 
@@ -53,7 +55,7 @@ def homes_with_current_plan(now: datetime) -> list[int]:
 
 def start_tick(now: Optional[datetime] = None, chunk_size: Optional[int] = None) -> int:
     """Announce the chunks of this tick; returns how many homes they hold."""
-    now = now or timezone.now()
+    now = now or clock.now()
     chunk_size = chunk_size or settings.ROLLING_CHUNK_SIZE
     home_ids = homes_with_current_plan(now)
     for i in range(0, len(home_ids), chunk_size):
@@ -76,6 +78,11 @@ def _expected(plan: dict, now: datetime) -> Expected:
         trajectory = planned.get("soc_kwh") or []
         if result_id in capacity and 0 <= t < len(trajectory) and capacity[result_id] > 0:
             soc[planned.get("device", result_id)] = 100.0 * float(trajectory[t]) / capacity[result_id]
+    tanks = {}
+    for item in problem.get("thermal_storages") or []:
+        trajectory = devices.get(item["id"], {}).get("soc_kwh") or []
+        if 0 <= t < len(trajectory):
+            tanks[item["device"]] = float(trajectory[t])
     cycles = {}
     for item in problem.get("cycles") or []:
         _, pk = object_pk(item["id"])
@@ -93,19 +100,20 @@ def _expected(plan: dict, now: datetime) -> Expected:
     base = (problem.get("site") or {}).get("base_load_kw") or []
     lo, hi = max(_slot(start, res, now - LOAD_WINDOW), 0), max(t, 0)
     window = [float(x) for x in base[lo:hi]]
-    return Expected(battery_soc_pct=soc, cycle_states=cycles, active_ev_sessions=sessions,
+    return Expected(battery_soc_pct=soc, tank_kwh=tanks, cycle_states=cycles, active_ev_sessions=sessions,
                     base_load_w=1000.0 * sum(window) / len(window) if window else None)
 
 
 def _measured(home_ids: list[int], planned_cycles: set[int], now: datetime) -> dict[int, Measured]:
-    serials = dict(Device.objects.filter(home_id__in=home_ids).values_list("id", "serial_number"))
-    kinds = dict(Device.objects.filter(home_id__in=home_ids).values_list("id", "device_type"))
+    """What the homes measured, from the telemetry roll-ups: last SoC, the last hour's mean powers."""
+    devices = {d.pk: d for d in Device.objects.filter(home_id__in=home_ids).select_related("comfort")}
+    kinds = {pk: d.device_type for pk, d in devices.items()}
+    serials = {pk: d.serial_number for pk, d in devices.items()}
+    homes = {pk: d.home_id for pk, d in devices.items()}
     soc: dict[int, dict[str, float]] = {h: {} for h in home_ids}
-    for home_id, device_id, value in (
-            Measurement.objects.filter(home_id__in=home_ids, device__device_type=DeviceType.BATTERY,
-                                       time__gt=now - SOC_FRESH, time__lte=now, soc_pct__isnull=False)
-            .order_by("device_id", "-time").distinct("device_id").values_list("home_id", "device_id", "soc_pct")):
-        soc[home_id][serials[device_id]] = float(value)
+    batteries = [pk for pk, kind in kinds.items() if kind == DeviceType.BATTERY]
+    for device_id, value in telemetry.last_soc_pct(batteries, now - SOC_FRESH, now).items():
+        soc[homes[device_id]][serials[device_id]] = value
     cycles: dict[int, dict[int, str]] = {h: {} for h in home_ids}
     for pk, home_id, state in Cycle.objects.filter(pk__in=planned_cycles).values_list("pk", "device__home_id", "state"):
         cycles[home_id][pk] = "done" if state in CYCLE_DONE else state
@@ -115,18 +123,24 @@ def _measured(home_ids: list[int], planned_cycles: set[int], now: datetime) -> d
         sessions[home_id].add(pk)
     meter: dict[int, float] = {}
     devices_w: dict[int, float] = {h: 0.0 for h in home_ids}
-    for home_id, device_id, power in (
-            Measurement.objects.filter(home_id__in=home_ids, time__gte=now - LOAD_WINDOW, time__lt=now,
-                                       power_w__isnull=False)
-            .values("home_id", "device_id").annotate(power=Avg("power_w")).order_by()
-            .values_list("home_id", "device_id", "power")):
+    tanks: dict[int, dict[str, float]] = {h: {} for h in home_ids}
+    until = floor_to_slot(now)  # whole slots before the current one
+    for (home_id, device_id), (_, temperature) in telemetry.window_means(home_ids, until - SLOT, until).items():
+        device = devices.get(device_id)
+        if temperature is not None and device is not None and device.device_type in THERMAL_TYPES:
+            t_min, _ = thermal_band(device)
+            tanks[home_id][device.serial_number] = thermal_energy_kwh(
+                float(device.parameters["tank_volume_l"]), temperature, t_min)
+    for (home_id, device_id), (power, _) in telemetry.window_means(home_ids, until - LOAD_WINDOW, until).items():
+        if power is None:
+            continue
         if device_id is None:
             meter[home_id] = float(power)
         elif kinds.get(device_id) == DeviceType.PV:
             devices_w[home_id] -= abs(float(power))
         else:
             devices_w[home_id] += float(power)
-    return {h: Measured(battery_soc_pct=soc[h], cycle_states=cycles[h], active_ev_sessions=frozenset(sessions[h]),
+    return {h: Measured(battery_soc_pct=soc[h], tank_kwh=tanks[h], cycle_states=cycles[h], active_ev_sessions=frozenset(sessions[h]),
                         base_load_w=max(meter[h] - devices_w[h], 0.0) if h in meter else None)
             for h in home_ids}
 
@@ -134,7 +148,7 @@ def _measured(home_ids: list[int], planned_cycles: set[int], now: datetime) -> d
 def check_chunk(home_ids: Iterable[int], now: Optional[datetime] = None,
                 max_replans: Optional[int] = None) -> ChunkResult:
     """Re-plan (debounced) the homes of the chunk that left their plan; at most `max_replans` of them."""
-    now = now or timezone.now()
+    now = now or clock.now()
     max_replans = settings.ROLLING_MAX_REPLANS_PER_CHUNK if max_replans is None else max_replans
     home_ids = list(home_ids)
     latest = (Schedule.objects.filter(home_id__in=home_ids, start__lte=now).order_by("home_id", "-created_at")

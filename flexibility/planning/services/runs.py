@@ -26,6 +26,7 @@ from .. import problem_builder, signals
 from ..models import FINAL_RUN_STATUSES, FleetRun, OptimizationRun, RunStatus, RunTrigger, Schedule
 from ..slots import MAX_HORIZON_H, RESOLUTION_MIN, default_horizon, floor_to_slot
 from .dispatch import act_on_schedules
+from energy_manager import clock
 
 MAX_TIME_LIMIT_S = 120.0
 
@@ -106,14 +107,14 @@ def ensure_forecasts(home: Home, start: Optional[datetime], end: Optional[dateti
     """Forecast the home's base load, PV and hot water over the horizon from its own telemetry: when a
     forecast is missing, or with `refresh` unless the home's forecasts are fresh."""
     if start is None or end is None:
-        d_start, d_end = default_horizon(timezone.now())
+        d_start, d_end = default_horizon(clock.now())
         start, end = start or d_start, end or d_end
     start = floor_to_slot(start)
     slots = int((end - start) / timedelta(minutes=RESOLUTION_MIN))
     if slots <= 0 or slots * RESOLUTION_MIN > MAX_HORIZON_H * 60:
         return  # build_problem names the bad horizon
     if _forecast_missing(home, start, slots) or (refresh and not _forecast_fresh(home, start)):
-        forecasting.forecast_home(home, start, slots, now=timezone.now())
+        forecasting.forecast_home(home, start, slots, now=clock.now())
 
 
 def is_final(run: OptimizationRun) -> bool:
