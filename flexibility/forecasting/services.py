@@ -1,13 +1,14 @@
 """Forecasting a home from its own telemetry, storing the series, and scoring them afterwards."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone as dt_timezone
 from pathlib import Path
 
 import pandas as pd
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 
 from devices.models import THERMAL_TYPES, Device, DeviceType, Home, SignalKind
 from devices.signal_ingest import store_series
@@ -19,6 +20,7 @@ from .models import ForecastAccuracy
 from .reference import load_per_unit_hourly
 from .selectors import SlotTelemetry, slot_telemetry, stored_forecast
 
+log = logging.getLogger(__name__)
 HISTORY_DAYS = max(base_load.HISTORY_DAYS, hot_water.HISTORY_DAYS, pv.CLOUD_DAYS)
 SOURCE_PREFIX = "forecast:"
 
@@ -87,13 +89,48 @@ def make_forecasts(home: Home, start: datetime, slots: int, *, now: datetime | N
     return out
 
 
+def _stored_items(home: Home, forecasts: list[HomeForecast]) -> list[dict]:
+    return [{"kind": f.kind, "home": home, "device_id": f.device_id, "start": f.forecast.start,
+             "resolution_minutes": f.forecast.resolution_minutes, "values": f.forecast.values,
+             "source": (SOURCE_PREFIX + f.forecast.model)[:120]} for f in forecasts]
+
+
 def forecast_home(home: Home, start: datetime, slots: int, *, now: datetime | None = None) -> list[HomeForecast]:
     """Make and store the home's forecasts (one transaction); the planner that asked does not re-plan for them."""
     forecasts = make_forecasts(home, start, slots, now=now)
-    store_series([{"kind": f.kind, "home": home, "device_id": f.device_id, "start": f.forecast.start,
-                   "resolution_minutes": f.forecast.resolution_minutes, "values": f.forecast.values,
-                   "source": (SOURCE_PREFIX + f.forecast.model)[:120]} for f in forecasts], announce=False)
+    store_series(_stored_items(home, forecasts), announce=False)
     return forecasts
+
+
+def forecast_homes(spans: list[tuple[Home, datetime, int]], *, now: datetime | None = None) -> int:
+    """`forecast_home` for many homes (a day-ahead chunk), their series stored in one write.
+
+    A home whose forecast cannot be made or stored is logged and left without one (the planner then
+    names what it lacks, for that home only). Returns the number of homes forecast.
+    """
+    made: list[tuple[Home, list[dict]]] = []
+    for home, start, slots in spans:
+        try:
+            made.append((home, _stored_items(home, make_forecasts(home, start, slots, now=now))))
+        except Exception:
+            log.exception("forecasting home %s failed", home.pk)
+    try:
+        with transaction.atomic():
+            store_series([item for _, items in made for item in items], announce=False)
+        return len(made)
+    except (OperationalError, InterfaceError):
+        raise  # the database, not a home
+    except Exception:
+        log.exception("storing the forecasts of %s homes at once failed; storing them one by one", len(made))
+    stored = 0
+    for home, items in made:
+        try:
+            with transaction.atomic():
+                store_series(items, announce=False)
+            stored += 1
+        except Exception:
+            log.exception("storing the forecasts of home %s failed", home.pk)
+    return stored
 
 
 def local_day_span(home: Home, day: date) -> tuple[datetime, int]:

@@ -13,7 +13,7 @@ from devices.models import Home
 from energy_manager.errors import Conflict, NotFound, Unprocessable
 from flexibility.optimizer import envelope, problem_from_dict
 from flexibility.planning.models import OptimizationRun, RunStatus, RunTrigger
-from flexibility.planning.problem_builder import MissingData, build_problem
+from flexibility.planning.problem_builder import HomeInputs, MissingData, build_problem, load_inputs
 from flexibility.planning.services import execute_run, submit_run
 from flexibility.planning.slots import RESOLUTION_MIN, SLOT, local_day_horizon, slot_count
 
@@ -136,22 +136,23 @@ def build_offers(home_ids: list[int], day: date, now: datetime | None = None) ->
                 .select_related("schedule").order_by("home_id", "-finished_at")):
         if run.horizon_start == windows[run.home_id][0]:
             runs.setdefault(run.home_id, run)
+    inputs = load_inputs(homes, min(s for s, _ in windows.values()), max(ends.values()))  # a fixed number of queries
     for home in homes:
         try:
             with transaction.atomic():
                 out[home.pk] = _build_offer(home, day, windows[home.pk][0], ends[home.pk], existing.get(home.pk),
-                                            runs.get(home.pk), now)
+                                            runs.get(home.pk), now, inputs[home.pk])
         except Exception:  # one home's bad data never blocks the others' offers
             log.exception("No offer for home %s on %s", home.pk, day)
     return out
 
 
 def _build_offer(home: Home, day: date, start: datetime, end: datetime, existing: FlexibilityOffer | None,
-                 run, now: datetime) -> FlexibilityOffer | None:
+                 run, now: datetime, inputs: HomeInputs) -> FlexibilityOffer | None:
     if existing is not None and (existing.frozen or now >= existing.gate_closure):
         return save_offer(home, day, {}, now=now)
     try:
-        problem = build_problem(home, start, end, now=now)
+        problem = build_problem(home, start, end, now=now, inputs=inputs)
     except MissingData as exc:
         log.info("No offer for home %s on %s: %s", home.pk, day, exc)
         return None

@@ -83,23 +83,25 @@ def submit_run(
     return run, True
 
 
-def _forecast_missing(home: Home, start: datetime, slots: int) -> bool:
-    if problem_builder.signal_for_home(home, SignalKind.LOAD_FORECAST, start, slots) is None:
+def _forecast_missing(inputs: problem_builder.HomeInputs, start: datetime, slots: int) -> bool:
+    home = inputs.home
+    if problem_builder.signal_for_home(home, SignalKind.LOAD_FORECAST, start, slots, inputs=inputs) is None:
         return True
-    for device in home.devices.filter(allow_hems=True, device_type__in=[DeviceType.PV, *THERMAL_TYPES]):
+    for device in inputs.devices:
+        if device.device_type != DeviceType.PV and device.device_type not in THERMAL_TYPES:
+            continue
         kind = SignalKind.PV_FORECAST if device.device_type == DeviceType.PV else SignalKind.HEAT_DEMAND
-        if problem_builder.signal_for_home(home, kind, start, slots, device=device) is None:
+        if problem_builder.signal_for_home(home, kind, start, slots, device=device, inputs=inputs) is None:
             return True
     return False
 
 
-def _forecast_fresh(home: Home, start: datetime) -> bool:
+def _forecast_fresh(inputs: problem_builder.HomeInputs, start: datetime) -> bool:
     """The home's own forecast for `start` was made less than FORECAST_REFRESH_MIN_AGE_S ago (a burst of
     re-plans retrains the models once)."""
     since = timezone.now() - timedelta(seconds=settings.FORECAST_REFRESH_MIN_AGE_S)
-    return SignalSeries.objects.filter(home=home, kind=SignalKind.LOAD_FORECAST, start__lte=start,
-                                       start__gt=start - timedelta(days=7), created_at__gte=since,
-                                       source__startswith=forecasting.SOURCE_PREFIX).exists()
+    return any(s.kind == SignalKind.LOAD_FORECAST and start - timedelta(days=7) < s.start <= start
+               and s.created_at >= since and s.source.startswith(forecasting.SOURCE_PREFIX) for s in inputs.signals)
 
 
 def ensure_forecasts(home: Home, start: Optional[datetime], end: Optional[datetime], *, refresh: bool) -> None:
@@ -108,12 +110,27 @@ def ensure_forecasts(home: Home, start: Optional[datetime], end: Optional[dateti
     if start is None or end is None:
         d_start, d_end = default_horizon(timezone.now())
         start, end = start or d_start, end or d_end
-    start = floor_to_slot(start)
-    slots = int((end - start) / timedelta(minutes=RESOLUTION_MIN))
-    if slots <= 0 or slots * RESOLUTION_MIN > MAX_HORIZON_H * 60:
-        return  # build_problem names the bad horizon
-    if _forecast_missing(home, start, slots) or (refresh and not _forecast_fresh(home, start)):
-        forecasting.forecast_home(home, start, slots, now=timezone.now())
+    ensure_forecasts_many({home.pk: (home, start, end)}, refresh=refresh)
+
+
+def ensure_forecasts_many(horizons: dict[int, tuple[Home, datetime, datetime]], *, refresh: bool) -> None:
+    """`ensure_forecasts` for many homes (home id -> (home, start, end)): what each lacks is read with
+    the builder's fixed number of queries, the forecasts made are stored in one write."""
+    spans = {}
+    for pk, (home, start, end) in horizons.items():
+        start = floor_to_slot(start)
+        slots = int((end - start) / timedelta(minutes=RESOLUTION_MIN))
+        if 0 < slots and slots * RESOLUTION_MIN <= MAX_HORIZON_H * 60:  # else build_problem names the bad horizon
+            spans[pk] = (home, start, slots)
+    if not spans:
+        return
+    inputs = problem_builder.load_inputs(
+        [home for home, _, _ in spans.values()], min(start for _, start, _ in spans.values()),
+        max(start + timedelta(minutes=RESOLUTION_MIN * slots) for _, start, slots in spans.values()))
+    due = [(home, start, slots) for pk, (home, start, slots) in spans.items()
+           if _forecast_missing(inputs[pk], start, slots) or (refresh and not _forecast_fresh(inputs[pk], start))]
+    if due:
+        forecasting.forecast_homes(due, now=timezone.now())
 
 
 def is_final(run: OptimizationRun) -> bool:
