@@ -327,9 +327,8 @@ def share_grid_request(share: ActivationShare, offer: FlexibilityOffer) -> tuple
 def replan_share(share_id: int) -> ActivationShare:
     """Task body: re-optimize the share's home with its bounds as hard constraints.
 
-    The run is recorded through the runs service and solved right here (execute_run), so
-    the share is settled without waiting; the solve message submit_run also sends finds
-    the run final and does nothing. Storing the result dispatches the new plan: commands
+    The run is recorded through the runs service (without a solve message) and solved right here
+    (execute_run), so the share is settled without waiting. Storing the result dispatches the new plan: commands
     for devices under automatic management, recommendations and a notification otherwise.
     """
     share = ActivationShare.objects.select_related("activation", "home", "offer").get(pk=share_id)
@@ -340,7 +339,7 @@ def replan_share(share_id: int) -> ActivationShare:
         try:
             with transaction.atomic():
                 run, _ = submit_run(share.home, trigger=RunTrigger.ACTIVATION, horizon_start=start,
-                                         horizon_end=end, grid_request=grid_request, force=True)
+                                    horizon_end=end, grid_request=grid_request, force=True, enqueue=False)
                 ActivationShare.objects.filter(pk=share.pk).update(run=run)
         except MissingData as exc:
             return record_share_failure(share.pk, str(exc))

@@ -51,19 +51,23 @@ def submit_run(
     requested_by=None,
     fleet_run: Optional[FleetRun] = None,
     refresh_forecasts: bool = False,
+    enqueue: bool = True,
 ) -> tuple[OptimizationRun, bool]:
     """Record and enqueue a run for `home`; an identical recent run is returned instead (unless `force`).
 
     The home's forecasts are made first when the horizon lacks one, or always with `refresh_forecasts`
     (day-ahead runs and re-plans). Raises MissingData (-> 422) before anything is written when the
-    data cannot describe the horizon.
+    data cannot describe the horizon. `enqueue=False`: the caller solves the run itself (`execute_run`),
+    so no solve message is sent.
     """
     backend = backend or settings.OPTIMIZER_BACKEND
     time_limit_s = float(time_limit_s if time_limit_s is not None else settings.OPTIMIZER_TIME_LIMIT_S)
     Home.objects.select_for_update().filter(pk=home.pk).first()  # serialize submits per home (dedup race)
-    ensure_forecasts(home, horizon_start, horizon_end, refresh=refresh_forecasts)
+    inputs = ensure_forecasts(home, horizon_start, horizon_end, refresh=refresh_forecasts)
+    if horizon_start is None or horizon_end is None:
+        inputs = None  # the default horizon is taken again below, maybe one slot later: read its rows anew
     problem = problem_builder.build_problem(home, horizon_start, horizon_end, objective=objective,
-                                            grid_request=grid_request)
+                                            grid_request=grid_request, inputs=inputs)
     digest = problem_builder.input_hash(problem, backend, time_limit_s)
     if not force:
         since = timezone.now() - timedelta(seconds=settings.OPTIMIZATION_DEDUP_WINDOW_S)
@@ -79,7 +83,8 @@ def submit_run(
     )
     run.full_clean()
     run.save()
-    enqueue_run(run)
+    if enqueue:
+        enqueue_run(run)
     return run, True
 
 
@@ -104,18 +109,24 @@ def _forecast_fresh(inputs: problem_builder.HomeInputs, start: datetime) -> bool
                and s.created_at >= since and s.source.startswith(forecasting.SOURCE_PREFIX) for s in inputs.signals)
 
 
-def ensure_forecasts(home: Home, start: Optional[datetime], end: Optional[datetime], *, refresh: bool) -> None:
+def ensure_forecasts(home: Home, start: Optional[datetime], end: Optional[datetime], *,
+                     refresh: bool) -> Optional[problem_builder.HomeInputs]:
     """Forecast the home's base load, PV and hot water over the horizon from its own telemetry: when a
-    forecast is missing, or with `refresh` unless the home's forecasts are fresh."""
+    forecast is missing, or with `refresh` unless the home's forecasts are fresh.
+
+    Returns the home's problem rows when they are still current (no forecast was written), for
+    `build_problem` to reuse."""
     if start is None or end is None:
         d_start, d_end = default_horizon(timezone.now())
         start, end = start or d_start, end or d_end
-    ensure_forecasts_many({home.pk: (home, start, end)}, refresh=refresh)
+    return ensure_forecasts_many({home.pk: (home, start, end)}, refresh=refresh).get(home.pk)
 
 
-def ensure_forecasts_many(horizons: dict[int, tuple[Home, datetime, datetime]], *, refresh: bool) -> None:
+def ensure_forecasts_many(horizons: dict[int, tuple[Home, datetime, datetime]], *,
+                          refresh: bool) -> dict[int, problem_builder.HomeInputs]:
     """`ensure_forecasts` for many homes (home id -> (home, start, end)): what each lacks is read with
-    the builder's fixed number of queries, the forecasts made are stored in one write."""
+    the builder's fixed number of queries, the forecasts made are stored in one write. Returns the
+    rows read of the homes that were not forecast (still current)."""
     spans = {}
     for pk, (home, start, end) in horizons.items():
         start = floor_to_slot(start)
@@ -123,7 +134,7 @@ def ensure_forecasts_many(horizons: dict[int, tuple[Home, datetime, datetime]], 
         if 0 < slots and slots * RESOLUTION_MIN <= MAX_HORIZON_H * 60:  # else build_problem names the bad horizon
             spans[pk] = (home, start, slots)
     if not spans:
-        return
+        return {}
     inputs = problem_builder.load_inputs(
         [home for home, _, _ in spans.values()], min(start for _, start, _ in spans.values()),
         max(start + timedelta(minutes=RESOLUTION_MIN * slots) for _, start, slots in spans.values()))
@@ -131,6 +142,8 @@ def ensure_forecasts_many(horizons: dict[int, tuple[Home, datetime, datetime]], 
            if _forecast_missing(inputs[pk], start, slots) or (refresh and not _forecast_fresh(inputs[pk], start))]
     if due:
         forecasting.forecast_homes(due, now=timezone.now())
+    forecast = {home.pk for home, _, _ in due}
+    return {pk: rows for pk, rows in inputs.items() if pk not in forecast}
 
 
 def is_final(run: OptimizationRun) -> bool:
