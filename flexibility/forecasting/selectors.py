@@ -6,21 +6,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from django.db import connection
-from django.db.models import Avg, DateTimeField, F, Func, QuerySet
+from django.db.models import QuerySet
 
-from devices.models import Home, Measurement, SignalSeries
+from devices.models import ROLLUP_SLOT_MINUTES, Home, MeasurementRollup, SignalSeries
 from devices.permissions import scope_to_owner
 
-from .common import to_slots
 from .models import ForecastAccuracy
-
-
-class QuarterHour(Func):
-    """PostgreSQL: the 15-minute slot a timestamp falls in (slots aligned to the epoch)."""
-
-    template = "date_bin('15 minutes', %(expressions)s, TIMESTAMPTZ '1970-01-01 00:00:00+00')"
-    output_field = DateTimeField()
 
 
 @dataclass
@@ -41,25 +32,25 @@ def _series(rows: list[tuple[datetime, Any]]) -> pd.Series:
 
 
 def slot_telemetry(home: Home, since: datetime, until: datetime) -> SlotTelemetry:
-    """Telemetry of `home` in [since, until) as 15-minute means (aggregated in the database on PostgreSQL)."""
-    qs = Measurement.objects.filter(home=home, time__gte=since, time__lt=until)
-    by_device: dict[int | None, list[tuple[datetime, Any, Any]]] = {}
-    if connection.vendor == "postgresql":
-        rows = (qs.annotate(slot=QuarterHour(F("time"))).values("device_id", "slot")
-                .annotate(power=Avg("power_w"), temperature=Avg("temperature_c")).order_by())
-        for r in rows:
-            by_device.setdefault(r["device_id"], []).append((r["slot"], r["power"], r["temperature"]))
-        make = _series
-    else:
-        for device_id, t, p, c in qs.values_list("device_id", "time", "power_w", "temperature_c"):
-            by_device.setdefault(device_id, []).append((t, p, c))
+    """Telemetry of `home` in the 15-minute slots from the one holding `since` to the one holding
+    `until` (exclusive when `until` starts a slot), as slot means.
 
-        def make(rows):
-            return to_slots(_series(rows))
-    out = SlotTelemetry(home_w=make([(t, p) for t, p, _ in by_device.pop(None, [])]))
-    for device_id, rows in by_device.items():
-        out.device_w[device_id] = make([(t, p) for t, p, _ in rows])
-        out.device_c[device_id] = make([(t, c) for t, _, c in rows])
+    Read from the 15-minute roll-ups (kept for years, one row per slot and series, maintained by the
+    telemetry writer on every database) rather than the raw rows: 90 times fewer rows for 10 s readings.
+    """
+    step = timedelta(minutes=ROLLUP_SLOT_MINUTES)
+    rows = (MeasurementRollup.objects.filter(home=home, slot_start__gt=since - step, slot_start__lt=until)
+            .values_list("device_id", "slot_start", "power_samples", "power_w_sum", "temperature_samples",
+                         "temperature_c_sum").order_by())
+    by_device: dict[int | None, list[tuple[datetime, Any, Any]]] = {}
+    for device_id, slot, n_power, power_sum, n_temperature, temperature_sum in rows:
+        by_device.setdefault(device_id, []).append(
+            (slot, power_sum / n_power if n_power else None,
+             temperature_sum / n_temperature if n_temperature else None))
+    out = SlotTelemetry(home_w=_series([(t, p) for t, p, _ in by_device.pop(None, [])]))
+    for device_id, device_rows in by_device.items():
+        out.device_w[device_id] = _series([(t, p) for t, p, _ in device_rows])
+        out.device_c[device_id] = _series([(t, c) for t, _, c in device_rows])
     return out
 
 
