@@ -408,20 +408,24 @@ def roll_up_telemetry_days(now: datetime | None = None, days_back: int = 1) -> i
 
 
 def maintain_telemetry_storage(now: datetime | None = None) -> dict[str, list[str]]:
-    """Create the partitions of the coming days and months; drop raw days past the retention.
+    """Create the partitions of the coming days and months; drop raw days past their retention and
+    15-minute roll-up months past theirs (TELEMETRY_ROLLUP_RETENTION_MONTHS, 0: kept for ever).
 
-    Roll-ups are never dropped. Idempotent (beat runs it hourly).
+    Daily roll-ups are not partitioned and stay. Idempotent (beat runs it hourly).
     """
     from django.conf import settings
 
     now = now or timezone.now()
     ahead = now + timedelta(days=settings.TELEMETRY_PARTITIONS_AHEAD_DAYS)
+    dropped = telemetry.drop_partitions_before(
+        telemetry.MEASUREMENTS, telemetry.MEASUREMENTS.floor(now - timedelta(days=settings.TELEMETRY_RAW_RETENTION_DAYS)))
+    if settings.TELEMETRY_ROLLUP_RETENTION_MONTHS > 0:
+        dropped += telemetry.drop_partitions_before(
+            telemetry.ROLLUPS, telemetry.months_before(now, settings.TELEMETRY_ROLLUP_RETENTION_MONTHS))
     return {
         "created": telemetry.ensure_partitions(telemetry.MEASUREMENTS, now - timedelta(days=1), ahead)
         + telemetry.ensure_partitions(telemetry.ROLLUPS, now, ahead + timedelta(days=31)),
-        "dropped": telemetry.drop_partitions_before(
-            telemetry.MEASUREMENTS,
-            telemetry.MEASUREMENTS.floor(now - timedelta(days=settings.TELEMETRY_RAW_RETENTION_DAYS))),
+        "dropped": dropped,
     }
 
 

@@ -43,9 +43,11 @@ def _lock_scopes(scopes: Iterable[Scope]) -> None:
         return  # SQLite (local demo) serializes writers anyway
     keys = sorted({int.from_bytes(hashlib.blake2b(repr(s).encode(), digest_size=8).digest(), "big", signed=True)
                    for s in scopes})
-    with connection.cursor() as cursor:
-        for key in keys:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+    if not keys:
+        return
+    with connection.cursor() as cursor:  # one statement, the locks taken in key order (no deadlock)
+        cursor.execute("SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(%s::bigint[]) AS k ORDER BY 1) s",
+                       [keys])
 
 
 def validate_series(items: Sequence[Mapping[str, Any]], names: Sequence[str] | None = None) -> list[SignalSeries]:
@@ -126,18 +128,7 @@ def store_series(items: Sequence[Mapping[str, Any]], *, announce: bool = True,
     for s in rows:
         by_scope[_scope(s)].append(s)
     _lock_scopes(by_scope)
-    stale: list[int] = []
-    for (kind, area, home_id, device_id), members in by_scope.items():
-        lo = min(s.start for s in members)
-        hi = max(s.end for s in members)
-        spans = sorted((s.start, s.end) for s in members)
-        candidates = (SignalSeries.objects
-                      .filter(kind=kind, area=area, home_id=home_id, device_id=device_id,
-                              start__lt=hi, start__gt=lo - timedelta(days=7))
-                      .only("id", "start", "resolution_minutes", "values"))
-        for old in candidates:
-            if any(old.start < b and a < old.end for a, b in spans):
-                stale.append(old.pk)
+    stale = _overlapped(by_scope)
     if stale:
         SignalSeries.objects.filter(pk__in=stale).delete()
     SignalSeries.objects.bulk_create(rows, batch_size=500)
@@ -145,6 +136,27 @@ def store_series(items: Sequence[Mapping[str, Any]], *, announce: bool = True,
         for home_id in sorted({s.home_id for s in rows if s.home_id and s.kind in HOME_SIGNALS}):
             _reoptimize_on_commit(home_id, "forecast_replaced")
     return StoreResult(created=len(rows), replaced=len(stale))
+
+
+def _overlapped(by_scope: dict[Scope, list[SignalSeries]]) -> list[int]:
+    """Stored series of the same scopes that overlap the new ones, read with one query (two when
+    both homes' and areas' series are written)."""
+    if not by_scope:
+        return []
+    rows = [s for members in by_scope.values() for s in members]
+    lo, hi = min(s.start for s in rows), max(s.end for s in rows)
+    recent = dict(kind__in={kind for kind, _, _, _ in by_scope}, start__lt=hi, start__gt=lo - timedelta(days=7))
+    homes = {home_id for _, _, home_id, _ in by_scope if home_id is not None}
+    areas = {area for _, area, home_id, _ in by_scope if home_id is None}
+    fields = ("id", "kind", "area", "home_id", "device_id", "start", "resolution_minutes", "values")
+    candidates = []
+    if homes:
+        candidates += SignalSeries.objects.filter(home_id__any=homes, **recent).only(*fields)
+    if areas:
+        candidates += SignalSeries.objects.filter(home__isnull=True, area__in=areas, **recent).only(*fields)
+    spans = {scope: sorted((s.start, s.end) for s in members) for scope, members in by_scope.items()}
+    return [old.pk for old in candidates
+            if any(old.start < b and a < old.end for a, b in spans.get(_scope(old), ()))]
 
 
 def parsed_to_items(parsed: Iterable[ParsedSeries]) -> list[dict[str, Any]]:

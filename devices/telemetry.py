@@ -1,7 +1,8 @@
 """Telemetry storage on PostgreSQL: time partitions and the 15-minute roll-up SQL.
 
 Raw measurements are partitioned by UTC day so that retention drops whole days (a DROP TABLE,
-no row-by-row DELETE and no bloat); their 15-minute roll-ups by UTC month, kept for years.
+no row-by-row DELETE and no bloat); their 15-minute roll-ups by UTC month, kept for years (whole
+months dropped past their own retention).
 Each table also has a DEFAULT partition: a row whose time has no partition yet (a hub with a
 wrong clock, a backfill) is kept there instead of failing its whole batch, and is moved into
 its own partition when that partition is created.
@@ -124,6 +125,13 @@ def ensure_partitions(spec: PartitionedTable, start: datetime, end: datetime) ->
         return []
     existing = {s for s, _ in partitions(spec).values()}
     return [spec.name(p) for p in spec.periods(start, end) if p not in existing and create_partition(spec, p)]
+
+
+def months_before(now: datetime, months: int) -> datetime:
+    """The first instant (UTC) of the month `months` calendar months before the month of `now`."""
+    now = now.astimezone(UTC)
+    index = now.year * 12 + now.month - 1 - months
+    return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
 
 
 def drop_partitions_before(spec: PartitionedTable, cutoff: datetime) -> list[str]:

@@ -225,6 +225,8 @@ FLEX_GATE_CLOSURE_LOCAL_TIME = env.str("FLEX_GATE_CLOSURE_LOCAL_TIME", default="
 
 # --- Telemetry storage (devices.telemetry) --------------------------------------
 TELEMETRY_RAW_RETENTION_DAYS = env.int("TELEMETRY_RAW_RETENTION_DAYS", default=90)  # roll-ups are kept
+# 15-minute roll-ups: whole months older than this are dropped (0 keeps them for ever); daily roll-ups stay.
+TELEMETRY_ROLLUP_RETENTION_MONTHS = env.int("TELEMETRY_ROLLUP_RETENTION_MONTHS", default=60)
 TELEMETRY_PARTITIONS_AHEAD_DAYS = env.int("TELEMETRY_PARTITIONS_AHEAD_DAYS", default=7)
 
 # --- Inputs: importers and forecasting ----------------------------------------

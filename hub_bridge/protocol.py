@@ -12,7 +12,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator, FormatChecker
+import jsonschema_rs
+from jsonschema import Draft202012Validator
 
 VERSION = 1
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
@@ -92,13 +93,9 @@ def _check_date_time(value: object) -> bool:
         return False
 
 
-_FORMATS = FormatChecker(formats=())
-_FORMATS.checks("date-time")(_check_date_time)
-
-
 def _inline_refs(node: Any, local: dict, shared: dict) -> Any:
     """Replace `$ref`s to `_defs.json` and to local `$defs` by their targets (our schemas have no
-    recursion): validation then never resolves references, which makes it about 5x faster."""
+    recursion): each schema is then one self-contained document, compiled once."""
     if isinstance(node, dict):
         ref = node.get("$ref")
         if ref is not None and len(node) == 1:
@@ -113,14 +110,21 @@ def _inline_refs(node: Any, local: dict, shared: dict) -> Any:
 
 
 @lru_cache(maxsize=None)
-def validator(schema: str) -> Draft202012Validator:
+def validator(schema: str) -> jsonschema_rs.Draft202012Validator:
+    """The schema compiled once by `jsonschema_rs` (Rust: about 35x faster than the pure-Python
+    `jsonschema` on a telemetry message, which made validation the listener's largest cost).
+
+    The only format checked is our own `date-time` rule (`_check_date_time`); unknown formats are
+    annotations, as in JSON Schema 2020-12.
+    """
     shared = schema_document("_defs")["$defs"]
     doc = schema_document(schema)
     local = doc.pop("$defs", {})
     doc.pop("$id", None)
     bundled = _inline_refs(doc, local, shared)
-    Draft202012Validator.check_schema(bundled)
-    return Draft202012Validator(bundled, format_checker=_FORMATS)
+    Draft202012Validator.check_schema(bundled)  # a broken schema file fails loudly, naming the keyword
+    return jsonschema_rs.Draft202012Validator(bundled, formats={"date-time": _check_date_time},
+                                              validate_formats=True, ignore_unknown_formats=True)
 
 
 def schema_document(schema: str) -> dict:
@@ -182,8 +186,8 @@ def validate(schema: str, message: Any) -> None:
         return
     error = next(iter(v.iter_errors(message)), None)
     if error is not None:
-        where = _path(tuple(error.absolute_path))
-        reason = "bad_time" if error.validator == "format" else "schema"
+        where = _path(tuple(error.instance_path))
+        reason = "bad_time" if isinstance(error.kind, jsonschema_rs.ValidationErrorKind.Format) else "schema"
         raise ProtocolError(reason, f"{where}: {printable(error.message, 200)}")
 
 

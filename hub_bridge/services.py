@@ -21,7 +21,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from devices.hub_credentials import hub_username, mosquitto_hash, new_secret
-from devices.models import Cycle, Device, Hub, Measurement
+from devices.models import Cycle, Device, Hub
 from devices.services import record_measurements
 from devices.signals import announce_plan_stale
 from energy_manager.celery import app
@@ -202,7 +202,7 @@ def fail_unreported_commands() -> int:
 
 # --- what hubs report -----------------------------------------------------------------
 def hubs_by_id(hub_ids) -> dict[str, Hub]:
-    return {h.hub_id: h for h in Hub.objects.filter(hub_id__in=set(hub_ids))}
+    return {h.hub_id: h for h in Hub.objects.filter(hub_id__any=set(hub_ids))}
 
 
 def apply_acknowledgements(acks: list[tuple[Hub, dict]]) -> int:
@@ -251,8 +251,9 @@ def apply_acknowledgements(acks: list[tuple[Hub, dict]]) -> int:
     return changed
 
 
-def telemetry_rows_of(messages: list[tuple[Hub, dict]]) -> tuple[list[Measurement], list[tuple[Hub, dict, ValidationError]]]:
-    """Measurements of a batch of telemetry messages, their device serials resolved with one query.
+def telemetry_rows_of(messages: list[tuple[Hub, dict]]) -> tuple[list[dict], list[tuple[Hub, dict, ValidationError]]]:
+    """Measurements of a batch of telemetry messages (plain dicts for `record_measurements`: a model
+    instance per row would cost more than its write), their device serials resolved with one query.
 
     Returns (rows, refused): a message naming a device its hub's home does not have, or from a hub
     without a home, is refused whole with its reason; the others' rows are returned.
@@ -261,7 +262,7 @@ def telemetry_rows_of(messages: list[tuple[Hub, dict]]) -> tuple[list[Measuremen
               for m in message["measurements"] if m.get("device_serial") is not None}
     devices: dict[tuple[int, str], int] = {}
     if wanted:
-        candidates = Device.objects.filter(home_id__in={h for h, _ in wanted})  # a few devices per home
+        candidates = Device.objects.filter(home_id__any={h for h, _ in wanted})  # a few devices per home
         devices = {(home_id, serial): pk for pk, home_id, serial in
                    candidates.values_list("id", "home_id", "serial_number") if (home_id, serial) in wanted}
     rows, refused = [], []
@@ -275,15 +276,15 @@ def telemetry_rows_of(messages: list[tuple[Hub, dict]]) -> tuple[list[Measuremen
             refused.append((hub, message, ValidationError(f"Unknown device serial(s): {sorted(unknown)[:5]}")))
             continue
         rows += [
-            Measurement(home_id=hub.home_id, device_id=devices.get((hub.home_id, m.get("device_serial"))),
-                        time=protocol.parse_time(m["time"]), power_w=m.get("power_w"), energy_wh=m.get("energy_wh"),
-                        soc_pct=m.get("soc_pct"), temperature_c=m.get("temperature_c"))
+            {"home_id": hub.home_id, "device_id": devices.get((hub.home_id, m.get("device_serial"))),
+             "time": protocol.parse_time(m["time"]), "power_w": m.get("power_w"), "energy_wh": m.get("energy_wh"),
+             "soc_pct": m.get("soc_pct"), "temperature_c": m.get("temperature_c")}
             for m in message["measurements"]
         ]
     return rows, refused
 
 
-def record_telemetry(rows: list[Measurement]) -> int:
+def record_telemetry(rows: list[dict]) -> int:
     """Write measurements in bulk (devices.services.record_measurements)."""
     if not rows:
         return 0
@@ -382,7 +383,7 @@ def count_rejections(rejections: list[Rejection]) -> None:
 
 def touch_hubs(hub_pks) -> None:
     if hub_pks:
-        Hub.objects.filter(pk__in=set(hub_pks)).update(last_seen_at=clock.now())
+        Hub.objects.filter(pk__any=set(hub_pks)).update(last_seen_at=clock.now())
 
 
 def issue_hub_credentials(hub: Hub) -> str:

@@ -8,8 +8,7 @@ from typing import Any
 import pandas as pd
 from django.db.models import QuerySet
 
-from devices import telemetry
-from devices.models import Home, SignalSeries
+from devices.models import ROLLUP_SLOT_MINUTES, Home, MeasurementRollup, SignalSeries
 from devices.permissions import scope_to_owner
 
 from .models import ForecastAccuracy
@@ -33,15 +32,32 @@ def _series(rows: list[tuple[datetime, Any]]) -> pd.Series:
 
 
 def slot_telemetry(home: Home, since: datetime, until: datetime) -> SlotTelemetry:
-    """Telemetry of `home` in [since, until) as 15-minute means, read from the per-slot roll-ups that the
-    telemetry writer keeps (devices.telemetry), not from the raw measurements."""
-    by_device: dict[int | None, list[tuple[datetime, Any, Any]]] = {}
-    for device_id, slot, power, temperature in telemetry.slot_means(home.pk, since, until):
-        by_device.setdefault(device_id, []).append((slot, power, temperature))
-    out = SlotTelemetry(home_w=_series([(t, p) for t, p, _ in by_device.pop(None, [])]))
-    for device_id, rows in by_device.items():
-        out.device_w[device_id] = _series([(t, p) for t, p, _ in rows])
-        out.device_c[device_id] = _series([(t, c) for t, _, c in rows])
+    """Telemetry of `home` in the 15-minute slots from the one holding `since` to the one holding
+    `until` (exclusive when `until` starts a slot), as slot means.
+
+    Read from the 15-minute roll-ups (kept for years, one row per slot and series, maintained by the
+    telemetry writer on every database) rather than the raw rows: 90 times fewer rows for 10 s readings.
+    """
+    return slot_telemetry_of_homes([home.pk], since, until)[home.pk]
+
+
+def slot_telemetry_of_homes(home_ids: list[int], since: datetime, until: datetime) -> dict[int, SlotTelemetry]:
+    """`slot_telemetry` of many homes with one query."""
+    step = timedelta(minutes=ROLLUP_SLOT_MINUTES)
+    rows = (MeasurementRollup.objects.filter(home_id__any=home_ids, slot_start__gt=since - step, slot_start__lt=until)
+            .values_list("home_id", "device_id", "slot_start", "power_samples", "power_w_sum", "temperature_samples",
+                         "temperature_c_sum").order_by())
+    by_device: dict[int, dict[int | None, list[tuple[datetime, Any, Any]]]] = {pk: {} for pk in home_ids}
+    for home_id, device_id, slot, n_power, power_sum, n_temperature, temperature_sum in rows:
+        by_device[home_id].setdefault(device_id, []).append(
+            (slot, power_sum / n_power if n_power else None,
+             temperature_sum / n_temperature if n_temperature else None))
+    out = {}
+    for home_id, series in by_device.items():
+        telemetry = out[home_id] = SlotTelemetry(home_w=_series([(t, p) for t, p, _ in series.pop(None, [])]))
+        for device_id, device_rows in series.items():
+            telemetry.device_w[device_id] = _series([(t, p) for t, p, _ in device_rows])
+            telemetry.device_c[device_id] = _series([(t, c) for t, _, c in device_rows])
     return out
 
 

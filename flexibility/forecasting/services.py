@@ -1,13 +1,14 @@
 """Forecasting a home from its own telemetry, storing the series, and scoring them afterwards."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 
 from devices.models import THERMAL_TYPES, Device, DeviceType, Home, SignalKind
 from devices.signal_ingest import store_series
@@ -17,8 +18,9 @@ from .accuracy import accuracy
 from .common import Forecast, seasonal_naive, slot_index
 from .models import ForecastAccuracy
 from .reference import load_per_unit_hourly
-from .selectors import SlotTelemetry, slot_telemetry, stored_forecast
+from .selectors import SlotTelemetry, slot_telemetry, slot_telemetry_of_homes, stored_forecast
 
+log = logging.getLogger(__name__)
 HISTORY_DAYS = max(base_load.HISTORY_DAYS, hot_water.HISTORY_DAYS, pv.CLOUD_DAYS)
 SOURCE_PREFIX = "forecast:"
 
@@ -63,12 +65,21 @@ def pv_system(device: Device, home: Home) -> pv.PVSystem:
                        float(p.get("azimuth_deg", 180)))
 
 
-def make_forecasts(home: Home, start: datetime, slots: int, *, now: datetime | None = None) -> list[HomeForecast]:
-    """Base load, each PV system and each water heater of `home` from `start`, learned from
-    telemetry before min(start, now)."""
+def history_span(start: datetime, now: datetime | None) -> tuple[datetime, datetime]:
+    """The telemetry a forecast from `start` learns from: HISTORY_DAYS before min(start, now)."""
     known_until = min(start, now) if now else start
-    telemetry = slot_telemetry(home, known_until - timedelta(days=HISTORY_DAYS), known_until)
-    devices = list(home.devices.order_by("id"))
+    return known_until - timedelta(days=HISTORY_DAYS), known_until
+
+
+def make_forecasts(home: Home, start: datetime, slots: int, *, now: datetime | None = None,
+                   telemetry: SlotTelemetry | None = None, devices: list[Device] | None = None) -> list[HomeForecast]:
+    """Base load, each PV system and each water heater of `home` from `start`, learned from
+    telemetry before min(start, now). `telemetry` (of `history_span`) and `devices` (all of the
+    home's, by id): when the caller read them for many homes at once."""
+    if telemetry is None:
+        telemetry = slot_telemetry(home, *history_span(start, now))
+    if devices is None:
+        devices = list(home.devices.order_by("id"))
     per_unit, _ = load_per_unit_hourly(_reference_file())
     out = [HomeForecast(SignalKind.LOAD_FORECAST, None, base_load.forecast_base_load(
         measured_base_load(home, telemetry, devices), start, slots, tz=home.timezone, country=home.country,
@@ -87,13 +98,59 @@ def make_forecasts(home: Home, start: datetime, slots: int, *, now: datetime | N
     return out
 
 
+def _stored_items(home: Home, forecasts: list[HomeForecast]) -> list[dict]:
+    return [{"kind": f.kind, "home": home, "device_id": f.device_id, "start": f.forecast.start,
+             "resolution_minutes": f.forecast.resolution_minutes, "values": f.forecast.values,
+             "source": (SOURCE_PREFIX + f.forecast.model)[:120]} for f in forecasts]
+
+
 def forecast_home(home: Home, start: datetime, slots: int, *, now: datetime | None = None) -> list[HomeForecast]:
     """Make and store the home's forecasts (one transaction); the planner that asked does not re-plan for them."""
     forecasts = make_forecasts(home, start, slots, now=now)
-    store_series([{"kind": f.kind, "home": home, "device_id": f.device_id, "start": f.forecast.start,
-                   "resolution_minutes": f.forecast.resolution_minutes, "values": f.forecast.values,
-                   "source": (SOURCE_PREFIX + f.forecast.model)[:120]} for f in forecasts], announce=False)
+    store_series(_stored_items(home, forecasts), announce=False)
     return forecasts
+
+
+def forecast_homes(spans: list[tuple[Home, datetime, int]], *, now: datetime | None = None) -> int:
+    """`forecast_home` for many homes (a day-ahead chunk), their series stored in one write.
+
+    A home whose forecast cannot be made or stored is logged and left without one (the planner then
+    names what it lacks, for that home only). Returns the number of homes forecast.
+    """
+    made: list[tuple[Home, list[dict]]] = []
+    ids = [home.pk for home, _, _ in spans]
+    devices: dict[int, list[Device]] = {pk: [] for pk in ids}
+    for d in Device.objects.filter(home_id__any=ids).order_by("id"):
+        devices[d.home_id].append(d)
+    windows: dict[tuple[datetime, datetime], list[int]] = {}
+    for home, start, _ in spans:
+        windows.setdefault(history_span(start, now), []).append(home.pk)
+    telemetry: dict[int, SlotTelemetry] = {}
+    for (since, until), members in windows.items():  # one query per history window (one per time zone)
+        telemetry.update(slot_telemetry_of_homes(members, since, until))
+    for home, start, slots in spans:
+        try:
+            made.append((home, _stored_items(home, make_forecasts(
+                home, start, slots, now=now, telemetry=telemetry[home.pk], devices=devices[home.pk]))))
+        except Exception:
+            log.exception("forecasting home %s failed", home.pk)
+    try:
+        with transaction.atomic():
+            store_series([item for _, items in made for item in items], announce=False)
+        return len(made)
+    except (OperationalError, InterfaceError):
+        raise  # the database, not a home
+    except Exception:
+        log.exception("storing the forecasts of %s homes at once failed; storing them one by one", len(made))
+    stored = 0
+    for home, items in made:
+        try:
+            with transaction.atomic():
+                store_series(items, announce=False)
+            stored += 1
+        except Exception:
+            log.exception("storing the forecasts of home %s failed", home.pk)
+    return stored
 
 
 def local_day_span(home: Home, day: date) -> tuple[datetime, int]:

@@ -13,7 +13,7 @@ from devices.models import Home
 from energy_manager.errors import Conflict, NotFound, Unprocessable
 from flexibility.optimizer import envelope, problem_from_dict
 from flexibility.planning.models import OptimizationRun, RunStatus, RunTrigger
-from flexibility.planning.problem_builder import MissingData, build_problem
+from flexibility.planning.problem_builder import HomeInputs, MissingData, build_problem, load_inputs
 from flexibility.planning.services import execute_run, submit_run
 from flexibility.planning.slots import RESOLUTION_MIN, SLOT, local_day_horizon, slot_count
 
@@ -104,7 +104,9 @@ def save_offer(home: Home, day: date, envelope: dict, run=None, now: datetime | 
     offer.gate_closure, offer.frozen, offer.run = closure, now >= closure, run
     for name, values in series.items():
         setattr(offer, name, values)
-    offer.full_clean()
+    # The home and run are rows just read, and the one offer per home and day is held by the row lock
+    # above and the database's constraint: checking them again would cost three queries per offer.
+    offer.full_clean(exclude=["home", "run"], validate_constraints=False)
     offer.save()
     return offer
 
@@ -136,22 +138,23 @@ def build_offers(home_ids: list[int], day: date, now: datetime | None = None) ->
                 .select_related("schedule").order_by("home_id", "-finished_at")):
         if run.horizon_start == windows[run.home_id][0]:
             runs.setdefault(run.home_id, run)
+    inputs = load_inputs(homes, min(s for s, _ in windows.values()), max(ends.values()))  # a fixed number of queries
     for home in homes:
         try:
             with transaction.atomic():
                 out[home.pk] = _build_offer(home, day, windows[home.pk][0], ends[home.pk], existing.get(home.pk),
-                                            runs.get(home.pk), now)
+                                            runs.get(home.pk), now, inputs[home.pk])
         except Exception:  # one home's bad data never blocks the others' offers
             log.exception("No offer for home %s on %s", home.pk, day)
     return out
 
 
 def _build_offer(home: Home, day: date, start: datetime, end: datetime, existing: FlexibilityOffer | None,
-                 run, now: datetime) -> FlexibilityOffer | None:
+                 run, now: datetime, inputs: HomeInputs) -> FlexibilityOffer | None:
     if existing is not None and (existing.frozen or now >= existing.gate_closure):
         return save_offer(home, day, {}, now=now)
     try:
-        problem = build_problem(home, start, end, now=now)
+        problem = build_problem(home, start, end, now=now, inputs=inputs)
     except MissingData as exc:
         log.info("No offer for home %s on %s: %s", home.pk, day, exc)
         return None
@@ -324,9 +327,8 @@ def share_grid_request(share: ActivationShare, offer: FlexibilityOffer) -> tuple
 def replan_share(share_id: int) -> ActivationShare:
     """Task body: re-optimize the share's home with its bounds as hard constraints.
 
-    The run is recorded through the runs service and solved right here (execute_run), so
-    the share is settled without waiting; the solve message submit_run also sends finds
-    the run final and does nothing. Storing the result dispatches the new plan: commands
+    The run is recorded through the runs service (without a solve message) and solved right here
+    (execute_run), so the share is settled without waiting. Storing the result dispatches the new plan: commands
     for devices under automatic management, recommendations and a notification otherwise.
     """
     share = ActivationShare.objects.select_related("activation", "home", "offer").get(pk=share_id)
@@ -337,7 +339,7 @@ def replan_share(share_id: int) -> ActivationShare:
         try:
             with transaction.atomic():
                 run, _ = submit_run(share.home, trigger=RunTrigger.ACTIVATION, horizon_start=start,
-                                         horizon_end=end, grid_request=grid_request, force=True)
+                                    horizon_end=end, grid_request=grid_request, force=True, enqueue=False)
                 ActivationShare.objects.filter(pk=share.pk).update(run=run)
         except MissingData as exc:
             return record_share_failure(share.pk, str(exc))

@@ -9,7 +9,10 @@ side (EV on at its top step, heater on, battery in charge mode, or all off),
 and the LP is re-solved warm-started with objective
 `cost -/+ W * net_import[t]`, W large, which gives the extreme value and the
 cheapest way to reach it in one solve. 2 x slots warm LP re-solves instead of
-2 x slots cold MILPs. Every reported limit is achievable (it comes from a
+2 x slots cold MILPs. The re-solves change only costs (and a few bounds), so the
+previous basis stays primal feasible: they run HiGHS's primal simplex without presolve
+(about 8 iterations each instead of 80), all slots of one direction in a row (each basis
+is close to the next slot's). Every reported limit is achievable (it comes from a
 feasible plan); moving whole appliance cycles into or out of a slot is not
 explored, so the envelope is an inner (safe) approximation.
 """
@@ -18,6 +21,8 @@ from __future__ import annotations
 import math
 import time
 from typing import Any, Optional, Union
+
+import numpy as np
 
 from .compile import compile_problem
 from .evaluate import evaluate
@@ -80,12 +85,16 @@ def envelope(problem: Problem, backend: str = "auto", time_limit_s: float = 10.0
     pen = gr.penalty_eur_per_kwh if gr is not None and gr.penalty_eur_per_kwh is not None else 0.0
     W = 1e3 * (max(abs(w) for w in cp.w_imp + cp.w_exp) + pen + 1e-3) * dt
 
+    # The energy cost of a solution: import minus export, each priced per slot (one dot product).
+    imp_cols = np.asarray(mm.imp, dtype=np.int64)
+    imp_price = np.asarray(pi[:cp.n], dtype=float) * dt
+    exp_slots = [t for t in range(cp.n) if mm.exp[t] is not None]
+    exp_cols = np.asarray([mm.exp[t] for t in exp_slots], dtype=np.int64)
+    exp_price = np.asarray([pe[t] for t in exp_slots], dtype=float) * dt
+
     def econ_cost(x) -> float:
-        c = 0.0
-        for t in range(cp.n):
-            e = mm.exp[t]
-            c += (pi[t] * x[mm.imp[t]] - (pe[t] * x[e] if e is not None else 0.0)) * dt
-        return c
+        x = np.asarray(x)
+        return float(imp_price @ x[imp_cols] - (exp_price @ x[exp_cols] if len(exp_cols) else 0.0))
 
     h.run()
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
@@ -93,43 +102,46 @@ def envelope(problem: Problem, backend: str = "auto", time_limit_s: float = 10.0
                         explanation=["The plan's continuous part could not be re-solved"])
     x0 = h.getSolution().col_value
     plan_cost = econ_cost(x0)
+    # From here each solve starts from the previous basis, which a cost change leaves primal feasible.
+    h.setOptionValue("presolve", "off")
+    h.setOptionValue("simplex_strategy", 4)  # primal simplex
     out: list[EnvelopeSlot] = []
-    todo = range(cp.n) if slots is None else slots
+    todo = list(range(cp.n) if slots is None else slots)
     deadline = t0 + time_limit_s
     solves = 0
     status = plan_status
-    for t in todo:
+    found: dict[tuple[int, float], tuple[float, float]] = {}
+    for sign, t in [(sign, t) for sign in (1.0, -1.0) for t in todo]:  # one direction at a time
         imp, exp = mm.imp[t], mm.exp[t]
-        res = {}
-        for sign in (1.0, -1.0):
-            if time.perf_counter() > deadline:
-                status = Status.FEASIBLE
-                res[sign] = (net_plan[t], 0.0)
-                continue
-            h.changeColCost(imp, base_cost[imp] - sign * W)
-            if exp is not None:
-                h.changeColCost(exp, base_cost[exp] + sign * W)
-            best = None
-            for fixes in _attempts(groups, plan_val, t, sign):
-                for col, v in fixes:
-                    h.changeColBounds(col, v, v)
-                h.setOptionValue("time_limit", max(0.05, deadline - time.perf_counter()))
-                h.run()
-                solves += 1
-                if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
-                    x = h.getSolution().col_value
-                    net = x[imp] - (x[exp] if exp is not None else 0.0)
-                    cand = (net, econ_cost(x) - plan_cost)
-                    if best is None or sign * cand[0] > sign * best[0] + 1e-9 or (
-                            abs(cand[0] - best[0]) <= 1e-9 and cand[1] < best[1]):
-                        best = cand
-                for col, _ in fixes:
-                    h.changeColBounds(col, plan_val[col], plan_val[col])
-            h.changeColCost(imp, base_cost[imp])
-            if exp is not None:
-                h.changeColCost(exp, base_cost[exp])
-            res[sign] = best if best is not None else (net_plan[t], 0.0)
-        hi, lo = res[1.0], res[-1.0]
+        if time.perf_counter() > deadline:
+            status = Status.FEASIBLE
+            found[t, sign] = (net_plan[t], 0.0)
+            continue
+        h.changeColCost(imp, base_cost[imp] - sign * W)
+        if exp is not None:
+            h.changeColCost(exp, base_cost[exp] + sign * W)
+        best = None
+        for fixes in _attempts(groups, plan_val, t, sign):
+            for col, v in fixes:
+                h.changeColBounds(col, v, v)
+            h.setOptionValue("time_limit", max(0.05, deadline - time.perf_counter()))
+            h.run()
+            solves += 1
+            if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+                x = h.getSolution().col_value
+                net = x[imp] - (x[exp] if exp is not None else 0.0)
+                cand = (net, econ_cost(x) - plan_cost)
+                if best is None or sign * cand[0] > sign * best[0] + 1e-9 or (
+                        abs(cand[0] - best[0]) <= 1e-9 and cand[1] < best[1]):
+                    best = cand
+            for col, _ in fixes:
+                h.changeColBounds(col, plan_val[col], plan_val[col])
+        h.changeColCost(imp, base_cost[imp])
+        if exp is not None:
+            h.changeColCost(exp, base_cost[exp])
+        found[t, sign] = best if best is not None else (net_plan[t], 0.0)
+    for t in todo:
+        hi, lo = found[t, 1.0], found[t, -1.0]
         # round inward to 1 W so that pinning the value is feasible
         hi_kw = max(net_plan[t], math.floor(hi[0] * 1000 + 1e-6) / 1000)
         lo_kw = min(net_plan[t], math.ceil(lo[0] * 1000 - 1e-6) / 1000)

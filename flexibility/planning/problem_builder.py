@@ -4,21 +4,28 @@ The one place that decides what the optimizer is told about a home. Nothing is
 made up: a missing tariff, price, CO2 or forecast series for the horizon, or a
 cycle that can no longer run, raises `MissingData` naming what is missing (the
 API answers 422 before anything is queued).
+
+The rows are read first (`load_inputs`, a fixed number of queries for any number of homes),
+then each problem is assembled in Python: one home and a day-ahead chunk of hundreds take
+the same path and the same queries.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from typing import Any, Iterable, Optional
 
+from django.db import connection
 
 from devices.models import (
-    SHIFTABLE_TYPES, THERMAL_TYPES, Cycle, CycleState, Device, DeviceType, EVSession, ExportKind, Home, Measurement,
-    Objective, SignalKind, SignalSeries, TariffKind,
+    SHIFTABLE_TYPES, THERMAL_TYPES, Cycle, CycleState, Device, DeviceType, DoNotDisturbWindow, EVSession, ExportKind,
+    Home, Measurement, Objective, SignalKind, SignalSeries, TariffKind,
 )
-from devices.models import MeasurementRollup, MinimumState
+from devices.models import Circuit, MeasurementRollup, MinimumState
+from devices.selectors import MAX_SERIES_SPAN
 from devices.power_profiles import profile_duration_minutes
 from devices.tariffs import price_series, tariff_export_prices, tariff_import_prices
 from devices import telemetry
@@ -81,40 +88,58 @@ def _slot_values(series: list[SignalSeries], start: datetime, slots: int, res_mi
     return out
 
 
+FORECAST_KINDS = (SignalKind.LOAD_FORECAST, SignalKind.PV_FORECAST, SignalKind.HEAT_DEMAND)
+
+
 def _series(kind: str, start: datetime, end: datetime, **scope: Any) -> list[SignalSeries]:
     qs = SignalSeries.objects.filter(kind=kind, start__lt=end, **scope).order_by("-created_at", "-id")
     return [s for s in qs if s.end > start]
 
 
+def _overlapping(series: Iterable[SignalSeries], kind: str, start: datetime, end: datetime) -> list[SignalSeries]:
+    return [s for s in series if s.kind == kind and s.start < end and s.end > start]
+
+
 def signal_slots(home: Home, kind: str, start: datetime, slots: int, res_min: int = RESOLUTION_MIN,
                  device: Optional[Device] = None, scope: str = "home_then_area",
-                 area: Optional[str] = None) -> list[Optional[float]]:
+                 area: Optional[str] = None, inputs: Optional["HomeInputs"] = None) -> list[Optional[float]]:
     """Per-slot values of a signal for a home; None where no series covers the slot.
 
     Prices and CO2: a home-specific series wins over the area (`area`, default the home's country)
     series; `scope` "home" or "area" reads only one of them. Forecasts: a device-specific series
-    wins over the home-level one.
+    wins over the home-level one. With `inputs` (rows read by `load_inputs`), no query is made.
     """
     end = start + timedelta(minutes=res_min * slots)
-    if kind in (SignalKind.LOAD_FORECAST, SignalKind.PV_FORECAST, SignalKind.HEAT_DEMAND):
-        layers = []
+    area = area or home.country
+    layers: list[list[SignalSeries]] = []
+    if inputs is not None:  # the same layers, picked from the rows already read (newest first)
+        if kind in FORECAST_KINDS:
+            if device is not None:
+                layers.append([s for s in inputs.signals if s.device_id == device.pk])
+            layers.append([s for s in inputs.signals if s.device_id is None])
+        else:
+            if scope != "area":
+                layers.append(inputs.signals)
+            if scope != "home":
+                layers.append(inputs.area_signals.get(area, []))
+        layers = [_overlapping(layer, kind, start, end) for layer in layers]
+    elif kind in FORECAST_KINDS:
         if device is not None:
             layers.append(_series(kind, start, end, home=home, device=device))
         layers.append(_series(kind, start, end, home=home, device__isnull=True))
     else:
-        layers = []
         if scope != "area":
             layers.append(_series(kind, start, end, home=home))
         if scope != "home":
-            layers.append(_series(kind, start, end, home__isnull=True, area=area or home.country))
+            layers.append(_series(kind, start, end, home__isnull=True, area=area))
     return _slot_values([s for layer in layers for s in layer], start, slots, res_min)
 
 
 def signal_for_home(home: Home, kind: str, start: datetime, slots: int, res_min: int = RESOLUTION_MIN,
                     device: Optional[Device] = None, scope: str = "home_then_area",
-                    area: Optional[str] = None) -> Optional[list[float]]:
+                    area: Optional[str] = None, inputs: Optional["HomeInputs"] = None) -> Optional[list[float]]:
     """Per-slot values of a signal for a home (see `signal_slots`), or None when any slot is uncovered."""
-    values = signal_slots(home, kind, start, slots, res_min, device, scope, area)
+    values = signal_slots(home, kind, start, slots, res_min, device, scope, area, inputs)
     return None if any(v is None for v in values) else [float(v) for v in values]
 
 
@@ -140,8 +165,8 @@ def _hours(delta: timedelta) -> str:
 
 def _required_signal(home: Home, kind: str, start: datetime, slots: int, what: str, field: str,
                      missing: dict[str, list[str]], **where: Any) -> Optional[list[float]]:
-    """The signal over the horizon (`where`: device, scope, area as for `signal_slots`); else None, and
-    `missing[field]` names exactly which spans lack it."""
+    """The signal over the horizon (`where`: device, scope, area, inputs as for `signal_slots`); else None,
+    and `missing[field]` names exactly which spans lack it."""
     values = signal_slots(home, kind, start, slots, **where)
     spans = uncovered_spans(values, start)
     if not spans:
@@ -154,6 +179,108 @@ def _required_signal(home: Home, kind: str, start: datetime, slots: int, what: s
     return None
 
 
+# ----------------------------------------------------------------------------- inputs
+@dataclass
+class HomeInputs:
+    """The rows a home's problem is made of, read for many homes at once by `load_inputs`."""
+
+    home: Home
+    devices: list[Device] = field(default_factory=list)  # allow_hems, by id, comfort joined
+    do_not_disturb: list[DoNotDisturbWindow] = field(default_factory=list)
+    cycles: list[Cycle] = field(default_factory=list)  # scheduled or running, by earliest start and id
+    ev_sessions: list[EVSession] = field(default_factory=list)  # by arrival
+    signals: list[SignalSeries] = field(default_factory=list)  # the home's own, newest first
+    area_signals: dict[str, list[SignalSeries]] = field(default_factory=dict)  # area -> its series, newest first
+    latest: dict[tuple[int, str], float] = field(default_factory=dict)  # (device id, field) -> last reading
+    minimum_states: list[MinimumState] = field(default_factory=list)  # inside [start, end], by instant
+    circuits: list[Circuit] = field(default_factory=list)  # by id, their devices prefetched
+
+
+def load_inputs(homes: Iterable[Home], start: datetime, end: datetime) -> dict[int, HomeInputs]:
+    """Everything the problems of `homes` over [start, end) need, in ten queries whatever their number.
+
+    Each home's own horizon must lie inside [start, end); the builder keeps the rows overlapping it.
+    The homes should come with `select_related("tariff")` (a dynamic tariff names its spot area).
+    """
+    out = {h.pk: HomeInputs(h) for h in homes}
+    if not out:
+        return out
+    ids = list(out)
+    devices: dict[int, Device] = {}
+    for d in Device.objects.filter(home_id__in=ids, allow_hems=True).select_related("comfort").order_by("id"):
+        out[d.home_id].devices.append(d)
+        devices[d.pk] = d
+    for w in DoNotDisturbWindow.objects.filter(home_id__in=ids).order_by("id"):
+        out[w.home_id].do_not_disturb.append(w)
+    shiftable = [pk for pk, d in devices.items() if d.device_type in SHIFTABLE_TYPES]
+    if shiftable:  # a running cycle ends by its latest_end (clean() keeps it inside its window)
+        for c in Cycle.objects.filter(device_id__in=shiftable, state__in=[CycleState.SCHEDULED, CycleState.RUNNING],
+                                      latest_end__gt=start, earliest_start__lt=end).order_by("earliest_start", "id"):
+            out[devices[c.device_id].home_id].cycles.append(c)
+    chargers = [pk for pk, d in devices.items() if d.device_type == DeviceType.EV_CHARGER]
+    if chargers:
+        for e in EVSession.objects.filter(device_id__in=chargers, departure__gt=start,
+                                          arrival__lt=end).order_by("arrival"):
+            out[devices[e.device_id].home_id].ev_sessions.append(e)
+    recent = dict(start__lt=end, start__gt=start - MAX_SERIES_SPAN)  # a series spans at most a week
+    for sig in SignalSeries.objects.filter(home_id__in=ids, **recent).order_by("-created_at", "-id"):
+        out[sig.home_id].signals.append(sig)
+    areas = {i.home.country for i in out.values()}
+    areas |= {i.home.tariff.spot_area for i in out.values() if i.home.tariff is not None and i.home.tariff.spot_area}
+    area_rows: dict[str, list[SignalSeries]] = {}
+    for sig in SignalSeries.objects.filter(home__isnull=True, area__in=areas, **recent).order_by("-created_at", "-id"):
+        area_rows.setdefault(sig.area, []).append(sig)
+    for inputs in out.values():
+        inputs.area_signals = area_rows
+    for m in MinimumState.objects.filter(device_id__in=list(devices), at__gt=start, at__lte=end).order_by("at", "id"):
+        out[devices[m.device_id].home_id].minimum_states.append(m)
+    for c in Circuit.objects.filter(home_id__in=ids).prefetch_related("devices").order_by("id"):
+        out[c.home_id].circuits.append(c)
+    stateful = {pk: ("soc_pct" if d.device_type == DeviceType.BATTERY else "temperature_c")
+                for pk, d in devices.items()
+                if d.device_type == DeviceType.BATTERY or d.device_type in THERMAL_TYPES
+                or d.device_type == DeviceType.SPACE_HEATING}
+    for device_id, value_field, value in latest_readings(stateful):
+        out[devices[device_id].home_id].latest[(device_id, value_field)] = value
+    return out
+
+
+RECENT_READING = timedelta(days=2)  # looked for first: one or two day partitions instead of all of them
+
+
+def latest_readings(fields: dict[int, str]) -> list[tuple[int, str, float]]:
+    """The last non-null reading of `fields[device]` for each device (one query, two when a device has
+    not reported for RECENT_READING)."""
+    if not fields:
+        return []
+    if connection.vendor != "postgresql":  # the SQLite demo: one query per device
+        rows = []
+        for pk, name in fields.items():
+            value = (Measurement.objects.filter(device_id=pk, **{f"{name}__isnull": False})
+                     .order_by("-time").values_list(name, flat=True).first())
+            if value is not None:
+                rows.append((pk, name, float(value)))
+        return rows
+    found = _latest_readings_since(fields, clock.now() - RECENT_READING)
+    older = {pk: name for pk, name in fields.items() if pk not in {row[0] for row in found}}
+    return found + (_latest_readings_since(older, None) if older else [])
+
+
+def _latest_readings_since(fields: dict[int, str], since: Optional[datetime]) -> list[tuple[int, str, float]]:
+    value = "CASE d.field WHEN 'soc_pct' THEN m.soc_pct ELSE m.temperature_c END"
+    with connection.cursor() as cur:
+        cur.execute(
+            f"""SELECT d.id, d.field, r.value
+                  FROM unnest(%s::bigint[], %s::text[]) AS d(id, field)
+                  CROSS JOIN LATERAL (
+                      SELECT {value} AS value FROM devices_measurement m
+                       WHERE m.device_id = d.id {"AND m.time > %s" if since is not None else ""}
+                         AND {value} IS NOT NULL
+                       ORDER BY m.time DESC LIMIT 1) r""",
+            [list(fields), list(fields.values())] + ([since] if since is not None else []))
+        return [(pk, name, float(v)) for pk, name, v in cur.fetchall()]
+
+
 # ----------------------------------------------------------------------------- builder
 def build_problem(
     home: Home,
@@ -162,10 +289,12 @@ def build_problem(
     objective: Optional[str] = None,
     grid_request: Optional[dict] = None,
     now: Optional[datetime] = None,
+    inputs: Optional[HomeInputs] = None,
 ) -> dict:
     """The optimizer problem for `home` over [start, end) in absolute 15-minute slots.
 
     `grid_request` (FORMAT.md "grid_request") is passed through for grid-flexibility re-plans.
+    `inputs`: the home's rows when the caller read many homes at once (`load_inputs`).
     Raises MissingData listing every gap found (not just the first).
     """
     now = now or clock.now()
@@ -181,18 +310,19 @@ def build_problem(
     slots = int(minutes // RESOLUTION_MIN)
     missing: dict[str, list[str]] = {}
     kind = objective or home.objective
+    inputs = inputs or load_inputs([home], start, end)[home.pk]
 
-    prices = _import_prices(home, start, slots, missing)
-    export = _export_prices(home, start, slots, missing)
+    prices = _import_prices(home, start, slots, missing, inputs)
+    export = _export_prices(home, start, slots, missing, inputs)
     if kind == Objective.ECONOMIC:
-        co2 = signal_for_home(home, SignalKind.CO2_INTENSITY, start, slots)
+        co2 = signal_for_home(home, SignalKind.CO2_INTENSITY, start, slots, inputs=inputs)
     else:
         co2 = _required_signal(home, SignalKind.CO2_INTENSITY, start, slots,
-                               f"CO2 intensity for the {kind} objective", "co2_intensity", missing)
+                               f"CO2 intensity for the {kind} objective", "co2_intensity", missing, inputs=inputs)
     load = _required_signal(home, SignalKind.LOAD_FORECAST, start, slots, "base load forecast", "load_forecast",
-                            missing)
+                            missing, inputs=inputs)
 
-    devices = list(home.devices.filter(allow_hems=True).select_related("comfort").order_by("id"))
+    devices = inputs.devices
     problem: dict[str, Any] = {
         "version": 1,
         "start": start.isoformat(),
@@ -207,19 +337,19 @@ def build_problem(
             "export_price_eur_per_kwh": export,
             "base_load_kw": [round(w / 1000.0, 4) for w in load] if load else None,
         },
-        "do_not_disturb": do_not_disturb_intervals(home, start, end),
-        "cycles": _cycles(devices, start, end, missing),
-        "ev_sessions": _ev_sessions(devices, start, end),
-        "batteries": [_battery(d) for d in devices if d.device_type == DeviceType.BATTERY],
-        "pv": _pv(home, devices, start, slots, missing),
-        "thermal_storages": _thermal(home, devices, start, slots, missing),
+        "do_not_disturb": do_not_disturb_intervals(home, start, end, inputs.do_not_disturb),
+        "cycles": _cycles(inputs, start, end, missing),
+        "ev_sessions": _ev_sessions(inputs, start, end),
+        "batteries": [_battery(d, inputs) for d in devices if d.device_type == DeviceType.BATTERY],
+        "pv": _pv(inputs, start, slots, missing),
+        "thermal_storages": _thermal(inputs, start, slots, missing),
     }
-    _add_minimum_states(problem, devices, start, end)
+    _add_minimum_states(problem, inputs, start, end)
     _add_capacity_charges(problem, home, start, end)
-    heat_pumps = _space_heating(home, devices, start, slots, missing)  # issue 14 item 5
+    heat_pumps = _space_heating(inputs, start, slots, missing)  # issue 14 item 5
     if heat_pumps:
         problem["heat_pumps"] = heat_pumps
-    circuits = _circuits(home, problem)  # issue 14 item 4
+    circuits = _circuits(inputs, problem)  # issue 14 item 4
     if circuits:
         problem["circuits"] = circuits
     if co2 is not None:
@@ -231,25 +361,25 @@ def build_problem(
     return problem
 
 
-def _spot(home: Home, start: datetime, slots: int, what: str,
-          missing: dict[str, list[str]]) -> Optional[list[float]]:
+def _spot(home: Home, start: datetime, slots: int, what: str, missing: dict[str, list[str]],
+          inputs: Optional[HomeInputs] = None) -> Optional[list[float]]:
     """The area spot price a dynamic tariff follows (the tariff's area, else the home's country)."""
     return _required_signal(home, SignalKind.IMPORT_PRICE, start, slots, what, "import_price", missing,
-                            scope="area", area=home.tariff.spot_area or None)
+                            scope="area", area=home.tariff.spot_area or None, inputs=inputs)
 
 
-def _import_prices(home: Home, start: datetime, slots: int,
-                   missing: dict[str, list[str]]) -> Optional[list[float]]:
+def _import_prices(home: Home, start: datetime, slots: int, missing: dict[str, list[str]],
+                   inputs: Optional[HomeInputs] = None) -> Optional[list[float]]:
     """Retail import prices: a home's own price series first; else a dynamic tariff applied to the
     area spot price; else (dynamic, no tariff) the area price as it is; else the time-of-use calendar."""
     if home.tariff_kind == TariffKind.DYNAMIC:
-        own = signal_for_home(home, SignalKind.IMPORT_PRICE, start, slots, scope="home")
+        own = signal_for_home(home, SignalKind.IMPORT_PRICE, start, slots, scope="home", inputs=inputs)
         if own is not None:
             return own
         if home.tariff is None:
             return _required_signal(home, SignalKind.IMPORT_PRICE, start, slots, "dynamic import (spot) prices",
-                                    "import_price", missing, scope="area")
-        spot = _spot(home, start, slots, "dynamic import (spot) prices", missing)
+                                    "import_price", missing, scope="area", inputs=inputs)
+        spot = _spot(home, start, slots, "dynamic import (spot) prices", missing, inputs)
         return None if spot is None else tariff_import_prices(
             home.tariff, start, slots, RESOLUTION_MIN, home.timezone, spot)
     if home.tariff is None:
@@ -267,25 +397,27 @@ def site_prices(home: Home, start: datetime, slots: int) -> tuple[Optional[list[
     return imports, (None if export_missing else exports)
 
 
-def _export_prices(home: Home, start: datetime, slots: int, missing: dict[str, list[str]]) -> list[float]:
+def _export_prices(home: Home, start: datetime, slots: int, missing: dict[str, list[str]],
+                   inputs: Optional[HomeInputs] = None) -> list[float]:
     """An export price series (home, then area) first; else the tariff's flat or spot-indexed price."""
-    series = signal_for_home(home, SignalKind.EXPORT_PRICE, start, slots)
+    series = signal_for_home(home, SignalKind.EXPORT_PRICE, start, slots, inputs=inputs)
     if series is not None:
         return series
     if home.tariff is None:
         return [0.0] * slots
     spot = None
     if home.tariff.export_kind == ExportKind.SPOT:
-        spot = _spot(home, start, slots, "spot prices for the export tariff", missing)
+        spot = _spot(home, start, slots, "spot prices for the export tariff", missing, inputs)
         if spot is None:
             return [0.0] * slots
     return tariff_export_prices(home.tariff, slots, spot)
 
 
-def do_not_disturb_intervals(home: Home, start: datetime, end: datetime) -> list[dict]:
+def do_not_disturb_intervals(home: Home, start: datetime, end: datetime,
+                             windows: Optional[list[DoNotDisturbWindow]] = None) -> list[dict]:
     """Weekly local-time windows -> absolute intervals overlapping [start, end) (DST-aware)."""
     zone = home.tzinfo
-    windows = list(home.do_not_disturb_windows.all())
+    windows = list(home.do_not_disturb_windows.all()) if windows is None else windows
     out: list[dict] = []
     day = start.astimezone(zone).date() - timedelta(days=1)  # a window from the day before may run past midnight
     last = end.astimezone(zone).date()
@@ -304,16 +436,10 @@ def do_not_disturb_intervals(home: Home, start: datetime, end: datetime) -> list
     return out
 
 
-def _cycles(devices: Iterable[Device], start: datetime, end: datetime, missing: dict[str, list[str]]) -> list[dict]:
-    shiftable = {d.pk: d for d in devices if d.device_type in SHIFTABLE_TYPES}
-    if not shiftable:
-        return []
+def _cycles(inputs: HomeInputs, start: datetime, end: datetime, missing: dict[str, list[str]]) -> list[dict]:
+    shiftable = {d.pk: d for d in inputs.devices if d.device_type in SHIFTABLE_TYPES}
     out = []
-    cycles = Cycle.objects.filter(  # a running cycle ends by its latest_end (clean() keeps it inside its window)
-        device_id__in=shiftable, state__in=[CycleState.SCHEDULED, CycleState.RUNNING], latest_end__gt=start,
-        earliest_start__lt=end,
-    ).order_by("earliest_start", "id")
-    for c in cycles:
+    for c in (c for c in inputs.cycles if c.latest_end > start and c.earliest_start < end):
         device = shiftable[c.device_id]
         duration = timedelta(minutes=profile_duration_minutes(c.power_profile))
         if c.state == CycleState.RUNNING:
@@ -363,12 +489,10 @@ def _running_cycle(c: Cycle, device: Device, duration: timedelta, start: datetim
     }
 
 
-def _ev_sessions(devices: Iterable[Device], start: datetime, end: datetime) -> list[dict]:
-    chargers = {d.pk: d for d in devices if d.device_type == DeviceType.EV_CHARGER}
-    if not chargers:
-        return []
+def _ev_sessions(inputs: HomeInputs, start: datetime, end: datetime) -> list[dict]:
+    chargers = {d.pk: d for d in inputs.devices if d.device_type == DeviceType.EV_CHARGER}
     out = []
-    for s in EVSession.objects.filter(device_id__in=chargers, departure__gt=start, arrival__lt=end).order_by("arrival"):
+    for s in (s for s in inputs.ev_sessions if s.departure > start and s.arrival < end):
         d = chargers[s.device_id]
         p = d.parameters
         need = float(s.required_energy_kwh)
@@ -405,17 +529,11 @@ def _v2g(s: EVSession, p: dict) -> dict:
     return out
 
 
-def _latest_measurement(device: Device, field: str) -> Optional[float]:
-    m = (Measurement.objects.filter(device=device, **{f"{field}__isnull": False})
-         .order_by("-time").values_list(field, flat=True).first())
-    return None if m is None else float(m)
-
-
-def _battery(d: Device) -> dict:
+def _battery(d: Device, inputs: HomeInputs) -> dict:
     p = d.parameters
     comfort = getattr(d, "comfort", None)
     reserve = comfort.battery_reserve_pct if comfort and comfort.battery_reserve_pct is not None else 0.0
-    measured = _latest_measurement(d, "soc_pct")
+    measured = inputs.latest.get((d.pk, "soc_pct"))
     initial = float(measured if measured is not None else p["initial_soc_pct"])
     min_soc = max(float(p.get("min_soc_pct", 0.0)), float(reserve))
     # A battery measured below its reserve may not be forced above it at once; the reserve applies from there.
@@ -436,14 +554,13 @@ BATTERY_WEAR_PARAMETERS = ("wear_cost_eur_per_kwh", "max_cycles_per_day", "charg
                            "charge_kw_at_full", "discharge_taper_below_soc_pct", "discharge_kw_at_empty")
 
 
-def _pv(home: Home, devices: Iterable[Device], start: datetime, slots: int,
-        missing: dict[str, list[str]]) -> list[dict]:
+def _pv(inputs: HomeInputs, start: datetime, slots: int, missing: dict[str, list[str]]) -> list[dict]:
     out = []
-    for d in devices:
+    for d in inputs.devices:
         if d.device_type != DeviceType.PV:
             continue
-        forecast = _required_signal(home, SignalKind.PV_FORECAST, start, slots, f"PV forecast of {d.name}",
-                                    f"devices[{d.pk}].pv_forecast", missing, device=d)
+        forecast = _required_signal(inputs.home, SignalKind.PV_FORECAST, start, slots, f"PV forecast of {d.name}",
+                                    f"devices[{d.pk}].pv_forecast", missing, device=d, inputs=inputs)
         if forecast is None:
             continue
         out.append({"id": f"pv-{d.pk}", "device": d.serial_number, "name": d.name,
@@ -466,21 +583,21 @@ def thermal_band(d: Device) -> tuple[float, float]:
     return float(p["temperature_min_c"]), float(p["temperature_max_c"])
 
 
-def _thermal(home: Home, devices: Iterable[Device], start: datetime, slots: int,
-             missing: dict[str, list[str]]) -> list[dict]:
+def _thermal(inputs: HomeInputs, start: datetime, slots: int, missing: dict[str, list[str]]) -> list[dict]:
     out = []
-    for d in devices:
+    for d in inputs.devices:
         if d.device_type not in THERMAL_TYPES:
             continue
         p = d.parameters
         t_min, t_max = thermal_band(d)
-        measured = _latest_measurement(d, "temperature_c")
+        measured = inputs.latest.get((d.pk, "temperature_c"))
         t_now = float(measured if measured is not None else p["initial_temperature_c"])
         volume = float(p["tank_volume_l"])
         max_kwh = thermal_energy_kwh(volume, t_max, t_min)
         initial = min(max(thermal_energy_kwh(volume, t_now, t_min), 0.0), max_kwh)
-        demand = _required_signal(home, SignalKind.HEAT_DEMAND, start, slots, f"heat demand forecast of {d.name}",
-                                  f"devices[{d.pk}].heat_demand", missing, device=d)
+        demand = _required_signal(inputs.home, SignalKind.HEAT_DEMAND, start, slots,
+                                  f"heat demand forecast of {d.name}", f"devices[{d.pk}].heat_demand", missing,
+                                  device=d, inputs=inputs)
         if demand is None:
             continue
         modulating = bool(p.get("modulating", False))
@@ -499,12 +616,13 @@ def _thermal(home: Home, devices: Iterable[Device], start: datetime, slots: int,
     return out
 
 
-def _add_minimum_states(problem: dict, devices: list[Device], start: datetime, end: datetime) -> None:
+def _add_minimum_states(problem: dict, inputs: HomeInputs, start: datetime, end: datetime) -> None:
     """Minimum states inside the horizon, to their battery, or to the EV session plugged in at that instant
-    (FORMAT.md "Minimum state at a time"); one query for the whole home."""
-    by_serial = {d.pk: d.serial_number for d in devices}
-    rows = MinimumState.objects.filter(device_id__in=by_serial, at__gt=start, at__lte=end).order_by("at", "id")
-    for m in rows:
+    (FORMAT.md "Minimum state at a time")."""
+    by_serial = {d.pk: d.serial_number for d in inputs.devices}
+    for m in inputs.minimum_states:
+        if not (start < m.at <= end) or m.device_id not in by_serial:
+            continue
         item = {"at": m.at.isoformat(), "energy_kwh": float(m.energy_kwh)}
         for b in problem["batteries"]:
             if b["id"] == f"battery-{m.device_id}":
@@ -546,22 +664,22 @@ def _peak_so_far_kw(home: Home, since: datetime, until: datetime, window_min: in
     return max([max(0.0, sum(v) / len(v)) / 1000.0 for v in windows.values()] + [0.0])
 
 
-def _space_heating(home: Home, devices: Iterable[Device], start: datetime, slots: int,
-                   missing: dict[str, list[str]]) -> list[dict]:
+def _space_heating(inputs: HomeInputs, start: datetime, slots: int, missing: dict[str, list[str]]) -> list[dict]:
     """Heat pumps heating the house: the building model from the device's parameters, the comfort band per slot
     with the night setback (local time of the slot's start), the outdoor temperature forecast (required) and the
     solar irradiance forecast (optional: no solar gain without it)."""
-    out = []
-    for d in devices:
+    home, out = inputs.home, []
+    for d in inputs.devices:
         if d.device_type != DeviceType.SPACE_HEATING:
             continue
         p = d.parameters
         outdoor = _required_signal(home, SignalKind.OUTDOOR_TEMPERATURE, start, slots,
-                                   f"outdoor temperature forecast for {d.name}", "outdoor_temperature", missing)
+                                   f"outdoor temperature forecast for {d.name}", "outdoor_temperature", missing,
+                                   inputs=inputs)
         if outdoor is None:
             continue
-        sun = signal_for_home(home, SignalKind.SOLAR_IRRADIANCE, start, slots)
-        measured = _latest_measurement(d, "temperature_c")
+        sun = signal_for_home(home, SignalKind.SOLAR_IRRADIANCE, start, slots, inputs=inputs)
+        measured = inputs.latest.get((d.pk, "temperature_c"))
         lo, hi = [], []
         for t in range(slots):
             local = (start + timedelta(minutes=RESOLUTION_MIN * t)).astimezone(home.tzinfo).strftime("%H:%M")
@@ -586,13 +704,13 @@ def _space_heating(home: Home, devices: Iterable[Device], start: datetime, slots
     return out
 
 
-def _circuits(home: Home, problem: dict) -> list[dict]:
+def _circuits(inputs: HomeInputs, problem: dict) -> list[dict]:
     """The home's shared circuits, over the devices the problem plans (a device the HEMS may not plan, or with
     nothing to plan in the horizon, is left out: its draw is in the base load forecast)."""
     planned = {x["device"] for key in ("cycles", "ev_sessions", "batteries", "pv", "thermal_storages", "heat_pumps")
                for x in problem.get(key, [])}
     out = []
-    for c in home.circuits.prefetch_related("devices").order_by("id"):
+    for c in inputs.circuits:
         names = [d.serial_number for d in c.devices.all() if d.serial_number in planned]
         if names:
             out.append({"id": f"circuit-{c.pk}", "name": c.name, "limit_kw": float(c.limit_kw), "devices": names})

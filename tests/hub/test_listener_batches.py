@@ -186,3 +186,19 @@ def test_non_finite_values_stored_before_are_cleared_and_the_api_reads_them(hubs
     assert response.status_code == 200
     [row] = [r for r in response.json()["results"] if r["temperature_c"] == 20.5]
     assert row["power_w"] is None and row["soc_pct"] is None and row["energy_wh"] is None
+
+
+def test_the_any_lookup_selects_what_in_selects_with_one_parameter():
+    from django.test.utils import CaptureQueriesContext
+
+    from devices.models import Hub
+
+    specs = provision_simulated_hubs(3)
+    ids = [s.hub_id for s in specs]
+    with CaptureQueriesContext(connection) as ctx:
+        found = set(Hub.objects.filter(hub_id__any=ids + ["no-such-hub"]).values_list("hub_id", flat=True))
+    assert found == set(ids) == set(Hub.objects.filter(hub_id__in=ids).values_list("hub_id", flat=True))
+    assert "= ANY(" in ctx.captured_queries[0]["sql"]
+    homes = list(Hub.objects.filter(hub_id__in=ids).values_list("home_id", flat=True))
+    assert Device.objects.filter(home_id__any=homes).count() == Device.objects.filter(home_id__in=homes).count() > 0
+    assert not Hub.objects.filter(hub_id__any=[]).exists()

@@ -103,7 +103,7 @@ def test_pv_without_coordinates_uses_the_home_zone_and_coordinates_win(home, mak
     assert (pv_system(placed, home).latitude, pv_system(placed, home).longitude) == (41.15, -8.61)
 
 
-def test_history_is_read_per_slot_in_the_database(home, equipped):
+def test_history_is_read_per_slot_from_the_rollups(home, equipped):
     t0 = datetime(2026, 4, 1, 10, tzinfo=UTC)
     record_measurements([{"home": home, "time": t0 + timedelta(minutes=m), "power_w": 100.0 * (m % 3)}
                          for m in range(0, 30, 5)])

@@ -51,3 +51,56 @@ def test_a_chunk_plans_its_homes_and_a_broken_one_fails_alone_with_its_reason(ow
     # A redelivered chunk finds every home done.
     assert services.plan_fleet_chunk(fleet.pk, ids) == {"submitted": 0, "missing_data": 0, "error": 0}
     assert OptimizationRun.objects.filter(fleet_run=fleet).count() == len(ids)
+
+
+def _build_all(homes, start, end):
+    from flexibility.planning import problem_builder
+
+    homes = list(type(homes[0]).objects.filter(pk__in=[h.pk for h in homes]).select_related("tariff"))
+    inputs = problem_builder.load_inputs(homes, start, end)
+    out = {}
+    for home in homes:
+        try:
+            out[home.pk] = problem_builder.build_problem(home, start, end, inputs=inputs[home.pk])
+        except problem_builder.MissingData as exc:
+            out[home.pk] = exc
+    return out
+
+
+def test_the_problems_of_a_chunk_take_the_same_queries_for_any_number_of_homes(owner):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from devices.models import Home, Measurement
+    from devices.services import record_measurements
+    from flexibility.planning import problem_builder
+
+    day, start = _tomorrow()
+    end = start + timedelta(hours=24)
+    seed_area_signals(start - timedelta(hours=1))
+    homes = _homes(owner, 6, start)
+    for i, home in enumerate(homes):  # a measured battery in every home: its state of charge is read too
+        battery = Device.objects.create(home=home, serial_number=f"BAT-{i}", name="Battery",
+                                        device_type=DeviceType.BATTERY,
+                                        parameters={"capacity_kwh": 10, "max_charge_kw": 3, "max_discharge_kw": 3,
+                                                    "initial_soc_pct": 50})
+        record_measurements([{"home": home, "device": battery, "time": timezone.now() - timedelta(minutes=5),
+                              "soc_pct": 40.0 + i}])
+    no_tariff = homes[-1]
+    Home.objects.filter(pk=no_tariff.pk).update(tariff=None)
+
+    counts = []
+    for group in (homes[:2], homes):
+        with CaptureQueriesContext(connection) as ctx:
+            problems = _build_all(group, start, end)
+        counts.append(len(ctx.captured_queries))
+    assert counts[0] == counts[1] <= 8, counts  # homes, devices, windows, cycles, EV sessions, signals x2, readings
+
+    # Each problem is the one the home gets alone, and the home without a tariff fails alone with its reason.
+    for i, home in enumerate(homes[:-1]):
+        alone = problem_builder.build_problem(home, start, end)
+        assert problems[home.pk] == alone
+        assert alone["batteries"][0]["initial_soc_pct"] == 40.0 + i  # the measured state, not the parameter
+    assert isinstance(problems[no_tariff.pk], problem_builder.MissingData)
+    assert "tariff" in problems[no_tariff.pk].fields
+    assert Measurement.objects.count() == 6

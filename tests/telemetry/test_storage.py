@@ -11,7 +11,7 @@ from django.db import connection
 from django.utils import timezone
 
 from devices import selectors, services, telemetry
-from devices.models import Device, DeviceType, Home, Measurement, MeasurementRollup
+from devices.models import Device, DeviceType, Home, Measurement, MeasurementDay, MeasurementRollup
 
 UTC = dt_timezone.utc
 pytestmark = pytest.mark.django_db
@@ -240,3 +240,37 @@ def test_the_orm_path_of_other_databases_builds_the_same_days(homes):
     MeasurementDay.objects.all().delete()
     telemetry._roll_up_days_portable(now, 1)
     assert len(in_sql) >= 6 and days() == in_sql
+
+
+def test_rollup_months_past_their_retention_are_dropped_and_daily_rollups_stay(homes, settings):
+    settings.TELEMETRY_ROLLUP_RETENTION_MONTHS = 13
+    home, _ = homes[0]
+    now = datetime(2026, 12, 6, 12, tzinfo=dt_timezone.utc)
+    expired, kept = datetime(2025, 10, 31, 23, 50, tzinfo=dt_timezone.utc), datetime(2025, 11, 1, tzinfo=dt_timezone.utc)
+    for when in (expired, kept):
+        telemetry.ensure_partitions(telemetry.MEASUREMENTS, when, when + timedelta(days=1))
+        telemetry.ensure_partitions(telemetry.ROLLUPS, when, when + timedelta(days=1))
+    services.record_measurements([{"home_id": home.pk, "time": expired, "power_w": 500.0},
+                                  {"home_id": home.pk, "time": kept, "power_w": 800.0}])
+    services.roll_up_telemetry_days(now=expired, days_back=1)
+    days_before = MeasurementDay.objects.filter(home=home).count()
+    assert days_before >= 1
+
+    result = services.maintain_telemetry_storage(now)
+
+    assert telemetry.ROLLUPS.name(datetime(2025, 10, 1, tzinfo=dt_timezone.utc)) in result["dropped"]
+    assert telemetry.ROLLUPS.name(datetime(2025, 11, 1, tzinfo=dt_timezone.utc)) not in result["dropped"]
+    assert list(MeasurementRollup.objects.filter(home=home).values_list("power_w_sum", flat=True)) == [800.0]
+    assert MeasurementDay.objects.filter(home=home).count() == days_before  # days are kept for ever
+    assert services.maintain_telemetry_storage(now)["dropped"] == []  # idempotent
+
+    settings.TELEMETRY_ROLLUP_RETENTION_MONTHS = 0  # kept for ever
+    assert all(not n.startswith("devices_measurementrollup") for n in services.maintain_telemetry_storage(
+        now + timedelta(days=3650))["dropped"])
+
+
+def test_months_before_counts_calendar_months():
+    assert telemetry.months_before(datetime(2026, 1, 15, tzinfo=dt_timezone.utc), 1) == datetime(
+        2025, 12, 1, tzinfo=dt_timezone.utc)
+    assert telemetry.months_before(datetime(2026, 12, 31, 23, tzinfo=dt_timezone.utc), 12) == datetime(
+        2025, 12, 1, tzinfo=dt_timezone.utc)

@@ -16,7 +16,7 @@ from devices.models import Home
 from .. import problem_builder, selectors, signals
 from ..models import FleetRun, OptimizationRun, RunStatus, RunTrigger
 from ..slots import local_day_horizon
-from .runs import describe_exception, ensure_forecasts, fail_run, solve_problem, store_outcomes
+from .runs import describe_exception, ensure_forecasts_many, fail_run, solve_problem, store_outcomes
 from energy_manager import clock
 
 logger = logging.getLogger(__name__)
@@ -120,18 +120,18 @@ def _record_runs(fleet: FleetRun, homes: list[Home], out: dict[str, int], task_i
     backend = settings.OPTIMIZER_BACKEND
     limit = float(settings.OPTIMIZER_TIME_LIMIT_S)
     horizons = {h.pk: local_day_horizon(h, fleet.delivery_day) for h in homes}
-    for home in homes:  # day-ahead plans start from fresh forecasts (runs.ensure_forecasts), before reading
-        try:
-            ensure_forecasts(home, *horizons[home.pk], refresh=True)
-        except Exception:  # the builder then names what is missing, for this home only
-            logger.exception("forecasting home %s for the day-ahead run failed", home.pk)
+    # Day-ahead plans start from fresh forecasts, made before reading; a home whose forecast fails is left
+    # to the builder, which names what is missing for that home only.
+    ensure_forecasts_many({h.pk: (h, *horizons[h.pk]) for h in homes}, refresh=True)
     now = timezone.now()
+    inputs = problem_builder.load_inputs(homes, min(s for s, _ in horizons.values()),
+                                         max(e for _, e in horizons.values()))  # a fixed number of queries
     rows = []
     for home in homes:
         start, end = horizons[home.pk]
         common = dict(home=home, trigger=RunTrigger.DAY_AHEAD, horizon_start=start, horizon_end=end, fleet_run=fleet)
         try:
-            problem = problem_builder.build_problem(home, start, end, now=clock.now())
+            problem = problem_builder.build_problem(home, start, end, now=clock.now(), inputs=inputs[home.pk])
         except Exception as exc:  # MissingData and any other bad data: this home only
             missing = isinstance(exc, problem_builder.MissingData)
             if not missing:

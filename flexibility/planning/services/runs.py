@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from devices.models import THERMAL_TYPES, Device, DeviceType, Home, SignalKind, SignalSeries
+from devices.models import THERMAL_TYPES, Device, DeviceType, Home, SignalKind
 from energy_manager import metrics
 from flexibility.forecasting import services as forecasting
 from flexibility.notifications.services import notify_many
@@ -52,19 +52,23 @@ def submit_run(
     requested_by=None,
     fleet_run: Optional[FleetRun] = None,
     refresh_forecasts: bool = False,
+    enqueue: bool = True,
 ) -> tuple[OptimizationRun, bool]:
     """Record and enqueue a run for `home`; an identical recent run is returned instead (unless `force`).
 
     The home's forecasts are made first when the horizon lacks one, or always with `refresh_forecasts`
     (day-ahead runs and re-plans). Raises MissingData (-> 422) before anything is written when the
-    data cannot describe the horizon.
+    data cannot describe the horizon. `enqueue=False`: the caller solves the run itself (`execute_run`),
+    so no solve message is sent.
     """
     backend = backend or settings.OPTIMIZER_BACKEND
     time_limit_s = float(time_limit_s if time_limit_s is not None else settings.OPTIMIZER_TIME_LIMIT_S)
     Home.objects.select_for_update().filter(pk=home.pk).first()  # serialize submits per home (dedup race)
-    ensure_forecasts(home, horizon_start, horizon_end, refresh=refresh_forecasts)
+    inputs = ensure_forecasts(home, horizon_start, horizon_end, refresh=refresh_forecasts)
+    if horizon_start is None or horizon_end is None:
+        inputs = None  # the default horizon is taken again below, maybe one slot later: read its rows anew
     problem = problem_builder.build_problem(home, horizon_start, horizon_end, objective=objective,
-                                            grid_request=grid_request)
+                                            grid_request=grid_request, inputs=inputs)
     digest = problem_builder.input_hash(problem, backend, time_limit_s)
     if not force:
         since = timezone.now() - timedelta(seconds=settings.OPTIMIZATION_DEDUP_WINDOW_S)
@@ -80,41 +84,67 @@ def submit_run(
     )
     run.full_clean()
     run.save()
-    enqueue_run(run)
+    if enqueue:
+        enqueue_run(run)
     return run, True
 
 
-def _forecast_missing(home: Home, start: datetime, slots: int) -> bool:
-    if problem_builder.signal_for_home(home, SignalKind.LOAD_FORECAST, start, slots) is None:
+def _forecast_missing(inputs: problem_builder.HomeInputs, start: datetime, slots: int) -> bool:
+    home = inputs.home
+    if problem_builder.signal_for_home(home, SignalKind.LOAD_FORECAST, start, slots, inputs=inputs) is None:
         return True
-    for device in home.devices.filter(allow_hems=True, device_type__in=[DeviceType.PV, *THERMAL_TYPES]):
+    for device in inputs.devices:
+        if device.device_type != DeviceType.PV and device.device_type not in THERMAL_TYPES:
+            continue
         kind = SignalKind.PV_FORECAST if device.device_type == DeviceType.PV else SignalKind.HEAT_DEMAND
-        if problem_builder.signal_for_home(home, kind, start, slots, device=device) is None:
+        if problem_builder.signal_for_home(home, kind, start, slots, device=device, inputs=inputs) is None:
             return True
     return False
 
 
-def _forecast_fresh(home: Home, start: datetime) -> bool:
+def _forecast_fresh(inputs: problem_builder.HomeInputs, start: datetime) -> bool:
     """The home's own forecast for `start` was made less than FORECAST_REFRESH_MIN_AGE_S ago (a burst of
     re-plans retrains the models once)."""
     since = timezone.now() - timedelta(seconds=settings.FORECAST_REFRESH_MIN_AGE_S)
-    return SignalSeries.objects.filter(home=home, kind=SignalKind.LOAD_FORECAST, start__lte=start,
-                                       start__gt=start - timedelta(days=7), created_at__gte=since,
-                                       source__startswith=forecasting.SOURCE_PREFIX).exists()
+    return any(s.kind == SignalKind.LOAD_FORECAST and start - timedelta(days=7) < s.start <= start
+               and s.created_at >= since and s.source.startswith(forecasting.SOURCE_PREFIX) for s in inputs.signals)
 
 
-def ensure_forecasts(home: Home, start: Optional[datetime], end: Optional[datetime], *, refresh: bool) -> None:
+def ensure_forecasts(home: Home, start: Optional[datetime], end: Optional[datetime], *,
+                     refresh: bool) -> Optional[problem_builder.HomeInputs]:
     """Forecast the home's base load, PV and hot water over the horizon from its own telemetry: when a
-    forecast is missing, or with `refresh` unless the home's forecasts are fresh."""
+    forecast is missing, or with `refresh` unless the home's forecasts are fresh.
+
+    Returns the home's problem rows when they are still current (no forecast was written), for
+    `build_problem` to reuse."""
     if start is None or end is None:
         d_start, d_end = default_horizon(clock.now())
         start, end = start or d_start, end or d_end
-    start = floor_to_slot(start)
-    slots = int((end - start) / timedelta(minutes=RESOLUTION_MIN))
-    if slots <= 0 or slots * RESOLUTION_MIN > MAX_HORIZON_H * 60:
-        return  # build_problem names the bad horizon
-    if _forecast_missing(home, start, slots) or (refresh and not _forecast_fresh(home, start)):
-        forecasting.forecast_home(home, start, slots, now=clock.now())
+    return ensure_forecasts_many({home.pk: (home, start, end)}, refresh=refresh).get(home.pk)
+
+
+def ensure_forecasts_many(horizons: dict[int, tuple[Home, datetime, datetime]], *,
+                          refresh: bool) -> dict[int, problem_builder.HomeInputs]:
+    """`ensure_forecasts` for many homes (home id -> (home, start, end)): what each lacks is read with
+    the builder's fixed number of queries, the forecasts made are stored in one write. Returns the
+    rows read of the homes that were not forecast (still current)."""
+    spans = {}
+    for pk, (home, start, end) in horizons.items():
+        start = floor_to_slot(start)
+        slots = int((end - start) / timedelta(minutes=RESOLUTION_MIN))
+        if 0 < slots and slots * RESOLUTION_MIN <= MAX_HORIZON_H * 60:  # else build_problem names the bad horizon
+            spans[pk] = (home, start, slots)
+    if not spans:
+        return {}
+    inputs = problem_builder.load_inputs(
+        [home for home, _, _ in spans.values()], min(start for _, start, _ in spans.values()),
+        max(start + timedelta(minutes=RESOLUTION_MIN * slots) for _, start, slots in spans.values()))
+    due = [(home, start, slots) for pk, (home, start, slots) in spans.items()
+           if _forecast_missing(inputs[pk], start, slots) or (refresh and not _forecast_fresh(inputs[pk], start))]
+    if due:
+        forecasting.forecast_homes(due, now=clock.now())
+    forecast = {home.pk for home, _, _ in due}
+    return {pk: rows for pk, rows in inputs.items() if pk not in forecast}
 
 
 def is_final(run: OptimizationRun) -> bool:
