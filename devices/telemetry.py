@@ -540,18 +540,6 @@ def device_slot_energy(home_id: int, start: datetime, slots: int, resolution_min
 # Plain ORM over MeasurementRollup, so the SQLite demo reads them too.
 
 
-def slot_means(home_id: int, start: datetime, end: datetime) -> list[tuple]:
-    """(device_id or None for the meter, slot_start, mean power W or None, mean temperature °C or None) of
-    each 15-minute slot of the home in [start, end)."""
-    from .models import MeasurementRollup
-
-    rows = (MeasurementRollup.objects.filter(home_id=home_id, slot_start__gte=start, slot_start__lt=end)
-            .values_list("device_id", "slot_start", "power_w_sum", "power_samples", "temperature_c_sum",
-                         "temperature_samples"))
-    return [(device_id, slot, p_sum / p_n if p_n else None, t_sum / t_n if t_n else None)
-            for device_id, slot, p_sum, p_n, t_sum, t_n in rows]
-
-
 def window_means(home_ids: Iterable[int], start: datetime, end: datetime) -> dict[tuple, tuple]:
     """(mean power W or None, mean temperature °C or None) of every meter and device over the slots in
     [start, end), keyed (home_id, device_id)."""
