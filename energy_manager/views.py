@@ -28,6 +28,8 @@ API_RESOURCES = {
     "devices": "device-list",
     "cycles": "cycle-list",
     "ev-sessions": "ev-session-list",
+    "circuits": "circuit-list",
+    "minimum-states": "minimum-state-list",
     "signals": "signal-list",
     "measurements": "measurement-list",
     "tariffs": "tariff-list",

@@ -43,7 +43,12 @@ def test_a_day_of_three_homes_loses_no_command_misses_no_comfort_and_saves(
         celery_worker(["hub"], env=env, name="hub")
         listener = ListenerProcess(env).start()
         report = loop.run()
-        assert listener.rejections() == 0, listener.log()[-3000:]
+        # the session's broker may still hold messages of earlier tests' hubs (their rows are gone: unknown
+        # hubs); none of the loop's own hubs' messages may be rejected, and nothing for any other reason
+        own = [line for line in listener.log().splitlines()
+               if "hub_listener rejected" in line and f"LOOP-{loop.tag}-" in line]
+        assert not own, own[:5]
+        assert listener.rejections() == listener.rejections("unknown_hub"), listener.log()[-3000:]
     finally:
         loop.stop()
         if listener:
