@@ -142,10 +142,7 @@ def evaluate(problem: Problem, schedule: Schedule, compiled: Optional[Compiled] 
         traj = [e]
         for t in range(n):
             x = p[t]
-            if x < -TOL_KW or x > th.electric_power_kw + TOL_KW:
-                v(th.id, "power", x, "kW", f"'{th.name}' power out of range", t)
-            elif not th.modulating and TOL_KW < x < th.electric_power_kw - TOL_KW:
-                v(th.id, "on_off", x, "kW", f"'{th.name}' is on/off", t)
+            _check_heater_power(th.id, th.name, x, th.electric_power_kw, th.modulating, t, v)
             e += (th.cop * x - th.heat_demand_kw[t] - th.standing_loss_kw) * dt
             traj.append(e)
             if e < th.min_energy_kwh - TOL_KWH:
@@ -185,6 +182,14 @@ def evaluate(problem: Problem, schedule: Schedule, compiled: Optional[Compiled] 
     capacity = capacity_view(problem, net)
     obj += extra + pen + money_weight(problem) * sum(c["added_eur"] for c in capacity)
     return Evaluation(cost, co2, pen, obj, net, soc, viol, capacity, temps)
+
+
+def _check_heater_power(dev: str, name: str, x: float, max_kw: float, modulating: bool, t: int, v) -> None:
+    """A water heater's or heat pump's power: within [0, max], and all or nothing where it is on/off."""
+    if x < -TOL_KW or x > max_kw + TOL_KW:
+        v(dev, "power", x, "kW", f"'{name}' power out of range", t)
+    elif not modulating and TOL_KW < x < max_kw - TOL_KW:
+        v(dev, "on_off", x, "kW", f"'{name}' is on/off", t)
 
 
 def _check_min_state(problem: Problem, dev: str, what: str, reqs, traj: list[float], v) -> None:
@@ -339,10 +344,7 @@ def _check_heat_pumps(problem: Problem, schedule: Schedule, v, net: list[float])
         traj = [temp]
         for t in range(n):
             x = p[t]
-            if x < -TOL_KW or x > hp.max_power_kw + TOL_KW:
-                v(hp.id, "power", x, "kW", f"'{hp.name}' power out of range", t)
-            elif not hp.modulating and TOL_KW < x < hp.max_power_kw - TOL_KW:
-                v(hp.id, "on_off", x, "kW", f"'{hp.name}' is on/off", t)
+            _check_heater_power(hp.id, hp.name, x, hp.max_power_kw, hp.modulating, t, v)
             temp = a * temp + hp.drift_c(t, dt) + hp.gain_c_per_kw(t, dt) * x
             traj.append(temp)
             if temp < hp.comfort_min_c[t] - TOL_C:

@@ -6,7 +6,8 @@ from datetime import timedelta
 from typing import Any, Optional
 
 from devices.models import Device
-from flexibility.optimizer import ProblemError
+from flexibility.optimizer import ProblemError, problem_from_dict
+from flexibility.optimizer.evaluate import capacity_view
 from flexibility.optimizer.reasons import plan_reasons
 
 from .models import RunStatus, Schedule
@@ -14,7 +15,10 @@ from .slots import local_day_horizon
 
 
 # Issue 14: what a plan item shows of its physics (minimum states to hold, battery wear).
-ISSUE_14_DEVICE_KEYS = ("min_energy_at", "throughput_kwh", "wear_eur")
+# issue 14: what a device item carries where planned (minimum states, battery wear, V2G charge / discharge,
+# space heating's indoor temperature against its band)
+DEVICE_KEYS = ("start", "end", "soc_kwh", "energy_kwh", "min_energy_at", "throughput_kwh", "wear_eur", "charge_kw",
+               "discharge_kw", "indoor_temperature_c", "comfort_min_c", "comfort_max_c", "outdoor_temperature_c")
 
 
 def schedule_reasons(schedule: Schedule, devices_by_serial: Optional[dict[str, Device]] = None) -> dict[str, Any]:
@@ -55,9 +59,7 @@ def schedule_view(schedule: Schedule) -> dict[str, Any]:
             "kind": planned.get("kind"),
             "label": planned.get("name", item_id),
             "power_kw": planned.get("power_kw", []),
-            **{k: planned[k] for k in ("start", "end", "soc_kwh", "energy_kwh") if k in planned},
-            **{k: planned[k] for k in ISSUE_14_DEVICE_KEYS if k in planned},
-            **{k: planned[k] for k in PHYSICS_KEYS if k in planned},
+            **{k: planned[k] for k in DEVICE_KEYS if k in planned},
             "saving_eur": reason.get("saving_eur"),
             "reason": reason.get("text"),
         })
@@ -84,15 +86,7 @@ def planned_capacity_charges(problem: dict, net_import_kw: list[float]) -> list[
     """Issue 14: per billing period, the plan's peak and what the capacity charge comes to with it."""
     if not problem.get("capacity_charges"):
         return []
-    from flexibility.optimizer import problem_from_dict
-    from flexibility.optimizer.evaluate import capacity_view
-
     return capacity_view(problem_from_dict(problem), list(net_import_kw))
-
-
-# issue 14 items 3 and 5: V2G charge / discharge and space heating's indoor temperature, where planned
-PHYSICS_KEYS = ("charge_kw", "discharge_kw", "indoor_temperature_c", "comfort_min_c", "comfort_max_c",
-                "outdoor_temperature_c")
 
 
 def circuit_loads(problem: dict[str, Any], devices: dict[str, Any], n: int) -> list[dict[str, Any]]:
