@@ -220,6 +220,9 @@ OPTIMIZATION_DEDUP_WINDOW_S = env.int("OPTIMIZATION_DEDUP_WINDOW_S", default=300
 OPTIMIZATION_STUCK_AFTER_S = env.int("OPTIMIZATION_STUCK_AFTER_S", default=600)
 OPTIMIZATION_MAX_ATTEMPTS = env.int("OPTIMIZATION_MAX_ATTEMPTS", default=3)
 OPTIMIZATION_REOPTIMIZE_DEBOUNCE_S = env.int("OPTIMIZATION_REOPTIMIZE_DEBOUNCE_S", default=60)  # re-plan triggers per home
+# A re-plan keeps the activation shares the home was planned to follow as soft bounds at this price per kWh
+# outside them: far above any tariff, so kept whenever the devices allow, without leaving the home unplanned.
+ACTIVATION_REPLAN_PENALTY_EUR_PER_KWH = env.float("ACTIVATION_REPLAN_PENALTY_EUR_PER_KWH", default=10.0)
 DAY_AHEAD_LOCAL_TIME = env.str("DAY_AHEAD_LOCAL_TIME", default="18:00")
 FLEX_GATE_CLOSURE_LOCAL_TIME = env.str("FLEX_GATE_CLOSURE_LOCAL_TIME", default="23:30")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 from django.dispatch import receiver
 
 from flexibility.planning.models import RunTrigger
-from flexibility.planning.signals import open_request_end, schedules_stored
+from flexibility.planning.signals import committed_bounds, open_request_end, schedules_stored
 
-from .selectors import activations_end
+from .selectors import activations_end, committed_shares
 from .services import enqueue_offer_builds
 
 
@@ -27,3 +27,9 @@ def offer_around_day_ahead_plans(sender, schedules, **kwargs) -> None:
 def activation_end(sender, home, now, **kwargs):
     """A re-plan of the home must reach the end of the activations it takes part in."""
     return activations_end(home, now)
+
+
+@receiver(committed_bounds, dispatch_uid="grid.committed_bounds")
+def share_bounds(sender, home, start, end, **kwargs):
+    """A re-plan keeps to the activation shares the home was planned to follow."""
+    return committed_shares(home, start, end)

@@ -12,7 +12,8 @@ from devices.telemetry import slot_energy
 from energy_manager.api_input import parse_id
 
 from .disaggregation import HomeEnvelope, merit_order
-from .models import Activation, ActivationShare, ActivationStatus, FlexibilityOffer, Portfolio, ServiceAccount
+from .models import (Activation, ActivationShare, ActivationStatus, FlexibilityOffer, Portfolio, ServiceAccount,
+                     ShareStatus)
 
 OFFER_SERIES = ("baseline_kw", "min_kw", "max_kw", "price_up_eur_per_kw", "price_down_eur_per_kw")
 
@@ -153,6 +154,15 @@ def home_of_user(user) -> Home | None:
     """The user's home for the compatible API: the first opted-in one, else the first."""
     homes = Home.objects.filter(owner=user).order_by("-global_optimizer_opt_in", "id")
     return homes.first()
+
+
+def committed_shares(home: Home, start: datetime, end: datetime) -> list[dict]:
+    """The bounds of the activation shares `home` was planned to follow that overlap [start, end)."""
+    shares = (ActivationShare.objects.filter(home=home, status=ShareStatus.PLANNED, activation__start__lt=end,
+                                             activation__start__gte=start - timedelta(days=2))
+              .exclude(activation__status=ActivationStatus.FAILED).select_related("activation"))
+    return [{"start": s.activation.start, "resolution_minutes": s.activation.resolution_minutes,
+             "min_kw": s.min_kw, "max_kw": s.max_kw} for s in shares if s.activation.end > start]
 
 
 def activations_end(home: Home, now: datetime) -> Optional[datetime]:

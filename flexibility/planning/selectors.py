@@ -4,8 +4,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Optional
 
-from datetime import datetime
-
 from django.db.models import Exists, Max, OuterRef, QuerySet
 from django.shortcuts import get_object_or_404
 
@@ -14,6 +12,7 @@ from devices.permissions import scope_to_owner
 
 from . import signals
 from .models import OptimizationRun, Recommendation, RunStatus, RunTrigger, Schedule
+from .slots import RESOLUTION_MIN
 from energy_manager import clock
 
 
@@ -77,3 +76,27 @@ def open_requests_end(home: Home, now: datetime) -> Optional[datetime]:
     ends = [cycles.aggregate(end=Max("latest_end"))["end"], sessions.aggregate(end=Max("departure"))["end"]]
     ends += [end for _, end in signals.open_request_end.send(sender=Home, home=home, now=now)]
     return max((end for end in ends if end is not None), default=None)
+
+
+def committed_grid_request(home: Home, start: datetime, slots: int, penalty_eur_per_kwh: float) -> Optional[dict]:
+    """The bounds on net import the home committed to (`signals.committed_bounds`), on the re-plan's
+    slots, as a soft `grid_request` (FORMAT.md): kept whenever the devices allow it, yet a home whose
+    situation changed (a car that arrived) still gets a plan. Overlapping commitments are intersected."""
+    step = timedelta(minutes=RESOLUTION_MIN)
+    lo: list[Optional[float]] = [None] * slots
+    hi: list[Optional[float]] = [None] * slots
+    for _, answers in signals.committed_bounds.send(sender=Home, home=home, start=start, end=start + step * slots):
+        for series in answers or []:
+            res = timedelta(minutes=series["resolution_minutes"])
+            for t in range(slots):
+                i = (start + step * t - series["start"]) // res
+                if not 0 <= i < len(series["min_kw"]):
+                    continue
+                if series["min_kw"][i] is not None:
+                    lo[t] = series["min_kw"][i] if lo[t] is None else max(lo[t], series["min_kw"][i])
+                if series["max_kw"][i] is not None:
+                    hi[t] = series["max_kw"][i] if hi[t] is None else min(hi[t], series["max_kw"][i])
+    if all(v is None for v in lo + hi):
+        return None
+    hi = [h if h is None or l is None else max(h, l) for l, h in zip(lo, hi)]
+    return {"min_net_import_kw": lo, "max_net_import_kw": hi, "penalty_eur_per_kwh": penalty_eur_per_kwh}

@@ -27,3 +27,9 @@ schedules_stored = Signal()
 # the home's last open request it knows of ends (an aware datetime), or None. Planning itself knows cycles
 # and EV sessions; grid answers for its activations.
 open_request_end = Signal()
+
+# kwargs: home (Home), start (datetime), end (datetime). Asked when a re-plan is recorded: each receiver
+# answers with the net-import bounds the home has committed to over that span, as a list of
+# {"start", "resolution_minutes", "min_kw", "max_kw"} (null = free slot), or None. Grid answers for the
+# activation shares the home was planned to follow, so a re-plan does not silently drop them.
+committed_bounds = Signal()
