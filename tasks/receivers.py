@@ -34,7 +34,11 @@ def send_solve(sender, run_pk: int, time_limit_s: float, **kwargs) -> None:
 
 @receiver(planning_signals.replan_due, dispatch_uid="tasks.replan_due")
 def send_replan(sender, home_id: int, reason: str, countdown_s: float, **kwargs) -> None:
-    planning.reoptimize_home.apply_async(args=[home_id, reason], countdown=countdown_s or None)
+    """Best effort: the change that asked is committed, and the rolling tick catches a lost re-plan up."""
+    try:
+        planning.reoptimize_home.apply_async(args=[home_id, reason], countdown=countdown_s or None)
+    except (KombuOperationalError, RedisConnectionError) as exc:
+        log.warning("re-plan of home %s not sent, broker unreachable: %s", home_id, exc)
 
 
 @receiver(planning_signals.fleet_chunk_due, dispatch_uid="tasks.fleet_chunk_due")

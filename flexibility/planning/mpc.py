@@ -25,6 +25,7 @@ class Expected:
     cycle_states: dict[int, str] = field(default_factory=dict)  # cycle id -> "scheduled" | "running" | "done"
     active_ev_sessions: frozenset[int] = frozenset()  # sessions plugged in now, per the plan
     base_load_w: float | None = None  # forecast mean over the last hour
+    ev_sessions: frozenset[int] = frozenset()  # every session the plan knows
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,10 @@ class Measured:
     cycle_states: dict[int, str] = field(default_factory=dict)  # states as the hub reported them
     active_ev_sessions: frozenset[int] = frozenset()
     base_load_w: float | None = None
+    # Open requests (scheduled cycles, EV sessions not yet gone) recorded after the home's latest run: their
+    # re-plan trigger was lost (the broker was down), so nothing has planned them yet.
+    new_cycles: frozenset[int] = frozenset()
+    new_ev_sessions: frozenset[int] = frozenset()
 
 
 def replan_reasons(expected: Expected, measured: Measured, thresholds: Thresholds = Thresholds()) -> list[str]:
@@ -53,6 +58,8 @@ def replan_reasons(expected: Expected, measured: Measured, thresholds: Threshold
             reasons.append(f"cycle {cycle_id} started")
         elif state == "done" and planned in ("scheduled", "running"):
             reasons.append(f"cycle {cycle_id} finished")
+    reasons += [f"cycle {c} is not in the plan" for c in sorted(measured.new_cycles - set(expected.cycle_states))]
+    reasons += [f"EV session {s} is not in the plan" for s in sorted(measured.new_ev_sessions - expected.ev_sessions)]
     plugged = measured.active_ev_sessions - expected.active_ev_sessions
     unplugged = expected.active_ev_sessions - measured.active_ev_sessions
     reasons += [f"EV session {s} plugged in" for s in sorted(plugged)]

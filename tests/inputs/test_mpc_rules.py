@@ -48,6 +48,12 @@ def test_ev_plugged_in_or_out():
         "EV session 2 plugged in", "EV session 1 unplugged"]
 
 
+def test_open_requests_newer_than_the_latest_run_and_not_in_the_plan():
+    expected = Expected(cycle_states={1: "scheduled"}, ev_sessions=frozenset({7}))
+    measured = Measured(new_cycles=frozenset({1, 2}), new_ev_sessions=frozenset({7, 8}))
+    assert replan_reasons(expected, measured) == ["cycle 2 is not in the plan", "EV session 8 is not in the plan"]
+
+
 @pytest.mark.parametrize("measured, replan", [
     (900.0, False),   # +500 W: not more than the absolute threshold
     (901.0, True),

@@ -20,6 +20,7 @@ from tests.factories.homes import seed_area_signals, seed_standard_home
 from energy_manager import metrics
 from energy_manager.views import API_RESOURCES, HOME_RESOURCES
 from flexibility.planning import services
+from flexibility.planning.services import rolling
 from flexibility.planning.models import OptimizationRun, RunStatus
 from hub_bridge.models import HubCommand
 from tests.plugins.celery_worker import broker_url, purge_queues, use_broker
@@ -216,3 +217,27 @@ def test_other_broker_errors_are_a_json_503_and_anything_else_is_left_alone():
     assert response.status_code == 503 and response["Retry-After"] == "30"
     assert json.loads(response.content)["error"]["code"] == "service_unavailable"
     assert middleware.process_exception(request, ValueError("not ours")) is None
+
+
+def test_broker_down_does_not_fail_a_change_whose_re_plan_the_rolling_tick_catches_up(make_user, dead_broker):
+    """A new cycle is committed and answered 201 with the broker down: its re-plan trigger is lost, not the cycle
+    (a 503 would make the app send it again and create it twice)."""
+    owner = make_user()
+    home = _plannable_home(owner)
+    run, _ = services.submit_run(home, enqueue=False)
+    services.execute_run(run.pk)
+    washer = home.devices.get(device_type="washing_machine")
+    client = APIClient()
+    client.force_authenticate(owner)
+    start = timezone.now() + timedelta(hours=1)
+    r = client.post("/api/v1/cycles/", {
+        "device": washer.pk, "program": "eco", "earliest_start": start.isoformat(),
+        "latest_end": (start + timedelta(hours=6)).isoformat(),
+        "power_profile": [{"duration_min": 60, "max_power_w": 2000}]}, format="json")
+    assert r.status_code == 201, r.content
+    assert home.devices.get(pk=washer.pk).cycles.filter(pk=r.json()["id"]).exists()
+    cycle_id = r.json()["id"]
+
+    # Nothing planned it; the next rolling tick does (it re-plans homes with requests newer than their last run).
+    reasons = rolling.check_chunk([home.pk], timezone.now(), max_replans=0).reasons[home.pk]
+    assert f"cycle {cycle_id} is not in the plan" in reasons

@@ -6,6 +6,7 @@ devices and the hub listener announce `devices.signals.home_plan_stale`; this ap
 from __future__ import annotations
 
 import functools
+import logging
 from datetime import timedelta
 from typing import Optional
 
@@ -23,6 +24,8 @@ from ..problem_builder import MissingData
 from ..slots import RESOLUTION_MIN, covering_horizon, floor_to_slot
 from .runs import submit_run
 from energy_manager import clock
+
+log = logging.getLogger(__name__)
 
 
 def eager() -> bool:
@@ -52,7 +55,14 @@ def schedule_reoptimization(home_id: int, reason: str) -> None:
         transaction.on_commit(lambda: due(0.0))
         return
     debounce_s = settings.OPTIMIZATION_REOPTIMIZE_DEBOUNCE_S
-    if _redis().set(f"hems:reoptimize:{home_id}", reason, nx=True, ex=debounce_s + 60):
+    try:
+        first = _redis().set(f"hems:reoptimize:{home_id}", reason, nx=True, ex=debounce_s + 60)
+    except redis.RedisError as exc:
+        # The change that asked is committed; the rolling tick re-plans a home whose open requests are newer
+        # than its plan, so a lost trigger delays the re-plan, it does not lose it.
+        log.warning("re-plan of home %s not triggered (%s): %s", home_id, reason, exc)
+        return
+    if first:
         transaction.on_commit(lambda: due(debounce_s))
 
 

@@ -15,12 +15,13 @@ from typing import Iterable, Optional
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Max
 
 from devices import telemetry
 from devices.models import THERMAL_TYPES, Cycle, CycleState, Device, DeviceType, EVSession
 
 from .. import signals
-from ..models import Schedule
+from ..models import OptimizationRun, Schedule
 from ..mpc import Expected, Measured, Thresholds, replan_reasons
 from ..problem_builder import object_pk, thermal_band, thermal_energy_kwh
 from ..slots import SLOT, floor_to_slot
@@ -95,13 +96,32 @@ def _expected(plan: dict, now: datetime) -> Expected:
             cycles[pk] = "done"
         else:
             cycles[pk] = "running"
-    sessions = frozenset(object_pk(s["id"])[1] for s in problem.get("ev_sessions") or []
+    known = {object_pk(s["id"])[1]: s for s in problem.get("ev_sessions") or []}
+    sessions = frozenset(pk for pk, s in known.items()
                          if datetime.fromisoformat(s["arrival"]) <= now < datetime.fromisoformat(s["departure"]))
     base = (problem.get("site") or {}).get("base_load_kw") or []
     lo, hi = max(_slot(start, res, now - LOAD_WINDOW), 0), max(t, 0)
     window = [float(x) for x in base[lo:hi]]
     return Expected(battery_soc_pct=soc, tank_kwh=tanks, cycle_states=cycles, active_ev_sessions=sessions,
-                    base_load_w=1000.0 * sum(window) / len(window) if window else None)
+                    base_load_w=1000.0 * sum(window) / len(window) if window else None, ev_sessions=frozenset(known))
+
+
+def _unplanned_requests(home_ids: list[int], now: datetime) -> tuple[dict[int, set[int]], dict[int, set[int]]]:
+    """Per home: open cycles and EV sessions recorded after its latest run (one query each)."""
+    last_run = dict(OptimizationRun.objects.filter(home_id__in=home_ids).values("home_id")
+                    .annotate(at=Max("queued_at")).values_list("home_id", "at"))
+    cycles: dict[int, set[int]] = {h: set() for h in home_ids}
+    sessions: dict[int, set[int]] = {h: set() for h in home_ids}
+    open_cycles = Cycle.objects.filter(device__home_id__in=home_ids, device__allow_hems=True,
+                                       state=CycleState.SCHEDULED, latest_end__gt=now)
+    for pk, home_id, created in open_cycles.values_list("pk", "device__home_id", "created_at"):
+        if home_id in last_run and created > last_run[home_id]:
+            cycles[home_id].add(pk)
+    open_sessions = EVSession.objects.filter(device__home_id__in=home_ids, device__allow_hems=True, departure__gt=now)
+    for pk, home_id, created in open_sessions.values_list("pk", "device__home_id", "created_at"):
+        if home_id in last_run and created > last_run[home_id]:
+            sessions[home_id].add(pk)
+    return cycles, sessions
 
 
 def _measured(home_ids: list[int], planned_cycles: set[int], now: datetime) -> dict[int, Measured]:
@@ -140,8 +160,10 @@ def _measured(home_ids: list[int], planned_cycles: set[int], now: datetime) -> d
             devices_w[home_id] -= abs(float(power))
         else:
             devices_w[home_id] += float(power)
+    new_cycles, new_sessions = _unplanned_requests(home_ids, now)
     return {h: Measured(battery_soc_pct=soc[h], tank_kwh=tanks[h], cycle_states=cycles[h], active_ev_sessions=frozenset(sessions[h]),
-                        base_load_w=max(meter[h] - devices_w[h], 0.0) if h in meter else None)
+                        base_load_w=max(meter[h] - devices_w[h], 0.0) if h in meter else None,
+                        new_cycles=frozenset(new_cycles[h]), new_ev_sessions=frozenset(new_sessions[h]))
             for h in home_ids}
 
 
