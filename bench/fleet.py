@@ -13,7 +13,9 @@ workers, as beat does), or with this process submitting each run through the run
 (`--via service`; on 2 cores that process then competes with the workers). Prints one JSON
 line: homes/s, p50/p95 submit-to-stored latency and the highest resident memory of each
 worker process (main and pool) sampled during the run. `--compare` runs 1 worker process then
-N and adds the speed-up.
+N and adds the speed-up. `--in-process` plans the day-ahead chunks in this process instead (no broker,
+no worker) and prints CPU milliseconds per home of this process and of its PostgreSQL backend, and the
+queries per chunk: comparable before and after a change even on a loaded machine.
 The seeding helpers are also the fixtures of tests/runs.
 """
 from __future__ import annotations
