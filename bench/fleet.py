@@ -129,6 +129,8 @@ def run_once(homes: list, workers: int, timeout_s: float, delivery_day=None) -> 
 
 def _backend_cpu_s(pid: int) -> float | None:
     """CPU seconds (user + system) a local PostgreSQL backend process used so far (None when not local)."""
+    if not pid:
+        return None
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
@@ -156,10 +158,11 @@ def in_process(homes: list, delivery_day, chunk_size: int, profile_path: str | N
     ids = [h.pk for h in homes]
     chunks = [ids[i:i + chunk_size] for i in range(0, len(ids), chunk_size)]
     fleet = FleetRun.objects.create(delivery_day=delivery_day, homes=len(ids), chunks_total=len(chunks))
-    connection.ensure_connection()
-    with connection.cursor() as cur:
-        cur.execute("SELECT pg_backend_pid()")
-        backend = cur.fetchone()[0]
+    backend = 0  # no PostgreSQL backend (the SQLite demo): its CPU is not reported
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            backend = cur.fetchone()[0]
     profiler = cProfile.Profile() if profile_path else None
     queries, outcomes, chunk_cpu_ms = [], {}, []
     # The first chunk pays the process's warm-up (imports, first compilations), as a worker's first task

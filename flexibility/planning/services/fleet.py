@@ -16,7 +16,9 @@ from devices.models import Home
 from .. import problem_builder, selectors, signals
 from ..models import FleetRun, OptimizationRun, RunStatus, RunTrigger
 from ..slots import local_day_horizon
-from .runs import describe_exception, ensure_forecasts_many, fail_run, solve_problem, store_outcomes
+from .runs import (
+    bulk_create_json, describe_exception, ensure_forecasts_many, fail_run, solve_problem, store_outcomes,
+)
 from energy_manager import clock
 
 logger = logging.getLogger(__name__)
@@ -149,7 +151,7 @@ def _record_runs(fleet: FleetRun, homes: list[Home], out: dict[str, int], task_i
             **common))
         out["submitted"] += 1
     with transaction.atomic():
-        OptimizationRun.objects.bulk_create(rows)
+        bulk_create_json(OptimizationRun, rows)
     return [r for r in rows if r.status == RunStatus.RUNNING]
 
 
