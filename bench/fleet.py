@@ -13,7 +13,9 @@ workers, as beat does), or with this process submitting each run through the run
 (`--via service`; on 2 cores that process then competes with the workers). Prints one JSON
 line: homes/s, p50/p95 submit-to-stored latency and the highest resident memory of each
 worker process (main and pool) sampled during the run. `--compare` runs 1 worker process then
-N and adds the speed-up.
+N and adds the speed-up. `--in-process` plans the day-ahead chunks in this process instead (no broker,
+no worker) and prints CPU milliseconds per home of this process and of its PostgreSQL backend, and the
+queries per chunk: comparable before and after a change even on a loaded machine.
 The seeding helpers are also the fixtures of tests/runs.
 """
 from __future__ import annotations
@@ -125,6 +127,77 @@ def run_once(homes: list, workers: int, timeout_s: float, delivery_day=None) -> 
     }
 
 
+def _backend_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) a local PostgreSQL backend process used so far (None when not local)."""
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, PermissionError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def in_process(homes: list, delivery_day, chunk_size: int, profile_path: str | None) -> dict:
+    """Plan the homes' day-ahead chunks one after another in this process (no broker, no worker):
+    this process's CPU ms per home (time.process_time), its PostgreSQL backend's CPU ms per home
+    (from /proc, the server being local), queries per chunk. Meaningful on a loaded machine, unlike
+    wall-clock throughput."""
+    import cProfile
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from devices.models import SignalSeries
+    from flexibility.forecasting.services import SOURCE_PREFIX
+    from flexibility.planning import services
+    from flexibility.planning.models import FleetRun, OptimizationRun
+
+    SignalSeries.objects.filter(home__in=homes, source__startswith=SOURCE_PREFIX).delete()
+    ids = [h.pk for h in homes]
+    chunks = [ids[i:i + chunk_size] for i in range(0, len(ids), chunk_size)]
+    fleet = FleetRun.objects.create(delivery_day=delivery_day, homes=len(ids), chunks_total=len(chunks))
+    backend = 0  # no PostgreSQL backend (the SQLite demo): its CPU is not reported
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            backend = cur.fetchone()[0]
+    profiler = cProfile.Profile() if profile_path else None
+    queries, outcomes, chunk_cpu_ms = [], {}, []
+    # The first chunk pays the process's warm-up (imports, first compilations), as a worker's first task
+    # does once: measured apart, the figures per home are of the chunks after it.
+    services.plan_fleet_chunk(fleet.pk, chunks[0])
+    pg0, cpu0, t0 = _backend_cpu_s(backend), time.process_time(), time.perf_counter()
+    for chunk in chunks[1:]:
+        c0 = time.process_time()
+        with CaptureQueriesContext(connection) as ctx:
+            if profiler:
+                profiler.enable()
+            out = services.plan_fleet_chunk(fleet.pk, chunk)
+            if profiler:
+                profiler.disable()
+        chunk_cpu_ms.append(round((time.process_time() - c0) * 1000 / len(chunk), 1))
+        queries.append(len(ctx.captured_queries))
+        for k, v in out.items():
+            outcomes[k] = outcomes.get(k, 0) + v
+    cpu_s, wall_s, pg1 = time.process_time() - cpu0, time.perf_counter() - t0, _backend_cpu_s(backend)
+    if profiler:
+        profiler.dump_stats(profile_path)
+    statuses: dict[str, int] = {}
+    for status in OptimizationRun.objects.filter(fleet_run=fleet).values_list("status", flat=True):
+        statuses[status] = statuses.get(status, 0) + 1
+    n = len(ids) - len(chunks[0])
+    return {
+        "via": "in-process", "homes": n, "chunk": chunk_size, "outcomes": outcomes, "statuses": statuses,
+        "worker_cpu_ms_per_home": round(cpu_s * 1000 / n, 2),
+        "postgres_cpu_ms_per_home": round((pg1 - pg0) * 1000 / n, 2) if pg0 is not None and pg1 is not None else None,
+        "wall_ms_per_home": round(wall_s * 1000 / n, 2),
+        "chunk_cpu_ms_per_home": chunk_cpu_ms, "queries_per_chunk": sorted(set(queries)),
+        "loadavg_1m": round(os.getloadavg()[0], 2),
+    }
+
+
 def _rss_mb(pid: int) -> float:
     """Resident set size of a process (MB), 0 when it is gone."""
     try:
@@ -146,9 +219,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--via", choices=["day-ahead", "service"], default="day-ahead",
                         help="day-ahead: beat's fan-out (chunk tasks submit inside the workers; default); "
                              "service: this process submits each run")
+    parser.add_argument("--in-process", action="store_true",
+                        help="plan the day-ahead chunks in this process (no broker, no worker): CPU ms per home of "
+                             "this process and of its PostgreSQL backend, queries per chunk")
+    parser.add_argument("--profile", metavar="FILE", help="with --in-process: write cProfile stats of the chunks")
     parser.add_argument("--json", action="store_true", help="print JSON lines only")
     args = parser.parse_args(argv)
-    if not os.environ.get("CELERY_BROKER_URL"):
+    if args.in_process:
+        if args.homes < 2 * FAN_OUT_CHUNK:
+            parser.error(f"--in-process needs at least {2 * FAN_OUT_CHUNK} homes (the first chunk warms up)")
+        args.via = "day-ahead"
+    elif not os.environ.get("CELERY_BROKER_URL"):
         parser.error("set CELERY_BROKER_URL (the benchmark needs Redis and real worker processes)")
     _setup_django()
     from django.core.management import call_command
@@ -171,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     homes = [seed_standard_home(user, f"bench-{i}", now, opt_in=args.via != "day-ahead") for i in range(args.homes)]
     if not args.json:
         print(f"seeded {len(homes)} homes in {time.time() - t0:.1f} s", file=sys.stderr)
+    if args.in_process:
+        print(json.dumps({"bench": "fleet", **in_process(homes, delivery_day, FAN_OUT_CHUNK, args.profile)}), flush=True)
+        return 0
     results = []
     for workers in ([1, args.workers] if args.compare and args.workers != 1 else [args.workers]):
         result = run_once(homes, workers, args.timeout, delivery_day)

@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import Model
 
 from .importers import PARSERS, DocumentError, ParsedSeries, detect_format
 from .importers.base import MAX_SERIES_SPAN
@@ -31,6 +32,7 @@ Scope = tuple[str, str, int | None, int | None]  # kind, area, home id, device i
 class StoreResult:
     created: int
     replaced: int
+    rows: list[SignalSeries] = field(default_factory=list, compare=False, repr=False)  # the series stored
 
 
 def _scope(s: SignalSeries) -> Scope:
@@ -58,8 +60,11 @@ def validate_series(items: Sequence[Mapping[str, Any]], names: Sequence[str] | N
     names = list(names) if names is not None else [f"series[{i}]" for i in range(len(items))]
     for i, item in enumerate(items):
         s = SignalSeries(**item)
+        # A home or device given as a saved row (a caller that read it, e.g. forecasting) needs no query to
+        # check it exists: the foreign key still refuses a row deleted meanwhile when the series is inserted.
+        known = [name for name in ("home", "device") if isinstance(item.get(name), Model) and item[name].pk]
         try:
-            full_clean(s, prefix=names[i])
+            full_clean(s, exclude=known or None, prefix=names[i])
             if s.device_id and s.home_id and s.device.home_id != s.home_id:
                 raise ValidationError({f"{names[i]}.device": "The device belongs to another home."})
         except ValidationError as exc:
@@ -135,7 +140,7 @@ def store_series(items: Sequence[Mapping[str, Any]], *, announce: bool = True,
     if announce:
         for home_id in sorted({s.home_id for s in rows if s.home_id and s.kind in HOME_SIGNALS}):
             _reoptimize_on_commit(home_id, "forecast_replaced")
-    return StoreResult(created=len(rows), replaced=len(stale))
+    return StoreResult(created=len(rows), replaced=len(stale), rows=rows)
 
 
 def _overlapped(by_scope: dict[Scope, list[SignalSeries]]) -> list[int]:

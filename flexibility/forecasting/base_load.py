@@ -10,6 +10,7 @@ Models, by how much history there is:
 """
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 import holidays
@@ -74,14 +75,23 @@ def _training_levels(history: pd.Series, tz: str) -> np.ndarray:
     return weekly.reindex(local_days).to_numpy()
 
 
+@functools.lru_cache(maxsize=256)
+def local_hours(start: datetime, slots: int, tz: str) -> tuple[int, ...]:
+    """The local hour of each slot from `start`: the homes of a day-ahead chunk share their zone and day,
+    so each chunk computes it once (pandas' time-zone conversion costs more than the rest of a reference
+    forecast)."""
+    return tuple(int(h) for h in slot_index(start, slots).tz_convert(tz).hour)
+
+
 def _reference(start: datetime, slots: int, tz: str, per_unit_hourly: list[float], contracted_kva: float) -> list[float]:
-    hours = slot_index(start, slots).tz_convert(tz).hour
-    return [round(per_unit_hourly[h] * contracted_kva * 1000.0, 1) for h in hours]
+    return [round(per_unit_hourly[h] * contracted_kva * 1000.0, 1) for h in local_hours(start, slots, tz)]
 
 
 def forecast_base_load(history: pd.Series, start: datetime, slots: int, *, tz: str, country: str,
                        per_unit_hourly: list[float], contracted_kva: float) -> Forecast:
     """Base load (W) for `slots` quarter-hours from `start`, from per-slot history (W, UTC index)."""
+    if history.empty:  # a home without telemetry (yet): the reference profile
+        return Forecast(start, 15, _reference(start, slots, tz, per_unit_hourly, contracted_kva), "reference-profile")
     history = history[history.index < pd.Timestamp(start)]
     history = history[history.index >= pd.Timestamp(start) - pd.Timedelta(days=HISTORY_DAYS)]
     days = days_of_history(history)

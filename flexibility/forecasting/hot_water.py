@@ -11,7 +11,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from .base_load import day_types
+from .base_load import day_types, local_hours
 from .common import Forecast, days_of_history, slot_index
 
 WATER_WH_PER_LITRE_KELVIN = 4186.0 / 3600.0
@@ -32,6 +32,8 @@ def drawn_heat_w(power_w: pd.Series, temperature_c: pd.Series, *, volume_l: floa
 
 
 def forecast_hot_water(history: pd.Series, start: datetime, slots: int, *, tz: str, country: str) -> Forecast:
+    if history.empty:  # no usage measured yet: the default draws
+        return Forecast(start, 15, [DEFAULT_DRAW_W[h] for h in local_hours(start, slots, tz)], "default-draw-profile")
     history = history[(history.index < pd.Timestamp(start))
                       & (history.index >= pd.Timestamp(start) - pd.Timedelta(days=HISTORY_DAYS))]
     index = slot_index(start, slots)

@@ -55,21 +55,32 @@ def _monthly_linke_turbidity(latitude: float, longitude: float) -> tuple[float, 
     return tuple(float(v) for v in values)
 
 
-def clear_sky_ac_w(system: PVSystem, index: pd.DatetimeIndex) -> pd.Series:
-    """Clear-sky AC power (W), averaged over each 15-minute slot starting at `index`."""
+@functools.lru_cache(maxsize=64)
+def _plane_of_array(latitude: float, longitude: float, altitude_m: float, tilt_deg: float, azimuth_deg: float,
+                    first: pd.Timestamp, last: pd.Timestamp) -> tuple[pd.Series, pd.Series]:
+    """Clear-sky irradiance on the panel plane (W/m2) and the cell temperature at 5-minute points over the
+    slots `first` to `last`: the same for every system of one place and orientation (the homes of a
+    chunk without coordinates stand at their zone's city), so a chunk computes it once per place and
+    history window; only the peak power differs between them. Callers must not modify the series."""
     # Sample each slot at 5-minute points and average: the sun moves within a quarter-hour.
-    fine = pd.date_range(index[0], index[-1] + SLOT, freq="5min", inclusive="left")
-    location = pvlib.location.Location(system.latitude, system.longitude, altitude=system.altitude_m)
+    fine = pd.date_range(first, last + SLOT, freq="5min", inclusive="left")
+    location = pvlib.location.Location(latitude, longitude, altitude=altitude_m)
     solar = location.get_solarposition(fine)
-    monthly = _monthly_linke_turbidity(round(system.latitude, 2), round(system.longitude, 2))
+    monthly = _monthly_linke_turbidity(round(latitude, 2), round(longitude, 2))
     linke = pd.Series([monthly[m - 1] for m in fine.month], index=fine)
     sky = location.get_clearsky(fine, model="ineichen", solar_position=solar, linke_turbidity=linke)
     poa = pvlib.irradiance.get_total_irradiance(
-        system.tilt_deg, system.azimuth_deg, solar["apparent_zenith"], solar["azimuth"],
-        sky["dni"], sky["ghi"], sky["dhi"])
+        tilt_deg, azimuth_deg, solar["apparent_zenith"], solar["azimuth"], sky["dni"], sky["ghi"], sky["dhi"])
     cell = pvlib.temperature.sapm_cell(poa["poa_global"], AIR_C, WIND_M_S,
                                        **pvlib.temperature.TEMPERATURE_MODEL_PARAMETERS["sapm"]["open_rack_glass_glass"])
-    dc = pvlib.pvsystem.pvwatts_dc(poa["poa_global"], cell, system.peak_power_kw * 1000.0, GAMMA_PDC)
+    return poa["poa_global"], cell
+
+
+def clear_sky_ac_w(system: PVSystem, index: pd.DatetimeIndex) -> pd.Series:
+    """Clear-sky AC power (W), averaged over each 15-minute slot starting at `index`."""
+    poa_global, cell = _plane_of_array(system.latitude, system.longitude, system.altitude_m, system.tilt_deg,
+                                       system.azimuth_deg, index[0], index[-1])
+    dc = pvlib.pvsystem.pvwatts_dc(poa_global, cell, system.peak_power_kw * 1000.0, GAMMA_PDC)
     ac = (dc * (1 - SYSTEM_LOSS)).clip(lower=0.0).fillna(0.0)
     return ac.resample(SLOT, label="left", closed="left").mean().reindex(index).fillna(0.0)
 

@@ -1,6 +1,7 @@
 """Forecasting a home from its own telemetry, storing the series, and scoring them afterwards."""
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -10,7 +11,7 @@ import pandas as pd
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 
-from devices.models import THERMAL_TYPES, Device, DeviceType, Home, SignalKind
+from devices.models import THERMAL_TYPES, Device, DeviceType, Home, SignalKind, SignalSeries
 from devices.signal_ingest import store_series
 
 from . import base_load, hot_water, pv
@@ -37,6 +38,20 @@ def _reference_file() -> Path | None:
     return Path(path) if path else None
 
 
+def _per_unit_hourly(path: Path | None) -> tuple[list[float], str]:
+    """`load_per_unit_hourly`, read again only when the file changed (a chunk forecasts hundreds of homes)."""
+    try:
+        stamp = path.stat().st_mtime_ns if path is not None else None
+    except OSError:
+        stamp = None
+    return _per_unit_hourly_cached(path, stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _per_unit_hourly_cached(path: Path | None, stamp: int | None) -> tuple[list[float], str]:
+    return load_per_unit_hourly(path)
+
+
 def _series(values: pd.Series | None) -> pd.Series:
     if values is None:
         return pd.Series(dtype=float, index=pd.DatetimeIndex([], tz="UTC"))
@@ -44,6 +59,8 @@ def _series(values: pd.Series | None) -> pd.Series:
 
 
 def measured_base_load(home: Home, telemetry: SlotTelemetry, devices: list[Device]) -> pd.Series:
+    if telemetry.home_w.empty:  # no meter readings: no base load, whatever the devices measured
+        return telemetry.home_w
     pv_ids = {d.pk for d in devices if d.device_type == DeviceType.PV}
     controlled = [w for pk, w in telemetry.device_w.items() if pk not in pv_ids]
     produced = [w for pk, w in telemetry.device_w.items() if pk in pv_ids]
@@ -80,7 +97,7 @@ def make_forecasts(home: Home, start: datetime, slots: int, *, now: datetime | N
         telemetry = slot_telemetry(home, *history_span(start, now))
     if devices is None:
         devices = list(home.devices.order_by("id"))
-    per_unit, _ = load_per_unit_hourly(_reference_file())
+    per_unit, _ = _per_unit_hourly(_reference_file())
     out = [HomeForecast(SignalKind.LOAD_FORECAST, None, base_load.forecast_base_load(
         measured_base_load(home, telemetry, devices), start, slots, tz=home.timezone, country=home.country,
         per_unit_hourly=per_unit, contracted_kva=float(home.contracted_power_kva)))]
@@ -98,8 +115,12 @@ def make_forecasts(home: Home, start: datetime, slots: int, *, now: datetime | N
     return out
 
 
-def _stored_items(home: Home, forecasts: list[HomeForecast]) -> list[dict]:
-    return [{"kind": f.kind, "home": home, "device_id": f.device_id, "start": f.forecast.start,
+def _stored_items(home: Home, forecasts: list[HomeForecast], devices: list[Device] | None = None) -> list[dict]:
+    """The series to store; with the home's `devices` (read with it), each device is named by its row,
+    so storing checks no reference again."""
+    by_id = {d.pk: d for d in devices or []}
+    return [{"kind": f.kind, "home": home, **({"device": by_id[f.device_id]} if f.device_id in by_id
+                                               else {"device_id": f.device_id}), "start": f.forecast.start,
              "resolution_minutes": f.forecast.resolution_minutes, "values": f.forecast.values,
              "source": (SOURCE_PREFIX + f.forecast.model)[:120]} for f in forecasts]
 
@@ -111,11 +132,13 @@ def forecast_home(home: Home, start: datetime, slots: int, *, now: datetime | No
     return forecasts
 
 
-def forecast_homes(spans: list[tuple[Home, datetime, int]], *, now: datetime | None = None) -> int:
+def forecast_homes(spans: list[tuple[Home, datetime, int]], *, now: datetime | None = None
+                   ) -> dict[int, list[SignalSeries]]:
     """`forecast_home` for many homes (a day-ahead chunk), their series stored in one write.
 
     A home whose forecast cannot be made or stored is logged and left without one (the planner then
-    names what it lacks, for that home only). Returns the number of homes forecast.
+    names what it lacks, for that home only). Returns the series stored, by home id (the homes
+    forecast), so a planner does not read them back.
     """
     made: list[tuple[Home, list[dict]]] = []
     ids = [home.pk for home, _, _ in spans]
@@ -131,23 +154,27 @@ def forecast_homes(spans: list[tuple[Home, datetime, int]], *, now: datetime | N
     for home, start, slots in spans:
         try:
             made.append((home, _stored_items(home, make_forecasts(
-                home, start, slots, now=now, telemetry=telemetry[home.pk], devices=devices[home.pk]))))
+                home, start, slots, now=now, telemetry=telemetry[home.pk], devices=devices[home.pk]),
+                devices[home.pk])))
         except Exception:
             log.exception("forecasting home %s failed", home.pk)
+    stored: dict[int, list[SignalSeries]] = {}
     try:
         with transaction.atomic():
-            store_series([item for _, items in made for item in items], announce=False)
-        return len(made)
+            rows = store_series([item for _, items in made for item in items], announce=False).rows
+        for home, _ in made:
+            stored[home.pk] = []
+        for row in rows:
+            stored[row.home_id].append(row)
+        return stored
     except (OperationalError, InterfaceError):
         raise  # the database, not a home
     except Exception:
         log.exception("storing the forecasts of %s homes at once failed; storing them one by one", len(made))
-    stored = 0
     for home, items in made:
         try:
             with transaction.atomic():
-                store_series(items, announce=False)
-            stored += 1
+                stored[home.pk] = list(store_series(items, announce=False).rows)
         except Exception:
             log.exception("storing the forecasts of home %s failed", home.pk)
     return stored

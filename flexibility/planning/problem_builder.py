@@ -96,6 +96,20 @@ def _series(kind: str, start: datetime, end: datetime, **scope: Any) -> list[Sig
     return [s for s in qs if s.end > start]
 
 
+def with_replacements(signals: list[SignalSeries], stored: list[SignalSeries]) -> list[SignalSeries]:
+    """A home's signal rows (newest first) after `stored` replaced the series of their scope they overlap,
+    as `devices.signal_ingest.store_series` does in the database: the rows a new read would give."""
+    if not stored:
+        return signals
+    spans: dict[tuple, list[tuple[datetime, datetime]]] = {}
+    for s in stored:
+        spans.setdefault((s.kind, s.area, s.home_id, s.device_id), []).append((s.start, s.end))
+    kept = [old for old in signals
+            if not any(old.start < b and a < old.end for a, b in spans.get((old.kind, old.area, old.home_id,
+                                                                             old.device_id), ()))]
+    return sorted(stored, key=lambda s: (s.created_at, s.pk), reverse=True) + kept
+
+
 def _overlapping(series: Iterable[SignalSeries], kind: str, start: datetime, end: datetime) -> list[SignalSeries]:
     return [s for s in series if s.kind == kind and s.start < end and s.end > start]
 
@@ -123,6 +137,12 @@ def signal_slots(home: Home, kind: str, start: datetime, slots: int, res_min: in
             if scope != "home":
                 layers.append(inputs.area_signals.get(area, []))
         layers = [_overlapping(layer, kind, start, end) for layer in layers]
+        if kind not in FORECAST_KINDS and scope != "home" and not (scope != "area" and layers[0]):
+            # Only the area's series: the same for every home of the area and horizon (computed once).
+            key = ("area", kind, area, start, slots, res_min)
+            if key not in inputs.shared:
+                inputs.shared[key] = _slot_values(layers[-1], start, slots, res_min)
+            return list(inputs.shared[key])
     elif kind in FORECAST_KINDS:
         if device is not None:
             layers.append(_series(kind, start, end, home=home, device=device))
@@ -194,6 +214,9 @@ class HomeInputs:
     latest: dict[tuple[int, str], float] = field(default_factory=dict)  # (device id, field) -> last reading
     minimum_states: list[MinimumState] = field(default_factory=list)  # inside [start, end], by instant
     circuits: list[Circuit] = field(default_factory=list)  # by id, their devices prefetched
+    # What the homes of one `load_inputs` share, computed once (area signals per slot, tariff prices):
+    # one dict for all of them.
+    shared: dict = field(default_factory=dict)
 
 
 def load_inputs(homes: Iterable[Home], start: datetime, end: datetime) -> dict[int, HomeInputs]:
@@ -230,8 +253,10 @@ def load_inputs(homes: Iterable[Home], start: datetime, end: datetime) -> dict[i
     area_rows: dict[str, list[SignalSeries]] = {}
     for sig in SignalSeries.objects.filter(home__isnull=True, area__in=areas, **recent).order_by("-created_at", "-id"):
         area_rows.setdefault(sig.area, []).append(sig)
+    shared: dict = {}
     for inputs in out.values():
         inputs.area_signals = area_rows
+        inputs.shared = shared
     for m in MinimumState.objects.filter(device_id__in=list(devices), at__gt=start, at__lte=end).order_by("at", "id"):
         out[devices[m.device_id].home_id].minimum_states.append(m)
     for c in Circuit.objects.filter(home_id__in=ids).prefetch_related("devices").order_by("id"):
@@ -385,7 +410,13 @@ def _import_prices(home: Home, start: datetime, slots: int, missing: dict[str, l
     if home.tariff is None:
         missing.setdefault("tariff", []).append(f"{home} has no {home.tariff_kind} tariff assigned")
         return None
-    return price_series(home.tariff.periods, start, slots, RESOLUTION_MIN, home.timezone)
+    if inputs is None:
+        return price_series(home.tariff.periods, start, slots, RESOLUTION_MIN, home.timezone)
+    # The homes of a chunk share a few tariffs: each calendar is evaluated once per horizon and zone.
+    key = ("tariff", home.tariff.pk, repr(home.tariff.periods), start, slots, home.timezone)
+    if key not in inputs.shared:
+        inputs.shared[key] = price_series(home.tariff.periods, start, slots, RESOLUTION_MIN, home.timezone)
+    return list(inputs.shared[key])
 
 
 def site_prices(home: Home, start: datetime, slots: int) -> tuple[Optional[list[float]], Optional[list[float]]]:

@@ -83,6 +83,23 @@ def test_pv_clear_sky_without_history_and_a_learned_cloud_factor_with_it():
     assert sum(cloudy.values) == pytest.approx(0.6 * sum(clear.values), rel=0.02)
 
 
+def test_systems_of_one_place_share_its_sky_and_keep_their_own_power():
+    """The irradiance of a place is computed once (a chunk's homes without coordinates share their zone's
+    city); each system's forecast is still the one computed on its own."""
+    idx = pd.date_range(DAY - pd.Timedelta(days=7), DAY, freq="15min", inclusive="left")
+    measured = pd.Series(np.abs(np.sin(np.arange(len(idx)) / 20.0)) * 900.0, index=idx).drop(idx[100:140])
+    systems = [pv.PVSystem(kw, 38.72, -9.14, 30, 180) for kw in (2.0, 6.5)] + [pv.PVSystem(3.0, 41.15, -8.61, 20, 150)]
+    pv._plane_of_array.cache_clear()
+    alone = []
+    for system in systems:
+        alone.append(pv.forecast_pv(system, measured, DAY, 96, tz="Europe/Lisbon"))
+        pv._plane_of_array.cache_clear()
+    shared = [pv.forecast_pv(system, measured, DAY, 96, tz="Europe/Lisbon") for system in systems]
+    assert shared == alone
+    assert pv._plane_of_array.cache_info().hits >= 2  # the second system of the first place reused its sky
+    assert shared[1].values != shared[0].values
+
+
 def test_pv_forecast_with_cloud_factor_beats_seasonal_naive():
     """Over homes with random systems and ten days each, the mean of per-home MAEs beats seasonal naive."""
     model_mae, naive_mae = [], []

@@ -193,3 +193,17 @@ def test_grouped_read_of_homes_without_such_devices_and_of_no_homes(other_home):
     assert meter.import_kwh[:4] == pytest.approx([0.3] * 4) and sum(meter.reporting) == 4
     assert pv == telemetry.SlotEnergy.empty(100)
     assert telemetry.grouped_slot_energy([], start, 100, device_type="pv") == ([], telemetry.SlotEnergy.empty(100))
+
+
+@pytest.mark.parametrize("lookup_max", [10 ** 9, 0])
+def test_groups_found_by_id_or_by_a_join_read_the_same_energy_as_the_raw_rows(homes, monkeypatch, lookup_max):
+    """The 15-minute read finds each home's group in an array indexed by id, or (ids far apart) by a join."""
+    home, second = homes[:2]
+    monkeypatch.setattr(telemetry, "GROUP_LOOKUP_MAX", lookup_max)
+    start = local_midnight(AUTUMN)
+    fill(homes, start, start + timedelta(days=1), seed=8)
+    groups = [[second.pk], [home.pk]]
+    meters, pv = telemetry.grouped_slot_energy(groups, start, 100, device_type="pv")
+    raw_meters, raw_pv = telemetry.grouped_slot_energy(groups, start, 100, device_type="pv", raw=True)
+    for got, want in zip(meters + [pv], raw_meters + [raw_pv]):
+        same(got, want)

@@ -105,3 +105,29 @@ def test_the_problems_of_a_chunk_take_the_same_queries_for_any_number_of_homes(o
     assert isinstance(problems[no_tariff.pk], problem_builder.MissingData)
     assert "tariff" in problems[no_tariff.pk].fields
     assert Measurement.objects.count() == 6
+
+
+def test_the_rows_read_before_forecasting_with_the_forecasts_stored_build_what_a_new_read_builds(owner):
+    """A chunk reads its homes' rows once: the forecasts it stores take the place of the series they replace
+    in those rows, so each problem is the one built from a fresh read."""
+    from flexibility.planning import problem_builder
+    from flexibility.planning.services.runs import ensure_forecasts_many
+    from devices.models import Home, SignalKind, SignalSeries
+
+    day, start = _tomorrow()
+    end = start + timedelta(hours=24)
+    seed_area_signals(start - timedelta(hours=1))
+    homes = _homes(owner, 3, start)
+    Device.objects.create(home=homes[0], serial_number="PV-1", name="PV", device_type=DeviceType.PV,
+                          parameters={"peak_power_kw": 4.0, "latitude": 38.72, "longitude": -9.14})
+    homes = list(Home.objects.filter(pk__in=[h.pk for h in homes]).select_related("tariff"))
+    factory = set(SignalSeries.objects.filter(home__in=homes, kind=SignalKind.LOAD_FORECAST).values_list("pk", flat=True))
+
+    inputs = ensure_forecasts_many({h.pk: (h, start, end) for h in homes}, refresh=True)
+
+    assert not SignalSeries.objects.filter(pk__in=factory).exists()  # replaced by the chunk's forecasts
+    assert all(s.pk not in factory for h in homes for s in inputs[h.pk].signals)
+    assert any(s.kind == SignalKind.PV_FORECAST for s in inputs[homes[0].pk].signals)
+    for home in homes:
+        assert problem_builder.build_problem(home, start, end, inputs=inputs[home.pk]) == \
+            problem_builder.build_problem(home, start, end)

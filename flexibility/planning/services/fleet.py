@@ -16,7 +16,9 @@ from devices.models import Home
 from .. import problem_builder, selectors, signals
 from ..models import FleetRun, OptimizationRun, RunStatus, RunTrigger
 from ..slots import local_day_horizon
-from .runs import describe_exception, ensure_forecasts_many, fail_run, solve_problem, store_outcomes
+from .runs import (
+    bulk_create_json, describe_exception, ensure_forecasts_many, fail_run, solve_problem, store_outcomes,
+)
 from energy_manager import clock
 
 logger = logging.getLogger(__name__)
@@ -120,12 +122,15 @@ def _record_runs(fleet: FleetRun, homes: list[Home], out: dict[str, int], task_i
     backend = settings.OPTIMIZER_BACKEND
     limit = float(settings.OPTIMIZER_TIME_LIMIT_S)
     horizons = {h.pk: local_day_horizon(h, fleet.delivery_day) for h in homes}
-    # Day-ahead plans start from fresh forecasts, made before reading; a home whose forecast fails is left
-    # to the builder, which names what is missing for that home only.
-    ensure_forecasts_many({h.pk: (h, *horizons[h.pk]) for h in homes}, refresh=True)
+    # Day-ahead plans start from fresh forecasts, made before building; a home whose forecast fails is left
+    # to the builder, which names what is missing for that home only. The rows read for the forecast checks
+    # (a fixed number of queries), with the forecasts stored in their place, are the problems' rows.
+    inputs = ensure_forecasts_many({h.pk: (h, *horizons[h.pk]) for h in homes}, refresh=True)
+    unread = [h for h in homes if h.pk not in inputs]  # a horizon the builder refuses: it names why
+    if unread:
+        inputs.update(problem_builder.load_inputs(unread, min(horizons[h.pk][0] for h in unread),
+                                                  max(horizons[h.pk][1] for h in unread)))
     now = timezone.now()
-    inputs = problem_builder.load_inputs(homes, min(s for s, _ in horizons.values()),
-                                         max(e for _, e in horizons.values()))  # a fixed number of queries
     rows = []
     for home in homes:
         start, end = horizons[home.pk]
@@ -146,7 +151,7 @@ def _record_runs(fleet: FleetRun, homes: list[Home], out: dict[str, int], task_i
             **common))
         out["submitted"] += 1
     with transaction.atomic():
-        OptimizationRun.objects.bulk_create(rows)
+        bulk_create_json(OptimizationRun, rows)
     return [r for r in rows if r.status == RunStatus.RUNNING]
 
 
