@@ -6,7 +6,8 @@ import zoneinfo
 from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from devices.models import Home
@@ -29,6 +30,7 @@ from .service_auth import hash_key, new_api_key
 log = logging.getLogger(__name__)
 EPS_KW = 1e-6
 OFFER_CHUNK = 50  # homes per offer-building task
+OFFER_SERIES = ("baseline_kw", "min_kw", "max_kw", "price_up_eur_per_kw", "price_down_eur_per_kw")
 
 
 # --- Service accounts -------------------------------------------------------------
@@ -88,25 +90,13 @@ def offer_series_from_envelope(envelope: dict) -> dict[str, list[float]]:
 def save_offer(home: Home, day: date, envelope: dict, run=None, now: datetime | None = None) -> FlexibilityOffer:
     """Write (or refresh) the home's offer for `day`; a frozen offer is never changed."""
     now = now or timezone.now()
-    start, slots = delivery_window(home, day)
-    closure = gate_closure(home, day)
     offer = FlexibilityOffer.objects.select_for_update().filter(home=home, delivery_day=day).first()
     if offer is not None and (offer.frozen or now >= offer.gate_closure):
         if not offer.frozen:
             offer.frozen = True
             offer.save(update_fields=["frozen", "updated_at"])
         return offer
-    series = offer_series_from_envelope(envelope)
-    if len(series["baseline_kw"]) != slots:
-        raise ValueError(f"Envelope has {len(series['baseline_kw'])} slots, the delivery day {slots}")
-    offer = offer or FlexibilityOffer(home=home, delivery_day=day)
-    offer.start, offer.resolution_minutes, offer.slots = start, RESOLUTION_MIN, slots
-    offer.gate_closure, offer.frozen, offer.run = closure, now >= closure, run
-    for name, values in series.items():
-        setattr(offer, name, values)
-    # The home and run are rows just read, and the one offer per home and day is held by the row lock
-    # above and the database's constraint: checking them again would cost three queries per offer.
-    offer.full_clean(exclude=["home", "run"], validate_constraints=False)
+    offer = _offer_row(home, day, envelope, run, now, offer)
     offer.save()
     return offer
 
@@ -139,34 +129,103 @@ def build_offers(home_ids: list[int], day: date, now: datetime | None = None) ->
         if run.horizon_start == windows[run.home_id][0]:
             runs.setdefault(run.home_id, run)
     inputs = load_inputs(homes, min(s for s, _ in windows.values()), max(ends.values()))  # a fixed number of queries
+    built: list[tuple[Home, dict, OptimizationRun | None]] = []
     for home in homes:
+        offer = existing.get(home.pk)
+        if offer is not None and (offer.frozen or now >= offer.gate_closure):
+            built.append((home, {}, None))  # kept as it is (marked frozen when its gate has closed)
+            continue
         try:
-            with transaction.atomic():
-                out[home.pk] = _build_offer(home, day, windows[home.pk][0], ends[home.pk], existing.get(home.pk),
-                                            runs.get(home.pk), now, inputs[home.pk])
+            env = _offer_envelope(home, day, windows[home.pk][0], ends[home.pk], runs.get(home.pk), now,
+                                  inputs[home.pk])
         except Exception:  # one home's bad data never blocks the others' offers
             log.exception("No offer for home %s on %s", home.pk, day)
+            continue
+        if env is not None:
+            built.append((home, env, runs.get(home.pk)))
+    out.update(save_offers(day, built, now=now))
     return out
 
 
-def _build_offer(home: Home, day: date, start: datetime, end: datetime, existing: FlexibilityOffer | None,
-                 run, now: datetime, inputs: HomeInputs) -> FlexibilityOffer | None:
-    if existing is not None and (existing.frozen or now >= existing.gate_closure):
-        return save_offer(home, day, {}, now=now)
+def save_offers(day: date, entries: list[tuple[Home, dict, OptimizationRun | None]],
+                now: datetime | None = None) -> dict[int, FlexibilityOffer | None]:
+    """Write (or refresh) the offers of many homes for `day` with a fixed number of queries: `save_offer`'s
+    rules for each (a frozen offer is never changed), one home whose envelope does not fit fails alone
+    (None, logged). Should another task insert one of these offers meanwhile, each home is saved on its own."""
+    now = now or timezone.now()
+    out: dict[int, FlexibilityOffer | None] = {}
+    try:
+        with transaction.atomic():
+            locked = {o.home_id: o for o in FlexibilityOffer.objects.select_for_update().filter(
+                home__in=[home for home, _, _ in entries], delivery_day=day)}
+            new, changed, froze = [], [], []
+            for home, env, run in entries:
+                offer = locked.get(home.pk)
+                if offer is not None and (offer.frozen or now >= offer.gate_closure):
+                    if not offer.frozen:
+                        offer.frozen, offer.updated_at = True, now
+                        froze.append(offer)
+                    out[home.pk] = offer
+                    continue
+                try:
+                    offer = _offer_row(home, day, env, run, now, offer)
+                except (KeyError, ValueError, ValidationError):  # an envelope that does not fit the day
+                    log.exception("No offer for home %s on %s", home.pk, day)
+                    out[home.pk] = None
+                    continue
+                (changed if offer.pk else new).append(offer)
+                out[home.pk] = offer
+            FlexibilityOffer.objects.bulk_create(new)
+            FlexibilityOffer.objects.bulk_update(changed, ["start", "resolution_minutes", "slots", "gate_closure",
+                                                           "frozen", "run", "updated_at", *OFFER_SERIES])
+            FlexibilityOffer.objects.bulk_update(froze, ["frozen", "updated_at"])
+    except IntegrityError:  # an offer of one of these homes was inserted meanwhile: one at a time
+        out = {}
+        for home, env, run in entries:
+            try:
+                out[home.pk] = save_offer(home, day, env, run=run, now=now)
+            except (KeyError, ValueError, ValidationError, IntegrityError):
+                log.exception("No offer for home %s on %s", home.pk, day)
+                out[home.pk] = None
+    return out
+
+
+def _offer_row(home: Home, day: date, envelope: dict, run, now: datetime,
+               offer: FlexibilityOffer | None) -> FlexibilityOffer:
+    """The offer row (new or `offer`) holding the envelope, validated; not saved."""
+    start, slots = delivery_window(home, day)
+    closure = gate_closure(home, day)
+    series = offer_series_from_envelope(envelope)
+    if len(series["baseline_kw"]) != slots:
+        raise ValueError(f"Envelope has {len(series['baseline_kw'])} slots, the delivery day {slots}")
+    offer = offer or FlexibilityOffer(home=home, delivery_day=day)
+    offer.start, offer.resolution_minutes, offer.slots = start, RESOLUTION_MIN, slots
+    offer.gate_closure, offer.frozen, offer.run, offer.updated_at = closure, now >= closure, run, now
+    for name, values in series.items():
+        setattr(offer, name, values)
+    # The home and run are rows just read, and the one offer per home and day is held by the row lock
+    # and the database's constraint: checking them again would cost three queries per offer.
+    offer.full_clean(exclude=["home", "run"], validate_constraints=False)
+    return offer
+
+
+def _offer_envelope(home: Home, day: date, start: datetime, end: datetime, run, now: datetime,
+                    inputs: HomeInputs) -> dict | None:
+    """The home's envelope for the day (`envelope(...).to_dict()`), None when it has none (logged)."""
     try:
         problem = build_problem(home, start, end, now=now, inputs=inputs)
     except MissingData as exc:
         log.info("No offer for home %s on %s: %s", home.pk, day, exc)
         return None
     env = envelope(problem_from_dict(problem), plan=_stored_plan(run)).to_dict()
-    log.info("Offer for home %s on %s: envelope from %s plan in %s ms", home.pk, day,
-             "its stored" if (env.get("stats") or {}).get("plan") == "reused" else "a new",
-             (env.get("stats") or {}).get("plan_ms"))
+    stats = env.get("stats") or {}
+    log.info("Offer for home %s on %s: envelope from %s plan in %s ms (%s)", home.pk, day,
+             "its stored" if stats.get("plan") == "reused" else "a new", stats.get("plan_ms"), stats.get("method"))
     if env.get("status") not in ("OPTIMAL", "FEASIBLE") or not env.get("baseline_kw"):
         log.warning("No offer for home %s on %s: envelope %s (%s)", home.pk, day, env.get("status"),
                     "; ".join(env.get("explanation") or []))
         return None
-    return save_offer(home, day, env, run=run, now=now)
+    return env
 
 
 def _stored_plan(run: OptimizationRun | None) -> dict | None:
