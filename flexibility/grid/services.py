@@ -7,15 +7,17 @@ from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from devices.models import Home
 from energy_manager.errors import Conflict, NotFound, Unprocessable
 from flexibility.optimizer import envelope, problem_from_dict
 from flexibility.planning.models import OptimizationRun, RunStatus, RunTrigger
-from flexibility.planning.problem_builder import HomeInputs, MissingData, build_problem, load_inputs
-from flexibility.planning.services import execute_run, submit_run
+from flexibility.planning.problem_builder import HomeInputs, MissingData, build_problem, input_hash, load_inputs
+from flexibility.planning.services import describe_exception, execute_run, fail_run, solve_problem, store_outcomes, submit_run
+from flexibility.planning.services.runs import ensure_forecasts_many
 from flexibility.planning.slots import RESOLUTION_MIN, SLOT, local_day_horizon, slot_count
 
 from . import selectors as sel
@@ -30,6 +32,7 @@ from .service_auth import hash_key, new_api_key
 log = logging.getLogger(__name__)
 EPS_KW = 1e-6
 OFFER_CHUNK = 50  # homes per offer-building task
+SHARE_CHUNK = 25  # activation shares re-planned per task
 OFFER_SERIES = ("baseline_kw", "min_kw", "max_kw", "price_up_eur_per_kw", "price_down_eur_per_kw")
 
 
@@ -365,8 +368,8 @@ def create_activation(
         _settle(activation)
     else:
         def announce() -> None:
-            for pk in queued:
-                signals.share_replan_due.send(sender=ActivationShare, share_pk=pk)
+            for i in range(0, len(queued), SHARE_CHUNK):
+                signals.share_replan_due.send(sender=ActivationShare, share_pks=queued[i:i + SHARE_CHUNK])
 
         transaction.on_commit(announce)
     return activation
@@ -408,6 +411,101 @@ def replan_share(share_id: int) -> ActivationShare:
     return record_share_plan(share.pk, OptimizationRun.objects.get(pk=run.pk))
 
 
+def replan_shares(share_ids: list[int]) -> dict[int, str]:
+    """Task body: re-plan a chunk of shares as the day-ahead chunk plans its homes; returns each share's status.
+
+    The homes' forecasts and rows are read for the whole chunk (a fixed number of queries), their runs
+    written with one INSERT, each home solved here, the outcomes stored together (`store_outcomes`:
+    schedules, commands, recommendations in bulk), the shares recorded with one UPDATE and the activation
+    settled once. A share whose home lacks data fails alone with the reason; if storing the outcomes at once
+    fails, each is stored on its own. A redelivered chunk finishes the shares whose run it already
+    recorded one at a time (`replan_share`).
+    """
+    shares = list(ActivationShare.objects.filter(pk__in=share_ids, status=ShareStatus.QUEUED)
+                  .select_related("activation", "home", "home__tariff", "offer"))
+    out = {share.pk: replan_share(share.pk).status for share in shares if share.run_id is not None}
+    runs = _record_share_runs([share for share in shares if share.run_id is None], out)
+    solved = []
+    for run in runs:
+        try:
+            solved.append((run, solve_problem(run)))
+        except Exception as exc:  # an invalid problem or a solver crash: this home only
+            log.exception("activation run %s of home %s failed", run.pk, run.home_id)
+            fail_run(run.pk, f"Unexpected error: {describe_exception(exc)}")
+    with transaction.atomic():
+        held = set(OptimizationRun.objects.select_for_update().filter(
+            pk__in=[run.pk for run, _ in solved], status=RunStatus.RUNNING).values_list("pk", flat=True))
+        todo = [(run, result) for run, result in solved if run.pk in held]
+        try:
+            with transaction.atomic():
+                store_outcomes(todo)
+        except (OperationalError, InterfaceError):
+            raise  # the database, not a home: the task retries
+        except Exception:
+            log.exception("storing %s activation runs at once failed; storing them one by one", len(todo))
+            for run, result in todo:
+                try:
+                    with transaction.atomic():
+                        store_outcomes([(run, result)])
+                except Exception as exc:
+                    log.exception("storing activation run %s of home %s failed", run.pk, run.home_id)
+                    fail_run(run.pk, f"Unexpected error: {describe_exception(exc)}")
+    out.update(record_share_plans([run.pk for run in runs]))
+    return out
+
+
+def _record_share_runs(shares: list[ActivationShare], out: dict[int, str]) -> list[OptimizationRun]:
+    """One INSERT of a running activation run per share whose problem could be built, the shares pointed at
+    them; a share whose problem could not be built fails with the reason (in `out`). Returns the runs."""
+    if not shares:
+        return []
+    requests = {share.pk: share_grid_request(share, share.offer) for share in shares}
+    horizons = {share.home_id: (share.home, *requests[share.pk][:2]) for share in shares}
+    inputs = ensure_forecasts_many(horizons, refresh=False)
+    rest = [home for pk, (home, _, _) in horizons.items() if pk not in inputs]
+    if rest:  # just forecast: read again (a fixed number of queries)
+        inputs.update(load_inputs(rest, min(horizons[h.pk][1] for h in rest), max(horizons[h.pk][2] for h in rest)))
+    backend, limit = settings.OPTIMIZER_BACKEND, float(settings.OPTIMIZER_TIME_LIMIT_S)
+    now = timezone.now()
+    runs, linked = [], []
+    for share in shares:
+        start, end, grid_request = requests[share.pk]
+        try:
+            problem = build_problem(share.home, start, end, grid_request=grid_request, inputs=inputs.get(share.home_id))
+        except Exception as exc:  # MissingData and any other bad data: this share only
+            if not isinstance(exc, MissingData):
+                log.exception("activation problem of home %s could not be built", share.home_id)
+            reason = str(exc) if isinstance(exc, MissingData) else f"The home's data is invalid: {describe_exception(exc)}"
+            out[share.pk] = record_share_failure(share.pk, reason).status
+            continue
+        run = OptimizationRun(
+            home=share.home, trigger=RunTrigger.ACTIVATION, problem=problem, backend=backend, time_limit_s=limit,
+            input_hash=input_hash(problem, backend, limit), horizon_start=start, horizon_end=end,
+            status=RunStatus.RUNNING, attempts=1, started_at=now, last_enqueued_at=now)
+        runs.append(run)
+        linked.append(share)
+    with transaction.atomic():
+        OptimizationRun.objects.bulk_create(runs)
+        for share, run in zip(linked, runs):
+            share.run = run
+        ActivationShare.objects.bulk_update(linked, ["run"])
+    return runs
+
+
+@transaction.atomic
+def record_share_plans(run_ids: list[int]) -> dict[int, str]:
+    """`record_share_plan` for the shares of many finished runs: one locked read, one UPDATE, each
+    activation settled once. Returns each share's status."""
+    shares = list(ActivationShare.objects.select_for_update(of=("self",)).filter(
+        run_id__in=run_ids, status=ShareStatus.QUEUED).select_related("activation", "run", "run__schedule"))
+    for share in shares:
+        _share_outcome(share, share.run)
+    ActivationShare.objects.bulk_update(shares, ["planned_kw", "status", "message"])
+    for activation in {share.activation_id: share.activation for share in shares}.values():
+        _settle(activation)
+    return {share.pk: share.status for share in shares}
+
+
 @transaction.atomic
 def record_share_failure(share_id: int, message: str) -> ActivationShare:
     share = ActivationShare.objects.select_for_update(of=("self",)).select_related("activation").get(pk=share_id)
@@ -425,6 +523,14 @@ def record_share_plan(share_id: int, run) -> ActivationShare:
     if run.status in (RunStatus.QUEUED, RunStatus.RUNNING):
         share.save()
         return share
+    _share_outcome(share, run)
+    share.save()
+    _settle(share.activation)
+    return share
+
+
+def _share_outcome(share: ActivationShare, run: OptimizationRun) -> None:
+    """The share's status, message and planned net import from its finished run (not saved)."""
     if run.status == RunStatus.SUCCEEDED and hasattr(run, "schedule"):
         act, schedule = share.activation, run.schedule
         first = int((act.start - schedule.start).total_seconds()) // (schedule.resolution_minutes * 60)
@@ -434,14 +540,13 @@ def record_share_plan(share_id: int, run) -> ActivationShare:
         share.status, share.message = ShareStatus.INFEASIBLE, "; ".join(run.explanation or []) or "Infeasible."
     else:
         share.status, share.message = ShareStatus.FAILED, run.error or f"Run ended {run.status}."
-    share.save()
-    _settle(share.activation)
-    return share
 
 
 def _settle(activation: Activation) -> None:
+    # The row lock orders the shares' last steps: the last one to finish sees every other share's status.
     activation = Activation.objects.select_for_update().get(pk=activation.pk)
-    counts = {s: activation.shares.filter(status=s).count() for s in ShareStatus.values}
+    counts = dict.fromkeys(ShareStatus.values, 0)
+    counts.update(activation.shares.order_by().values_list("status").annotate(n=Count("pk")))
     if counts[ShareStatus.QUEUED]:
         return
     if counts[ShareStatus.PLANNED] == sum(counts.values()):
