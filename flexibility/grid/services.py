@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 EPS_KW = 1e-6
 OFFER_CHUNK = 50  # homes per offer-building task
 SHARE_CHUNK = 25  # activation shares re-planned per task
-OFFER_SERIES = ("baseline_kw", "min_kw", "max_kw", "price_up_eur_per_kw", "price_down_eur_per_kw")
 
 
 # --- Service accounts -------------------------------------------------------------
@@ -180,7 +179,7 @@ def save_offers(day: date, entries: list[tuple[Home, dict, OptimizationRun | Non
                 out[home.pk] = offer
             FlexibilityOffer.objects.bulk_create(new)
             FlexibilityOffer.objects.bulk_update(changed, ["start", "resolution_minutes", "slots", "gate_closure",
-                                                           "frozen", "run", "updated_at", *OFFER_SERIES])
+                                                           "frozen", "run", "updated_at", *sel.OFFER_SERIES])
             FlexibilityOffer.objects.bulk_update(froze, ["frozen", "updated_at"])
     except IntegrityError:  # an offer of one of these homes was inserted meanwhile: one at a time
         out = {}
