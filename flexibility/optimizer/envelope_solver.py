@@ -58,8 +58,7 @@ def envelope(problem: Problem, backend: str = "auto", time_limit_s: float = 10.0
     cp = compile_problem(problem)
     reused = _stored_plan(problem, cp, plan)
     if reused is not None:
-        schedule, plan_status, plan_gap, plan_backend = reused
-        ev = evaluate(problem, schedule, cp)
+        schedule, plan_status, plan_gap, plan_backend, ev = reused
         source = "reused"
     else:
         solved = solve(problem, backend=backend, time_limit_s=time_limit_s * 0.5, relaxed=False)
@@ -184,7 +183,7 @@ def _storage_envelope(mm, problem: Problem, net_plan: list[float], starts: list[
 
 
 def _stored_plan(problem: Problem, cp, plan: Union[SolveResult, dict[str, Any], None]):
-    """(schedule, status, gap, backend) of a stored plan that fits `problem`, else None."""
+    """(schedule, status, gap, backend, evaluation) of a stored plan that fits `problem`, else None."""
     if plan is None:
         return None
     if isinstance(plan, SolveResult):
@@ -199,9 +198,10 @@ def _stored_plan(problem: Problem, cp, plan: Union[SolveResult, dict[str, Any], 
         except (KeyError, TypeError, ValueError, IndexError):
             return None
         status, gap, backend = Status(plan["status"]), (plan.get("stats") or {}).get("gap"), plan.get("backend")
-    if evaluate(problem, schedule, cp).violations:
+    ev = evaluate(problem, schedule, cp)
+    if ev.violations:
         return None  # a plan of another problem (stale, or its rounding breaks a limit): solve again
-    return schedule, status, gap, backend
+    return schedule, status, gap, backend, ev
 
 
 def _state(cells: list[tuple[int, Optional[float], Optional[float]]], plan_val: dict[int, float], up: bool) -> bool:

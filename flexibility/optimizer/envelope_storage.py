@@ -25,7 +25,9 @@ charging and discharging, at once); anything else goes through the LP path.
 """
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
+from operator import itemgetter
 from dataclasses import dataclass
 from typing import Optional
 
@@ -88,16 +90,37 @@ class Pwl:
         return Pwl(-self.b, self.fs[-1], self.es[-1], [(length, -sf, -se) for length, sf, se in reversed(self.segs)])
 
 
-def infconv(f: Pwl, g: Pwl) -> Pwl:
-    """(f □ g)(z) = min over x of f(x) + g(z - x): the segments of both, merged by slope."""
-    segs = sorted(f.segs + g.segs, key=lambda s: (s[1], s[2]))
-    merged: list[tuple[float, float, float]] = []
-    for length, sf, se in segs:  # equal slopes are one segment (keeps the functions short)
-        if merged and abs(merged[-1][1] - sf) <= 1e-12 and abs(merged[-1][2] - se) <= 1e-12:
-            merged[-1] = (merged[-1][0] + length, merged[-1][1], merged[-1][2])
-        else:
-            merged.append((length, sf, se))
-    return Pwl(f.a + g.a, f.fa + g.fa, f.ea + g.ea, merged)
+def infconv(f: Pwl, g: Pwl, lo: float = -math.inf, hi: float = math.inf) -> Optional[Pwl]:
+    """(f □ g)(z) = min over x of f(x) + g(z - x), on [lo, hi]: the segments of both, merged by slope (equal
+    slopes are one segment, which keeps the functions short), cut to [lo, hi] in the same pass; None when
+    that leaves nothing."""
+    segs = sorted(f.segs + g.segs, key=_SLOPES)
+    a0 = f.a + g.a
+    a, b = max(a0, lo), min(a0 + sum(s[0] for s in segs), hi)
+    if a > b + TOL:
+        return None
+    b = max(a, b)
+    fa, ea, pos = f.fa + g.fa, f.ea + g.ea, a0
+    out: list[tuple[float, float, float]] = []
+    for length, sf, se in segs:
+        if pos >= b:
+            break
+        end = pos + length
+        if pos < a:  # left of the cut: only its value counts
+            step = min(length, a - pos)
+            fa, ea = fa + step * sf, ea + step * se
+            pos += step
+        take = min(end, b) - pos
+        if take > TOL:
+            if out and abs(out[-1][1] - sf) <= 1e-12 and abs(out[-1][2] - se) <= 1e-12:
+                out[-1] = (out[-1][0] + take, sf, se)
+            else:
+                out.append((take, sf, se))
+        pos = end
+    return Pwl(a, fa, ea, out)
+
+
+_SLOPES = itemgetter(1, 2)
 
 
 @dataclass
@@ -205,7 +228,7 @@ def storage_envelope(initial_kwh: float, slots: list[StorageSlot], dt: float
     fwd: list[Pwl] = []
     cur = Pwl(initial_kwh, 0.0, 0.0, [])
     for t in range(n):
-        cur = infconv(cur, g[t]).clip(slots[t].soc_lo_kwh, slots[t].soc_hi_kwh)
+        cur = infconv(cur, g[t], slots[t].soc_lo_kwh, slots[t].soc_hi_kwh)
         if cur is None:
             return None
         fwd.append(cur)
@@ -215,7 +238,7 @@ def storage_envelope(initial_kwh: float, slots: list[StorageSlot], dt: float
               if last.soc_hi_kwh - last.soc_lo_kwh > TOL else [])
     bwd[n - 1] = cur
     for t in range(n - 1, 0, -1):  # B_{t-1}(s) = min over x of G_t(x - s) + B_t(x)
-        cur = infconv(g[t].mirrored(), cur).clip(slots[t - 1].soc_lo_kwh, slots[t - 1].soc_hi_kwh)
+        cur = infconv(g[t].mirrored(), cur, slots[t - 1].soc_lo_kwh, slots[t - 1].soc_hi_kwh)
         if cur is None:
             return None
         bwd[t - 1] = cur
