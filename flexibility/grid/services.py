@@ -16,7 +16,9 @@ from energy_manager.errors import Conflict, NotFound, Unprocessable
 from flexibility.optimizer import envelope, problem_from_dict
 from flexibility.planning.models import OptimizationRun, RunStatus, RunTrigger
 from flexibility.planning.problem_builder import HomeInputs, MissingData, build_problem, input_hash, load_inputs
-from flexibility.planning.services import describe_exception, execute_run, fail_run, solve_problem, store_outcomes, submit_run
+from flexibility.planning.services import (
+    describe_exception, execute_run, fail_run, solve_problem, store_outcomes, store_result, submit_run,
+)
 from flexibility.planning.services.runs import ensure_forecasts_many
 from flexibility.planning.slots import RESOLUTION_MIN, SLOT, local_day_horizon, slot_count
 
@@ -438,17 +440,17 @@ def replan_shares(share_ids: list[int]) -> dict[int, str]:
         try:
             with transaction.atomic():
                 store_outcomes(todo)
+            todo = []
         except (OperationalError, InterfaceError):
             raise  # the database, not a home: the task retries
         except Exception:
             log.exception("storing %s activation runs at once failed; storing them one by one", len(todo))
-            for run, result in todo:
-                try:
-                    with transaction.atomic():
-                        store_outcomes([(run, result)])
-                except Exception as exc:
-                    log.exception("storing activation run %s of home %s failed", run.pk, run.home_id)
-                    fail_run(run.pk, f"Unexpected error: {describe_exception(exc)}")
+    for run, result in todo:  # left only when storing them at once failed: each in its own transaction
+        try:
+            store_result(run.pk, result)
+        except Exception as exc:
+            log.exception("storing activation run %s of home %s failed", run.pk, run.home_id)
+            fail_run(run.pk, f"Unexpected error: {describe_exception(exc)}")
     out.update(record_share_plans([run.pk for run in runs]))
     return out
 
