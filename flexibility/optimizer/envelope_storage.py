@@ -69,22 +69,6 @@ class Pwl:
     def breakpoints(self) -> list[float]:
         return self.xs
 
-    def clip(self, lo: float, hi: float) -> Optional["Pwl"]:
-        """The function on [lo, hi] ∩ its domain; None when that is empty."""
-        a, b = max(self.a, lo), min(self.b, hi)
-        if a > b + TOL:
-            return None
-        b = max(a, b)
-        if a == self.a and b == self.b:
-            return self
-        fa, ea = self.at(a)
-        segs = []
-        for pos, (length, sf, se) in zip(self.xs, self.segs):
-            s0, s1 = max(pos, a), min(pos + length, b)
-            if s1 - s0 > TOL:
-                segs.append((s1 - s0, sf, se))
-        return Pwl(a, fa, ea, segs)
-
     def mirrored(self) -> "Pwl":
         """x -> f(-x)."""
         return Pwl(-self.b, self.fs[-1], self.es[-1], [(length, -sf, -se) for length, sf, se in reversed(self.segs)])
