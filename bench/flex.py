@@ -102,7 +102,15 @@ def main(argv: list[str] | None = None) -> int:
             from flexibility.planning.models import OptimizationRun
 
             last_plan = max(OptimizationRun.objects.filter(fleet_run=fleet).values_list("finished_at", flat=True))
-            extra = {"via": "day-ahead", "plans_done_s": round((last_plan - fleet.started_at).total_seconds(), 2)}
+            plans_s = (last_plan - fleet.started_at).total_seconds()
+            # The offer chunks are queued behind the plan chunks still waiting (one queue, FIFO), so most offers
+            # are built after the last plan: their own rate is the offers written after it over that time.
+            later = FlexibilityOffer.objects.filter(home__in=homes, delivery_day=day, created_at__gt=last_plan)
+            last_offer = max(later.values_list("created_at", flat=True), default=last_plan)
+            window_s = (last_offer - last_plan).total_seconds()
+            extra = {"via": "day-ahead", "plans_done_s": round(plans_s, 2),
+                     "offers_after_plans_s": round(offers_s - plans_s, 2), "offers_built_after_plans": later.count(),
+                     "offers_homes_per_s_after_plans": round(later.count() / window_s, 2) if window_s > 0 else None}
         print(json.dumps({"bench": "flex", "phase": "offers", "homes": len(homes), "workers": args.workers, **extra,
                           "elapsed_s": round(offers_s, 2), "homes_per_s": round(len(homes) / offers_s, 2),
                           "loadavg_1m": round(os.getloadavg()[0], 2)}), flush=True)

@@ -27,8 +27,15 @@ def build_offers(home_ids: list[int], delivery_day: str) -> int:
 
 @shared_task(name="tasks.flex.replan_share", acks_late=True)
 def replan_share(share_id: int) -> str:
-    """Re-optimize one home with its activation share as a hard constraint, then dispatch."""
+    """Re-optimize one home with its activation share as a hard constraint, then dispatch (messages sent
+    before activations were re-planned in chunks)."""
     return services.replan_share(share_id).status
+
+
+@shared_task(name="tasks.flex.replan_shares", acks_late=True)
+def replan_shares(share_ids: list[int]) -> int:
+    """Re-optimize a chunk of an activation's homes under their shares, then dispatch; returns how many were planned."""
+    return sum(1 for status in services.replan_shares(share_ids).values() if status == "planned")
 
 
 @shared_task(name="tasks.flex.freeze_due_offers")

@@ -57,8 +57,8 @@ def send_offer_build(sender, home_ids: list[int], delivery_day, **kwargs) -> Non
 
 
 @receiver(grid_signals.share_replan_due, dispatch_uid="tasks.share_replan_due")
-def send_share_replan(sender, share_pk: int, **kwargs) -> None:
-    grid.replan_share.delay(share_pk)
+def send_share_replan(sender, share_pks: list[int], **kwargs) -> None:
+    grid.replan_shares.delay(share_pks)
 
 
 @receiver(hub_signals.relay_requested, dispatch_uid="tasks.relay_requested")

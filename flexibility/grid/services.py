@@ -6,15 +6,20 @@ import zoneinfo
 from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from devices.models import Home
 from energy_manager.errors import Conflict, NotFound, Unprocessable
 from flexibility.optimizer import envelope, problem_from_dict
 from flexibility.planning.models import OptimizationRun, RunStatus, RunTrigger
-from flexibility.planning.problem_builder import HomeInputs, MissingData, build_problem, load_inputs
-from flexibility.planning.services import execute_run, submit_run
+from flexibility.planning.problem_builder import HomeInputs, MissingData, build_problem, input_hash, load_inputs
+from flexibility.planning.services import (
+    describe_exception, execute_run, fail_run, solve_problem, store_outcomes, store_result, submit_run,
+)
+from flexibility.planning.services.runs import ensure_forecasts_many
 from flexibility.planning.slots import RESOLUTION_MIN, SLOT, local_day_horizon, slot_count
 
 from . import selectors as sel
@@ -29,6 +34,7 @@ from .service_auth import hash_key, new_api_key
 log = logging.getLogger(__name__)
 EPS_KW = 1e-6
 OFFER_CHUNK = 50  # homes per offer-building task
+SHARE_CHUNK = 25  # activation shares re-planned per task
 
 
 # --- Service accounts -------------------------------------------------------------
@@ -88,25 +94,13 @@ def offer_series_from_envelope(envelope: dict) -> dict[str, list[float]]:
 def save_offer(home: Home, day: date, envelope: dict, run=None, now: datetime | None = None) -> FlexibilityOffer:
     """Write (or refresh) the home's offer for `day`; a frozen offer is never changed."""
     now = now or timezone.now()
-    start, slots = delivery_window(home, day)
-    closure = gate_closure(home, day)
     offer = FlexibilityOffer.objects.select_for_update().filter(home=home, delivery_day=day).first()
     if offer is not None and (offer.frozen or now >= offer.gate_closure):
         if not offer.frozen:
             offer.frozen = True
             offer.save(update_fields=["frozen", "updated_at"])
         return offer
-    series = offer_series_from_envelope(envelope)
-    if len(series["baseline_kw"]) != slots:
-        raise ValueError(f"Envelope has {len(series['baseline_kw'])} slots, the delivery day {slots}")
-    offer = offer or FlexibilityOffer(home=home, delivery_day=day)
-    offer.start, offer.resolution_minutes, offer.slots = start, RESOLUTION_MIN, slots
-    offer.gate_closure, offer.frozen, offer.run = closure, now >= closure, run
-    for name, values in series.items():
-        setattr(offer, name, values)
-    # The home and run are rows just read, and the one offer per home and day is held by the row lock
-    # above and the database's constraint: checking them again would cost three queries per offer.
-    offer.full_clean(exclude=["home", "run"], validate_constraints=False)
+    offer = _offer_row(home, day, envelope, run, now, offer)
     offer.save()
     return offer
 
@@ -139,34 +133,103 @@ def build_offers(home_ids: list[int], day: date, now: datetime | None = None) ->
         if run.horizon_start == windows[run.home_id][0]:
             runs.setdefault(run.home_id, run)
     inputs = load_inputs(homes, min(s for s, _ in windows.values()), max(ends.values()))  # a fixed number of queries
+    built: list[tuple[Home, dict, OptimizationRun | None]] = []
     for home in homes:
+        offer = existing.get(home.pk)
+        if offer is not None and (offer.frozen or now >= offer.gate_closure):
+            built.append((home, {}, None))  # kept as it is (marked frozen when its gate has closed)
+            continue
         try:
-            with transaction.atomic():
-                out[home.pk] = _build_offer(home, day, windows[home.pk][0], ends[home.pk], existing.get(home.pk),
-                                            runs.get(home.pk), now, inputs[home.pk])
+            env = _offer_envelope(home, day, windows[home.pk][0], ends[home.pk], runs.get(home.pk), now,
+                                  inputs[home.pk])
         except Exception:  # one home's bad data never blocks the others' offers
             log.exception("No offer for home %s on %s", home.pk, day)
+            continue
+        if env is not None:
+            built.append((home, env, runs.get(home.pk)))
+    out.update(save_offers(day, built, now=now))
     return out
 
 
-def _build_offer(home: Home, day: date, start: datetime, end: datetime, existing: FlexibilityOffer | None,
-                 run, now: datetime, inputs: HomeInputs) -> FlexibilityOffer | None:
-    if existing is not None and (existing.frozen or now >= existing.gate_closure):
-        return save_offer(home, day, {}, now=now)
+def save_offers(day: date, entries: list[tuple[Home, dict, OptimizationRun | None]],
+                now: datetime | None = None) -> dict[int, FlexibilityOffer | None]:
+    """Write (or refresh) the offers of many homes for `day` with a fixed number of queries: `save_offer`'s
+    rules for each (a frozen offer is never changed), one home whose envelope does not fit fails alone
+    (None, logged). Should another task insert one of these offers meanwhile, each home is saved on its own."""
+    now = now or timezone.now()
+    out: dict[int, FlexibilityOffer | None] = {}
+    try:
+        with transaction.atomic():
+            locked = {o.home_id: o for o in FlexibilityOffer.objects.select_for_update().filter(
+                home__in=[home for home, _, _ in entries], delivery_day=day)}
+            new, changed, froze = [], [], []
+            for home, env, run in entries:
+                offer = locked.get(home.pk)
+                if offer is not None and (offer.frozen or now >= offer.gate_closure):
+                    if not offer.frozen:
+                        offer.frozen, offer.updated_at = True, now
+                        froze.append(offer)
+                    out[home.pk] = offer
+                    continue
+                try:
+                    offer = _offer_row(home, day, env, run, now, offer)
+                except (KeyError, ValueError, ValidationError):  # an envelope that does not fit the day
+                    log.exception("No offer for home %s on %s", home.pk, day)
+                    out[home.pk] = None
+                    continue
+                (changed if offer.pk else new).append(offer)
+                out[home.pk] = offer
+            FlexibilityOffer.objects.bulk_create(new)
+            FlexibilityOffer.objects.bulk_update(changed, ["start", "resolution_minutes", "slots", "gate_closure",
+                                                           "frozen", "run", "updated_at", *sel.OFFER_SERIES])
+            FlexibilityOffer.objects.bulk_update(froze, ["frozen", "updated_at"])
+    except IntegrityError:  # an offer of one of these homes was inserted meanwhile: one at a time
+        out = {}
+        for home, env, run in entries:
+            try:
+                out[home.pk] = save_offer(home, day, env, run=run, now=now)
+            except (KeyError, ValueError, ValidationError, IntegrityError):
+                log.exception("No offer for home %s on %s", home.pk, day)
+                out[home.pk] = None
+    return out
+
+
+def _offer_row(home: Home, day: date, envelope: dict, run, now: datetime,
+               offer: FlexibilityOffer | None) -> FlexibilityOffer:
+    """The offer row (new or `offer`) holding the envelope, validated; not saved."""
+    start, slots = delivery_window(home, day)
+    closure = gate_closure(home, day)
+    series = offer_series_from_envelope(envelope)
+    if len(series["baseline_kw"]) != slots:
+        raise ValueError(f"Envelope has {len(series['baseline_kw'])} slots, the delivery day {slots}")
+    offer = offer or FlexibilityOffer(home=home, delivery_day=day)
+    offer.start, offer.resolution_minutes, offer.slots = start, RESOLUTION_MIN, slots
+    offer.gate_closure, offer.frozen, offer.run, offer.updated_at = closure, now >= closure, run, now
+    for name, values in series.items():
+        setattr(offer, name, values)
+    # The home and run are rows just read, and the one offer per home and day is held by the row lock
+    # and the database's constraint: checking them again would cost three queries per offer.
+    offer.full_clean(exclude=["home", "run"], validate_constraints=False)
+    return offer
+
+
+def _offer_envelope(home: Home, day: date, start: datetime, end: datetime, run, now: datetime,
+                    inputs: HomeInputs) -> dict | None:
+    """The home's envelope for the day (`envelope(...).to_dict()`), None when it has none (logged)."""
     try:
         problem = build_problem(home, start, end, now=now, inputs=inputs)
     except MissingData as exc:
         log.info("No offer for home %s on %s: %s", home.pk, day, exc)
         return None
     env = envelope(problem_from_dict(problem), plan=_stored_plan(run)).to_dict()
-    log.info("Offer for home %s on %s: envelope from %s plan in %s ms", home.pk, day,
-             "its stored" if (env.get("stats") or {}).get("plan") == "reused" else "a new",
-             (env.get("stats") or {}).get("plan_ms"))
+    stats = env.get("stats") or {}
+    log.info("Offer for home %s on %s: envelope from %s plan in %s ms (%s)", home.pk, day,
+             "its stored" if stats.get("plan") == "reused" else "a new", stats.get("plan_ms"), stats.get("method"))
     if env.get("status") not in ("OPTIMAL", "FEASIBLE") or not env.get("baseline_kw"):
         log.warning("No offer for home %s on %s: envelope %s (%s)", home.pk, day, env.get("status"),
                     "; ".join(env.get("explanation") or []))
         return None
-    return save_offer(home, day, env, run=run, now=now)
+    return env
 
 
 def _stored_plan(run: OptimizationRun | None) -> dict | None:
@@ -306,8 +369,8 @@ def create_activation(
         _settle(activation)
     else:
         def announce() -> None:
-            for pk in queued:
-                signals.share_replan_due.send(sender=ActivationShare, share_pk=pk)
+            for i in range(0, len(queued), SHARE_CHUNK):
+                signals.share_replan_due.send(sender=ActivationShare, share_pks=queued[i:i + SHARE_CHUNK])
 
         transaction.on_commit(announce)
     return activation
@@ -349,6 +412,101 @@ def replan_share(share_id: int) -> ActivationShare:
     return record_share_plan(share.pk, OptimizationRun.objects.get(pk=run.pk))
 
 
+def replan_shares(share_ids: list[int]) -> dict[int, str]:
+    """Task body: re-plan a chunk of shares as the day-ahead chunk plans its homes; returns each share's status.
+
+    The homes' forecasts and rows are read for the whole chunk (a fixed number of queries), their runs
+    written with one INSERT, each home solved here, the outcomes stored together (`store_outcomes`:
+    schedules, commands, recommendations in bulk), the shares recorded with one UPDATE and the activation
+    settled once. A share whose home lacks data fails alone with the reason; if storing the outcomes at once
+    fails, each is stored on its own. A redelivered chunk finishes the shares whose run it already
+    recorded one at a time (`replan_share`).
+    """
+    shares = list(ActivationShare.objects.filter(pk__in=share_ids, status=ShareStatus.QUEUED)
+                  .select_related("activation", "home", "home__tariff", "offer"))
+    out = {share.pk: replan_share(share.pk).status for share in shares if share.run_id is not None}
+    runs = _record_share_runs([share for share in shares if share.run_id is None], out)
+    solved = []
+    for run in runs:
+        try:
+            solved.append((run, solve_problem(run)))
+        except Exception as exc:  # an invalid problem or a solver crash: this home only
+            log.exception("activation run %s of home %s failed", run.pk, run.home_id)
+            fail_run(run.pk, f"Unexpected error: {describe_exception(exc)}")
+    with transaction.atomic():
+        held = set(OptimizationRun.objects.select_for_update().filter(
+            pk__in=[run.pk for run, _ in solved], status=RunStatus.RUNNING).values_list("pk", flat=True))
+        todo = [(run, result) for run, result in solved if run.pk in held]
+        try:
+            with transaction.atomic():
+                store_outcomes(todo)
+            todo = []
+        except (OperationalError, InterfaceError):
+            raise  # the database, not a home: the task retries
+        except Exception:
+            log.exception("storing %s activation runs at once failed; storing them one by one", len(todo))
+    for run, result in todo:  # left only when storing them at once failed: each in its own transaction
+        try:
+            store_result(run.pk, result)
+        except Exception as exc:
+            log.exception("storing activation run %s of home %s failed", run.pk, run.home_id)
+            fail_run(run.pk, f"Unexpected error: {describe_exception(exc)}")
+    out.update(record_share_plans([run.pk for run in runs]))
+    return out
+
+
+def _record_share_runs(shares: list[ActivationShare], out: dict[int, str]) -> list[OptimizationRun]:
+    """One INSERT of a running activation run per share whose problem could be built, the shares pointed at
+    them; a share whose problem could not be built fails with the reason (in `out`). Returns the runs."""
+    if not shares:
+        return []
+    requests = {share.pk: share_grid_request(share, share.offer) for share in shares}
+    horizons = {share.home_id: (share.home, *requests[share.pk][:2]) for share in shares}
+    inputs = ensure_forecasts_many(horizons, refresh=False)
+    rest = [home for pk, (home, _, _) in horizons.items() if pk not in inputs]
+    if rest:  # just forecast: read again (a fixed number of queries)
+        inputs.update(load_inputs(rest, min(horizons[h.pk][1] for h in rest), max(horizons[h.pk][2] for h in rest)))
+    backend, limit = settings.OPTIMIZER_BACKEND, float(settings.OPTIMIZER_TIME_LIMIT_S)
+    now = timezone.now()
+    runs, linked = [], []
+    for share in shares:
+        start, end, grid_request = requests[share.pk]
+        try:
+            problem = build_problem(share.home, start, end, grid_request=grid_request, inputs=inputs.get(share.home_id))
+        except Exception as exc:  # MissingData and any other bad data: this share only
+            if not isinstance(exc, MissingData):
+                log.exception("activation problem of home %s could not be built", share.home_id)
+            reason = str(exc) if isinstance(exc, MissingData) else f"The home's data is invalid: {describe_exception(exc)}"
+            out[share.pk] = record_share_failure(share.pk, reason).status
+            continue
+        run = OptimizationRun(
+            home=share.home, trigger=RunTrigger.ACTIVATION, problem=problem, backend=backend, time_limit_s=limit,
+            input_hash=input_hash(problem, backend, limit), horizon_start=start, horizon_end=end,
+            status=RunStatus.RUNNING, attempts=1, started_at=now, last_enqueued_at=now)
+        runs.append(run)
+        linked.append(share)
+    with transaction.atomic():
+        OptimizationRun.objects.bulk_create(runs)
+        for share, run in zip(linked, runs):
+            share.run = run
+        ActivationShare.objects.bulk_update(linked, ["run"])
+    return runs
+
+
+@transaction.atomic
+def record_share_plans(run_ids: list[int]) -> dict[int, str]:
+    """`record_share_plan` for the shares of many finished runs: one locked read, one UPDATE, each
+    activation settled once. Returns each share's status."""
+    shares = list(ActivationShare.objects.select_for_update(of=("self",)).filter(
+        run_id__in=run_ids, status=ShareStatus.QUEUED).select_related("activation", "run", "run__schedule"))
+    for share in shares:
+        _share_outcome(share, share.run)
+    ActivationShare.objects.bulk_update(shares, ["planned_kw", "status", "message"])
+    for activation in {share.activation_id: share.activation for share in shares}.values():
+        _settle(activation)
+    return {share.pk: share.status for share in shares}
+
+
 @transaction.atomic
 def record_share_failure(share_id: int, message: str) -> ActivationShare:
     share = ActivationShare.objects.select_for_update(of=("self",)).select_related("activation").get(pk=share_id)
@@ -366,6 +524,14 @@ def record_share_plan(share_id: int, run) -> ActivationShare:
     if run.status in (RunStatus.QUEUED, RunStatus.RUNNING):
         share.save()
         return share
+    _share_outcome(share, run)
+    share.save()
+    _settle(share.activation)
+    return share
+
+
+def _share_outcome(share: ActivationShare, run: OptimizationRun) -> None:
+    """The share's status, message and planned net import from its finished run (not saved)."""
     if run.status == RunStatus.SUCCEEDED and hasattr(run, "schedule"):
         act, schedule = share.activation, run.schedule
         first = int((act.start - schedule.start).total_seconds()) // (schedule.resolution_minutes * 60)
@@ -375,14 +541,13 @@ def record_share_plan(share_id: int, run) -> ActivationShare:
         share.status, share.message = ShareStatus.INFEASIBLE, "; ".join(run.explanation or []) or "Infeasible."
     else:
         share.status, share.message = ShareStatus.FAILED, run.error or f"Run ended {run.status}."
-    share.save()
-    _settle(share.activation)
-    return share
 
 
 def _settle(activation: Activation) -> None:
+    # The row lock orders the shares' last steps: the last one to finish sees every other share's status.
     activation = Activation.objects.select_for_update().get(pk=activation.pk)
-    counts = {s: activation.shares.filter(status=s).count() for s in ShareStatus.values}
+    counts = dict.fromkeys(ShareStatus.values, 0)
+    counts.update(activation.shares.order_by().values_list("status").annotate(n=Count("pk")))
     if counts[ShareStatus.QUEUED]:
         return
     if counts[ShareStatus.PLANNED] == sum(counts.values()):

@@ -25,6 +25,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .compile import compile_problem
+from .envelope_storage import storage_envelope, storage_model
 from .evaluate import evaluate
 from .problem import Problem
 from .result import Envelope, EnvelopeSlot, SolveResult, Status
@@ -32,7 +33,8 @@ from .solve import schedule_from_result, solve
 
 
 def envelope(problem: Problem, backend: str = "auto", time_limit_s: float = 10.0,
-             slots: Optional[list[int]] = None, plan: Union[SolveResult, dict[str, Any], None] = None) -> Envelope:
+             slots: Optional[list[int]] = None, plan: Union[SolveResult, dict[str, Any], None] = None,
+             method: str = "auto") -> Envelope:
     """Per-slot baseline/min/max net import (kW) and the extra cost (EUR) of holding min or max.
 
     `plan`: the stored plan of the run this envelope belongs to (a `SolveResult` or its JSON,
@@ -40,7 +42,12 @@ def envelope(problem: Problem, backend: str = "auto", time_limit_s: float = 10.0
     (the evaluator finds no violation), else the problem is solved. The envelope's status is the plan's:
     OPTIMAL only for a plan proven optimal; FEASIBLE for a plan with a gap, or when the time ran out
     before every slot was explored (the unexplored slots then hold only the plan's value).
+    `method`: "auto" answers a lossless one-battery home by dynamic programming (`envelope_storage`, the
+    same limits and costs without an LP per slot) and every other home by the LP re-solves; "lp" always
+    takes the LP path (the reference the fast path is tested against).
     """
+    if method not in ("auto", "lp"):
+        raise ValueError(f"method: must be 'auto' or 'lp', not {method!r}")
     import highspy
 
     from .backends.milp_model import MilpModel
@@ -51,8 +58,7 @@ def envelope(problem: Problem, backend: str = "auto", time_limit_s: float = 10.0
     cp = compile_problem(problem)
     reused = _stored_plan(problem, cp, plan)
     if reused is not None:
-        schedule, plan_status, plan_gap, plan_backend = reused
-        ev = evaluate(problem, schedule, cp)
+        schedule, plan_status, plan_gap, plan_backend, ev = reused
         source = "reused"
     else:
         solved = solve(problem, backend=backend, time_limit_s=time_limit_s * 0.5, relaxed=False)
@@ -67,6 +73,14 @@ def envelope(problem: Problem, backend: str = "auto", time_limit_s: float = 10.0
     t_plan = time.perf_counter()
     net_plan = ev.net_import_kw
     mm = MilpModel(cp, symmetry=False)
+    todo = list(range(cp.n) if slots is None else slots)
+    stats = {"plan": source, "plan_backend": plan_backend, "plan_status": plan_status.value, "plan_gap": plan_gap,
+             "plan_ms": round((t_plan - t0) * 1000, 3)}
+    fast = _storage_envelope(mm, problem, net_plan, starts, todo) if method == "auto" else None
+    if fast is not None:
+        stats.update(method="storage_dp", envelope_ms=round((time.perf_counter() - t_plan) * 1000, 3),
+                     total_ms=round((time.perf_counter() - t0) * 1000, 3), lp_solves=0)
+        return Envelope(plan_status, fast, ev.cost_eur, stats)
     h = mm.m.to_highs(time_limit_s, relax=True)
     h.setOptionValue("mip_rel_gap", 1e-9)
     plan_val = {r[0]: r[2](schedule, net_plan) for r in mm.int_rules}
@@ -106,7 +120,6 @@ def envelope(problem: Problem, backend: str = "auto", time_limit_s: float = 10.0
     h.setOptionValue("presolve", "off")
     h.setOptionValue("simplex_strategy", 4)  # primal simplex
     out: list[EnvelopeSlot] = []
-    todo = list(range(cp.n) if slots is None else slots)
     deadline = t0 + time_limit_s
     solves = 0
     status = plan_status
@@ -141,19 +154,36 @@ def envelope(problem: Problem, backend: str = "auto", time_limit_s: float = 10.0
             h.changeColCost(exp, base_cost[exp])
         found[t, sign] = best if best is not None else (net_plan[t], 0.0)
     for t in todo:
-        hi, lo = found[t, 1.0], found[t, -1.0]
-        # round inward to 1 W so that pinning the value is feasible
-        hi_kw = max(net_plan[t], math.floor(hi[0] * 1000 + 1e-6) / 1000)
-        lo_kw = min(net_plan[t], math.ceil(lo[0] * 1000 - 1e-6) / 1000)
-        out.append(EnvelopeSlot(starts[t], net_plan[t], lo_kw, hi_kw, max(0.0, lo[1]), max(0.0, hi[1])))
-    stats = {"plan": source, "plan_backend": plan_backend, "plan_status": plan_status.value, "plan_gap": plan_gap,
-             "plan_ms": round((t_plan - t0) * 1000, 3), "envelope_ms": round((time.perf_counter() - t_plan) * 1000, 3),
-             "total_ms": round((time.perf_counter() - t0) * 1000, 3), "lp_solves": solves}
+        out.append(_slot(starts[t], net_plan[t], found[t, -1.0], found[t, 1.0]))
+    stats.update(method="lp", envelope_ms=round((time.perf_counter() - t_plan) * 1000, 3),
+                 total_ms=round((time.perf_counter() - t0) * 1000, 3), lp_solves=solves)
     return Envelope(status, out, ev.cost_eur, stats)
 
 
+def _slot(start: str, plan_kw: float, lo: tuple[float, float], hi: tuple[float, float]) -> EnvelopeSlot:
+    """One slot from its (net kW, extra energy cost EUR) at the low and the high limit."""
+    # round inward to 1 W so that pinning the value is feasible
+    hi_kw = max(plan_kw, math.floor(hi[0] * 1000 + 1e-6) / 1000)
+    lo_kw = min(plan_kw, math.ceil(lo[0] * 1000 - 1e-6) / 1000)
+    return EnvelopeSlot(start, plan_kw, lo_kw, hi_kw, max(0.0, lo[1]), max(0.0, hi[1]))
+
+
+def _storage_envelope(mm, problem: Problem, net_plan: list[float], starts: list[str],
+                      todo: list[int]) -> Optional[list[EnvelopeSlot]]:
+    """The envelope by `envelope_storage` when the model is of its class (None: take the LP path)."""
+    model = storage_model(mm, problem)
+    if model is None:
+        return None
+    answer = storage_envelope(model[0], model[1], mm.cp.dt_h)
+    if answer is None:
+        return None
+    limits, plan_eur = answer
+    return [_slot(starts[t], net_plan[t], (limits[t][2], limits[t][3] - plan_eur),
+                  (limits[t][0], limits[t][1] - plan_eur)) for t in todo]
+
+
 def _stored_plan(problem: Problem, cp, plan: Union[SolveResult, dict[str, Any], None]):
-    """(schedule, status, gap, backend) of a stored plan that fits `problem`, else None."""
+    """(schedule, status, gap, backend, evaluation) of a stored plan that fits `problem`, else None."""
     if plan is None:
         return None
     if isinstance(plan, SolveResult):
@@ -168,9 +198,10 @@ def _stored_plan(problem: Problem, cp, plan: Union[SolveResult, dict[str, Any], 
         except (KeyError, TypeError, ValueError, IndexError):
             return None
         status, gap, backend = Status(plan["status"]), (plan.get("stats") or {}).get("gap"), plan.get("backend")
-    if evaluate(problem, schedule, cp).violations:
+    ev = evaluate(problem, schedule, cp)
+    if ev.violations:
         return None  # a plan of another problem (stale, or its rounding breaks a limit): solve again
-    return schedule, status, gap, backend
+    return schedule, status, gap, backend, ev
 
 
 def _state(cells: list[tuple[int, Optional[float], Optional[float]]], plan_val: dict[int, float], up: bool) -> bool:

@@ -50,3 +50,37 @@ def test_offers_start_from_the_stored_day_ahead_plans(caplog):
     lines = {h.pk: [r.getMessage() for r in caplog.records if f"home {h.pk} " in r.getMessage()] for h in homes + [fresh]}
     assert all(any("from its stored plan" in m for m in lines[h.pk]) for h in homes), lines
     assert any("from a new plan" in m for m in lines[fresh.pk]), lines[fresh.pk]
+
+
+def test_a_chunk_of_offers_costs_a_fixed_number_of_queries_and_keeps_frozen_offers():
+    """Reads and writes per chunk, not per home: 2 homes and 6 homes cost the same queries. A second pass
+    refreshes the open offers in bulk and leaves a frozen one (and one past its gate, then frozen) as it was."""
+    from datetime import timedelta
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    day = tomorrow()
+    few = [make_home(f"fixed-q-{i}") for i in range(2)]
+    more = [make_home(f"fixed-q-more-{i}") for i in range(6)]
+    counts = []
+    for homes in (few, more):
+        with CaptureQueriesContext(connection) as queries:
+            offers = flex_services.build_offers([h.pk for h in homes], day)
+        assert all(offers[h.pk] is not None for h in homes)
+        counts.append(len(queries.captured_queries))
+    assert counts[0] == counts[1], counts
+
+    frozen, closing, open_ = more[:3]
+    FlexibilityOffer.objects.filter(home=frozen).update(frozen=True, min_kw=[-9.0] * offers[frozen.pk].slots)
+    FlexibilityOffer.objects.filter(home=closing).update(gate_closure=timezone.now() - timedelta(minutes=1))
+    FlexibilityOffer.objects.filter(home=open_).update(min_kw=[-9.0] * offers[open_.pk].slots)
+    with CaptureQueriesContext(connection) as queries:
+        again = flex_services.build_offers([h.pk for h in more], day)
+    assert len(queries.captured_queries) <= counts[1] + 2  # the updates instead of the insert
+    by_home = {o.home_id: o for o in FlexibilityOffer.objects.filter(home__in=more)}
+    assert by_home[frozen.pk].frozen and by_home[frozen.pk].min_kw[0] == -9.0
+    assert by_home[closing.pk].frozen and again[closing.pk].pk == offers[closing.pk].pk
+    assert not by_home[open_.pk].frozen and by_home[open_.pk].min_kw == offers[open_.pk].min_kw
+    assert by_home[open_.pk].updated_at > offers[open_.pk].updated_at
