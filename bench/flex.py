@@ -4,7 +4,7 @@
     CELERY_BROKER_URL=redis://127.0.0.1:6379/5 \
         .venv/bin/python -m bench.flex --homes 1000 --workers 2 --json
 
-Seeds N homes (dynamic prices, flat load, a 10 kWh battery under automatic management
+Seeds N homes (dynamic prices, flat load, a 10 kWh battery with 95 % charge and discharge efficiency under automatic management
 behind a hub), starts `celery worker -Q optimization -c N`, sends one tasks.flex.build_offers
 per chunk of homes (as the day-ahead chunks do; with `--day-ahead`, plans them through the day-ahead
 fan-out first, whose chunks ask for the offers) and times until every offer is stored; then posts one portfolio activation
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     Portfolio.objects.filter(code="bench-flex").delete()
     ServiceAccount.objects.filter(name="bench-flex").delete()
     t0 = time.time()
-    homes = [make_home(f"bf{i:08d}") for i in range(args.homes)]
+    homes = [make_home(f"bf{i:08d}", efficiency=0.95) for i in range(args.homes)]  # a real battery's losses
     portfolio = Portfolio.objects.create(code="bench-flex", name="Bench portfolio")
     portfolio.homes.set(homes)
     account, _ = flex_services.create_service_account("bench-flex", portfolios=[portfolio])

@@ -42,8 +42,9 @@ def envelope(problem: Problem, backend: str = "auto", time_limit_s: float = 10.0
     (the evaluator finds no violation), else the problem is solved. The envelope's status is the plan's:
     OPTIMAL only for a plan proven optimal; FEASIBLE for a plan with a gap, or when the time ran out
     before every slot was explored (the unexplored slots then hold only the plan's value).
-    `method`: "auto" answers a lossless one-battery home by dynamic programming (`envelope_storage`, the
-    same limits and costs without an LP per slot) and every other home by the LP re-solves; "lp" always
+    `method`: "auto" answers a home whose only free device is one battery by dynamic programming
+    (`envelope_storage`, the same limits and costs without an LP per slot) and every other home by the LP
+    re-solves; "lp" always
     takes the LP path (the reference the fast path is tested against).
     """
     if method not in ("auto", "lp"):

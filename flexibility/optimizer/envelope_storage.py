@@ -1,4 +1,4 @@
-"""Exact envelope of a home whose only free device is one lossless battery, without an LP per slot.
+"""Exact envelope of a home whose only free device is one battery, without an LP per slot.
 
 Why: the LP path (`envelope_solver`) re-solves HiGHS twice per slot (192 runs for a 96-slot day, ~0.2 ms of
 set-up each before any iteration), which caps offers at a few homes per second per process. For this class
@@ -6,7 +6,9 @@ of home the fixed-plan LP is a one-dimensional storage problem, solved here exac
 over the state of charge (SoC):
 
 * each slot's cost as a function of the SoC change is convex piecewise linear (PWL): the site's import /
-  export prices and the battery's throughput costs, within the device and site power limits;
+  export prices and the battery's throughput costs, within the device and site power limits; with losses a
+  kWh stored costs 1 / charge efficiency kWh imported and a kWh drawn gives discharge efficiency kWh, which
+  keeps the slopes rising as long as export earns no more than import costs (checked per slot);
 * F_t(s), the least cost of slots 0..t ending at SoC s, and B_t(s), the least cost of slots t+1.. from SoC s,
   are convex PWL: one forward and one backward pass of inf-convolutions (merging slope-sorted segments),
   each clipped to that slot's SoC bounds;
@@ -14,14 +16,19 @@ over the state of charge (SoC):
   dom B_t within the slot's power limits; the cheapest way to hold it minimises F_{t-1}(s) + B_t(s + change)
   over s, a convex function of one variable, checked at the breakpoints of both.
 
-This is the LP path's answer (same objective: max net import first, then least cost), not an approximation:
-`tests/optimizer/test_envelope_storage.py` compares both on random homes. Each PWL segment carries its
+This is the LP path's answer (same objective: max net import first, then least cost), not an approximation,
+with one difference where the battery has losses: the LP may charge and discharge in one slot, burning energy
+through the losses to import more (or store less) than one setpoint per slot can, and then reports a limit
+wider by up to max charge power x (1 - charge x discharge efficiency), which the MILP re-plan of an activation
+cannot hold (it is infeasible there, or needs both at once). The DP path's limits are the ones a hub can follow.
+`tests/optimizer/test_envelope_storage.py` compares both on random homes, with and without losses, and pins
+and solves every limit where they differ. Each PWL segment carries its
 objective slope (what is minimised, in the model's cost units) and its energy-cost slope (EUR, what the
 offer reports); among equally cheap solutions the one with the lower energy cost is taken.
 
 `storage_model` says whether a built model is of this class (exactly the site's and the battery's columns
-and rows, no integer column, charge and discharge efficiency 1, no gain from importing and exporting, or
-charging and discharging, at once); anything else goes through the LP path.
+and rows, no integer column, no gain from importing and exporting, or charging and discharging, at once);
+anything else (and a slot whose cost is not convex in the SoC change) goes through the LP path.
 """
 from __future__ import annotations
 
@@ -121,18 +128,27 @@ class StorageSlot:
     discharge_cost: float
     soc_lo_kwh: float  # SoC bounds at the slot's end
     soc_hi_kwh: float
+    charge_efficiency: float = 1.0
+    discharge_efficiency: float = 1.0
+
+    def soc_change_kwh(self, p_kw: float, dt: float) -> float:
+        """The SoC change of battery power p over the slot (charging stores less, discharging draws more)."""
+        return p_kw * dt * self.charge_efficiency if p_kw > 0 else p_kw * dt / self.discharge_efficiency
+
+    def power_kw(self, change_kwh: float, dt: float) -> float:
+        """The battery power that changes the SoC by `change_kwh` over the slot (inverse of soc_change_kwh)."""
+        return (change_kwh / (dt * self.charge_efficiency) if change_kwh > 0
+                else change_kwh * self.discharge_efficiency / dt)
 
 
 def storage_model(mm, problem) -> Optional[tuple[float, list[StorageSlot]]]:
-    """(initial SoC kWh, slots) when the built model `mm` (a MilpModel) is a lossless one-battery home whose
-    only free columns are the site's and that battery's; None for any other model."""
+    """(initial SoC kWh, slots) when the built model `mm` (a MilpModel) is a one-battery home whose only free
+    columns are the site's and that battery's; None for any other model."""
     cp, m = mm.cp, mm.m
     n = cp.n
     if mm.int_rules or len(mm.bat) != 1 or len(problem.batteries) != 1 or mm.slacks:
         return None
     b = problem.batteries[0]
-    if b.charge_efficiency != 1.0 or b.discharge_efficiency != 1.0:
-        return None
     c, d, soc = mm.bat[b.id]
     n_exp = sum(1 for j in mm.exp if j is not None)
     if m.num_cols != 4 * n + n_exp or m.num_rows != 2 * n:
@@ -159,7 +175,7 @@ def storage_model(mm, problem) -> Optional[tuple[float, list[StorageSlot]]]:
             return None
         slots.append(StorageSlot(const, p_lo, max(p_lo, p_hi), m.cost[imp], exp_cost, pi[t] * dt,
                                  pe[t] * dt if exp is not None else 0.0, m.cost[c[t]], m.cost[d[t]],
-                                 m.lb[soc[t]], m.ub[soc[t]]))
+                                 m.lb[soc[t]], m.ub[soc[t]], b.charge_efficiency, b.discharge_efficiency))
     return b.initial_kwh, slots
 
 
@@ -171,19 +187,23 @@ def _slot_costs(s: StorageSlot, p: float) -> tuple[float, float]:
     return f, e
 
 
-def _slot_pwl(s: StorageSlot, dt: float) -> Pwl:
-    """The slot's cost as a function of its SoC change (kWh), p = change / dt."""
+def _slot_pwl(s: StorageSlot, dt: float) -> Optional[Pwl]:
+    """The slot's cost as a function of its SoC change (kWh); None when it is not convex (losses that pay,
+    as with a negative import price: the LP would charge and discharge at once, which one SoC change cannot
+    say)."""
     pts = sorted({s.p_min_kw, s.p_max_kw} | {k for k in (0.0, -s.const_kw) if s.p_min_kw < k < s.p_max_kw})
     fa, ea = _slot_costs(s, pts[0])
     segs = []
     prev = (fa, ea)
     for p0, p1 in zip(pts, pts[1:]):
         cur = _slot_costs(s, p1)
-        length = (p1 - p0) * dt
+        length = s.soc_change_kwh(p1, dt) - s.soc_change_kwh(p0, dt)
         if length > TOL:
             segs.append((length, (cur[0] - prev[0]) / length, (cur[1] - prev[1]) / length))
+            if len(segs) > 1 and segs[-1][1] < segs[-2][1] - 1e-12:
+                return None
         prev = cur
-    return Pwl(pts[0] * dt, fa, ea, segs)
+    return Pwl(s.soc_change_kwh(pts[0], dt), fa, ea, segs)
 
 
 def _best_join(f: Pwl, g: Pwl, shift: float) -> Optional[tuple[float, float]]:
@@ -209,6 +229,8 @@ def storage_envelope(initial_kwh: float, slots: list[StorageSlot], dt: float
     least-cost plan; None when the model has no solution (the caller then takes the LP path)."""
     n = len(slots)
     g = [_slot_pwl(s, dt) for s in slots]
+    if any(f is None for f in g):
+        return None
     fwd: list[Pwl] = []
     cur = Pwl(initial_kwh, 0.0, 0.0, [])
     for t in range(n):
@@ -242,6 +264,6 @@ def storage_envelope(initial_kwh: float, slots: list[StorageSlot], dt: float
             if join is None:
                 return None
             fs, es = g[t].at(change)
-            row += [slots[t].const_kw + change / dt, join[1] + es]
+            row += [slots[t].const_kw + slots[t].power_kw(change, dt), join[1] + es]
         out.append(tuple(row))
     return out, plan[1]

@@ -20,7 +20,8 @@ def tomorrow() -> date:
     return (timezone.now() + timedelta(days=1)).date()
 
 
-def make_home(username: str, opt_in: bool = True, battery: bool = True, tz: str = "UTC") -> Home:
+def make_home(username: str, opt_in: bool = True, battery: bool = True, tz: str = "UTC",
+              efficiency: float = 1.0) -> Home:
     """A dynamic-tariff home with a price signal, a flat 0.5 kW base load and (optionally) a battery."""
     user = get_user_model().objects.create_user(username=username, password="x-" + username)
     home = Home.objects.create(owner=user, name=f"home of {username}", timezone=tz, tariff_kind=TariffKind.DYNAMIC,
@@ -38,7 +39,7 @@ def make_home(username: str, opt_in: bool = True, battery: bool = True, tz: str 
         Device.objects.create(home=home, hub=hub, serial_number=f"BAT-{username}", name="Battery",
                               device_type=DeviceType.BATTERY, automatic_management=True,
                               parameters={"capacity_kwh": 10, "max_charge_kw": 3, "max_discharge_kw": 3,
-                                          "charge_efficiency": 1.0, "discharge_efficiency": 1.0,
+                                          "charge_efficiency": efficiency, "discharge_efficiency": efficiency,
                                           "min_soc_pct": 0, "initial_soc_pct": 50})
     return home
 
