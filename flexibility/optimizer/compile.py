@@ -347,3 +347,54 @@ def capacity_windows(p: Problem, cc: CapacityCharge) -> list[list[int]]:
             groups.setdefault(int((a - cc.start).total_seconds() // 60 // max(cc.window_min, g.resolution_min)),
                               []).append(t)
     return [ts for _w, ts in sorted(groups.items())]
+
+
+def device_terms(mm, device: str, unit) -> tuple[list[list[tuple]], list]:
+    """Per slot, the variables (with coefficients) and the constant power of one physical device (consumption
+    positive), read from the maps both backends' `_add_*` functions leave on their model `mm` (`cycle_x`, `ev_p`,
+    `ev_d`, `bat`, `pv_u`, `th_p`, `hp_p`: same names, same shapes). Variables that already are powers get +-1;
+    `unit(kw)` turns a fixed power in kW into the backend's power unit (kW in the MILP, W or 0.1 W in CP-SAT), for
+    cycle profiles and uncurtailable PV. Used for shared circuits (issue 14 item 4)."""
+    cp = mm.cp
+    terms: list[list[tuple]] = [[] for _ in range(cp.n)]
+    const = [unit(0.0)] * cp.n
+    for cm in cp.cycles:
+        if cm.cycle.device != device:
+            continue
+        if cm.fixed:
+            o = cm.options[0]
+            for k, pk in enumerate(o.profile_kw):
+                const[o.first_slot + k] += unit(pk)
+            continue
+        for (x, _sm), o in zip(mm.cycle_x.get(cm.cycle.id, []), cm.options):
+            for k, pk in enumerate(o.profile_kw):
+                if pk:
+                    terms[o.first_slot + k].append((x, unit(pk)))
+    for e in cp.problem.ev_sessions:
+        if e.device == device:
+            for t, ts in mm.ev_p.get(e.id, []):
+                terms[t].extend(ts)
+            for t, v in mm.ev_d.get(e.id, []):  # V2G discharge, if any
+                terms[t].append((v, -1))
+    for b in cp.problem.batteries:
+        if b.device == device:
+            c, d = mm.bat[b.id][:2]
+            for t in range(cp.n):
+                terms[t] += [(c[t], 1), (d[t], -1)]
+    for pv in cp.problem.pv:
+        if pv.device == device:
+            cols = mm.pv_u.get(pv.id)
+            for t in range(cp.n):
+                if cols is None:
+                    const[t] -= unit(pv.forecast_kw[t])
+                else:
+                    terms[t].append((cols[t], -1))
+    for th in cp.problem.thermal_storages:
+        if th.device == device:
+            for t, term in enumerate(mm.th_p[th.id]):
+                terms[t].append(term)
+    for hp_device, hp_terms in mm.hp_p.values():  # space-heating heat pumps, if any
+        if hp_device == device:
+            for t, term in enumerate(hp_terms):
+                terms[t].append(term)
+    return terms, const

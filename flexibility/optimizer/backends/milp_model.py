@@ -10,7 +10,8 @@ import math
 from typing import Callable, Optional
 
 from ..compile import (THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, capacity_windows, day_slot_groups,
-                       heating_count_bounds, interchangeable_cycles, min_state_bounds, money_weight, power_cliques)
+                       device_terms, heating_count_bounds, interchangeable_cycles, min_state_bounds, money_weight,
+                       power_cliques)
 from ..problem import Battery, PV, SpaceHeating, ThermalStorage
 from ..result import Schedule, Violation
 from .common import ELASTIC_PER_CYCLE, ELASTIC_PER_KWH
@@ -501,54 +502,6 @@ def _add_export_slack(mm: MilpModel, exp: int, t: int) -> None:
     mm.m.row([exp, s], [1.0, -1.0], -INF, E)
 
 
-def device_terms(mm: MilpModel, device: str) -> tuple[list[list[Term]], list[float]]:
-    """Per slot, the columns (with kW coefficients) and the constant kW of one physical device
-    (consumption positive), read from the column maps the `_add_*` functions leave."""
-    cp = mm.cp
-    terms: list[list[Term]] = [[] for _ in range(cp.n)]
-    const = [0.0] * cp.n
-    for cm in cp.cycles:
-        if cm.cycle.device != device:
-            continue
-        if cm.fixed:
-            o = cm.options[0]
-            for k, pk in enumerate(o.profile_kw):
-                const[o.first_slot + k] += pk
-            continue
-        for (j, _sm), o in zip(mm.cycle_x.get(cm.cycle.id, []), cm.options):
-            for k, pk in enumerate(o.profile_kw):
-                if pk:
-                    terms[o.first_slot + k].append((j, pk))
-    for e in cp.problem.ev_sessions:
-        if e.device == device:
-            for t, ts in mm.ev_p.get(e.id, []):
-                terms[t].extend(ts)
-            for t, j in mm.ev_d.get(e.id, []):  # V2G discharge, if any
-                terms[t].append((j, -1.0))
-    for b in cp.problem.batteries:
-        if b.device == device:
-            c, d, _soc = mm.bat[b.id]
-            for t in range(cp.n):
-                terms[t] += [(c[t], 1.0), (d[t], -1.0)]
-    for pv in cp.problem.pv:
-        if pv.device == device:
-            cols = mm.pv_u.get(pv.id)
-            for t in range(cp.n):
-                if cols is None:
-                    const[t] -= pv.forecast_kw[t]
-                else:
-                    terms[t].append((cols[t], -1.0))
-    for th in cp.problem.thermal_storages:
-        if th.device == device:
-            for t, term in enumerate(mm.th_p[th.id]):
-                terms[t].append(term)
-    for hp_id, (hp_device, hp_terms) in mm.hp_p.items():  # space-heating heat pumps, if any
-        if hp_device == device:
-            for t, term in enumerate(hp_terms):
-                terms[t].append(term)
-    return terms, const
-
-
 def _add_heat_pump(mm: MilpModel, hp: SpaceHeating) -> None:
     """Space heating (issue 14 item 5): indoor temperature after each slot from the first-order building model
     (`SpaceHeating`), inside the comfort band (elastic: slack per K, priced as the heat it stands for); power
@@ -643,7 +596,7 @@ def _add_circuits(mm: MilpModel) -> None:
         terms: list[list[Term]] = [[] for _ in range(mm.cp.n)]
         const = [0.0] * mm.cp.n
         for dev in ci.devices:
-            ts, cs = device_terms(mm, dev)
+            ts, cs = device_terms(mm, dev, float)
             for t in range(mm.cp.n):
                 terms[t] += ts[t]
                 const[t] += cs[t]
