@@ -178,17 +178,7 @@ def power_cliques(cp: "Compiled") -> list[list[tuple[int, int]]]:
     can lower net import (PV, battery and V2G discharge): a new source must be added there.
     """
     p = cp.problem
-    relief = [sum(pv.forecast_kw[t] for pv in p.pv) + sum(b.max_discharge_kw for b in p.batteries)
-              for t in range(cp.n)]
-    for em in cp.evs:  # a V2G car can discharge while plugged in
-        if em.ev.v2g:
-            for t in em.slots:
-                relief[t] += em.ev.max_discharge_kw
-    room = [p.site.import_limit_kw - cp.base_kw[t] + relief[t] for t in range(cp.n)]
-    for cm in cp.cycles:
-        if cm.fixed:
-            for t, pk in cm.options[0].load().items():
-                room[t] -= pk
+    room = [p.site.import_limit_kw - x for x in least_net_import_kw(cp)]
     heavy: list[list[tuple[int, int]]] = [[] for _ in range(cp.n)]
     least = min(room, default=0.0)
     for i, cm in enumerate(cp.cycles):
@@ -202,6 +192,55 @@ def power_cliques(cp: "Compiled") -> list[list[tuple[int, int]]]:
     for items in heavy:
         if len({i for i, _ in items}) > 1:
             out.append(items)
+    return out
+
+
+def least_net_import_kw(cp: "Compiled") -> list[float]:
+    """Per slot, the lowest net import the home can have before its free cycles, EVs and heaters add load:
+    base load and fixed cycles minus every source that can lower it (all PV, every battery and V2G car
+    discharging at full power). A new source must be subtracted here (power cliques and capacity floors
+    rely on it)."""
+    p = cp.problem
+    relief = [sum(pv.forecast_kw[t] for pv in p.pv) + sum(b.max_discharge_kw for b in p.batteries)
+              for t in range(cp.n)]
+    for em in cp.evs:  # a V2G car can discharge while plugged in
+        if em.ev.v2g:
+            for t in em.slots:
+                relief[t] += em.ev.max_discharge_kw
+    least = [cp.base_kw[t] - relief[t] for t in range(cp.n)]
+    for cm in cp.cycles:
+        if cm.fixed:
+            for t, pk in cm.options[0].load().items():
+                least[t] += pk
+    return least
+
+
+def capacity_cycle_floors(cp: "Compiled", windows: list[list[int]]) -> list[tuple[int, list[float]]]:
+    """Capacity charges: per free cycle, the peak (kW) each of its starts forces at least, wherever the rest
+    of the home goes: max over the metering windows of the window's average of max(0, least net import +
+    the cycle's load). So `peak >= sum over starts of x[s] * floor[s]` is valid (a cycle runs exactly once)
+    and exact for whole starts, while the window rows alone let the LP spread a cycle over many starts at a
+    fraction each, its load smeared under the peak. Items are (cycle index, floor per option); cycles
+    whose floors are all within 1 W of the home's own floor are left out."""
+    least = least_net_import_kw(cp)
+    imp0 = [max(0.0, x) for x in least]
+    where = {t: k for k, ts in enumerate(windows) for t in ts}
+    sums = [sum(imp0[t] for t in ts) for ts in windows]
+    own = max((sm / len(ts) for sm, ts in zip(sums, windows)), default=0.0)
+    out = []
+    for i, cm in enumerate(cp.cycles):
+        if cm.fixed or len(cm.options) < 2:
+            continue
+        floors = []
+        for o in cm.options:
+            add: dict[int, float] = {}
+            for t, pk in o.load().items():
+                k = where.get(t)
+                if k is not None:
+                    add[k] = add.get(k, 0.0) + max(0.0, least[t] + pk) - imp0[t]
+            floors.append(max([own] + [(sums[k] + a) / len(windows[k]) for k, a in add.items()]))
+        if max(floors) > own + 1e-3:
+            out.append((i, floors))
     return out
 
 

@@ -15,8 +15,8 @@ from typing import Optional
 
 from ortools.sat.python import cp_model
 
-from ..compile import (THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, capacity_windows, day_slot_groups,
-                       device_terms, interchangeable_cycles, min_state_bounds, money_weight, power_cliques)
+from ..compile import (THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, capacity_cycle_floors, capacity_windows,
+                       day_slot_groups, device_terms, interchangeable_cycles, min_state_bounds, money_weight, power_cliques)
 from ..problem import Battery, PV, SpaceHeating, ThermalStorage
 from ..result import Schedule, Status
 from .common import BackendResult, rel_gap
@@ -572,6 +572,10 @@ def _add_capacity_charges(mm: CpsatModel) -> None:
         peak = md.new_int_var(floor, max(floor, L * mm.w(p.site.import_limit_kw)), "")
         for ts in windows:
             md.add(peak >= sum((L // len(ts)) * mm.imp[t] for t in ts))
+        if mm.symmetry:  # the peak each cycle start forces (compile.capacity_cycle_floors), floored to units
+            for i, floors in capacity_cycle_floors(mm.cp, windows):
+                xs = [x for x, _sm in mm.cycle_x[mm.cp.cycles[i].cycle.id]]
+                md.add(peak >= sum(math.floor(f * mm.W * L + 1e-6) * x for f, x in zip(floors, xs)))
         mm.obj.append((peak, money_weight(p) * cc.price_eur_per_kw / (mm.W * L)))
         mm.offset -= money_weight(p) * cc.price_eur_per_kw * floor / (mm.W * L)
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 from typing import Callable, Optional
 
-from ..compile import (THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, capacity_windows, day_slot_groups,
-                       device_terms, heating_count_bounds, interchangeable_cycles, min_state_bounds, money_weight,
-                       power_cliques)
+from ..compile import (THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, capacity_cycle_floors, capacity_windows,
+                       day_slot_groups, device_terms, heating_count_bounds, interchangeable_cycles, min_state_bounds,
+                       money_weight, power_cliques)
 from ..problem import Battery, PV, SpaceHeating, ThermalStorage
 from ..result import Schedule, Violation
 from .common import ELASTIC_PER_CYCLE, ELASTIC_PER_KWH
@@ -489,8 +489,13 @@ def _add_capacity_charges(mm: MilpModel) -> None:
     for cc in p.capacity_charges:
         peak = m.var(cc.peak_floor_kw, INF, money_weight(p) * cc.price_eur_per_kw)
         m.offset -= money_weight(p) * cc.price_eur_per_kw * cc.peak_floor_kw
-        for ts in capacity_windows(p, cc):
+        windows = capacity_windows(p, cc)
+        for ts in windows:
             m.row([mm.imp[t] for t in ts] + [peak], [1.0 / len(ts)] * len(ts) + [-1.0], -INF, 0.0)
+        if mm.cycle_cuts and not mm.elastic:  # the peak each cycle start forces (compile.capacity_cycle_floors)
+            for i, floors in capacity_cycle_floors(mm.cp, windows):
+                xs = [j for j, _sm in mm.cycle_x[mm.cp.cycles[i].cycle.id]]
+                m.row(xs + [peak], floors + [-1.0], -INF, 0.0)
 
 
 def _add_export_slack(mm: MilpModel, exp: int, t: int) -> None:
