@@ -244,6 +244,35 @@ def capacity_cycle_floors(cp: "Compiled", windows: list[list[int]]) -> list[tupl
     return out
 
 
+def cycle_cost_floors(cp: "Compiled") -> Optional[tuple[float, list[tuple[int, list[float]]]]]:
+    """A lower bound on the grid cost (the objective's import and export terms) by whole cycle starts:
+    `grid cost >= F0 + sum over cycles and starts of x[s] * extra[s]`, F0 the cost of the home at its least net
+    import, extra[s] what the cycle's load costs on top of that alone. Valid when each slot's cost is convex and
+    non-decreasing in the net import (import weight >= export revenue >= 0: no negative prices) and nothing can
+    lower the net import below the least (no battery, no V2G): then every other load only raises each cycle's
+    cost (convexity), and curtailing PV costs nothing here (the slot cost is flat below the export limit).
+    Exact for whole starts; the slot rows alone let the LP cut a cycle into fractions that fill a PV surplus
+    exactly, which whole starts cannot (README "Many cycles"). None where it does not hold."""
+    p = cp.problem
+    if p.batteries or any(em.ev.v2g for em in cp.evs) or not any(not cm.fixed for cm in cp.cycles):
+        return None
+    if any(cp.w_imp[t] < 0 or cp.w_exp[t] > 0 or cp.w_imp[t] + cp.w_exp[t] < 0 for t in range(cp.n)):
+        return None
+    dt, E = cp.dt_h, p.site.export_limit_kw
+    least = least_net_import_kw(cp)
+
+    def f(t: int, n: float) -> float:
+        n = max(n, -E)
+        return dt * (cp.w_imp[t] * n if n >= 0 else cp.w_exp[t] * -n)
+
+    out = []
+    for i, cm in enumerate(cp.cycles):
+        if cm.fixed or not cm.options:
+            continue
+        out.append((i, [sum(f(t, least[t] + pk) - f(t, least[t]) for t, pk in o.load().items()) for o in cm.options]))
+    return sum(f(t, least[t]) for t in range(cp.n)), out
+
+
 def heating_count_bounds(th: ThermalStorage, n: int, dt_h: float) -> tuple[list[float], list[float], list[tuple[int, int]]]:
     """Bounds on S_t, the number of on-slots of an on/off heater up to slot t, and suffix needs.
 

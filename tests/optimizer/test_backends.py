@@ -275,3 +275,43 @@ def test_capacity_floors_keep_the_optimum(spans, prices, window_min, peak_floor_
     # does not pass the optimum: the cut removed no plan
     assert (c.status == Status.OPTIMAL and agree(best, c.objective)) or c.bound <= best + 1e-4 * max(1.0, abs(best)), (
         c.status, c.objective, c.bound, best)
+
+
+@settings(max_examples=10, deadline=None, phases=[Phase.explicit, Phase.generate],
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 14), st.integers(4, 10)), min_size=2, max_size=2),
+       st.lists(st.sampled_from([0.0, 0.08, 0.12, 0.3]), min_size=24, max_size=24),
+       st.sampled_from([0.0, 0.5, 1.0]), st.sampled_from([1.0, 3.0, 6.0]), st.booleans(), st.booleans())
+@example([(10, 10), (8, 8)], [0.3] * 24, 0.5, 3.0, False, False)  # PV surplus at noon, a cycle at a time fills it
+def test_cycle_cost_floor_keeps_the_optimum(spans, prices, export_share, kwp, curtailable, ecologic):
+    """The grid cost by whole cycle starts (compile.cycle_cost_floors) removes no optimum: HiGHS without the
+    cycle cuts, HiGHS with them and CP-SAT agree on PV homes whose surplus the cycles compete for (export at a
+    share of the import price, curtailable or not, economic or ecologic)."""
+    from flexibility.optimizer.backends.cpsat import solve_cpsat
+    from flexibility.optimizer.backends.milp import read_highs
+    from flexibility.optimizer.backends.milp_model import MilpModel
+    from flexibility.optimizer.compile import compile_problem, cycle_cost_floors
+
+    d = _cycles_home([(a, min(24, a + n)) for a, n in spans], prices)
+    d["site"]["export_price_eur_per_kwh"] = [round(export_share * x, 4) for x in prices]
+    d["site"]["export_limit_kw"] = 1.5
+    d["site"]["co2_g_per_kwh"] = [200.0 + 10 * t for t in range(24)]
+    if ecologic:
+        d["objective"] = {"kind": "ecologic"}
+    d["pv"] = [{"id": "pv", "device": "PV", "name": "Roof", "curtailable": curtailable,
+                "forecast_kw": [max(0.0, round(kwp * (1 - abs(t - 12) / 6), 3)) for t in range(24)]}]
+    if not curtailable:  # what the home cannot use or export would make it infeasible
+        d["pv"][0]["forecast_kw"] = [min(x, 1.9) for x in d["pv"][0]["forecast_kw"]]
+    cp = compile_problem(problem_from_dict(d))
+    assert cycle_cost_floors(cp) is not None
+    out = []
+    for cuts in (False, True):
+        mm = MilpModel(cp, symmetry=cuts, cycle_cuts=cuts)
+        h = mm.m.to_highs(20, mip_rel_gap=5e-5)
+        h.run()
+        out.append(read_highs(mm, h))
+    out.append(solve_cpsat(cp, 20))
+    assert {r.status for r in out} in ({Status.OPTIMAL}, {Status.INFEASIBLE}), [r.status for r in out]
+    if out[0].status == Status.OPTIMAL:
+        assert agree(out[0].objective, out[1].objective) and agree(out[0].objective, out[2].objective), [
+            r.objective for r in out]

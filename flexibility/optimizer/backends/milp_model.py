@@ -10,7 +10,7 @@ import math
 from typing import Callable, Optional
 
 from ..compile import (THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, capacity_cycle_floors, capacity_windows,
-                       day_slot_groups, device_terms, heating_count_bounds, interchangeable_cycles, min_state_bounds,
+                       cycle_cost_floors, day_slot_groups, device_terms, heating_count_bounds, interchangeable_cycles, min_state_bounds,
                        money_weight, power_cliques)
 from ..problem import Battery, PV, SpaceHeating, ThermalStorage
 from ..result import Schedule, Violation
@@ -69,6 +69,7 @@ class MilpModel:
         _add_circuits(self)
         _add_v2g_no_export(self)
         _add_site(self)
+        _add_cycle_cost_floor(self)
         _add_capacity_charges(self)
 
     def slack(self, cost: float, make: Callable[[float], Violation], ub: float = INF) -> int:
@@ -496,6 +497,27 @@ def _add_capacity_charges(mm: MilpModel) -> None:
             for i, floors in capacity_cycle_floors(mm.cp, windows):
                 xs = [j for j, _sm in mm.cycle_x[mm.cp.cycles[i].cycle.id]]
                 m.row(xs + [peak], floors + [-1.0], -INF, 0.0)
+
+
+def _add_cycle_cost_floor(mm: MilpModel) -> None:
+    """The grid cost is at least what each cycle's whole start costs on its own (compile.cycle_cost_floors)."""
+    cp = mm.cp
+    floors = cycle_cost_floors(cp) if mm.cycle_cuts and not mm.elastic else None
+    if floors is None:
+        return
+    f0, per_cycle = floors
+    idx, val = [], []
+    for t in range(cp.n):
+        idx.append(mm.imp[t])
+        val.append(cp.w_imp[t] * cp.dt_h)
+        if mm.exp[t] is not None:
+            idx.append(mm.exp[t])
+            val.append(cp.w_exp[t] * cp.dt_h)
+    for i, extra in per_cycle:
+        for (j, _sm), e in zip(mm.cycle_x[cp.cycles[i].cycle.id], extra):
+            idx.append(j)
+            val.append(-e)
+    mm.m.row(idx, val, f0 - 1e-9 * max(1.0, abs(f0)), INF)
 
 
 def _add_export_slack(mm: MilpModel, exp: int, t: int) -> None:
