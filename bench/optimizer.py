@@ -164,6 +164,7 @@ def best_known(n: int, time_limit_s: float, quick_s: float = 2.0) -> dict[str, A
     same = old.get("time_limit_s") == time_limit_s and old.get("quick_limit_s") == quick_s
     homes_out: dict[str, Any] = old.get("homes", {}) if same else {}
     doc = {"command": f"python -m bench.optimizer --best-known {n} --time-limit {time_limit_s:g} --quick-limit {quick_s:g}",
+           "generated": old.get("generated") if same else None,  # when, which code, at what load: by hand
            "time_limit_s": time_limit_s, "quick_limit_s": quick_s, "homes": homes_out}
     homes = random_homes(n)
 
