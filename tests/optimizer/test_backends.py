@@ -178,6 +178,20 @@ def test_heating_count_cut_keeps_the_optimum(d):
         assert agree(out[0].objective, out[1].objective), (out[0].objective, out[1].objective)
 
 
+def highs_without_and_with_cycle_cuts(cp, mip_rel_gap: float = 5e-5) -> list:
+    """HiGHS on the plain model (no cycle cuts, no symmetry order), then on the model with them."""
+    from flexibility.optimizer.backends.milp import read_highs
+    from flexibility.optimizer.backends.milp_model import MilpModel
+
+    out = []
+    for cuts in (False, True):
+        mm = MilpModel(cp, symmetry=cuts, cycle_cuts=cuts)
+        h = mm.m.to_highs(20, mip_rel_gap=mip_rel_gap)
+        h.run()
+        out.append(read_highs(mm, h))
+    return out
+
+
 def _cycles_home(windows: list[tuple[int, int]], prices: list[float]) -> dict:
     """Four cycles on a 4.6 kVA connection over 24 half-hours: two identical washes on one washer (the
     windows drawn), a dishwasher and a dryer whose heating phases cannot share a slot with a wash's."""
@@ -207,8 +221,6 @@ def test_cycle_cuts_keep_the_optimum(spans, prices):
     homes where heavy phases compete for cheap hours, with the identical washes' windows drawn (equal,
     nested, shifted, disjoint)."""
     from flexibility.optimizer.backends.cpsat import solve_cpsat
-    from flexibility.optimizer.backends.milp import read_highs
-    from flexibility.optimizer.backends.milp_model import MilpModel
     from flexibility.optimizer.compile import compile_problem, interchangeable_cycles, power_cliques
 
     windows = [(a, min(24, a + n)) for a, n in spans]
@@ -217,12 +229,7 @@ def test_cycle_cuts_keep_the_optimum(spans, prices):
     sa, sb = ({o.start_min for o in cm.options} for cm in cp.cycles[:2])
     if sa == sb:
         assert len(interchangeable_cycles(cp)) == 1
-    out = []
-    for cuts in (False, True):
-        mm = MilpModel(cp, symmetry=cuts, cycle_cuts=cuts)
-        h = mm.m.to_highs(20, mip_rel_gap=1e-9)
-        h.run()
-        out.append(read_highs(mm, h))
+    out = highs_without_and_with_cycle_cuts(cp, mip_rel_gap=1e-9)
     out.append(solve_cpsat(cp, 20, rel_gap_limit=1e-9))
     assert {r.status for r in out} in ({Status.OPTIMAL}, {Status.INFEASIBLE}), [r.status for r in out]
     if out[0].status == Status.OPTIMAL:
@@ -241,8 +248,6 @@ def test_capacity_floors_keep_the_optimum(spans, prices, window_min, peak_floor_
     optimum: HiGHS without the cycle cuts, HiGHS with them and CP-SAT agree, with metering windows of one to
     three slots, a floor, and PV or a battery that can lower the import (and so the floors)."""
     from flexibility.optimizer.backends.cpsat import solve_cpsat
-    from flexibility.optimizer.backends.milp import read_highs
-    from flexibility.optimizer.backends.milp_model import MilpModel
     from flexibility.optimizer.compile import capacity_cycle_floors, capacity_windows, compile_problem
 
     d = _cycles_home([(a, min(24, a + n)) for a, n in spans], prices)
@@ -259,12 +264,7 @@ def test_capacity_floors_keep_the_optimum(spans, prices, window_min, peak_floor_
     cp = compile_problem(p)
     if not (pv or battery or peak_floor_kw > 2.9):
         assert capacity_cycle_floors(cp, capacity_windows(p, p.capacity_charges[0]))  # the cut is there
-    out = []
-    for cuts in (False, True):
-        mm = MilpModel(cp, symmetry=cuts, cycle_cuts=cuts)
-        h = mm.m.to_highs(20, mip_rel_gap=5e-5)
-        h.run()
-        out.append(read_highs(mm, h))
+    out = highs_without_and_with_cycle_cuts(cp)
     assert {r.status for r in out} in ({Status.OPTIMAL}, {Status.INFEASIBLE}), [r.status for r in out]
     if out[0].status == Status.INFEASIBLE:
         return
@@ -288,8 +288,6 @@ def test_cycle_cost_floor_keeps_the_optimum(spans, prices, export_share, kwp, cu
     cycle cuts, HiGHS with them and CP-SAT agree on PV homes whose surplus the cycles compete for (export at a
     share of the import price, curtailable or not, economic or ecologic)."""
     from flexibility.optimizer.backends.cpsat import solve_cpsat
-    from flexibility.optimizer.backends.milp import read_highs
-    from flexibility.optimizer.backends.milp_model import MilpModel
     from flexibility.optimizer.compile import compile_problem, cycle_cost_floors
 
     d = _cycles_home([(a, min(24, a + n)) for a, n in spans], prices)
@@ -304,12 +302,7 @@ def test_cycle_cost_floor_keeps_the_optimum(spans, prices, export_share, kwp, cu
         d["pv"][0]["forecast_kw"] = [min(x, 1.9) for x in d["pv"][0]["forecast_kw"]]
     cp = compile_problem(problem_from_dict(d))
     assert cycle_cost_floors(cp) is not None
-    out = []
-    for cuts in (False, True):
-        mm = MilpModel(cp, symmetry=cuts, cycle_cuts=cuts)
-        h = mm.m.to_highs(20, mip_rel_gap=5e-5)
-        h.run()
-        out.append(read_highs(mm, h))
+    out = highs_without_and_with_cycle_cuts(cp)
     out.append(solve_cpsat(cp, 20))
     assert {r.status for r in out} in ({Status.OPTIMAL}, {Status.INFEASIBLE}), [r.status for r in out]
     if out[0].status == Status.OPTIMAL:
