@@ -244,10 +244,11 @@ def capacity_cycle_floors(cp: "Compiled", windows: list[list[int]]) -> list[tupl
     return out
 
 
-def cycle_cost_floors(cp: "Compiled") -> Optional[tuple[float, list[tuple[int, list[float]]]]]:
-    """A lower bound on the grid cost (the objective's import and export terms) by whole cycle starts:
-    `grid cost >= F0 + sum over cycles and starts of x[s] * extra[s]`, F0 the cost of the home at its least net
-    import, extra[s] what the cycle's load costs on top of that alone. Valid when each slot's cost is convex and
+def cycle_cost_floors(cp: "Compiled") -> Optional[tuple[list[int], float, list[tuple[int, list[float]]]]]:
+    """A lower bound on the grid cost (the objective's import and export terms) of the slots some cycle start
+    touches, by whole cycle starts: `grid cost over those slots >= F0 + sum over cycles and starts of x[s] *
+    extra[s]`, F0 their cost at the home's least net import, extra[s] what the cycle's load costs on top of
+    that alone (only those slots: a dense row over the whole horizon slowed HiGHS' simplex). Valid when each slot's cost is convex and
     non-decreasing in the net import (import weight >= export revenue >= 0: no negative prices) and nothing can
     lower the net import below the least (no battery, no V2G): then every other load only raises each cycle's
     cost (convexity), and curtailing PV costs nothing here (the slot cost is flat below the export limit).
@@ -266,11 +267,14 @@ def cycle_cost_floors(cp: "Compiled") -> Optional[tuple[float, list[tuple[int, l
         return dt * (cp.w_imp[t] * n if n >= 0 else cp.w_exp[t] * -n)
 
     out = []
+    slots: set[int] = set()
     for i, cm in enumerate(cp.cycles):
         if cm.fixed or not cm.options:
             continue
         out.append((i, [sum(f(t, least[t] + pk) - f(t, least[t]) for t, pk in o.load().items()) for o in cm.options]))
-    return sum(f(t, least[t]) for t in range(cp.n)), out
+        slots.update(t for o in cm.options for t in o.load())
+    ts = sorted(slots)
+    return ts, sum(f(t, least[t]) for t in ts), out
 
 
 def heating_count_bounds(th: ThermalStorage, n: int, dt_h: float) -> tuple[list[float], list[float], list[tuple[int, int]]]:

@@ -505,9 +505,9 @@ def _add_cycle_cost_floor(mm: MilpModel) -> None:
     floors = cycle_cost_floors(cp) if mm.cycle_cuts and not mm.elastic else None
     if floors is None:
         return
-    f0, per_cycle = floors
+    slots, f0, per_cycle = floors
     idx, val = [], []
-    for t in range(cp.n):
+    for t in slots:
         idx.append(mm.imp[t])
         val.append(cp.w_imp[t] * cp.dt_h)
         if mm.exp[t] is not None:
