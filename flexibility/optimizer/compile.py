@@ -178,17 +178,7 @@ def power_cliques(cp: "Compiled") -> list[list[tuple[int, int]]]:
     can lower net import (PV, battery and V2G discharge): a new source must be added there.
     """
     p = cp.problem
-    relief = [sum(pv.forecast_kw[t] for pv in p.pv) + sum(b.max_discharge_kw for b in p.batteries)
-              for t in range(cp.n)]
-    for em in cp.evs:  # a V2G car can discharge while plugged in
-        if em.ev.v2g:
-            for t in em.slots:
-                relief[t] += em.ev.max_discharge_kw
-    room = [p.site.import_limit_kw - cp.base_kw[t] + relief[t] for t in range(cp.n)]
-    for cm in cp.cycles:
-        if cm.fixed:
-            for t, pk in cm.options[0].load().items():
-                room[t] -= pk
+    room = [p.site.import_limit_kw - x for x in least_net_import_kw(cp)]
     heavy: list[list[tuple[int, int]]] = [[] for _ in range(cp.n)]
     least = min(room, default=0.0)
     for i, cm in enumerate(cp.cycles):
@@ -203,6 +193,88 @@ def power_cliques(cp: "Compiled") -> list[list[tuple[int, int]]]:
         if len({i for i, _ in items}) > 1:
             out.append(items)
     return out
+
+
+def least_net_import_kw(cp: "Compiled") -> list[float]:
+    """Per slot, the lowest net import the home can have before its free cycles, EVs and heaters add load:
+    base load and fixed cycles minus every source that can lower it (all PV, every battery and V2G car
+    discharging at full power). A new source must be subtracted here (power cliques and capacity floors
+    rely on it)."""
+    p = cp.problem
+    relief = [sum(pv.forecast_kw[t] for pv in p.pv) + sum(b.max_discharge_kw for b in p.batteries)
+              for t in range(cp.n)]
+    for em in cp.evs:  # a V2G car can discharge while plugged in
+        if em.ev.v2g:
+            for t in em.slots:
+                relief[t] += em.ev.max_discharge_kw
+    least = [cp.base_kw[t] - relief[t] for t in range(cp.n)]
+    for cm in cp.cycles:
+        if cm.fixed:
+            for t, pk in cm.options[0].load().items():
+                least[t] += pk
+    return least
+
+
+def capacity_cycle_floors(cp: "Compiled", windows: list[list[int]]) -> list[tuple[int, list[float]]]:
+    """Capacity charges: per free cycle, the peak (kW) each of its starts forces at least, wherever the rest
+    of the home goes: max over the metering windows of the window's average of max(0, least net import +
+    the cycle's load). So `peak >= sum over starts of x[s] * floor[s]` is valid (a cycle runs exactly once)
+    and exact for whole starts, while the window rows alone let the LP spread a cycle over many starts at a
+    fraction each, its load smeared under the peak. Items are (cycle index, floor per option); cycles
+    whose floors are all within 1 W of the home's own floor are left out."""
+    least = least_net_import_kw(cp)
+    imp0 = [max(0.0, x) for x in least]
+    where = {t: k for k, ts in enumerate(windows) for t in ts}
+    sums = [sum(imp0[t] for t in ts) for ts in windows]
+    own = max((sm / len(ts) for sm, ts in zip(sums, windows)), default=0.0)
+    out = []
+    for i, cm in enumerate(cp.cycles):
+        if cm.fixed or len(cm.options) < 2:
+            continue
+        floors = []
+        for o in cm.options:
+            add: dict[int, float] = {}
+            for t, pk in o.load().items():
+                k = where.get(t)
+                if k is not None:
+                    add[k] = add.get(k, 0.0) + max(0.0, least[t] + pk) - imp0[t]
+            floors.append(max([own] + [(sums[k] + a) / len(windows[k]) for k, a in add.items()]))
+        if max(floors) > own + 1e-3:
+            out.append((i, floors))
+    return out
+
+
+def cycle_cost_floors(cp: "Compiled") -> Optional[tuple[list[int], float, list[tuple[int, list[float]]]]]:
+    """A lower bound on the grid cost (the objective's import and export terms) of the slots some cycle start
+    touches, by whole cycle starts: `grid cost over those slots >= F0 + sum over cycles and starts of x[s] *
+    extra[s]`, F0 their cost at the home's least net import, extra[s] what the cycle's load costs on top of
+    that alone (only those slots: a dense row over the whole horizon slowed HiGHS' simplex). Valid when each slot's cost is convex and
+    non-decreasing in the net import (import weight >= export revenue >= 0: no negative prices) and nothing can
+    lower the net import below the least (no battery, no V2G): then every other load only raises each cycle's
+    cost (convexity), and curtailing PV costs nothing here (the slot cost is flat below the export limit).
+    Exact for whole starts; the slot rows alone let the LP cut a cycle into fractions that fill a PV surplus
+    exactly, which whole starts cannot (README "Many cycles"). None where it does not hold."""
+    p = cp.problem
+    if p.batteries or any(em.ev.v2g for em in cp.evs) or not any(not cm.fixed for cm in cp.cycles):
+        return None
+    if any(cp.w_imp[t] < 0 or cp.w_exp[t] > 0 or cp.w_imp[t] + cp.w_exp[t] < 0 for t in range(cp.n)):
+        return None
+    dt, E = cp.dt_h, p.site.export_limit_kw
+    least = least_net_import_kw(cp)
+
+    def f(t: int, n: float) -> float:
+        n = max(n, -E)
+        return dt * (cp.w_imp[t] * n if n >= 0 else cp.w_exp[t] * -n)
+
+    out = []
+    slots: set[int] = set()
+    for i, cm in enumerate(cp.cycles):
+        if cm.fixed or not cm.options:
+            continue
+        out.append((i, [sum(f(t, least[t] + pk) - f(t, least[t]) for t, pk in o.load().items()) for o in cm.options]))
+        slots.update(t for o in cm.options for t in o.load())
+    ts = sorted(slots)
+    return ts, sum(f(t, least[t]) for t in ts), out
 
 
 def heating_count_bounds(th: ThermalStorage, n: int, dt_h: float) -> tuple[list[float], list[float], list[tuple[int, int]]]:
@@ -347,3 +419,54 @@ def capacity_windows(p: Problem, cc: CapacityCharge) -> list[list[int]]:
             groups.setdefault(int((a - cc.start).total_seconds() // 60 // max(cc.window_min, g.resolution_min)),
                               []).append(t)
     return [ts for _w, ts in sorted(groups.items())]
+
+
+def device_terms(mm, device: str, unit) -> tuple[list[list[tuple]], list]:
+    """Per slot, the variables (with coefficients) and the constant power of one physical device (consumption
+    positive), read from the maps both backends' `_add_*` functions leave on their model `mm` (`cycle_x`, `ev_p`,
+    `ev_d`, `bat`, `pv_u`, `th_p`, `hp_p`: same names, same shapes). Variables that already are powers get +-1;
+    `unit(kw)` turns a fixed power in kW into the backend's power unit (kW in the MILP, W or 0.1 W in CP-SAT), for
+    cycle profiles and uncurtailable PV. Used for shared circuits (issue 14 item 4)."""
+    cp = mm.cp
+    terms: list[list[tuple]] = [[] for _ in range(cp.n)]
+    const = [unit(0.0)] * cp.n
+    for cm in cp.cycles:
+        if cm.cycle.device != device:
+            continue
+        if cm.fixed:
+            o = cm.options[0]
+            for k, pk in enumerate(o.profile_kw):
+                const[o.first_slot + k] += unit(pk)
+            continue
+        for (x, _sm), o in zip(mm.cycle_x.get(cm.cycle.id, []), cm.options):
+            for k, pk in enumerate(o.profile_kw):
+                if pk:
+                    terms[o.first_slot + k].append((x, unit(pk)))
+    for e in cp.problem.ev_sessions:
+        if e.device == device:
+            for t, ts in mm.ev_p.get(e.id, []):
+                terms[t].extend(ts)
+            for t, v in mm.ev_d.get(e.id, []):  # V2G discharge, if any
+                terms[t].append((v, -1))
+    for b in cp.problem.batteries:
+        if b.device == device:
+            c, d = mm.bat[b.id][:2]
+            for t in range(cp.n):
+                terms[t] += [(c[t], 1), (d[t], -1)]
+    for pv in cp.problem.pv:
+        if pv.device == device:
+            cols = mm.pv_u.get(pv.id)
+            for t in range(cp.n):
+                if cols is None:
+                    const[t] -= unit(pv.forecast_kw[t])
+                else:
+                    terms[t].append((cols[t], -1))
+    for th in cp.problem.thermal_storages:
+        if th.device == device:
+            for t, term in enumerate(mm.th_p[th.id]):
+                terms[t].append(term)
+    for hp_device, hp_terms in mm.hp_p.values():  # space-heating heat pumps, if any
+        if hp_device == device:
+            for t, term in enumerate(hp_terms):
+                terms[t].append(term)
+    return terms, const

@@ -77,17 +77,23 @@ def run_backend(cp: Compiled, backend: str, time_limit_s: float, threads: int = 
         from .backends.milp import solve_milp
 
         if start is not None:
-            raise ValueError("milp: takes no start plan (see portfolio_runner)")
+            raise ValueError("milp: takes no start plan, only a cutoff (see portfolio_runner)")
         return solve_milp(cp, time_limit_s, threads=threads, via_pulp=backend == "milp-pulp", **kw)
     raise ValueError(f"backend: must be one of {', '.join(BACKENDS)}")
 
 
 def portfolio_runner(cp: Compiled, backend: str, time_limit_s: float, threads: int,
                      start: Optional[Schedule]) -> BackendResult:
-    """Only CP-SAT takes the other backend's plan (as a hint): HiGHS 1.16 given a start solution with
-    `setSolution` can report an objective and bound that do not belong to the solution it returns
-    (README "Choosing a backend"), so HiGHS always starts from scratch."""
-    return run_backend(cp, backend, time_limit_s, threads, start if backend == "cpsat" else None)
+    """CP-SAT takes the other backend's plan as a hint. HiGHS 1.16 given a start solution with `setSolution`
+    can report an objective and bound that do not belong to the solution it returns (README "Choosing a
+    backend"), so HiGHS takes only the plan's objective, lowered by half the gap, as a cutoff: it searches
+    for something better and, finding nothing, proves the plan within the gap."""
+    if backend == "cpsat" or start is None:
+        return run_backend(cp, backend, time_limit_s, threads, start if backend == "cpsat" else None)
+    ev = evaluate(cp.problem, start, cp)
+    if not ev.feasible:  # only a plan that keeps every requirement bounds the optimum
+        return run_backend(cp, backend, time_limit_s, threads)
+    return run_backend(cp, backend, time_limit_s, threads, cutoff=ev.objective - 0.5 * GAP * abs(ev.objective))
 
 
 @dataclass
@@ -125,7 +131,8 @@ def solve_portfolio(cp: Compiled, time_limit_s: float, threads: int = 1, *, firs
         res = runner(cp, backend, max(0.05, budget), threads, best.result.schedule if best else None)
         entry = {"backend": backend, "status": res.status.value, "ms": round((time.perf_counter() - t) * 1000, 1),
                  "budget_s": round(budget, 3), "objective": res.objective, "bound": res.bound,
-                 "started_from_plan": best is not None and backend == "cpsat"}
+                 "started_from_plan": best is not None and backend == "cpsat",
+                 "cutoff": res.detail.get("cutoff")}
         log.append(entry)
         if res.status == Status.INFEASIBLE:
             res.detail["portfolio"] = log

@@ -130,3 +130,32 @@ def test_auto_takes_no_single_backend_options():
     turning the portfolio into one backend."""
     with pytest.raises(ValueError, match="symmetry: options of one backend, not of auto"):
         solve(problem_from_dict(standard_home()), backend="auto", symmetry=False)
+
+
+def test_highs_second_gets_the_plan_as_a_cutoff():
+    """CP-SAT first and unproven: HiGHS gets its plan's objective (lowered by half the gap) as a cutoff, and
+    the portfolio proves the best plan within the gap."""
+    cp = compile_problem(problem_from_dict(many_cycles_home()))
+    run = Recorder(cpsat=unproven)
+    res, served_by = solve_portfolio(cp, 20, first="cpsat", runner=run)
+    log = res.detail["portfolio"]
+    first = log[0]["objective"]
+    assert [e["backend"] for e in log] == ["cpsat", "milp"]
+    assert log[1]["cutoff"] == pytest.approx(first - 2.5e-5 * abs(first), rel=1e-9)
+    assert res.status == Status.OPTIMAL and res.objective <= first + 1e-9
+    assert not evaluate(cp.problem, res.schedule, cp).violations
+
+
+def test_a_cutoff_below_the_optimum_is_a_bound_not_infeasibility():
+    """HiGHS with a cutoff it cannot beat finds no plan: that proves the bound, it does not make the home
+    infeasible; with a cutoff above the optimum it finds the optimum."""
+    from flexibility.optimizer.backends.milp import solve_milp
+
+    cp = compile_problem(problem_from_dict(many_cycles_home()))
+    opt = solve_milp(cp, 20)
+    assert opt.status == Status.OPTIMAL
+    below = opt.objective - 1e-3 * abs(opt.objective)
+    r = solve_milp(cp, 20, cutoff=below)
+    assert r.status == Status.NO_SOLUTION_IN_TIME and r.schedule is None and r.bound == below
+    r = solve_milp(cp, 20, cutoff=opt.objective + 1e-3 * abs(opt.objective))
+    assert r.status == Status.OPTIMAL and abs(r.objective - opt.objective) <= 1e-4 * max(1.0, abs(opt.objective))

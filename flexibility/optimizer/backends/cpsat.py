@@ -15,8 +15,8 @@ from typing import Optional
 
 from ortools.sat.python import cp_model
 
-from ..compile import (THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, capacity_windows, day_slot_groups,
-                       interchangeable_cycles, min_state_bounds, money_weight, power_cliques)
+from ..compile import (THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, capacity_cycle_floors, capacity_windows,
+                       day_slot_groups, device_terms, interchangeable_cycles, min_state_bounds, money_weight, power_cliques)
 from ..problem import Battery, PV, SpaceHeating, ThermalStorage
 from ..result import Schedule, Status
 from .common import BackendResult, rel_gap
@@ -428,54 +428,6 @@ def _add_thermal(mm: CpsatModel, th: ThermalStorage) -> None:
     mm.th_p[th.id] = terms
 
 
-def device_terms(mm: CpsatModel, device: str) -> tuple[list[list[tuple[object, int]]], list[int]]:
-    """Per slot, the variables (with power-unit coefficients) and the constant of one physical device
-    (consumption positive), read from the maps the `_add_*` functions leave."""
-    cp = mm.cp
-    terms: list[list[tuple[object, int]]] = [[] for _ in range(cp.n)]
-    const = [0] * cp.n
-    for cm in cp.cycles:
-        if cm.cycle.device != device:
-            continue
-        if cm.fixed:
-            o = cm.options[0]
-            for k, pk in enumerate(o.profile_kw):
-                const[o.first_slot + k] += mm.w(pk)
-            continue
-        for (x, _sm), o in zip(mm.cycle_x.get(cm.cycle.id, []), cm.options):
-            for k, pk in enumerate(o.profile_kw):
-                if pk:
-                    terms[o.first_slot + k].append((x, mm.w(pk)))
-    for e in cp.problem.ev_sessions:
-        if e.device == device:
-            for t, ts in mm.ev_p.get(e.id, []):
-                terms[t].extend(ts)
-            for t, v in mm.ev_d.get(e.id, []):
-                terms[t].append((v, -1))
-    for b in cp.problem.batteries:
-        if b.device == device:
-            c, d = mm.bat[b.id]
-            for t in range(cp.n):
-                terms[t] += [(c[t], 1), (d[t], -1)]
-    for pv in cp.problem.pv:
-        if pv.device == device:
-            cols = mm.pv_u.get(pv.id)
-            for t in range(cp.n):
-                if cols is None:
-                    const[t] -= mm.w(pv.forecast_kw[t])
-                else:
-                    terms[t].append((cols[t], -1))
-    for th in cp.problem.thermal_storages:
-        if th.device == device:
-            for t, term in enumerate(mm.th_p[th.id]):
-                terms[t].append(term)
-    for hp_device, hp_terms in mm.hp_p.values():
-        if hp_device == device:
-            for t, term in enumerate(hp_terms):
-                terms[t].append(term)
-    return terms, const
-
-
 HP_UNITS_PER_K = 10 ** 6  # indoor temperature in micro-kelvin
 HP_DENOMINATOR = 10 ** 9  # the decay and gains as integers over this
 
@@ -536,7 +488,7 @@ def _add_circuits(mm: CpsatModel) -> None:
         terms: list[list[tuple[object, int]]] = [[] for _ in range(n)]
         const = [0] * n
         for dev in ci.devices:
-            ts, cs = device_terms(mm, dev)
+            ts, cs = device_terms(mm, dev, mm.w)
             for t in range(n):
                 terms[t] += ts[t]
                 const[t] += cs[t]
@@ -620,6 +572,10 @@ def _add_capacity_charges(mm: CpsatModel) -> None:
         peak = md.new_int_var(floor, max(floor, L * mm.w(p.site.import_limit_kw)), "")
         for ts in windows:
             md.add(peak >= sum((L // len(ts)) * mm.imp[t] for t in ts))
+        if mm.symmetry:  # the peak each cycle start forces (compile.capacity_cycle_floors), floored to units
+            for i, floors in capacity_cycle_floors(mm.cp, windows):
+                xs = [x for x, _sm in mm.cycle_x[mm.cp.cycles[i].cycle.id]]
+                md.add(peak >= sum(math.floor(f * mm.W * L + 1e-6) * x for f, x in zip(floors, xs)))
         mm.obj.append((peak, money_weight(p) * cc.price_eur_per_kw / (mm.W * L)))
         mm.offset -= money_weight(p) * cc.price_eur_per_kw * floor / (mm.W * L)
 

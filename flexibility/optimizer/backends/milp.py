@@ -5,7 +5,9 @@ then the staged MILP (README "EV current steps").
 """
 from __future__ import annotations
 
+import math
 import time
+from typing import Optional
 
 from ..compile import Compiled
 from ..result import Status
@@ -18,9 +20,14 @@ LP_SEARCH_SHARE = 0.6  # of the time left, for the LP branch and bound before th
 
 def solve_milp(cp: Compiled, time_limit_s: float = 5.0, *, elastic: bool = False, via_pulp: bool = False,
                threads: int = 1, mip_rel_gap: float = 5e-5, symmetry: bool = True,
-               lp_search: bool = True) -> BackendResult:
+               lp_search: bool = True, cutoff: Optional[float] = None) -> BackendResult:
     """Solve with HiGHS (PuLP/CBC without highspy). With EV current steps: first the LP branch and
-    bound (`lp_search`), then the staged MILP (README "EV current steps")."""
+    bound (`lp_search`), then the staged MILP (README "EV current steps").
+
+    `cutoff`: an objective some plan already reaches (the portfolio's incumbent, a little lowered). HiGHS
+    then prunes every node whose bound is above it (`objective_bound`); finishing without a plan proves that
+    no plan is below it, which comes back as `NO_SOLUTION_IN_TIME` with `bound = cutoff` (not `INFEASIBLE`:
+    the cutoff made it so). Used on the plain MIP path only (not with the EV-step search)."""
     t0 = time.perf_counter()
     try:
         import highspy  # noqa: F401
@@ -69,8 +76,14 @@ def solve_milp(cp: Compiled, time_limit_s: float = 5.0, *, elastic: bool = False
             h.setSolution(sol)
             detail["start_objective"] = start.objective
         h.setOptionValue("time_limit", max(0.05, t0 + time_limit_s - time.perf_counter()))
+        if start is None and cutoff is not None and relaxed is None and mm.m.has_integers:
+            h.setOptionValue("objective_bound", cutoff)
+        else:
+            cutoff = None
         h.run()
-        res = read_highs(mm, h)
+        res = read_highs(mm, h, cutoff)
+        if cutoff is not None:
+            res.detail["cutoff"] = cutoff
     solve_ms = (time.perf_counter() - t1) * 1000
     res.build_ms, res.solve_ms = build_ms, solve_ms
     res.detail.update(detail)
@@ -78,17 +91,25 @@ def solve_milp(cp: Compiled, time_limit_s: float = 5.0, *, elastic: bool = False
     return res
 
 
-def read_highs(mm: MilpModel, h) -> BackendResult:
+def read_highs(mm: MilpModel, h, cutoff: Optional[float] = None) -> BackendResult:
     import highspy
 
     ms = h.getModelStatus()
     info = h.getInfo()
     has_sol = info.primal_solution_status == highspy.SolutionStatus.kSolutionStatusFeasible
     S = highspy.HighsModelStatus
+    if cutoff is not None and not has_sol and ms in (S.kInfeasible, S.kUnboundedOrInfeasible, S.kObjectiveBound):
+        # every plan costs at least the cutoff: a proof for the plan the cutoff came from, not infeasibility
+        return BackendResult(Status.NO_SOLUTION_IN_TIME, None, bound=cutoff,
+                             detail={"highs_status": h.modelStatusToString(ms), "cutoff": cutoff,
+                                     "proof": "no plan below the cutoff"})
     if ms in (S.kInfeasible,) or (ms == S.kUnboundedOrInfeasible and not has_sol):
         return BackendResult(Status.INFEASIBLE, None)
     if not has_sol:
-        return BackendResult(Status.NO_SOLUTION_IN_TIME, None, detail={"highs_status": h.modelStatusToString(ms)})
+        # a time-out before any plan still proved a bound (the portfolio compares it with the other's plan)
+        bound = info.mip_dual_bound if mm.m.has_integers and math.isfinite(info.mip_dual_bound) else None
+        return BackendResult(Status.NO_SOLUTION_IN_TIME, None, bound=bound,
+                             detail={"highs_status": h.modelStatusToString(ms)})
     x = h.getSolution().col_value
     obj = info.objective_function_value
     if mm.m.has_integers:
