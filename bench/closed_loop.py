@@ -433,7 +433,8 @@ class ClosedLoop:
         realized, baseline, planned = [], [], []
         misses = {"ev_short_at_departure": 0, "cycle_late": 0, "hot_water_below_band": 0}
         raw = {"ev_short_at_departure": 0, "cycle_late": 0, "hot_water_below_band_slots": 0}
-        for h in self.homes:
+        details: list[dict] = []  # each miss caused by the system, to trace it (at most 20)
+        for n, h in enumerate(self.homes):
             home = Home.objects.get(pk=h.home_id)
             imports, exports = site_prices(home, period_start, slots)
             if imports is None or exports is None:
@@ -450,14 +451,19 @@ class ClosedLoop:
             base_late = {(c.serial, c.sequence_id) for c in h.baseline.cycle_misses(self.end)}
             for v in h.managed.ev_misses(self.end):
                 raw["ev_short_at_departure"] += 1
-                misses["ev_short_at_departure"] += (v.arrival, v.departure) not in base_short
+                if (v.arrival, v.departure) not in base_short:
+                    misses["ev_short_at_departure"] += 1
+                    details.append({"home": n, "ev": v.arrival.isoformat(), "departure": v.departure.isoformat(),
+                                    "asked_kwh": v.energy_kwh, "delivered_kwh": round(v.delivered_kwh, 2)})
             for c in h.managed.cycle_misses(self.end):
                 raw["cycle_late"] += 1
                 misses["cycle_late"] += (c.serial, c.sequence_id) not in base_late
             for k in range(first_slot, first_slot + slots):
                 if h.managed.tank_below[k]:
                     raw["hot_water_below_band_slots"] += 1
-                    misses["hot_water_below_band"] += not h.baseline.tank_below[k]
+                    if not h.baseline.tank_below[k]:
+                        misses["hot_water_below_band"] += 1
+                        details.append({"home": n, "tank_below": (period_start + k * SLOT).isoformat()})
             # What the day-ahead runs promised for the days they planned (their horizon: the local day).
             planned.append(sum(Schedule.objects.filter(
                 home_id=h.home_id, run__trigger=RunTrigger.DAY_AHEAD, start__gte=self.start, start__lt=self.end,
@@ -493,7 +499,7 @@ class ClosedLoop:
             "waiting_s": {"stack_quiet": round(self.timings.get("quiet_s", 0.0), 1),
                           "telemetry_stored": round(self.timings.get("stored_s", 0.0), 1),
                           **{k: round(v, 1) for k, v in sorted(self.busy.items())}},
-            "comfort_misses_by_system": misses, "comfort_misses_raw": raw,
+            "comfort_misses_by_system": misses, "comfort_misses_raw": raw, "miss_details": details[:20],
             "commands": {"total": commands.count(), **{k: v for k, v in counts.items() if v}, "lost": lost},
             "cost_eur": {"baseline": round(sum(baseline), 2), "realized": round(sum(realized), 2)},
             "savings_eur": {"realized": round(realized_savings, 2), "planned_day_ahead": round(planned_savings, 2),
@@ -518,6 +524,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="processes of the optimization/default worker")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--trace", type=Path, default=None,
+                        help="pickle each home's simulated physics (managed, baseline) here, to trace a miss")
     args = parser.parse_args(argv)
     redis_url = os.environ.get("CELERY_BROKER_URL")
     if not redis_url:
@@ -563,6 +571,10 @@ def main(argv: list[str] | None = None) -> int:
         say(f"running {loop.start.isoformat()} .. {loop.end.isoformat()}")
         report = loop.run()
         print(json.dumps(report), flush=True)
+        if args.trace:
+            import pickle
+
+            args.trace.write_bytes(pickle.dumps([(h.home_id, h.managed, h.baseline) for h in loop.homes]))
     finally:
         loop.stop()
         if listener:

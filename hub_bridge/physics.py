@@ -128,7 +128,7 @@ class CycleRun:
 
 @dataclass
 class Setpoint:
-    received: int  # order of arrival: the newest command covering a moment wins
+    order: tuple  # (issued_at, arrival): where setpoints overlap the one issued last wins (PROTOCOL.md)
     not_before: datetime
     expires_at: datetime
     parameters: dict
@@ -160,9 +160,14 @@ class HomePhysics:
         self.tank_below: list[bool] = []  # per slot: the tank went below its band's floor (with tolerance)
 
     # --- commands ------------------------------------------------------------------------------
-    def command(self, serial: str, not_before: datetime, expires_at: datetime, parameters: dict) -> None:
+    def command(self, serial: str, not_before: datetime, expires_at: datetime, parameters: dict,
+                issued_at: Optional[datetime] = None) -> None:
+        """Hold a setpoint over [not_before, expires_at). Ordered by when it was issued, not when it took
+        effect: a command issued long ago for later must not override a newer plan's (it did when the
+        order was that of execution, the hub's `not_before`)."""
         self._received += 1
-        self.setpoints.setdefault(serial, []).append(Setpoint(self._received, not_before, expires_at, parameters))
+        order = (issued_at.timestamp() if issued_at else float("inf"), self._received)
+        self.setpoints.setdefault(serial, []).append(Setpoint(order, not_before, expires_at, parameters))
 
     def release(self, serial: str) -> None:
         self.setpoints.pop(serial, None)
@@ -175,7 +180,7 @@ class HomePhysics:
     def setpoint(self, serial: str, when: datetime) -> Optional[dict]:
         best = None
         for s in self.setpoints.get(serial, ()):
-            if s.not_before <= when < s.expires_at and (best is None or s.received > best.received):
+            if s.not_before <= when < s.expires_at and (best is None or s.order > best.order):
                 best = s
         return best.parameters if best else None
 
@@ -337,7 +342,8 @@ class PhysicalHub(SimulatedHub):
         with self._lock:
             if kind in ("set_ev_power", "set_battery_setpoint", "set_thermal_setpoint"):
                 self.physics.command(serial, protocol.parse_time(command["not_before"]),
-                                     protocol.parse_time(command["expires_at"]), p)
+                                     protocol.parse_time(command["expires_at"]), p,
+                                     issued_at=protocol.parse_time(command["issued_at"]))
             elif kind == "release_control":
                 self.physics.release(serial)
             elif kind == "start_cycle":

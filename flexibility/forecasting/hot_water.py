@@ -23,10 +23,15 @@ DEFAULT_DRAW_W = [50.0] * 7 + [1500.0, 1000.0] + [50.0] * 10 + [700.0, 900.0, 50
 
 def drawn_heat_w(power_w: pd.Series, temperature_c: pd.Series, *, volume_l: float, cop: float,
                  standing_loss_w: float) -> pd.Series:
-    """Heat drawn (W thermal, mean over each 15-minute slot) from per-slot power and tank temperature."""
+    """Heat drawn (W thermal, mean over each 15-minute slot) from per-slot power and tank temperature.
+
+    The slot's rise is its temperature minus the slot before's: exact for a hub that reads the tank once
+    near each slot's end (the simulated hubs), half a slot late for a slot mean of many readings. (Pairing
+    a slot's heating with the *next* slot's rise put every draw a slot early and turned each switch of
+    the heater into a phantom draw of its power.)"""
     heat_in = power_w.fillna(0.0) * cop
     capacity_wh_per_k = volume_l * WATER_WH_PER_LITRE_KELVIN
-    stored_w = temperature_c.diff().shift(-1) * capacity_wh_per_k / 0.25  # rise over the slot, Wh per 15 min -> W
+    stored_w = temperature_c.diff() * capacity_wh_per_k / 0.25  # rise over the slot, Wh per 15 min -> W
     drawn = heat_in - stored_w - standing_loss_w
     return drawn.clip(lower=0.0)
 
