@@ -162,7 +162,8 @@ def local_day_span(home: Home, day: date) -> tuple[datetime, int]:
 def score_day(home: Home, day: date) -> list[ForecastAccuracy]:
     """Compare the forecasts stored for the home's local `day` with what was measured; store the errors."""
     start, slots = local_day_span(home, day)
-    telemetry = slot_telemetry(home, start - timedelta(days=7), start + timedelta(minutes=15 * slots))
+    # from a slot before last week's day: a slot's drawn heat needs the tank's temperature before it
+    telemetry = slot_telemetry(home, start - timedelta(days=7, minutes=15), start + timedelta(minutes=15 * slots))
     devices = list(home.devices.order_by("id"))
     index = slot_index(start, slots)
     measured: list[tuple[str, Device | None, pd.Series]] = [

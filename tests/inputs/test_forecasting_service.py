@@ -82,6 +82,8 @@ def test_with_history_models_learn_and_accuracy_is_stored_and_readable(home, equ
     assert load.naive_mae_w is not None and load.mae_w < load.naive_mae_w
     assert load.rmse_w >= load.mae_w >= abs(load.bias_w)
     assert rows[(SignalKind.PV_FORECAST, equipped["pv"].pk)].mae_w > 0
+    # hot water too is compared with last week's (its first slot's draw needs the reading before it)
+    assert rows[(SignalKind.HEAT_DEMAND, equipped["wh"].pk)].naive_mae_w is not None
     assert score_day(home, DAY) and ForecastAccuracy.objects.filter(home=home).count() == 3  # re-scoring updates
 
     r = api_client.get("/api/v1/forecast-accuracy/", {"home": home.pk, "kind": "load_forecast"})
