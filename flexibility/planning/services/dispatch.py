@@ -143,7 +143,7 @@ def _plan_actions(run: OptimizationRun, schedule: Schedule, devices_by_serial: d
             changed[device] = changed.get(device, 0.0) + saving.get(result_id, 0.0)
             if device.automatic_management:
                 _accept(rec, actions)
-        elif kind in ("ev", "battery", "thermal") and device.automatic_management:
+        elif kind in ("ev", "battery", "thermal", "space_heating") and device.automatic_management:
             _send_setpoints(run, schedule, device, kind, planned, live.get(device.pk, []), actions)
             changed[device] = changed.get(device, 0.0) + saving.get(result_id, 0.0)
     if changed:
@@ -168,8 +168,11 @@ def _send_setpoints(run: OptimizationRun, schedule: Schedule, device: Device, ki
     """One hub command per block of constant planned power, from the current slot for up to a day.
 
     EV and battery: power_w until the block's end; thermal: heat to the top of the comfort band
-    while the plan heats, hold the floor plus the tank's reserve otherwise. A re-plan sends only the setpoints that changed:
-    a block the hub already applies (`hub_holds` over `live`, read for all the homes at once) is skipped.
+    while the plan heats, hold the floor plus the tank's reserve otherwise; space heating (a heat pump's
+    integration takes a room setpoint, PROTOCOL.md): while the plan heats, the indoor temperature it plans
+    at the block's end with the planned power as the limit, otherwise the comfort floor (blocks also end
+    where the floor changes: night setback). A re-plan sends only the setpoints that changed: a block the
+    hub already applies (`hub_holds` over `live`, read for all the homes at once) is skipped.
     """
     now = clock.now()
     res = timedelta(minutes=schedule.resolution_minutes)
@@ -180,10 +183,15 @@ def _send_setpoints(run: OptimizationRun, schedule: Schedule, device: Device, ki
         # between heating blocks the tank holds its reserve (problem_builder.thermal_reserve_kwh), not the floor
         eco_c = math.ceil(10 * (t_min + thermal_reserve_kwh(device) / thermal_energy_kwh(
             float(device.parameters["tank_volume_l"]), t_min + 1.0, t_min))) / 10
+    key: list = power
+    if kind == "space_heating":
+        floor_c = [float(x) for x in planned["comfort_min_c"]][first:first + COMMAND_SLOT_LIMIT]
+        indoor_c = [float(x) for x in planned["indoor_temperature_c"]][first:first + COMMAND_SLOT_LIMIT + 1]
+        key = list(zip(power, floor_c))
     t = 0
     while t < len(power):
         end = t
-        while end + 1 < len(power) and power[end + 1] == power[t]:
+        while end + 1 < len(power) and key[end + 1] == key[t]:
             end += 1
         block_start = schedule.start + (first + t) * res
         block_end = schedule.start + (first + end + 1) * res
@@ -192,6 +200,13 @@ def _send_setpoints(run: OptimizationRun, schedule: Schedule, device: Device, ki
             command, parameters = CommandKind.SET_EV_POWER, {"power_w": round(power[t] * 1000.0), "until": until}
         elif kind == "battery":
             command, parameters = CommandKind.SET_BATTERY_SETPOINT, {"power_w": round(power[t] * 1000.0), "until": until}
+        elif kind == "space_heating":
+            command, parameters = CommandKind.SET_HEAT_PUMP_SETPOINT, {"indoor_temperature_c": floor_c[end], "until": until}
+            if power[t] > 0:
+                ceiling_c = float(planned["comfort_max_c"][first + end])
+                parameters["indoor_temperature_c"] = min(max(math.ceil(10 * indoor_c[end + 1]) / 10, floor_c[end]),
+                                                         ceiling_c)
+                parameters["power_w"] = round(power[t] * 1000.0)
         else:
             heating = power[t] > 0
             command, parameters = CommandKind.SET_THERMAL_SETPOINT, {
