@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Optional
 
+import numpy as np
+
 from . import protocol
 from .simulator import SimulatedHub
 
@@ -88,13 +90,9 @@ class SpaceHeater:
     cop_curve: list = field(default_factory=lambda: [[-10.0, 2.0], [-2.0, 2.6], [7.0, 3.4], [15.0, 4.2]])
 
     def cop(self, outdoor_c: float) -> float:
-        pts = sorted(self.cop_curve)
-        if outdoor_c <= pts[0][0]:
-            return pts[0][1]
-        for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
-            if outdoor_c <= x1:
-                return y0 + (y1 - y0) * (outdoor_c - x0) / (x1 - x0)
-        return pts[-1][1]
+        """Linear between the curve's points, flat outside (as the optimizer reads it)."""
+        xs, ys = zip(*sorted(self.cop_curve))
+        return float(np.interp(outdoor_c, xs, ys))
 
 
 @dataclass
