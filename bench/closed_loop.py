@@ -283,6 +283,7 @@ class ClosedLoop:
     # --- waiting for the stack --------------------------------------------------------------------
     def _busy(self, now: datetime) -> Optional[str]:
         import redis
+        from django.db import connection
         from django.db.models import F
 
         from flexibility.planning.models import FleetRun, OptimizationRun, RunStatus
@@ -309,16 +310,25 @@ class ClosedLoop:
         if pending or cursor and next(r.scan_iter("hems:reoptimize:*", count=10000), None) is not None:
             return "re-plan pending"
         homes = self.home_ids
-        if OptimizationRun.objects.filter(home_id__in=homes, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).exists():
-            return "run open"
-        if FleetRun.objects.filter(started_at__gte=self.wall_start, chunks_done__lt=F("chunks_total")).exists():
-            return "fleet chunk open"
         commands = HubCommand.objects.filter(device__home_id__in=homes)
-        if commands.filter(state__in=[CommandState.QUEUED, CommandState.SENT]).exists():
-            return "command unacknowledged"
-        if commands.filter(state=CommandState.ACKNOWLEDGED, not_before__lte=now, expires_at__gt=now).exists():
-            return "command not executed"
-        return None
+        checks = {  # asked of PostgreSQL in one statement: it answers slowly when the machine is loaded
+            "run open": OptimizationRun.objects.filter(
+                home_id__in=homes, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]),
+            "fleet chunk open": FleetRun.objects.filter(started_at__gte=self.wall_start,
+                                                        chunks_done__lt=F("chunks_total")),
+            "command unacknowledged": commands.filter(state__in=[CommandState.QUEUED, CommandState.SENT]),
+            "command not executed": commands.filter(state=CommandState.ACKNOWLEDGED, not_before__lte=now,
+                                                    expires_at__gt=now),
+        }
+        parts, params = [], []
+        for qs in checks.values():
+            sql, p = qs.values("pk")[:1].query.sql_with_params()
+            parts.append(f"EXISTS({sql})")
+            params += p
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT " + ", ".join(parts), params)
+            answers = cursor.fetchone()
+        return next((why for why, yes in zip(checks, answers) if yes), None)
 
     def wait_quiet(self, now: datetime, timeout_s: float = 300.0) -> None:
         deadline = time.monotonic() + timeout_s
