@@ -283,35 +283,52 @@ class ClosedLoop:
     # --- waiting for the stack --------------------------------------------------------------------
     def _busy(self, now: datetime) -> Optional[str]:
         import redis
+        from django.db import connection
         from django.db.models import F
 
         from flexibility.planning.models import FleetRun, OptimizationRun, RunStatus
         from hub_bridge.models import CommandState, HubCommand
 
         r = self._redis = self._redis or redis.Redis.from_url(self.redis_url)
+        # one round trip for what Redis knows (the cheap checks, most often the answer), then PostgreSQL
+        pipe = r.pipeline(transaction=False)
         for q in ("default", "optimization", "hub"):
-            if r.llen(q):
+            pipe.llen(q)
+        pipe.hvals("unacked")
+        pipe.scan(0, match="hems:reoptimize:*", count=10000)
+        *lengths, unacked, (cursor, pending) = pipe.execute()
+        for q, n in zip(("default", "optimization", "hub"), lengths):
+            if n:
                 return f"queue {q}"
-        for raw in r.hvals("unacked"):
+        for raw in unacked:
             try:
                 _, _, routing = json.loads(raw)
             except ValueError:
                 continue
             if routing in ("default", "optimization"):
                 return "task running"
-        if next(r.scan_iter("hems:reoptimize:*", count=1000), None) is not None:
+        if pending or cursor and next(r.scan_iter("hems:reoptimize:*", count=10000), None) is not None:
             return "re-plan pending"
         homes = self.home_ids
-        if OptimizationRun.objects.filter(home_id__in=homes, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).exists():
-            return "run open"
-        if FleetRun.objects.filter(started_at__gte=self.wall_start, chunks_done__lt=F("chunks_total")).exists():
-            return "fleet chunk open"
         commands = HubCommand.objects.filter(device__home_id__in=homes)
-        if commands.filter(state__in=[CommandState.QUEUED, CommandState.SENT]).exists():
-            return "command unacknowledged"
-        if commands.filter(state=CommandState.ACKNOWLEDGED, not_before__lte=now, expires_at__gt=now).exists():
-            return "command not executed"
-        return None
+        checks = {  # asked of PostgreSQL in one statement: it answers slowly when the machine is loaded
+            "run open": OptimizationRun.objects.filter(
+                home_id__in=homes, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]),
+            "fleet chunk open": FleetRun.objects.filter(started_at__gte=self.wall_start,
+                                                        chunks_done__lt=F("chunks_total")),
+            "command unacknowledged": commands.filter(state__in=[CommandState.QUEUED, CommandState.SENT]),
+            "command not executed": commands.filter(state=CommandState.ACKNOWLEDGED, not_before__lte=now,
+                                                    expires_at__gt=now),
+        }
+        parts, params = [], []
+        for qs in checks.values():
+            sql, p = qs.values("pk")[:1].query.sql_with_params()
+            parts.append(f"EXISTS({sql})")
+            params += p
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT " + ", ".join(parts), params)
+            answers = cursor.fetchone()
+        return next((why for why, yes in zip(checks, answers) if yes), None)
 
     def wait_quiet(self, now: datetime, timeout_s: float = 300.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -433,7 +450,8 @@ class ClosedLoop:
         realized, baseline, planned = [], [], []
         misses = {"ev_short_at_departure": 0, "cycle_late": 0, "hot_water_below_band": 0}
         raw = {"ev_short_at_departure": 0, "cycle_late": 0, "hot_water_below_band_slots": 0}
-        for h in self.homes:
+        details: list[dict] = []  # each miss caused by the system, to trace it (at most 20)
+        for n, h in enumerate(self.homes):
             home = Home.objects.get(pk=h.home_id)
             imports, exports = site_prices(home, period_start, slots)
             if imports is None or exports is None:
@@ -450,14 +468,19 @@ class ClosedLoop:
             base_late = {(c.serial, c.sequence_id) for c in h.baseline.cycle_misses(self.end)}
             for v in h.managed.ev_misses(self.end):
                 raw["ev_short_at_departure"] += 1
-                misses["ev_short_at_departure"] += (v.arrival, v.departure) not in base_short
+                if (v.arrival, v.departure) not in base_short:
+                    misses["ev_short_at_departure"] += 1
+                    details.append({"home": n, "ev": v.arrival.isoformat(), "departure": v.departure.isoformat(),
+                                    "asked_kwh": v.energy_kwh, "delivered_kwh": round(v.delivered_kwh, 2)})
             for c in h.managed.cycle_misses(self.end):
                 raw["cycle_late"] += 1
                 misses["cycle_late"] += (c.serial, c.sequence_id) not in base_late
             for k in range(first_slot, first_slot + slots):
                 if h.managed.tank_below[k]:
                     raw["hot_water_below_band_slots"] += 1
-                    misses["hot_water_below_band"] += not h.baseline.tank_below[k]
+                    if not h.baseline.tank_below[k]:
+                        misses["hot_water_below_band"] += 1
+                        details.append({"home": n, "tank_below": (period_start + k * SLOT).isoformat()})
             # What the day-ahead runs promised for the days they planned (their horizon: the local day).
             planned.append(sum(Schedule.objects.filter(
                 home_id=h.home_id, run__trigger=RunTrigger.DAY_AHEAD, start__gte=self.start, start__lt=self.end,
@@ -493,7 +516,7 @@ class ClosedLoop:
             "waiting_s": {"stack_quiet": round(self.timings.get("quiet_s", 0.0), 1),
                           "telemetry_stored": round(self.timings.get("stored_s", 0.0), 1),
                           **{k: round(v, 1) for k, v in sorted(self.busy.items())}},
-            "comfort_misses_by_system": misses, "comfort_misses_raw": raw,
+            "comfort_misses_by_system": misses, "comfort_misses_raw": raw, "miss_details": details[:20],
             "commands": {"total": commands.count(), **{k: v for k, v in counts.items() if v}, "lost": lost},
             "cost_eur": {"baseline": round(sum(baseline), 2), "realized": round(sum(realized), 2)},
             "savings_eur": {"realized": round(realized_savings, 2), "planned_day_ahead": round(planned_savings, 2),
@@ -504,9 +527,11 @@ class ClosedLoop:
 
 
 def stack_env(redis_url: str, import_dir: Path, mqtt_env: dict) -> dict:
-    """What every process of the loop needs: the simulated clock, the drop folder, no debounce wait."""
+    """What every process of the loop needs: the simulated clock, the drop folder, no debounce wait, and a
+    relay that does not linger: its default second of polling the outbox every 10 ms after each burst (for a
+    steady stream of commands) spanned most of a simulated slot and took CPU from the workers."""
     return {**mqtt_env, "HEMS_SIMULATED_CLOCK": redis_url, "SIGNAL_IMPORT_DIR": str(import_dir),
-            "OPTIMIZATION_REOPTIMIZE_DEBOUNCE_S": "0", "CELERY_BROKER_URL": redis_url}
+            "OPTIMIZATION_REOPTIMIZE_DEBOUNCE_S": "0", "CELERY_BROKER_URL": redis_url, "MQTT_RELAY_LINGER_S": "0.05"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -518,6 +543,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="processes of the optimization/default worker")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--log-level", default="WARNING",
+                        help="of the workers (INFO: every task with its time, every rolling re-plan with its reasons)")
+    parser.add_argument("--trace", type=Path, default=None,
+                        help="pickle each home's simulated physics (managed, baseline) here, to trace a miss")
     args = parser.parse_args(argv)
     redis_url = os.environ.get("CELERY_BROKER_URL")
     if not redis_url:
@@ -543,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
     prefix = f"loop_{uuid.uuid4().hex[:8]}"
     broker = Broker(Path(tempfile.mkdtemp(prefix="loop-mosquitto-")), prefix).start()
     mqtt_env = {"MQTT_URL": broker.url("relay"), "MQTT_LISTENER_URL": broker.url("listener"),
-                "MQTT_TOPIC_PREFIX": prefix, "MQTT_LISTENER_GROUP": f"{prefix}-l", "LOG_LEVEL": "WARNING"}
+                "MQTT_TOPIC_PREFIX": prefix, "MQTT_LISTENER_GROUP": f"{prefix}-l", "LOG_LEVEL": args.log_level}
     env = stack_env(redis_url, import_dir, mqtt_env)
     settings.MQTT_URL, settings.MQTT_TOPIC_PREFIX = env["MQTT_URL"], prefix
     purge_queues(["hub", "default", "optimization"], redis_url)
@@ -563,6 +592,10 @@ def main(argv: list[str] | None = None) -> int:
         say(f"running {loop.start.isoformat()} .. {loop.end.isoformat()}")
         report = loop.run()
         print(json.dumps(report), flush=True)
+        if args.trace:
+            import pickle
+
+            args.trace.write_bytes(pickle.dumps([(h.home_id, h.managed, h.baseline) for h in loop.homes]))
     finally:
         loop.stop()
         if listener:

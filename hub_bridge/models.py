@@ -15,6 +15,7 @@ class CommandKind(models.TextChoices):
     SET_EV_POWER = "set_ev_power", "Set EV charging power/current"
     SET_BATTERY_SETPOINT = "set_battery_setpoint", "Set battery setpoint"
     SET_THERMAL_SETPOINT = "set_thermal_setpoint", "Set thermal setpoint/mode"
+    SET_HEAT_PUMP_SETPOINT = "set_heat_pump_setpoint", "Set space-heating heat pump indoor setpoint/power"
     RELEASE_CONTROL = "release_control", "Release control to the device"
 
 

@@ -3,7 +3,8 @@
 A home's devices obey what they are told, minute by minute, within their limits: the battery follows
 its power setpoint between its state-of-charge bounds, the EV charges while plugged in until its car
 has what it asked for, the water heater's thermostat heats to its setpoint while hot water is drawn,
-appliances run their cycle's power profile from the start they were given. Base load, PV and
+appliances run their cycle's power profile from the start they were given, a space-heating heat pump
+follows its indoor setpoint within the power it was allowed (a first-order building). Base load, PV and
 hot-water draws come from a known truth (per 15-minute slot) that the stack never sees; it only sees
 the telemetry.
 
@@ -24,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Optional
 
+import numpy as np
+
 from . import protocol
 from .simulator import SimulatedHub
 
@@ -42,6 +45,7 @@ class Truth:
     base_w: list[float]
     pv_w: list[float]  # production, >= 0
     draw_w: list[float]  # heat drawn from the hot-water tank (thermal W)
+    outdoor_c: Optional[list[float]] = None  # outdoor temperature (space heating; 10 C when not given)
 
     def slot(self, when: datetime) -> int:
         return int((when - self.start) / SLOT)
@@ -69,6 +73,26 @@ class Tank:
     temperature_c: float
     standing_loss_w: float = 50.0
     cop: float = 1.0
+
+
+@dataclass
+class SpaceHeater:
+    """A heat pump heating the house (first-order building: FORMAT.md "Space heating"). It follows an indoor
+    setpoint with its own thermostat, modulating up to its power (or the `power_w` it was allowed) without
+    overshooting; on its own it holds `own_setpoint_c`."""
+
+    serial: str
+    max_power_kw: float
+    heat_capacity_kwh_per_k: float
+    heat_loss_kw_per_k: float
+    indoor_c: float
+    own_setpoint_c: float = 20.0
+    cop_curve: list = field(default_factory=lambda: [[-10.0, 2.0], [-2.0, 2.6], [7.0, 3.4], [15.0, 4.2]])
+
+    def cop(self, outdoor_c: float) -> float:
+        """Linear between the curve's points, flat outside (as the optimizer reads it)."""
+        xs, ys = zip(*sorted(self.cop_curve))
+        return float(np.interp(outdoor_c, xs, ys))
 
 
 @dataclass
@@ -128,7 +152,7 @@ class CycleRun:
 
 @dataclass
 class Setpoint:
-    received: int  # order of arrival: the newest command covering a moment wins
+    order: tuple  # (issued_at, arrival): where setpoints overlap the one issued last wins (PROTOCOL.md)
     not_before: datetime
     expires_at: datetime
     parameters: dict
@@ -148,8 +172,8 @@ class SlotOutcome:
 class HomePhysics:
     def __init__(self, truth: Truth, *, managed: bool, battery: Optional[Battery] = None,
                  tank: Optional[Tank] = None, ev: Optional[EVCharger] = None, pv_serial: Optional[str] = None,
-                 cycles: Optional[list[CycleRun]] = None):
-        self.truth, self.managed = truth, managed
+                 cycles: Optional[list[CycleRun]] = None, heating: Optional[SpaceHeater] = None):
+        self.truth, self.managed, self.heating = truth, managed, heating
         self.battery, self.tank, self.ev, self.pv_serial = battery, tank, ev, pv_serial
         self.cycles = list(cycles or [])
         self.setpoints: dict[str, list[Setpoint]] = {}
@@ -160,9 +184,14 @@ class HomePhysics:
         self.tank_below: list[bool] = []  # per slot: the tank went below its band's floor (with tolerance)
 
     # --- commands ------------------------------------------------------------------------------
-    def command(self, serial: str, not_before: datetime, expires_at: datetime, parameters: dict) -> None:
+    def command(self, serial: str, not_before: datetime, expires_at: datetime, parameters: dict,
+                issued_at: Optional[datetime] = None) -> None:
+        """Hold a setpoint over [not_before, expires_at). Ordered by when it was issued, not when it took
+        effect: a command issued long ago for later must not override a newer plan's (it did when the
+        order was that of execution, the hub's `not_before`)."""
         self._received += 1
-        self.setpoints.setdefault(serial, []).append(Setpoint(self._received, not_before, expires_at, parameters))
+        order = (issued_at.timestamp() if issued_at else float("inf"), self._received)
+        self.setpoints.setdefault(serial, []).append(Setpoint(order, not_before, expires_at, parameters))
 
     def release(self, serial: str) -> None:
         self.setpoints.pop(serial, None)
@@ -175,7 +204,7 @@ class HomePhysics:
     def setpoint(self, serial: str, when: datetime) -> Optional[dict]:
         best = None
         for s in self.setpoints.get(serial, ()):
-            if s.not_before <= when < s.expires_at and (best is None or s.received > best.received):
+            if s.not_before <= when < s.expires_at and (best is None or s.order > best.order):
                 best = s
         return best.parameters if best else None
 
@@ -229,6 +258,19 @@ class HomePhysics:
         t.temperature_c += heat_wh / (t.volume_l * WATER_WH_PER_LITRE_KELVIN)
         return p_w
 
+    def _heating_w(self, when: datetime, dt_h: float, outdoor_c: float) -> float:
+        h = self.heating
+        sp = self.setpoint(h.serial, when) if self.managed else None
+        target = float(sp["indoor_temperature_c"]) if sp else h.own_setpoint_c
+        limit_kw = min(float(sp.get("power_w") or 0.0) / 1000.0 or h.max_power_kw, h.max_power_kw) if sp \
+            else h.max_power_kw
+        cop = h.cop(outdoor_c)
+        loss_kw = h.heat_loss_kw_per_k * (h.indoor_c - outdoor_c)
+        needed_kw = ((target - h.indoor_c) * h.heat_capacity_kwh_per_k / dt_h + loss_kw) / cop  # to reach it now
+        p_kw = max(0.0, min(limit_kw, needed_kw))
+        h.indoor_c += (p_kw * cop - loss_kw) * dt_h / h.heat_capacity_kwh_per_k
+        return p_kw * 1000.0
+
     def _cycles_w(self, when: datetime) -> tuple[float, list[CycleRun]]:
         total, changed = 0.0, []
         for c in self.cycles:
@@ -251,6 +293,7 @@ class HomePhysics:
         """Simulate the slot [start, start + 15 min) minute by minute."""
         k = self.truth.slot(start)
         base, pv, draw = self.truth.base_w[k], self.truth.pv_w[k], self.truth.draw_w[k]
+        outdoor_c = self.truth.outdoor_c[k] if self.truth.outdoor_c else 10.0
         dt_h = 1 / 60
         sums: dict[str, float] = {}
         imported = exported = 0.0
@@ -266,6 +309,8 @@ class HomePhysics:
             if self.tank:
                 device[self.tank.serial] = self._tank_w(when, dt_h, draw)
                 below = below or self.tank.temperature_c < self.tank.t_min_c - HOT_WATER_TOLERANCE_K
+            if self.heating:
+                device[self.heating.serial] = self._heating_w(when, dt_h, outdoor_c)
             cycles_w, moved = self._cycles_w(when)
             changed += [c for c in moved if c not in changed]
             for c in self.cycles:
@@ -298,6 +343,8 @@ class HomePhysics:
                 row["soc_pct"] = round(self.battery.soc_pct, 2)
             if self.tank and serial == self.tank.serial:
                 row["temperature_c"] = round(self.tank.temperature_c, 2)
+            if self.heating and serial == self.heating.serial:
+                row["temperature_c"] = round(self.heating.indoor_c, 2)  # indoor
             rows.append(row)
         return rows
 
@@ -317,17 +364,21 @@ class PhysicalHub(SimulatedHub):
     def __init__(self, spec, broker, prefix, physics: HomePhysics, **kwargs):
         super().__init__(spec, broker, prefix, **kwargs)
         self.physics = physics
-        self.pending: list[dict] = []
+        self.pending: list[tuple[datetime, dict]] = []  # (not_before, command), in the order they arrived
 
     def _later(self, command: dict, delay_s: float) -> None:
         with self._lock:
-            self.pending.append(command)
+            self.pending.append((protocol.parse_time(command["not_before"]), command))
 
     def run_due(self, now: datetime) -> int:
-        """Execute the commands whose not_before has come (in the order they arrived)."""
+        """Execute the commands whose not_before has come (in the order they arrived). Called many times a
+        slot while the driver waits: not_before is parsed once, on arrival."""
+        if not self.pending:
+            return 0
         with self._lock:
-            due = [c for c in self.pending if protocol.parse_time(c["not_before"]) <= now]
-            self.pending = [c for c in self.pending if c not in due]
+            due = [c for at, c in self.pending if at <= now]
+            if due:
+                self.pending = [(at, c) for at, c in self.pending if at > now]
         for command in due:
             self._execute(command)
         return len(due)
@@ -335,9 +386,10 @@ class PhysicalHub(SimulatedHub):
     def _execute(self, command: dict) -> None:
         kind, serial, p = command["kind"], command["device_serial"], command["parameters"]
         with self._lock:
-            if kind in ("set_ev_power", "set_battery_setpoint", "set_thermal_setpoint"):
+            if kind in ("set_ev_power", "set_battery_setpoint", "set_thermal_setpoint", "set_heat_pump_setpoint"):
                 self.physics.command(serial, protocol.parse_time(command["not_before"]),
-                                     protocol.parse_time(command["expires_at"]), p)
+                                     protocol.parse_time(command["expires_at"]), p,
+                                     issued_at=protocol.parse_time(command["issued_at"]))
             elif kind == "release_control":
                 self.physics.release(serial)
             elif kind == "start_cycle":

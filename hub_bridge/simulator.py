@@ -2,7 +2,7 @@
 
 Connects with the hub's own MQTT account, sets its last will, publishes status,
 registry, cycle reports and telemetry, and executes commands (moves cycle starts,
-follows EV / battery / thermal setpoints, so later telemetry shows them) with
+follows EV / battery / thermal / heat pump setpoints, so later telemetry shows them) with
 command_id idempotency. Used by the tests, the demo and the benchmark.
 
     python -m hub_bridge.simulator --hubs 10 --credentials hubs.json --url mqtt://127.0.0.1:1883
@@ -155,6 +155,9 @@ class SimulatedHub:
                 elif kind in ("water_heater", "heat_pump"):
                     row["power_w"] = 0.0 if sp.get("mode") == "off" else 1000.0
                     row["temperature_c"] = float(sp.get("temperature_c", 50.0))
+                elif kind == "space_heating":  # the room reaches its setpoint; the pump draws what it was allowed
+                    row["power_w"] = float(sp.get("power_w", 0.0))
+                    row["temperature_c"] = float(sp.get("indoor_temperature_c", 20.0))
                 else:
                     row["power_w"] = 0.0
                 total += row["power_w"]
@@ -242,6 +245,8 @@ class SimulatedHub:
                     self.setpoints[serial] = {"power_w": p["power_w"], "soc_pct": p.get("target_soc_pct", 50.0)}
                 elif kind == "set_thermal_setpoint":
                     self.setpoints[serial] = {"temperature_c": p["temperature_c"], "mode": p.get("mode", "comfort")}
+                elif kind == "set_heat_pump_setpoint":
+                    self.setpoints[serial] = {k: p[k] for k in ("indoor_temperature_c", "power_w") if k in p}
                 elif kind == "release_control":
                     self.setpoints.pop(serial, None)
                 self.executions[cid] += 1

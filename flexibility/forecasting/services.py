@@ -189,7 +189,8 @@ def local_day_span(home: Home, day: date) -> tuple[datetime, int]:
 def score_day(home: Home, day: date) -> list[ForecastAccuracy]:
     """Compare the forecasts stored for the home's local `day` with what was measured; store the errors."""
     start, slots = local_day_span(home, day)
-    telemetry = slot_telemetry(home, start - timedelta(days=7), start + timedelta(minutes=15 * slots))
+    # from a slot before last week's day: a slot's drawn heat needs the tank's temperature before it
+    telemetry = slot_telemetry(home, start - timedelta(days=7, minutes=15), start + timedelta(minutes=15 * slots))
     devices = list(home.devices.order_by("id"))
     index = slot_index(start, slots)
     measured: list[tuple[str, Device | None, pd.Series]] = [
@@ -207,7 +208,10 @@ def score_day(home: Home, day: date) -> list[ForecastAccuracy]:
         if result is None:
             continue
         naive = seasonal_naive(series, start, slots)
-        naive_result = accuracy(naive, actual) if naive is not None else None
+        # on the slots the forecast has: a re-plan's forecast replaces the day's from its start on, and
+        # the part of the day before it is then not scored (the naive must not be scored there either)
+        naive_result = accuracy([n if f is not None else None for n, f in zip(naive, forecast)], actual) \
+            if naive is not None else None
         row, _ = ForecastAccuracy.objects.update_or_create(
             home=home, device=device, kind=kind, day=day,
             defaults={"model": model or "unknown", "mae_w": result.mae, "rmse_w": result.rmse, "bias_w": result.bias,

@@ -614,6 +614,21 @@ def thermal_band(d: Device) -> tuple[float, float]:
     return float(p["temperature_min_c"]), float(p["temperature_max_c"])
 
 
+DRAW_KWH, DRAW_MIN = 2.5, 30  # one long shower's heat, drawn within half an hour
+
+
+def thermal_reserve_kwh(d: Device) -> float:
+    """Heat a tank keeps above its band's floor: one shower (DRAW_KWH in DRAW_MIN) less what the heater makes
+    meanwhile, at most half the band. Hot-water draws come at uncertain times; a plan that lets the tank sit
+    at its floor leaves the first one it did not forecast below the band. Dispatch holds this as the eco
+    setpoint, so the tank recovers it by itself after a draw."""
+    p = d.parameters
+    t_min, t_max = thermal_band(d)
+    heater_kwh = float(p["electric_power_kw"]) * float(p.get("cop", 1.0)) * DRAW_MIN / 60
+    band_kwh = thermal_energy_kwh(float(p["tank_volume_l"]), t_max, t_min)
+    return min(max(DRAW_KWH - heater_kwh, 0.0), band_kwh / 2)
+
+
 def _thermal(inputs: HomeInputs, start: datetime, slots: int, missing: dict[str, list[str]]) -> list[dict]:
     out = []
     for d in inputs.devices:
@@ -639,7 +654,8 @@ def _thermal(inputs: HomeInputs, start: datetime, slots: int, missing: dict[str,
         out.append({
             "id": f"thermal-{d.pk}", "device": d.serial_number, "name": d.name,
             "electric_power_kw": float(p["electric_power_kw"]), "modulating": modulating,
-            "cop": float(p.get("cop", 1.0)), "min_energy_kwh": 0.0, "max_energy_kwh": round(max_kwh, 4),
+            "cop": float(p.get("cop", 1.0)), "min_energy_kwh": round(min(thermal_reserve_kwh(d), initial), 4),
+            "max_energy_kwh": round(max_kwh, 4),
             "initial_energy_kwh": round(initial, 4), "final_energy_kwh": round(final, 4),
             "standing_loss_kw": float(p.get("standing_loss_kw", 0.0)),
             "heat_demand_kw": [round(w / 1000.0, 4) for w in demand],

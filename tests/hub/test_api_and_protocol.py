@@ -32,6 +32,8 @@ def _command(**over) -> dict:
     (json.dumps(_command(kind="self_destruct")).encode(), "schema"),
     (json.dumps(_command(parameters={"sequence_id": "w1"})).encode(), "schema"),
     (json.dumps(_command(kind="set_ev_power", parameters={"power_w": 1, "current_a": 2})).encode(), "schema"),
+    (json.dumps(_command(kind="set_heat_pump_setpoint", parameters={"power_w": 900})).encode(), "schema"),
+    (json.dumps(_command(kind="set_heat_pump_setpoint", parameters={"indoor_temperature_c": 60})).encode(), "schema"),
     (json.dumps(_command(not_before="2026-03-29T01:00:00")).encode(), "bad_time"),  # no offset
     (json.dumps(_command(expires_at="2026-03-29T01:00:00+15:00")).encode(), "bad_time"),  # beyond +14:00
     (b"[" + b"0," * 200_000 + b"0]", "oversized"),
@@ -49,6 +51,7 @@ def test_every_documented_command_kind_validates():
         "set_ev_power": {"current_a": 16},
         "set_battery_setpoint": {"power_w": -2500, "target_soc_pct": 40},
         "set_thermal_setpoint": {"temperature_c": 55, "mode": "boost"},
+        "set_heat_pump_setpoint": {"indoor_temperature_c": 21.5, "power_w": 1800},
         "release_control": {},
     }
     for kind, parameters in examples.items():

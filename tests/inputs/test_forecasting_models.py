@@ -2,7 +2,7 @@
 seasonal naive (same slot last week) with history."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
@@ -116,14 +116,37 @@ def test_pv_forecast_with_cloud_factor_beats_seasonal_naive():
 
 
 def test_hot_water_demand_from_tank_power_and_temperature():
+    """Each slot's temperature is read near its end: a slot's rise is its reading minus the slot before's."""
     idx = pd.date_range(DAY, periods=4, freq="15min")
-    power = pd.Series([2000.0, 0.0, 0.0, 0.0], index=idx)
+    power = pd.Series([0.0, 2000.0, 0.0, 0.0], index=idx)
     temperature = pd.Series([50.0, 55.0, 45.0, 45.0], index=idx)
     drawn = hot_water.drawn_heat_w(power, temperature, volume_l=200, cop=1.0, standing_loss_w=50)
     per_kelvin_w = 200 * 4186 / 3600 / 0.25  # 200 l warming 1 K in a quarter-hour
-    assert drawn.iloc[0] == pytest.approx(max(2000 - 5 * per_kelvin_w - 50, 0))
-    assert drawn.iloc[1] == pytest.approx(10 * per_kelvin_w - 50)  # 10 K lost in a slot with no heating: a shower
-    assert drawn.iloc[2] == 0.0  # only standing loss: nothing drawn
+    assert pd.isna(drawn.iloc[0])  # no reading before it: unknown, not zero
+    assert drawn.iloc[1] == pytest.approx(max(2000 - 5 * per_kelvin_w - 50, 0))
+    assert drawn.iloc[2] == pytest.approx(10 * per_kelvin_w - 50)  # 10 K lost in a slot with no heating: a shower
+    assert drawn.iloc[3] == 0.0  # only standing loss: nothing drawn
+
+
+def test_hot_water_demand_recovers_the_draws_of_a_simulated_tank_in_their_slots():
+    """The closed loop's tank (hub_bridge.physics) under its own thermostat, read as its hub reports it
+    (slot mean power, temperature at the slot's end): the estimate is the drawn heat, slot for slot. It
+    used to pair a slot's heating with the next slot's rise: each shower a slot early, and a phantom
+    draw of the heater's power wherever the thermostat switched."""
+    from hub_bridge.physics import HomePhysics, Tank, Truth
+
+    slots = 2 * 96
+    draws = SimulatedHome(seed=3).hot_water_w(DAY, slots)
+    tank = HomePhysics(Truth(DAY, [0.0] * slots, [0.0] * slots, [float(x) for x in draws]), managed=False,
+                       tank=Tank("WH", 200, 2.0, 45.0, 65.0, 55.0, standing_loss_w=50.0))
+    power, temperature = [], []
+    for k in range(slots):
+        outcome = tank.advance(DAY + k * timedelta(minutes=15))
+        power.append(outcome.device_w["WH"])
+        temperature.append(tank.tank.temperature_c)
+    drawn = hot_water.drawn_heat_w(pd.Series(power, index=draws.index), pd.Series(temperature, index=draws.index),
+                                   volume_l=200, cop=1.0, standing_loss_w=50)
+    assert np.allclose(drawn.iloc[1:], draws.iloc[1:], atol=1e-6)
 
 
 @pytest.mark.parametrize("seed", range(4))

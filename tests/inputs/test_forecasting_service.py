@@ -82,6 +82,8 @@ def test_with_history_models_learn_and_accuracy_is_stored_and_readable(home, equ
     assert load.naive_mae_w is not None and load.mae_w < load.naive_mae_w
     assert load.rmse_w >= load.mae_w >= abs(load.bias_w)
     assert rows[(SignalKind.PV_FORECAST, equipped["pv"].pk)].mae_w > 0
+    # hot water too is compared with last week's (its first slot's draw needs the reading before it)
+    assert rows[(SignalKind.HEAT_DEMAND, equipped["wh"].pk)].naive_mae_w is not None
     assert score_day(home, DAY) and ForecastAccuracy.objects.filter(home=home).count() == 3  # re-scoring updates
 
     r = api_client.get("/api/v1/forecast-accuracy/", {"home": home.pk, "kind": "load_forecast"})
@@ -110,3 +112,23 @@ def test_history_is_read_per_slot_from_the_rollups(home, equipped):
     t = slot_telemetry(home, t0, t0 + timedelta(hours=1))
     assert list(t.home_w.round(3)) == [100.0, 100.0]
     assert Measurement.objects.filter(home=home).count() == 6
+
+
+def test_seasonal_naive_is_scored_on_the_slots_the_forecast_covers(home, equipped):
+    """A re-plan's forecast from midday replaces the day's: the model is scored on the afternoon only, and so
+    must seasonal naive be (it was scored on the whole day, and won or lost on the morning)."""
+    from flexibility.forecasting.accuracy import accuracy
+    from flexibility.forecasting.common import seasonal_naive
+    from flexibility.forecasting.services import measured_heat
+
+    start, slots = local_day_span(home, DAY)
+    _telemetry(home, equipped, SimulatedHome(seed=5), start - timedelta(days=8), 9 * 96)
+    half = slots // 2
+    midday = start + timedelta(minutes=15 * half)
+    forecast_home(home, midday, slots - half, now=midday)
+    row = next(r for r in score_day(home, DAY) if r.kind == SignalKind.HEAT_DEMAND)
+    heat = measured_heat(equipped["wh"], slot_telemetry(home, start - timedelta(days=8), start + timedelta(days=1)))
+    afternoon = heat[heat.index >= midday][: slots - half]
+    naive = seasonal_naive(heat, midday, slots - half)
+    assert row.slots == slots - half
+    assert row.naive_mae_w == pytest.approx(accuracy(naive, list(afternoon)).mae)

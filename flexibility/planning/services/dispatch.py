@@ -6,6 +6,8 @@ costs about as many queries as one."""
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Optional
 
@@ -20,7 +22,7 @@ from hub_bridge.models import CommandKind, CommandState, HubCommand
 from hub_bridge.services import command_row, enqueue_commands
 
 from ..models import OptimizationRun, Recommendation, RecommendationStatus, Schedule
-from ..problem_builder import object_pk, thermal_band
+from ..problem_builder import object_pk, thermal_band, thermal_energy_kwh, thermal_reserve_kwh
 from ..slots import floor_to_slot
 from energy_manager import clock
 
@@ -73,18 +75,48 @@ def act_on_schedules(schedules: list[Schedule]) -> None:
         devices.setdefault(d.home_id, {})[d.serial_number] = d
     cycle_pks = [object_pk(k)[1] for s in schedules for k in s.devices if object_pk(k)[0] == "cycle"]
     cycles = {c.pk: c for c in Cycle.objects.filter(pk__in=cycle_pks)}
-    live: dict[int, set] = {}  # setpoints the hubs already hold: a re-plan sends only those that changed
+    live: dict[int, list[HeldSetpoint]] = {}  # setpoints the hubs hold, oldest first: a re-plan sends what changed
     for c in HubCommand.objects.filter(device__home_id__in=home_ids, expires_at__gt=clock.now()).exclude(
-            state__in=[CommandState.REJECTED, CommandState.FAILED, CommandState.EXPIRED]):
-        live.setdefault(c.device_id, set()).add((c.kind, c.expires_at, json.dumps(c.parameters, sort_keys=True)))
+            state__in=[CommandState.REJECTED, CommandState.FAILED, CommandState.EXPIRED]).order_by("pk"):
+        live.setdefault(c.device_id, []).append(HeldSetpoint(c.kind, c.not_before, c.expires_at, _setting(c.parameters)))
     actions = Actions()
     for schedule in schedules:
         _plan_actions(schedule.run, schedule, devices.get(schedule.run.home_id, {}), cycles, live, actions)
     actions.write()
 
 
+@dataclass(frozen=True)
+class HeldSetpoint:
+    """A setpoint command a hub holds (or will): `setting` is its parameters without `until`."""
+
+    kind: str
+    not_before: datetime
+    expires_at: datetime
+    setting: str
+
+
+def _setting(parameters: dict) -> str:
+    return json.dumps({k: v for k, v in parameters.items() if k != "until"}, sort_keys=True)
+
+
+def hub_holds(held: list[HeldSetpoint], kind: str, parameters: dict, block_start: datetime, end: datetime,
+              step: timedelta, now: datetime) -> bool:
+    """Does the hub already apply this setting over [start, end)? Where setpoints overlap the one issued
+    last wins (PROTOCOL.md), so each step of the block must be won by a command of the same setting: a
+    command the hub holds but a later one overrides does not count (skipping the block for it left the
+    later one in force: an EV charged at an old plan's lower power and left short)."""
+    setting, slot = _setting(parameters), block_start
+    while slot < end:
+        t = max(slot, now)  # each step of the block from now on
+        winner = next((h for h in reversed(held) if h.not_before <= t < h.expires_at), None)
+        if t < end and (winner is None or winner.kind != kind or winner.setting != setting):
+            return False
+        slot += step
+    return True
+
+
 def _plan_actions(run: OptimizationRun, schedule: Schedule, devices_by_serial: dict[str, Device],
-                  cycles: dict[int, Cycle], live: dict[int, set], actions: Actions) -> None:
+                  cycles: dict[int, Cycle], live: dict[int, list[HeldSetpoint]], actions: Actions) -> None:
     home = run.home
     cycle_items = {c["id"]: c for c in run.problem.get("cycles", [])}
     saving = {r["item"]: r["saving_eur"] for r in schedule.reasons}  # each device's own, not the plan's
@@ -111,8 +143,8 @@ def _plan_actions(run: OptimizationRun, schedule: Schedule, devices_by_serial: d
             changed[device] = changed.get(device, 0.0) + saving.get(result_id, 0.0)
             if device.automatic_management:
                 _accept(rec, actions)
-        elif kind in ("ev", "battery", "thermal") and device.automatic_management:
-            _send_setpoints(run, schedule, device, kind, planned, live.get(device.pk, set()), actions)
+        elif kind in ("ev", "battery", "thermal", "space_heating") and device.automatic_management:
+            _send_setpoints(run, schedule, device, kind, planned, live.get(device.pk, []), actions)
             changed[device] = changed.get(device, 0.0) + saving.get(result_id, 0.0)
     if changed:
         actions.notes.append((home, "plan_changed", plan_changed_message(changed),
@@ -132,13 +164,15 @@ def plan_changed_message(changed: dict[Device, float]) -> str:
 
 
 def _send_setpoints(run: OptimizationRun, schedule: Schedule, device: Device, kind: str, planned: dict,
-                    live: set, actions: Actions) -> None:
+                    live: list[HeldSetpoint], actions: Actions) -> None:
     """One hub command per block of constant planned power, from the current slot for up to a day.
 
     EV and battery: power_w until the block's end; thermal: heat to the top of the comfort band
-    while the plan heats, hold the bottom otherwise. A re-plan sends only the setpoints that changed:
-    a block whose command the hub already holds (same kind, parameters and end, still live: `live`,
-    read for all the homes at once) is skipped.
+    while the plan heats, hold the floor plus the tank's reserve otherwise; space heating (a heat pump's
+    integration takes a room setpoint, PROTOCOL.md): while the plan heats, the indoor temperature it plans
+    at the block's end with the planned power as the limit, otherwise the comfort floor (blocks also end
+    where the floor changes: night setback). A re-plan sends only the setpoints that changed: a block the
+    hub already applies (`hub_holds` over `live`, read for all the homes at once) is skipped.
     """
     now = clock.now()
     res = timedelta(minutes=schedule.resolution_minutes)
@@ -146,10 +180,18 @@ def _send_setpoints(run: OptimizationRun, schedule: Schedule, device: Device, ki
     power = [round(float(x), 3) for x in planned.get("power_kw", [])][first:first + COMMAND_SLOT_LIMIT]
     if kind == "thermal":
         t_min, t_max = thermal_band(device)
+        # between heating blocks the tank holds its reserve (problem_builder.thermal_reserve_kwh), not the floor
+        eco_c = math.ceil(10 * (t_min + thermal_reserve_kwh(device) / thermal_energy_kwh(
+            float(device.parameters["tank_volume_l"]), t_min + 1.0, t_min))) / 10
+    key: list = power
+    if kind == "space_heating":
+        floor_c = [float(x) for x in planned["comfort_min_c"]][first:first + COMMAND_SLOT_LIMIT]
+        indoor_c = [float(x) for x in planned["indoor_temperature_c"]][first:first + COMMAND_SLOT_LIMIT + 1]
+        key = list(zip(power, floor_c))
     t = 0
     while t < len(power):
         end = t
-        while end + 1 < len(power) and power[end + 1] == power[t]:
+        while end + 1 < len(power) and key[end + 1] == key[t]:
             end += 1
         block_start = schedule.start + (first + t) * res
         block_end = schedule.start + (first + end + 1) * res
@@ -158,12 +200,20 @@ def _send_setpoints(run: OptimizationRun, schedule: Schedule, device: Device, ki
             command, parameters = CommandKind.SET_EV_POWER, {"power_w": round(power[t] * 1000.0), "until": until}
         elif kind == "battery":
             command, parameters = CommandKind.SET_BATTERY_SETPOINT, {"power_w": round(power[t] * 1000.0), "until": until}
+        elif kind == "space_heating":
+            command, parameters = CommandKind.SET_HEAT_PUMP_SETPOINT, {"indoor_temperature_c": floor_c[end], "until": until}
+            if power[t] > 0:
+                ceiling_c = float(planned["comfort_max_c"][first + end])
+                parameters["indoor_temperature_c"] = min(max(math.ceil(10 * indoor_c[end + 1]) / 10, floor_c[end]),
+                                                         ceiling_c)
+                parameters["power_w"] = round(power[t] * 1000.0)
         else:
             heating = power[t] > 0
             command, parameters = CommandKind.SET_THERMAL_SETPOINT, {
-                "temperature_c": t_max if heating else t_min, "mode": "comfort" if heating else "eco", "until": until}
-        if (command, block_end, json.dumps(parameters, sort_keys=True)) not in live:
-            actions.command_or_notify(device, command, parameters, not_before=max(block_start, now),
+                "temperature_c": t_max if heating else eco_c, "mode": "comfort" if heating else "eco", "until": until}
+        not_before = max(block_start, now)
+        if not hub_holds(live, command, parameters, block_start, block_end, res, now):
+            actions.command_or_notify(device, command, parameters, not_before=not_before,
                                       expires_at=block_end, run=run)
             if device.hub_id is None:
                 return  # one notification is enough

@@ -9,6 +9,7 @@ cycles fixed (problem_builder) and sends only the setpoints that changed (dispat
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable, Optional
@@ -28,6 +29,7 @@ from ..slots import SLOT, floor_to_slot
 from .replanning import schedule_reoptimization
 from energy_manager import clock
 
+log = logging.getLogger(__name__)
 CYCLE_DONE = {CycleState.COMPLETED, CycleState.CANCELLED}
 SOC_FRESH = timedelta(minutes=30)  # a SoC reading older than this says nothing about now
 LOAD_WINDOW = timedelta(hours=1)
@@ -188,5 +190,6 @@ def check_chunk(home_ids: Iterable[int], now: Optional[datetime] = None,
     asked = 0
     for home_id in sorted(reasons)[:max_replans]:
         schedule_reoptimization(home_id, "; ".join(reasons[home_id])[:200])
+        log.info("rolling re-plan of home %s: %s", home_id, "; ".join(reasons[home_id]))
         asked += 1
     return ChunkResult(homes=len(plans), replans=asked, reasons=reasons)
