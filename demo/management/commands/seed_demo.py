@@ -228,9 +228,12 @@ class Command(BaseCommand):
 
     def _ev_session(self, device: Device, tz, today: date) -> None:
         session = EVSession.objects.filter(device=device, vehicle_name="Demo car").first() or EVSession(device=device)
+        # Plugged in at 19:00, leaving at 07:30: before 07:30 that is the car of last evening, already
+        # plugged in (tonight's would leave beyond a 24-hour plan made now).
+        evening = today - timedelta(days=1) if timezone.now().astimezone(tz).time() < time(7, 30) else today
         services.ev_session_save(session, {
-            "vehicle_name": "Demo car", "arrival": datetime.combine(today, time(19), tzinfo=tz),
-            "departure": datetime.combine(today + timedelta(days=1), time(7, 30), tzinfo=tz),
+            "vehicle_name": "Demo car", "arrival": datetime.combine(evening, time(19), tzinfo=tz),
+            "departure": datetime.combine(evening + timedelta(days=1), time(7, 30), tzinfo=tz),
             "energy_kwh": None, "initial_soc_pct": 35, "target_soc_pct": 80, "vehicle_capacity_kwh": 60,
         })
 
