@@ -530,6 +530,9 @@ def _ev_sessions(inputs: HomeInputs, start: datetime, end: datetime) -> list[dic
         if s.arrival < start:  # a re-plan during the session: what the car already received is not asked again
             charged_kwh = telemetry.energy_wh([d.pk], floor_to_slot(s.arrival), start).get(d.pk, 0.0) / 1000.0
             need = max(need - charged_kwh * float(p.get("efficiency", 1.0)), 0.0)
+        if s.departure > end:  # leaves after the horizon: only its share of the time in the horizon is asked now
+            begin = max(s.arrival, start)
+            need *= (end - begin) / (s.departure - begin)
         item = {
             "id": f"ev-{s.pk}", "device": d.serial_number, "name": s.vehicle_name or d.name,
             "arrival": max(s.arrival, start).isoformat(), "departure": min(s.departure, end).isoformat(),

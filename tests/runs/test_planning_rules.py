@@ -130,3 +130,29 @@ def test_replan_beyond_published_data_falls_back_to_the_plan_horizon_and_says_so
     assert run.horizon_end == floor_to_slot(now) + timedelta(hours=24)
     notice = Notification.objects.filter(kind="plan_not_updated").latest("id")
     assert "import_price" in notice.message and notice.data["until"] > run.horizon_end.isoformat()
+
+
+def test_a_car_leaving_after_the_horizon_is_asked_its_share_of_the_energy_not_all_of_it(
+        home, owner_client, now, django_capture_on_commit_callbacks):
+    """Plugged in for its last 4 h of a 24 h plan and 6 h after it, 30 kWh at 7.4 kW: all by the horizon's end
+    cannot be done (29.6 kWh at most), its 4/10 share can, and the plan after this one asks the rest."""
+    from datetime import timedelta
+
+    from devices.models import Device, EVSession
+    from flexibility.planning.slots import floor_to_slot
+
+    charger = Device.objects.get(home=home, device_type="ev_charger")
+    charger.ev_sessions.all().delete()
+    end = floor_to_slot(now) + timedelta(hours=24)
+    session = EVSession.objects.create(device=charger, arrival=end - timedelta(hours=4),
+                                       departure=end + timedelta(hours=6), energy_kwh=30, vehicle_name="Car")
+    with django_capture_on_commit_callbacks(execute=True):
+        r = owner_client.post(f"/api/v1/homes/{home.pk}/optimizations", {}, format="json")
+    assert r.status_code == 202, r.content
+    body = owner_client.get(f"/api/v1/optimizations/{r.json()['id']}").json()
+    assert body["status"] == "succeeded", body
+    from flexibility.planning.models import OptimizationRun
+
+    run = OptimizationRun.objects.get(pk=r.json()["id"])
+    (asked,) = [e for e in run.problem["ev_sessions"] if e["id"] == f"ev-{session.pk}"]
+    assert asked["departure"] == end.isoformat() and asked["energy_kwh"] == pytest.approx(12.0)
