@@ -253,7 +253,8 @@ def cycle_cost_floors(cp: "Compiled") -> Optional[tuple[list[int], float, list[t
     lower the net import below the least (no battery, no V2G): then every other load only raises each cycle's
     cost (convexity), and curtailing PV costs nothing here (the slot cost is flat below the export limit).
     Exact for whole starts; the slot rows alone let the LP cut a cycle into fractions that fill a PV surplus
-    exactly, which whole starts cannot (README "Many cycles"). None where it does not hold."""
+    exactly, which whole starts cannot (README "Many cycles"). None where it does not hold, or where the LP
+    implies it (no slot a cycle touches can export)."""
     p = cp.problem
     if p.batteries or any(em.ev.v2g for em in cp.evs) or not any(not cm.fixed for cm in cp.cycles):
         return None
@@ -266,14 +267,14 @@ def cycle_cost_floors(cp: "Compiled") -> Optional[tuple[list[int], float, list[t
         n = max(n, -E)
         return dt * (cp.w_imp[t] * n if n >= 0 else cp.w_exp[t] * -n)
 
-    out = []
-    slots: set[int] = set()
-    for i, cm in enumerate(cp.cycles):
-        if cm.fixed or not cm.options:
-            continue
-        out.append((i, [sum(f(t, least[t] + pk) - f(t, least[t]) for t, pk in o.load().items()) for o in cm.options]))
-        slots.update(t for o in cm.options for t in o.load())
-    ts = sorted(slots)
+    loads = [(i, [o.load() for o in cm.options]) for i, cm in enumerate(cp.cycles) if not cm.fixed and cm.options]
+    ts = sorted({t for _, ls in loads for load in ls for t in load})
+    if all(least[t] >= 0 for t in ts):
+        # Every slot a cycle touches imports at least `least`: the slot's cost is linear above it, so the LP's
+        # own rows (import >= net import, import weight + export weight >= 0) already imply the floor.
+        return None
+    out = [(i, [sum(f(t, least[t] + pk) - f(t, least[t]) for t, pk in load.items()) for load in ls])
+           for i, ls in loads]
     return ts, sum(f(t, least[t]) for t in ts), out
 
 
