@@ -43,11 +43,15 @@ def plan_reasons(problem: dict, result: dict, timezone: Optional[str] = None,
              "baseline_net_import_kw": [...]}. `device_names` maps appliance ids to display names.
     """
     p = problem_from_dict(problem)
-    cp = compile_problem(p)
-    base_sch = baseline_schedule(p, cp)
-    base_ev = evaluate(p, base_sch, cp)
-    base_devices = devices_view(cp, base_sch, base_ev)
-    ctx = _Context(p, result, base_ev.net_import_kw, ZoneInfo(timezone or p.grid.timezone))
+    given = result.get("baseline") or {}
+    if given.get("devices") is not None and given.get("net_import_kw") is not None:  # solve() made them
+        base_net, base_devices = given["net_import_kw"], given["devices"]
+    else:  # a stored schedule explained again
+        cp = compile_problem(p)
+        base_sch = baseline_schedule(p, cp)
+        base_ev = evaluate(p, base_sch, cp)
+        base_net, base_devices = base_ev.net_import_kw, devices_view(cp, base_sch, base_ev)
+    ctx = _Context(p, result, base_net, ZoneInfo(timezone or p.grid.timezone))
     names = device_names or {}
     out = []
     for item_id, planned in (result.get("devices") or {}).items():
@@ -61,7 +65,7 @@ def plan_reasons(problem: dict, result: dict, timezone: Optional[str] = None,
         if text:
             out.append({"item": item_id, "device": planned.get("device", ""), "kind": kind, "name": name,
                         "saving_eur": round(saving, 2), "text": text})
-    return {"reasons": out, "baseline_net_import_kw": [round(x, 4) for x in base_ev.net_import_kw]}
+    return {"reasons": out, "baseline_net_import_kw": [round(x, 4) for x in base_net]}
 
 
 class _Context:

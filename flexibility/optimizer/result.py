@@ -86,6 +86,8 @@ class SolveResult:
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)
     explanation: list[str] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)
+    # the baseline's devices (devices_view) beside a plan: what the plan's reasons compare it with
+    baseline_devices: Optional[dict[str, dict[str, Any]]] = None
 
     @property
     def cost_eur(self) -> Optional[float]:
@@ -108,8 +110,10 @@ class SolveResult:
             "cost_eur": None if ev is None else round(ev.cost_eur, 6),
             "co2_kg": None if ev is None else round(ev.co2_kg, 6),
             "penalty_eur": None if ev is None else round(ev.penalty_eur, 6),
-            "baseline": None if bl is None else {"cost_eur": round(bl.cost_eur, 6), "co2_kg": round(bl.co2_kg, 6),
-                                                 "feasible": bl.feasible},
+            "baseline": None if bl is None else {
+                "cost_eur": round(bl.cost_eur, 6), "co2_kg": round(bl.co2_kg, 6), "feasible": bl.feasible,
+                **({} if self.baseline_devices is None else {
+                    "net_import_kw": [round(x, 4) for x in bl.net_import_kw], "devices": self.baseline_devices})},
             "savings_eur": None if ev is None or bl is None else round(bl.cost_eur - ev.cost_eur, 6),
             "net_import_kw": None if ev is None else [round(x, 4) for x in ev.net_import_kw],
             "devices": self.devices,

@@ -5,7 +5,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from .baseline import baseline
+from .baseline import baseline_schedule
 from .compile import Compiled, compile_problem, resample_profile
 from .evaluate import evaluate
 from .explain import explain_infeasible, precheck
@@ -28,7 +28,8 @@ def solve(problem: Problem, backend: str = "auto", time_limit_s: float = 5.0, *,
         raise ValueError(f"{', '.join(sorted(backend_options))}: options of one backend, not of auto")
     t0 = time.perf_counter()
     cp = compile_problem(problem)
-    bl = baseline(problem, cp)
+    base_sch = baseline_schedule(problem, cp)
+    bl = evaluate(problem, base_sch, cp)
     chosen = choose_backend(cp) if backend == "auto" else backend
     name = chosen if backend != "auto" else f"auto:{chosen}"
 
@@ -59,7 +60,8 @@ def solve(problem: Problem, backend: str = "auto", time_limit_s: float = 5.0, *,
         return SolveResult(out.status, name, None, None, bl, stats,
                            explanation=[f"No plan found within the time limit of {time_limit_s:g} s"])
     ev = evaluate(problem, out.schedule, cp)
-    res = SolveResult(out.status, name, out.schedule, ev, bl, stats, devices=devices_view(cp, out.schedule, ev))
+    res = SolveResult(out.status, name, out.schedule, ev, bl, stats, devices=devices_view(cp, out.schedule, ev),
+                      baseline_devices=devices_view(cp, base_sch, bl))
     if ev.violations:  # should not happen: report, never hide
         res.violations = ev.violations
         res.explanation = ["The solver's plan violates requirements after float re-evaluation"] + [

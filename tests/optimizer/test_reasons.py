@@ -120,6 +120,9 @@ def test_every_planned_device_is_explained_with_local_times(problem):
         return
     out = plan_reasons(problem, result)
     assert {r["item"] for r in out["reasons"]} == set(result["devices"])
+    # the baseline solve() hands over is the one a stored schedule's explanation recomputes
+    stored = {**result, "baseline": {k: result["baseline"][k] for k in ("cost_eur", "co2_kg")}}
+    assert "devices" in result["baseline"] and plan_reasons(problem, stored) == out
     for r in out["reasons"]:
         assert r["text"].endswith(".") and len(r["text"]) < 260
         for hhmm in re.findall(r"\b(\d\d):(\d\d)\b", r["text"]):
