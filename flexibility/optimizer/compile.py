@@ -267,12 +267,13 @@ def cycle_cost_floors(cp: "Compiled") -> Optional[tuple[list[int], float, list[t
         n = max(n, -E)
         return dt * (cp.w_imp[t] * n if n >= 0 else cp.w_exp[t] * -n)
 
-    loads = [(i, [o.load() for o in cm.options]) for i, cm in enumerate(cp.cycles) if not cm.fixed and cm.options]
-    ts = sorted({t for _, ls in loads for load in ls for t in load})
+    free = [(i, cm) for i, cm in enumerate(cp.cycles) if not cm.fixed and cm.options]
+    ts = sorted({t for _, cm in free for o in cm.options for t in range(o.first_slot, o.first_slot + len(o.profile_kw))})
     if all(least[t] >= 0 for t in ts):
         # Every slot a cycle touches imports at least `least`: the slot's cost is linear above it, so the LP's
         # own rows (import >= net import, import weight + export weight >= 0) already imply the floor.
         return None
+    loads = [(i, [o.load() for o in cm.options]) for i, cm in free]
     out = [(i, [sum(f(t, least[t] + pk) - f(t, least[t]) for t, pk in load.items()) for load in ls])
            for i, ls in loads]
     return ts, sum(f(t, least[t]) for t in ts), out
