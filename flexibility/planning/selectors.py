@@ -67,12 +67,23 @@ def day_ahead_due_home_ids(zone: str, delivery_day) -> QuerySet:
             .order_by("id").values_list("id", flat=True))
 
 
+def open_cycles(home_ids: list[int], now: datetime,
+                states: tuple[str, ...] = (CycleState.SCHEDULED, CycleState.RUNNING)) -> QuerySet:
+    """The homes' cycles the HEMS still has to plan: on a device it manages, not yet past their window."""
+    return Cycle.objects.filter(device__home_id__in=home_ids, device__allow_hems=True, latest_end__gt=now,
+                                state__in=states)
+
+
+def open_ev_sessions(home_ids: list[int], now: datetime) -> QuerySet:
+    """The homes' EV sessions the HEMS still has to plan: on a charger it manages, the car not yet gone."""
+    return EVSession.objects.filter(device__home_id__in=home_ids, device__allow_hems=True, departure__gt=now)
+
+
 def open_requests_end(home: Home, now: datetime) -> Optional[datetime]:
     """When the home's last open request ends: a cycle's window, an EV departure, or one announced by a
     receiver of `signals.open_request_end` (grid activations). None when nothing is open."""
-    cycles = Cycle.objects.filter(device__home=home, device__allow_hems=True, latest_end__gt=now,
-                                  state__in=[CycleState.SCHEDULED, CycleState.RUNNING])
-    sessions = EVSession.objects.filter(device__home=home, device__allow_hems=True, departure__gt=now)
+    cycles = open_cycles([home.pk], now)
+    sessions = open_ev_sessions([home.pk], now)
     ends = [cycles.aggregate(end=Max("latest_end"))["end"], sessions.aggregate(end=Max("departure"))["end"]]
     ends += [end for _, end in signals.open_request_end.send(sender=Home, home=home, now=now)]
     return max((end for end in ends if end is not None), default=None)

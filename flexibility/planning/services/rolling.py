@@ -21,7 +21,7 @@ from django.db.models import Max
 from devices import telemetry
 from devices.models import THERMAL_TYPES, Cycle, CycleState, Device, DeviceType, EVSession
 
-from .. import signals
+from .. import selectors, signals
 from ..models import OptimizationRun, Schedule
 from ..mpc import Expected, Measured, Thresholds, replan_reasons
 from ..problem_builder import object_pk, thermal_band, thermal_energy_kwh
@@ -114,13 +114,12 @@ def _unplanned_requests(home_ids: list[int], now: datetime) -> tuple[dict[int, s
                     .annotate(at=Max("queued_at")).values_list("home_id", "at"))
     cycles: dict[int, set[int]] = {h: set() for h in home_ids}
     sessions: dict[int, set[int]] = {h: set() for h in home_ids}
-    open_cycles = Cycle.objects.filter(device__home_id__in=home_ids, device__allow_hems=True,
-                                       state=CycleState.SCHEDULED, latest_end__gt=now)
-    for pk, home_id, created in open_cycles.values_list("pk", "device__home_id", "created_at"):
+    waiting = selectors.open_cycles(home_ids, now, states=(CycleState.SCHEDULED,))
+    for pk, home_id, created in waiting.values_list("pk", "device__home_id", "created_at"):
         if home_id in last_run and created > last_run[home_id]:
             cycles[home_id].add(pk)
-    open_sessions = EVSession.objects.filter(device__home_id__in=home_ids, device__allow_hems=True, departure__gt=now)
-    for pk, home_id, created in open_sessions.values_list("pk", "device__home_id", "created_at"):
+    for pk, home_id, created in selectors.open_ev_sessions(home_ids, now).values_list(
+            "pk", "device__home_id", "created_at"):
         if home_id in last_run and created > last_run[home_id]:
             sessions[home_id].add(pk)
     return cycles, sessions
