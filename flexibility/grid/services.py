@@ -16,6 +16,7 @@ from energy_manager.errors import Conflict, NotFound, Unprocessable
 from flexibility.optimizer import envelope, problem_from_dict
 from flexibility.planning.models import OptimizationRun, RunStatus, RunTrigger
 from flexibility.planning.problem_builder import HomeInputs, MissingData, build_problem, input_hash, load_inputs
+from flexibility.planning.selectors import grid_request_from_bounds
 from flexibility.planning.services import (
     describe_exception, execute_run, fail_run, solve_problem, store_outcomes, store_result, submit_run,
 )
@@ -379,12 +380,10 @@ def create_activation(
 def share_grid_request(share: ActivationShare, offer: FlexibilityOffer) -> tuple[datetime, datetime, dict]:
     """The share as hard per-slot bounds on net import over the offer's delivery day."""
     act = share.activation
-    first = int((act.start - offer.start).total_seconds()) // (offer.resolution_minutes * 60)
-    lo: list[float | None] = [None] * offer.slots
-    hi: list[float | None] = [None] * offer.slots
-    for t in range(act.slots):
-        lo[first + t], hi[first + t] = share.min_kw[t], share.max_kw[t]
-    return offer.start, offer.end, {"min_net_import_kw": lo, "max_net_import_kw": hi, "penalty_eur_per_kwh": None}
+    bounds = {"start": act.start, "resolution_minutes": act.resolution_minutes, "min_kw": share.min_kw,
+              "max_kw": share.max_kw}
+    return offer.start, offer.end, grid_request_from_bounds([bounds], offer.start, offer.slots,
+                                                            offer.resolution_minutes, None)
 
 
 def replan_share(share_id: int) -> ActivationShare:

@@ -92,21 +92,32 @@ def open_requests_end(home: Home, now: datetime) -> Optional[datetime]:
 def committed_grid_request(home: Home, start: datetime, slots: int, penalty_eur_per_kwh: float) -> Optional[dict]:
     """The bounds on net import the home committed to (`signals.committed_bounds`), on the re-plan's
     slots, as a soft `grid_request` (FORMAT.md): kept whenever the devices allow it, yet a home whose
-    situation changed (a car that arrived) still gets a plan. Overlapping commitments are intersected."""
+    situation changed (a car that arrived) still gets a plan."""
     step = timedelta(minutes=RESOLUTION_MIN)
+    series = [s for _, answers in signals.committed_bounds.send(sender=Home, home=home, start=start,
+                                                                 end=start + step * slots)
+              for s in answers or []]
+    return grid_request_from_bounds(series, start, slots, RESOLUTION_MIN, penalty_eur_per_kwh)
+
+
+def grid_request_from_bounds(series: list[dict], start: datetime, slots: int, resolution_minutes: int,
+                             penalty_eur_per_kwh: Optional[float]) -> Optional[dict]:
+    """Bounds on net import ({start, resolution_minutes, min_kw, max_kw}, None = free) laid on the plan's
+    slots as a `grid_request` (FORMAT.md; penalty None = hard). Overlapping bounds are intersected; None
+    when nothing is bounded."""
+    step = timedelta(minutes=resolution_minutes)
     lo: list[Optional[float]] = [None] * slots
     hi: list[Optional[float]] = [None] * slots
-    for _, answers in signals.committed_bounds.send(sender=Home, home=home, start=start, end=start + step * slots):
-        for series in answers or []:
-            res = timedelta(minutes=series["resolution_minutes"])
-            for t in range(slots):
-                i = (start + step * t - series["start"]) // res
-                if not 0 <= i < len(series["min_kw"]):
-                    continue
-                if series["min_kw"][i] is not None:
-                    lo[t] = series["min_kw"][i] if lo[t] is None else max(lo[t], series["min_kw"][i])
-                if series["max_kw"][i] is not None:
-                    hi[t] = series["max_kw"][i] if hi[t] is None else min(hi[t], series["max_kw"][i])
+    for s in series:
+        res = timedelta(minutes=s["resolution_minutes"])
+        for t in range(slots):
+            i = (start + step * t - s["start"]) // res
+            if not 0 <= i < len(s["min_kw"]):
+                continue
+            if s["min_kw"][i] is not None:
+                lo[t] = s["min_kw"][i] if lo[t] is None else max(lo[t], s["min_kw"][i])
+            if s["max_kw"][i] is not None:
+                hi[t] = s["max_kw"][i] if hi[t] is None else min(hi[t], s["max_kw"][i])
     if all(v is None for v in lo + hi):
         return None
     hi = [h if h is None or l is None else max(h, l) for l, h in zip(lo, hi)]
