@@ -158,11 +158,22 @@ def home_of_user(user) -> Home | None:
 
 def committed_shares(home: Home, start: datetime, end: datetime) -> list[dict]:
     """The bounds of the activation shares `home` was planned to follow that overlap [start, end)."""
-    shares = (ActivationShare.objects.filter(home=home, status=ShareStatus.PLANNED, activation__start__lt=end,
-                                             activation__start__gte=start - timedelta(days=2))
+    return committed_shares_of_homes([home.pk], start, end).get(home.pk, [])
+
+
+def committed_shares_of_homes(home_ids: list[int], start: datetime, end: datetime) -> dict[int, list[dict]]:
+    """`committed_shares` of many homes in one query: home id -> bounds ({start, resolution_minutes,
+    min_kw, max_kw}) of its planned shares that overlap [start, end)."""
+    shares = (ActivationShare.objects.filter(home_id__in=home_ids, status=ShareStatus.PLANNED,
+                                             activation__start__lt=end, activation__start__gte=start - timedelta(days=2))
               .exclude(activation__status=ActivationStatus.FAILED).select_related("activation"))
-    return [{"start": s.activation.start, "resolution_minutes": s.activation.resolution_minutes,
-             "min_kw": s.min_kw, "max_kw": s.max_kw} for s in shares if s.activation.end > start]
+    out: dict[int, list[dict]] = {}
+    for s in shares:
+        if s.activation.end > start:
+            out.setdefault(s.home_id, []).append({
+                "start": s.activation.start, "resolution_minutes": s.activation.resolution_minutes,
+                "min_kw": s.min_kw, "max_kw": s.max_kw})
+    return out
 
 
 def activations_end(home: Home, now: datetime) -> Optional[datetime]:

@@ -377,12 +377,30 @@ def create_activation(
     return activation
 
 
-def share_grid_request(share: ActivationShare, offer: FlexibilityOffer) -> tuple[datetime, datetime, dict]:
-    """The share as hard per-slot bounds on net import over the offer's delivery day."""
+class SharesContradict(Conflict):
+    """A share asks, in some slot, what the home's planned shares of other activations exclude."""
+
+
+def share_grid_request(share: ActivationShare, offer: FlexibilityOffer,
+                       committed: list[dict]) -> tuple[datetime, datetime, dict]:
+    """The share as hard per-slot bounds on net import over the offer's delivery day, together with the
+    home's shares already planned (`committed`, selectors.committed_shares): an earlier activation is not
+    given up for a later one. Raises SharesContradict where the two ask for disjoint powers."""
     act = share.activation
     bounds = {"start": act.start, "resolution_minutes": act.resolution_minutes, "min_kw": share.min_kw,
               "max_kw": share.max_kw}
-    return offer.start, offer.end, grid_request_from_bounds([bounds], offer.start, offer.slots,
+    own = grid_request_from_bounds([bounds], offer.start, offer.slots, offer.resolution_minutes, None)
+    earlier = grid_request_from_bounds(committed, offer.start, offer.slots, offer.resolution_minutes, None)
+    for t in range(offer.slots if own and earlier else 0):
+        lo = [v for v in (own["min_net_import_kw"][t], earlier["min_net_import_kw"][t]) if v is not None]
+        hi = [v for v in (own["max_net_import_kw"][t], earlier["max_net_import_kw"][t]) if v is not None]
+        if lo and hi and max(lo) > min(hi) + 1e-9:
+            at = offer.start + timedelta(minutes=offer.resolution_minutes * t)
+            raise SharesContradict(
+                f"At {at.isoformat()} the home already follows another activation's {earlier['min_net_import_kw'][t]}"
+                f"-{earlier['max_net_import_kw'][t]} kW, which this one's {own['min_net_import_kw'][t]}"
+                f"-{own['max_net_import_kw'][t]} kW excludes.")
+    return offer.start, offer.end, grid_request_from_bounds([bounds, *committed], offer.start, offer.slots,
                                                             offer.resolution_minutes, None)
 
 
@@ -397,7 +415,11 @@ def replan_share(share_id: int) -> ActivationShare:
     if share.status != ShareStatus.QUEUED:
         return share
     if share.run_id is None:
-        start, end, grid_request = share_grid_request(share, share.offer)
+        committed = sel.committed_shares(share.home, share.offer.start, share.offer.end)
+        try:
+            start, end, grid_request = share_grid_request(share, share.offer, committed)
+        except SharesContradict as exc:
+            return record_share_failure(share.pk, exc.message, ShareStatus.INFEASIBLE)
         try:
             with transaction.atomic():
                 run, _ = submit_run(share.home, trigger=RunTrigger.ACTIVATION, horizon_start=start,
@@ -459,7 +481,18 @@ def _record_share_runs(shares: list[ActivationShare], out: dict[int, str]) -> li
     them; a share whose problem could not be built fails with the reason (in `out`). Returns the runs."""
     if not shares:
         return []
-    requests = {share.pk: share_grid_request(share, share.offer) for share in shares}
+    committed = sel.committed_shares_of_homes([share.home_id for share in shares],
+                                              min(share.offer.start for share in shares),
+                                              max(share.offer.end for share in shares))
+    requests = {}
+    for share in shares:
+        try:
+            requests[share.pk] = share_grid_request(share, share.offer, committed.get(share.home_id, []))
+        except SharesContradict as exc:
+            out[share.pk] = record_share_failure(share.pk, exc.message, ShareStatus.INFEASIBLE).status
+    shares = [share for share in shares if share.pk in requests]
+    if not shares:
+        return []
     horizons = {share.home_id: (share.home, *requests[share.pk][:2]) for share in shares}
     inputs = ensure_forecasts_many(horizons, refresh=False)
     rest = [home for pk, (home, _, _) in horizons.items() if pk not in inputs]
@@ -507,9 +540,9 @@ def record_share_plans(run_ids: list[int]) -> dict[int, str]:
 
 
 @transaction.atomic
-def record_share_failure(share_id: int, message: str) -> ActivationShare:
+def record_share_failure(share_id: int, message: str, status: str = ShareStatus.FAILED) -> ActivationShare:
     share = ActivationShare.objects.select_for_update(of=("self",)).select_related("activation").get(pk=share_id)
-    share.status, share.message = ShareStatus.FAILED, message
+    share.status, share.message = status, message
     share.save()
     _settle(share.activation)
     return share

@@ -57,3 +57,42 @@ def test_failed_or_infeasible_shares_are_not_carried(aggregator, household):
     ActivationShare.objects.filter(activation_id=r.json()["id"]).update(status=ShareStatus.INFEASIBLE)
     run = reoptimize(household.pk, "a new cycle")
     assert run is not None and "grid_request" not in run.problem
+
+
+def _activate(aggregator, home, start, setpoints, chunk: bool = False) -> ActivationShare:
+    """Activate the home and plan its share alone (`replan_share`) or as a chunk task does (`replan_shares`)."""
+    r = aggregator.post("/api/v1/operator/activations/", {
+        "home": home.pk, "start": start.isoformat(), "setpoints_kw": setpoints}, format="json")
+    assert r.status_code == 201, r.json()
+    share = ActivationShare.objects.get(activation_id=r.json()["id"])
+    if chunk:
+        flex_services.replan_shares([share.pk])
+        return ActivationShare.objects.get(pk=share.pk)
+    return flex_services.replan_share(share.pk)
+
+
+@pytest.mark.parametrize("chunk", [False, True])
+def test_a_later_activation_of_the_home_keeps_the_earlier_one(aggregator, household, chunk):
+    offer = store_offer(household, up=2.0)
+    morning, evening = offer.start + timedelta(hours=12), offer.start + timedelta(hours=19)
+    first = _activate(aggregator, household, morning, [2.5, 2.5, 2.0, 2.0])
+    assert first.status == ShareStatus.PLANNED, first.message
+    second = _activate(aggregator, household, evening, [0.0, 0.0], chunk)
+    assert second.status == ShareStatus.PLANNED, second.message
+    request = second.run.problem["grid_request"]
+    assert request["penalty_eur_per_kwh"] is None and sum(v is not None for v in request["min_net_import_kw"]) == 6
+    assert _net(second.run, morning, 4) == pytest.approx([2.5, 2.5, 2.0, 2.0], abs=1e-3)
+    assert _net(second.run, evening, 2) == pytest.approx([0.0, 0.0], abs=1e-3)
+
+
+@pytest.mark.parametrize("chunk", [False, True])
+def test_a_later_activation_that_contradicts_a_planned_one_is_infeasible_and_the_plan_stays(aggregator, household,
+                                                                                              chunk):
+    offer = store_offer(household, up=2.0)
+    at = offer.start + timedelta(hours=12)
+    first = _activate(aggregator, household, at, [2.5])
+    assert first.status == ShareStatus.PLANNED, first.message
+    second = _activate(aggregator, household, at, [0.0], chunk)
+    assert second.status == ShareStatus.INFEASIBLE and "already follows another activation" in second.message
+    latest = OptimizationRun.objects.filter(home=household, schedule__isnull=False).latest("queued_at")
+    assert latest.pk == first.run_id and _net(latest, at, 1) == pytest.approx([2.5], abs=1e-3)
