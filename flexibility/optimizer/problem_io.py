@@ -123,6 +123,9 @@ class _Reader:
             raise ProblemError(f"{self.p(key)}: must be a list of {n} numbers")
         if len(v) != n:
             raise ProblemError(f"{self.p(key)}: must have {n} values (one per slot), got {len(v)}")
+        if v and not nullable and all(type(x) is float or type(x) is int for x in v) and math.isfinite(sum(v)) \
+                and (lo is None or min(v) >= lo):
+            return tuple(map(q_kw, v)) if quantize else tuple(map(float, v))  # the common case, checked at once
         out = []
         for i, x in enumerate(v):
             if x is None and nullable:
