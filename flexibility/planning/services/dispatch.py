@@ -76,9 +76,11 @@ def act_on_schedules(schedules: list[Schedule]) -> None:
     cycle_pks = [object_pk(k)[1] for s in schedules for k in s.devices if object_pk(k)[0] == "cycle"]
     cycles = {c.pk: c for c in Cycle.objects.filter(pk__in=cycle_pks)}
     live: dict[int, list[HeldSetpoint]] = {}  # setpoints the hubs hold, oldest first: a re-plan sends what changed
-    for c in HubCommand.objects.filter(device__home_id__in=home_ids, expires_at__gt=clock.now()).exclude(
-            state__in=[CommandState.REJECTED, CommandState.FAILED, CommandState.EXPIRED]).order_by("pk"):
-        live.setdefault(c.device_id, []).append(HeldSetpoint(c.kind, c.not_before, c.expires_at, _setting(c.parameters)))
+    for device_id, kind, not_before, expires_at, parameters in HubCommand.objects.filter(
+            device__home_id__in=home_ids, expires_at__gt=clock.now()).exclude(
+            state__in=[CommandState.REJECTED, CommandState.FAILED, CommandState.EXPIRED]).order_by("pk").values_list(
+            "device_id", "kind", "not_before", "expires_at", "parameters"):
+        live.setdefault(device_id, []).append(HeldSetpoint(kind, not_before, expires_at, _setting(parameters)))
     actions = Actions()
     for schedule in schedules:
         _plan_actions(schedule.run, schedule, devices.get(schedule.run.home_id, {}), cycles, live, actions)
