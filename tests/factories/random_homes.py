@@ -26,7 +26,8 @@ and a dryer profile written here; without the reference file, built-in copies of
 are used, so the generator never fails for lack of it.
 
 Made to be feasible: cycle windows are at least the cycle plus 2 h long (inside 07:00-22:00 with a
-do-not-disturb night), the cycles of one appliance fit one after another on the slot grid (`_fit_one_appliance`), a tight connection goes with a small base load, PV fits the connection, the EV
+do-not-disturb night), the cycles of one appliance fit one after another on the slot grid
+(`_fit_one_appliance`), a tight connection goes with a small base load, PV fits the connection, the EV
 needs at most 60 % of what its window can deliver under the connection, the water heater's store holds
 an on/off slot's heat and ends at 60 % of its start. `tests/optimizer/test_random_homes.py` checks the
 first 300 homes against the pre-checks; the benchmark reports any home no backend can plan.
