@@ -618,7 +618,7 @@ def _add_heat_pump_counts(mm: MilpModel, hp: SpaceHeating, on: list[int]) -> Non
 def _separate_heat_pump_counts(mm: MilpModel, rounds: int = 4) -> None:
     """Adds the interval counts the LP relaxation violates, LP after LP (at most `rounds`). All of them at once
     (2,800 rows on `battery-8`) lifted nothing there and slowed HiGHS on most on/off heat-pump homes; the violated
-    ones close most of `thermal-33`'s LP gap (9.9 % -> 6.4 %, the same as all of them)."""
+    ones lift `thermal-33`'s LP as far as all of them (gap 6.9 % with the counts from the start alone -> 6.4 %)."""
     pending = mm.hp_count_cuts
     for _ in range(rounds):
         x = _lp_solution(mm) if pending else None
@@ -629,7 +629,8 @@ def _separate_heat_pump_counts(mm: MilpModel, rounds: int = 4) -> None:
             return
         for a, b, lo, hi in hit:
             mm.m.row([a, b], [1.0, -1.0], lo, hi)
-        pending = [c for c in pending if c not in hit]
+        added = set(hit)
+        pending = [c for c in pending if c not in added]
 
 
 def _add_min_run_off(mm: MilpModel, hp: SpaceHeating, on: list[int]) -> None:
