@@ -1,7 +1,7 @@
 """Optimizer benchmark: `python -m bench.optimizer --json` prints one JSON line per (home, backend).
 
-`--random N` solves N seeded random households (tests/factories/random_homes.py, classes in turn) once
-each and prints one line per (class, backend): p50 / p95 / max wall ms, how many were not proven OPTIMAL,
+`--random N` solves N seeded random households (tests/factories/random_homes.py, classes in turn; `--classes`
+keeps those of some classes only) once each and prints one line per (class, backend): p50 / p95 / max wall ms, how many were not proven OPTIMAL,
 how many were proven INFEASIBLE with an explanation (`infeasible_explained`: the relaxed plan's violations
 are the explanation, not a rejected plan), how many plans the evaluator rejected, and the objective gap of the served plan to the best plan known
 for that home (bench/results/best_known.json). `--best-known N` recomputes that file: both backends, first
@@ -105,10 +105,12 @@ def _solve_random(backend: str, time_limit_s: float, homes: list[tuple[str, dict
 
 
 def run_random(n: int, backends: list[str], time_limit_s: float, per_home: bool,
-               feature: str | None = None) -> list[dict[str, Any]]:
+               feature: str | None = None, classes: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """`classes`: only the homes of those classes among the first `n` (the same homes as in the full run)."""
     from tests.factories.random_homes import CLASSES, random_homes
 
-    homes = random_homes(n, force=(feature,) if feature else ())
+    homes = [(name, d) for name, d in random_homes(n, force=(feature,) if feature else ())
+             if not classes or name.rsplit("-", 1)[0] in classes]
     best = json.loads(BEST_KNOWN.read_text())["homes"] if BEST_KNOWN.exists() else {}
     list(_solve_random("milp", 2, homes[:1])) and list(_solve_random("cpsat", 2, homes[:1]))  # warm imports
     lines = []
@@ -267,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-envelope", action="store_true")
     ap.add_argument("--random", type=int, metavar="N", help="N random households (per-class summary lines)")
     ap.add_argument("--per-home", action="store_true", help="with --random: also one line per home")
+    ap.add_argument("--classes", nargs="*", default=[], metavar="CLASS",
+                    help="with --random: only the homes of these classes (tests/factories/random_homes.py CLASSES)")
     ap.add_argument("--feature", choices=["off", *PHYSICS_FEATURES],
                     help="with --random: issue 14's feature switched on wherever the home has the device, or 'off' "
                          "for none (the reference its solve-time cost is measured against)")
@@ -285,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.random:
         backends = args.backends if args.backends != ["milp", "cpsat", "auto"] else ["auto"]
-        run_random(args.random, backends, args.time_limit, args.per_home, args.feature)
+        run_random(args.random, backends, args.time_limit, args.per_home, args.feature, tuple(args.classes))
         return 0
     lines = run(args.homes, args.backends, args.repeat, args.time_limit, not args.no_envelope)
     if not args.json:

@@ -26,7 +26,8 @@ and a dryer profile written here; without the reference file, built-in copies of
 are used, so the generator never fails for lack of it.
 
 Made to be feasible: cycle windows are at least the cycle plus 2 h long (inside 07:00-22:00 with a
-do-not-disturb night), a tight connection goes with a small base load, PV fits the connection, the EV
+do-not-disturb night), the cycles of one appliance fit one after another on the slot grid
+(`_fit_one_appliance`), a tight connection goes with a small base load, PV fits the connection, the EV
 needs at most 60 % of what its window can deliver under the connection, the water heater's store holds
 an on/off slot's heat and ends at 60 % of its start. `tests/optimizer/test_random_homes.py` checks the
 first 300 homes against the pre-checks; the benchmark reports any home no backend can plan.
@@ -212,7 +213,53 @@ def _cycles(r: random.Random, g: _Grid, count: int, appliances: list[str], dnd: 
         if (day_offset * 24 + 14 + 4) * 60 > g.slots * g.res:  # a 30 h horizon: day 2 is only its night
             day_offset = 0
         out.append(_cycle(r, g, f"c{i}", dev, prog, library[prog], day_offset, dnd))
+    _fit_one_appliance(g, out, dnd)
     return out
+
+
+def _start_slots(g: _Grid, c: dict[str, Any], dnd: bool) -> tuple[list[int], int]:
+    """The slots a cycle may start in (its window on the slot grid, outside the night do-not-disturb
+    window), and how many slots it occupies: what the optimizer's `compile.cycle_model` allows."""
+    off = lambda iso: (datetime.fromisoformat(iso) - g.start_utc).total_seconds() / 60  # noqa: E731
+    dur = sum(ph["duration_min"] for ph in c["phases"])
+    es, le = off(c["earliest_start"]), min(off(c["latest_end"]), g.slots * g.res)
+    nights = [(off(g.iso(d, 22.0)), off(g.iso(d + 1, 7.0))) for d in range(-1, g.days)] if dnd else []
+    starts = [s for s in range(math.ceil(es / g.res - 1e-9), g.slots) if s * g.res + dur <= le + 1e-9
+              and not any(a < s * g.res + dur and b > s * g.res for a, b in nights)]
+    return starts, math.ceil(dur / g.res - 1e-9)
+
+
+def _one_after_another(windows: list[tuple[list[int], int]], t: int = 0) -> bool:
+    """Whether cycles of one appliance (start slots, length in slots) can all run, one after another."""
+    if not windows:
+        return True
+    for i, (starts, length) in enumerate(windows):
+        s = next((x for x in starts if x >= t), None)  # starting as early as it can never hurts the others
+        if s is not None and _one_after_another(windows[:i] + windows[i + 1:], s + length):
+            return True
+    return False
+
+
+def _fit_one_appliance(g: _Grid, cycles: list[dict[str, Any]], dnd: bool) -> None:
+    """Two cycles of one appliance never overlap, so their windows must leave room for all of them on the
+    slot grid (at 60 minutes a 123-minute program takes 3 slots: two in a 5-hour window cannot both run,
+    which made `many_cycles_4k6-281` infeasible). Where they do not, the narrowest window of that appliance
+    is widened to its whole day (07:00 or 06:00 to 22:00 or the horizon's end) until they fit. Draws no
+    random number, so every home that fitted stays as it was."""
+    horizon_h = g.slots * g.res / 60
+    for dev in sorted({c["device"] for c in cycles}):
+        mine = [c for c in cycles if c["device"] == dev]
+        while not _one_after_another([_start_slots(g, c, dnd) for c in mine]):
+            narrow = [c for c in mine if not c.get("_widened")]
+            if not narrow:
+                break
+            c = min(narrow, key=lambda x: len(_start_slots(g, x, dnd)[0]))
+            day0 = 24.0 * int((datetime.fromisoformat(c["earliest_start"]) - g.start_utc).total_seconds() // 86400)
+            iso = lambda h: (g.start_utc + timedelta(minutes=round(h * 60))).astimezone(g.zone).isoformat()  # noqa: E731
+            c["earliest_start"], c["latest_end"] = iso(day0 + (7.0 if dnd else 6.0)), iso(min(horizon_h, day0 + 22.0))
+            c["_widened"] = True
+    for c in cycles:
+        c.pop("_widened", None)
 
 
 def _ev(r: random.Random, g: _Grid, limit_kw: float, base_peak_kw: float) -> dict[str, Any]:

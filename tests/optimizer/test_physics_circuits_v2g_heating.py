@@ -233,3 +233,44 @@ def test_stored_results_read_back_with_v2g_and_space_heating():
         r = solve(p, backend="milp")
         again = evaluate(p, schedule_from_result(p, r.to_dict()))
         assert not again.violations and abs(again.cost_eur - r.cost_eur) < 1e-3
+
+
+def test_heat_pump_count_cuts_keep_every_plan():
+    """Every on/off pattern that keeps the house in its band satisfies every interval count of
+    `compile.heat_pump_count_cuts` (all 2^12 patterns of 12 slots, on houses with narrow and wide bands), and the
+    cuts are not empty words: some interval needs on-slots, some forbids running flat out."""
+    import random
+
+    from flexibility.optimizer.compile import heat_pump_count_cuts
+
+    n, tight_lo, tight_hi, kept = 12, 0, 0, 0
+    for seed in range(24):
+        r = random.Random(seed)
+        d = heated_home(False, max_power_kw=r.choice([2.0, 3.0, 5.0]), heat_capacity_kwh_per_k=r.uniform(3.0, 12.0),
+                        initial_indoor_c=r.uniform(19.0, 22.0))
+        hp = problem_from_dict(d).heat_pumps[0]
+        dt = 1.0
+        a = hp.decay(dt)
+        temp, path = hp.initial_indoor_c, []  # a band around one random pattern's path: some plan fits
+        for t in range(n):
+            temp = a * temp + hp.drift_c(t, dt) + hp.gain_c_per_kw(t, dt) * hp.max_power_kw * r.randint(0, 1)
+            path.append(temp)
+        d["heat_pumps"][0].update(comfort_min_c=[x - r.choice([0.1, 0.5, 2.0]) for x in path] + [-50.0] * 12,
+                                  comfort_max_c=[x + r.choice([0.1, 0.5, 2.0]) for x in path] + [50.0] * 12)
+        hp = problem_from_dict(d).heat_pumps[0]
+        cuts = heat_pump_count_cuts(hp, n, dt)
+        tight_lo += sum(lo > 0 and s > 0 for s, _t, lo, _hi in cuts)
+        tight_hi += sum(hi < t - s + 1 for s, t, _lo, hi in cuts)
+        for bits in range(2 ** n):
+            on = [(bits >> t) & 1 for t in range(n)]
+            temp, ok = hp.initial_indoor_c, True
+            for t in range(n):
+                temp = a * temp + hp.drift_c(t, dt) + hp.gain_c_per_kw(t, dt) * hp.max_power_kw * on[t]
+                if not hp.comfort_min_c[t] - 1e-9 <= temp <= hp.comfort_max_c[t] + 1e-9:
+                    ok = False
+                    break
+            if ok:
+                kept += 1
+                for s, t, lo, hi in cuts:
+                    assert lo <= sum(on[s:t + 1]) <= hi, (seed, on, (s, t, lo, hi))
+    assert kept > 100 and tight_lo > 10 and tight_hi > 10, (kept, tight_lo, tight_hi)

@@ -66,3 +66,21 @@ def test_backends_and_portfolio_agree_on_generated_homes(seed, kind):
         assert a.stats.gap is not None and a.stats.gap >= 0
         assert a.objective_value <= min(x["objective"] for x in a.stats.detail["portfolio"]
                                         if x["objective"] is not None) + 1e-5 * max(1.0, abs(a.objective_value))
+
+
+def test_an_appliances_cycles_fit_one_after_another():
+    """Two cycles of one appliance never overlap: the generator leaves room for all of them on the slot
+    grid (`many_cycles_4k6-281` had two 3-slot washes in a 5-slot window and was infeasible)."""
+    from tests.factories.random_homes import _one_after_another
+
+    for name, d in random_homes(300):
+        cp = compile_problem(problem_from_dict(d))
+        by_device: dict[str, list[tuple[list[int], int]]] = {}
+        for m in cp.cycles:
+            if not m.fixed:
+                by_device.setdefault(m.cycle.device, []).append((
+                    [o.first_slot for o in m.options], m.options[0].occupied[1] - m.options[0].occupied[0]))
+        for dev, windows in by_device.items():
+            assert _one_after_another(windows), (name, dev)
+    d = strip_meta(random_home(281, "many_cycles_4k6"))
+    assert solve(problem_from_dict(d), backend="milp", time_limit_s=10).status == Status.OPTIMAL
