@@ -84,7 +84,9 @@ def _variant(kind: str) -> dict:
                                   "fixed_and_dnd", "semicontinuous_ev_curtail"])
 def test_variants_agree(kind):
     d = _variant(kind)
-    p, r = both(d)
+    # CP-SAT proves the grid-request variants in 3-13 s depending on the machine's load: the limit leaves
+    # room, as the test is about agreement, not speed (bench.optimizer times the backends)
+    p, r = both(d, time_limit_s=60)
     assert agree(r["milp"].objective_value, r["cpsat"].objective_value), (
         kind, r["milp"].objective_value, r["cpsat"].objective_value)
 
