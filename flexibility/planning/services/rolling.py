@@ -16,7 +16,8 @@ from typing import Iterable, Optional
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import BooleanField, Max
+from django.db.models.expressions import RawSQL
 
 from devices import telemetry
 from devices.models import THERMAL_TYPES, Cycle, CycleState, Device, DeviceType, EVSession, SignalKind, SignalSeries
@@ -111,15 +112,18 @@ def _forecast_base_load_w(home_ids: list[int], until: datetime) -> dict[int, tup
     does not reach back that far, the forecast it was made with does."""
     since = until - 2 * LOAD_WINDOW
     per_home: dict[int, list[SignalSeries]] = {h: [] for h in home_ids}
+    reaches = RawSQL("start + jsonb_array_length(\"values\") * resolution_minutes * interval '1 minute' > %s",
+                     [since], output_field=BooleanField())  # only the series over the window
     for series in (SignalSeries.objects.filter(kind=SignalKind.LOAD_FORECAST, home_id__in=home_ids,
                                                device__isnull=True, start__lt=until,
                                                start__gte=since - timedelta(hours=MAX_HORIZON_H))
+                   .alias(reaches=reaches).filter(reaches=True)
                    .order_by("-created_at", "-id")):  # newest first: the newest forecast of a slot wins
         per_home[series.home_id].append(series)
     half = int(LOAD_WINDOW / SLOT)
     out = {}
     for home_id, series in per_home.items():
-        values = slot_values([s for s in series if s.end > since], since, 2 * half, RESOLUTION_MIN)
+        values = slot_values(series, since, 2 * half, RESOLUTION_MIN)
         out[home_id] = tuple(None if any(v is None for v in part) else sum(part) / len(part)
                              for part in (values[:half], values[half:]))
     return out
