@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.utils import timezone
+
 import pytest
 
 from devices.models import Cycle, CycleState, SignalKind, SignalSeries
@@ -116,3 +118,23 @@ def test_a_replan_runs_from_the_current_slot_to_where_the_plan_ends(home, slot_s
     assert replan.trigger == RunTrigger.REOPTIMIZE
     assert replan.horizon_end == first.horizon_end  # not a fresh 24 h: prices beyond may not be published
     assert replan.horizon_start == floor_to_slot(replan.queued_at)  # the current slot
+
+
+def test_a_request_the_replan_in_progress_is_planning_is_not_a_lost_trigger(planned, home, washing_machine,
+                                                                             make_cycle, slot_start, request):
+    """The listener's re-plan of a new cycle is building when the tick looks: the cycle is newer than the home's
+    last stored run, but not lost (re-planning it again only doubled the work)."""
+    import redis as redis_lib
+
+    from tests.plugins.celery_worker import broker_url, use_broker
+
+    request.addfinalizer(use_broker(broker_url()))
+    cycle = make_cycle(washing_machine, earliest_start=slot_start + timedelta(hours=3),
+                       latest_end=slot_start + timedelta(hours=9))
+    now = _now(planned)
+    assert f"cycle {cycle.pk} is not in the plan" in rolling.check_chunk([home.pk], now, max_replans=0).reasons[home.pk]
+    key = f"hems:replanning:{home.pk}"
+    r = redis_lib.Redis.from_url(broker_url())
+    r.set(key, timezone.now().isoformat(), ex=60)  # what reoptimize holds while it plans
+    request.addfinalizer(lambda: r.delete(key))
+    assert rolling.check_chunk([home.pk], now, max_replans=0).reasons == {}

@@ -27,7 +27,7 @@ from ..models import OptimizationRun, Schedule
 from ..mpc import Expected, Measured, Thresholds, replan_reasons
 from ..problem_builder import object_pk, slot_values, thermal_band, thermal_energy_kwh
 from ..slots import MAX_HORIZON_H, RESOLUTION_MIN, SLOT, floor_to_slot
-from .replanning import schedule_reoptimization
+from .replanning import replans_in_progress, schedule_reoptimization
 from energy_manager import clock
 
 log = logging.getLogger(__name__)
@@ -130,9 +130,13 @@ def _forecast_base_load_w(home_ids: list[int], until: datetime) -> dict[int, tup
 
 
 def _unplanned_requests(home_ids: list[int], now: datetime) -> tuple[dict[int, set[int]], dict[int, set[int]]]:
-    """Per home: open cycles and EV sessions recorded after its latest run (one query each)."""
+    """Per home: open cycles and EV sessions recorded after its latest run or the start of the re-plan in
+    progress (one query each)."""
     last_run = dict(OptimizationRun.objects.filter(home_id__in=home_ids).values("home_id")
                     .annotate(at=Max("queued_at")).values_list("home_id", "at"))
+    for home_id, started in replans_in_progress(home_ids).items():  # its run is not stored yet
+        if home_id in last_run:
+            last_run[home_id] = max(last_run[home_id], started)
     cycles: dict[int, set[int]] = {h: set() for h in home_ids}
     sessions: dict[int, set[int]] = {h: set() for h in home_ids}
     open_cycles = Cycle.objects.filter(device__home_id__in=home_ids, device__allow_hems=True,
