@@ -58,7 +58,7 @@ def input_hash(problem: dict, backend: str, time_limit_s: float) -> str:
 
 
 # ----------------------------------------------------------------------------- signals
-def _slot_values(series: list[SignalSeries], start: datetime, slots: int, res_min: int) -> list[Optional[float]]:
+def slot_values(series: list[SignalSeries], start: datetime, slots: int, res_min: int) -> list[Optional[float]]:
     """Per slot: the mean of the newest series that covers the whole slot, or None."""
     out: list[Optional[float]] = [None] * slots
     step = timedelta(minutes=res_min)
@@ -141,7 +141,7 @@ def signal_slots(home: Home, kind: str, start: datetime, slots: int, res_min: in
             # Only the area's series: the same for every home of the area and horizon (computed once).
             key = ("area", kind, area, start, slots, res_min)
             if key not in inputs.shared:
-                inputs.shared[key] = _slot_values(layers[-1], start, slots, res_min)
+                inputs.shared[key] = slot_values(layers[-1], start, slots, res_min)
             return list(inputs.shared[key])
     elif kind in FORECAST_KINDS:
         if device is not None:
@@ -152,7 +152,7 @@ def signal_slots(home: Home, kind: str, start: datetime, slots: int, res_min: in
             layers.append(_series(kind, start, end, home=home))
         if scope != "home":
             layers.append(_series(kind, start, end, home__isnull=True, area=area))
-    return _slot_values([s for layer in layers for s in layer], start, slots, res_min)
+    return slot_values([s for layer in layers for s in layer], start, slots, res_min)
 
 
 def signal_for_home(home: Home, kind: str, start: datetime, slots: int, res_min: int = RESOLUTION_MIN,

@@ -54,6 +54,11 @@ def test_open_requests_newer_than_the_latest_run_and_not_in_the_plan():
     assert replan_reasons(expected, measured) == ["cycle 2 is not in the plan", "EV session 8 is not in the plan"]
 
 
+def _load(forecast_w: float, last_w: float | None, before_w: float | None) -> list[str]:
+    return replan_reasons(Expected(base_load_w=forecast_w, base_load_before_w=forecast_w),
+                          Measured(base_load_w=last_w, base_load_before_w=before_w))
+
+
 @pytest.mark.parametrize("measured, replan", [
     (900.0, False),   # +500 W: not more than the absolute threshold
     (901.0, True),
@@ -61,11 +66,21 @@ def test_open_requests_newer_than_the_latest_run_and_not_in_the_plan():
     (None, False),    # nothing measured
 ])
 def test_load_far_from_forecast(measured, replan):
-    reasons = replan_reasons(Expected(base_load_w=400.0), Measured(base_load_w=measured))
-    assert bool(reasons) is replan
+    assert bool(_load(400.0, measured, measured)) is replan
 
 
 def test_large_homes_need_a_relative_gap_too():
     # 3 kW forecast, 3.6 kW measured: 600 W off but only 20 %: no re-plan.
-    assert replan_reasons(Expected(base_load_w=3000.0), Measured(base_load_w=3600.0)) == []
-    assert replan_reasons(Expected(base_load_w=3000.0), Measured(base_load_w=4600.0)) != []
+    assert _load(3000.0, 3600.0, 3600.0) == []
+    assert _load(3000.0, 4600.0, 4600.0) != []
+
+
+@pytest.mark.parametrize("forecast_w, last_w, before_w, replan", [
+    (400.0, 2000.0, 400.0, False),    # one hour off (a kettle, an oven): the forecast a re-plan uses would not change
+    (400.0, 400.0, 2000.0, False),    # it was off, it is back
+    (400.0, 2000.0, 1600.0, True),    # off for two hours: a change of level
+    (400.0, 2000.0, None, False),     # the hour before unknown: not known to last
+    (1500.0, 0.0, 2500.0, False),     # off in opposite directions: noise, not a level
+])
+def test_load_must_stay_off_its_forecast_for_two_hours(forecast_w, last_w, before_w, replan):
+    assert bool(_load(forecast_w, last_w, before_w)) is replan

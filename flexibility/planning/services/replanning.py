@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import functools
 import logging
-from datetime import timedelta
-from typing import Optional
+from datetime import datetime, timedelta
+from typing import Iterable, Optional
 
 import redis
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from devices.models import Home
 from energy_manager.celery import app
@@ -66,10 +67,34 @@ def schedule_reoptimization(home_id: int, reason: str) -> None:
         transaction.on_commit(lambda: due(debounce_s))
 
 
+def replans_in_progress(home_ids: Iterable[int]) -> dict[int, datetime]:
+    """When the re-plan in progress of each home started (record-keeping clock, like `created_at`): what was
+    recorded before it is in the plan it is making, even though its run is not stored yet."""
+    ids = list(home_ids)
+    if eager() or not ids:
+        return {}
+    try:
+        values = _redis().mget([f"hems:replanning:{h}" for h in ids])
+    except redis.RedisError:
+        return {}
+    return {h: datetime.fromisoformat(v.decode()) for h, v in zip(ids, values) if v}
+
+
 def reoptimize(home_id: int, reason: str) -> Optional[OptimizationRun]:
-    """Task body: release the debounce key, then plan from now to the end of the last open request."""
-    if not eager():
-        _redis().delete(f"hems:reoptimize:{home_id}")
+    """Task body: release the debounce key (a change from now on asks again), then plan from now to the end of
+    the last open request; while it plans, `replans_in_progress` names it (the rolling tick does not take what
+    it is planning for a lost trigger)."""
+    if eager():
+        return _reoptimize(home_id, reason)
+    _redis().pipeline().delete(f"hems:reoptimize:{home_id}").set(
+        f"hems:replanning:{home_id}", timezone.now().isoformat(), ex=600).execute()
+    try:
+        return _reoptimize(home_id, reason)
+    finally:
+        _redis().delete(f"hems:replanning:{home_id}")
+
+
+def _reoptimize(home_id: int, reason: str) -> Optional[OptimizationRun]:
     home = Home.objects.filter(pk=home_id).first()
     if home is None:
         return None

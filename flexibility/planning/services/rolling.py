@@ -10,23 +10,24 @@ cycles fixed (problem_builder) and sends only the setpoints that changed (dispat
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Iterable, Optional
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import BooleanField, Max
+from django.db.models.expressions import RawSQL
 
 from devices import telemetry
-from devices.models import THERMAL_TYPES, Cycle, CycleState, Device, DeviceType, EVSession
+from devices.models import THERMAL_TYPES, Cycle, CycleState, Device, DeviceType, EVSession, SignalKind, SignalSeries
 
 from .. import selectors, signals
 from ..models import OptimizationRun, Schedule
 from ..mpc import Expected, Measured, Thresholds, replan_reasons
-from ..problem_builder import object_pk, thermal_band, thermal_energy_kwh
-from ..slots import SLOT, floor_to_slot
-from .replanning import schedule_reoptimization
+from ..problem_builder import object_pk, slot_values, thermal_band, thermal_energy_kwh
+from ..slots import MAX_HORIZON_H, RESOLUTION_MIN, SLOT, floor_to_slot
+from .replanning import replans_in_progress, schedule_reoptimization
 from energy_manager import clock
 
 log = logging.getLogger(__name__)
@@ -101,17 +102,41 @@ def _expected(plan: dict, now: datetime) -> Expected:
     known = {object_pk(s["id"])[1]: s for s in problem.get("ev_sessions") or []}
     sessions = frozenset(pk for pk, s in known.items()
                          if datetime.fromisoformat(s["arrival"]) <= now < datetime.fromisoformat(s["departure"]))
-    base = (problem.get("site") or {}).get("base_load_kw") or []
-    lo, hi = max(_slot(start, res, now - LOAD_WINDOW), 0), max(t, 0)
-    window = [float(x) for x in base[lo:hi]]
     return Expected(battery_soc_pct=soc, tank_kwh=tanks, cycle_states=cycles, active_ev_sessions=sessions,
-                    base_load_w=1000.0 * sum(window) / len(window) if window else None, ev_sessions=frozenset(known))
+                    ev_sessions=frozenset(known))
+
+
+def _forecast_base_load_w(home_ids: list[int], until: datetime) -> dict[int, tuple[Optional[float], Optional[float]]]:
+    """Per home: the base-load forecast's means over the hour before `until` and the hour before that (None
+    where a slot is not forecast), from the stored forecasts (one query): a plan made less than two hours ago
+    does not reach back that far, the forecast it was made with does."""
+    since = until - 2 * LOAD_WINDOW
+    per_home: dict[int, list[SignalSeries]] = {h: [] for h in home_ids}
+    reaches = RawSQL("start + jsonb_array_length(\"values\") * resolution_minutes * interval '1 minute' > %s",
+                     [since], output_field=BooleanField())  # only the series over the window
+    for series in (SignalSeries.objects.filter(kind=SignalKind.LOAD_FORECAST, home_id__in=home_ids,
+                                               device__isnull=True, start__lt=until,
+                                               start__gte=since - timedelta(hours=MAX_HORIZON_H))
+                   .alias(reaches=reaches).filter(reaches=True)
+                   .order_by("-created_at", "-id")):  # newest first: the newest forecast of a slot wins
+        per_home[series.home_id].append(series)
+    half = int(LOAD_WINDOW / SLOT)
+    out = {}
+    for home_id, series in per_home.items():
+        values = slot_values(series, since, 2 * half, RESOLUTION_MIN)
+        out[home_id] = tuple(None if any(v is None for v in part) else sum(part) / len(part)
+                             for part in (values[:half], values[half:]))
+    return out
 
 
 def _unplanned_requests(home_ids: list[int], now: datetime) -> tuple[dict[int, set[int]], dict[int, set[int]]]:
-    """Per home: open cycles and EV sessions recorded after its latest run (one query each)."""
+    """Per home: open cycles and EV sessions recorded after its latest run or the start of the re-plan in
+    progress (one query each)."""
     last_run = dict(OptimizationRun.objects.filter(home_id__in=home_ids).values("home_id")
                     .annotate(at=Max("queued_at")).values_list("home_id", "at"))
+    for home_id, started in replans_in_progress(home_ids).items():  # its run is not stored yet
+        if home_id in last_run:
+            last_run[home_id] = max(last_run[home_id], started)
     cycles: dict[int, set[int]] = {h: set() for h in home_ids}
     sessions: dict[int, set[int]] = {h: set() for h in home_ids}
     waiting = selectors.open_cycles(home_ids, now, states=(CycleState.SCHEDULED,))
@@ -142,8 +167,6 @@ def _measured(home_ids: list[int], planned_cycles: set[int], now: datetime) -> d
     for pk, home_id in EVSession.objects.filter(device__home_id__in=home_ids, arrival__lte=now,
                                                 departure__gt=now).values_list("pk", "device__home_id"):
         sessions[home_id].add(pk)
-    meter: dict[int, float] = {}
-    devices_w: dict[int, float] = {h: 0.0 for h in home_ids}
     tanks: dict[int, dict[str, float]] = {h: {} for h in home_ids}
     until = floor_to_slot(now)  # whole slots before the current one
     for (home_id, device_id), (_, temperature) in telemetry.window_means(home_ids, until - SLOT, until).items():
@@ -152,7 +175,19 @@ def _measured(home_ids: list[int], planned_cycles: set[int], now: datetime) -> d
             t_min, _ = thermal_band(device)
             tanks[home_id][device.serial_number] = thermal_energy_kwh(
                 float(device.parameters["tank_volume_l"]), temperature, t_min)
-    for (home_id, device_id), (power, _) in telemetry.window_means(home_ids, until - LOAD_WINDOW, until).items():
+    base = {end: _base_load_w(home_ids, kinds, end - LOAD_WINDOW, end) for end in (until, until - LOAD_WINDOW)}
+    new_cycles, new_sessions = _unplanned_requests(home_ids, now)
+    return {h: Measured(battery_soc_pct=soc[h], tank_kwh=tanks[h], cycle_states=cycles[h], active_ev_sessions=frozenset(sessions[h]),
+                        base_load_w=base[until].get(h), base_load_before_w=base[until - LOAD_WINDOW].get(h),
+                        new_cycles=frozenset(new_cycles[h]), new_ev_sessions=frozenset(new_sessions[h]))
+            for h in home_ids}
+
+
+def _base_load_w(home_ids: list[int], kinds: dict[int, str], start: datetime, end: datetime) -> dict[int, float]:
+    """Per home with a meter reading: its mean base load over [start, end), the meter minus the devices."""
+    meter: dict[int, float] = {}
+    devices_w: dict[int, float] = {h: 0.0 for h in home_ids}
+    for (home_id, device_id), (power, _) in telemetry.window_means(home_ids, start, end).items():
         if power is None:
             continue
         if device_id is None:
@@ -161,11 +196,7 @@ def _measured(home_ids: list[int], planned_cycles: set[int], now: datetime) -> d
             devices_w[home_id] -= abs(float(power))
         else:
             devices_w[home_id] += float(power)
-    new_cycles, new_sessions = _unplanned_requests(home_ids, now)
-    return {h: Measured(battery_soc_pct=soc[h], tank_kwh=tanks[h], cycle_states=cycles[h], active_ev_sessions=frozenset(sessions[h]),
-                        base_load_w=max(meter[h] - devices_w[h], 0.0) if h in meter else None,
-                        new_cycles=frozenset(new_cycles[h]), new_ev_sessions=frozenset(new_sessions[h]))
-            for h in home_ids}
+    return {h: max(meter[h] - devices_w[h], 0.0) for h in meter}
 
 
 def check_chunk(home_ids: Iterable[int], now: Optional[datetime] = None,
@@ -178,7 +209,9 @@ def check_chunk(home_ids: Iterable[int], now: Optional[datetime] = None,
               .distinct("home_id").values("home_id", "start", "resolution_minutes", "slots", "devices", "run__problem"))
     plans = {row["home_id"]: {**row, "problem": row["run__problem"]} for row in latest
              if row["start"] + timedelta(minutes=row["resolution_minutes"] * row["slots"]) > now}
-    expected = {home_id: _expected(plan, now) for home_id, plan in plans.items()}
+    forecast = _forecast_base_load_w(list(plans), floor_to_slot(now))
+    expected = {home_id: replace(_expected(plan, now), base_load_w=forecast[home_id][1],
+                                 base_load_before_w=forecast[home_id][0]) for home_id, plan in plans.items()}
     measured = _measured(list(plans), {pk for e in expected.values() for pk in e.cycle_states}, now)
     rules = thresholds()
     reasons = {}
