@@ -397,11 +397,18 @@ def share_grid_request(share: ActivationShare, offer: FlexibilityOffer,
         if lo and hi and max(lo) > min(hi) + 1e-9:
             at = offer.start + timedelta(minutes=offer.resolution_minutes * t)
             raise SharesContradict(
-                f"At {at.isoformat()} the home already follows another activation's {earlier['min_net_import_kw'][t]}"
-                f"-{earlier['max_net_import_kw'][t]} kW, which this one's {own['min_net_import_kw'][t]}"
-                f"-{own['max_net_import_kw'][t]} kW excludes.")
+                f"At {at.isoformat()} the home already follows another activation ({_range_kw(earlier, t)}), "
+                f"which this one ({_range_kw(own, t)}) excludes.")
     return offer.start, offer.end, grid_request_from_bounds([bounds, *committed], offer.start, offer.slots,
                                                             offer.resolution_minutes, None)
+
+
+def _range_kw(request: dict, t: int) -> str:
+    """A grid request's bounds on net import in slot t, in words."""
+    lo, hi = request["min_net_import_kw"][t], request["max_net_import_kw"][t]
+    if lo is not None and hi is not None:
+        return f"{lo:g} kW" if lo == hi else f"{lo:g} to {hi:g} kW"
+    return f"at least {lo:g} kW" if lo is not None else f"at most {hi:g} kW"
 
 
 def replan_share(share_id: int) -> ActivationShare:

@@ -93,6 +93,8 @@ def test_a_later_activation_that_contradicts_a_planned_one_is_infeasible_and_the
     first = _activate(aggregator, household, at, [2.5])
     assert first.status == ShareStatus.PLANNED, first.message
     second = _activate(aggregator, household, at, [0.0], chunk)
-    assert second.status == ShareStatus.INFEASIBLE and "already follows another activation" in second.message
+    assert second.status == ShareStatus.INFEASIBLE, second.message
+    assert f"At {at.isoformat()} the home already follows another activation (2.5 kW), which this one (0 kW)" \
+        in second.message
     latest = OptimizationRun.objects.filter(home=household, schedule__isnull=False).latest("queued_at")
     assert latest.pk == first.run_id and _net(latest, at, 1) == pytest.approx([2.5], abs=1e-3)
