@@ -274,9 +274,8 @@ def cycle_cost_floors(cp: "Compiled") -> Optional[tuple[list[int], float, list[t
         # Every slot a cycle touches imports at least `least`: the slot's cost is linear above it, so the LP's
         # own rows (import >= net import, import weight + export weight >= 0) already imply the floor.
         return None
-    loads = [(i, [o.load() for o in cm.options]) for i, cm in free]
-    out = [(i, [sum(f(t, least[t] + pk) - f(t, least[t]) for t, pk in load.items()) for load in ls])
-           for i, ls in loads]
+    out = [(i, [sum(f(t, least[t] + pk) - f(t, least[t]) for t, pk in o.load().items()) for o in cm.options])
+           for i, cm in free]
     return ts, sum(f(t, least[t]) for t in ts), out
 
 

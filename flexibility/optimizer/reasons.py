@@ -16,12 +16,10 @@ from datetime import datetime
 from typing import Any, Optional, Sequence
 from zoneinfo import ZoneInfo
 
-from .baseline import baseline_schedule
 from .compile import compile_problem
-from .evaluate import evaluate
 from .problem import Problem
 from .problem_io import problem_from_dict
-from .solve import devices_view
+from .solve import baseline_with_devices
 
 ACTIVE_KW = 0.05  # below this a device counts as idle in a slot
 MAX_BLOCKS = 2  # time ranges named in one sentence
@@ -47,10 +45,8 @@ def plan_reasons(problem: dict, result: dict, timezone: Optional[str] = None,
     if given.get("devices") is not None and given.get("net_import_kw") is not None:  # solve() made them
         base_net, base_devices = given["net_import_kw"], given["devices"]
     else:  # a stored schedule explained again
-        cp = compile_problem(p)
-        base_sch = baseline_schedule(p, cp)
-        base_ev = evaluate(p, base_sch, cp)
-        base_net, base_devices = base_ev.net_import_kw, devices_view(cp, base_sch, base_ev)
+        base_ev, base_devices = baseline_with_devices(compile_problem(p))
+        base_net = base_ev.net_import_kw
     ctx = _Context(p, result, base_net, ZoneInfo(timezone or p.grid.timezone))
     names = device_names or {}
     out = []

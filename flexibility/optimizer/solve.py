@@ -28,8 +28,7 @@ def solve(problem: Problem, backend: str = "auto", time_limit_s: float = 5.0, *,
         raise ValueError(f"{', '.join(sorted(backend_options))}: options of one backend, not of auto")
     t0 = time.perf_counter()
     cp = compile_problem(problem)
-    base_sch = baseline_schedule(problem, cp)
-    bl = evaluate(problem, base_sch, cp)
+    bl, base_devices = baseline_with_devices(cp)
     chosen = choose_backend(cp) if backend == "auto" else backend
     name = chosen if backend != "auto" else f"auto:{chosen}"
 
@@ -61,7 +60,7 @@ def solve(problem: Problem, backend: str = "auto", time_limit_s: float = 5.0, *,
                            explanation=[f"No plan found within the time limit of {time_limit_s:g} s"])
     ev = evaluate(problem, out.schedule, cp)
     res = SolveResult(out.status, name, out.schedule, ev, bl, stats, devices=devices_view(cp, out.schedule, ev),
-                      baseline_devices=devices_view(cp, base_sch, bl))
+                      baseline_devices=base_devices)
     if ev.violations:  # should not happen: report, never hide
         res.violations = ev.violations
         res.explanation = ["The solver's plan violates requirements after float re-evaluation"] + [
@@ -90,6 +89,13 @@ def _attach_relaxed(res: SolveResult, cp: Compiled, budget_s: float, keep_schedu
 
 def _ms(t0: float) -> float:
     return (time.perf_counter() - t0) * 1000
+
+
+def baseline_with_devices(cp: Compiled) -> tuple[Evaluation, dict[str, dict[str, Any]]]:
+    """The unoptimized plan's evaluation and its devices (`devices_view`): what a plan's reasons compare it with."""
+    sch = baseline_schedule(cp.problem, cp)
+    ev = evaluate(cp.problem, sch, cp)
+    return ev, devices_view(cp, sch, ev)
 
 
 def devices_view(cp: Compiled, sch: Schedule, ev: Evaluation) -> dict[str, dict[str, Any]]:
