@@ -6,6 +6,7 @@ and the evaluator cannot disagree about what the problem means.
 """
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 from typing import Optional
@@ -243,6 +244,89 @@ def capacity_cycle_floors(cp: "Compiled", windows: list[list[int]]) -> list[tupl
         if max(floors) > own + 1e-3:
             out.append((i, floors))
     return out
+
+
+def capacity_ev_peak_floor(cp: "Compiled", windows: list[list[int]]) -> float:
+    """Capacity charges: the least peak (kW) at which some EV still gets its energy, in whole steps.
+
+    In a metering window the import adds up to at least the home's least net import (`least_net_import_kw`)
+    plus what the EV draws there, so a peak P lets the EV draw at most P x len(window) - sum(least) kW-slots in
+    that window, and with current steps only the sums that whole steps can make (an on/off EV: nothing below its
+    minimum); slots outside every window are free. The least P at which those caps still add up to the energy
+    the EV needs (in all, and by each minimum state's time) is a valid lower bound on the peak of every plan
+    (other loads only add to the import), while the LP relaxation spreads fractions of the lowest step under a
+    lower peak (`ev-241`: LP 5 % under the optimum). Continuous EVs, where the LP already is exact on this,
+    give 0. Not for an elastic (explanation) model, where the EV may fall short. One EV at a time."""
+    least = least_net_import_kw(cp)
+    out = 0.0
+    for em in cp.evs:
+        if not em.slots or not (em.levels_kw or em.semicontinuous):
+            continue
+        needs = [(em.slots, em.need_kwh)] + [([t for t in em.slots if t < k], kwh)
+                                             for k, kwh, _r in min_state_bounds(cp.problem, em.ev.min_energy_at)]
+        for slots, need_kwh in needs:
+            if slots and need_kwh > 0:
+                out = max(out, _ev_peak_floor(cp, em, slots, need_kwh, windows, least))
+    return out
+
+
+def _ev_peak_floor(cp: "Compiled", em: EVModel, slots: list[int], need_kwh: float, windows: list[list[int]],
+                   least: list[float]) -> float:
+    """`capacity_ev_peak_floor` for one EV that must deliver `need_kwh` in `slots` (0 if it says nothing)."""
+    dt, e = cp.dt_h, em.ev
+    mine = set(slots)
+    in_window = {t for ts in windows for t in ts}
+    free = sum(1 for t in slots if t not in in_window)
+    if em.levels_kw:
+        watts = [int(round(lv * 1000)) for lv in em.levels_kw]
+        g = 0
+        for w in watts:
+            g = math.gcd(g, w)
+        if g <= 0 or any(abs(w - lv * 1000) > 1e-6 for w, lv in zip(watts, em.levels_kw)):
+            return 0.0
+        unit_kw, units = g / 1000.0, sorted({w // g for w in watts})
+        need = math.ceil(need_kwh / (e.efficiency * dt * unit_kw) - 1e-7)  # whole units of kW-slots
+        top = units[-1]
+    else:
+        unit_kw, need, top = 1.0, need_kwh / (e.efficiency * dt) - 1e-9, e.max_power_kw
+    need -= free * top
+    cells = []  # per window: (its length, sum of least net import, sorted reachable EV sums, EV slots in it)
+    for ts in windows:
+        k = sum(1 for t in ts if t in mine)
+        if not k:
+            continue
+        reach: Optional[list[float]] = None
+        if em.levels_kw:
+            sums = {0}
+            for _ in range(k):
+                sums |= {a + u for a in sums for u in units}
+            reach = sorted(sums)
+        cells.append((len(ts), sum(least[t] for t in ts), reach, k))
+    if need <= 0 or not cells:
+        return 0.0
+
+    def room(peak: float) -> float:
+        """What the EV can draw in all windows at this peak (units of `unit_kw` kW-slots)."""
+        total = 0.0
+        for n_w, base, reach, k in cells:
+            cap = (peak * n_w - base) / unit_kw
+            if reach is not None:
+                i = bisect.bisect_right(reach, cap + 1e-9)
+                total += reach[i - 1] if i else 0.0
+            elif cap >= e.min_power_kw - 1e-9:
+                total += min(cap, k * e.max_power_kw)
+        return total
+
+    lo, hi = 0.0, max((top * unit_kw * k + base) / n_w for n_w, base, _r, k in cells)
+    if room(hi) < need - 1e-9 or room(lo) >= need - 1e-9:
+        return 0.0  # the windows cannot hold it (the model is infeasible), or no peak is forced
+    for _ in range(60):  # room() is monotone in the peak
+        mid = 0.5 * (lo + hi)
+        if room(mid) >= need - 1e-9:
+            hi = mid
+        else:
+            lo = mid
+    return lo - 1e-7  # lo cannot hold it: every plan's peak is above (a little margin for floats)
 
 
 def cycle_cost_floors(cp: "Compiled") -> Optional[tuple[list[int], float, list[tuple[int, list[float]]]]]:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import math
 from typing import Callable, Optional
 
-from ..compile import (THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, capacity_cycle_floors, capacity_windows,
-                       cycle_cost_floors, day_slot_groups, device_terms, heat_pump_count_cuts, heating_count_bounds,
-                       interchangeable_cycles, min_state_bounds, money_weight, power_cliques)
+from ..compile import (THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, capacity_cycle_floors,
+                       capacity_ev_peak_floor, capacity_windows, cycle_cost_floors, day_slot_groups, device_terms,
+                       heat_pump_count_cuts, heating_count_bounds, interchangeable_cycles, min_state_bounds, money_weight,
+                       power_cliques)
 from ..problem import Battery, PV, SpaceHeating, ThermalStorage
 from ..result import Schedule, Violation
 from .common import ELASTIC_PER_CYCLE, ELASTIC_PER_KWH
@@ -45,6 +46,7 @@ class MilpModel:
         self.pv_u: dict[str, list[int]] = {}
         self.th_p: dict[str, list[Term]] = {}
         self.ev_d: dict[str, list[tuple[int, int]]] = {}  # V2G discharge: per EV, (slot, column)
+        self.ev_z: dict[str, list[tuple[int, int]]] = {}  # V2G charge-or-discharge binaries: per EV, (slot, column)
         self.hp_p: dict[str, tuple[str, list[Term]]] = {}  # space-heating heat pumps: id -> (device, per slot)
         self.hp_count_cuts: list[tuple[int, int, float, float]] = []  # (S[t], S[s-1], lo, hi), see _add_heat_pump_counts
         self.imp: list[int] = []
@@ -276,6 +278,7 @@ def _add_ev_discharge(mm: MilpModel, em: EVModel, slots: list[tuple[int, list[Te
             m.row([d] + [j for j, _ in terms], [1.0] + [e.max_discharge_kw] * len(terms), -INF, e.max_discharge_kw)
         elif t in cp.exclusive_battery_slots or em.levels_kw is not None or em.semicontinuous:
             z = m.var(0.0, 1.0, 0.0, integer=True)
+            mm.ev_z.setdefault(e.id, []).append((t, z))
             mm.int_rules.append((z, t, lambda s, net, t=t, eid=e.id: float(s.ev_kw[eid][t] > 1e-9), 1.0, 0.0, e.id))
             m.row([j for j, _ in terms] + [z], [c for _, c in terms] + [-top], -INF, 0.0)
             m.row([d, z], [1.0, e.max_discharge_kw], -INF, e.max_discharge_kw)
@@ -495,6 +498,8 @@ def _add_capacity_charges(mm: MilpModel) -> None:
         windows = capacity_windows(p, cc)
         for ts in windows:
             m.row([mm.imp[t] for t in ts] + [peak], [1.0 / len(ts)] * len(ts) + [-1.0], -INF, 0.0)
+        if mm.cycle_cuts and not mm.elastic:  # the peak an EV's whole steps force (compile.capacity_ev_peak_floor)
+            m.lb[peak] = max(m.lb[peak], capacity_ev_peak_floor(mm.cp, windows))
         if mm.cycle_cuts and not mm.elastic:  # the peak each cycle start forces (compile.capacity_cycle_floors)
             for i, floors in capacity_cycle_floors(mm.cp, windows):
                 xs = [j for j, _sm in mm.cycle_x[mm.cp.cycles[i].cycle.id]]

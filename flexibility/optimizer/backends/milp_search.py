@@ -11,7 +11,7 @@ import math
 import time
 from typing import Optional
 
-from ..compile import Compiled
+from ..compile import Compiled, capacity_ev_peak_floor, capacity_windows
 from ..result import Schedule, Status
 from .common import BackendResult, rel_gap
 from .milp_model import MilpModel, step_grid
@@ -44,8 +44,10 @@ def lp_branch_and_bound(cp: Compiled, rm: MilpModel, h, deadline: float, gap: fl
 
     ints = [j for j, i in enumerate(rm.m.integer) if i]
     cyc = [j for opts in rm.cycle_x.values() for j, _ in opts]
-    if len(cyc) != len(ints):
-        return None  # other binaries (battery / grid mode, thermal on/off, EV on/off): not handled here
+    charging = _v2g_modes(rm)  # a V2G car's charge-or-discharge binaries: set from the plan at a leaf
+    if len(cyc) + len(charging) != len(ints):
+        return None  # other binaries (battery / grid mode, thermal on/off): not handled here
+    z_j = [z for z, _ in charging]
     evcols = [(em.ev.id, t, terms[0][0]) for em in cp.evs if em.levels_kw
               for t, terms in rm.ev_p[em.ev.id]]
     ev_j = [j for _, _, j in evcols]
@@ -79,8 +81,8 @@ def lp_branch_and_bound(cp: Compiled, rm: MilpModel, h, deadline: float, gap: fl
         fixed = np.where(xc > 0.5, 1.0, 0.0)
         h.changeColsBounds(len(cyc), cyc_a, fixed, fixed)
         if ev_j:
-            steps = _rounded_steps(cp, rm.extract(xl), [xl[i] - (xl[e] if e is not None else 0.0)
-                                                        for i, e in zip(rm.imp, rm.exp)])
+            steps = _whole_steps(cp, rm.extract(xl), [xl[i] - (xl[e] if e is not None else 0.0)
+                                                      for i, e in zip(rm.imp, rm.exp)])
             if steps is None:
                 return None
             sv = [steps[eid][t] for eid, t, _ in evcols]
@@ -89,6 +91,12 @@ def lp_branch_and_bound(cp: Compiled, rm: MilpModel, h, deadline: float, gap: fl
         for lo, hi in _on_off_variants(semi, xl):
             if semi_j:
                 h.changeColsBounds(len(semi_j), semi_j, lo, hi)
+            if z_j:  # charging where the car's power may be above zero now, else free to discharge
+                up = dict(zip(semi_j, hi))
+                if ev_j:
+                    up.update(zip(ev_j, sv))
+                zv = [float(up.get(p, xl[p]) > 1e-9) for _, p in charging]
+                h.changeColsBounds(len(z_j), z_j, zv, zv)
             h.run()
             lps += 1
             if h.getModelStatus() != S.kOptimal:
@@ -97,7 +105,7 @@ def lp_branch_and_bound(cp: Compiled, rm: MilpModel, h, deadline: float, gap: fl
             value = v if value is None else min(value, v)
             if best is None or v < best[0]:
                 best = (v, list(h.getSolution().col_value))
-        free = ev_j + semi_j
+        free = ev_j + semi_j + z_j
         h.changeColsBounds(len(free), free, [rm.m.lb[j] for j in free], [rm.m.ub[j] for j in free])
         return value
 
@@ -183,6 +191,19 @@ def lp_branch_and_bound(cp: Compiled, rm: MilpModel, h, deadline: float, gap: fl
     return BackendResult(Status.OPTIMAL, rm.extract(best[1]), best[0], min(bound, best[0]), g,
                          detail={"highs_status": "Optimal", "nodes": lps, "proof": "LP branch and bound"})
 
+
+def _v2g_modes(rm: MilpModel) -> list[tuple[int, int]]:
+    """(charge-or-discharge binary, the car's charging column) of every V2G slot that has one in `rm`. In the
+    relaxed model they are the only binaries a V2G car with steps or on/off charging adds; once its charging is
+    decided (a leaf of the LP search), each is fixed to whether the car may charge there: the LP relaxation of
+    the node (the binaries relaxed) stays its bound, the plan with them fixed is a plan of the full model."""
+    out = []
+    for eid, cells in rm.ev_z.items():
+        power = {t: terms[0][0] for t, terms in rm.ev_p[eid]}
+        out += [(z, power[t]) for t, z in cells]
+    return out
+
+
 def _on_off_variants(semi: list[tuple[float, float, int]], x: list[float]):
     """Bounds for the power columns of on/off EVs that make the relaxed plan `x` semi-continuous.
 
@@ -234,8 +255,8 @@ def stepped_start(cp: Compiled, mm: MilpModel, h, deadline: float, threads: int,
         want = relaxed.cycle_start_min.get(cid)
         for j, sm in opts:
             fix[j] = float(want is not None and abs(sm - want) < 1e-6)
-    rounded = _rounded_steps(cp, relaxed, [xr[i] - (xr[e] if e is not None else 0.0)
-                                           for i, e in zip(rm.imp, rm.exp)])
+    rounded = _whole_steps(cp, relaxed, [xr[i] - (xr[e] if e is not None else 0.0)
+                                         for i, e in zip(rm.imp, rm.exp)])
     if rounded is not None:
         res = _fixed_run(mm, h, {**fix, **_step_columns(mm, rounded)}, deadline, lb, gap)
         if res is not None and res.status == Status.OPTIMAL:
@@ -288,7 +309,17 @@ def _fixed_run(mm: MilpModel, h, fix: dict[int, float], deadline: float, lb: flo
     return BackendResult(Status.FEASIBLE, None, obj, lb, g, detail={"x": x})
 
 
-def _rounded_steps(cp: Compiled, relaxed: Schedule, net: list[float]) -> Optional[dict[str, dict[int, float]]]:
+def _whole_steps(cp: Compiled, relaxed: Schedule, net: list[float]) -> Optional[dict[str, dict[int, float]]]:
+    """`_rounded_steps`, under a capacity charge first with the windows kept under the relaxed peak."""
+    if cp.problem.capacity_charges:
+        steps = _rounded_steps(cp, relaxed, net, peak_caps=True)
+        if steps is not None:
+            return steps
+    return _rounded_steps(cp, relaxed, net)
+
+
+def _rounded_steps(cp: Compiled, relaxed: Schedule, net: list[float],
+                   peak_caps: bool = False) -> Optional[dict[str, dict[int, float]]]:
     """Whole current steps (kW per EV slot) for the relaxed plan, within the delivered-energy bounds.
 
     A dynamic programme over the EV's slots and the delivered energy (in the steps' common unit,
@@ -296,6 +327,9 @@ def _rounded_steps(cp: Compiled, relaxed: Schedule, net: list[float]) -> Optiona
     relaxed plan, i.e. each slot's net import moves by (step - relaxed power) at that slot's
     import/export price and must stay within the site limits and a hard grid request. Only a
     candidate: the caller re-solves the rest as an LP and accepts it only within the gap of the bound.
+    `peak_caps`: under a capacity charge, the EV's slots in one metering window are chosen together so that
+    the window stays under the relaxed plan's peak (`_window_caps`; steps spread evenly instead of bunching
+    in the cheapest slots, which raised the peak of `ev-241` above its bound).
     """
     import numpy as np
 
@@ -318,6 +352,7 @@ def _rounded_steps(cp: Compiled, relaxed: Schedule, net: list[float]) -> Optiona
             return math.inf
         return -cp.w_exp[t] * dt * n
 
+    caps = _window_caps(cp, net) if peak_caps else {}
     for em in cp.evs:
         if em.levels_kw is None or not em.slots:
             continue
@@ -327,37 +362,102 @@ def _rounded_steps(cp: Compiled, relaxed: Schedule, net: list[float]) -> Optiona
             return None
         units, q = grid
         k_lo = max(0, math.ceil(em.need_kwh / q - 1e-7))
+        if em.ev.v2g:  # what the relaxed plan charges covers what it discharges too, not only the need
+            charged = em.ev.efficiency * dt * sum(relaxed.ev_kw[em.ev.id][t] for t in em.slots)
+            k_lo = max(k_lo, math.ceil(charged / q - 1e-7))
         k_hi = math.floor(em.max_kwh / q + 1e-7) if em.max_kwh is not None else None
-        # states: delivered energy 0..S units; more than one top step above the need is not tried
-        S = min(len(em.slots) * max(units), k_lo + max(units))
+        unit_kw = levels[0] / units[0]
+        blocks = _ev_blocks(em.slots, caps, relaxed.ev_kw[em.ev.id], net)
+        # states: delivered energy 0..S units; more than one block of top steps above the need is not tried
+        S = min(len(em.slots) * max(units), k_lo + max(units) * max(len(ts) for ts, _ in blocks))
         if k_hi is not None:
             S = min(S, k_hi)
         if S < k_lo or S > 50000:
             return None
         V = np.full(S + 1, np.inf)
         V[0] = 0.0
-        choice = []
+        picks = []  # per block: (its slots, chosen block sum per state, the steps per block sum)
         p_rel = relaxed.ev_kw[em.ev.id]
         steps = [0] + units
-        cols = np.arange(S + 1)
-        for t in em.slots:
-            cand = np.full((len(steps), S + 1), np.inf)
-            for k, u in enumerate(steps):
-                c = slot_cost(t, net[t] + (0.0 if k == 0 else levels[k - 1]) - p_rel[t])
-                if c != math.inf and u <= S:
-                    cand[k, u:] = V[:S + 1 - u] + c
-            arg = cand.argmin(axis=0)  # ties: the smaller step
-            V = cand[arg, cols]
-            choice.append(arg)
+        for ts, cap_kw in blocks:
+            # inner programme over the block's slots: least cost per block sum (units), and the steps giving it
+            top_u = len(ts) * max(units)
+            B = np.full(top_u + 1, np.inf)
+            B[0] = 0.0
+            inner = []
+            for t in ts:
+                cand = np.full((len(steps), top_u + 1), np.inf)
+                for k, u in enumerate(steps):
+                    c = slot_cost(t, net[t] + (0.0 if k == 0 else levels[k - 1]) - p_rel[t])
+                    if c != math.inf:
+                        cand[k, u:] = B[:top_u + 1 - u] + c
+                arg = cand.argmin(axis=0)  # ties: the smaller step
+                B = cand[arg, np.arange(top_u + 1)]
+                inner.append(arg)
+            if cap_kw is not None:  # the window's peak: the block draws at most cap_kw kW-slots
+                B[int(math.floor(cap_kw / unit_kw + 1e-5)) + 1:] = np.inf  # (the peak floor has a 1e-7 kW margin)
+            used = np.nonzero(np.isfinite(B))[0]
+            if not len(used):
+                return None  # no step (not even off) keeps this block within the limits
+            cand = np.full((len(used), S + 1), np.inf)
+            for r, u in enumerate(used):
+                if u <= S:
+                    cand[r, u:] = V[:S + 1 - u] + B[u]
+            arg = cand.argmin(axis=0)
+            V = cand[arg, np.arange(S + 1)]
+            picks.append((ts, used[arg], inner))
         if not np.isfinite(V[k_lo:]).any():
             return None
         s = k_lo + int(np.argmin(V[k_lo:]))
         kw = out.setdefault(em.ev.id, {})
-        for t, arg in zip(reversed(em.slots), reversed(choice)):
-            k = int(arg[s])
-            kw[t] = 0.0 if k == 0 else levels[k - 1]
-            net[t] += kw[t] - p_rel[t]
-            s -= 0 if k == 0 else units[k - 1]
+        for ts, chosen, inner in reversed(picks):
+            b = int(chosen[s])
+            s -= b
+            for t, arg in zip(reversed(ts), reversed(inner)):
+                k = int(arg[b])
+                kw[t] = 0.0 if k == 0 else levels[k - 1]
+                net[t] += kw[t] - p_rel[t]
+                b -= 0 if k == 0 else units[k - 1]
+    return out
+
+
+def _window_caps(cp: Compiled, net: list[float]) -> dict[int, tuple[int, float]]:
+    """Per slot of a metering window of the dearest capacity charge: (window number, the import the window may
+    still take, kW-slots, before its average passes the peak), the peak being the largest of the charge's floor,
+    the peak whole EV steps force (`compile.capacity_ev_peak_floor`) and the relaxed plan's own window averages."""
+    p = cp.problem
+    if not p.capacity_charges:
+        return {}
+    cc = max(p.capacity_charges, key=lambda c: c.price_eur_per_kw)
+    windows = capacity_windows(p, cc)
+    imp = [max(0.0, x) for x in net]
+    peak = max([cc.peak_floor_kw, capacity_ev_peak_floor(cp, windows)] +
+               [sum(imp[t] for t in ts) / len(ts) for ts in windows])
+    return {t: (w, peak * len(ts) - sum(imp[u] for u in ts)) for w, ts in enumerate(windows) for t in ts}
+
+
+def _ev_blocks(slots: list[int], caps: dict[int, tuple[int, float]], p_rel: list[float],
+               net: list[float]) -> list[tuple[list[int], Optional[float]]]:
+    """The EV's slots in blocks of one metering window (with the kW-slots the EV may draw there: the window's
+    room plus what its relaxed power already takes, less what a slot's import can fall below zero), or alone."""
+    blocks: list[tuple[list[int], Optional[float]]] = []
+    key = None
+    for t in slots:
+        w = caps.get(t)
+        if w is not None and w[0] == key:
+            blocks[-1][0].append(t)
+        else:
+            blocks.append(([t], None))
+            key = w[0] if w is not None else None
+    out = []
+    for ts, _ in blocks:
+        w = caps.get(ts[0])
+        if w is None:
+            out.append((ts, None))
+            continue
+        # the window's import moves by at most the EV's change where the slot imports (max(0, a + b) <= max(0, a) + b)
+        room = w[1] + sum(max(0.0, net[t]) - max(0.0, net[t] - p_rel[t]) for t in ts)
+        out.append((ts, max(0.0, room)))
     return out
 
 
