@@ -194,6 +194,13 @@ def highs_without_and_with_cycle_cuts(cp, mip_rel_gap: float = 5e-5) -> list:
     return out
 
 
+def small_battery() -> dict:
+    """A 2 kWh / 1 kW battery at half charge with a 10 % reserve: enough to shave a peak or a cheap hour."""
+    return {"id": "bat", "device": "BAT", "name": "Battery", "capacity_kwh": 2.0, "initial_soc_pct": 50,
+            "min_soc_pct": 10, "max_charge_kw": 1.0, "max_discharge_kw": 1.0, "charge_efficiency": 0.95,
+            "discharge_efficiency": 0.95}
+
+
 def _cycles_home(windows: list[tuple[int, int]], prices: list[float]) -> dict:
     """Four cycles on a 4.6 kVA connection over 24 half-hours: two identical washes on one washer (the
     windows drawn), a dishwasher and a dryer whose heating phases cannot share a slot with a wash's."""
@@ -259,9 +266,7 @@ def test_capacity_floors_keep_the_optimum(spans, prices, window_min, peak_floor_
         d["pv"] = [{"id": "pv", "device": "PV", "name": "Roof", "curtailable": False,
                     "forecast_kw": [max(0.0, round(3.0 - abs(t - 12) * 0.5, 3)) for t in range(24)]}]
     if battery:
-        d["batteries"] = [{"id": "bat", "device": "BAT", "name": "Battery", "capacity_kwh": 2.0,
-                           "initial_soc_pct": 50, "min_soc_pct": 10, "max_charge_kw": 1.0, "max_discharge_kw": 1.0,
-                           "charge_efficiency": 0.95, "discharge_efficiency": 0.95}]
+        d["batteries"] = [small_battery()]
     p = problem_from_dict(d)
     cp = compile_problem(p)
     if not (pv or battery or peak_floor_kw > 2.9):

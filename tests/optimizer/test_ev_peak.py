@@ -6,7 +6,7 @@ import itertools
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
-from hypothesis import HealthCheck, Phase, example, given, settings
+from hypothesis import HealthCheck, Phase, assume, example, given, settings
 from hypothesis import strategies as st
 
 from flexibility.optimizer import Status, problem_from_dict, solve
@@ -15,7 +15,8 @@ from flexibility.optimizer.backends.milp import solve_milp
 from flexibility.optimizer.compile import capacity_ev_peak_floor, capacity_windows, compile_problem
 
 from .checker import check
-from .test_backends import agree, highs_without_and_with_cycle_cuts
+from .gen import homes
+from .test_backends import agree, highs_without_and_with_cycle_cuts, small_battery
 
 START = datetime(2026, 3, 2, tzinfo=timezone.utc)
 
@@ -79,13 +80,9 @@ def test_ev_peak_floor_keeps_the_optimum(base_kw, prices, steps_a, window_min, p
     d["cycles"] = [{"id": "c0", "device": "DW", "name": "Dishwasher", "earliest_start": START.isoformat(),
                     "latest_end": (START + timedelta(hours=6)).isoformat(),
                     "phases": [{"duration_min": 30, "power_w": 2000}, {"duration_min": 30, "power_w": 150}]}]
-    if pv:
-        d["pv"] = [{"id": "pv", "device": "PV", "name": "Roof", "curtailable": True,
-                    "forecast_kw": [max(0.0, round(2.5 - abs(t - 12) * 0.4, 3)) for t in range(24)]}]
-    if battery:
-        d["batteries"] = [{"id": "bat", "device": "BAT", "name": "Battery", "capacity_kwh": 2.0,
-                           "initial_soc_pct": 50, "min_soc_pct": 10, "max_charge_kw": 1.0, "max_discharge_kw": 1.0,
-                           "charge_efficiency": 0.95, "discharge_efficiency": 0.95}]
+    roof = {"id": "pv", "device": "PV", "name": "Roof", "curtailable": True,
+            "forecast_kw": [max(0.0, round(2.5 - abs(t - 12) * 0.4, 3)) for t in range(24)]}
+    d.update(pv=[roof] if pv else [], batteries=[small_battery()] if battery else [])
     p = problem_from_dict(d)
     cp = compile_problem(p)
     plain, cut = highs_without_and_with_cycle_cuts(cp)
@@ -96,9 +93,10 @@ def test_ev_peak_floor_keeps_the_optimum(base_kw, prices, steps_a, window_min, p
     cost, errs = check(d, r.to_dict())
     assert not errs, errs
     assert r.objective_value >= best - 1e-4 * max(1.0, abs(best)), (r.objective_value, best)
-    c = solve_cpsat(cp, 5)
-    assert (c.status == Status.OPTIMAL and agree(best, c.objective)) or c.bound <= best + 1e-4 * max(1.0, abs(best)), (
-        c.status, c.objective, c.bound, best)
+    c = solve_cpsat(cp, 5)  # proven and agreeing, or its bound (if any) not above the optimum: the cut removed no plan
+    assert (c.status == Status.OPTIMAL and agree(best, c.objective)) or c.bound is None or (
+        c.bound <= best + 1e-4 * max(1.0, abs(best))), (c.status, c.objective, c.bound, best)
+    assert c.objective is None or c.objective >= best - 1e-4 * max(1.0, abs(best)), (c.objective, best)
     assert r.status != Status.OPTIMAL or agree(best, r.objective_value), (r.status, r.objective_value, best)
 
 
@@ -112,3 +110,53 @@ def test_ev_steps_under_a_capacity_charge_are_proven_by_the_lp_search():
     assert r.status == Status.OPTIMAL and r.detail.get("proof") == "LP branch and bound", (r.status, r.detail)
     plain, _cut = highs_without_and_with_cycle_cuts(cp)
     assert agree(plain.objective, r.objective)
+
+
+@settings(max_examples=15, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+@given(homes(max_slots=48), st.booleans(), st.booleans())
+def test_v2g_lp_search_matches_full_model(d, steps, export_allowed):
+    """A V2G car with current steps or on/off charging goes through the LP search, its charge-or-discharge binaries
+    relaxed in the nodes and fixed at the leaves (milp_search._v2g_modes); the plan equals HiGHS on the full model."""
+    from flexibility.optimizer.backends.milp import read_highs
+    from flexibility.optimizer.backends.milp_model import MilpModel
+
+    assume(d["ev_sessions"])
+    d.update(batteries=[], thermal_storages=[])  # their binaries would keep the search out
+    for e in d["ev_sessions"]:
+        e.update(capacity_kwh=40.0, initial_soc_pct=30.0, energy_kwh=min(e["energy_kwh"], 20.0), max_power_kw=7.4,
+                 max_discharge_kw=3.68, discharge_efficiency=0.9, export_allowed=export_allowed,
+                 current_steps_a=[6, 10, 16, 32] if steps else None, min_power_kw=0.0 if steps else 1.38)
+    cp = compile_problem(problem_from_dict(d))
+    assume(any(em.ev.v2g and em.slots for em in cp.evs))
+    searched = solve_milp(cp, 20)
+    mm = MilpModel(cp)
+    h = mm.m.to_highs(20, mip_rel_gap=5e-5)
+    h.run()
+    full = read_highs(mm, h)
+    assert searched.status == full.status, (searched.status, full.status)
+    if full.status == Status.OPTIMAL:
+        assert agree(searched.objective, full.objective), (searched.objective, full.objective, searched.detail)
+        r = solve(problem_from_dict(d), backend="milp", time_limit_s=20)  # the same search, through solve()
+        cost, errs = check(d, r.to_dict())
+        assert not errs, errs[:5]
+        for eid, out in r.schedule.ev_discharge_kw.items():  # steps / on-off: never charging while discharging
+            assert not any(c > 1e-6 and x > 1e-6 for c, x in zip(r.schedule.ev_kw[eid], out)), eid
+
+
+def test_a_random_v2g_home_is_proven_by_the_lp_search():
+    """Random home `ev-283` (a V2G car with on/off charging, a cycle): the LP search proves it (it gave up at once
+    before, for the car's charge-or-discharge binaries), at HiGHS' optimum on the full model."""
+    from flexibility.optimizer.backends.milp import read_highs
+    from flexibility.optimizer.backends.milp_model import MilpModel
+    from tests.factories.random_homes import random_home, strip_meta
+
+    cp = compile_problem(problem_from_dict(strip_meta(random_home(283, "ev"))))
+    assert any(em.ev.v2g and em.semicontinuous for em in cp.evs)
+    searched = solve_milp(cp, 20)
+    assert searched.status == Status.OPTIMAL and searched.detail.get("proof") == "LP branch and bound", searched.detail
+    mm = MilpModel(cp)
+    h = mm.m.to_highs(20, mip_rel_gap=5e-5)
+    h.run()
+    full = read_highs(mm, h)
+    assert full.status == Status.OPTIMAL and agree(searched.objective, full.objective)

@@ -362,10 +362,11 @@ def _rounded_steps(cp: Compiled, relaxed: Schedule, net: list[float],
             return None
         units, q = grid
         k_lo = max(0, math.ceil(em.need_kwh / q - 1e-7))
-        if em.ev.v2g:  # what the relaxed plan charges covers what it discharges too, not only the need
-            charged = em.ev.efficiency * dt * sum(relaxed.ev_kw[em.ev.id][t] for t in em.slots)
-            k_lo = max(k_lo, math.ceil(charged / q - 1e-7))
         k_hi = math.floor(em.max_kwh / q + 1e-7) if em.max_kwh is not None else None
+        if em.ev.v2g:  # what the relaxed plan charges covers what it discharges too, not only the need (nor
+            # only the room: the LP with the steps fixed keeps the car's energy within its bounds)
+            charged = em.ev.efficiency * dt * sum(relaxed.ev_kw[em.ev.id][t] for t in em.slots)
+            k_lo, k_hi = max(k_lo, math.ceil(charged / q - 1e-7)), None
         unit_kw = levels[0] / units[0]
         blocks = _ev_blocks(em.slots, caps, relaxed.ev_kw[em.ev.id], net)
         # states: delivered energy 0..S units; more than one block of top steps above the need is not tried
@@ -376,10 +377,21 @@ def _rounded_steps(cp: Compiled, relaxed: Schedule, net: list[float],
             return None
         V = np.full(S + 1, np.inf)
         V[0] = 0.0
-        picks = []  # per block: (its slots, chosen block sum per state, the steps per block sum)
+        picks = []  # per block: (its slots, the block sum chosen per state or None for a slot alone, its steps)
         p_rel = relaxed.ev_kw[em.ev.id]
         steps = [0] + units
+        cols = np.arange(S + 1)
         for ts, cap_kw in blocks:
+            if len(ts) == 1 and cap_kw is None:  # a slot alone: its steps straight into the states
+                cand = np.full((len(steps), S + 1), np.inf)
+                for k, u in enumerate(steps):
+                    c = slot_cost(ts[0], net[ts[0]] + (0.0 if k == 0 else levels[k - 1]) - p_rel[ts[0]])
+                    if c != math.inf and u <= S:
+                        cand[k, u:] = V[:S + 1 - u] + c
+                arg = cand.argmin(axis=0)  # ties: the smaller step
+                V = cand[arg, cols]
+                picks.append((ts, None, arg))
+                continue
             # inner programme over the block's slots: least cost per block sum (units), and the steps giving it
             top_u = len(ts) * max(units)
             B = np.full(top_u + 1, np.inf)
@@ -404,13 +416,19 @@ def _rounded_steps(cp: Compiled, relaxed: Schedule, net: list[float],
                 if u <= S:
                     cand[r, u:] = V[:S + 1 - u] + B[u]
             arg = cand.argmin(axis=0)
-            V = cand[arg, np.arange(S + 1)]
+            V = cand[arg, cols]
             picks.append((ts, used[arg], inner))
         if not np.isfinite(V[k_lo:]).any():
             return None
         s = k_lo + int(np.argmin(V[k_lo:]))
         kw = out.setdefault(em.ev.id, {})
         for ts, chosen, inner in reversed(picks):
+            if chosen is None:  # a slot alone: `inner` is its step per state
+                k = int(inner[s])
+                kw[ts[0]] = 0.0 if k == 0 else levels[k - 1]
+                net[ts[0]] += kw[ts[0]] - p_rel[ts[0]]
+                s -= 0 if k == 0 else units[k - 1]
+                continue
             b = int(chosen[s])
             s -= b
             for t, arg in zip(reversed(ts), reversed(inner)):
