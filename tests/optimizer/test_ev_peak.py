@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from flexibility.optimizer import Status, problem_from_dict, solve
 from flexibility.optimizer.backends.cpsat import solve_cpsat
 from flexibility.optimizer.backends.milp import solve_milp
-from flexibility.optimizer.compile import capacity_ev_peak_floor, capacity_windows, compile_problem
+from flexibility.optimizer.compile import (capacity_ev_peak_floor, capacity_ev_window_cuts, capacity_windows,
+                                          compile_problem)
 
 from .checker import check
 from .gen import homes
@@ -47,7 +48,8 @@ def _ev_home(slots: int, res_min: int, base_kw: list[float], prices: list[float]
 @example([0.2] * 8, [6, 8, 10], 30, 1.0)
 def test_ev_peak_floor_is_the_least_peak_of_whole_steps(base_kw, steps_a, window_min, energy_kwh):
     """Enumerating every step pattern of 8 quarter-hours: no pattern that delivers the energy has a peak below
-    the floor (it is valid), and without PV or a battery the best one has it exactly (it is as tight as it can be)."""
+    the floor (it is valid), and without PV or a battery the best one has it exactly (it is as tight as it can be);
+    no pattern breaks a window cut (compile.capacity_ev_window_cuts) at its own peak."""
     d = _ev_home(8, 15, base_kw, [0.2] * 8, steps_a, round(energy_kwh, 2), window_min)
     p = problem_from_dict(d)
     cp = compile_problem(p)
@@ -63,6 +65,11 @@ def test_ev_peak_floor_is_the_least_peak_of_whole_steps(base_kw, steps_a, window
         return
     assert floor <= least + 1e-9
     assert floor >= least - 1e-6, (floor, least)
+    # the window cuts above the floor keep every pattern at its own peak (or the floor, if higher)
+    every = patterns + np.asarray(base_kw)
+    peak = np.maximum(floor, np.max([every[:, ts].mean(axis=1) for ts in windows], axis=0))
+    for _i, slots, a0, slope in capacity_ev_window_cuts(cp, windows, floor):
+        assert np.all(patterns[:, slots].sum(axis=1) <= a0 + slope * (peak - floor) + 1e-9), (slots, a0, slope)
 
 
 @settings(max_examples=8, deadline=None, phases=[Phase.explicit, Phase.generate],

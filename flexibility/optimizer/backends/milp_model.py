@@ -10,9 +10,9 @@ import math
 from typing import Callable, Optional
 
 from ..compile import (THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, capacity_cycle_floors,
-                       capacity_ev_peak_floor, capacity_windows, cycle_cost_floors, day_slot_groups, device_terms,
-                       heat_pump_count_cuts, heating_count_bounds, interchangeable_cycles, min_state_bounds, money_weight,
-                       power_cliques)
+                       capacity_ev_peak_floor, capacity_ev_window_cuts, capacity_windows, cycle_cost_floors, day_slot_groups,
+                       device_terms, heat_pump_count_cuts, heating_count_bounds, interchangeable_cycles, min_state_bounds,
+                       money_weight, power_cliques, step_unit_kw)
 from ..problem import Battery, PV, SpaceHeating, ThermalStorage
 from ..result import Schedule, Violation
 from .common import ELASTIC_PER_CYCLE, ELASTIC_PER_KWH
@@ -319,13 +319,10 @@ def step_grid(em: EVModel, dt: float) -> Optional[tuple[list[int], float]]:
     Steps are whole watts (1 W power resolution), so any plan delivers a multiple of
     q = efficiency * dt * gcd(steps in W). None if a step is not a whole number of watts.
     """
-    w = [int(round(lv * 1000)) for lv in em.levels_kw or ()]
-    g = 0
-    for x in w:
-        g = math.gcd(g, x)
-    if g <= 0 or any(abs(x - lv * 1000) > 1e-6 for x, lv in zip(w, em.levels_kw)):
+    unit = step_unit_kw(em)
+    if unit is None:
         return None
-    return [x // g for x in w], em.ev.efficiency * dt * g / 1000.0
+    return unit[1], em.ev.efficiency * dt * unit[0]
 
 
 def _step_rounded_energy(em: EVModel, dt: float, lo: float, hi: float) -> tuple[float, float]:
@@ -500,10 +497,21 @@ def _add_capacity_charges(mm: MilpModel) -> None:
             m.row([mm.imp[t] for t in ts] + [peak], [1.0 / len(ts)] * len(ts) + [-1.0], -INF, 0.0)
         if mm.cycle_cuts and not mm.elastic:  # the peak an EV's whole steps force (compile.capacity_ev_peak_floor)
             m.lb[peak] = max(m.lb[peak], capacity_ev_peak_floor(mm.cp, windows))
+            _add_ev_window_cuts(mm, peak, windows)
         if mm.cycle_cuts and not mm.elastic:  # the peak each cycle start forces (compile.capacity_cycle_floors)
             for i, floors in capacity_cycle_floors(mm.cp, windows):
                 xs = [j for j, _sm in mm.cycle_x[mm.cp.cycles[i].cycle.id]]
                 m.row(xs + [peak], floors + [-1.0], -INF, 0.0)
+
+
+def _add_ev_window_cuts(mm: MilpModel, peak: int, windows: list[list[int]]) -> None:
+    """What an EV with steps or on/off charging draws in a metering window, bounded by whole steps at the peak's
+    floor and rising with the peak above it (compile.capacity_ev_window_cuts)."""
+    p0 = mm.m.lb[peak]
+    for i, slots, a0, slope in capacity_ev_window_cuts(mm.cp, windows, p0):
+        cells = dict(mm.ev_p[mm.cp.evs[i].ev.id])
+        terms = [(j, c) for t in slots for j, c in cells[t]]
+        mm.m.row([j for j, _ in terms] + [peak], [c for _, c in terms] + [-slope], -INF, a0 - slope * p0)
 
 
 def _add_cycle_cost_floor(mm: MilpModel) -> None:
