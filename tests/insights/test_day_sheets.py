@@ -64,10 +64,13 @@ def test_sheets_cover_complete_days_and_give_the_rollups_energy(autumn_days):
         telemetry.SlotEnergy(e.import_kwh[28:88], e.export_kwh[28:88], e.reporting[28:88]) for e in from_rollups])
 
 
-def test_a_late_row_uncovers_its_day_until_the_job_has_sheeted_it_again(autumn_days):
+@pytest.mark.parametrize("lookup_max", [10 ** 9, 0])
+def test_a_late_row_uncovers_its_day_until_the_job_has_sheeted_it_again(autumn_days, monkeypatch, lookup_max):
+    """Each home then reads the roll-ups from its own first uncovered day on (found by id, or by a join)."""
+    monkeypatch.setattr(telemetry, "GROUP_LOOKUP_MAX", lookup_max)
     homes = autumn_days
     home = homes[0]
-    start, slots = local_midnight(AUTUMN), 196
+    start, slots = local_midnight(AUTUMN), 196 + 40  # into the day the job runs on
     roll_up_telemetry_days(now=JOB_AT, backfill_homes=10)
     before = read(homes, start, slots)
     late_at = local_midnight(AUTUMN) + timedelta(hours=5, minutes=1)
