@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import date, datetime, timedelta, timezone as dt_timezone
 from typing import Iterable, Iterator, Optional, Sequence
 
 import numpy as np
@@ -338,7 +338,7 @@ _LOCAL_MIDNIGHT = """(CASE
 # the homes in %(homes)s the day given beside them if earlier (where their coverage ends, or their first
 # roll-up). Days before the local date of now - margin are complete and get their sheet.
 _SLOT = f"interval '{ROLLUP_SLOT_MINUTES} minutes'"
-DAYS_SQL = f"""
+_DAYS_SQL = f"""
     WITH ranges AS MATERIALIZED (  -- each home's bounds computed once, not once per roll-up
         SELECT h.id AS home_id, h.timezone AS zone,
                ((%(now)s::timestamptz - %(margin_s)s * interval '1 second') AT TIME ZONE h.timezone)::date
@@ -348,6 +348,7 @@ DAYS_SQL = f"""
                    zone="h.timezone")} AS first_slot
           FROM devices_home h LEFT JOIN unnest(%(homes)s::bigint[], %(first_days)s::date[]) AS x(home_id, first_day)
                ON x.home_id = h.id
+         WHERE %(only)s::bigint[] IS NULL OR h.id = ANY(%(only)s::bigint[])
     ), slots AS (
         SELECT r.home_id, r.device_id, r.samples, r.power_w_max, r.soc_pct_last, r.soc_at, r.temperature_samples,
                r.temperature_c_sum, g.zone, g.complete_before, (r.slot_start AT TIME ZONE g.zone)::date AS day,
@@ -355,7 +356,7 @@ DAYS_SQL = f"""
           FROM ranges g JOIN LATERAL (
                SELECT * FROM devices_measurementrollup r
                 WHERE r.home_id = g.home_id AND r.slot_start <= %(now)s AND r.slot_start >= %(earliest)s
-                  AND r.slot_start >= g.first_slot) r ON true
+                  AND r.slot_start >= g.first_slot {{fence}}) r ON true
     ), days AS (
         SELECT home_id, device_id, day, sum(samples) AS samples, count(mean_w) AS slots,
                coalesce(sum(mean_w), 0) * {SLOT_HOURS} AS energy_wh,
@@ -388,6 +389,9 @@ DAYS_SQL = f"""
         soc_pct_last = EXCLUDED.soc_pct_last, temperature_samples = EXCLUDED.temperature_samples,
         temperature_c_sum = EXCLUDED.temperature_c_sum, slot_power_w = EXCLUDED.slot_power_w
 """
+DAYS_SQL = _DAYS_SQL.replace("{fence}", "")  # every home: one time range of roll-ups, hashed to the homes
+# a few homes over a long span: OFFSET 0 keeps the read per home, through the (home, slot) index
+DAYS_BY_HOME_SQL = _DAYS_SQL.replace("{fence}", "OFFSET 0")
 
 # Homes whose coverage can move (a day completed, or no coverage yet, or the home changed zone), with the
 # first day to rebuild, locked in home order before the days are read: a writer lowering a coverage
@@ -431,16 +435,25 @@ def roll_up_days(now: datetime, days_back: int, backfill_homes: int = BACKFILL_H
         cur.execute(_NEW_COVERAGE_SQL)
         cur.execute(_LOCK_MOVING_SQL, params)
         first_days = dict(cur.fetchall())
-        homes = sorted(first_days)
-        # A constant lower bound on the slots read (the first day to do in any zone, a day early): the
-        # planner then prunes partitions and reads a time range instead of every roll-up of every home.
-        first = min([*first_days.values(), now.astimezone(UTC).date() - timedelta(days=days_back + 1)])
-        earliest = datetime(first.year, first.month, first.day, tzinfo=UTC) - timedelta(days=1)
-        cur.execute(DAYS_SQL, {**params, "earliest": earliest, "homes": homes,
-                               "first_days": [first_days[h] for h in homes]})
-        written = cur.rowcount
-        cur.execute(_ADVANCE_SQL, {**params, "homes": homes})
+        usual = now.astimezone(UTC).date() - timedelta(days=days_back + 1)  # at or before any zone's first day
+        near = {h: day for h, day in first_days.items() if day >= usual}
+        far = {h: day for h, day in first_days.items() if day < usual}
+        # Every home's recent days over one time range (a constant bound: the planner prunes partitions and
+        # reads that range, not every roll-up of every home); homes with older days to do (a backfill, a
+        # very late row) in a statement of their own, which reads them through the (home, slot) index.
+        written = _rebuild_days(cur, params, usual, near, only=None)
+        if far:
+            written += _rebuild_days(cur, params, min(far.values()), far, only=sorted(far))
+        cur.execute(_ADVANCE_SQL, {**params, "homes": sorted(first_days)})
     return written
+
+
+def _rebuild_days(cur, params: dict, first: date, first_days: dict[int, date], only: Optional[list[int]]) -> int:
+    homes = sorted(first_days)
+    earliest = datetime(first.year, first.month, first.day, tzinfo=UTC) - timedelta(days=1)
+    cur.execute(DAYS_SQL if only is None else DAYS_BY_HOME_SQL, {
+        **params, "earliest": earliest, "homes": homes, "only": only, "first_days": [first_days[h] for h in homes]})
+    return cur.rowcount
 
 
 def _roll_up_days_portable(now: datetime, days_back: int) -> int:
