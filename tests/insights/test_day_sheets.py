@@ -140,3 +140,17 @@ def test_random_periods_read_the_same_with_and_without_sheets(autumn_days):
     roll_up_telemetry_days(now=JOB_AT, backfill_homes=10)
     for (s, n), want in zip(periods, before):
         assert_same(read(homes, s, n), want)
+
+
+def test_days_long_before_the_job_are_backfilled_home_by_home(autumn_days):
+    """A job days later (a backfill or a very late row reaching back past yesterday) reads those homes
+    through the (home, slot) index in a statement of their own: the same sheets."""
+    homes = autumn_days
+    start, slots = local_midnight(AUTUMN), 196
+    from_rollups = read(homes, start, slots)
+    later = JOB_AT + timedelta(days=5)
+    roll_up_telemetry_days(now=later, backfill_homes=10)
+    assert set(DayCoverage.objects.values_list("complete_until", flat=True)) == {
+        local_midnight(AUTUMN + timedelta(days=7))}
+    MeasurementRollup.objects.filter(slot_start__lt=local_midnight(AUTUMN + timedelta(days=2))).delete()
+    assert_same(read(homes, start, slots), from_rollups)
