@@ -4,9 +4,11 @@ period that ends in days without sheets, after late rows, and after the home mov
 from __future__ import annotations
 
 import random
+import threading
 from datetime import timedelta
 
 import pytest
+from django.db import connection, transaction
 
 from devices import telemetry
 from devices.models import DayCoverage, Measurement, MeasurementDay, MeasurementRollup
@@ -154,3 +156,52 @@ def test_days_long_before_the_job_are_backfilled_home_by_home(autumn_days):
         local_midnight(AUTUMN + timedelta(days=7))}
     MeasurementRollup.objects.filter(slot_start__lt=local_midnight(AUTUMN + timedelta(days=2))).delete()
     assert_same(read(homes, start, slots), from_rollups)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_day_job_that_meets_a_late_writer_waits_for_it_and_sheets_its_row(autumn_days):
+    """The writer of a late row holds its home's coverage until it commits; the next day's job, locking
+    the homes whose coverage moves before it reads, waits for it, then sheets the day with the row."""
+    homes = autumn_days
+    home = homes[0]
+    start, slots = local_midnight(AUTUMN), 196
+    roll_up_telemetry_days(now=JOB_AT, backfill_homes=10)
+    written, release = threading.Event(), threading.Event()
+
+    def late_writer() -> None:
+        try:
+            with transaction.atomic():
+                record_measurements([Measurement(home=home, time=start + timedelta(hours=3), power_w=70_000.0)])
+                written.set()
+                assert release.wait(60)
+        finally:
+            connection.close()
+
+    def day_job() -> None:
+        try:
+            roll_up_telemetry_days(now=JOB_AT + timedelta(days=1))
+        finally:
+            connection.close()
+
+    writer = threading.Thread(target=late_writer)
+    writer.start()
+    assert written.wait(60)
+    job = threading.Thread(target=day_job)
+    job.start()
+    with connection.cursor() as cur:  # the job waits on the writer's lock of the home's coverage
+        for _ in range(6000):
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND datname = current_database() AND query LIKE '%%devices_daycoverage%%'")
+            if cur.fetchone()[0]:
+                break
+            job.join(0.01)
+        else:
+            pytest.fail("the day job never waited for the late writer")
+    release.set()
+    writer.join(60)
+    job.join(60)
+    assert DayCoverage.objects.get(home=home).complete_until == local_midnight(AUTUMN + timedelta(days=3))
+    with_late_row = read(homes, start, slots, raw=True)
+    assert with_late_row[1].import_kwh[12] > 2  # the late row's slot
+    MeasurementRollup.objects.filter(slot_start__lt=local_midnight(AUTUMN + timedelta(days=2))).delete()
+    assert_same(read(homes, start, slots), with_late_row)
