@@ -711,8 +711,10 @@ def _add_day_sheets(group_of: dict[int, int], device_type: str, start: datetime,
         length = int(lengths[lo])
         sheets = np.frombuffer(b"".join(blobs[lo:hi]), dtype=">f8").reshape(hi - lo, length).astype(np.float64)
         starts = np.flatnonzero(np.r_[True, keys[lo + 1:hi] != keys[lo:hi - 1]])
-        sums = [np.add.reduceat(part, starts) for part in (  # fmax: a NaN (no reading) adds 0
-            np.fmax(sheets, 0.0), np.fmax(-sheets, 0.0), (~np.isnan(sheets)).astype(np.float64))]
+        # fmax / fmin: a NaN (no reading) adds 0; 0.0 - x: no -0.0 where nothing was exported
+        sums = [np.add.reduceat(np.fmax(sheets, 0.0), starts),
+                0.0 - np.add.reduceat(np.fmin(sheets, 0.0), starts),
+                np.add.reduceat(~np.isnan(sheets), starts, dtype=np.int64)]
         for i, row in enumerate(starts + lo):
             at = first_slot[row]
             a, b = max(at, 0), min(at + length, slots)
