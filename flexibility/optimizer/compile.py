@@ -343,15 +343,16 @@ def cycle_cost_floors(cp: "Compiled") -> Optional[tuple[list[int], float, list[t
 
 
 def slot_cost_floors(cp: "Compiled") -> list[tuple[int, float, list[tuple[tuple, float]]]]:
-    """`cycle_cost_floors` slot by slot, with on/off heaters: in each slot t with a PV surplus (least net import
-    below zero) that a cycle start or a heater's on-slot can load, `grid cost of t >= f(least) + sum over them of
-    x * (f(least + load) - f(least))` (valid by the same convexity: increments on a common base add up to at most
-    the joint one; exact for whole starts and on-slots). The LP fills a surplus with a fraction of a 3 kW water
-    heater that whole on-slots cannot: `thermal-237` (576 x 5 min, PV) closed its 0.33 % root gap in 45 sub-MIPs
-    and 1.1 s. Apart the rows also keep two cycles' fractions from sharing one slot's surplus: the LP gap of the
-    8-cycle homes with PV halves (`many_cycles_4k6-107` 4.1 % -> 1.4 %, `-227` 2.9 % -> 0.5 %). Slots without a
-    surplus need no row (the cost is linear there). Items: (t, f(least), [(item, extra)]), items as in
-    `heater_cliques`."""
+    """`cycle_cost_floors` slot by slot, for on/off heaters: in each slot t with a PV surplus (least net import
+    below zero) where a heater's on-slot adds load, `grid cost of t >= f(least) + sum over the heaters' on-slots and
+    the cycle starts loading t of x * (f(least + load) - f(least))` (valid by the same convexity: increments on a
+    common base add up to at most the joint one; exact for whole starts and on-slots). The LP fills a surplus with
+    a fraction of a 3 kW water heater that whole on-slots cannot: `thermal-237` (576 x 5 min, PV) closed its 0.33 %
+    root gap in 45 sub-MIPs and 1.1 s. Slots without a surplus need no row (the cost is linear there). Slots where
+    only cycles add load get none either: those rows halve the LP gap of the 8-cycle homes with PV
+    (`many_cycles_4k6-107` 4.1 % -> 1.4 %), but CP-SAT proves those homes (with the rows it was slower, 2-3x), and
+    HiGHS got slower where they lift little (`appliances-258` 1.1 -> 2.3 s of CPU). Items: (t, f(least),
+    [(item, extra)]), items as in `heater_cliques`."""
     f = _grid_cost_by_slot(cp)
     if f is None:
         return []
@@ -376,7 +377,7 @@ def slot_cost_floors(cp: "Compiled") -> list[tuple[int, float, list[tuple[tuple,
         if not hp.modulating:
             for t in range(cp.n):
                 add(t, ("hp", hp.id, t), hp.max_power_kw)
-    return [(t, f(t, least[t]), items) for t, items in sorted(per.items())]
+    return [(t, f(t, least[t]), items) for t, items in sorted(per.items()) if any(it[0] != "cycle" for it, _e in items)]
 
 
 HP_COUNT_MAX_SLOTS = 96  # longest interval of `heat_pump_count_cuts` (8 h at 5 min, 24 h at 15 min)
