@@ -195,6 +195,23 @@ def highs_without_and_with_cycle_cuts(cp, mip_rel_gap: float = 5e-5) -> list:
     return out
 
 
+def assert_cuts_keep_the_optimum(cp, mip_rel_gap: float = 5e-5) -> None:
+    """HiGHS without and with the cycle cuts agree (or both prove infeasibility), and CP-SAT proves the same optimum
+    or at least (negative prices next to a battery, heat pumps: its weak spots) its proven bound does not pass it:
+    the cuts removed no plan."""
+    from flexibility.optimizer.backends.cpsat import solve_cpsat
+
+    out = highs_without_and_with_cycle_cuts(cp, mip_rel_gap=mip_rel_gap)
+    assert {r.status for r in out} in ({Status.OPTIMAL}, {Status.INFEASIBLE}), [r.status for r in out]
+    if out[0].status == Status.INFEASIBLE:
+        return
+    best = out[0].objective
+    assert agree(best, out[1].objective), [r.objective for r in out]
+    c = solve_cpsat(cp, 20)
+    assert (c.status == Status.OPTIMAL and agree(best, c.objective)) or c.bound <= best + 1e-4 * max(1.0, abs(best)), (
+        c.status, c.objective, c.bound, best)
+
+
 def _cycles_home(windows: list[tuple[int, int]], prices: list[float]) -> dict:
     """Four cycles on a 4.6 kVA connection over 24 half-hours: two identical washes on one washer (the
     windows drawn), a dishwasher and a dryer whose heating phases cannot share a slot with a wash's."""
@@ -250,7 +267,6 @@ def test_capacity_floors_keep_the_optimum(spans, prices, window_min, peak_floor_
     """The peak each cycle start forces under a capacity charge (compile.capacity_cycle_floors) removes no
     optimum: HiGHS without the cycle cuts, HiGHS with them and CP-SAT agree, with metering windows of one to
     three slots, a floor, and PV or a battery that can lower the import (and so the floors)."""
-    from flexibility.optimizer.backends.cpsat import solve_cpsat
     from flexibility.optimizer.compile import capacity_cycle_floors, capacity_windows, compile_problem
 
     d = _cycles_home([(a, min(24, a + n)) for a, n in spans], prices)
@@ -267,17 +283,7 @@ def test_capacity_floors_keep_the_optimum(spans, prices, window_min, peak_floor_
     cp = compile_problem(p)
     if not (pv or battery or peak_floor_kw > 2.9):
         assert capacity_cycle_floors(cp, capacity_windows(p, p.capacity_charges[0]))  # the cut is there
-    out = highs_without_and_with_cycle_cuts(cp)
-    assert {r.status for r in out} in ({Status.OPTIMAL}, {Status.INFEASIBLE}), [r.status for r in out]
-    if out[0].status == Status.INFEASIBLE:
-        return
-    best = out[0].objective
-    assert agree(best, out[1].objective), [r.objective for r in out]
-    c = solve_cpsat(cp, 20)
-    # CP-SAT proves it too, or (negative prices next to the battery, its weak spot) at least its proven bound
-    # does not pass the optimum: the cut removed no plan
-    assert (c.status == Status.OPTIMAL and agree(best, c.objective)) or c.bound <= best + 1e-4 * max(1.0, abs(best)), (
-        c.status, c.objective, c.bound, best)
+    assert_cuts_keep_the_optimum(cp)
 
 
 @settings(max_examples=10, deadline=None, phases=[Phase.explicit, Phase.generate],
@@ -359,7 +365,6 @@ def test_heater_cuts_keep_the_optimum(prices, kwp, limit_kw, min_run, circuit, e
     remove no optimum: HiGHS without the cycle cuts, HiGHS with them and CP-SAT agree on homes where an on/off
     water heater, an on/off heat pump and a cycle cannot all run at once under the connection or a shared breaker,
     and compete for a PV surplus."""
-    from flexibility.optimizer.backends.cpsat import solve_cpsat
     from flexibility.optimizer.compile import compile_problem, heater_cliques, slot_cost_floors
 
     cp = compile_problem(problem_from_dict(_heaters_home(prices, kwp, limit_kw, min_run, circuit, export_share)))
@@ -367,12 +372,4 @@ def test_heater_cuts_keep_the_optimum(prices, kwp, limit_kw, min_run, circuit, e
         assert heater_cliques(cp)
     if kwp >= 4.0:
         assert slot_cost_floors(cp)
-    out = highs_without_and_with_cycle_cuts(cp, mip_rel_gap=1e-9)
-    assert {r.status for r in out} in ({Status.OPTIMAL}, {Status.INFEASIBLE}), [r.status for r in out]
-    if out[0].status == Status.INFEASIBLE:
-        return
-    best = out[0].objective
-    assert agree(best, out[1].objective), [r.objective for r in out]
-    c = solve_cpsat(cp, 20)
-    assert (c.status == Status.OPTIMAL and agree(best, c.objective)) or c.bound <= best + 1e-4 * max(1.0, abs(best)), (
-        c.status, c.objective, c.bound, best)
+    assert_cuts_keep_the_optimum(cp, mip_rel_gap=1e-9)
