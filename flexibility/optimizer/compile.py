@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 from .problem import (CapacityCharge, EVSession, MinimumState, Problem, ShiftableCycle, SpaceHeating, ThermalStorage,
                       TimeGrid, q_kw)
@@ -297,7 +297,7 @@ def capacity_cycle_floors(cp: "Compiled", windows: list[list[int]]) -> list[tupl
     return out
 
 
-def _grid_cost_by_slot(cp: "Compiled"):
+def _grid_cost_by_slot(cp: "Compiled") -> Optional[Callable[[int, float], float]]:
     """The grid terms' cost of one slot, f(t, net import kW), where it is convex and non-decreasing in the net import
     (import weight >= export revenue >= 0: no negative prices) and nothing can lower the net import below
     `least_net_import_kw` (no battery, no V2G car); else None. What `cycle_cost_floors` and `slot_cost_floors`
