@@ -1,7 +1,8 @@
 """Optimizer benchmark: `python -m bench.optimizer --json` prints one JSON line per (home, backend).
 
 `--random N` solves N seeded random households (tests/factories/random_homes.py, classes in turn; `--classes`
-keeps those of some classes only) once each and prints one line per (class, backend): p50 / p95 / max wall ms, how many were not proven OPTIMAL,
+keeps those of some classes only; `--keep-better` records a served plan that beats a home's best known) once
+each and prints one line per (class, backend): p50 / p95 / max wall ms, how many were not proven OPTIMAL,
 how many were proven INFEASIBLE with an explanation (`infeasible_explained`: the relaxed plan's violations
 are the explanation, not a rejected plan), how many plans the evaluator rejected, and the objective gap of the served plan to the best plan known
 for that home (bench/results/best_known.json). `--best-known N` recomputes that file: both backends, first
@@ -105,8 +106,10 @@ def _solve_random(backend: str, time_limit_s: float, homes: list[tuple[str, dict
 
 
 def run_random(n: int, backends: list[str], time_limit_s: float, per_home: bool,
-               feature: str | None = None, classes: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """`classes`: only the homes of those classes among the first `n` (the same homes as in the full run)."""
+               feature: str | None = None, classes: tuple[str, ...] = (), keep_better: bool = False) -> list[dict[str, Any]]:
+    """`classes`: only the homes of those classes among the first `n` (the same homes as in the full run).
+    `keep_better`: a plan the evaluator accepts that beats a home's best known becomes its best known
+    (recorded beside the backends' long runs as `<backend>@random`), so later gaps are measured against it."""
     from tests.factories.random_homes import CLASSES, random_homes
 
     homes = [(name, d) for name, d in random_homes(n, force=(feature,) if feature else ())
@@ -127,6 +130,9 @@ def run_random(n: int, backends: list[str], time_limit_s: float, per_home: bool,
                    "infeasible_explained": infeasible and bool(res.explanation),
                    "gap_to_best": None if b is None or obj is None else _gap(obj, b["objective"])}
             rows[name.rsplit("-", 1)[0]].append(row)
+            if keep_better and not feature and b is not None and obj is not None and not row["rejected"] \
+                    and not infeasible and _gap(obj, b["objective"]) < -1e-9:
+                _keep(name, f"{backend}@random", row, time_limit_s)
             if per_home:
                 print(json.dumps(row), flush=True)
         everything = [r for c in CLASSES for r in rows[c]]
@@ -197,6 +203,16 @@ def best_known(n: int, time_limit_s: float, quick_s: float = 2.0) -> dict[str, A
             homes_out[name]["backends"][f"{backend}@quick"] = homes_out[name]["backends"][backend]
             record(name, backend, res, ms, time_limit_s)
     return doc
+
+
+def _keep(name: str, key: str, row: dict[str, Any], limit_s: float) -> None:
+    """Record a plan better than the best known of home `name` in the results file."""
+    doc = json.loads(BEST_KNOWN.read_text())
+    entry = doc["homes"][name]
+    entry["backends"][key] = {"status": row["status"], "objective": row["objective"], "gap": row["gap"],
+                              "ms": round(row["ms"]), "limit_s": limit_s, "rejected": False}
+    _best_of(entry)
+    BEST_KNOWN.write_text(json.dumps(doc, indent=1) + "\n")
 
 
 def _best_of(entry: dict[str, Any]) -> None:
@@ -275,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --random: issue 14's feature switched on wherever the home has the device, or 'off' "
                          "for none (the reference its solve-time cost is measured against)")
     ap.add_argument("--best-known", type=int, metavar="N", help=f"recompute {BEST_KNOWN.name} for N random homes")
+    ap.add_argument("--keep-better", action="store_true",
+                    help=f"with --random: a served plan better than a home's best known goes into {BEST_KNOWN.name}")
     ap.add_argument("--quick-limit", type=float, default=2.0,
                     help="with --best-known: first pass limit; only what it does not prove gets --time-limit")
     ap.add_argument("--feature-cost", type=int, metavar="N",
@@ -289,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.random:
         backends = args.backends if args.backends != ["milp", "cpsat", "auto"] else ["auto"]
-        run_random(args.random, backends, args.time_limit, args.per_home, args.feature, tuple(args.classes))
+        run_random(args.random, backends, args.time_limit, args.per_home, args.feature, tuple(args.classes),
+                   args.keep_better)
         return 0
     lines = run(args.homes, args.backends, args.repeat, args.time_limit, not args.no_envelope)
     if not args.json:

@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.reseed or portfolio is None or portfolio.description != json.dumps(tag, sort_keys=True):
         portfolio = _seed(args, first, zone, tag, log)
     homes = list(portfolio.homes.order_by("id"))
+    from devices.services import roll_up_telemetry_days
+
+    roll_up_telemetry_days(days_back=0, backfill_homes=len(homes))  # the day sheets, as the beat job keeps them
     rows = Measurement.objects.filter(home__in=homes).count()
     log(f"{len(homes)} homes, {rows} measurements")
 

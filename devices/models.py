@@ -583,12 +583,36 @@ class MeasurementDay(models.Model):
     soc_pct_last = models.FloatField(null=True, blank=True)
     temperature_samples = models.PositiveIntegerField(default=0)
     temperature_c_sum = models.FloatField(default=0.0)
+    slot_power_w = models.BinaryField(
+        null=True, blank=True, editable=False,
+        help_text="The day's 15-minute mean powers (W) from local midnight, big-endian float64, NaN where a slot "
+                  "has no reading; written once the day is complete (DayCoverage says which days count).")
 
     class Meta:
         ordering = ["day"]
         constraints = [models.UniqueConstraint(fields=["home", "device", "day"], nulls_distinct=False,
                                                name="devices_telemetry_one_per_day")]
         indexes = [models.Index(fields=["home", "day"], name="devices_day_home_day")]
+
+
+class DayCoverage(models.Model):
+    """Up to which instant a home's complete local days have their 15-minute sheets (MeasurementDay.slot_power_w).
+
+    Statistics read a month of a portfolio from those sheets, one row per home and day instead of 96
+    roll-ups; from `complete_until` on they read the roll-ups. The day job raises it once a day is complete;
+    the telemetry writer lowers it to the time of a late row, so a sheet missing that row is never read.
+    `timezone` is the zone the sheets' days were cut in: another zone on the home means no sheet counts.
+    """
+
+    home = models.OneToOneField(Home, primary_key=True, on_delete=models.CASCADE, related_name="day_coverage")
+    complete_until = models.DateTimeField(null=True, blank=True)
+    timezone = models.CharField(max_length=64)
+
+    class Meta:
+        verbose_name_plural = "day coverage"
+
+    def __str__(self) -> str:
+        return f"{self.home_id}: {self.complete_until}"
 
 
 # --- issue 14: minimum state at a time --------------------------------------------------

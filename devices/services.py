@@ -401,10 +401,13 @@ def record_measurements(rows: Iterable[Mapping[str, Any] | Measurement]) -> int:
 
 
 @transaction.atomic
-def roll_up_telemetry_days(now: datetime | None = None, days_back: int = 1) -> int:
+def roll_up_telemetry_days(now: datetime | None = None, days_back: int = 1,
+                           backfill_homes: int = telemetry.BACKFILL_HOMES) -> int:
     """Rebuild the daily roll-ups of each home's local today and the `days_back` days before
-    (late rows included). Idempotent; beat runs it every 15 minutes. Returns the rows written."""
-    return telemetry.roll_up_days(now or clock.now(), days_back)
+    (late rows included), and the day sheets of the days completed since (all days of up to
+    `backfill_homes` homes without sheets). Idempotent; beat runs it every 15 minutes. Returns the rows
+    written."""
+    return telemetry.roll_up_days(now or clock.now(), days_back, backfill_homes)
 
 
 def maintain_telemetry_storage(now: datetime | None = None) -> dict[str, list[str]]:

@@ -19,12 +19,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import date, datetime, timedelta, timezone as dt_timezone
 from typing import Iterable, Iterator, Optional, Sequence
 
+import numpy as np
+import psycopg
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.db.models import Avg, ExpressionWrapper, F, FloatField, Func, IntegerField, Q, Sum
+
+from energy_manager import clock
 
 from .models import ROLLUP_SLOT_MINUTES, Device, Measurement, MeasurementRollup
 
@@ -211,6 +215,23 @@ STORE_SQL = f"""WITH raw AS (INSERT INTO devices_measurement ({", ".join(COLUMNS
 {rollup_upsert_sql("telemetry_stage")}"""
 
 
+# A day's sheet (MeasurementDay.slot_power_w) is written once the day ended DAY_COMPLETE_MARGIN_S ago; a
+# row that reaches the writer more than LATE_ROW_AGE_S after its time (energy_manager.clock) lowers the
+# home's coverage to that time. A younger row commits before any day job can sheet its day (the difference
+# is the time a writer's transaction may take), so a sheet never misses a row its coverage vouches for.
+LATE_ROW_AGE_S = 600
+DAY_COMPLETE_MARGIN_S = 1800
+
+# Rows older than LATE_ROW_AGE_S may belong to a day whose sheet is written: the home's coverage goes back
+# to the oldest of them (locked in home order, as the day job locks them).
+LATE_ROWS_SQL = """
+    WITH late AS (SELECT home_id, min(time) AS at FROM telemetry_stage
+                   WHERE time < %(now)s::timestamptz - %(age_s)s * interval '1 second' GROUP BY home_id),
+         locked AS (SELECT c.home_id, late.at FROM devices_daycoverage c JOIN late ON late.home_id = c.home_id
+                     WHERE c.complete_until > late.at ORDER BY c.home_id FOR UPDATE OF c)
+    UPDATE devices_daycoverage c SET complete_until = locked.at FROM locked WHERE c.home_id = locked.home_id"""
+
+
 def aggregate_slots(rows: list[tuple]) -> list[list]:
     """The rows (COLUMNS order) summed per home, device and 15-minute slot (ROLLUP_COLUMNS order), as
     rollup_upsert_sql does in SQL."""
@@ -259,6 +280,7 @@ def write_batch(rows: list[tuple]) -> None:
             for row in rows:
                 copy.write_row(row)
         cur.execute(STORE_SQL)
+        cur.execute(LATE_ROWS_SQL, {"now": clock.now(), "age_s": LATE_ROW_AGE_S})
         cur.execute("DELETE FROM telemetry_stage")  # a caller may write more batches before it commits
 
 
@@ -301,40 +323,137 @@ def _write_batch_portable(rows: list[tuple]) -> None:
 
 SLOT_HOURS = ROLLUP_SLOT_MINUTES / 60.0
 
-# Each home's local days from `days_back` days before its local today up to today, rebuilt from the
-# 15-minute slots: a replace, so running it again after late rows arrived is safe. %(start)s must be
-# at least days_back + 1 days before %(now)s (the earliest local midnight of any zone).
-DAYS_SQL = f"""
+BACKFILL_HOMES = 200  # homes per run whose sheets are built from their first roll-up (new, or zone changed)
+
+# The first instant of a local date, as Python's zoneinfo has it: where midnight comes twice (the Azores
+# leave summer time at 01:00 UTC, local midnight), PostgreSQL's AT TIME ZONE gives the second, an hour
+# after the day began.
+_LOCAL_MIDNIGHT = """(CASE
+    WHEN (((({day})::timestamp AT TIME ZONE {zone}) - interval '1 hour') AT TIME ZONE {zone})::date = ({day})
+    THEN (({day})::timestamp AT TIME ZONE {zone}) - interval '1 hour'
+    ELSE (({day})::timestamp AT TIME ZONE {zone}) END)"""
+
+# Each home's local days from its first day to do up to today, rebuilt from the 15-minute slots: a replace,
+# so running it again after late rows arrived is safe. The first day to do is today - days_back, or for
+# the homes in %(homes)s the day given beside them if earlier (where their coverage ends, or their first
+# roll-up). Days before the local date of now - margin are complete and get their sheet.
+_SLOT = f"interval '{ROLLUP_SLOT_MINUTES} minutes'"
+_DAYS_SQL = f"""
+    WITH ranges AS MATERIALIZED (  -- each home's bounds computed once, not once per roll-up
+        SELECT h.id AS home_id, h.timezone AS zone,
+               ((%(now)s::timestamptz - %(margin_s)s * interval '1 second') AT TIME ZONE h.timezone)::date
+                   AS complete_before,
+               {_LOCAL_MIDNIGHT.format(
+                   day="least(x.first_day, (%(now)s::timestamptz AT TIME ZONE h.timezone)::date - %(days_back)s)",
+                   zone="h.timezone")} AS first_slot
+          FROM devices_home h LEFT JOIN unnest(%(homes)s::bigint[], %(first_days)s::date[]) AS x(home_id, first_day)
+               ON x.home_id = h.id
+         WHERE %(only)s::bigint[] IS NULL OR h.id = ANY(%(only)s::bigint[])
+    ), slots AS (
+        SELECT r.home_id, r.device_id, r.samples, r.power_w_max, r.soc_pct_last, r.soc_at, r.temperature_samples,
+               r.temperature_c_sum, g.zone, g.complete_before, (r.slot_start AT TIME ZONE g.zone)::date AS day,
+               r.slot_start, r.power_w_sum / NULLIF(r.power_samples, 0) AS mean_w
+          FROM ranges g JOIN LATERAL (
+               SELECT * FROM devices_measurementrollup r
+                WHERE r.home_id = g.home_id AND r.slot_start <= %(now)s AND r.slot_start >= %(earliest)s
+                  AND r.slot_start >= g.first_slot {{fence}}) r ON true
+    ), days AS (
+        SELECT home_id, device_id, day, sum(samples) AS samples, count(mean_w) AS slots,
+               coalesce(sum(mean_w), 0) * {SLOT_HOURS} AS energy_wh,
+               coalesce(sum(greatest(mean_w, 0)), 0) * {SLOT_HOURS} AS import_wh,
+               coalesce(sum(greatest(-mean_w, 0)), 0) * {SLOT_HOURS} AS export_wh,
+               max(power_w_max) AS power_w_max,
+               (array_agg(soc_pct_last ORDER BY soc_at DESC) FILTER (WHERE soc_at IS NOT NULL))[1] AS soc_pct_last,
+               sum(temperature_samples) AS temperature_samples, sum(temperature_c_sum) AS temperature_c_sum,
+               day < complete_before AS complete, zone,
+               array_agg(slot_start) FILTER (WHERE mean_w IS NOT NULL) AS starts,
+               array_agg(mean_w) FILTER (WHERE mean_w IS NOT NULL) AS means
+          FROM slots GROUP BY home_id, device_id, day, zone, complete_before
+    )
     INSERT INTO devices_measurementday AS d (
         home_id, device_id, day, samples, slots, energy_wh, import_wh, export_wh, power_w_max, soc_pct_last,
-        temperature_samples, temperature_c_sum)
-    SELECT home_id, device_id, day, sum(samples), count(mean_w), coalesce(sum(mean_w), 0) * {SLOT_HOURS},
-           coalesce(sum(greatest(mean_w, 0)), 0) * {SLOT_HOURS}, coalesce(sum(greatest(-mean_w, 0)), 0) * {SLOT_HOURS},
-           max(power_w_max), (array_agg(soc_pct_last ORDER BY soc_at DESC) FILTER (WHERE soc_at IS NOT NULL))[1],
-           sum(temperature_samples), sum(temperature_c_sum)
-      FROM (SELECT r.*, (r.slot_start AT TIME ZONE h.timezone)::date AS day,
-                   (%(now)s::timestamptz AT TIME ZONE h.timezone)::date AS today,
-                   r.power_w_sum / NULLIF(r.power_samples, 0) AS mean_w
-              FROM devices_measurementrollup r JOIN devices_home h ON h.id = r.home_id
-             WHERE r.slot_start >= %(start)s AND r.slot_start <= %(now)s) s
-     WHERE day >= today - %(days_back)s AND day <= today
-     GROUP BY home_id, device_id, day
+        temperature_samples, temperature_c_sum, slot_power_w)
+    SELECT home_id, device_id, day, samples, slots, energy_wh, import_wh, export_wh, power_w_max, soc_pct_last,
+           temperature_samples, temperature_c_sum,
+           CASE WHEN complete THEN (
+               SELECT string_agg(float8send(coalesce(v.w, 'NaN'::float8)), ''::bytea ORDER BY k.at)
+                 FROM generate_series({_LOCAL_MIDNIGHT.format(day="day", zone="zone")},
+                                      {_LOCAL_MIDNIGHT.format(day="day + 1", zone="zone")} - {_SLOT},
+                                      {_SLOT}) AS k(at)
+                 LEFT JOIN unnest(starts, means) AS v(at, w) ON v.at = k.at) END
+      FROM days
      ORDER BY home_id, device_id NULLS FIRST, day
     ON CONFLICT (home_id, device_id, day) DO UPDATE SET
         samples = EXCLUDED.samples, slots = EXCLUDED.slots, energy_wh = EXCLUDED.energy_wh,
         import_wh = EXCLUDED.import_wh, export_wh = EXCLUDED.export_wh, power_w_max = EXCLUDED.power_w_max,
         soc_pct_last = EXCLUDED.soc_pct_last, temperature_samples = EXCLUDED.temperature_samples,
-        temperature_c_sum = EXCLUDED.temperature_c_sum
+        temperature_c_sum = EXCLUDED.temperature_c_sum, slot_power_w = EXCLUDED.slot_power_w
 """
+DAYS_SQL = _DAYS_SQL.replace("{fence}", "")  # every home: one time range of roll-ups, hashed to the homes
+# a few homes over a long span: OFFSET 0 keeps the read per home, through the (home, slot) index
+DAYS_BY_HOME_SQL = _DAYS_SQL.replace("{fence}", "OFFSET 0")
+
+# Homes whose coverage can move (a day completed, or no coverage yet, or the home changed zone), with the
+# first day to rebuild, locked in home order before the days are read: a writer lowering a coverage
+# (LATE_ROWS_SQL, also in home order) waits for this job, or this job waits for it and sees its rows.
+_NEW_COVERAGE_SQL = """
+    INSERT INTO devices_daycoverage (home_id, timezone)
+    SELECT h.id, h.timezone FROM devices_home h
+     WHERE NOT EXISTS (SELECT 1 FROM devices_daycoverage c WHERE c.home_id = h.id)
+    ON CONFLICT DO NOTHING"""
+_COMPLETE_UNTIL = _LOCAL_MIDNIGHT.format(  # the end of the home's last complete day
+    day="((%(now)s::timestamptz - %(margin_s)s * interval '1 second') AT TIME ZONE h.timezone)::date",
+    zone="h.timezone")
+_LOCK_MOVING_SQL = f"""
+    WITH backfill AS (
+        SELECT c.home_id FROM devices_daycoverage c JOIN devices_home h ON h.id = c.home_id
+         WHERE c.complete_until IS NULL OR c.timezone <> h.timezone ORDER BY c.home_id LIMIT %(limit)s)
+    SELECT c.home_id, CASE
+               WHEN c.home_id IN (SELECT home_id FROM backfill) THEN coalesce(
+                   (SELECT (min(r.slot_start) AT TIME ZONE h.timezone)::date
+                      FROM devices_measurementrollup r WHERE r.home_id = c.home_id),
+                   (%(now)s::timestamptz AT TIME ZONE h.timezone)::date)
+               ELSE (c.complete_until AT TIME ZONE h.timezone)::date END
+      FROM devices_daycoverage c JOIN devices_home h ON h.id = c.home_id
+     WHERE (c.complete_until < {_COMPLETE_UNTIL} AND c.timezone = h.timezone)
+        OR c.home_id IN (SELECT home_id FROM backfill)
+     ORDER BY c.home_id FOR UPDATE OF c"""
+_ADVANCE_SQL = f"""
+    UPDATE devices_daycoverage c SET complete_until = {_COMPLETE_UNTIL}, timezone = h.timezone
+      FROM devices_home h WHERE h.id = c.home_id AND c.home_id = ANY(%(homes)s::bigint[])"""
 
 
-def roll_up_days(now: datetime, days_back: int) -> int:
-    """Rebuild each home's local days from `days_back` days ago to today; returns the rows written."""
+def roll_up_days(now: datetime, days_back: int, backfill_homes: int = BACKFILL_HOMES) -> int:
+    """Rebuild each home's local days from `days_back` days ago to today, and the sheets of the days that
+    completed since the last run (of up to `backfill_homes` homes without any, all their days); returns
+    the day rows written. Runs inside the caller's transaction."""
     if not supported():
         return _roll_up_days_portable(now, days_back)
+    params = {"now": now, "margin_s": DAY_COMPLETE_MARGIN_S, "days_back": days_back, "limit": backfill_homes}
     with connection.cursor() as cur:
-        cur.execute(DAYS_SQL, {"now": now, "start": now - timedelta(days=days_back + 1), "days_back": days_back})
-        return cur.rowcount
+        cur.execute("SET LOCAL jit = off")  # compiling the statement took longer than running it
+        cur.execute(_NEW_COVERAGE_SQL)
+        cur.execute(_LOCK_MOVING_SQL, params)
+        first_days = dict(cur.fetchall())
+        usual = now.astimezone(UTC).date() - timedelta(days=days_back + 1)  # at or before any zone's first day
+        near = {h: day for h, day in first_days.items() if day >= usual}
+        far = {h: day for h, day in first_days.items() if day < usual}
+        # Every home's recent days over one time range (a constant bound: the planner prunes partitions and
+        # reads that range, not every roll-up of every home); homes with older days to do (a backfill, a
+        # very late row) in a statement of their own, which reads them through the (home, slot) index.
+        written = _rebuild_days(cur, params, usual, near, only=None)
+        if far:
+            written += _rebuild_days(cur, params, min(far.values()), far, only=sorted(far))
+        cur.execute(_ADVANCE_SQL, {**params, "homes": sorted(first_days)})
+    return written
+
+
+def _rebuild_days(cur, params: dict, first: date, first_days: dict[int, date], only: Optional[list[int]]) -> int:
+    homes = sorted(first_days)
+    earliest = datetime(first.year, first.month, first.day, tzinfo=UTC) - timedelta(days=1)
+    cur.execute(DAYS_SQL if only is None else DAYS_BY_HOME_SQL, {
+        **params, "earliest": earliest, "homes": homes, "only": only, "first_days": [first_days[h] for h in homes]})
+    return cur.rowcount
 
 
 def _roll_up_days_portable(now: datetime, days_back: int) -> int:
@@ -490,7 +609,7 @@ def grouped_slot_energy(groups: Sequence[Iterable[int]], start: datetime, slots:
     device_ids = list(Device.objects.filter(home_id__in=home_ids, device_type=device_type).values_list("id", flat=True))
     if (not raw and connection.vendor == "postgresql" and resolution_min == ROLLUP_SLOT_MINUTES
             and start.timestamp() % SLOT_SECONDS == 0 and home_ids):
-        _grouped_rollup_slots(groups, device_ids, start, slots, meters, devices)
+        _grouped_rollup_slots(groups, device_type, device_ids, start, slots, meters, devices)
         return meters, devices
     per = _per_slot_means(home_ids, start, slots, resolution_min, device_ids=device_ids, with_meters=True, raw=raw)
     try:
@@ -516,53 +635,156 @@ def grouped_slot_energy(groups: Sequence[Iterable[int]], start: datetime, slots:
 GROUP_LOOKUP_MAX = 200_000  # home ids spanning less: their groups travel as one array indexed by id (<= 800 kB)
 
 
-def _grouped_rollup_slots(groups: list[list[int]], device_ids: list[int], start: datetime, slots: int,
+def _grouped_rollup_slots(groups: list[list[int]], device_type: str, device_ids: list[int], start: datetime, slots: int,
                           meters: list[SlotEnergy], devices: SlotEnergy) -> None:
-    """`grouped_slot_energy` over 15-minute slots on PostgreSQL: one roll-up per home (device) and slot, so
-    each roll-up's mean power is split into its positive and negative part and summed per group and
-    `slot_start` as it is. Grouping by the stored timestamp instead of a slot index computed for each
-    row, with arrays as parameters, reads a month of 1,000 homes (six million roll-ups) about a fifth
-    faster in one price group, and two to four times faster in several (no join per row); the sums
-    are the same numbers (a skipped zero adds nothing)."""
+    """`grouped_slot_energy` over 15-minute slots on PostgreSQL: each home's complete days from their day
+    sheets (one row per home, device and day), the rest from the roll-ups. Both hold the same mean power
+    per home (device) and slot, split here into its positive and negative part and summed per group."""
+    series = len(groups)  # groups 0 .. n-1, then the devices
+    pos_w, neg_w, count = np.zeros((series + 1, slots)), np.zeros((series + 1, slots)), np.zeros((series + 1, slots))
+    group_of = {h: i for i, g in enumerate(groups) for h in g}
+    since = _add_day_sheets(group_of, device_type, start, slots, pos_w, neg_w, count)
+    _add_rollups(groups, device_ids, start, slots, since, pos_w, neg_w, count)
+    dt_h = ROLLUP_SLOT_MINUTES / 60.0
+    for i, out in enumerate([*meters, devices]):
+        out.import_kwh[:] = (pos_w[i] / 1000.0 * dt_h).tolist()
+        out.export_kwh[:] = (neg_w[i] / 1000.0 * dt_h).tolist()
+        out.reporting[:] = count[i].astype(int).tolist()
+
+
+# The sheets of the covered homes, each read through the (home, day) index (a portfolio is a few of the
+# homes, and a month a few of their days), with the series they add to (the home's group, or -1 for a
+# device of the type asked) and the period's slot they start at.
+_SHEETS_SQL = f"""
+    SELECT octet_length(d.slot_power_w), CASE WHEN d.device_id IS NULL THEN u.series ELSE -1 END AS series,
+           ((date_part('epoch', {_LOCAL_MIDNIGHT.format(day="d.day", zone="u.zone")})::bigint - %(origin)s)
+            / {SLOT_SECONDS})::integer AS first_slot,
+           d.slot_power_w
+      FROM unnest(%(homes)s::bigint[], %(series)s::integer[], %(zones)s::text[], %(last_days)s::date[])
+           AS u(home_id, series, zone, last_day)
+     CROSS JOIN LATERAL (SELECT * FROM devices_measurementday d
+                          WHERE d.home_id = u.home_id AND d.day >= %(first)s AND d.day <= LEAST(%(last)s, u.last_day)
+                            AND d.slot_power_w IS NOT NULL) d
+      LEFT JOIN devices_device v ON v.id = d.device_id
+     WHERE d.device_id IS NULL OR v.device_type = %(device_type)s"""
+# Per covered home: its zone, its last covered day, and the end of that day (the start of the day its
+# coverage ends in).
+_COVERED_SQL = f"""
+    SELECT c.home_id, h.timezone, (c.complete_until AT TIME ZONE h.timezone)::date - 1,
+           {_LOCAL_MIDNIGHT.format(day="(c.complete_until AT TIME ZONE h.timezone)::date", zone="h.timezone")}
+      FROM devices_daycoverage c JOIN devices_home h ON h.id = c.home_id AND c.timezone = h.timezone
+     WHERE c.home_id = ANY(%s::bigint[]) AND c.complete_until > %s"""
+
+
+def _add_day_sheets(group_of: dict[int, int], device_type: str, start: datetime, slots: int,
+                    pos_w: np.ndarray, neg_w: np.ndarray, count: np.ndarray) -> dict[int, datetime]:
+    """Add the day sheets that cover [start, start + slots) to the sums; returns, per home, the instant
+    from which its roll-ups must be read instead (the end of its last covered day, or `start`)."""
     end = start + timedelta(minutes=ROLLUP_SLOT_MINUTES * slots)
+    since = {h: start for h in group_of}
+    with connection.cursor() as cur:
+        cur.execute(_COVERED_SQL, [list(group_of), start])
+        covered = cur.fetchall()
+    if not covered:
+        return since
+    since.update((h, min(last_day_end, end)) for h, _, _, last_day_end in covered)
+    homes, zones, last_days, _ = (list(c) for c in zip(*covered))
+    params = {"homes": homes, "series": [group_of[h] for h in homes], "zones": zones, "last_days": last_days,
+              "origin": int(start.timestamp()), "device_type": device_type,
+              "first": (start - timedelta(days=1)).astimezone(UTC).date(),  # the local days of any zone
+              "last": (end + timedelta(days=1)).astimezone(UTC).date()}
+    # A binary cursor: the sheets arrive as bytes, not as hexadecimal text to decode.
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cur:
+        cur.execute(_SHEETS_SQL, params, binary=True)
+        rows = cur.fetchall()
+    if not rows:
+        return since
+    # Sheets of one length as a matrix; rows of one series and first slot (a price group's homes on one
+    # day) summed together by numpy, then each sum laid on the period.
+    nbytes, series, first_slot, blobs = zip(*rows)
+    lengths = np.array(nbytes, dtype=np.int64) // 8
+    keys = np.array(series, dtype=np.int64) * (1 << 32) + np.array(first_slot, dtype=np.int64)
+    order = np.lexsort((keys, lengths))  # rows to sum next to each other (sorting here, not the sheets in SQL)
+    lengths, keys = lengths[order], keys[order]
+    series, first_slot, blobs = ([column[i] for i in order] for column in (series, first_slot, blobs))
+    for lo, hi in _runs(lengths):
+        length = int(lengths[lo])
+        sheets = np.frombuffer(b"".join(blobs[lo:hi]), dtype=">f8").reshape(hi - lo, length).astype(np.float64)
+        starts = np.flatnonzero(np.r_[True, keys[lo + 1:hi] != keys[lo:hi - 1]])
+        # fmax / fmin: a NaN (no reading) adds 0; 0.0 - x: no -0.0 where nothing was exported
+        sums = [np.add.reduceat(np.fmax(sheets, 0.0), starts),
+                0.0 - np.add.reduceat(np.fmin(sheets, 0.0), starts),
+                np.add.reduceat(~np.isnan(sheets), starts, dtype=np.int64)]
+        for i, row in enumerate(starts + lo):
+            at = first_slot[row]
+            a, b = max(at, 0), min(at + length, slots)
+            if a < b:
+                for out, total in zip((pos_w, neg_w, count), sums):
+                    out[series[row], a:b] += total[i, a - at:b - at]
+    return since
+
+
+def _runs(values: np.ndarray) -> list[tuple[int, int]]:
+    """[lo, hi) of each run of equal values."""
+    edges = [0, *(np.flatnonzero(values[1:] != values[:-1]) + 1).tolist(), len(values)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _add_rollups(groups: list[list[int]], device_ids: list[int], start: datetime, slots: int,
+                 since: dict[int, datetime], pos_w: np.ndarray, neg_w: np.ndarray, count: np.ndarray) -> None:
+    """Add each home's roll-ups from its `since` to the end of the period to the sums. Grouping by the
+    stored timestamp instead of a slot index computed for each row, with arrays as parameters, reads a
+    month of 1,000 homes (six million roll-ups) about a fifth faster in one price group, and two to four
+    times faster in several (no join per row); the sums are the same numbers (a skipped zero adds nothing)."""
+    end = start + timedelta(minutes=ROLLUP_SLOT_MINUTES * slots)
+    groups = [[h for h in g if since[h] < end] for g in groups]
     home_ids = [h for g in groups for h in g]
+    if not home_ids:
+        return
     low, high = min(home_ids), max(home_ids)
+    read_from = min(since[h] for h in home_ids)
     select_params: list = []  # the group expression's, before the subquery's
+    where, where_params = "", []  # each home's own first slot, where homes differ
     join, join_params = "", []
-    if len(groups) == 1:
-        group_of = "0"
-    elif high - low < GROUP_LOOKUP_MAX:  # each row's group read from an array at its home's id: O(1) per row
-        lookup = [0] * (high - low + 1)
+    per_home = any(since[h] != read_from for h in home_ids)
+    if high - low < GROUP_LOOKUP_MAX:  # a home's group and first slot read from arrays at its id: O(1) per row
+        group_of, firsts = [0] * (high - low + 1), [read_from] * (high - low + 1)
         for i, g in enumerate(groups):
             for h in g:
-                lookup[h - low] = i
-        group_of, select_params = "(%s::integer[])[per.home_id - %s]", [lookup, low - 1]  # arrays count from 1
-    else:  # ids far apart: a hash join, one lookup per row
-        group_of = "g.grp"
-        join = "JOIN unnest(%s::bigint[], %s::integer[]) AS g(home_id, grp) ON g.home_id = per.home_id"
-        join_params = [home_ids, [i for i, g in enumerate(groups) for _ in g]]
-    dt_h = ROLLUP_SLOT_MINUTES / 60.0
+                group_of[h - low], firsts[h - low] = i, since[h]
+        if len(groups) > 1:
+            group_expr, select_params = "(%s::integer[])[per.home_id - %s]", [group_of, low - 1]  # arrays count from 1
+        if per_home:
+            where, where_params = "AND slot_start >= (%s::timestamptz[])[home_id - %s]", [firsts, low - 1]
+    elif len(groups) > 1 or per_home:  # ids far apart: a hash join, one lookup per row
+        group_expr = "g.grp"
+        join = ("JOIN unnest(%s::bigint[], %s::integer[], %s::timestamptz[]) AS g(home_id, grp, since) "
+                "ON g.home_id = per.home_id")
+        join_params = [home_ids, [i for i, g in enumerate(groups) for _ in g], [since[h] for h in home_ids]]
+        if per_home:
+            join += " AND per.slot_start >= g.since"
+    if len(groups) == 1:
+        group_expr, select_params = "0", []
     origin = int(start.timestamp())
     with connection.cursor() as cur:
         cur.execute(
             f"""SELECT series, date_part('epoch', slot_start)::bigint, pos_w, neg_w, n FROM (
-                  SELECT CASE WHEN per.device_id IS NULL THEN {group_of} ELSE -1 END AS series, per.slot_start,
+                  SELECT CASE WHEN per.device_id IS NULL THEN {group_expr} ELSE -1 END AS series, per.slot_start,
                          SUM(per.w) FILTER (WHERE per.w > 0) AS pos_w, SUM(-per.w) FILTER (WHERE per.w < 0) AS neg_w,
                          COUNT(*) AS n
                     FROM (SELECT home_id, device_id, slot_start, power_w_sum / power_samples AS w
                             FROM {MeasurementRollup._meta.db_table}
-                           WHERE home_id = ANY(%s::bigint[]) AND slot_start >= %s AND slot_start < %s
+                           WHERE home_id = ANY(%s::bigint[]) AND slot_start >= %s AND slot_start < %s {where}
                              AND power_samples > 0 AND (device_id IS NULL OR device_id = ANY(%s::bigint[]))) per
                     {join}
                    GROUP BY series, per.slot_start) totals""",
-            [*select_params, home_ids, start, end, device_ids, *join_params])
-        for series, epoch, pos_w, neg_w, n in cur.fetchall():
+            [*select_params, home_ids, read_from, end, *where_params, device_ids, *join_params])
+        for series, epoch, pos, neg, n in cur.fetchall():
             slot = (epoch - origin) // SLOT_SECONDS
             if 0 <= slot < slots:
-                out = devices if series < 0 else meters[series]
-                out.import_kwh[slot] = float(pos_w or 0.0) / 1000.0 * dt_h
-                out.export_kwh[slot] = float(neg_w or 0.0) / 1000.0 * dt_h
-                out.reporting[slot] = int(n)
+                pos_w[series, slot] += float(pos or 0.0)
+                neg_w[series, slot] += float(neg or 0.0)
+                count[series, slot] += int(n)
 
 
 def _group_sql(groups: list[list[int]]) -> tuple[str, list, str, list]:

@@ -296,7 +296,7 @@ def home_statistics(home: Home, bucket: str = "day", first: Optional[date] = Non
 def portfolio_statistics(portfolio, bucket: str = "day", first: Optional[date] = None,
                          last: Optional[date] = None) -> dict[str, Any]:
     """A portfolio's homes together, bucketed in the time zone most of them are in."""
-    homes = list(portfolio.homes.select_related("tariff").order_by("id"))
+    homes = list(portfolio.homes.prefetch_related("tariff").order_by("id"))  # one tariff object per tariff
     zones = defaultdict(int)
     for h in homes:
         zones[h.timezone] += 1

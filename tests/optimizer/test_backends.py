@@ -1,6 +1,7 @@
 """Both backends agree on hand-built and random homes; an independent checker re-checks every plan."""
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -201,6 +202,23 @@ def small_battery() -> dict:
             "discharge_efficiency": 0.95}
 
 
+def assert_cuts_keep_the_optimum(cp, mip_rel_gap: float = 5e-5) -> None:
+    """HiGHS without and with the cycle cuts agree (or both prove infeasibility), and CP-SAT proves the same optimum
+    or at least (negative prices next to a battery, heat pumps: its weak spots) its proven bound does not pass it:
+    the cuts removed no plan."""
+    from flexibility.optimizer.backends.cpsat import solve_cpsat
+
+    out = highs_without_and_with_cycle_cuts(cp, mip_rel_gap=mip_rel_gap)
+    assert {r.status for r in out} in ({Status.OPTIMAL}, {Status.INFEASIBLE}), [r.status for r in out]
+    if out[0].status == Status.INFEASIBLE:
+        return
+    best = out[0].objective
+    assert agree(best, out[1].objective), [r.objective for r in out]
+    c = solve_cpsat(cp, 20)
+    assert (c.status == Status.OPTIMAL and agree(best, c.objective)) or c.bound <= best + 1e-4 * max(1.0, abs(best)), (
+        c.status, c.objective, c.bound, best)
+
+
 def _cycles_home(windows: list[tuple[int, int]], prices: list[float]) -> dict:
     """Four cycles on a 4.6 kVA connection over 24 half-hours: two identical washes on one washer (the
     windows drawn), a dishwasher and a dryer whose heating phases cannot share a slot with a wash's."""
@@ -256,7 +274,6 @@ def test_capacity_floors_keep_the_optimum(spans, prices, window_min, peak_floor_
     """The peak each cycle start forces under a capacity charge (compile.capacity_cycle_floors) removes no
     optimum: HiGHS without the cycle cuts, HiGHS with them and CP-SAT agree, with metering windows of one to
     three slots, a floor, and PV or a battery that can lower the import (and so the floors)."""
-    from flexibility.optimizer.backends.cpsat import solve_cpsat
     from flexibility.optimizer.compile import capacity_cycle_floors, capacity_windows, compile_problem
 
     d = _cycles_home([(a, min(24, a + n)) for a, n in spans], prices)
@@ -271,17 +288,7 @@ def test_capacity_floors_keep_the_optimum(spans, prices, window_min, peak_floor_
     cp = compile_problem(p)
     if not (pv or battery or peak_floor_kw > 2.9):
         assert capacity_cycle_floors(cp, capacity_windows(p, p.capacity_charges[0]))  # the cut is there
-    out = highs_without_and_with_cycle_cuts(cp)
-    assert {r.status for r in out} in ({Status.OPTIMAL}, {Status.INFEASIBLE}), [r.status for r in out]
-    if out[0].status == Status.INFEASIBLE:
-        return
-    best = out[0].objective
-    assert agree(best, out[1].objective), [r.objective for r in out]
-    c = solve_cpsat(cp, 20)
-    # CP-SAT proves it too, or (negative prices next to the battery, its weak spot) at least its proven bound
-    # does not pass the optimum: the cut removed no plan
-    assert (c.status == Status.OPTIMAL and agree(best, c.objective)) or c.bound <= best + 1e-4 * max(1.0, abs(best)), (
-        c.status, c.objective, c.bound, best)
+    assert_cuts_keep_the_optimum(cp)
 
 
 @settings(max_examples=10, deadline=None, phases=[Phase.explicit, Phase.generate],
@@ -315,3 +322,59 @@ def test_cycle_cost_floor_keeps_the_optimum(spans, prices, export_share, kwp, cu
     if out[0].status == Status.OPTIMAL:
         assert agree(out[0].objective, out[1].objective) and agree(out[0].objective, out[2].objective), [
             r.objective for r in out]
+
+
+def _heaters_home(prices: list[float], kwp: float, limit_kw: float, min_run: bool, circuit: bool,
+                  export_share: float) -> dict:
+    """A winter day in 24 hourly slots: a 2.5 kW on/off water heater, a 2.55 kW on/off heat pump (with or without
+    minimum run / off times), a 2.4 kW dryer cycle and PV, on a 3.45-6.9 kVA connection, maybe with the heater and
+    the heat pump on one 3 kW breaker: the on-slots compete for the cheap hours and the PV surplus."""
+    n = 24
+    start = datetime(2026, 1, 12, tzinfo=timezone.utc)
+    hp = {"id": "hp", "device": "HP", "name": "Heat pump", "max_power_kw": 2.55, "heat_capacity_kwh_per_k": 8.0,
+          "heat_loss_kw_per_k": 0.15, "initial_indoor_c": 20.5,
+          "outdoor_temperature_c": [3.0 - 2.0 * math.cos(2 * math.pi * (t - 5) / 24) for t in range(n)],
+          "comfort_min_c": [17.0 if t < 6 or t >= 22 else 20.0 for t in range(n)], "comfort_max_c": [23.0] * n,
+          "cop_curve": [[-10, 2.0], [7, 3.4]], "modulating": False}
+    if min_run:
+        hp.update(min_run_min=120, min_off_min=60)
+    wh = {"id": "wh", "device": "WH", "name": "Water heater", "electric_power_kw": 2.5, "modulating": False,
+          "cop": 1.0, "min_energy_kwh": 0.0, "max_energy_kwh": 8.0, "initial_energy_kwh": 5.0,
+          "final_energy_kwh": 4.0, "standing_loss_kw": 0.05,
+          "heat_demand_kw": [1.2 if t in (7, 20) else 0.04 for t in range(n)]}
+    d = {"version": 1, "start": start.isoformat(), "resolution_min": 60, "slots": n, "timezone": "UTC",
+         "objective": {"kind": "economic"},
+         "site": {"import_limit_kw": limit_kw, "export_limit_kw": limit_kw, "import_price_eur_per_kwh": prices,
+                  "export_price_eur_per_kwh": [round(export_share * x, 4) for x in prices],
+                  "base_load_kw": [0.3] * n},
+         "cycles": [{"id": "dry", "device": "DR", "name": "Dryer", "phases": [{"duration_min": 120, "power_w": 2400}],
+                     "earliest_start": (start + timedelta(hours=8)).isoformat(),
+                     "latest_end": (start + timedelta(hours=20)).isoformat()}],
+         "thermal_storages": [wh], "heat_pumps": [hp],
+         "pv": [{"id": "pv", "device": "PV", "name": "Roof", "curtailable": True,
+                 "forecast_kw": [max(0.0, round(kwp * (1 - abs(t - 12.5) / 5), 3)) for t in range(n)]}]}
+    if circuit:
+        d["circuits"] = [{"id": "c", "name": "Breaker", "limit_kw": 3.0, "devices": ["WH", "HP"]}]
+    return d
+
+
+@settings(max_examples=12, deadline=None, phases=[Phase.explicit, Phase.generate],
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from([0.08, 0.12, 0.2, 0.3]), min_size=24, max_size=24),
+       st.sampled_from([0.0, 2.0, 4.0]), st.sampled_from([3.45, 4.6, 6.9]), st.booleans(), st.booleans(),
+       st.sampled_from([0.0, 0.5]))
+@example([0.3] * 6 + [0.12] * 12 + [0.3] * 6, 4.0, 3.45, False, False, 0.5)  # cliques and surplus floors both bind
+@example([0.3] * 6 + [0.12] * 12 + [0.3] * 6, 2.0, 6.9, True, True, 0.0)  # the breaker's clique only
+def test_heater_cuts_keep_the_optimum(prices, kwp, limit_kw, min_run, circuit, export_share):
+    """The heater cliques and the PV-surplus slot floors (compile.heater_cliques / slot_cost_floors, MILP only)
+    remove no optimum: HiGHS without the cycle cuts, HiGHS with them and CP-SAT agree on homes where an on/off
+    water heater, an on/off heat pump and a cycle cannot all run at once under the connection or a shared breaker,
+    and compete for a PV surplus."""
+    from flexibility.optimizer.compile import compile_problem, heater_cliques, slot_cost_floors
+
+    cp = compile_problem(problem_from_dict(_heaters_home(prices, kwp, limit_kw, min_run, circuit, export_share)))
+    if limit_kw < 5 or circuit:
+        assert heater_cliques(cp)
+    if kwp >= 4.0:
+        assert slot_cost_floors(cp)
+    assert_cuts_keep_the_optimum(cp, mip_rel_gap=1e-9)

@@ -159,3 +159,21 @@ def test_a_cutoff_below_the_optimum_is_a_bound_not_infeasibility():
     assert r.status == Status.NO_SOLUTION_IN_TIME and r.schedule is None and r.bound == below
     r = solve_milp(cp, 20, cutoff=opt.objective + 1e-3 * abs(opt.objective))
     assert r.status == Status.OPTIMAL and abs(r.objective - opt.objective) <= 1e-4 * max(1.0, abs(opt.objective))
+
+
+@pytest.mark.parametrize("home, first, share", [
+    ("thermal-237", "cpsat", "HEATER_SHARE"),  # on/off water heater over 576 slots: CP-SAT's short look first
+    ("thermal-51", "cpsat", "HEATER_SHARE"),  # ... over 120 slots, with two cycles
+    ("thermal-9", "milp", "FIRST_SHARE"),  # a modulating heater over 288 slots and a cycle: HiGHS, as before
+    ("thermal-21", "milp", "HEAT_PUMP_SHARE"),  # an on/off heat pump: HiGHS keeps most of the budget
+    ("battery-152", "milp", "FIRST_SHARE"),  # ... but not next to a battery
+])
+def test_backend_rule_for_heaters(home, first, share):
+    """The order and first slice `auto` gives homes with heaters (README "Choosing a backend", fourth round)."""
+    from flexibility.optimizer import portfolio
+    from tests.factories.random_homes import random_home, strip_meta
+
+    kind, seed = home.rsplit("-", 1)
+    cp = compile_problem(problem_from_dict(strip_meta(random_home(int(seed), kind))))
+    assert portfolio.choose_backend(cp) == first
+    assert portfolio.first_share(cp, first) == getattr(portfolio, share)
