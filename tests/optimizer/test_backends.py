@@ -96,7 +96,9 @@ def test_variants_agree(kind):
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(homes())
 def test_random_homes(d):
-    p, r = both(d, time_limit_s=10)
+    # agreement, not speed: a loaded machine once left CP-SAT at a 3.9e-4 gap after 10 s on a home it
+    # proves in 2.8 s alone (bench.optimizer times the backends)
+    p, r = both(d, time_limit_s=30)
     m, c = r["milp"], r["cpsat"]
     assert agree(m.objective_value, c.objective_value), (m.objective_value, c.objective_value)
     bl = baseline(p)
