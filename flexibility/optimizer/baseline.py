@@ -1,7 +1,8 @@
 """The unoptimized plan savings are measured against.
 
 Cycles start when the user scheduled them (or as early as allowed), the EV
-charges at full power from arrival, batteries stay idle, PV is not curtailed
+charges at full power from arrival (as far as the site's import limit and its circuits
+leave room, as a load-managed charger does), batteries stay idle, PV is not curtailed
 and thermal stores are kept full by a plain thermostat.
 """
 from __future__ import annotations
@@ -27,26 +28,6 @@ def baseline_schedule(problem: Problem, compiled: Optional[Compiled] = None) -> 
         want = c.scheduled_start or c.earliest_start or g.start
         sm = max(0, round(g.offset_min(want) / res)) * res
         sch.cycle_start_min[c.id] = float(sm)
-    for em in cp.evs:
-        e = em.ev
-        p = [0.0] * n
-        left = max([em.need_kwh] + [kwh for _k, kwh, _r in min_state_bounds(problem, e.min_energy_at)])
-        room = _circuit_room_kw(problem, cp, sch, e.device)  # a load-managed charger stays under its circuit
-        for t in em.slots:
-            if left <= 1e-9:
-                break
-            want = left / (e.efficiency * dt)
-            if em.levels_kw is not None:
-                ups = [x for x in em.levels_kw if x >= want - 1e-9]
-                x = min(ups) if ups else max(em.levels_kw)
-            else:
-                x = min(e.max_power_kw, max(want, e.min_power_kw))
-            if x > room[t] + 1e-9:
-                fit = [lv for lv in (em.levels_kw or (room[t],)) if lv <= room[t] + 1e-9 and lv >= e.min_power_kw]
-                x = max(fit) if fit else 0.0
-            p[t] = x
-            left -= x * e.efficiency * dt
-        sch.ev_kw[e.id] = p
     for b in problem.batteries:
         sch.battery_charge_kw[b.id] = _battery_min_state_charge(problem, b)
         sch.battery_discharge_kw[b.id] = [0.0] * n
@@ -68,6 +49,27 @@ def baseline_schedule(problem: Problem, compiled: Optional[Compiled] = None) -> 
         sch.thermal_kw[th.id] = p
     for hp in problem.heat_pumps:
         sch.heat_pump_kw[hp.id] = _heat_pump_thermostat(hp, g.dt_h, res)
+    for em in cp.evs:
+        e = em.ev
+        p = [0.0] * n
+        left = max([em.need_kwh] + [kwh for _k, kwh, _r in min_state_bounds(problem, e.min_energy_at)])
+        # a load-managed charger stays under its circuit and the site's import limit, given what runs already
+        room = _room_kw(problem, cp, sch, e.device)
+        for t in em.slots:
+            if left <= 1e-9:
+                break
+            want = left / (e.efficiency * dt)
+            if em.levels_kw is not None:
+                ups = [x for x in em.levels_kw if x >= want - 1e-9]
+                x = min(ups) if ups else max(em.levels_kw)
+            else:
+                x = min(e.max_power_kw, max(want, e.min_power_kw))
+            if x > room[t] + 1e-9:
+                fit = [lv for lv in (em.levels_kw or (room[t],)) if lv <= room[t] + 1e-9 and lv >= e.min_power_kw]
+                x = max(fit) if fit else 0.0
+            p[t] = x
+            left -= x * e.efficiency * dt
+        sch.ev_kw[e.id] = p
     return sch
 
 
@@ -125,15 +127,14 @@ def _heat_pump_thermostat(hp, dt: float, res: int) -> list[float]:
     return out
 
 
-def _circuit_room_kw(problem: Problem, cp: Compiled, sch: Schedule, device: str) -> list[float]:
-    """Per slot, what `device` may draw under its tightest shared circuit given what is planned so far."""
+def _room_kw(problem: Problem, cp: Compiled, sch: Schedule, device: str) -> list[float]:
+    """Per slot, what `device` may draw under the site's import limit and its tightest shared circuit, given
+    what is planned so far (a charger that would trip the main breaker is no plan to measure savings by)."""
     n = problem.grid.slots
-    room = [float("inf")] * n
-    circuits = [ci for ci in problem.circuits if device in ci.devices]
-    if not circuits:
-        return room
     power = device_power_kw(problem, cp, sch)
-    for ci in circuits:
+    net = [cp.base_kw[t] + sum(p[t] for p in power.values()) for t in range(n)]
+    room = [max(0.0, problem.site.import_limit_kw - net[t]) for t in range(n)]
+    for ci in (ci for ci in problem.circuits if device in ci.devices):
         for t in range(n):
             others = sum(power.get(d, [0.0] * n)[t] for d in ci.devices if d != device)
             room[t] = min(room[t], max(0.0, ci.limit_kw - others))

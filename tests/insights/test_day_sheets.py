@@ -158,8 +158,16 @@ def test_days_long_before_the_job_are_backfilled_home_by_home(autumn_days):
     assert_same(read(homes, start, slots), from_rollups)
 
 
+@pytest.fixture
+def default_tariffs():
+    """The built-in tariffs, which an earlier transactional test's flush may have removed."""
+    from tests.factories.homes import restore_default_tariffs
+
+    restore_default_tariffs()
+
+
 @pytest.mark.django_db(transaction=True)
-def test_a_day_job_that_meets_a_late_writer_waits_for_it_and_sheets_its_row(autumn_days):
+def test_a_day_job_that_meets_a_late_writer_waits_for_it_and_sheets_its_row(default_tariffs, autumn_days):
     """The writer of a late row holds its home's coverage until it commits; the next day's job, locking
     the homes whose coverage moves before it reads, waits for it, then sheets the day with the row."""
     homes = autumn_days

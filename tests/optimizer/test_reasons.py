@@ -128,3 +128,22 @@ def test_every_planned_device_is_explained_with_local_times(problem):
         for hhmm in re.findall(r"\b(\d\d):(\d\d)\b", r["text"]):
             assert 0 <= int(hhmm[0]) < 24 and hhmm[1] in ("00", "15", "30", "45")
         assert abs(r["saving_eur"]) < 1000
+
+
+def test_the_baseline_car_charges_within_the_import_limit_so_the_plan_never_costs_more():
+    """A 7.4 kW charger next to a 4 kW morning load under a 6.9 kW limit: the baseline charges with what the
+    limit leaves (as a load-managed charger would), stays feasible, and the plan saves against it. Charging at
+    full power regardless, the baseline broke the limit and a plan made at 05:15 showed negative savings."""
+    prices = [0.14 if t < 12 else 0.16 for t in range(N)]
+    base = [4.0 if t < 8 else 0.5 for t in range(N)]
+    car = {"id": "ev-1", "device": "EVC-1", "name": "Car", "arrival": _iso(0), "departure": _iso(40),
+           "energy_kwh": 10.0, "max_power_kw": 7.4, "min_power_kw": 1.38, "efficiency": 0.92}
+    problem = _problem(prices, ev_sessions=[car])
+    problem["site"].update(import_limit_kw=6.9, base_load_kw=base)
+    from flexibility.optimizer import baseline
+
+    bl = baseline(problem_from_dict(problem))
+    assert bl.feasible, bl.violations[:3]
+    assert max(bl.net_import_kw) <= 6.9 + 1e-9 and bl.net_import_kw[0] == 6.9  # the car takes the headroom
+    result = solve(problem_from_dict(problem), backend="milp", time_limit_s=20).to_dict()
+    assert result["cost_eur"] <= result["baseline"]["cost_eur"] + 1e-9

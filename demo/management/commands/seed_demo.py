@@ -228,9 +228,11 @@ class Command(BaseCommand):
 
     def _ev_session(self, device: Device, tz, today: date) -> None:
         session = EVSession.objects.filter(device=device, vehicle_name="Demo car").first() or EVSession(device=device)
-        # Plugged in at 19:00, leaving at 07:30: before 07:30 that is the car of last evening, already
-        # plugged in (tonight's would leave beyond a 24-hour plan made now).
-        evening = today - timedelta(days=1) if timezone.now().astimezone(tz).time() < time(7, 30) else today
+        # Plugged in at 19:00, leaving at 07:30: until 01:30 that is the car of last evening, already plugged
+        # in with six hours or more to charge; later, tonight's (a plan asks a car leaving after its horizon
+        # the share of its energy the horizon bears). Last evening's car seeded at 05:00 could not take its
+        # energy in what is left of the night.
+        evening = today - timedelta(days=1) if timezone.now().astimezone(tz).time() < time(1, 30) else today
         services.ev_session_save(session, {
             "vehicle_name": "Demo car", "arrival": datetime.combine(evening, time(19), tzinfo=tz),
             "departure": datetime.combine(evening + timedelta(days=1), time(7, 30), tzinfo=tz),
