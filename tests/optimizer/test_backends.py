@@ -96,11 +96,17 @@ def test_variants_agree(kind):
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(homes())
 def test_random_homes(d):
-    # agreement, not speed: a loaded machine once left CP-SAT at a 3.9e-4 gap after 10 s on a home it
-    # proves in 2.8 s alone (bench.optimizer times the backends)
-    p, r = both(d, time_limit_s=30)
+    # Issue 11: the backends agree within 1e-4 wherever both prove optimality. HiGHS must prove these homes;
+    # CP-SAT did not always within the limit (a 3.9e-4 gap after 10 s under load on a home it proves in
+    # 2.8 s alone; a 1e-3 gap after 30 s once in a full `make test`, a home drawn there only), and its plan
+    # is then held to being valid (`both` re-checks it) and no better than the proven optimum.
+    p, r = both(d, time_limit_s=30, proven=("milp",))
     m, c = r["milp"], r["cpsat"]
-    assert agree(m.objective_value, c.objective_value), (m.objective_value, c.objective_value)
+    if c.status == Status.OPTIMAL or (c.stats.gap is not None and c.stats.gap <= 1e-4):
+        assert agree(m.objective_value, c.objective_value), (m.objective_value, c.objective_value)
+    else:
+        assert c.objective_value >= m.objective_value - 1e-4 * max(abs(m.objective_value), 1.0), (
+            m.objective_value, c.objective_value)
     bl = baseline(p)
     if bl.feasible and p.objective.kind == "economic":
         # tie-breaks are ~1e-6 EUR per slot; the baseline has no objective of its own
