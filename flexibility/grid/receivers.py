@@ -6,7 +6,7 @@ from django.dispatch import receiver
 from flexibility.planning.models import RunTrigger
 from flexibility.planning.signals import committed_bounds, open_request_end, schedules_stored
 
-from .selectors import activations_end, committed_shares
+from .selectors import activations_end, committed_shares_of_homes
 from .services import enqueue_offer_builds
 
 
@@ -30,6 +30,6 @@ def activation_end(sender, home, now, **kwargs):
 
 
 @receiver(committed_bounds, dispatch_uid="grid.committed_bounds")
-def share_bounds(sender, home, start, end, **kwargs):
-    """A re-plan keeps to the activation shares the home was planned to follow."""
-    return committed_shares(home, start, end)
+def share_bounds(sender, home_ids, start, end, **kwargs):
+    """A plan keeps to the activation shares its home was planned to follow."""
+    return committed_shares_of_homes(home_ids, start, end)

@@ -8,17 +8,18 @@ from datetime import date, datetime, time, timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
-from django.db.models import Count
+from django.db.models import Count, Max
 from django.utils import timezone
 
 from devices.models import Home
 from energy_manager.errors import Conflict, NotFound, Unprocessable
 from flexibility.optimizer import envelope, problem_from_dict
-from flexibility.planning.models import OptimizationRun, RunStatus, RunTrigger
+from flexibility.planning.models import OptimizationRun, RunStatus, RunTrigger, Schedule
 from flexibility.planning.problem_builder import HomeInputs, MissingData, build_problem, input_hash, load_inputs
 from flexibility.planning.selectors import grid_request_from_bounds
 from flexibility.planning.services import (
-    describe_exception, execute_run, fail_run, solve_problem, store_outcomes, store_result, submit_run,
+    describe_exception, execute_run, fail_run, schedule_reoptimization, solve_problem, store_outcomes, store_result,
+    submit_run,
 )
 from flexibility.planning.services.runs import ensure_forecasts_many
 from flexibility.planning.slots import RESOLUTION_MIN, SLOT, local_day_horizon, slot_count
@@ -537,9 +538,10 @@ def record_share_plans(run_ids: list[int]) -> dict[int, str]:
     """`record_share_plan` for the shares of many finished runs: one locked read, one UPDATE, each
     activation settled once. Returns each share's status."""
     shares = list(ActivationShare.objects.select_for_update(of=("self",)).filter(
-        run_id__in=run_ids, status=ShareStatus.QUEUED).select_related("activation", "run", "run__schedule"))
+        run_id__in=run_ids, status=ShareStatus.QUEUED).select_related("activation", "offer", "run", "run__schedule"))
+    behind = _plans_left_behind(shares)
     for share in shares:
-        _share_outcome(share, share.run)
+        _share_outcome(share, share.run, behind.get(share.pk))
     ActivationShare.objects.bulk_update(shares, ["planned_kw", "status", "message"])
     for activation in {share.activation_id: share.activation for share in shares}.values():
         _settle(activation)
@@ -563,15 +565,52 @@ def record_share_plan(share_id: int, run) -> ActivationShare:
     if run.status in (RunStatus.QUEUED, RunStatus.RUNNING):
         share.save()
         return share
-    _share_outcome(share, run)
+    _share_outcome(share, run, _plans_left_behind([share]).get(share.pk))
     share.save()
     _settle(share.activation)
     return share
 
 
-def _share_outcome(share: ActivationShare, run: OptimizationRun) -> None:
-    """The share's status, message and planned net import from its finished run (not saved)."""
-    if run.status == RunStatus.SUCCEEDED and hasattr(run, "schedule"):
+def _plans_left_behind(shares: list[ActivationShare]) -> dict[int, str]:
+    """Shares (locked, still queued) whose plan was overtaken while it was made: since their problem was built,
+    another share of the home was planned, or a later plan of the home was stored (which was built without
+    this share). Each such home is re-planned with every commitment it keeps. Returns, per share pk, why the
+    share contradicts a share planned meanwhile (the share is then infeasible), or "" (the share stands).
+
+    The homes' rows are locked in id order, as storing a plan locks them: of two shares of one home recorded at
+    once, or a share recorded while a plan is stored, the later one sees the earlier."""
+    done = [share for share in shares if share.run.status == RunStatus.SUCCEEDED and hasattr(share.run, "schedule")]
+    if not done:
+        return {}
+    homes = sorted({share.home_id for share in done})
+    list(Home.objects.select_for_update().filter(pk__in=homes).order_by("pk").values_list("pk", flat=True))
+    committed = sel.committed_shares_of_homes(homes, min(share.offer.start for share in done),
+                                              max(share.offer.end for share in done))
+    newest = dict(Schedule.objects.filter(home_id__in=homes).order_by().values("home_id")
+                  .annotate(last=Max("pk")).values_list("home_id", "last"))
+    out, replan = {}, set()
+    for share in done:
+        try:
+            request = share_grid_request(share, share.offer, committed.get(share.home_id, []))[2]
+        except SharesContradict as exc:
+            out[share.pk] = exc.message
+            replan.add(share.home_id)
+            continue
+        if request != share.run.problem.get("grid_request") or newest[share.home_id] != share.run.schedule.pk:
+            out[share.pk] = ""
+            replan.add(share.home_id)
+    for home_id in replan:
+        schedule_reoptimization(home_id, "two plans of the home were made at once, each without the other's "
+                                         "activation")
+    return out
+
+
+def _share_outcome(share: ActivationShare, run: OptimizationRun, contradicts: str | None = None) -> None:
+    """The share's status, message and planned net import from its finished run (not saved); `contradicts`
+    names the share planned meanwhile that this one excludes (`_plans_left_behind`)."""
+    if contradicts:
+        share.status, share.message = ShareStatus.INFEASIBLE, contradicts
+    elif run.status == RunStatus.SUCCEEDED and hasattr(run, "schedule"):
         act, schedule = share.activation, run.schedule
         first = int((act.start - schedule.start).total_seconds()) // (schedule.resolution_minutes * 60)
         share.planned_kw = [float(v) for v in schedule.net_import_kw[first:first + act.slots]]

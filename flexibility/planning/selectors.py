@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Optional
 
+from django.conf import settings
 from django.db.models import Exists, Max, OuterRef, QuerySet
 from django.shortcuts import get_object_or_404
 
@@ -89,15 +90,25 @@ def open_requests_end(home: Home, now: datetime) -> Optional[datetime]:
     return max((end for end in ends if end is not None), default=None)
 
 
-def committed_grid_request(home: Home, start: datetime, slots: int, penalty_eur_per_kwh: float) -> Optional[dict]:
-    """The bounds on net import the home committed to (`signals.committed_bounds`), on the re-plan's
-    slots, as a soft `grid_request` (FORMAT.md): kept whenever the devices allow it, yet a home whose
-    situation changed (a car that arrived) still gets a plan."""
+def committed_grid_requests(horizons: dict[int, tuple[datetime, int]],
+                            penalty_eur_per_kwh: Optional[float] = None) -> dict[int, Optional[dict]]:
+    """Per home id, the bounds on net import the home committed to (`signals.committed_bounds`) on its plan's
+    slots (start, number of 15-minute slots), as a soft `grid_request` (FORMAT.md), or None: kept whenever
+    the devices allow it, yet a home whose situation changed (a car that arrived) still gets a plan.
+    One question for all the homes (a day-ahead chunk, the runs stored together)."""
+    if not horizons:
+        return {}
+    penalty = settings.ACTIVATION_REPLAN_PENALTY_EUR_PER_KWH if penalty_eur_per_kwh is None else penalty_eur_per_kwh
     step = timedelta(minutes=RESOLUTION_MIN)
-    series = [s for _, answers in signals.committed_bounds.send(sender=Home, home=home, start=start,
-                                                                 end=start + step * slots)
-              for s in answers or []]
-    return grid_request_from_bounds(series, start, slots, RESOLUTION_MIN, penalty_eur_per_kwh)
+    span_start = min(start for start, _ in horizons.values())
+    span_end = max(start + step * slots for start, slots in horizons.values())
+    series: dict[int, list[dict]] = {}
+    for _, answers in signals.committed_bounds.send(sender=Home, home_ids=list(horizons), start=span_start,
+                                                    end=span_end):
+        for home_id, bounds in (answers or {}).items():
+            series.setdefault(home_id, []).extend(bounds)
+    return {home_id: grid_request_from_bounds(series.get(home_id, []), start, slots, RESOLUTION_MIN, penalty)
+            for home_id, (start, slots) in horizons.items()}
 
 
 def grid_request_from_bounds(series: list[dict], start: datetime, slots: int, resolution_minutes: int,

@@ -28,8 +28,8 @@ schedules_stored = Signal()
 # and EV sessions; grid answers for its activations.
 open_request_end = Signal()
 
-# kwargs: home (Home), start (datetime), end (datetime). Asked when a re-plan is recorded: each receiver
-# answers with the net-import bounds the home has committed to over that span, as a list of
-# {"start", "resolution_minutes", "min_kw", "max_kw"} (null = free slot), or None. Grid answers for the
-# activation shares the home was planned to follow, so a re-plan does not silently drop them.
+# kwargs: home_ids (list[int]), start (datetime), end (datetime). Asked when plans are built and again when
+# they are stored: each receiver answers, per home id, the net-import bounds the home has committed to over
+# that span, as a list of {"start", "resolution_minutes", "min_kw", "max_kw"} (null = free slot), or None.
+# Grid answers for the activation shares the homes were planned to follow, so no plan silently drops them.
 committed_bounds = Signal()

@@ -17,7 +17,8 @@ from .. import problem_builder, selectors, signals
 from ..models import FleetRun, OptimizationRun, RunStatus, RunTrigger
 from ..slots import local_day_horizon
 from .runs import (
-    bulk_create_json, describe_exception, ensure_forecasts_many, fail_run, solve_problem, store_outcomes,
+    add_commitments, bulk_create_json, describe_exception, ensure_forecasts_many, fail_run, solve_problem,
+    store_outcomes,
 )
 from energy_manager import clock
 
@@ -131,24 +132,27 @@ def _record_runs(fleet: FleetRun, homes: list[Home], out: dict[str, int], task_i
         inputs.update(problem_builder.load_inputs(unread, min(horizons[h.pk][0] for h in unread),
                                                   max(horizons[h.pk][1] for h in unread)))
     now = timezone.now()
-    rows = []
+    rows, problems = [], {}
+    common = {home.pk: dict(home=home, trigger=RunTrigger.DAY_AHEAD, horizon_start=horizons[home.pk][0],
+                            horizon_end=horizons[home.pk][1], fleet_run=fleet) for home in homes}
     for home in homes:
         start, end = horizons[home.pk]
-        common = dict(home=home, trigger=RunTrigger.DAY_AHEAD, horizon_start=start, horizon_end=end, fleet_run=fleet)
         try:
-            problem = problem_builder.build_problem(home, start, end, now=clock.now(), inputs=inputs[home.pk])
+            problems[home.pk] = problem_builder.build_problem(home, start, end, now=clock.now(), inputs=inputs[home.pk])
         except Exception as exc:  # MissingData and any other bad data: this home only
             missing = isinstance(exc, problem_builder.MissingData)
             if not missing:
                 logger.exception("day-ahead problem of home %s could not be built", home.pk)
             out["missing_data" if missing else "error"] += 1
             rows.append(OptimizationRun(status=RunStatus.FAILED, input_hash="", problem={}, finished_at=now,
-                                        error=str(exc) if missing else f"{type(exc).__name__}: {exc}", **common))
-            continue
+                                        error=str(exc) if missing else f"{type(exc).__name__}: {exc}",
+                                        **common[home.pk]))
+    add_commitments(problems)
+    for home_id, problem in problems.items():
         rows.append(OptimizationRun(
             status=RunStatus.RUNNING, problem=problem, input_hash=problem_builder.input_hash(problem, backend, limit),
             backend=backend, time_limit_s=limit, attempts=1, started_at=now, last_enqueued_at=now, task_id=task_id,
-            **common))
+            **common[home_id]))
         out["submitted"] += 1
     with transaction.atomic():
         bulk_create_json(OptimizationRun, rows)

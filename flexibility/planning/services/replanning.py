@@ -106,12 +106,9 @@ def _reoptimize(home_id: int, reason: str) -> Optional[OptimizationRun]:
     start, base = covering_horizon(now, None, base_end=plan_end)
     _, end = covering_horizon(now, selectors.open_requests_end(home, now), base_end=plan_end)
     for horizon_end in dict.fromkeys([end, base]):  # the requests' horizon, else (data missing) the plan's
-        slots = int((horizon_end - start) / timedelta(minutes=RESOLUTION_MIN))
-        committed = selectors.committed_grid_request(home, start, slots,
-                                                     settings.ACTIVATION_REPLAN_PENALTY_EUR_PER_KWH)
         try:
             run, _ = submit_run(home, trigger=RunTrigger.REOPTIMIZE, horizon_start=start, horizon_end=horizon_end,
-                                refresh_forecasts=True, grid_request=committed)
+                                refresh_forecasts=True)
         except MissingData as exc:
             notify(home, "plan_not_updated", f"Your plan could not be made up to {horizon_end.isoformat()} "
                    f"after {reason}: {exc}", {"reason": reason, "until": horizon_end.isoformat()})

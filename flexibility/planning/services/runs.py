@@ -24,7 +24,7 @@ from flexibility.notifications.services import notify_many
 from flexibility.optimizer import ProblemError, problem_from_dict, solve
 from flexibility.optimizer.reasons import plan_reasons
 
-from .. import problem_builder, signals
+from .. import problem_builder, selectors, signals
 from ..models import FINAL_RUN_STATUSES, FleetRun, OptimizationRun, RunStatus, RunTrigger, Schedule
 from ..slots import MAX_HORIZON_H, RESOLUTION_MIN, default_horizon, floor_to_slot
 from .dispatch import act_on_schedules
@@ -71,6 +71,8 @@ def submit_run(
         inputs = None  # the default horizon is taken again below, maybe one slot later: read its rows anew
     problem = problem_builder.build_problem(home, horizon_start, horizon_end, objective=objective,
                                             grid_request=grid_request, inputs=inputs)
+    if grid_request is None:
+        add_commitments({home.pk: problem})
     digest = problem_builder.input_hash(problem, backend, time_limit_s)
     if not force:
         since = timezone.now() - timedelta(seconds=settings.OPTIMIZATION_DEDUP_WINDOW_S)
@@ -89,6 +91,17 @@ def submit_run(
     if enqueue:
         enqueue_run(run)
     return run, True
+
+
+def add_commitments(problems: dict[int, dict]) -> None:
+    """Give each home's problem the bounds its home committed to (planned activation shares) as a soft grid
+    request, whatever asked for the plan: a plan that dropped them would break the home's promise. An
+    activation's own problem carries them already, with its own bounds, as a hard request."""
+    requests = selectors.committed_grid_requests(
+        {home_id: (datetime.fromisoformat(p["start"]), p["slots"]) for home_id, p in problems.items()})
+    for home_id, request in requests.items():
+        if request is not None:
+            problems[home_id]["grid_request"] = request
 
 
 def _forecast_missing(inputs: problem_builder.HomeInputs, start: datetime, slots: int) -> bool:
@@ -255,6 +268,7 @@ def store_outcomes(outcomes: list[tuple[OptimizationRun, dict]]) -> None:
             run.status = RunStatus.FAILED
             run.error = (f"The solver found no plan within {run.time_limit_s:g} s ({status})."
                          if status == "NO_SOLUTION_IN_TIME" else f"Unexpected solver status {status!r}.")
+    moved = _commitments_moved([run for run, _ in outcomes if run.status == RunStatus.SUCCEEDED])
     bulk_create_json(Schedule, schedules)
     act_on_schedules(schedules)
     notify_many(notes)
@@ -267,8 +281,27 @@ def store_outcomes(outcomes: list[tuple[OptimizationRun, dict]]) -> None:
             metrics.observe_solve(seconds, backend, status)
 
     transaction.on_commit(observe)
+    if moved:
+        from .replanning import schedule_reoptimization  # replanning submits through this module
+        for home_id in moved:
+            schedule_reoptimization(home_id, "an activation was planned while this plan was being made")
     if schedules:
         signals.schedules_stored.send(sender=OptimizationRun, schedules=schedules)
+
+
+def _commitments_moved(runs: list[OptimizationRun]) -> list[int]:
+    """The homes whose plan stored now was built before a change of the bounds they committed to (an activation
+    share planned since): the plan is stored, and a re-plan that keeps every commitment follows. The homes'
+    rows stay locked to the end of the transaction, in id order, as an activation share's outcome locks its
+    home: of a share recorded and a plan stored at the same time, the later one sees the earlier. An
+    activation's own runs are checked by grid when their share is recorded."""
+    latest = {run.home_id: run for run in runs if run.trigger != RunTrigger.ACTIVATION}
+    if not latest:
+        return []
+    list(Home.objects.select_for_update().filter(pk__in=latest).order_by("pk").values_list("pk", flat=True))
+    now = selectors.committed_grid_requests(
+        {home_id: (run.horizon_start, int(run.problem["slots"])) for home_id, run in latest.items()})
+    return [home_id for home_id, run in latest.items() if now[home_id] != run.problem.get("grid_request")]
 
 
 def bulk_create_json(model: type[models.Model], rows: list) -> None:
