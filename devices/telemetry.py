@@ -348,7 +348,7 @@ _DAYS_SQL = f"""
                    zone="h.timezone")} AS first_slot
           FROM devices_home h LEFT JOIN unnest(%(homes)s::bigint[], %(first_days)s::date[]) AS x(home_id, first_day)
                ON x.home_id = h.id
-         WHERE %(only)s::bigint[] IS NULL OR h.id = ANY(%(only)s::bigint[])
+         WHERE (%(only)s::bigint[] IS NULL OR h.id = ANY(%(only)s::bigint[])) AND h.id <> ALL(%(skip)s::bigint[])
     ), slots AS (
         SELECT r.home_id, r.device_id, r.samples, r.power_w_max, r.soc_pct_last, r.soc_at, r.temperature_samples,
                r.temperature_c_sum, g.zone, g.complete_before, (r.slot_start AT TIME ZONE g.zone)::date AS day,
@@ -441,18 +441,22 @@ def roll_up_days(now: datetime, days_back: int, backfill_homes: int = BACKFILL_H
         # Every home's recent days over one time range (a constant bound: the planner prunes partitions and
         # reads that range, not every roll-up of every home); homes with older days to do (a backfill, a
         # very late row) in a statement of their own, which reads them through the (home, slot) index.
-        written = _rebuild_days(cur, params, usual, near, only=None)
+        written = _rebuild_days(cur, params, usual, near, only=None, skip=sorted(far))
         if far:
             written += _rebuild_days(cur, params, min(far.values()), far, only=sorted(far))
         cur.execute(_ADVANCE_SQL, {**params, "homes": sorted(first_days)})
     return written
 
 
-def _rebuild_days(cur, params: dict, first: date, first_days: dict[int, date], only: Optional[list[int]]) -> int:
+def _rebuild_days(cur, params: dict, first: date, first_days: dict[int, date], only: Optional[list[int]],
+                  skip: Sequence[int] = ()) -> int:
+    """Rebuild the days of the homes `only` (None: every home but those in `skip`, which the caller rebuilds
+    from an earlier day); `first_days`: the homes whose first day to do is not the usual one."""
     homes = sorted(first_days)
     earliest = datetime(first.year, first.month, first.day, tzinfo=UTC) - timedelta(days=1)
     cur.execute(DAYS_SQL if only is None else DAYS_BY_HOME_SQL, {
-        **params, "earliest": earliest, "homes": homes, "only": only, "first_days": [first_days[h] for h in homes]})
+        **params, "earliest": earliest, "homes": homes, "only": only, "skip": list(skip),
+        "first_days": [first_days[h] for h in homes]})
     return cur.rowcount
 
 

@@ -158,6 +158,15 @@ def test_days_long_before_the_job_are_backfilled_home_by_home(autumn_days):
     assert_same(read(homes, start, slots), from_rollups)
 
 
+def test_a_backfilled_home_s_days_are_written_once(autumn_days):
+    """A home backfilled from days before the job's usual range is left out of the statement over that range,
+    which its own statement covers too: every day row is written once, and the job counts what it wrote."""
+    assert not MeasurementDay.objects.exists()
+    written = roll_up_telemetry_days(now=JOB_AT, days_back=0, backfill_homes=10)
+    assert written == MeasurementDay.objects.count() > 0
+    assert MeasurementDay.objects.filter(day=AUTUMN + timedelta(days=2)).exists()  # today's too, in progress
+
+
 @pytest.fixture
 def default_tariffs():
     """The built-in tariffs, which an earlier transactional test's flush may have removed."""
