@@ -226,7 +226,7 @@ DAY_COMPLETE_MARGIN_S = 1800
 # to the oldest of them (locked in home order, as the day job locks them).
 LATE_ROWS_SQL = """
     WITH late AS (SELECT home_id, min(time) AS at FROM telemetry_stage
-                   WHERE time < %(now)s::timestamptz - %(age_s)s * interval '1 second' GROUP BY home_id),
+                   WHERE time < %(cutoff)s GROUP BY home_id),
          locked AS (SELECT c.home_id, late.at FROM devices_daycoverage c JOIN late ON late.home_id = c.home_id
                      WHERE c.complete_until > late.at ORDER BY c.home_id FOR UPDATE OF c)
     UPDATE devices_daycoverage c SET complete_until = locked.at FROM locked WHERE c.home_id = locked.home_id"""
@@ -280,7 +280,9 @@ def write_batch(rows: list[tuple]) -> None:
             for row in rows:
                 copy.write_row(row)
         cur.execute(STORE_SQL)
-        cur.execute(LATE_ROWS_SQL, {"now": clock.now(), "age_s": LATE_ROW_AGE_S})
+        cutoff = clock.now() - timedelta(seconds=LATE_ROW_AGE_S)
+        if rows and min(row[2] for row in rows) < cutoff:  # rows arrive within seconds: mostly no statement
+            cur.execute(LATE_ROWS_SQL, {"cutoff": cutoff})
         cur.execute("DELETE FROM telemetry_stage")  # a caller may write more batches before it commits
 
 
