@@ -81,6 +81,16 @@ def heat_pump_share(cp: Compiled) -> bool:
             and not any(em.slots for em in cp.evs))
 
 
+def second_backend(cp: Compiled, first: str) -> str:
+    """The other backend; CP-SAT again, from its own plan and that plan's peak cuts, on a home whose only decisions
+    are cycle starts under a capacity charge (`cpsat.peak_rounds`; README "Many cycles")."""
+    if first == "cpsat":
+        from .backends.cpsat import peak_rounds
+
+        return "cpsat" if peak_rounds(cp) else "milp"
+    return "cpsat"
+
+
 def run_backend(cp: Compiled, backend: str, time_limit_s: float, threads: int = 1,
                 start: Optional[Schedule] = None, **kw: Any) -> BackendResult:
     """One backend on the compiled problem; `start` is another plan to begin from (hint / incumbent)."""
@@ -103,9 +113,11 @@ def portfolio_runner(cp: Compiled, backend: str, time_limit_s: float, threads: i
     can report an objective and bound that do not belong to the solution it returns (README "Choosing a
     backend"), so HiGHS takes only the plan's objective, lowered by half the gap, as a cutoff: it searches
     for something better and, finding nothing, proves the plan within the gap."""
-    if backend == "cpsat" or start is None:
-        return run_backend(cp, backend, time_limit_s, threads, start if backend == "cpsat" else None)
+    if start is None:
+        return run_backend(cp, backend, time_limit_s, threads)
     ev = evaluate(cp.problem, start, cp)
+    if backend == "cpsat":
+        return run_backend(cp, backend, time_limit_s, threads, start, cutoff=ev.objective if ev.feasible else None)
     if not ev.feasible:  # only a plan that keeps every requirement bounds the optimum
         return run_backend(cp, backend, time_limit_s, threads)
     return run_backend(cp, backend, time_limit_s, threads, cutoff=ev.objective - 0.5 * GAP * abs(ev.objective))
@@ -130,7 +142,7 @@ def solve_portfolio(cp: Compiled, time_limit_s: float, threads: int = 1, *, firs
     t0 = time.perf_counter()
     deadline = t0 + time_limit_s
     a = first or choose_backend(cp)
-    b = "cpsat" if a == "milp" else "milp"
+    b = second_backend(cp, a)
     slice0 = first_slice_s if first_slice_s is not None else max(MIN_FIRST_SLICE_S, first_share(cp, a) * time_limit_s)
     rounds = [(a, min(slice0, time_limit_s)), (b, 1.0)]  # round 0 in seconds, round 1: share of what is left
     best: Optional[_Plan] = None
