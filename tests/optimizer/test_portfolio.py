@@ -177,3 +177,21 @@ def test_backend_rule_for_heaters(home, first, share):
     cp = compile_problem(problem_from_dict(strip_meta(random_home(int(seed), kind))))
     assert portfolio.choose_backend(cp) == first
     assert portfolio.first_share(cp, first) == getattr(portfolio, share)
+
+
+def test_cycle_homes_search_and_second_round():
+    """Homes whose only decisions are cycle starts: CP-SAT's default search even with exclusive import-or-export
+    slots (`many_cycles_4k6-173`: quick restarts left it unproven), and under a capacity charge CP-SAT again as the
+    second round, from the first plan with its peak cuts (`many_cycles_4k6-233`); with a battery, as before."""
+    from flexibility.optimizer import portfolio
+    from flexibility.optimizer.backends.cpsat import CpsatModel, peak_rounds, restart_search
+    from tests.factories.random_homes import random_home, strip_meta
+
+    homes = {h: compile_problem(problem_from_dict(strip_meta(random_home(int(h.rsplit("-", 1)[1]), h.rsplit("-", 1)[0]))))
+             for h in ("many_cycles_4k6-173", "many_cycles_4k6-233", "many_cycles_4k6-149", "battery-122")}
+    assert CpsatModel(homes["many_cycles_4k6-173"]).exclusive and not restart_search(homes["many_cycles_4k6-173"])
+    assert restart_search(homes["battery-122"])
+    assert peak_rounds(homes["many_cycles_4k6-233"]) and portfolio.second_backend(homes["many_cycles_4k6-233"], "cpsat") == "cpsat"
+    assert not peak_rounds(homes["many_cycles_4k6-149"])  # ecologic: the capacity charge costs nothing there
+    assert portfolio.second_backend(homes["many_cycles_4k6-149"], "cpsat") == "milp"
+    assert portfolio.second_backend(homes["battery-122"], "milp") == "cpsat"

@@ -734,8 +734,6 @@ def solve_cpsat(cp: Compiled, time_limit_s: float = 5.0, *, workers: int = 1, sy
         u = math.floor((cutoff + 0.5 * rel_gap_limit * abs(cutoff) - mm.offset + mm.rounding) * mm.K) + 1
         detail["cutoff"] = cutoff
         detail["peak_cliques"] = peak_cuts(mm, u)
-        obj = mm.md.proto.objective
-        mm.md.add(sum(k * mm.md.get_int_var_from_proto_index(v) for v, k in zip(obj.vars, obj.coeffs)) <= u)
     build_ms = (time.perf_counter() - t0) * 1000
     s = _solver(mm, cp, workers, rel_gap_limit, time_limit_s - build_ms / 1000)
     t1 = time.perf_counter()
