@@ -153,6 +153,8 @@ def solve_portfolio(cp: Compiled, time_limit_s: float, threads: int = 1, *, firs
         left = deadline - time.perf_counter()
         if k > 0 and left < 0.05:
             break
+        if k > 0 and backend == a and best is None:  # no plan to cut from: the other backend after all
+            backend = "cpsat" if a == "milp" else "milp"
         budget = share if k == 0 else (left if k == len(rounds) - 1 else share * left)
         t = time.perf_counter()
         res = runner(cp, backend, max(0.05, budget), threads, best.result.schedule if best else None)
