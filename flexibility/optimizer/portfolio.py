@@ -115,9 +115,14 @@ def portfolio_runner(cp: Compiled, backend: str, time_limit_s: float, threads: i
     for something better and, finding nothing, proves the plan within the gap."""
     if start is None:
         return run_backend(cp, backend, time_limit_s, threads)
-    ev = evaluate(cp.problem, start, cp)
     if backend == "cpsat":
+        from .backends.cpsat import peak_rounds
+
+        if not peak_rounds(cp):
+            return run_backend(cp, backend, time_limit_s, threads, start)
+        ev = evaluate(cp.problem, start, cp)  # the plan's objective gives CP-SAT its peak cuts
         return run_backend(cp, backend, time_limit_s, threads, start, cutoff=ev.objective if ev.feasible else None)
+    ev = evaluate(cp.problem, start, cp)
     if not ev.feasible:  # only a plan that keeps every requirement bounds the optimum
         return run_backend(cp, backend, time_limit_s, threads)
     return run_backend(cp, backend, time_limit_s, threads, cutoff=ev.objective - 0.5 * GAP * abs(ev.objective))
