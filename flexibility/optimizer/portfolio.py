@@ -81,6 +81,16 @@ def heat_pump_share(cp: Compiled) -> bool:
             and not any(em.slots for em in cp.evs))
 
 
+def second_backend(cp: Compiled, first: str) -> str:
+    """The other backend; CP-SAT again, from its own plan and that plan's peak cuts, on a home whose only decisions
+    are cycle starts under a capacity charge (`cpsat.peak_rounds`; README "Many cycles")."""
+    if first == "cpsat":
+        from .backends.cpsat import peak_rounds
+
+        return "cpsat" if peak_rounds(cp) else "milp"
+    return "cpsat"
+
+
 def run_backend(cp: Compiled, backend: str, time_limit_s: float, threads: int = 1,
                 start: Optional[Schedule] = None, **kw: Any) -> BackendResult:
     """One backend on the compiled problem; `start` is another plan to begin from (hint / incumbent)."""
@@ -103,8 +113,15 @@ def portfolio_runner(cp: Compiled, backend: str, time_limit_s: float, threads: i
     can report an objective and bound that do not belong to the solution it returns (README "Choosing a
     backend"), so HiGHS takes only the plan's objective, lowered by half the gap, as a cutoff: it searches
     for something better and, finding nothing, proves the plan within the gap."""
-    if backend == "cpsat" or start is None:
-        return run_backend(cp, backend, time_limit_s, threads, start if backend == "cpsat" else None)
+    if start is None:
+        return run_backend(cp, backend, time_limit_s, threads)
+    if backend == "cpsat":
+        from .backends.cpsat import peak_rounds
+
+        if not peak_rounds(cp):
+            return run_backend(cp, backend, time_limit_s, threads, start)
+        ev = evaluate(cp.problem, start, cp)  # the plan's objective gives CP-SAT its peak cuts
+        return run_backend(cp, backend, time_limit_s, threads, start, cutoff=ev.objective if ev.feasible else None)
     ev = evaluate(cp.problem, start, cp)
     if not ev.feasible:  # only a plan that keeps every requirement bounds the optimum
         return run_backend(cp, backend, time_limit_s, threads)
@@ -130,7 +147,7 @@ def solve_portfolio(cp: Compiled, time_limit_s: float, threads: int = 1, *, firs
     t0 = time.perf_counter()
     deadline = t0 + time_limit_s
     a = first or choose_backend(cp)
-    b = "cpsat" if a == "milp" else "milp"
+    b = second_backend(cp, a)
     slice0 = first_slice_s if first_slice_s is not None else max(MIN_FIRST_SLICE_S, first_share(cp, a) * time_limit_s)
     rounds = [(a, min(slice0, time_limit_s)), (b, 1.0)]  # round 0 in seconds, round 1: share of what is left
     best: Optional[_Plan] = None
@@ -141,6 +158,8 @@ def solve_portfolio(cp: Compiled, time_limit_s: float, threads: int = 1, *, firs
         left = deadline - time.perf_counter()
         if k > 0 and left < 0.05:
             break
+        if k > 0 and backend == a and best is None:  # no plan to cut from: the other backend after all
+            backend = "cpsat" if a == "milp" else "milp"
         budget = share if k == 0 else (left if k == len(rounds) - 1 else share * left)
         t = time.perf_counter()
         res = runner(cp, backend, max(0.05, budget), threads, best.result.schedule if best else None)

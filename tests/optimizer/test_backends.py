@@ -386,3 +386,39 @@ def test_heater_cuts_keep_the_optimum(prices, kwp, limit_kw, min_run, circuit, e
     if kwp >= 4.0:
         assert slot_cost_floors(cp)
     assert_cuts_keep_the_optimum(cp, mip_rel_gap=1e-9)
+
+
+@settings(max_examples=12, deadline=None, phases=[Phase.explicit, Phase.generate],
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 14), st.integers(4, 10)), min_size=2, max_size=2),
+       st.lists(st.sampled_from([-0.05, 0.08, 0.12, 0.3]), min_size=24, max_size=24),
+       st.sampled_from([30, 60, 90]), st.sampled_from([0.0, 1.5]), st.sampled_from([None, False, True]))
+@example([(0, 10), (4, 4)], [0.3] * 4 + [0.08] * 6 + [0.3] * 14, 60, 0.0, None)
+@example([(8, 8), (10, 6)], [0.3] * 8 + [0.08] * 8 + [0.3] * 8, 30, 0.0, True)
+def test_peak_cuts_keep_the_optimum(spans, prices, window_min, peak_floor_kw, pv):
+    """The peak cuts CP-SAT gets from a plan under a capacity charge (cpsat.peak_cuts: the peak a plan at least
+    as good may have, the starts that cannot share a metering window under it) remove no plan at least as good:
+    given the optimum itself (HiGHS, the plain model) as hint and cutoff, the tightest case, CP-SAT with the cuts
+    proves the same objective. With negative prices, PV (curtailable or not) and export paid above some import
+    prices (the exclusive slots whose export the objective floor bounds). Fails when the cuts are made stronger
+    (the floor raised by 1 %, the room in a window lowered by 1 %)."""
+    from flexibility.optimizer.backends.cpsat import peak_rounds, solve_cpsat
+    from flexibility.optimizer.compile import compile_problem
+    from flexibility.optimizer.evaluate import evaluate
+
+    d = _cycles_home([(a, min(24, a + n)) for a, n in spans], prices)
+    d["capacity_charges"] = [{"start": "2026-03-01T00:00:00+00:00", "end": "2026-04-01T00:00:00+00:00",
+                              "price_eur_per_kw": 4.0, "window_min": window_min, "peak_floor_kw": peak_floor_kw}]
+    if pv is not None:
+        d["site"]["export_price_eur_per_kwh"] = [0.1] * 24
+        d["pv"] = [{"id": "pv", "device": "PV", "name": "Roof", "curtailable": pv,
+                    "forecast_kw": [max(0.0, round(2.5 - abs(t - 12) * 0.5, 3)) for t in range(24)]}]
+    p = problem_from_dict(d)
+    cp = compile_problem(p)
+    assert peak_rounds(cp)
+    opt = highs_without_and_with_cycle_cuts(cp, mip_rel_gap=1e-9)[0]
+    assume(opt.status == Status.OPTIMAL)
+    cutoff = evaluate(p, opt.schedule, cp).objective
+    c = solve_cpsat(cp, 20, hint=opt.schedule, cutoff=cutoff)
+    assert "peak_cliques" in c.detail
+    assert c.status == Status.OPTIMAL and agree(c.objective, opt.objective), (c.status, c.objective, opt.objective)

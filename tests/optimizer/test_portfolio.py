@@ -177,3 +177,47 @@ def test_backend_rule_for_heaters(home, first, share):
     cp = compile_problem(problem_from_dict(strip_meta(random_home(int(seed), kind))))
     assert portfolio.choose_backend(cp) == first
     assert portfolio.first_share(cp, first) == getattr(portfolio, share)
+
+
+def test_cycle_homes_search_and_second_round():
+    """Homes whose only decisions are cycle starts: CP-SAT's default search even with exclusive import-or-export
+    slots (`many_cycles_4k6-173`: quick restarts left it unproven), and under a capacity charge CP-SAT again as the
+    second round, from the first plan with its peak cuts (`many_cycles_4k6-233`); with a battery, as before."""
+    from flexibility.optimizer import portfolio
+    from flexibility.optimizer.backends.cpsat import CpsatModel, peak_rounds, restart_search
+    from tests.factories.random_homes import random_home, strip_meta
+
+    homes = {h: compile_problem(problem_from_dict(strip_meta(random_home(int(h.rsplit("-", 1)[1]), h.rsplit("-", 1)[0]))))
+             for h in ("many_cycles_4k6-173", "many_cycles_4k6-233", "many_cycles_4k6-149", "battery-122")}
+    assert CpsatModel(homes["many_cycles_4k6-173"]).exclusive and not restart_search(homes["many_cycles_4k6-173"])
+    assert restart_search(homes["battery-122"])
+    assert peak_rounds(homes["many_cycles_4k6-233"]) and portfolio.second_backend(homes["many_cycles_4k6-233"], "cpsat") == "cpsat"
+    assert not peak_rounds(homes["many_cycles_4k6-149"])  # ecologic: the capacity charge costs nothing there
+    assert portfolio.second_backend(homes["many_cycles_4k6-149"], "cpsat") == "milp"
+    assert portfolio.second_backend(homes["battery-122"], "milp") == "cpsat"
+
+
+def test_second_cpsat_round_with_peak_cuts():
+    """A cycle home under a capacity charge: CP-SAT first and unproven, then CP-SAT again from its plan with the
+    plan's peak cuts, which proves the optimum HiGHS proves alone; with no first plan, HiGHS gets the second turn."""
+    from flexibility.optimizer.backends.milp import solve_milp
+
+    from .test_backends import _cycles_home
+
+    d = _cycles_home([(0, 10), (4, 8)], [0.3] * 4 + [0.08] * 6 + [0.3] * 14)
+    d["capacity_charges"] = [{"start": "2026-03-01T00:00:00+00:00", "end": "2026-04-01T00:00:00+00:00",
+                              "price_eur_per_kw": 4.0, "window_min": 60}]
+    cp = compile_problem(problem_from_dict(d))
+    for fault, second in ((unproven, ("cpsat", True)), (nothing, ("milp", False))):
+        calls = []
+
+        def run(cp, backend, time_limit_s, threads, start):
+            res = portfolio_runner(cp, backend, time_limit_s, threads, start)
+            calls.append((backend, start is not None, res.detail.get("peak_cliques")))
+            return fault(res) if len(calls) == 1 else res
+
+        res, _ = solve_portfolio(cp, 20, first="cpsat", runner=run)
+        assert [c[:2] for c in calls] == [("cpsat", False), second]
+        assert (calls[1][2] is not None) == (second[0] == "cpsat")  # the cuts were added
+        opt = solve_milp(cp, 20)
+        assert res.status == Status.OPTIMAL and abs(res.objective - opt.objective) <= 1e-4 * max(1.0, abs(opt.objective))

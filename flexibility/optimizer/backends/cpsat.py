@@ -64,6 +64,7 @@ class CpsatModel:
         self.imp: list = []
         self.exp: list = []
         self.symmetry = symmetry
+        self.peaks: list[tuple[object, int, list[list[int]]]] = []  # capacity charges: (peak, L, windows)
         self.exclusive: list = []  # the exclusive-slot Booleans (battery mode, import or export): issue 14
         for cm in cp.cycles:
             _add_cycle(self, cm)
@@ -83,7 +84,7 @@ class CpsatModel:
         _add_site(self)
         _add_capacity_charges(self)
         self.K = _set_objective(self)
-        if self.exclusive:  # negative prices: decide the few "charge or discharge" Booleans first
+        if self.exclusive and restart_search(cp):  # negative prices: decide the few "charge or discharge" Booleans first
             self.md.add_decision_strategy(self.exclusive, cp_model.CHOOSE_FIRST, cp_model.SELECT_MAX_VALUE)
         if hint is not None:
             self.add_hint(hint)
@@ -135,6 +136,15 @@ class CpsatModel:
             sch.thermal_kw[tid] = [c * s.value(v) / self.W for v, c in terms]
         _extract_physics(self, s, sch)
         return sch
+
+
+def restart_search(cp: Compiled) -> bool:
+    """Whether exclusive "charge or discharge" / "import or export" Booleans get decided first under quick restarts:
+    not when cycle starts are the only decisions (no battery, EV, heater or heat pump), where the default search
+    proved `many_cycles_4k6-173` (fixed PV, export paid above import in 25 slots) in 2.9 s of CPU and the restarts
+    left it at a 0.7 % gap after 7.5 s (README "Many cycles")."""
+    p = cp.problem
+    return bool(p.batteries or p.thermal_storages or p.heat_pumps or any(em.slots for em in cp.evs))
 
 
 def _add_cycle(mm: CpsatModel, cm: CycleModel) -> None:
@@ -581,7 +591,94 @@ def _add_capacity_charges(mm: CpsatModel) -> None:
                 xs = [x for x, _sm in mm.cycle_x[mm.cp.cycles[i].cycle.id]]
                 md.add(peak >= sum(math.floor(f * mm.W * L + 1e-6) * x for f, x in zip(floors, xs)))
         mm.obj.append((peak, money_weight(p) * cc.price_eur_per_kw / (mm.W * L)))
+        mm.peaks.append((peak, L, windows))
         mm.offset -= money_weight(p) * cc.price_eur_per_kw * floor / (mm.W * L)
+
+
+def _least_net_w(mm: CpsatModel) -> list[int]:
+    """Per slot, the least net import (model units) of a home whose only decisions are cycle starts and PV
+    curtailment: base load and fixed cycles minus all PV (`mm.const` less every curtailable PV's forecast)."""
+    least = list(mm.const)
+    for pv in mm.cp.problem.pv:
+        if pv.id in mm.pv_u:
+            for t in range(mm.cp.n):
+                least[t] -= mm.w(pv.forecast_kw[t])
+    return least
+
+
+def _objective_floor(mm: CpsatModel, least: list[int]) -> int:
+    """A lower bound on the integer objective of every plan: each cycle's cheapest start, each other variable at
+    its cheapest value; an export that pays is at most what the home can export at its least net import (with
+    imports paid, the slot's Boolean keeps import and export apart: `_add_site`)."""
+    obj = mm.md.proto.objective
+    coef = dict(zip(obj.vars, obj.coeffs))
+    seen: set[int] = set()
+    total = 0
+    for opts in mm.cycle_x.values():
+        idx = [x.index for x, _sm in opts]
+        seen.update(idx)
+        total += min(coef.get(i, 0) for i in idx)
+    exp_room = {e.index: max(0, -least[t]) for t, e in enumerate(mm.exp)
+                if e is not None and t in mm.cp.exclusive_grid_slots}
+    for i, k in coef.items():
+        if i in seen:
+            continue
+        dom = mm.md.proto.variables[i].domain
+        lo, hi = dom[0], dom[len(dom) - 1]
+        if k < 0 and i in exp_room:
+            hi = min(hi, exp_room[i])
+        total += min(k * lo, k * hi)
+    return total
+
+
+def peak_cuts(mm: CpsatModel, incumbent: int) -> int:
+    """Capacity charges on a home whose only decisions are cycle starts: what a plan at least as good as the
+    incumbent (integer objective `incumbent`) may peak at, and the starts that cannot share a metering window
+    under that peak. The objective floor bounds every other term, so peak <= its least + (incumbent - floor) /
+    its price; a window's import is at least its slots' max(0, least + loads), which grows by at least each
+    start's own increment (max(0, .) is convex), so starts whose increments sum above the room are a clique.
+    Valid for every plan no worse than the incumbent, which keeps the optimum. Returns the cliques added."""
+    least = _least_net_w(mm)
+    floor = _objective_floor(mm, least)
+    obj = mm.md.proto.objective
+    coef = dict(zip(obj.vars, obj.coeffs))
+    cycles = [(mm.cp.cycles[i], mm.cycle_x[cm.cycle.id]) for i, cm in enumerate(mm.cp.cycles) if cm.cycle.id in mm.cycle_x]
+    added = 0
+    for peak, L, windows in mm.peaks:
+        k = coef.get(peak.index, 0)
+        if k <= 0:
+            continue
+        dom = mm.md.proto.variables[peak.index].domain
+        pmax = dom[0] + (incumbent - floor) // k
+        mm.md.add(peak <= pmax)
+        slot_w = {t: w for w, ts in enumerate(windows) for t in ts}
+        items: list[list[tuple[int, object, int]]] = [[] for _ in windows]
+        for ci, (cm, opts) in enumerate(cycles):
+            for (x, _sm), o in zip(opts, cm.options):
+                inc: dict[int, int] = {}
+                for j, pk in enumerate(o.profile_kw):
+                    t = o.first_slot + j
+                    w = slot_w.get(t)
+                    if w is not None and pk:
+                        f = L // len(windows[w])
+                        inc[w] = inc.get(w, 0) + f * (max(0, least[t] + mm.w(pk)) - max(0, least[t]))
+                for w, e in inc.items():
+                    if e > 0:
+                        items[w].append((e, x, ci))
+        for w, ts in enumerate(windows):
+            f = L // len(ts)
+            room = pmax - sum(f * max(0, least[t]) for t in ts)
+            its = sorted(items[w], key=lambda it: -it[0])
+            for e, x, _ci in its:
+                if e > room:
+                    mm.md.add(x == 0)
+            n = 1
+            while n < len(its) and its[n - 1][0] + its[n][0] > room:
+                n += 1
+            if n >= 2 and len({ci for _e, _x, ci in its[:n]}) >= 2:
+                mm.md.add_at_most_one([x for _e, x, _ci in its[:n]])
+                added += 1
+    return added
 
 
 def _set_objective(mm: CpsatModel) -> float:
@@ -616,35 +713,40 @@ def _set_objective(mm: CpsatModel) -> float:
     return K
 
 
+def peak_rounds(cp: Compiled) -> bool:
+    """Whether a plan to start from gives CP-SAT `peak_cuts`: a capacity charge in a home whose only decisions are
+    cycle starts (where `_objective_floor` holds)."""
+    p = cp.problem
+    return bool(p.capacity_charges) and money_weight(p) > 0 and not restart_search(cp) and prices_on_devices(cp)
+
+
 def solve_cpsat(cp: Compiled, time_limit_s: float = 5.0, *, workers: int = 1, symmetry: bool = True,
-                hint: Optional[Schedule] = None, rel_gap_limit: float = 5e-5) -> BackendResult:
+                hint: Optional[Schedule] = None, rel_gap_limit: float = 5e-5,
+                cutoff: Optional[float] = None) -> BackendResult:
+    """`cutoff`: the objective of a valid plan (the hint's, evaluated in floats); with `peak_rounds` the model then
+    gets that plan's `peak_cuts`, which keep every plan at least as good, so its bound still holds for the home."""
     t0 = time.perf_counter()
     mm = CpsatModel(cp, symmetry=symmetry, hint=hint)
+    detail: dict = {"solver": "cp-sat"}
+    if cutoff is not None and symmetry and peak_rounds(cp):
+        # the integer objective exceeds K x (float objective - offset) by at most K x rounding; half the gap limit
+        # more covers the powers' rounding to whole model units (the hint stays a plan of the model)
+        u = math.floor((cutoff + 0.5 * rel_gap_limit * abs(cutoff) - mm.offset + mm.rounding) * mm.K) + 1
+        detail["cutoff"] = cutoff
+        detail["peak_cliques"] = peak_cuts(mm, u)
     build_ms = (time.perf_counter() - t0) * 1000
-    s = cp_model.CpSolver()
-    prm = s.parameters
-    prm.num_workers = max(1, int(workers))
-    prm.max_time_in_seconds = max(0.05, time_limit_s - build_ms / 1000)
-    prm.relative_gap_limit = rel_gap_limit
-    prm.random_seed = 0
-    prm.linearization_level = 2
-    prm.add_lp_constraints_lazily = False
-    if mm.exclusive:
-        # Negative prices next to a lossy battery: the default search left a 24-slot day at a 1 % gap after
-        # 30 s (its LP burns energy at fractional Booleans); restarts over the decision strategy prove it in
-        # ~1 s (README "Issue 14 physics").
-        prm.search_branching = cp_model.PORTFOLIO_WITH_QUICK_RESTART_SEARCH
+    s = _solver(mm, cp, workers, rel_gap_limit, time_limit_s - build_ms / 1000)
     t1 = time.perf_counter()
     st = s.solve(mm.md)
     solve_ms = (time.perf_counter() - t1) * 1000
-    detail = {"solver": "cp-sat", "cpsat_status": s.status_name(st), "booleans": s.num_booleans,
-              "branches": s.num_branches, "scale": mm.K,
-              "rounding_eur": mm.rounding}
-    if st == cp_model.INFEASIBLE:
+    detail.update({"cpsat_status": s.status_name(st), "booleans": s.num_booleans, "branches": s.num_branches,
+                   "scale": mm.K, "rounding_eur": mm.rounding})
+    if st == cp_model.INFEASIBLE and "peak_cliques" not in detail:
         return BackendResult(Status.INFEASIBLE, None, build_ms=build_ms, solve_ms=solve_ms, detail=detail)
     if st not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         if st == cp_model.MODEL_INVALID:
             raise RuntimeError(f"CP-SAT model invalid: {mm.md.validate()}")
+        # (with a cutoff, INFEASIBLE only says that no plan beats it)
         return BackendResult(Status.NO_SOLUTION_IN_TIME, None, build_ms=build_ms, solve_ms=solve_ms, detail=detail)
     obj = s.objective_value / mm.K + mm.offset
     bound = s.best_objective_bound / mm.K + mm.offset - mm.rounding
@@ -654,3 +756,20 @@ def solve_cpsat(cp: Compiled, time_limit_s: float = 5.0, *, workers: int = 1, sy
     proven = st == cp_model.OPTIMAL and obj - bound <= 2 * rel_gap_limit * max(abs(obj), 1.0)
     status = Status.OPTIMAL if proven else Status.FEASIBLE
     return BackendResult(status, mm.extract(s), obj, bound, gap, build_ms, solve_ms, detail=detail)
+
+
+def _solver(mm: CpsatModel, cp: Compiled, workers: int, rel_gap_limit: float, time_limit_s: float) -> cp_model.CpSolver:
+    s = cp_model.CpSolver()
+    prm = s.parameters
+    prm.num_workers = max(1, int(workers))
+    prm.max_time_in_seconds = max(0.05, time_limit_s)
+    prm.relative_gap_limit = rel_gap_limit
+    prm.random_seed = 0
+    prm.linearization_level = 2
+    prm.add_lp_constraints_lazily = False
+    if mm.exclusive and restart_search(cp):
+        # Negative prices next to a lossy battery: the default search left a 24-slot day at a 1 % gap after
+        # 30 s (its LP burns energy at fractional Booleans); restarts over the decision strategy prove it in
+        # ~1 s (README "Issue 14 physics").
+        prm.search_branching = cp_model.PORTFOLIO_WITH_QUICK_RESTART_SEARCH
+    return s
