@@ -24,7 +24,7 @@ GAP = 5e-5  # both backends' relative gap limit (README "Optimality")
 FIRST_SHARE = 0.3  # of the budget for the first backend before the other one gets its turn
 STARTS_ONLY_SHARE = 0.7  # the same when CP-SAT goes first on a home whose only decisions are start times
 HEATER_SHARE = 0.05  # ... and when CP-SAT goes first on a home with an on/off heater (and no battery or EV)
-HEAT_PUMP_SHARE = 0.8  # HiGHS first on a home with an on/off heat pump and no battery or EV (see heat_pump_share)
+HIGHS_SHARE = 0.8  # HiGHS first on a home with a battery, an EV or an on/off heat pump (see highs_keeps)
 MIN_FIRST_SLICE_S = 0.2
 
 Runner = Callable[[Compiled, str, float, int, Optional[Schedule]], BackendResult]
@@ -64,21 +64,22 @@ def first_share(cp: Compiled, first: str) -> float:
     needs seconds or fails), so CP-SAT only gets a short first look (5 %).
     """
     p = cp.problem
-    if first == "milp" and heat_pump_share(cp):
-        return HEAT_PUMP_SHARE
+    if first == "milp" and highs_keeps(cp):
+        return HIGHS_SHARE
     if first != "cpsat" or p.batteries or any(em.slots for em in cp.evs):
         return FIRST_SHARE
     return HEATER_SHARE if p.thermal_storages else STARTS_ONLY_SHARE
 
 
-def heat_pump_share(cp: Compiled) -> bool:
-    """Whether HiGHS keeps most of the budget: an on/off heat pump in a home without battery or EV. HiGHS alone
-    proves `thermal-21` / `-225` in 4 / 3 s of CPU, which a 30 % first slice cut short, and CP-SAT then did not
-    prove them in the other 7 s (nor alone in 10 s); where CP-SAT is faster (`thermal-267`, 0.5 vs 1.4 s) HiGHS
-    still proves within its share (README "Choosing a backend")."""
+def highs_keeps(cp: Compiled) -> bool:
+    """Whether HiGHS keeps most of the budget: a home with a battery, an EV or an on/off heat pump. Of the 15
+    battery / EV homes HiGHS' old 3 s slice left unproven on the idle machine (main e3d54eb), CP-SAT's 7 s proved 2
+    (`full-118`, `ev-223`), while HiGHS alone proves 7 others in 3-7.3 s (`full-178`, `-214`, `-52`, `-262`,
+    `-250`, `battery-122`, `battery-8`) and `ev-223` in 3.4 s (README "Sixth round"). Heat-pump homes without
+    battery or EV: HiGHS alone proves `thermal-21` / `-225` in 4 / 3 s of CPU, which CP-SAT never did in the other
+    7 s (README "Choosing a backend")."""
     p = cp.problem
-    return (any(not hp.modulating for hp in p.heat_pumps) and not p.batteries
-            and not any(em.slots for em in cp.evs))
+    return bool(p.batteries or any(em.slots for em in cp.evs) or any(not hp.modulating for hp in p.heat_pumps))
 
 
 def second_backend(cp: Compiled, first: str) -> str:
@@ -166,7 +167,7 @@ def solve_portfolio(cp: Compiled, time_limit_s: float, threads: int = 1, *, firs
         entry = {"backend": backend, "status": res.status.value, "ms": round((time.perf_counter() - t) * 1000, 1),
                  "budget_s": round(budget, 3), "objective": res.objective, "bound": res.bound,
                  "started_from_plan": best is not None and backend == "cpsat",
-                 "cutoff": res.detail.get("cutoff")}
+                 "cutoff": res.detail.get("cutoff"), "hint_completion": res.detail.get("hint_completion")}
         log.append(entry)
         if res.status == Status.INFEASIBLE:
             res.detail["portfolio"] = log

@@ -165,8 +165,9 @@ def test_a_cutoff_below_the_optimum_is_a_bound_not_infeasibility():
     ("thermal-237", "cpsat", "HEATER_SHARE"),  # on/off water heater over 576 slots: CP-SAT's short look first
     ("thermal-51", "cpsat", "HEATER_SHARE"),  # ... over 120 slots, with two cycles
     ("thermal-9", "milp", "FIRST_SHARE"),  # a modulating heater over 288 slots and a cycle: HiGHS, as before
-    ("thermal-21", "milp", "HEAT_PUMP_SHARE"),  # an on/off heat pump: HiGHS keeps most of the budget
-    ("battery-152", "milp", "FIRST_SHARE"),  # ... but not next to a battery
+    ("thermal-21", "milp", "HIGHS_SHARE"),  # an on/off heat pump: HiGHS keeps most of the budget
+    ("battery-152", "milp", "HIGHS_SHARE"),  # ... and so next to a battery (sixth round)
+    ("ev-223", "milp", "HIGHS_SHARE"),  # ... or an EV
 ])
 def test_backend_rule_for_heaters(home, first, share):
     """The order and first slice `auto` gives homes with heaters (README "Choosing a backend", fourth round)."""
@@ -221,3 +222,65 @@ def test_second_cpsat_round_with_peak_cuts():
         assert (calls[1][2] is not None) == (second[0] == "cpsat")  # the cuts were added
         opt = solve_milp(cp, 20)
         assert res.status == Status.OPTIMAL and abs(res.objective - opt.objective) <= 1e-4 * max(1.0, abs(opt.objective))
+
+
+def test_cpsat_completes_the_hinted_plan():
+    """CP-SAT turns another plan's Booleans into a hint for every variable by a solve of a copy of the model with
+    those Booleans fixed: the hint is then a plan of the model with the same cycle starts, and the real solve is
+    not restricted by it (it proves the optimum, well below the hinted baseline plan)."""
+    from ortools.sat.python import cp_model
+
+    from flexibility.optimizer.backends.cpsat import CpsatModel, solve_cpsat
+    from flexibility.optimizer.backends.milp import solve_milp
+    from flexibility.optimizer.baseline import baseline_schedule
+
+    p = problem_from_dict(standard_home())
+    cp = compile_problem(p)
+    base = baseline_schedule(p, cp)
+    mm = CpsatModel(cp, hint=base)
+    assert mm.complete_hint(5.0, 1) in ("OPTIMAL", "FEASIBLE")
+    hint = mm.md.proto.solution_hint
+    assert sorted(hint.vars) == list(range(len(mm.md.proto.variables)))
+    s = cp_model.CpSolver()
+    s.parameters.fix_variables_to_their_hinted_value = True
+    assert s.solve(mm.md) in (cp_model.OPTIMAL, cp_model.FEASIBLE)  # the completed hint is a plan of the model
+    assert mm.extract(s).cycle_start_min == base.cycle_start_min
+    res = solve_cpsat(cp, 20, hint=base)
+    opt = solve_milp(cp, 20)
+    assert res.detail["hint_completion"] in ("OPTIMAL", "FEASIBLE")
+    assert res.status == Status.OPTIMAL and abs(res.objective - opt.objective) <= 1e-4 * max(1.0, abs(opt.objective))
+    assert res.objective < evaluate(p, base, cp).objective - 1.0
+
+
+def test_heat_pump_states_are_hinted():
+    """An on/off heat pump's states are part of the hint CP-SAT gets from another plan (fixed while completing it)."""
+    from flexibility.optimizer.backends.cpsat import CpsatModel
+    from flexibility.optimizer.baseline import baseline_schedule
+    from tests.factories.random_homes import random_home, strip_meta
+
+    p = problem_from_dict(strip_meta(random_home(21, "thermal")))
+    cp = compile_problem(p)
+    plan = baseline_schedule(p, cp)  # the thermostat's plan
+    assert any(not hp.modulating and any(plan.heat_pump_kw[hp.id]) for hp in p.heat_pumps)
+    mm = CpsatModel(cp, hint=plan)
+    hinted = dict(zip(mm.md.proto.solution_hint.vars, mm.md.proto.solution_hint.values))
+    for hp in cp.problem.heat_pumps:
+        on = [v.index for v, _ in mm.hp_p[hp.id][1]]
+        assert [hinted.get(i) for i in on] == [int(kw > 1e-6) for kw in plan.heat_pump_kw[hp.id]]
+
+
+@pytest.mark.parametrize("home, search", [
+    ("full-52", False),  # a battery next to an on/off water heater: HiGHS alone (README "Sixth round")
+    ("full-280", False),  # ... or next to a heat pump
+    ("full-220", True),  # a battery, a modulating heater: the EV-step search as before
+    ("ev-283", True),  # no battery
+])
+def test_ev_step_search_rule(home, search):
+    """Which homes with EV steps / on/off EVs go through the LP search and the staged MILP."""
+    from flexibility.optimizer.backends.milp import ev_step_search
+    from tests.factories.random_homes import random_home, strip_meta
+
+    kind, seed = home.rsplit("-", 1)
+    cp = compile_problem(problem_from_dict(strip_meta(random_home(int(seed), kind))))
+    assert any((em.levels_kw or em.semicontinuous) and em.slots for em in cp.evs)
+    assert ev_step_search(cp) == search

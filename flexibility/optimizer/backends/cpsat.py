@@ -111,6 +111,40 @@ class CpsatModel:
                 continue
             for t, (v, _coef) in enumerate(self.th_p[th.id]):
                 self.md.add_hint(v, p[t] > 1e-6)
+        for hp in self.cp.problem.heat_pumps:
+            p = sch.heat_pump_kw.get(hp.id)
+            if hp.modulating or p is None:
+                continue
+            for t, (v, _coef) in enumerate(self.hp_p[hp.id][1]):
+                self.md.add_hint(v, p[t] > 1e-6)
+
+    def complete_hint(self, time_limit_s: float, workers: int) -> str:
+        """Turn the hint into a value for every variable: a short solve with the hinted Booleans fixed to the
+        other backend's plan fills in the storage powers, states of charge and temperatures in CP-SAT's own rounded
+        units. CP-SAT only repairs an incomplete hint heuristically (on `full-118` / `full-154` it did not start
+        from the hinted plan at all); a complete one is its first solution. Returns the completion's status; on
+        anything but a plan the hint stays as it was."""
+        hint = self.md.proto.solution_hint
+        if not hint.vars:
+            return "no hint"
+        fixed = self.md.clone()
+        for v, x in zip(hint.vars, hint.values):
+            dom = fixed.proto.variables[v].domain
+            if dom[0] <= x <= dom[-1]:
+                dom.clear()
+                dom.extend([x, x])
+        s = cp_model.CpSolver()
+        s.parameters.num_workers = max(1, int(workers))
+        s.parameters.max_time_in_seconds = max(0.01, time_limit_s)
+        s.parameters.random_seed = 0
+        s.parameters.linearization_level = 2
+        s.parameters.stop_after_first_solution = True  # improving it is the real solve's work
+        st = s.solve(fixed)
+        if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            self.md.clear_hints()
+            hint.vars.extend(range(len(self.md.proto.variables)))
+            hint.values.extend(s.response_proto.solution)
+        return s.status_name(st)
 
     def extract(self, s: cp_model.CpSolver) -> Schedule:
         cp, n = self.cp, self.cp.n
@@ -439,6 +473,7 @@ def _add_thermal(mm: CpsatModel, th: ThermalStorage) -> None:
     mm.th_p[th.id] = terms
 
 
+COMPLETE_HINT_SHARE = 0.25  # of CP-SAT's budget at most, to complete another backend's plan (CpsatModel.complete_hint)
 HP_UNITS_PER_K = 10 ** 6  # indoor temperature in micro-kelvin
 HP_DENOMINATOR = 10 ** 9  # the decay and gains as integers over this
 
@@ -722,7 +757,7 @@ def peak_rounds(cp: Compiled) -> bool:
 
 def solve_cpsat(cp: Compiled, time_limit_s: float = 5.0, *, workers: int = 1, symmetry: bool = True,
                 hint: Optional[Schedule] = None, rel_gap_limit: float = 5e-5,
-                cutoff: Optional[float] = None) -> BackendResult:
+                cutoff: Optional[float] = None, complete_hint: bool = True) -> BackendResult:
     """`cutoff`: the objective of a valid plan (the hint's, evaluated in floats); with `peak_rounds` the model then
     gets that plan's `peak_cuts`, which keep every plan at least as good, so its bound still holds for the home."""
     t0 = time.perf_counter()
@@ -734,6 +769,10 @@ def solve_cpsat(cp: Compiled, time_limit_s: float = 5.0, *, workers: int = 1, sy
         u = math.floor((cutoff + 0.5 * rel_gap_limit * abs(cutoff) - mm.offset + mm.rounding) * mm.K) + 1
         detail["cutoff"] = cutoff
         detail["peak_cliques"] = peak_cuts(mm, u)
+    if hint is not None and complete_hint:
+        t = time.perf_counter()
+        detail["hint_completion"] = mm.complete_hint(COMPLETE_HINT_SHARE * time_limit_s, workers)
+        detail["hint_completion_ms"] = round((time.perf_counter() - t) * 1000, 1)
     build_ms = (time.perf_counter() - t0) * 1000
     s = _solver(mm, cp, workers, rel_gap_limit, time_limit_s - build_ms / 1000)
     t1 = time.perf_counter()
