@@ -167,6 +167,7 @@ def test_a_cutoff_below_the_optimum_is_a_bound_not_infeasibility():
     ("thermal-9", "milp", "FIRST_SHARE"),  # a modulating heater over 288 slots and a cycle: HiGHS, as before
     ("thermal-21", "milp", "HEAT_PUMP_SHARE"),  # an on/off heat pump: HiGHS keeps most of the budget
     ("battery-152", "milp", "FIRST_SHARE"),  # ... but not next to a battery
+    ("ev-271", "milp", "HEAT_PUMP_SHARE"),  # ... and next to an EV (sixth round)
 ])
 def test_backend_rule_for_heaters(home, first, share):
     """The order and first slice `auto` gives homes with heaters (README "Choosing a backend", fourth round)."""
