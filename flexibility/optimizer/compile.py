@@ -558,6 +558,7 @@ def heat_pump_count_cuts(hp: SpaceHeating, n: int, dt_h: float) -> list[tuple[in
 
 
 HP_MIR_MIN_FRACTION = 0.02  # smaller fractional parts give huge temperature coefficients (and nothing the count lacks)
+HP_MIR_MAX_SLOT_SHARE = 0.1  # of the comfort band one on-slot may heat for `heat_pump_mir_cuts` (README "Sixth round")
 
 
 def heat_pump_mir_cuts(hp: SpaceHeating, n: int, dt_h: float) -> list[tuple[int, int, float, int]]:
@@ -570,13 +571,17 @@ def heat_pump_mir_cuts(hp: SpaceHeating, n: int, dt_h: float) -> list[tuple[int,
     cuts it off (`ev-271`'s LP gap to the optimum 0.18 % -> 0.14 %, `thermal-141` 0.41 % -> 0.27 %). Returns
     (s, t, coef, rhs) for z + coef (T[s-1] - floor[s-1]) >= rhs; b is lowered by 1e-9 before rounding (only
     weaker), and fractions below HP_MIR_MIN_FRACTION are left out (huge temperature coefficients, and the count
-    cut nearly as strong)."""
+    cut nearly as strong). None where one on-slot heats more than HP_MIR_MAX_SLOT_SHARE of the band (hourly slots):
+    there the cuts lifted the LP (`thermal-33` 67.82 -> 68.56, optimum 70.22) but HiGHS took longer to prove."""
     a = hp.decay(dt_h)
     P = hp.max_power_kw
     lo_c = hp.comfort_min_c
     gain = [hp.gain_c_per_kw(t, dt_h) * P for t in range(n)]
     drift = [hp.drift_c(t, dt_h) for t in range(n)]
-    out = []
+    band = min(b - c for b, c in zip(hp.comfort_max_c[:n], lo_c[:n]))
+    out: list[tuple[int, int, float, int]] = []
+    if max(gain, default=0.0) > HP_MIR_MAX_SLOT_SHARE * band:
+        return out
     for t in range(n):
         f, w_max, decay = 0.0, 0.0, 1.0
         for s in range(t, max(0, t - HP_COUNT_MAX_SLOTS), -1):  # growing [s, t] backwards, as in the count cuts
