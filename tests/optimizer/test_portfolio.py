@@ -168,6 +168,7 @@ def test_a_cutoff_below_the_optimum_is_a_bound_not_infeasibility():
     ("thermal-21", "milp", "HIGHS_SHARE"),  # an on/off heat pump: HiGHS keeps most of the budget
     ("battery-152", "milp", "HIGHS_SHARE"),  # ... and so next to a battery (sixth round)
     ("ev-223", "milp", "HIGHS_SHARE"),  # ... or an EV
+    ("ev-271", "milp", "HIGHS_SHARE"),  # ... an on/off heat pump next to an EV
 ])
 def test_backend_rule_for_heaters(home, first, share):
     """The order and first slice `auto` gives homes with heaters (README "Choosing a backend", fourth round)."""
