@@ -85,7 +85,7 @@ def test_both_find_plans_neither_proves_best_plan_served_with_its_gap():
 
 def test_on_a_cycles_home_cpsat_bound_is_the_float_bound():
     """Cycle starts are exact in CP-SAT's model: its bound counts as the float problem's."""
-    from flexibility.optimizer.backends.cpsat import restricts
+    from flexibility.optimizer.portfolio import cpsat_restricts as restricts
 
     cp = compile_problem(problem_from_dict(many_cycles_home()))
     assert not restricts(cp) and restricts(compile_problem(problem_from_dict(standard_home())))

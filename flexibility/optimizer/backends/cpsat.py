@@ -748,15 +748,6 @@ def _set_objective(mm: CpsatModel) -> float:
     return K
 
 
-def restricts(cp: Compiled) -> bool:
-    """Whether CP-SAT's model is a strict restriction of the float problem: stored energy (battery, heater, EV,
-    V2G) and the heat pump's temperatures move by rounded coefficients (charging floored, draws ceiled) and
-    continuous powers in whole units, so its optimum can lie above the float one and its bound bounds only its own
-    model (README "CP-SAT scaling": up to 4.6e-5 of the objective measured, `battery-254`). Cycle starts are exact."""
-    p = cp.problem
-    return bool(p.batteries or p.thermal_storages or p.heat_pumps or any(em.slots for em in cp.evs))
-
-
 def peak_rounds(cp: Compiled) -> bool:
     """Whether a plan to start from gives CP-SAT `peak_cuts`: a capacity charge in a home whose only decisions are
     cycle starts (where `_objective_floor` holds)."""
