@@ -77,9 +77,61 @@ def test_both_find_plans_neither_proves_best_plan_served_with_its_gap():
     assert len(plans) == 2
     assert res.objective <= min(plans) + 1e-6  # evaluated objective of the best plan either backend found
     bounds = [e["bound"] for e in res.detail["portfolio"]]
-    assert res.bound == max(bounds)  # the best bound either proved
+    # the home has a battery and an EV: CP-SAT's bound is its restricted model's, the float bound is HiGHS'
+    assert res.bound == bounds[0] and res.detail["cpsat_model_bound"] == bounds[1]
     assert res.gap == (res.objective - res.bound) / abs(res.objective)
     assert 0.09 < res.gap < 0.11
+
+
+def test_on_a_cycles_home_cpsat_bound_is_the_float_bound():
+    """Cycle starts are exact in CP-SAT's model: its bound counts as the float problem's."""
+    from flexibility.optimizer.portfolio import cpsat_restricts as restricts
+
+    cp = compile_problem(problem_from_dict(many_cycles_home()))
+    assert not restricts(cp) and restricts(compile_problem(problem_from_dict(standard_home())))
+    run = Recorder(milp=unproven, cpsat=unproven)
+    res, _ = solve_portfolio(cp, 20, first="milp", runner=run)
+    assert res.bound == max(e["bound"] for e in res.detail["portfolio"]) and "cpsat_model_bound" not in res.detail
+
+
+def _ev_109():
+    """`ev-109`: a continuous EV (33.6 kWh over 50 slots) under a capacity charge of 3.73 EUR/kW. CP-SAT's powers in
+    whole W (1 W of peak = 3.7 mEUR) put its proven optimum 3.3e-5 of the objective above HiGHS' float optimum: its
+    bound (rounding of the objective already taken off) is above a plan of the float problem (README "The
+    portfolio's gap")."""
+    from tests.factories.random_homes import random_home, strip_meta
+
+    return compile_problem(problem_from_dict(strip_meta(random_home(109, "ev"))))
+
+
+def test_cpsat_bound_above_a_float_plan_does_not_prove_it():
+    """CP-SAT unproven with a bound above HiGHS' plan: that bound is its restricted model's, so HiGHS' plan is
+    served FEASIBLE with the gap to HiGHS' own bound (it was called OPTIMAL on CP-SAT's bound)."""
+    cp = _ev_109()
+
+    def bound_only(res: BackendResult) -> BackendResult:
+        return dataclasses.replace(res, status=Status.FEASIBLE)
+
+    run = Recorder(milp=unproven, cpsat=bound_only)
+    res, served_by = solve_portfolio(cp, 20, first="milp", runner=run)
+    log = res.detail["portfolio"]
+    assert [e["backend"] for e in log] == ["milp", "cpsat"]
+    assert served_by == "milp" and log[1]["bound"] > res.objective  # the restriction shows
+    assert res.status == Status.FEASIBLE and res.bound == log[0]["bound"] and 0.09 < res.gap < 0.11
+    assert res.detail["cpsat_model_bound"] == log[1]["bound"]
+
+
+def test_cpsat_proving_its_model_serves_optimal_with_an_honest_gap():
+    """CP-SAT proves its own model's optimum (the tests' 1e-4 agreement rule): the better float plan of HiGHS is
+    served OPTIMAL (`proof`: cpsat_model), but its bound and gap are the float problem's, never above the plan."""
+    cp = _ev_109()
+    run = Recorder(milp=unproven)
+    res, served_by = solve_portfolio(cp, 20, first="milp", runner=run)
+    log = res.detail["portfolio"]
+    assert log[1]["backend"] == "cpsat" and log[1]["status"] == "OPTIMAL"
+    assert res.status == Status.OPTIMAL and res.detail["proof"] == "cpsat_model"
+    assert served_by == "milp" and res.detail["cpsat_model_bound"] > res.objective
+    assert res.bound == log[0]["bound"] <= res.objective and 0.09 < res.gap < 0.11
 
 
 def test_cpsat_first_unproven_highs_second_starts_from_scratch():
