@@ -832,9 +832,10 @@ def _separate_v2g_step_mir(mm: MilpModel, rounds: int = 3) -> None:
     q = efficiency x dt x gcd(steps) but its discharge is continuous, so the plain cars' rounding of the energy row
     does not apply; the LP then charges a fraction of a unit more and discharges it where discharging pays most
     (`ev-115`). The base row is the energy delivered after slot a >= need - state at a (a: none or a slot where
-    the LP's state is at the floor), each discharge at its tightest bound (its column's, "no export", "no discharge
-    while a step is on") is replaced by that bound's slack; rounding that row divided by q is valid for every
-    integer plan (any row that holds for every plan with integer columns >= 0, continuous ones within bounds)."""
+    the LP's state is at the floor), each discharge the LP uses replaced by the slack of its tightest bounding row
+    ("no export", "no discharge while a step is on"; its column's bound is left to `_mir`); rounding that row
+    divided by q is valid for every integer plan (it is an aggregation of valid rows; integer columns >= 0,
+    continuous ones within their bounds)."""
     if not mm.v2g_rows:
         return
     for _ in range(rounds):
@@ -870,7 +871,6 @@ def _v2g_mir_cuts(mm: MilpModel, eid: str, rows: tuple[int, list[tuple[int, int]
     d_col = dict(mm.ev_d[eid])
     charge = {t: terms for t, terms in mm.ev_p[eid]}
     w_c, w_d = mm.cp.dt_h * e.efficiency, mm.cp.dt_h / e.discharge_efficiency
-    floor = e.floor_kwh
     starts = [None] + [(t, s) for t, s in socs if x[s] <= m.lb[s] + 1e-7]
     best = None
     for start in starts:
