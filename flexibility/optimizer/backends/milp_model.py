@@ -48,6 +48,9 @@ class MilpModel:
         self.th_p: dict[str, list[Term]] = {}
         self.ev_d: dict[str, list[tuple[int, int]]] = {}  # V2G discharge: per EV, (slot, column)
         self.ev_z: dict[str, list[tuple[int, int]]] = {}  # V2G charge-or-discharge binaries: per EV, (slot, column)
+        # V2G cars with steps, for `_separate_v2g_step_mir`: energy row, state-of-charge columns, rows bounding d[t]
+        self.v2g_rows: dict[str, tuple[int, list[tuple[int, int]], dict[int, list[int]]]] = {}
+        self.v2g_mir_rows: list[int] = []  # the cuts it added
         self.hp_p: dict[str, tuple[str, list[Term]]] = {}  # space-heating heat pumps: id -> (device, per slot)
         self.hp_count_cuts: list[tuple[int, int, float, float]] = []  # (S[t], S[s-1], lo, hi), see _add_heat_pump_counts
         self.hp_mir_cuts: list[tuple[int, int, int, float, float]] = []  # (S[t], S[s-1], T[s-1], coef, lb), ditto
@@ -78,6 +81,7 @@ class MilpModel:
         _separate_heat_pump_counts(self)  # these three look at the LP of everything else
         _add_cycle_cost_floor(self)
         _separate_cliques_and_floors(self)
+        _separate_v2g_step_mir(self)
 
     def slack(self, cost: float, make: Callable[[float], Violation], ub: float = INF) -> int:
         j = self.m.var(0.0, ub, cost)
@@ -243,7 +247,9 @@ def _add_ev(mm: MilpModel, em: EVModel) -> None:
         s = mm.slack(ELASTIC_PER_KWH, lambda v, e=e: Violation(e.id, "energy", v, "kWh", None,
                                                                 f"EV '{e.name}' gets {v:.1f} kWh too little"))
         idx, val = idx + [s], val + [1.0]
-    m.row(idx, val, lo_kwh, hi)
+    r = m.row(idx, val, lo_kwh, hi)
+    if e.id in mm.v2g_rows:
+        mm.v2g_rows[e.id] = (r,) + mm.v2g_rows[e.id][1:]
     _add_ev_min_state(mm, em, slots)
 
 
@@ -276,6 +282,8 @@ def _add_ev_discharge(mm: MilpModel, em: EVModel, slots: list[tuple[int, list[Te
     room = em.max_kwh if em.max_kwh is not None else INF
     prev: Optional[int] = None
     cells = []
+    socs: list[tuple[int, int]] = []
+    bounding: dict[int, list[int]] = {}
     for t, terms in slots:
         d = m.var(0.0, e.max_discharge_kw)
         cells.append((t, d))
@@ -286,9 +294,11 @@ def _add_ev_discharge(mm: MilpModel, em: EVModel, slots: list[tuple[int, list[Te
             [-1.0] if prev is not None else [])
         m.row(row, coef, 0.0, 0.0)
         prev = soc
+        socs.append((t, soc))
         if em.levels_kw is not None and not mm.relax_ev_steps:
             # steps: no discharge while a step is on (the step binaries already say "charging")
-            m.row([d] + [j for j, _ in terms], [1.0] + [e.max_discharge_kw] * len(terms), -INF, e.max_discharge_kw)
+            bounding[t] = [m.row([d] + [j for j, _ in terms], [1.0] + [e.max_discharge_kw] * len(terms), -INF,
+                                 e.max_discharge_kw)]
         elif t in cp.exclusive_battery_slots or em.levels_kw is not None or em.semicontinuous:
             z = m.var(0.0, 1.0, 0.0, integer=True)
             mm.ev_z.setdefault(e.id, []).append((t, z))
@@ -296,6 +306,8 @@ def _add_ev_discharge(mm: MilpModel, em: EVModel, slots: list[tuple[int, list[Te
             m.row([j for j, _ in terms] + [z], [c for _, c in terms] + [-top], -INF, 0.0)
             m.row([d, z], [1.0, e.max_discharge_kw], -INF, e.max_discharge_kw)
     mm.ev_d[e.id] = cells
+    if em.levels_kw is not None and not mm.relax_ev_steps and not mm.elastic and step_unit_kw(em) is not None:
+        mm.v2g_rows[e.id] = (-1, socs, bounding)
     return idx + [d for _, d in cells], val + [-dt / e.discharge_efficiency] * len(cells)
 
 
@@ -312,7 +324,10 @@ def _add_v2g_no_export(mm: MilpModel) -> None:
     slots = {t for e in p.ev_sessions if not e.export_allowed for t, _j in mm.ev_d.get(e.id, [])}
     for t in sorted(slots):
         terms = [(j, c) for j, c in mm.loads[t] if j not in gen]
-        mm.m.row([j for j, _ in terms], [c for _, c in terms], -(mm.const[t] + cp.pv_fixed_kw[t]), INF)
+        r = mm.m.row([j for j, _ in terms], [c for _, c in terms], -(mm.const[t] + cp.pv_fixed_kw[t]), INF)
+        for e in p.ev_sessions:
+            if not e.export_allowed and e.id in mm.v2g_rows and t in mm.v2g_rows[e.id][2]:
+                mm.v2g_rows[e.id][2][t].append(r)
 
 
 def _extract_physics(mm: MilpModel, x, sch: Schedule) -> None:
@@ -809,3 +824,142 @@ def _add_site(mm: MilpModel) -> None:
                 m.row(net_idx, net_val, bound, INF)
             else:
                 m.row(net_idx, net_val, -INF, bound)
+
+
+def _separate_v2g_step_mir(mm: MilpModel, rounds: int = 3) -> None:
+    """Gomory's mixed-integer rounding on the energy of a V2G car with current steps (README "V2G cars with
+    steps: the MIR cut"), the violated ones, LP after LP. Its charging is a whole number of units
+    q = efficiency x dt x gcd(steps) but its discharge is continuous, so the plain cars' rounding of the energy row
+    does not apply; the LP then charges a fraction of a unit more and discharges it where discharging pays most
+    (`ev-115`). The base row is the energy delivered after slot a >= need - state at a (a: none or a slot where
+    the LP's state is at the floor), each discharge the LP uses replaced by the slack of its tightest bounding row
+    ("no export", "no discharge while a step is on"; its column's bound is left to `_mir`); rounding that row
+    divided by q is valid for every integer plan (it is an aggregation of valid rows; integer columns >= 0,
+    continuous ones within their bounds)."""
+    if not mm.v2g_rows:
+        return
+    for _ in range(rounds):
+        x = _lp_solution(mm)
+        if x is None:
+            return
+        cuts = [c for eid, rows in mm.v2g_rows.items() for c in _v2g_mir_cuts(mm, eid, rows, x)]
+        if not cuts:
+            return
+        for idx, val, lo in cuts:
+            mm.v2g_mir_rows.append(mm.m.row(idx, val, lo, INF))
+
+
+def _row_terms(m: LinModel, r: int) -> dict[int, float]:
+    a, b = m.row_start[r], m.row_start[r + 1]
+    out: dict[int, float] = {}
+    for j, v in zip(m.row_idx[a:b], m.row_val[a:b]):
+        out[j] = out.get(j, 0.0) + v
+    return out
+
+
+def _v2g_mir_cuts(mm: MilpModel, eid: str, rows: tuple[int, list[tuple[int, int]], dict[int, list[int]]],
+                  x: list[float]) -> list[tuple[list[int], list[float], float]]:
+    """The most violated MIR cut of one V2G car with steps (at most one), as (columns, coefficients, lower bound)."""
+    m = mm.m
+    energy, socs, bounding = rows
+    em = next(em for em in mm.cp.evs if em.ev.id == eid)
+    e = em.ev
+    q = e.efficiency * mm.cp.dt_h * step_unit_kw(em)[0]
+    need = m.row_lo[energy]
+    if not math.isfinite(need) or need <= 0:
+        return []
+    d_col = dict(mm.ev_d[eid])
+    charge = {t: terms for t, terms in mm.ev_p[eid]}
+    w_c, w_d = mm.cp.dt_h * e.efficiency, mm.cp.dt_h / e.discharge_efficiency
+    starts = [None] + [(t, s) for t, s in socs if x[s] <= m.lb[s] + 1e-7]
+    best = None
+    for start in starts:
+        base: dict[int, float] = {}
+        b = need
+        for t, terms in charge.items():
+            if start is None or t > start[0]:
+                for j, c in terms:
+                    base[j] = base.get(j, 0.0) + c * w_c
+                base[d_col[t]] = base.get(d_col[t], 0.0) - w_d
+        if start is not None:
+            base[start[1]] = 1.0  # the state at a, >= its floor (continuous, complemented at its lower bound)
+        slacks: list[tuple[float, dict[int, float], float]] = []  # (coefficient, slack = terms + constant)
+        for t, _terms in charge.items():
+            d = d_col[t]
+            if d not in base or x[d] <= 1e-9:
+                continue
+            choice = None
+            for r in bounding.get(t, []):
+                rt = _row_terms(m, r)
+                mu = -base[d] / rt[d]
+                if mu < 0 and math.isfinite(m.row_lo[r]):
+                    sl = ({j: v for j, v in rt.items()}, -m.row_lo[r], -mu)
+                elif mu > 0 and math.isfinite(m.row_hi[r]):
+                    sl = ({j: -v for j, v in rt.items()}, m.row_hi[r], mu)
+                else:
+                    continue
+                val = sum(v * x[j] for j, v in sl[0].items()) + sl[1]
+                if choice is None or val < choice[0]:
+                    choice = (val, mu, rt, sl)
+            if choice is None or choice[0] * 2.0 > x[d]:
+                continue  # no bound near the LP's discharge: leave it (dropped or complemented below)
+            _val, mu, rt, (terms, const, coef) = choice
+            for j, v in rt.items():
+                base[j] = base.get(j, 0.0) + mu * v  # the discharge column cancels
+            b += coef * const  # mu x the bound of the side used (coef x const on either side)
+            slacks.append((coef, terms, const))
+        cut = _mir(m, base, b, slacks, q, x)
+        if cut is not None and (best is None or cut[3] > best[3]):
+            best = cut
+    return [best[:3]] if best is not None else []
+
+
+def _mir(m: LinModel, base: dict[int, float], b: float, slacks: list[tuple[float, dict[int, float], float]],
+         q: float, x: list[float]) -> Optional[tuple[list[int], list[float], float, float]]:
+    """Rounds base . x + sum(coef x slack) >= b (slacks >= 0) divided by q: integer columns >= 0 get
+    floor(a) + min(frac(a), f) / f, continuous ones are moved to a bound (dropped where that only weakens the row,
+    kept over f otherwise), the slacks kept over f; >= ceil(b / q). (columns, coefficients, lower bound,
+    violation at x) or None where it is not a violated cut."""
+    beta = b / q
+    kept: dict[int, float] = {}  # continuous part, before division by f
+    const = 0.0  # kept terms' constants (left side)
+    ints: dict[int, float] = {}
+    for j, v in base.items():
+        a = v / q
+        if abs(a) < 1e-12:
+            continue
+        if m.integer[j]:
+            if m.lb[j] != 0.0:
+                return None
+            ints[j] = float(round(a)) if abs(a - round(a)) < 1e-9 else a
+        elif a > 0:
+            if not math.isfinite(m.lb[j]):
+                return None
+            beta -= a * m.lb[j]
+            kept[j] = kept.get(j, 0.0) + a
+            const -= a * m.lb[j]
+        elif math.isfinite(m.ub[j]) and (not math.isfinite(m.lb[j]) or m.ub[j] - x[j] < x[j] - m.lb[j]):
+            beta -= a * m.ub[j]  # a x = a ub + (-a)(ub - x): complemented
+            kept[j] = kept.get(j, 0.0) + a
+            const -= a * m.ub[j]
+        elif math.isfinite(m.lb[j]):
+            beta -= a * m.lb[j]  # a (x - lb) <= 0: dropped
+        else:
+            return None
+    for coef, terms, c0 in slacks:
+        for j, v in terms.items():
+            kept[j] = kept.get(j, 0.0) + coef * v / q
+        const += coef * c0 / q
+    f = beta - math.floor(beta)
+    if f < 1e-3 or f > 1 - 1e-3:
+        return None
+    cut = {j: (math.floor(a) + min(a - math.floor(a), f) / f) for j, a in ints.items()}
+    for j, v in kept.items():
+        cut[j] = cut.get(j, 0.0) + v / f
+    lo = math.ceil(beta) - const / f
+    cut = {j: v for j, v in cut.items() if abs(v) > 1e-12}
+    lhs = sum(v * x[j] for j, v in cut.items())
+    scale = max(1.0, abs(lo))
+    if lhs >= lo - 1e-6 * scale:
+        return None
+    return list(cut), list(cut.values()), lo - 1e-9 * scale, (lo - lhs) / scale
