@@ -235,44 +235,53 @@ def test_stored_results_read_back_with_v2g_and_space_heating():
         assert not again.violations and abs(again.cost_eur - r.cost_eur) < 1e-3
 
 
-def test_heat_pump_count_cuts_keep_every_plan():
-    """Every on/off pattern that keeps the house in its band satisfies every interval count of
-    `compile.heat_pump_count_cuts` (all 2^12 patterns of 12 slots, on houses with narrow and wide bands), and the
-    cuts are not empty words: some interval needs on-slots, some forbids running flat out."""
+def _banded_houses(n: int = 12, houses: int = 24):
+    """Hourly heat-pump houses, each with a comfort band around one random on/off pattern's path (so some plan
+    fits), and every pattern of `n` slots that keeps it in the band: yields (seed, heat pump, [(on, temps)])."""
     import random
 
-    from flexibility.optimizer.compile import heat_pump_count_cuts
-
-    n, tight_lo, tight_hi, kept = 12, 0, 0, 0
-    for seed in range(24):
+    for seed in range(houses):
         r = random.Random(seed)
         d = heated_home(False, max_power_kw=r.choice([2.0, 3.0, 5.0]), heat_capacity_kwh_per_k=r.uniform(3.0, 12.0),
                         initial_indoor_c=r.uniform(19.0, 22.0))
         hp = problem_from_dict(d).heat_pumps[0]
-        dt = 1.0
-        a = hp.decay(dt)
-        temp, path = hp.initial_indoor_c, []  # a band around one random pattern's path: some plan fits
+        a = hp.decay(1.0)
+        temp, path = hp.initial_indoor_c, []
         for t in range(n):
-            temp = a * temp + hp.drift_c(t, dt) + hp.gain_c_per_kw(t, dt) * hp.max_power_kw * r.randint(0, 1)
+            temp = a * temp + hp.drift_c(t, 1.0) + hp.gain_c_per_kw(t, 1.0) * hp.max_power_kw * r.randint(0, 1)
             path.append(temp)
         d["heat_pumps"][0].update(comfort_min_c=[x - r.choice([0.1, 0.5, 2.0]) for x in path] + [-50.0] * 12,
                                   comfort_max_c=[x + r.choice([0.1, 0.5, 2.0]) for x in path] + [50.0] * 12)
         hp = problem_from_dict(d).heat_pumps[0]
-        cuts = heat_pump_count_cuts(hp, n, dt)
-        tight_lo += sum(lo > 0 and s > 0 for s, _t, lo, _hi in cuts)
-        tight_hi += sum(hi < t - s + 1 for s, t, _lo, hi in cuts)
+        kept = []
         for bits in range(2 ** n):
             on = [(bits >> t) & 1 for t in range(n)]
-            temp, ok = hp.initial_indoor_c, True
+            temp, temps = hp.initial_indoor_c, []
             for t in range(n):
-                temp = a * temp + hp.drift_c(t, dt) + hp.gain_c_per_kw(t, dt) * hp.max_power_kw * on[t]
+                temp = a * temp + hp.drift_c(t, 1.0) + hp.gain_c_per_kw(t, 1.0) * hp.max_power_kw * on[t]
+                temps.append(temp)
                 if not hp.comfort_min_c[t] - 1e-9 <= temp <= hp.comfort_max_c[t] + 1e-9:
-                    ok = False
                     break
-            if ok:
-                kept += 1
-                for s, t, lo, hi in cuts:
-                    assert lo <= sum(on[s:t + 1]) <= hi, (seed, on, (s, t, lo, hi))
+            else:
+                kept.append((on, temps))
+        yield seed, hp, kept
+
+
+def test_heat_pump_count_cuts_keep_every_plan():
+    """Every on/off pattern that keeps the house in its band satisfies every interval count of
+    `compile.heat_pump_count_cuts` (all 2^12 patterns of 12 slots, on houses with narrow and wide bands), and the
+    cuts are not empty words: some interval needs on-slots, some forbids running flat out."""
+    from flexibility.optimizer.compile import heat_pump_count_cuts
+
+    n, tight_lo, tight_hi, kept = 12, 0, 0, 0
+    for seed, hp, plans in _banded_houses(n):
+        cuts = heat_pump_count_cuts(hp, n, 1.0)
+        tight_lo += sum(lo > 0 and s > 0 for s, _t, lo, _hi in cuts)
+        tight_hi += sum(hi < t - s + 1 for s, t, _lo, hi in cuts)
+        kept += len(plans)
+        for on, _temps in plans:
+            for s, t, lo, hi in cuts:
+                assert lo <= sum(on[s:t + 1]) <= hi, (seed, on, (s, t, lo, hi))
     assert kept > 100 and tight_lo > 10 and tight_hi > 10, (kept, tight_lo, tight_hi)
 
 
@@ -282,45 +291,21 @@ def test_heat_pump_mir_cuts_keep_every_plan(monkeypatch):
     the division by the fractional part (plain rounding of the count, the temperature term as it stands) some
     pattern in the band breaks one. (The cuts hold on any band: the guard that leaves them out where one slot heats
     a large share of the band, as on these hourly houses, is lifted.)"""
-    import random
-
     from flexibility.optimizer import compile as compile_module
     from flexibility.optimizer.compile import heat_pump_mir_cuts
 
     monkeypatch.setattr(compile_module, "HP_MIR_MAX_SLOT_SHARE", float("inf"))
 
     n, kept, cuts_seen, too_strong = 12, 0, 0, 0
-    for seed in range(24):
-        r = random.Random(seed)
-        d = heated_home(False, max_power_kw=r.choice([2.0, 3.0, 5.0]), heat_capacity_kwh_per_k=r.uniform(3.0, 12.0),
-                        initial_indoor_c=r.uniform(19.0, 22.0))
-        hp = problem_from_dict(d).heat_pumps[0]
-        dt = 1.0
-        a = hp.decay(dt)
-        temp, path = hp.initial_indoor_c, []
-        for t in range(n):
-            temp = a * temp + hp.drift_c(t, dt) + hp.gain_c_per_kw(t, dt) * hp.max_power_kw * r.randint(0, 1)
-            path.append(temp)
-        d["heat_pumps"][0].update(comfort_min_c=[x - r.choice([0.1, 0.5, 2.0]) for x in path] + [-50.0] * 12,
-                                  comfort_max_c=[x + r.choice([0.1, 0.5, 2.0]) for x in path] + [50.0] * 12)
-        hp = problem_from_dict(d).heat_pumps[0]
-        cuts = heat_pump_mir_cuts(hp, n, dt)
+    for seed, hp, plans in _banded_houses(n):
+        a = hp.decay(1.0)
+        cuts = heat_pump_mir_cuts(hp, n, 1.0)
         cuts_seen += len(cuts)
-        for bits in range(2 ** n):
-            on = [(bits >> t) & 1 for t in range(n)]
-            temp, ok, temps = hp.initial_indoor_c, True, []
-            for t in range(n):
-                temp = a * temp + hp.drift_c(t, dt) + hp.gain_c_per_kw(t, dt) * hp.max_power_kw * on[t]
-                temps.append(temp)
-                if not hp.comfort_min_c[t] - 1e-9 <= temp <= hp.comfort_max_c[t] + 1e-9:
-                    ok = False
-                    break
-            if not ok:
-                continue
-            kept += 1
+        kept += len(plans)
+        for on, temps in plans:
             for s, t, coef, rhs in cuts:
                 y = temps[s - 1] - hp.comfort_min_c[s - 1]
                 assert sum(on[s:t + 1]) + coef * y >= rhs - 1e-9, (seed, on, (s, t, coef, rhs))
-                w_max = max(a ** (t - k) * hp.gain_c_per_kw(k, dt) * hp.max_power_kw for k in range(s, t + 1))
+                w_max = max(a ** (t - k) * hp.gain_c_per_kw(k, 1.0) * hp.max_power_kw for k in range(s, t + 1))
                 too_strong += sum(on[s:t + 1]) + a ** (t - s + 1) / w_max * y < rhs - 1e-9
     assert kept > 100 and cuts_seen > 20 and too_strong > 0, (kept, cuts_seen, too_strong)
