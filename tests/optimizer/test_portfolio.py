@@ -320,20 +320,3 @@ def test_heat_pump_states_are_hinted():
     for hp in cp.problem.heat_pumps:
         on = [v.index for v, _ in mm.hp_p[hp.id][1]]
         assert [hinted.get(i) for i in on] == [int(kw > 1e-6) for kw in plan.heat_pump_kw[hp.id]]
-
-
-@pytest.mark.parametrize("home, search", [
-    ("full-52", False),  # a battery next to an on/off water heater: HiGHS alone (README "Sixth round")
-    ("full-280", False),  # ... or next to a heat pump
-    ("full-220", True),  # a battery, a modulating heater: the EV-step search as before
-    ("ev-283", True),  # no battery
-])
-def test_ev_step_search_rule(home, search):
-    """Which homes with EV steps / on/off EVs go through the LP search and the staged MILP."""
-    from flexibility.optimizer.backends.milp import ev_step_search
-    from tests.factories.random_homes import random_home, strip_meta
-
-    kind, seed = home.rsplit("-", 1)
-    cp = compile_problem(problem_from_dict(strip_meta(random_home(int(seed), kind))))
-    assert any((em.levels_kw or em.semicontinuous) and em.slots for em in cp.evs)
-    assert ev_step_search(cp) == search

@@ -1,7 +1,7 @@
 """MILP backend: builds the model (`milp_model.py`) and solves it with HiGHS (CBC fallback via PuLP).
 
 With EV current steps or on/off EVs the LP search of `milp_search.py` runs first,
-then the staged MILP (README "EV current steps"), unless `ev_step_search` says HiGHS alone is faster.
+then the staged MILP (README "EV current steps").
 """
 from __future__ import annotations
 
@@ -35,8 +35,7 @@ def solve_milp(cp: Compiled, time_limit_s: float = 5.0, *, elastic: bool = False
     except ImportError:  # pragma: no cover - exercised only without highspy
         have_highs = False
     relaxed = None
-    search = ev_step_search(cp)
-    if have_highs and lp_search and search and not via_pulp and not elastic and any(
+    if have_highs and lp_search and not via_pulp and not elastic and any(
             (em.levels_kw or em.semicontinuous) and em.slots for em in cp.evs):
         relaxed = MilpModel(cp, symmetry=symmetry, relax_ev_steps=True)
         hr = relaxed.m.to_highs(max(0.05, time_limit_s - (time.perf_counter() - t0)), threads=threads,
@@ -63,7 +62,7 @@ def solve_milp(cp: Compiled, time_limit_s: float = 5.0, *, elastic: bool = False
     build_ms = (time.perf_counter() - t0) * 1000
     t1 = time.perf_counter()
     start = None
-    if mm.ev_steps and not elastic and search:
+    if mm.ev_steps and not elastic:
         start = stepped_start(cp, mm, h, t0 + time_limit_s, threads, mip_rel_gap, relaxed)
     if start is not None and start.status == Status.OPTIMAL:
         res = start
@@ -90,16 +89,6 @@ def solve_milp(cp: Compiled, time_limit_s: float = 5.0, *, elastic: bool = False
     res.detail.update(detail)
     res.detail["solver"] = "highs"
     return res
-
-
-def ev_step_search(cp: Compiled) -> bool:
-    """Whether EV steps / on/off EVs go through the LP search and the staged MILP before HiGHS' own search: not in
-    a home with a battery next to an on/off water heater or a heat pump. There the search gives up at once (other
-    binaries than cycle starts) and the staged MILP's relaxed stage is about as hard as the whole model, which HiGHS
-    alone proves faster (README "Sixth round": `full-52` 2.0 s where the staged path ended unproven at 5 s,
-    `full-82` 1.5 -> 0.4 s, `full-172` 1.4 -> 0.4 s, `full-202` 1.2 -> 0.5 s of CPU)."""
-    p = cp.problem
-    return not (p.batteries and (any(not th.modulating for th in p.thermal_storages) or p.heat_pumps))
 
 
 def read_highs(mm: MilpModel, h, cutoff: Optional[float] = None) -> BackendResult:
