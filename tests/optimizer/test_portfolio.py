@@ -320,3 +320,31 @@ def test_heat_pump_states_are_hinted():
     for hp in cp.problem.heat_pumps:
         on = [v.index for v, _ in mm.hp_p[hp.id][1]]
         assert [hinted.get(i) for i in on] == [int(kw > 1e-6) for kw in plan.heat_pump_kw[hp.id]]
+
+
+@pytest.mark.parametrize("home, quick", [
+    ("full-82", True),  # a battery next to an on/off water heater: a short look, then HiGHS (README "Sixth round")
+    ("full-280", True),  # ... or next to a heat pump
+    ("full-220", False),  # a battery, a modulating heater: the EV-step search with all the time
+    ("ev-283", False),  # no battery
+])
+def test_ev_step_search_time(home, quick, monkeypatch):
+    """How long the EV-step search and the staged MILP may run, and that the short look ends at the same optimum as
+    the full search and as HiGHS with no search at all (the full model is rebuilt after the staged runs)."""
+    from flexibility.optimizer.backends import milp
+    from tests.factories.random_homes import random_home, strip_meta
+
+    kind, seed = home.rsplit("-", 1)
+    d = strip_meta(random_home(int(seed), kind))
+    cp = compile_problem(problem_from_dict(d))
+    assert any((em.levels_kw or em.semicontinuous) and em.slots for em in cp.evs)
+    assert milp.ev_step_search_s(cp, 10.0) == (milp.QUICK_SEARCH_S if quick else 10.0)
+    if not quick:
+        return
+    costs = []
+    for look_s in (milp.QUICK_SEARCH_S, 0.0, 30.0):
+        monkeypatch.setattr(milp, "QUICK_SEARCH_S", look_s)
+        r = solve(problem_from_dict(d), backend="milp", time_limit_s=30.0)
+        assert r.status == Status.OPTIMAL and not r.violations
+        costs.append(r.objective_value)
+    assert max(costs) - min(costs) <= 1e-4 * max(1.0, abs(min(costs))), costs
