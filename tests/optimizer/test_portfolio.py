@@ -348,3 +348,29 @@ def test_ev_step_search_time(home, quick, monkeypatch):
         assert r.status == Status.OPTIMAL and not r.violations
         costs.append(r.objective_value)
     assert max(costs) - min(costs) <= 1e-4 * max(1.0, abs(min(costs))), costs
+
+
+@pytest.mark.parametrize("home, presolve", [
+    ("battery-38", False),  # a battery, no heat pump or V2G car: HiGHS searches without its presolve
+    ("full-4", False),  # a battery and an EV next to a modulating heater
+    ("thermal-33", True),  # a heat pump: the presolve stays
+    ("ev-115", True),  # a V2G car: the presolve stays
+    ("appliances-0", True),  # nothing stored
+])
+def test_highs_presolve(home, presolve, monkeypatch):
+    """Where HiGHS runs without its presolve, and that both ways end at the same optimum."""
+    from flexibility.optimizer.backends import milp
+    from tests.factories.random_homes import random_home, strip_meta
+
+    kind, seed = home.rsplit("-", 1)
+    d = strip_meta(random_home(int(seed), kind))
+    assert milp.highs_presolve(compile_problem(problem_from_dict(d))) is presolve
+    if presolve:
+        return
+    costs = []
+    for rule in (milp.highs_presolve, lambda cp: True):
+        monkeypatch.setattr(milp, "highs_presolve", rule)
+        r = solve(problem_from_dict(d), backend="milp", time_limit_s=30.0)
+        assert r.status == Status.OPTIMAL and not r.violations
+        costs.append(r.objective_value)
+    assert abs(costs[0] - costs[1]) <= 1e-4 * max(1.0, abs(costs[1])), costs

@@ -87,6 +87,8 @@ def solve_milp(cp: Compiled, time_limit_s: float = 5.0, *, elastic: bool = False
             h.setSolution(sol)
             detail["start_objective"] = start.objective
         h.setOptionValue("time_limit", max(0.05, t0 + time_limit_s - time.perf_counter()))
+        if not elastic and not highs_presolve(cp):
+            h.setOptionValue("presolve", "off")
         if start is None and cutoff is not None and relaxed is None and mm.m.has_integers:
             h.setOptionValue("objective_bound", cutoff)
         else:
@@ -113,6 +115,18 @@ def ev_step_search_s(cp: Compiled, time_limit_s: float) -> float:
     if p.batteries and (any(not th.modulating for th in p.thermal_storages) or p.heat_pumps):
         return min(time_limit_s, QUICK_SEARCH_S)
     return time_limit_s
+
+
+def highs_presolve(cp: Compiled) -> bool:
+    """Whether HiGHS runs its presolve: not on a home with a battery or an EV but no heat pump and no V2G car. There
+    the presolved model searched slower (of 60 homes HiGHS solves in over 150 ms, the 25 such: 32.1 -> 25.4 s in all
+    at a 10 s limit, idle; `battery-122` 4.5 -> 1.5 s, `battery-38` 0.83 -> 0.16 s, `full-16` 2.1 -> 1.6 s; worse
+    `full-286` 0.78 -> 1.12 s, `full-172` 0.80 -> 0.93 s). With a heat pump or a V2G car it needs the presolve
+    (`thermal-33`, `ev-115`: proven in 4.1 / 0.55 s with it, not in 10 s without; README "Random households",
+    seventh round)."""
+    p = cp.problem
+    storage = p.batteries or any(em.slots for em in cp.evs)
+    return not storage or bool(p.heat_pumps) or any(ev.v2g for ev in p.ev_sessions)
 
 
 def read_highs(mm: MilpModel, h, cutoff: Optional[float] = None) -> BackendResult:
