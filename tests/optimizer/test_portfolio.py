@@ -351,10 +351,11 @@ def test_ev_step_search_time(home, quick, monkeypatch):
 
 
 @pytest.mark.parametrize("home, presolve", [
-    ("battery-38", False),  # a battery, no heat pump or V2G car: HiGHS searches without its presolve
+    ("battery-38", False),  # a battery, no heat pump: HiGHS searches without its presolve
     ("full-4", False),  # a battery and an EV next to a modulating heater
+    ("full-154", False),  # a V2G car next to a battery
     ("thermal-33", True),  # a heat pump: the presolve stays
-    ("ev-115", True),  # a V2G car: the presolve stays
+    ("ev-115", True),  # a V2G car alone: the presolve stays
     ("appliances-0", True),  # nothing stored
 ])
 def test_highs_presolve(home, presolve, monkeypatch):

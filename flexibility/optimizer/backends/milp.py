@@ -118,15 +118,17 @@ def ev_step_search_s(cp: Compiled, time_limit_s: float) -> float:
 
 
 def highs_presolve(cp: Compiled) -> bool:
-    """Whether HiGHS runs its presolve: not on a home with a battery or an EV but no heat pump and no V2G car. There
-    the presolved model searched slower (of 60 homes HiGHS solves in over 150 ms, the 25 such: 32.1 -> 25.4 s in all
-    at a 10 s limit, idle; `battery-122` 4.5 -> 1.5 s, `battery-38` 0.83 -> 0.16 s, `full-16` 2.1 -> 1.6 s; worse
-    `full-286` 0.78 -> 1.12 s, `full-172` 0.80 -> 0.93 s). With a heat pump or a V2G car it needs the presolve
-    (`thermal-33`, `ev-115`: proven in 4.1 / 0.55 s with it, not in 10 s without; README "Random households",
-    seventh round)."""
+    """Whether HiGHS runs its presolve: not on a home with a battery or an EV but no heat pump, unless its only storage
+    is a V2G car. There the presolved model searched slower (of 60 homes HiGHS solves in over 150 ms, the 25 without a
+    V2G car: 32.1 -> 25.4 s in all at a 10 s limit, idle; `battery-122` 4.5 -> 1.5 s, `battery-38` 0.83 -> 0.16 s; the
+    17 with a V2G car next to a battery: 9.9 -> 8.0 s and `full-250` proven in 9.5 s, `full-52` 2.1 -> 1.1 s, `full-154`
+    1.8 -> 0.9 s; worse `full-286` 0.78 -> 1.12 s, `full-118` 0.37 -> 0.52 s). With a heat pump, or a V2G car alone,
+    it needs the presolve (`thermal-33`, `ev-115`: proven in 4.1 / 0.55 s with it, not in 10 s without; README
+    "Random households", seventh round)."""
     p = cp.problem
     storage = p.batteries or any(em.slots for em in cp.evs)
-    return not storage or bool(p.heat_pumps) or any(ev.v2g for ev in p.ev_sessions)
+    v2g_alone = not p.batteries and any(ev.v2g for ev in p.ev_sessions)
+    return not storage or bool(p.heat_pumps) or v2g_alone
 
 
 def read_highs(mm: MilpModel, h, cutoff: Optional[float] = None) -> BackendResult:
