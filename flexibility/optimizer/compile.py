@@ -704,6 +704,17 @@ def min_state_bounds(p: Problem, reqs: tuple[MinimumState, ...]) -> list[tuple[i
     return [(k, kwh, r) for k, (kwh, r) in sorted(out.items())]
 
 
+def has_battery_or_ev(cp: Compiled) -> bool:
+    """A battery, or an EV plugged in within the horizon: the continuous storage the backend rules look at."""
+    return bool(cp.problem.batteries or any(em.slots for em in cp.evs))
+
+
+def stores_energy(cp: Compiled) -> bool:
+    """A battery, a water heater, a heat pump's house or an EV within the horizon: decisions beyond cycle starts."""
+    p = cp.problem
+    return bool(has_battery_or_ev(cp) or p.thermal_storages or p.heat_pumps)
+
+
 def money_weight(p: Problem) -> float:
     """Objective units per EUR of a cost beside the energy prices (battery wear, capacity charge)."""
     kind = p.objective.kind

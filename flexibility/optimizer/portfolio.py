@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from .backends.common import BackendResult, rel_gap
-from .compile import Compiled
+from .compile import Compiled, has_battery_or_ev, stores_energy
 from .evaluate import evaluate
 from .result import Schedule, Status
 
@@ -49,7 +49,7 @@ def choose_backend(cp: Compiled) -> str:
         return "milp"  # a pure LP: HiGHS simplex, a few ms
     if p.heat_pumps:  # issue 14 item 5: CP-SAT's micro-kelvin building model proves slowly, HiGHS in ms
         return "milp"
-    if p.batteries or any(em.slots for em in cp.evs):
+    if has_battery_or_ev(cp):
         return "milp"
     if p.thermal_storages and cp.n > 100 and not on_off_heater:
         return "milp"
@@ -68,7 +68,7 @@ def first_share(cp: Compiled, first: str) -> float:
     p = cp.problem
     if first == "milp" and highs_keeps(cp):
         return HIGHS_SHARE
-    if first != "cpsat" or p.batteries or any(em.slots for em in cp.evs):
+    if first != "cpsat" or has_battery_or_ev(cp):
         return FIRST_SHARE
     return HEATER_SHARE if p.thermal_storages else STARTS_ONLY_SHARE
 
@@ -80,8 +80,7 @@ def highs_keeps(cp: Compiled) -> bool:
     `-250`, `battery-122`, `battery-8`) and `ev-223` in 3.4 s (README "Sixth round"). Heat-pump homes without
     battery or EV: HiGHS alone proves `thermal-21` / `-225` in 4 / 3 s of CPU, which CP-SAT never did in the other
     7 s (README "Choosing a backend")."""
-    p = cp.problem
-    return bool(p.batteries or any(em.slots for em in cp.evs) or any(not hp.modulating for hp in p.heat_pumps))
+    return has_battery_or_ev(cp) or any(not hp.modulating for hp in cp.problem.heat_pumps)
 
 
 def cpsat_restricts(cp: Compiled) -> bool:
@@ -90,8 +89,7 @@ def cpsat_restricts(cp: Compiled) -> bool:
     continuous powers in whole units, so its optimum can lie above the float one and its bound bounds only its
     own model (README "CP-SAT scaling": up to 4.6e-5 of the objective measured, `battery-254`). Cycle starts
     are exact. (Here, not in cpsat.py: a HiGHS-only solve never imports OR-Tools.)"""
-    p = cp.problem
-    return bool(p.batteries or p.thermal_storages or p.heat_pumps or any(em.slots for em in cp.evs))
+    return stores_energy(cp)
 
 
 def second_backend(cp: Compiled, first: str) -> str:

@@ -17,7 +17,7 @@ from ortools.sat.python import cp_model
 
 from ..compile import (THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, capacity_cycle_floors,
                        capacity_ev_peak_floor, capacity_windows, day_slot_groups, device_terms, interchangeable_cycles,
-                       min_state_bounds, money_weight, power_cliques)
+                       min_state_bounds, money_weight, power_cliques, stores_energy)
 from ..problem import Battery, PV, SpaceHeating, ThermalStorage
 from ..result import Schedule, Status
 from .common import BackendResult, rel_gap
@@ -177,8 +177,7 @@ def restart_search(cp: Compiled) -> bool:
     not when cycle starts are the only decisions (no battery, EV, heater or heat pump), where the default search
     proved `many_cycles_4k6-173` (fixed PV, export paid above import in 25 slots) in 2.9 s of CPU and the restarts
     left it at a 0.7 % gap after 7.5 s (README "Many cycles")."""
-    p = cp.problem
-    return bool(p.batteries or p.thermal_storages or p.heat_pumps or any(em.slots for em in cp.evs))
+    return stores_energy(cp)
 
 
 def _add_cycle(mm: CpsatModel, cm: CycleModel) -> None:

@@ -9,7 +9,7 @@ import math
 import time
 from typing import Optional
 
-from ..compile import Compiled
+from ..compile import Compiled, has_battery_or_ev
 from ..result import Status
 from .common import BackendResult, rel_gap
 from .linear import pulp_solver
@@ -126,9 +126,8 @@ def highs_presolve(cp: Compiled) -> bool:
     it needs the presolve (`thermal-33`, `ev-115`: proven in 4.1 / 0.55 s with it, not in 10 s without; README
     "Random households", seventh round)."""
     p = cp.problem
-    storage = p.batteries or any(em.slots for em in cp.evs)
     v2g_alone = not p.batteries and any(ev.v2g for ev in p.ev_sessions)
-    return not storage or bool(p.heat_pumps) or v2g_alone
+    return not has_battery_or_ev(cp) or bool(p.heat_pumps) or v2g_alone
 
 
 def read_highs(mm: MilpModel, h, cutoff: Optional[float] = None) -> BackendResult:
