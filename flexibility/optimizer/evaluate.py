@@ -155,8 +155,8 @@ def evaluate(problem: Problem, schedule: Schedule, compiled: Optional[Compiled] 
         soc[th.id] = traj
 
     _check_circuits(problem, cp, schedule, v)
-    _check_v2g(problem, cp, schedule, v, net)
     temps = _check_heat_pumps(problem, schedule, v, net)
+    _check_v2g(problem, cp, schedule, v, net)  # last: the car may cover every consumption in `net`, the heat pump's too
 
     # site
     cost = co2 = pen = obj = 0.0

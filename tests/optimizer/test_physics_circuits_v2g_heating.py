@@ -223,6 +223,21 @@ def test_space_heating_too_small_is_explained():
         r.explanation
 
 
+def test_v2h_may_cover_the_heat_pump_without_export():
+    """The heat pump is the home's own consumption: a car that may not export may power it (held-out home
+    `ev-397`: the evaluator added the heat pump's power only after its export check and rejected such a plan)."""
+    d = v2g_home(export_allowed=False)
+    d["site"]["base_load_kw"] = [0.0] * 24
+    d["heat_pumps"] = heated_home(True)["heat_pumps"]
+    _, r = both(d, time_limit_s=5, proven=("milp",))  # CP-SAT proves the building model slowly (README)
+    for res in r.values():
+        assert not res.evaluation.violations, res.evaluation.violations[:3]
+        devices = res.to_dict()["devices"]
+        car, heat = devices["ev-1"]["discharge_kw"], devices["hp-1"]["power_kw"]
+        assert sum(car[17:22]) > 0.5  # the car heats the house in the dear evening ...
+        assert all(car[t] <= heat[t] + 2e-3 for t in range(24))  # ... and feeds nothing to the grid
+
+
 def test_stored_results_read_back_with_v2g_and_space_heating():
     """`schedule_from_result` (re-plans and reasons read stored plans) inverts the devices view of both."""
     from flexibility.optimizer import evaluate
