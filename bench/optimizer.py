@@ -1,7 +1,8 @@
 """Optimizer benchmark: `python -m bench.optimizer --json` prints one JSON line per (home, backend).
 
 `--random N` solves N seeded random households (tests/factories/random_homes.py, classes in turn; `--classes`
-keeps those of some classes only; `--keep-better` records a served plan that beats a home's best known) once
+keeps those of some classes only; `--keep-better` records a served plan that beats a home's best known;
+`--first-seed S` takes the homes of seeds S .. S+N-1 instead of 0 .. N-1: homes no backend rule was tuned on) once
 each and prints one line per (class, backend): p50 / p95 / max wall ms, how many were not proven OPTIMAL,
 how many were proven INFEASIBLE with an explanation (`infeasible_explained`: the relaxed plan's violations
 are the explanation, not a rejected plan), how many plans the evaluator rejected, and the objective gap of the served plan to the best plan known
@@ -106,13 +107,14 @@ def _solve_random(backend: str, time_limit_s: float, homes: list[tuple[str, dict
 
 
 def run_random(n: int, backends: list[str], time_limit_s: float, per_home: bool,
-               feature: str | None = None, classes: tuple[str, ...] = (), keep_better: bool = False) -> list[dict[str, Any]]:
+               feature: str | None = None, classes: tuple[str, ...] = (), keep_better: bool = False,
+               first_seed: int = 0) -> list[dict[str, Any]]:
     """`classes`: only the homes of those classes among the first `n` (the same homes as in the full run).
     `keep_better`: a plan the evaluator accepts that beats a home's best known becomes its best known
     (recorded beside the backends' long runs as `<backend>@random`), so later gaps are measured against it."""
     from tests.factories.random_homes import CLASSES, random_homes
 
-    homes = [(name, d) for name, d in random_homes(n, force=(feature,) if feature else ())
+    homes = [(name, d) for name, d in random_homes(n, first_seed, force=(feature,) if feature else ())
              if not classes or name.rsplit("-", 1)[0] in classes]
     best = json.loads(BEST_KNOWN.read_text())["homes"] if BEST_KNOWN.exists() else {}
     list(_solve_random("milp", 2, homes[:1])) and list(_solve_random("cpsat", 2, homes[:1]))  # warm imports
@@ -142,7 +144,9 @@ def run_random(n: int, backends: list[str], time_limit_s: float, per_home: bool,
             ms = [r["ms"] for r in rs]
             gaps = [r["gap_to_best"] for r in rs if r["gap_to_best"] is not None]
             lines.append({
-                "random": n, **({"feature": feature} if feature else {}), "class": cls, "backend": backend, "homes": len(rs), "time_limit_s": time_limit_s,
+                "random": n, **({"first_seed": first_seed} if first_seed else {}),
+                **({"feature": feature} if feature else {}), "class": cls, "backend": backend, "homes": len(rs),
+                "time_limit_s": time_limit_s,
                 "p50_ms": round(statistics.median(ms), 1), "p95_ms": round(_pct(ms, 0.95), 1), "max_ms": round(max(ms), 1),
                 "not_optimal": sum(r["status"] not in ("OPTIMAL", "INFEASIBLE") for r in rs),
                 "infeasible_explained": sum(r["infeasible_explained"] for r in rs),
@@ -285,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-envelope", action="store_true")
     ap.add_argument("--random", type=int, metavar="N", help="N random households (per-class summary lines)")
     ap.add_argument("--per-home", action="store_true", help="with --random: also one line per home")
+    ap.add_argument("--first-seed", type=int, default=0, metavar="S",
+                    help="with --random: the homes of seeds S .. S+N-1 (best known exists for seeds below 300 only)")
     ap.add_argument("--classes", nargs="*", default=[], metavar="CLASS",
                     help="with --random: only the homes of these classes (tests/factories/random_homes.py CLASSES)")
     ap.add_argument("--feature", choices=["off", *PHYSICS_FEATURES],
@@ -307,8 +313,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.random:
         backends = args.backends if args.backends != ["milp", "cpsat", "auto"] else ["auto"]
+        if args.first_seed < 0:
+            ap.error("--first-seed: must be 0 or more")
         run_random(args.random, backends, args.time_limit, args.per_home, args.feature, tuple(args.classes),
-                   args.keep_better)
+                   args.keep_better, args.first_seed)
         return 0
     lines = run(args.homes, args.backends, args.repeat, args.time_limit, not args.no_envelope)
     if not args.json:

@@ -84,3 +84,19 @@ def test_an_appliances_cycles_fit_one_after_another():
             assert _one_after_another(windows), (name, dev)
     d = strip_meta(random_home(281, "many_cycles_4k6"))
     assert solve(problem_from_dict(d), backend="milp", time_limit_s=10).status == Status.OPTIMAL
+
+
+def test_bench_solves_held_out_homes_from_a_first_seed(capsys):
+    """`--first-seed` measures on homes no backend rule was tuned on: their names carry their seeds, and they have
+    no best known plan to compare with."""
+    import json
+
+    from bench.optimizer import main
+
+    assert main(["--random", "2", "--first-seed", "300", "--per-home", "--json", "--time-limit", "5"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    homes = [x for x in lines if "home" in x]
+    assert [x["home"] for x in homes] == [f"{CLASSES[300 % len(CLASSES)]}-300", f"{CLASSES[301 % len(CLASSES)]}-301"]
+    assert all(x["gap_to_best"] is None and x["status"] == "OPTIMAL" for x in homes)
+    total = next(x for x in lines if x.get("class") == "all")
+    assert total["first_seed"] == 300 and total["homes"] == 2 and total["without_best_known"] == 2
