@@ -28,6 +28,16 @@ def _kwh(x: float) -> str:
     return f"{x:.1f} kWh"
 
 
+def _kwh_apart(a: float, b: float) -> tuple[str, str]:
+    """Both amounts with as many decimals (1-3) as it takes to tell them apart: "needs 34.1 kWh but can take at
+    most 34.1 kWh" reads as no problem at all."""
+    for d in (1, 2, 3):
+        x, y = f"{a:.{d}f} kWh", f"{b:.{d}f} kWh"
+        if x != y:
+            break
+    return x, y
+
+
 def precheck(cp: Compiled) -> list[Violation]:
     """Necessary conditions checked device by device, without a solver."""
     p = cp.problem
@@ -71,13 +81,14 @@ def precheck(cp: Compiled) -> list[Violation]:
         e = em.ev
         cap = _ev_reach_kwh(cp, em, headroom, cp.n)
         if em.need_kwh > cap + 1e-6:
+            need, most = _kwh_apart(em.need_kwh, cap)
             out.append(Violation(e.id, "energy", em.need_kwh - cap, "kWh", None,
-                                 f"EV '{e.name}' needs {_kwh(em.need_kwh)} before {_hm(p, e.departure)} "
-                                 f"but can take at most {_kwh(cap)}"))
+                                 f"EV '{e.name}' needs {need} before {_hm(p, e.departure)} but can take at most {most}"))
         _precheck_ev_min_state(cp, em, headroom, out)
         if em.max_kwh is not None and em.need_kwh > em.max_kwh + 1e-6:
+            need, room = _kwh_apart(em.need_kwh, em.max_kwh)
             out.append(Violation(e.id, "capacity", em.need_kwh - em.max_kwh, "kWh", None,
-                                 f"EV '{e.name}' needs {_kwh(em.need_kwh)} but has room for only {_kwh(em.max_kwh)}"))
+                                 f"EV '{e.name}' needs {need} but has room for only {room}"))
 
     for b in p.batteries:
         _precheck_battery_min_state(cp, b, out)
@@ -87,9 +98,10 @@ def precheck(cp: Compiled) -> list[Violation]:
             continue
         reach = min(b.capacity_kwh, b.initial_kwh + b.max_charge_kw * b.charge_efficiency * dt * n)
         if fin > reach + 1e-6:
+            want, most = _kwh_apart(fin, reach)
             out.append(Violation(b.id, "final_soc", fin - reach, "kWh", None,
-                                 f"Battery '{b.name}' must end at {b.final_soc_pct:.0f}% ({_kwh(fin)}) by "
-                                 f"{_hm(p, g.end)} but can reach at most {_kwh(reach)}"))
+                                 f"Battery '{b.name}' must end at {b.final_soc_pct:.0f}% ({want}) by "
+                                 f"{_hm(p, g.end)} but can reach at most {most}"))
 
     for th in p.thermal_storages:
         e_hi = th.initial_energy_kwh
@@ -103,18 +115,20 @@ def precheck(cp: Compiled) -> list[Violation]:
                 bad = t
                 break
             if e_lo > th.max_energy_kwh + 1e-6:
+                holds, top = _kwh_apart(e_lo, th.max_energy_kwh)
                 out.append(Violation(th.id, "comfort_max", e_lo - th.max_energy_kwh, "kWh", t,
-                                     f"'{th.name}' holds {_kwh(e_lo)} at {_slot_hm(p, t)}, above its maximum "
-                                     f"{_kwh(th.max_energy_kwh)}, even without heating"))
+                                     f"'{th.name}' holds {holds} at {_slot_hm(p, t)}, above its maximum {top}, "
+                                     f"even without heating"))
                 break
         if bad is not None:
+            floor, only = _kwh_apart(th.min_energy_kwh, max(e_hi, 0.0))
             out.append(Violation(th.id, "comfort_min", th.min_energy_kwh - e_hi, "kWh", bad,
-                                 f"'{th.name}' cannot keep {_kwh(th.min_energy_kwh)} at {_slot_hm(p, bad)}: heating at "
-                                 f"{th.electric_power_kw:.1f} kW reaches only {_kwh(max(e_hi, 0.0))}"))
+                                 f"'{th.name}' cannot keep {floor} at {_slot_hm(p, bad)}: heating at "
+                                 f"{th.electric_power_kw:.1f} kW reaches only {only}"))
         elif th.final_energy_kwh is not None and e_hi < th.final_energy_kwh - 1e-6:
+            want, most = _kwh_apart(th.final_energy_kwh, e_hi)
             out.append(Violation(th.id, "final_energy", th.final_energy_kwh - e_hi, "kWh", None,
-                                 f"'{th.name}' must end with {_kwh(th.final_energy_kwh)} but can reach at most "
-                                 f"{_kwh(e_hi)}"))
+                                 f"'{th.name}' must end with {want} but can reach at most {most}"))
 
     gr = p.grid_request
     if gr is not None and gr.penalty_eur_per_kwh is None:
@@ -159,9 +173,10 @@ def _circuit_prechecks(cp: Compiled) -> list[Violation]:
                 continue
             cap = _ev_reach_kwh(cp, em, [ci.limit_kw + r for r in relief], cp.n)
             if em.need_kwh > cap + 1e-6:
+                need, most = _kwh_apart(em.need_kwh, cap)
                 out.append(Violation(e.id, "circuit_limit", em.need_kwh - cap, "kWh", None,
-                                     f"EV '{e.name}' needs {_kwh(em.need_kwh)} before {_hm(p, e.departure)} but its "
-                                     f"circuit '{ci.name}' of {ci.limit_kw:.2f} kW lets it take at most {_kwh(cap)}"))
+                                     f"EV '{e.name}' needs {need} before {_hm(p, e.departure)} but its "
+                                     f"circuit '{ci.name}' of {ci.limit_kw:.2f} kW lets it take at most {most}"))
     return out
 
 
@@ -217,9 +232,10 @@ def _precheck_battery_min_state(cp: Compiled, b, out: list[Violation]) -> None:
     for k, kwh, r in min_state_bounds(p, b.min_energy_at):
         reach = min(b.capacity_kwh, b.initial_kwh + b.max_charge_kw * b.charge_efficiency * cp.dt_h * k)
         if kwh > reach + 1e-6:
+            want, most = _kwh_apart(kwh, reach)
             out.append(Violation(b.id, "min_energy_at", kwh - reach, "kWh", max(0, k - 1),
-                                 f"Battery '{b.name}' must hold {_kwh(kwh)} at {_hm(p, r.at)} but can reach at most "
-                                 f"{_kwh(reach)} by then (it holds {_kwh(b.initial_kwh)} now and charges at up to "
+                                 f"Battery '{b.name}' must hold {want} at {_hm(p, r.at)} but can reach at most "
+                                 f"{most} by then (it holds {_kwh(b.initial_kwh)} now and charges at up to "
                                  f"{b.max_charge_kw:.1f} kW)"))
             return
 
@@ -262,9 +278,9 @@ def _precheck_ev_min_state(cp: Compiled, em, headroom: list[float], out: list[Vi
     for k, kwh, r in min_state_bounds(p, e.min_energy_at):
         cap = _ev_reach_kwh(cp, em, headroom, k)
         if kwh > cap + 1e-6:
+            need, most = _kwh_apart(kwh, cap)
             out.append(Violation(e.id, "min_energy_at", kwh - cap, "kWh", max(0, k - 1),
-                                 f"EV '{e.name}' must have {_kwh(kwh)} by {_hm(p, r.at)} but can take at most "
-                                 f"{_kwh(cap)} by then"))
+                                 f"EV '{e.name}' must have {need} by {_hm(p, r.at)} but can take at most {most} by then"))
             return
 
 
@@ -286,9 +302,9 @@ def describe(cp: Compiled, violations: list[Violation]) -> list[str]:
                        f"{worst.amount:.2f} kW more would be needed{at}{more}")
         elif req == "energy":
             e = next(x for x in p.ev_sessions if x.id == dev)
-            out.append(f"EV '{e.name}' needs {_kwh(e.energy_kwh)} before {_hm(p, e.departure)} but can take at most "
-                       f"{_kwh(e.energy_kwh - worst.amount)} alongside the other requirements"
-                       + _on_circuits(p, e.device))
+            need, most = _kwh_apart(e.energy_kwh, e.energy_kwh - worst.amount)
+            out.append(f"EV '{e.name}' needs {need} before {_hm(p, e.departure)} but can take at most {most} "
+                       f"alongside the other requirements" + _on_circuits(p, e.device))
         elif req == "final_soc":
             b = next(x for x in p.batteries if x.id == dev)
             out.append(f"Battery '{b.name}' must end at {b.final_soc_pct:.0f}% but falls {_kwh(worst.amount)} short "

@@ -32,6 +32,15 @@ def test_ev_energy_unreachable():
     assert r.stats.detail["relaxed_violations"]
 
 
+def test_ev_energy_just_unreachable_says_by_how_much():
+    """21.42 kWh needed where 21.375 kWh fit: one decimal would read "needs 21.4 but can take at most 21.4"."""
+    d = standard_home()
+    d["ev_sessions"][0].update(energy_kwh=21.42, current_steps_a=None, max_power_kw=3.0)
+    r = _solve(d)
+    assert r.status == Status.INFEASIBLE
+    assert r.explanation == ["EV 'Car' needs 21.42 kWh before 07:30 but can take at most 21.37 kWh"]
+
+
 def test_cycle_window_too_short():
     d = standard_home()
     d["cycles"][1]["latest_end"] = d["cycles"][1]["earliest_start"].replace("06:00", "07:00")
