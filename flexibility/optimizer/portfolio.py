@@ -152,8 +152,9 @@ def solve_portfolio(cp: Compiled, time_limit_s: float, threads: int = 1, *, firs
     """Best plan of both backends within `time_limit_s`; returns it and the backend that found it.
 
     Rounds: the first backend for `first_slice_s` (default: `first_share` of the budget, at least
-    MIN_FIRST_SLICE_S), the other one for the rest, starting from the first one's plan. It stops as soon as a round proves infeasibility, or the
-    best plan is within GAP of the best bound either backend proved.
+    MIN_FIRST_SLICE_S), the other one for the rest, starting from the first one's plan. It stops as soon as a round
+    proves the home infeasible (HiGHS, or CP-SAT where its model is exact: `cpsat_restricts`), or the best plan is
+    within GAP of the best bound either backend proved.
     """
     t0 = time.perf_counter()
     deadline = t0 + time_limit_s
@@ -182,6 +183,11 @@ def solve_portfolio(cp: Compiled, time_limit_s: float, threads: int = 1, *, firs
                  "started_from_plan": best is not None and backend == "cpsat",
                  "cutoff": res.detail.get("cutoff"), "hint_completion": res.detail.get("hint_completion")}
         log.append(entry)
+        if res.status == Status.INFEASIBLE and backend == "cpsat" and restricted_model:
+            # its rounded model has no plan, which says nothing of the float problem (a car that must leave full
+            # needs a room of whole units: held-out home `full-370` before cpsat.EV_ROOM_SLACK_KWH); HiGHS decides
+            entry["proves"] = "its own model only"
+            continue
         if res.status == Status.INFEASIBLE:
             res.detail["portfolio"] = log
             return res, backend

@@ -151,8 +151,29 @@ def test_infeasible_is_final():
         c["latest_end"] = c["latest_end"].replace("23:00", "13:00")
     cp = compile_problem(problem_from_dict(d))
     run = Recorder()
+    res, _ = solve_portfolio(cp, 20, first="milp", runner=run)
+    assert res.status == Status.INFEASIBLE and run.calls == [("milp", False)]
+    # CP-SAT's rounded model (battery, EV) proves only itself infeasible: HiGHS has the last word
+    run = Recorder()
     res, _ = solve_portfolio(cp, 20, first="cpsat", runner=run)
-    assert res.status == Status.INFEASIBLE and run.calls == [("cpsat", False)]
+    assert res.status == Status.INFEASIBLE and run.calls == [("cpsat", False), ("milp", False)]
+    assert res.detail["portfolio"][0]["proves"] == "its own model only"
+
+
+def infeasible(res: BackendResult) -> BackendResult:
+    """What CP-SAT's rounded model answered on held-out home `full-370` (a car that must leave full)."""
+    return BackendResult(Status.INFEASIBLE, None, build_ms=res.build_ms, solve_ms=res.solve_ms)
+
+
+@pytest.mark.parametrize("first", ["cpsat", "milp"])
+def test_cpsat_infeasible_rounded_model_does_not_hide_a_plan(first):
+    cp = compile_problem(problem_from_dict(standard_home()))
+    run = Recorder(cpsat=infeasible, milp=unproven if first == "milp" else None)
+    res, served_by = solve_portfolio(cp, 20, first=first, runner=run)
+    assert served_by == "milp" and res.schedule is not None
+    assert res.status == (Status.OPTIMAL if first == "cpsat" else Status.FEASIBLE)
+    assert [e["backend"] for e in res.detail["portfolio"]] == ([first, "milp"] if first == "cpsat" else ["milp", "cpsat"])
+    assert not evaluate(cp.problem, res.schedule, cp).violations
 
 
 def test_real_time_out_of_the_first_slice():
