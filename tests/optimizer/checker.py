@@ -103,6 +103,13 @@ def check(problem: dict[str, Any], result: dict[str, Any]) -> tuple[float, list[
         got = sum(p) * dt * e.get("efficiency", 1.0)
         cap, ini = e.get("capacity_kwh"), e.get("initial_soc_pct") or 0.0
         need = e["energy_kwh"] if e.get("energy_kwh") is not None else max(0.0, (e["target_soc_pct"] - ini) / 100 * cap)
+        if levels and cap is not None and not e.get("max_discharge_kw"):  # FORMAT.md: leaving full on whole steps
+            import math
+
+            q = e.get("efficiency", 1.0) * dt * math.gcd(*[int(round(lv * 1000)) for lv in levels]) / 1000
+            room = (100 - ini) / 100 * cap
+            if need <= room + 1e-9 and math.ceil(need / q - 1e-7) > math.floor(room / q + 1e-7):
+                need = math.floor(room / q + 1e-7) * q
         if got < need - TOL:
             errs.append(f"EV {e['id']} gets {got:.3f} < {need} kWh")
         if cap is not None and got > (100 - ini) / 100 * cap + TOL and not e.get("max_discharge_kw"):
