@@ -322,10 +322,13 @@ def _check_v2g(problem: Problem, cp: Compiled, schedule: Schedule, v, net: list[
     for t in range(n):
         if not any(schedule.ev_discharge_kw.get(e.id, [0.0] * n)[t] > TOL_KW for e in no_export):
             continue
+        # what may be exported: PV, and what batteries and exporting cars give beyond their own charging (one
+        # converter each: charging and discharging at once is no export of theirs)
         gen = sum(schedule.pv_kw.get(pv.id, list(pv.forecast_kw))[t] for pv in problem.pv)
-        gen += sum(schedule.battery_discharge_kw.get(b.id, [0.0] * n)[t] for b in problem.batteries)
-        gen += sum(schedule.ev_discharge_kw.get(e.id, [0.0] * n)[t] for e in problem.ev_sessions
-                   if e.v2g and e.export_allowed)
+        gen += sum(max(0.0, schedule.battery_discharge_kw.get(b.id, [0.0] * n)[t]
+                       - schedule.battery_charge_kw.get(b.id, [0.0] * n)[t]) for b in problem.batteries)
+        gen += sum(max(0.0, schedule.ev_discharge_kw.get(e.id, [0.0] * n)[t] - schedule.ev_kw.get(e.id, [0.0] * n)[t])
+                   for e in problem.ev_sessions if e.v2g and e.export_allowed)
         if net[t] + gen < -TOL_KW:
             v("site", "v2g_export", -(net[t] + gen), "kW", "an EV that may not export feeds the grid", t)
 

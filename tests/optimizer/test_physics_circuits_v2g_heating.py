@@ -238,6 +238,21 @@ def test_v2h_may_cover_the_heat_pump_without_export():
         assert all(car[t] <= heat[t] + 2e-3 for t in range(24))  # ... and feeds nothing to the grid
 
 
+@pytest.mark.parametrize("backend", ["milp", "auto"])
+def test_v2h_does_not_export_through_the_home_battery(backend):
+    """Held-out home `full-898` (a car that may not export next to a home battery): the optimal plan charged and
+    discharged the battery at once while the car discharged, so that the car fed the grid through it; the evaluator
+    counted the battery's gross discharge as generation and passed it, the independent checker did not."""
+    d = strip_meta(random_home(898, "full"))
+    r = solve(problem_from_dict(d), backend=backend, time_limit_s=10)
+    assert r.status == Status.OPTIMAL and not r.evaluation.violations, r.evaluation.violations[:3]
+    assert r.stats.detail["v2g_exclusive"]  # found by the first plan, solved again without it
+    cost, errs = check(d, r.to_dict())
+    assert not errs, errs[:3]
+    battery = r.to_dict()["devices"]["bat-1"]
+    assert not any(c > 1e-3 and x > 1e-3 for c, x in zip(battery["charge_kw"], battery["discharge_kw"]))
+
+
 def test_stored_results_read_back_with_v2g_and_space_heating():
     """`schedule_from_result` (re-plans and reasons read stored plans) inverts the devices view of both."""
     from flexibility.optimizer import evaluate
