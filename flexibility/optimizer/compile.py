@@ -379,6 +379,18 @@ def step_unit_kw(em: EVModel) -> Optional[tuple[float, list[int]]]:
     return g / 1000.0, [w // g for w in watts]
 
 
+def step_grid(em: EVModel, dt: float) -> Optional[tuple[list[int], float]]:
+    """Every current step as a whole multiple of the steps' common unit, and that unit in delivered kWh per slot.
+
+    Steps are whole watts (1 W power resolution), so any plan delivers a multiple of
+    q = efficiency * dt * gcd(steps in W). None if a step is not a whole number of watts.
+    """
+    unit = step_unit_kw(em)
+    if unit is None:
+        return None
+    return unit[1], em.ev.efficiency * dt * unit[0]
+
+
 def _ev_peak_floor(cp: "Compiled", em: EVModel, slots: list[int], need_kwh: float, windows: list[list[int]],
                    least: list[float]) -> float:
     """`capacity_ev_peak_floor` for one EV that must deliver `need_kwh` in `slots` (0 if it says nothing)."""
@@ -646,10 +658,10 @@ def _whole_step_need_kwh(em: EVModel, dt_h: float) -> float:
     with the largest multiple within its room, less than q short (the car's own charger tops it up). Unchanged
     elsewhere, and for a V2G car (whose discharge is not on the grid)."""
     e = em.ev
-    unit = step_unit_kw(em) if em.levels_kw else None
-    if unit is None or e.v2g or em.max_kwh is None or em.need_kwh > em.max_kwh + 1e-9:
+    grid = step_grid(em, dt_h) if em.levels_kw else None
+    if grid is None or e.v2g or em.max_kwh is None or em.need_kwh > em.max_kwh + 1e-9:
         return em.need_kwh
-    q = e.efficiency * dt_h * unit[0]
+    q = grid[1]
     fits = math.floor(em.max_kwh / q + 1e-7) * q
     if math.ceil(em.need_kwh / q - 1e-7) * q <= fits + 1e-9:
         return em.need_kwh

@@ -13,7 +13,7 @@ from ..compile import (THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, ca
                        capacity_ev_peak_floor, capacity_ev_window_cuts, capacity_windows, cycle_cost_floors,
                        day_slot_groups, device_terms, heat_pump_count_cuts, heat_pump_mir_cuts, heating_count_bounds,
                        heater_cliques, interchangeable_cycles, min_state_bounds, money_weight, power_cliques,
-                       slot_cost_floors, step_unit_kw)
+                       slot_cost_floors, step_grid, step_unit_kw)
 from ..problem import Battery, PV, SpaceHeating, ThermalStorage
 from ..result import Schedule, Violation
 from .common import ELASTIC_PER_CYCLE, ELASTIC_PER_KWH
@@ -339,18 +339,6 @@ def _extract_physics(mm: MilpModel, x, sch: Schedule) -> None:
         sch.ev_discharge_kw[eid] = d
     for hid, (_dev, terms) in mm.hp_p.items():
         sch.heat_pump_kw[hid] = [_clean(c * x[j]) for j, c in terms]
-
-
-def step_grid(em: EVModel, dt: float) -> Optional[tuple[list[int], float]]:
-    """Every current step as a whole multiple of the steps' common unit, and that unit in delivered kWh per slot.
-
-    Steps are whole watts (1 W power resolution), so any plan delivers a multiple of
-    q = efficiency * dt * gcd(steps in W). None if a step is not a whole number of watts.
-    """
-    unit = step_unit_kw(em)
-    if unit is None:
-        return None
-    return unit[1], em.ev.efficiency * dt * unit[0]
 
 
 def _step_rounded_energy(em: EVModel, dt: float, lo: float, hi: float) -> tuple[float, float]:
@@ -864,7 +852,7 @@ def _v2g_mir_cuts(mm: MilpModel, eid: str, rows: tuple[int, list[tuple[int, int]
     energy, socs, bounding = rows
     em = next(em for em in mm.cp.evs if em.ev.id == eid)
     e = em.ev
-    q = e.efficiency * mm.cp.dt_h * step_unit_kw(em)[0]
+    q = step_grid(em, mm.cp.dt_h)[1]
     need = m.row_lo[energy]
     if not math.isfinite(need) or need <= 0:
         return []

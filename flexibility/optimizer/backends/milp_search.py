@@ -11,10 +11,10 @@ import math
 import time
 from typing import Optional
 
-from ..compile import Compiled, capacity_ev_peak_floor, capacity_windows
+from ..compile import Compiled, capacity_ev_peak_floor, capacity_windows, step_grid
 from ..result import Schedule, Status
 from .common import BackendResult, rel_gap
-from .milp_model import MilpModel, step_grid
+from .milp_model import MilpModel
 
 STAGE_SHARE = 0.5  # of the time left, for the EV-step relaxation's MIP in `stepped_start`
 
