@@ -364,7 +364,7 @@ def build_problem(
         },
         "do_not_disturb": do_not_disturb_intervals(home, start, end, inputs.do_not_disturb),
         "cycles": _cycles(inputs, start, end, missing),
-        "ev_sessions": _ev_sessions(inputs, start, end),
+        "ev_sessions": _ev_sessions(inputs, start, end, float(home.import_limit_kw), load),
         "batteries": [_battery(d, inputs) for d in devices if d.device_type == DeviceType.BATTERY],
         "pv": _pv(inputs, start, slots, missing),
         "thermal_storages": _thermal(inputs, start, slots, missing),
@@ -520,7 +520,8 @@ def _running_cycle(c: Cycle, device: Device, duration: timedelta, start: datetim
     }
 
 
-def _ev_sessions(inputs: HomeInputs, start: datetime, end: datetime) -> list[dict]:
+def _ev_sessions(inputs: HomeInputs, start: datetime, end: datetime, import_limit_kw: float,
+                 base_load_w: Optional[list[float]]) -> list[dict]:
     chargers = {d.pk: d for d in inputs.devices if d.device_type == DeviceType.EV_CHARGER}
     out = []
     for s in (s for s in inputs.ev_sessions if s.departure > start and s.arrival < end):
@@ -530,9 +531,8 @@ def _ev_sessions(inputs: HomeInputs, start: datetime, end: datetime) -> list[dic
         if s.arrival < start:  # a re-plan during the session: what the car already received is not asked again
             charged_kwh = telemetry.energy_wh([d.pk], floor_to_slot(s.arrival), start).get(d.pk, 0.0) / 1000.0
             need = max(need - charged_kwh * float(p.get("efficiency", 1.0)), 0.0)
-        if s.departure > end:  # leaves after the horizon: only its share of the time in the horizon is asked now
-            begin = max(s.arrival, start)
-            need *= (end - begin) / (s.departure - begin)
+        if s.departure > end:
+            need = _share_in_horizon_kwh(need, s, p, start, end, import_limit_kw, base_load_w)
         item = {
             "id": f"ev-{s.pk}", "device": d.serial_number, "name": s.vehicle_name or d.name,
             "arrival": max(s.arrival, start).isoformat(), "departure": min(s.departure, end).isoformat(),
@@ -548,6 +548,32 @@ def _ev_sessions(inputs: HomeInputs, start: datetime, end: datetime) -> list[dic
         item.update(_v2g(s, p))
         out.append(item)
     return out
+
+
+# Of what the import limit leaves beside the base load forecast in a car's slots, the most its share may ask: the
+# cycles and heaters planned beside it need room too.
+SHARE_ROOM_FRACTION = 0.9
+
+
+def _share_in_horizon_kwh(need_kwh: float, s: EVSession, p: dict, start: datetime, end: datetime,
+                          import_limit_kw: float, base_load_w: Optional[list[float]]) -> float:
+    """What a car that leaves after the horizon is asked by the horizon's end: the share of `need_kwh` its time in
+    the horizon bears (the plan after this one asks the rest), but no more than the charger can give in the horizon
+    beside the home's forecast load (an evening's base load under a 6.9 kVA limit leaves a 7.4 kW charger half its
+    power: the share alone made the plan infeasible), and never less than what would not fit after the horizon at
+    full power."""
+    begin = max(s.arrival, start)
+    efficiency = float(p.get("efficiency", 1.0))
+    max_kw = float(p["max_power_kw"])
+    share = need_kwh * ((end - begin) / (s.departure - begin))
+    after_h = (s.departure - end).total_seconds() / 3600
+    must_now = need_kwh - max_kw * efficiency * after_h
+    if base_load_w is not None:
+        dt_h = RESOLUTION_MIN / 60
+        first = int((begin - start).total_seconds() // (RESOLUTION_MIN * 60))
+        room_kwh = sum(min(max_kw, max(0.0, import_limit_kw - w / 1000.0)) for w in base_load_w[first:]) * dt_h
+        share = min(share, SHARE_ROOM_FRACTION * room_kwh * efficiency)
+    return max(share, must_now, 0.0)
 
 
 def _v2g(s: EVSession, p: dict) -> dict:
