@@ -17,8 +17,8 @@ from typing import Optional
 from ortools.sat.python import cp_model
 
 from ..compile import (THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, capacity_cycle_floors,
-                       capacity_ev_peak_floor, capacity_windows, day_slot_groups, device_terms, interchangeable_cycles,
-                       min_state_bounds, money_weight, power_cliques, stores_energy)
+                       capacity_ev_peak_floor, capacity_heater_peak_floor, capacity_windows, day_slot_groups,
+                       device_terms, interchangeable_cycles, min_state_bounds, money_weight, power_cliques, stores_energy)
 from ..problem import Battery, PV, SpaceHeating, ThermalStorage
 from ..result import Schedule, Status
 from .common import BackendResult, rel_gap
@@ -626,6 +626,8 @@ def _add_capacity_charges(mm: CpsatModel) -> None:
         least = floor
         if mm.symmetry:  # the peak an EV's whole steps force (compile.capacity_ev_peak_floor), rounded up to units
             least = max(floor, math.ceil(capacity_ev_peak_floor(mm.cp, windows) * mm.W * L - 1e-6))
+            # ... and heater on-slots (compile.capacity_heater_peak_floor), floored: CP-SAT rounds heater draws
+            least = max(least, math.floor(capacity_heater_peak_floor(mm.cp, windows) * mm.W * L + 1e-6))
         peak = md.new_int_var(least, max(least, L * mm.w(p.site.import_limit_kw)), "")
         for ts in windows:
             md.add(peak >= sum((L // len(ts)) * mm.imp[t] for t in ts))

@@ -10,8 +10,8 @@ import math
 from typing import Callable, Optional
 
 from ..compile import (THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, capacity_cycle_floors,
-                       capacity_ev_peak_floor, capacity_ev_window_cuts, capacity_windows, cycle_cost_floors,
-                       day_slot_groups, device_terms, heat_pump_count_cuts, heat_pump_mir_cuts, heating_count_bounds,
+                       capacity_ev_peak_floor, capacity_ev_window_cuts, capacity_heater_peak_floor, capacity_windows,
+                       cycle_cost_floors, day_slot_groups, device_terms, heat_pump_count_cuts, heat_pump_mir_cuts, heating_count_bounds,
                        heater_cliques, interchangeable_cycles, min_state_bounds, money_weight, power_cliques,
                        slot_cost_floors, step_grid, step_unit_kw)
 from ..problem import Battery, PV, SpaceHeating, ThermalStorage
@@ -511,8 +511,9 @@ def _add_capacity_charges(mm: MilpModel) -> None:
         windows = capacity_windows(p, cc)
         for ts in windows:
             m.row([mm.imp[t] for t in ts] + [peak], [1.0 / len(ts)] * len(ts) + [-1.0], -INF, 0.0)
-        if mm.cycle_cuts and not mm.elastic:  # the peak an EV's whole steps force (compile.capacity_ev_peak_floor)
-            m.lb[peak] = max(m.lb[peak], capacity_ev_peak_floor(mm.cp, windows))
+        if mm.cycle_cuts and not mm.elastic:  # the peak EV steps and heater on-slots force (compile.capacity_*_floor)
+            m.lb[peak] = max(m.lb[peak], capacity_ev_peak_floor(mm.cp, windows),
+                             capacity_heater_peak_floor(mm.cp, windows))
             _add_ev_window_cuts(mm, peak, windows)
         if mm.cycle_cuts and not mm.elastic:  # the peak each cycle start forces (compile.capacity_cycle_floors)
             for i, floors in capacity_cycle_floors(mm.cp, windows):
