@@ -4,6 +4,7 @@
 keeps those of some classes only; `--keep-better` records a served plan that beats a home's best known;
 `--first-seed S` takes the homes of seeds S .. S+N-1 instead of 0 .. N-1: homes no backend rule was tuned on) once
 each and prints one line per (class, backend): p50 / p95 / max wall ms, how many were not proven OPTIMAL,
+the machine's speed before and after the homes (`reference_ms_before` / `_after`: `speed_reference_ms`),
 how many were proven INFEASIBLE with an explanation (`infeasible_explained`: the relaxed plan's violations
 are the explanation, not a rejected plan), how many plans the evaluator rejected, and the objective gap of the served plan to the best plan known
 for that home (bench/results/best_known.json). `--best-known N` recomputes that file: both backends, first
@@ -118,6 +119,7 @@ def run_random(n: int, backends: list[str], time_limit_s: float, per_home: bool,
              if not classes or name.rsplit("-", 1)[0] in classes]
     best = json.loads(BEST_KNOWN.read_text())["homes"] if BEST_KNOWN.exists() else {}
     list(_solve_random("milp", 2, homes[:1])) and list(_solve_random("cpsat", 2, homes[:1]))  # warm imports
+    reference = {"reference_ms_before": speed_reference_ms()}
     lines = []
     for backend in backends:
         rows: dict[str, list[dict[str, Any]]] = {c: [] for c in CLASSES}
@@ -138,6 +140,7 @@ def run_random(n: int, backends: list[str], time_limit_s: float, per_home: bool,
             if per_home:
                 print(json.dumps(row), flush=True)
         everything = [r for c in CLASSES for r in rows[c]]
+        reference["reference_ms_after"] = speed_reference_ms()
         for cls, rs in [*rows.items(), ("all", everything)]:
             if not rs:
                 continue
@@ -154,10 +157,26 @@ def run_random(n: int, backends: list[str], time_limit_s: float, per_home: bool,
                 "rejected_by_evaluator": sum(r["rejected"] for r in rs),
                 "above_best_1e-4": sum(g > 1e-4 for g in gaps),
                 "max_gap_to_best": None if not gaps else float(f"{max(gaps):.3g}"),
-                "without_best_known": len(rs) - len(gaps), "peak_rss_mb": round(_rss_mb(), 1),
+                "without_best_known": len(rs) - len(gaps), "peak_rss_mb": round(_rss_mb(), 1), **reference,
             })
             print(json.dumps(lines[-1]), flush=True)
     return lines
+
+
+def speed_reference_ms(runs: int = 9) -> float:
+    """Median wall ms of HiGHS on the standard benchmark home (a fixed amount of work, far from any time limit):
+    the machine's speed while the random homes ran, measured before and after them. Wall times of two runs compare
+    only as far as their references agree (one machine of this kind was twice as fast as another, and a machine
+    drifted by 17 % between two runs of the same code; optimizer README, ninth round)."""
+    from flexibility.optimizer import problem_from_dict, solve
+
+    p = problem_from_dict(HOMES["standard"]())
+    times = []
+    for _ in range(runs + 1):  # the first one warms up
+        t = time.perf_counter()
+        solve(p, backend="milp", time_limit_s=10, explain=False)
+        times.append((time.perf_counter() - t) * 1000)
+    return round(statistics.median(times[1:]), 2)
 
 
 def best_known(n: int, time_limit_s: float, quick_s: float = 2.0) -> dict[str, Any]:

@@ -100,3 +100,5 @@ def test_bench_solves_held_out_homes_from_a_first_seed(capsys):
     assert all(x["gap_to_best"] is None and x["status"] == "OPTIMAL" for x in homes)
     total = next(x for x in lines if x.get("class") == "all")
     assert total["first_seed"] == 300 and total["homes"] == 2 and total["without_best_known"] == 2
+    # the machine's speed around the run, so that runs on other machines (or at other loads) can be compared
+    assert 0 < total["reference_ms_before"] < 5000 and 0 < total["reference_ms_after"] < 5000
