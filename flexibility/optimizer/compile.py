@@ -354,8 +354,8 @@ def capacity_heater_peak_floor(cp: "Compiled", windows: list[list[int]]) -> floa
     for th in heaters:
         f = lifted(th.electric_power_kw)
         lo, _hi, suffix = heating_count_bounds(th, cp.n, cp.dt_h)
-        out = max([out] + [kth(f[:t + 1], int(lo[t])) for t in range(cp.n) if lo[t] >= 1 and (t == 0 or lo[t] > lo[t - 1])]
-                  + [kth(f[t + 1:], need) for t, need in suffix])
+        firsts = [t for t in range(cp.n) if lo[t] >= 1 and (t == 0 or lo[t] > lo[t - 1])]  # the rest are weaker
+        out = max([out] + [kth(f[:t + 1], int(lo[t])) for t in firsts] + [kth(f[t + 1:], need) for t, need in suffix])
     for hp in pumps:
         f = lifted(hp.max_power_kw)
         out = max([out] + [kth(f[s:t + 1], lo) for s, t, lo, _hi in heat_pump_count_cuts(hp, cp.n, cp.dt_h) if lo >= 1])

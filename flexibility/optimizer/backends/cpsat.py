@@ -18,7 +18,8 @@ from ortools.sat.python import cp_model
 
 from ..compile import (THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, capacity_cycle_floors,
                        capacity_ev_peak_floor, capacity_heater_peak_floor, capacity_windows, day_slot_groups,
-                       device_terms, interchangeable_cycles, min_state_bounds, money_weight, power_cliques, stores_energy)
+                       device_terms, interchangeable_cycles, min_state_bounds, money_weight, power_cliques,
+                       stores_energy)
 from ..problem import Battery, PV, SpaceHeating, ThermalStorage
 from ..result import Schedule, Status
 from .common import BackendResult, rel_gap

@@ -11,9 +11,9 @@ from typing import Callable, Optional
 
 from ..compile import (THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, capacity_cycle_floors,
                        capacity_ev_peak_floor, capacity_ev_window_cuts, capacity_heater_peak_floor, capacity_windows,
-                       cycle_cost_floors, day_slot_groups, device_terms, heat_pump_count_cuts, heat_pump_mir_cuts, heating_count_bounds,
-                       heater_cliques, interchangeable_cycles, min_state_bounds, money_weight, power_cliques,
-                       slot_cost_floors, step_grid, step_unit_kw)
+                       cycle_cost_floors, day_slot_groups, device_terms, heat_pump_count_cuts, heat_pump_mir_cuts,
+                       heating_count_bounds, heater_cliques, interchangeable_cycles, min_state_bounds, money_weight,
+                       power_cliques, slot_cost_floors, step_grid, step_unit_kw)
 from ..problem import Battery, PV, SpaceHeating, ThermalStorage
 from ..result import Schedule, Violation
 from .common import ELASTIC_PER_CYCLE, ELASTIC_PER_KWH
