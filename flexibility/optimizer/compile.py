@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import math
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -87,6 +88,7 @@ class Compiled:
     may_export: list[bool]
     cost_norm: float
     co2_norm: float
+    memo: dict = field(default_factory=dict, repr=False, compare=False)  # see `hp_count_cuts`
 
 
 def option_extra_cost(p: Problem, c: ShiftableCycle, start_min: float, end_slot: int) -> float:
@@ -358,7 +360,7 @@ def capacity_heater_peak_floor(cp: "Compiled", windows: list[list[int]]) -> floa
         out = max([out] + [kth(f[:t + 1], int(lo[t])) for t in firsts] + [kth(f[t + 1:], need) for t, need in suffix])
     for hp in pumps:
         f = lifted(hp.max_power_kw)
-        out = max([out] + [kth(f[s:t + 1], lo) for s, t, lo, _hi in heat_pump_count_cuts(hp, cp.n, cp.dt_h) if lo >= 1])
+        out = max([out] + [kth(f[s:t + 1], lo) for s, t, lo, _hi in hp_count_cuts(cp, hp) if lo >= 1])
     return max(0.0, out - 1e-7)
 
 
@@ -609,6 +611,15 @@ def heat_pump_count_cuts(hp: SpaceHeating, n: int, dt_h: float) -> list[tuple[in
     return out
 
 
+def hp_count_cuts(cp: Compiled, hp: SpaceHeating) -> list[tuple[int, int, int, int]]:
+    """`heat_pump_count_cuts` of the home, computed once: the MILP's counts (in each model built: the staged EV search
+    builds two) and the capacity charge's heater floor read them, and at 576 slots they take 50 ms."""
+    key = ("heat_pump_count_cuts", hp.id)
+    if key not in cp.memo:
+        cp.memo[key] = heat_pump_count_cuts(hp, cp.n, cp.dt_h)
+    return cp.memo[key]
+
+
 HP_MIR_MIN_FRACTION = 0.02  # smaller fractional parts give huge temperature coefficients (and nothing the count lacks)
 HP_MIR_MAX_SLOT_SHARE = 0.1  # of the comfort band one on-slot may heat for `heat_pump_mir_cuts` (README "Sixth round")
 
@@ -687,8 +698,7 @@ def ev_model(p: Problem, e: EVSession) -> EVModel:
     slots = [t for t in range(g.slots) if t * res >= a - EPS and (t + 1) * res <= b + EPS]
     levels = e.power_levels_kw()
     em = EVModel(e, slots, e.energy_kwh, e.max_energy_kwh, levels, levels is None and e.min_power_kw > 0)
-    em.need_kwh = _whole_step_need_kwh(em, g.dt_h)
-    return em
+    return dataclasses.replace(em, need_kwh=_whole_step_need_kwh(em, g.dt_h))
 
 
 def _whole_step_need_kwh(em: EVModel, dt_h: float) -> float:

@@ -109,8 +109,8 @@ def run_backend(cp: Compiled, backend: str, time_limit_s: float, threads: int = 
     A V2G car that may not export covers the home's consumption, and charging a battery (or a car that may export)
     is consumption, their discharge generation: a plan that charges and discharges one of them at once passes the
     car's energy on to the grid (held-out home `full-898`). The models allow that outside `exclusive_battery_slots`
-    (a binary per slot there), so where a plan did it, every slot such a car is plugged in becomes exclusive and the
-    backend runs again with the time left (slot by slot, the next plan did it one slot further). Exact, and binaries
+    (a binary per slot there), so where a plan did it, every slot such a car is plugged in becomes exclusive (in `cp`, so for the
+    backends after this one too) and the backend runs again with the time left (slot by slot, the next plan did it one slot further). Exact, and binaries
     only in homes whose plans needed them."""
     t0 = time.perf_counter()
     res = _run_backend(cp, backend, time_limit_s, threads, start, **kw)

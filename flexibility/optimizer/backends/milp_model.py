@@ -11,7 +11,7 @@ from typing import Callable, Optional
 
 from ..compile import (THROUGHPUT_EPS_PER_KWH, Compiled, CycleModel, EVModel, capacity_cycle_floors,
                        capacity_ev_peak_floor, capacity_ev_window_cuts, capacity_heater_peak_floor, capacity_windows,
-                       cycle_cost_floors, day_slot_groups, device_terms, heat_pump_count_cuts, heat_pump_mir_cuts,
+                       cycle_cost_floors, day_slot_groups, device_terms, heat_pump_mir_cuts, hp_count_cuts,
                        heating_count_bounds, heater_cliques, interchangeable_cycles, min_state_bounds, money_weight,
                        power_cliques, slot_cost_floors, step_grid, step_unit_kw)
 from ..problem import Battery, PV, SpaceHeating, ThermalStorage
@@ -677,7 +677,7 @@ def _add_heat_pump_counts(mm: MilpModel, hp: SpaceHeating, on: list[int], temps:
         j = m.var(0.0, t + 1.0)
         m.row([j, on[t]] + S[-1:], [1.0, -1.0] + [-1.0] * len(S[-1:]), 0.0, 0.0)
         S.append(j)
-    for s, t, lo, hi in heat_pump_count_cuts(hp, len(on), mm.cp.dt_h):
+    for s, t, lo, hi in hp_count_cuts(mm.cp, hp):
         if s == 0:
             m.lb[S[t]], m.ub[S[t]] = max(m.lb[S[t]], float(lo)), min(m.ub[S[t]], float(hi))
         else:
