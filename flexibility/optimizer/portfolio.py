@@ -109,9 +109,9 @@ def run_backend(cp: Compiled, backend: str, time_limit_s: float, threads: int = 
     A V2G car that may not export covers the home's consumption, and charging a battery (or a car that may export)
     is consumption, their discharge generation: a plan that charges and discharges one of them at once passes the
     car's energy on to the grid (held-out home `full-898`). The models allow that outside `exclusive_battery_slots`
-    (a binary per slot there), so where a plan did it, every slot such a car is plugged in becomes exclusive (in `cp`, so for the
-    backends after this one too) and the backend runs again with the time left (slot by slot, the next plan did it one slot further). Exact, and binaries
-    only in homes whose plans needed them."""
+    (a binary per slot there), so where a plan did it, every slot such a car is plugged in becomes exclusive (in
+    `cp`, so for the backends after this one too) and the backend runs again with the time left (slot by slot, the
+    next plan did it one slot further). Exact, and binaries only in homes whose plans needed them."""
     t0 = time.perf_counter()
     res = _run_backend(cp, backend, time_limit_s, threads, start, **kw)
     left = time_limit_s - (time.perf_counter() - t0)
@@ -161,7 +161,8 @@ def portfolio_runner(cp: Compiled, backend: str, time_limit_s: float, threads: i
         if not peak_rounds(cp):
             return run_backend(cp, backend, time_limit_s, threads, start)
         ev = evaluate(cp.problem, start, cp)  # the plan's objective gives CP-SAT its peak cuts
-        return run_backend(cp, backend, time_limit_s, threads, start, cutoff=ev.objective if ev.feasible else None)
+        return run_backend(cp, backend, time_limit_s, threads, start, cutoff=ev.objective if ev.feasible else None,
+                           improve=True)
     ev = evaluate(cp.problem, start, cp)
     if not ev.feasible:  # only a plan that keeps every requirement bounds the optimum
         return run_backend(cp, backend, time_limit_s, threads)

@@ -560,8 +560,8 @@ def _share_in_horizon_kwh(need_kwh: float, s: EVSession, p: dict, start: datetim
     """What a car that leaves after the horizon is asked by the horizon's end: the share of `need_kwh` its time in
     the horizon bears (the plan after this one asks the rest), but no more than the charger can give in the horizon
     beside the home's forecast load (an evening's base load under a 6.9 kVA limit leaves a 7.4 kW charger less than
-    its full power: the share alone made the plan infeasible), and never less than what would not fit after the horizon at
-    full power."""
+    its full power: the share alone made the plan infeasible), and never less than what would not fit after the
+    horizon at full power."""
     begin = max(s.arrival, start)
     efficiency = float(p.get("efficiency", 1.0))
     max_kw = float(p["max_power_kw"])

@@ -403,8 +403,11 @@ def test_peak_cuts_keep_the_optimum(spans, prices, window_min, peak_floor_kw, pv
     given the optimum itself (HiGHS, the plain model) as hint and cutoff, the tightest case, CP-SAT with the cuts
     proves the same objective. With negative prices, PV (curtailable or not) and export paid above some import
     prices (the exclusive slots whose export the objective floor bounds). Fails when the cuts are made stronger
-    (the floor raised by 1 %, the room in a window lowered by 1 %)."""
+    (the floor raised by 1 %, the room in a window lowered by 1 %). With `improve`, CP-SAT searches only below the
+    hint's objective: the optimum as hint is proven by finding nothing, the household's own plan leads to the
+    optimum."""
     from flexibility.optimizer.backends.cpsat import peak_rounds, solve_cpsat
+    from flexibility.optimizer.baseline import baseline_schedule
     from flexibility.optimizer.compile import compile_problem
     from flexibility.optimizer.evaluate import evaluate
 
@@ -424,6 +427,23 @@ def test_peak_cuts_keep_the_optimum(spans, prices, window_min, peak_floor_kw, pv
     c = solve_cpsat(cp, 20, hint=opt.schedule, cutoff=cutoff)
     assert "peak_cliques" in c.detail
     assert c.status == Status.OPTIMAL and agree(c.objective, opt.objective), (c.status, c.objective, opt.objective)
+    # only plans below the hint (the portfolio's second round): from the optimum none, which proves it, and the
+    # bound is one (never above the optimum); from the household's own plan, the optimum
+    c = solve_cpsat(cp, 20, hint=opt.schedule, cutoff=cutoff, improve=True)
+    # (the completed hint may curtail PV worse than HiGHS did: then CP-SAT finds the same starts, completed better)
+    assert "improve_below" in c.detail
+    assert (c.detail.get("proof") == "no plan below the hint") == (c.schedule is opt.schedule)
+    slack = 1e-5 * max(1.0, abs(opt.objective))  # CP-SAT's loads in whole power units: its model is exact to ~1e-7
+    assert c.status == Status.OPTIMAL and agree(c.objective, opt.objective), (c.status, c.objective, opt.objective)
+    assert c.bound <= opt.objective + slack, (c.bound, opt.objective)
+    own = baseline_schedule(p, cp)
+    ev = evaluate(p, own, cp)
+    assume(ev.feasible)
+    c = solve_cpsat(cp, 20, hint=own, cutoff=ev.objective, improve=True)
+    assert agree(c.objective, opt.objective), (c.status, c.objective, opt.objective)
+    # proven within the gap limit of the plan found when that is at least a quarter of the plan it started below
+    assert c.status == Status.OPTIMAL or abs(ev.objective) > 4 * max(1.0, abs(opt.objective)), (c.status, ev.objective)
+    assert "improve_below" in c.detail and c.bound <= opt.objective + slack
 
 
 @pytest.mark.parametrize("efficiency", [0.942, 0.9, 0.95])

@@ -273,7 +273,7 @@ def test_cycle_homes_search_and_second_round():
 
 
 def test_second_cpsat_round_with_peak_cuts():
-    """A cycle home under a capacity charge: CP-SAT first and unproven, then CP-SAT again from its plan with the
+    """A cycle home under a capacity charge: CP-SAT first and unproven, then CP-SAT again below its plan with the
     plan's peak cuts, which proves the optimum HiGHS proves alone; with no first plan, HiGHS gets the second turn."""
     from flexibility.optimizer.backends.milp import solve_milp
 
@@ -288,12 +288,13 @@ def test_second_cpsat_round_with_peak_cuts():
 
         def run(cp, backend, time_limit_s, threads, start):
             res = portfolio_runner(cp, backend, time_limit_s, threads, start)
-            calls.append((backend, start is not None, res.detail.get("peak_cliques")))
+            calls.append((backend, start is not None, res.detail.get("peak_cliques"), res.detail.get("improve_below")))
             return fault(res) if len(calls) == 1 else res
 
         res, _ = solve_portfolio(cp, 20, first="cpsat", runner=run)
         assert [c[:2] for c in calls] == [("cpsat", False), second]
         assert (calls[1][2] is not None) == (second[0] == "cpsat")  # the cuts were added
+        assert (calls[1][3] is not None) == (second[0] == "cpsat")  # ... and only plans below the first one count
         opt = solve_milp(cp, 20)
         assert res.status == Status.OPTIMAL and abs(res.objective - opt.objective) <= 1e-4 * max(1.0, abs(opt.objective))
 
