@@ -9,8 +9,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import math
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
 from .problem import (CapacityCharge, EVSession, MinimumState, Problem, ShiftableCycle, SpaceHeating, ThermalStorage,
@@ -698,7 +697,7 @@ def ev_model(p: Problem, e: EVSession) -> EVModel:
     slots = [t for t in range(g.slots) if t * res >= a - EPS and (t + 1) * res <= b + EPS]
     levels = e.power_levels_kw()
     em = EVModel(e, slots, e.energy_kwh, e.max_energy_kwh, levels, levels is None and e.min_power_kw > 0)
-    return dataclasses.replace(em, need_kwh=_whole_step_need_kwh(em, g.dt_h))
+    return replace(em, need_kwh=_whole_step_need_kwh(em, g.dt_h))
 
 
 def _whole_step_need_kwh(em: EVModel, dt_h: float) -> float:

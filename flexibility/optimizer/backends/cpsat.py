@@ -75,6 +75,7 @@ class CpsatModel:
         self.symmetry = symmetry
         self.peaks: list[tuple[object, int, list[list[int]]]] = []  # capacity charges: (peak, L, windows)
         self.exclusive: list = []  # the exclusive-slot Booleans (battery mode, import or export): issue 14
+        self.ordered: list[tuple[CycleModel, CycleModel]] = []  # interchangeable cycles the model runs in order
         for cm in cp.cycles:
             _add_cycle(self, cm)
         _add_no_overlap(self)
@@ -103,19 +104,17 @@ class CpsatModel:
 
     def add_hint(self, sch: Schedule) -> None:
         """Another backend's plan as a hint: cycle starts, EV steps, heater on/off states. Interchangeable cycles
-        swap starts into the order the model asks of them (`_add_no_overlap`), an equal plan the model admits."""
+        swap starts into the order the model asks of them (`self.ordered`), an equal plan the model admits."""
         starts = dict(sch.cycle_start_min)
-        if self.symmetry:
-            pairs = interchangeable_cycles(self.cp)
-            for _ in pairs:
-                swapped = False
-                for a, b in pairs:
-                    sa, sb = starts.get(a.cycle.id), starts.get(b.cycle.id)
-                    if sa is not None and sb is not None and sb < sa:
-                        starts[a.cycle.id], starts[b.cycle.id] = sb, sa
-                        swapped = True
-                if not swapped:
-                    break
+        for _ in self.ordered:  # bubble passes along the chains
+            swapped = False
+            for a, b in self.ordered:
+                sa, sb = starts.get(a.cycle.id), starts.get(b.cycle.id)
+                if sa is not None and sb is not None and sb < sa:
+                    starts[a.cycle.id], starts[b.cycle.id] = sb, sa
+                    swapped = True
+            if not swapped:
+                break
         for cid, opts in self.cycle_x.items():
             want = starts.get(cid)
             for x, sm in opts:
@@ -253,7 +252,8 @@ def _add_no_overlap(mm: CpsatModel) -> None:
     if not mm.symmetry:
         return
     res = cp.problem.grid.resolution_min
-    for a, b in interchangeable_cycles(cp):
+    mm.ordered = interchangeable_cycles(cp)
+    for a, b in mm.ordered:
         xa, xb = mm.cycle_x[a.cycle.id], mm.cycle_x[b.cycle.id]
         occ = a.options[0].occupied[1] - a.options[0].occupied[0]
         md.add(sum(int(round(s / res)) * x for x, s in xb) - sum(int(round(s / res)) * x for x, s in xa) >= occ)
